@@ -1,0 +1,127 @@
+"""Load a validated submission into the DuckDB store, all or nothing.
+
+One transaction per submission: rows that fail a check go to `quarantine` (with the whole
+original record, so nothing is lost), the rest replace any earlier rows with the same
+(bank_id, txn_id) / (bank_id, account_id), and a `submissions` row records the outcome.
+A crash anywhere before COMMIT leaves the store as it was.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from pipelines import store
+from pipelines.submission import Submission, SubmissionRejected, open_submission
+from pipelines.validation import Validation, quote, run_checks, stage
+from schemas import contract
+
+
+@dataclass
+class IngestOutcome:
+    path: str
+    submission_id: str
+    outcome: str                      # loaded | loaded_with_quarantine | duplicate | rejected
+    message: str = ""
+    rows_loaded: dict[str, int] = field(default_factory=dict)
+    rows_quarantined: dict[str, int] = field(default_factory=dict)
+    rows_replaced: int = 0
+    validation: Validation | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.outcome in ("loaded", "loaded_with_quarantine", "duplicate")
+
+
+def checkpoint(name: str) -> None:
+    """A named point inside the load transaction; THB_CRASH_AT=name kills the process there (crash tests)."""
+    if os.environ.get("THB_CRASH_AT") == name:
+        os._exit(137)
+
+
+def _submission_id(sub: Submission | None, path: Path) -> str:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+    bank = (sub.bank_id if sub else None) or path.name
+    return f"{bank}-{stamp}"
+
+
+def _record(con, sid: str, sub: Submission | None, path: Path, outcome: str, message: str,
+            rows_in: dict | None = None, loaded: int = 0, quarantined: int = 0, replaced: int = 0) -> None:
+    period = sub.period if sub else None
+    kind = None if sub is None else ("fiu" if sub.fiu else "bank")
+    con.execute("INSERT INTO submissions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now(), ?, ?)", [
+        sid, sub.bank_id if sub else None, kind, period[0] if period else None, period[1] if period else None,
+        str(path), json.dumps(sub.sha256 if sub else {}), sub.fingerprint if sub else None,
+        json.dumps(rows_in or {}), loaded, quarantined, replaced, outcome, message])
+
+
+def _load_file(con, sid: str, name: str, target: str, cols: tuple[contract.Column, ...], key: tuple[str, ...]) -> tuple[int, int, int]:
+    """Quarantine failing rows of stg_<name>, replace same-key rows in `target`, insert the rest."""
+    con.execute(f"""INSERT INTO quarantine
+        SELECT ?, f.file, f.row, f.check_id, f."column", f.reason, f.value, to_json(s), now()
+        FROM failures f JOIN stg_{name} s ON s.__row = f.row WHERE f.file = ?""", [sid, name])
+    quarantined = con.execute("SELECT count(DISTINCT row) FROM failures WHERE file = ?", [name]).fetchone()[0]
+    casts = ", ".join(f"CAST({quote(c.name)} AS {c.sql_type}) AS {quote(c.name)}" for c in cols)
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE ok_{name} AS SELECT {casts} FROM stg_{name} s
+        WHERE NOT EXISTS (SELECT 1 FROM failures f WHERE f.file = '{name}' AND f.row = s.__row)""")
+    on = " AND ".join(f"t.{quote(k)} = o.{quote(k)}" for k in key)
+    replaced = con.execute(f"DELETE FROM {target} t USING ok_{name} o WHERE {on}").fetchone()[0]
+    names = ", ".join(quote(c.name) for c in cols)
+    con.execute(f"INSERT INTO {target} ({names}, submission_id) SELECT {names}, ? FROM ok_{name}", [sid])
+    loaded = con.execute(f"SELECT count(*) FROM ok_{name}").fetchone()[0]
+    con.execute(f"DROP TABLE ok_{name}")
+    return loaded, quarantined, replaced
+
+
+def ingest(path: str | Path, db_path: str | Path, memory_limit: str | None = None) -> IngestOutcome:
+    """Validate and load one submission folder into the store at `db_path`."""
+    path = Path(path)
+    con = store.connect(db_path, memory_limit)
+    try:
+        store.ensure_schema(con)
+        try:
+            sub = open_submission(path)
+        except SubmissionRejected as e:
+            sid = _submission_id(None, path)
+            _record(con, sid, None, path, "rejected", str(e))
+            return IngestOutcome(str(path), sid, "rejected", str(e), validation=Validation(Submission(path, {}), fault=e))
+        sid = _submission_id(sub, path)
+        earlier = con.execute("SELECT submission_id FROM submissions WHERE fingerprint = ? AND outcome LIKE 'loaded%' "
+                              "ORDER BY loaded_at LIMIT 1", [sub.fingerprint]).fetchone()
+        if earlier:
+            msg = f"identical files were already loaded as {earlier[0]}; nothing loaded again"
+            _record(con, sid, sub, path, "duplicate", msg)
+            return IngestOutcome(str(path), sid, "duplicate", msg)
+        con.execute("BEGIN TRANSACTION")
+        try:
+            v = stage(con, sub)
+            run_checks(con, v)
+            loaded, quarantined, replaced = {}, {}, 0
+            if "accounts" in sub.files:
+                n, q, r = _load_file(con, sid, "accounts", "accounts", contract.ACCOUNTS, ("bank_id", "account_id"))
+                loaded["accounts"], quarantined["accounts"] = n, q
+                checkpoint("after_accounts")
+            target = "fiu_reports" if sub.fiu else "transactions"
+            n, q, replaced = _load_file(con, sid, "transactions", target, contract.columns("transactions", sub.fiu),
+                                        ("bank_id", "txn_id"))
+            loaded["transactions"], quarantined["transactions"] = n, q
+            checkpoint("after_transactions")
+            total_q = sum(quarantined.values())
+            outcome = "loaded_with_quarantine" if total_q else "loaded"
+            msg = (f"loaded {', '.join(f'{v_} {k}' for k, v_ in loaded.items())}; quarantined {total_q} rows"
+                   + (f"; replaced {replaced} earlier transactions" if replaced else ""))
+            _record(con, sid, sub, path, outcome, msg, v.rows, sum(loaded.values()), total_q, replaced)
+            con.execute("DROP TABLE IF EXISTS stg_transactions; DROP TABLE IF EXISTS stg_accounts; DROP TABLE IF EXISTS failures")
+            con.execute("COMMIT")
+            return IngestOutcome(str(path), sid, outcome, msg, loaded, quarantined, replaced, v)
+        except SubmissionRejected as e:
+            con.execute("ROLLBACK")
+            _record(con, sid, sub, path, "rejected", str(e))
+            return IngestOutcome(str(path), sid, "rejected", str(e), validation=Validation(sub, fault=e))
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+    finally:
+        con.close()

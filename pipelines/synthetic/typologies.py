@@ -1,0 +1,395 @@
+"""Planted trafficking scenarios and their legitimate look-alikes.
+
+Each scenario is a few accounts with roles. It shows a random subset of the indicators of its
+typology (from ../shared/indicators.md), at least two, so some scenarios are easy and some are
+not. Hard negatives copy one or two surface features of a typology with a lawful story.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pipelines.synthetic.events import Events, minutes
+from pipelines.synthetic.population import CITIES, Population
+
+RISK_SECTORS = [1, 7, 8, 9, 10, 13]     # indices into SECTORS: 45.20? see below; resolved by code
+RISK_SECTOR_CODES = ("78.20", "01.13", "45.20", "96.02", "81.21", "96.01")
+AD_PLATFORMS = [("Kinky.nl", "7311"), ("Sexjobs.nl", "7311"), ("EscortDirectory", "5967"), ("Redlights.nl", "7311")]
+LENDERS = ["Snelkrediet NL", "Ferratum", "Qander", "Santander Consumer", "In3", "Klarna", "Freo"]
+TOPUP = ["Lebara", "Lycamobile", "Ortel", "Vectone"]
+LUXURY = [("5944", "Juwelier Goud"), ("5511", "Auto Prestige"), ("5813", "Club VIP"), ("5651", "Louis Vuitton")]
+REMITTERS = ["Western Union", "MoneyGram", "Ria", "WorldRemit"]
+VASP = ["Bitvavo", "Coinbase", "Bitonic"]
+SOURCE_COUNTRIES = ["NG", "RO", "BG", "CN", "VN", "TH", "UG"]
+NAT_FOR_SOURCE = {"NG": "NG", "RO": "RO", "BG": "BG", "CN": "CN", "VN": "VN", "TH": "TH", "UG": "UG"}
+
+INDICATORS = {
+    "sexual_exploitation": ["client_payments", "ads", "hotels", "night_cash", "topups", "taxi", "depleted"],
+    "labour_exploitation": ["crowded", "cash_out", "forward", "device", "rent_to_employer"],
+    "criminal_exploitation": ["new_account", "many_senders", "cash_out", "crypto", "device"],
+    "creditboys": ["loans", "telecom_burst", "forward", "cash_out"],
+    "debt_bondage": ["cash_income", "p2p_income", "shared_address", "weekly"],
+}
+SIZES = {"sexual_exploitation": 4, "labour_exploitation": 11, "criminal_exploitation": 6, "creditboys": 4, "debt_bondage": 4}
+POSITIVE_SHARE = 0.0015      # planted accounts per typology, as a share of all accounts
+HARD_NEGATIVE_SHARE = 0.018
+
+
+@dataclass
+class Scenario:
+    id: str
+    typology: str
+    roles: dict[str, np.ndarray]
+    indicators: set[str]
+    extra: dict = field(default_factory=dict)
+
+
+def _take(pool: list[int], k: int) -> np.ndarray:
+    out = np.array(pool[:k], dtype=np.int64)
+    del pool[:k]
+    return out
+
+
+def _strength(rng, typology: str) -> set[str]:
+    names = INDICATORS[typology]
+    k = int(rng.choice(np.arange(2, len(names) + 1)))
+    return set(rng.choice(names, k, replace=False))
+
+
+def plan(rng: np.random.Generator, pop: Population) -> tuple[list[Scenario], list[Scenario]]:
+    """Choose accounts for scenarios and hard negatives and give them fitting attributes."""
+    persons = [int(i) for i in rng.permutation(np.flatnonzero(~pop.is_business))]
+    businesses = [int(i) for i in rng.permutation(np.flatnonzero(pop.is_business))]
+    from pipelines.synthetic.population import SECTORS
+    code_to_sector = {s[0]: i for i, s in enumerate(SECTORS)}
+    scenarios: list[Scenario] = []
+    year_days = 365
+    for typ, size in SIZES.items():
+        count = max(1, int(round(pop.n * POSITIVE_SHARE / size)))
+        for s in range(count):
+            sid = f"{typ[:2].upper()}{s:03d}"
+            ind = _strength(rng, typ)
+            if typ == "sexual_exploitation":
+                ctrl, vic = _take(persons, 1), _take(persons, int(rng.integers(2, 5)))
+                pop.gender[ctrl], pop.age[ctrl] = "m", rng.integers(21, 37)
+                pop.gender[vic] = "f"
+                pop.age[vic] = np.where(rng.random(len(vic)) < 0.8, rng.integers(18, 26, len(vic)), rng.integers(26, 33, len(vic)))
+                pop.income_kind[vic] = "none"
+                pop.income_kind[ctrl] = np.where(rng.random() < 0.5, "none", "benefit")
+                scenarios.append(Scenario(sid, typ, {"controller": ctrl, "victim": vic}, ind))
+            elif typ == "labour_exploitation":
+                emp = _take(businesses, 1)
+                owner = _take(persons, 1)
+                workers = _take(persons, int(rng.integers(6, 16)))
+                pop.sector[emp] = code_to_sector[str(rng.choice(RISK_SECTOR_CODES))]
+                nat = rng.choice(["PL", "RO", "BG", "UA", "IN"])
+                pop.nationality[workers] = np.where(rng.random(len(workers)) < 0.85, nat, "RO")
+                sex = rng.choice(["m", "f"], p=[0.7, 0.3])
+                pop.gender[workers] = np.where(rng.random(len(workers)) < 0.85, sex, "m" if sex == "f" else "f")
+                pop.age[workers] = rng.integers(20, 46, len(workers))
+                pop.income_kind[workers] = "none"
+                pop.account_age_days[workers] = rng.integers(20, 500, len(workers))
+                pop.employer[workers] = emp[0]
+                if "crowded" in ind:
+                    homes = workers[: 1 + int(len(workers) > 9)]
+                    pop.household[workers] = rng.choice(homes, len(workers))
+                    pop.household[homes] = homes
+                    pop.city[workers] = pop.city[emp[0]]
+                scenarios.append(Scenario(sid, typ, {"employer": emp, "controller": owner, "victim": workers}, ind,
+                                          {"wage": float(np.round(rng.uniform(980, 1250), 0))}))
+            elif typ == "criminal_exploitation":
+                ctrl, mules = _take(persons, 1), _take(persons, int(rng.integers(3, 8)))
+                pop.age[mules] = rng.integers(18, 24, len(mules))
+                pop.age[ctrl] = rng.integers(19, 35)
+                pop.income_kind[mules] = np.where(rng.random(len(mules)) < 0.5, "student", "none")
+                if "new_account" in ind:
+                    pop.account_age_days[mules] = rng.integers(5, 170, len(mules))
+                scenarios.append(Scenario(sid, typ, {"controller": ctrl, "mule": mules}, ind))
+            elif typ == "creditboys":
+                ctrl, vic = _take(persons, 1), _take(persons, int(rng.integers(2, 5)))
+                pop.age[vic] = rng.integers(18, 26, len(vic))
+                pop.age[ctrl] = rng.integers(19, 33)
+                pop.income_kind[vic] = np.where(rng.random(len(vic)) < 0.5, "student", "benefit")
+                pop.salary[vic] = np.where(pop.income_kind[vic] == "student", 450.0, 1100.0)
+                scenarios.append(Scenario(sid, typ, {"controller": ctrl, "victim": vic}, ind))
+            else:
+                vic = _take(persons, int(rng.integers(3, 6)))
+                country = str(rng.choice(SOURCE_COUNTRIES))
+                pop.nationality[vic] = NAT_FOR_SOURCE[country]
+                pop.age[vic] = rng.integers(19, 40, len(vic))
+                pop.income_kind[vic] = "none"
+                if "shared_address" in ind:
+                    pop.household[vic] = vic[0]
+                    pop.city[vic] = pop.city[vic[0]]
+                scenarios.append(Scenario(sid, typ, {"victim": vic}, ind,
+                                          {"country": country, "beneficiary": f"BEN-{sid}-{country}",
+                                           "instalment": float(rng.choice([250, 300, 350, 400, 500]))}))
+    negatives: list[Scenario] = []
+    kinds = ["traveller", "landlord", "agency", "remitter", "student", "cafe", "family_phones", "night_shift", "bnpl_user"]
+    per_kind = max(1, int(round(pop.n * HARD_NEGATIVE_SHARE / len(kinds))))
+    for kind in kinds:
+        for s in range(per_kind if kind != "agency" else max(1, per_kind // 8)):
+            sid = f"HN-{kind}-{s:03d}"
+            if kind == "agency":
+                emp, workers = _take(businesses, 1), _take(persons, int(rng.integers(8, 16)))
+                pop.sector[emp] = code_to_sector["78.20"]
+                pop.nationality[workers] = rng.choice(["PL", "RO", "BG"], len(workers))
+                pop.age[workers] = rng.integers(20, 50, len(workers))
+                pop.income_kind[workers] = "salary"
+                pop.employer[workers] = emp[0]
+                pop.salary[workers] = np.round(rng.uniform(2000, 2400, len(workers)), 0)
+                negatives.append(Scenario(sid, "none", {"hard_negative": np.r_[emp, workers]}, set()))
+            elif kind == "cafe":
+                b = _take(businesses, 1)
+                pop.sector[b] = code_to_sector["56.30"]
+                negatives.append(Scenario(sid, "none", {"hard_negative": b}, set()))
+            else:
+                p = _take(persons, 1)
+                if kind == "student":
+                    pop.age[p], pop.income_kind[p] = rng.integers(18, 24), "student"
+                if kind == "remitter":
+                    pop.nationality[p] = rng.choice(SOURCE_COUNTRIES)
+                if kind == "traveller":
+                    pop.income_kind[p], pop.salary[p] = "salary", 4200.0
+                if kind == "bnpl_user":
+                    pop.age[p] = rng.integers(18, 26)
+                negatives.append(Scenario(sid, "none", {"hard_negative": p}, set(), {"kind": kind}))
+    return scenarios, negatives
+
+
+def _days(rng, n, days):
+    return rng.integers(0, days, n)
+
+
+def scenario_events(ev: Events, pop: Population, scenarios: list[Scenario]) -> None:
+    rng, days = ev.rng, ev.days
+    males = np.flatnonzero((pop.gender == "m") & ~pop.is_business & (pop.age >= 20))
+    persons = np.flatnonzero(~pop.is_business)
+    for sc in scenarios:
+        ind = sc.indicators
+        if sc.typology == "sexual_exploitation":
+            ctrl, vic = sc.roles["controller"][0], sc.roles["victim"]
+            for v in vic:
+                city0 = pop.city[v]
+                work_cities = rng.choice(len(CITIES), int(rng.integers(2, 5)), replace=False) if "hotels" in ind else np.array([city0])
+                n = int(rng.poisson(days * 0.7))
+                day = _days(rng, n, days)
+                night = rng.random(n) < 0.65
+                mins = np.where(night, minutes(rng, n, "night"), minutes(rng, n, "evening"))
+                amt = np.round(np.exp(rng.normal(np.log(150), 0.45, n)) / 10, 0) * 10
+                if "client_payments" in ind:
+                    senders = np.where(rng.random(n) < 0.5, rng.choice(males, n), -1)
+                    inside = senders >= 0
+                    alias = np.where(rng.random(n) < 0.25, rng.choice(["(Bambi)", "afspraak", "date 1u", "massage", "(Roxy)"], n), None)
+                    ev.transfer(senders[inside], np.full(inside.sum(), v), day[inside], mins[inside], amt[inside],
+                                "instant_transfer", description=alias[inside], device_src=senders[inside].astype(str))
+                    ext = ~inside
+                    ev.add(np.full(ext.sum(), v), day[ext], mins[ext], "credit", amt[ext], "instant_transfer",
+                           cp_ext=np.char.add("XP-", rng.integers(0, 10**7, ext.sum()).astype(str)), cp_type="person",
+                           cp_country="NL", description=alias[ext])
+                else:  # clients pay cash, deposited at ATMs in the work cities at night
+                    c = rng.choice(work_cities, n)
+                    ev.add(np.full(n, v), day, mins, "credit", amt, "cash_deposit", city=CITIES[c], mcc="6011")
+                if "ads" in ind:
+                    k = int(rng.poisson(days / 30 * 6)) + 2
+                    plat = AD_PLATFORMS[int(rng.integers(len(AD_PLATFORMS)))]
+                    ev.add(np.full(k, v), _days(rng, k, days), minutes(rng, k, "any"), "debit",
+                           rng.choice([3.0, 12.0, 24.0, 9.95, 19.95], k), "card", cp_ext=f"M-{plat[0]}", cp_type="business",
+                           cp_name=plat[0], cp_country="NL", mcc=plat[1])
+                if "hotels" in ind:
+                    k = int(rng.poisson(days / 30 * 5)) + 2
+                    c = rng.choice(work_cities, k)
+                    hotel = np.char.add(rng.choice(["Hotel Centraal ", "Budget Inn ", "City Hostel ", "Ibis "], k), CITIES[c])
+                    ev.add(np.full(k, v), _days(rng, k, days), minutes(rng, k, "evening"), "debit",
+                           np.round(rng.uniform(55, 140, k), 0), "card", cp_ext=np.char.add("M-", hotel), cp_type="business",
+                           cp_name=hotel, cp_country="NL", mcc="7011", city=CITIES[c])
+                if "night_cash" in ind:
+                    k = int(rng.poisson(days / 30 * 6)) + 2
+                    c = rng.choice(work_cities, k)
+                    ev.add(np.full(k, v), _days(rng, k, days), minutes(rng, k, "night"), "debit",
+                           rng.choice([50.0, 100.0, 150.0, 200.0], k), "cash_withdrawal", mcc="6011", city=CITIES[c])
+                if "topups" in ind:
+                    k = int(rng.poisson(days / 30 * 9)) + 2
+                    t = rng.choice(TOPUP, k)
+                    ev.add(np.full(k, v), _days(rng, k, days), minutes(rng, k, "any"), "debit", rng.choice([10.0, 15.0, 20.0], k),
+                           "card", cp_ext=np.char.add("M-", t), cp_type="business", cp_name=t, cp_country="NL", mcc="4814")
+                if "taxi" in ind:
+                    k = int(rng.poisson(days / 30 * 18))
+                    ev.add(np.full(k, v), _days(rng, k, days), minutes(rng, k, "night"), "debit", np.round(rng.uniform(12, 45, k), 2),
+                           "card", cp_ext="M-Uber", cp_type="business", cp_name=rng.choice(["Uber", "Bolt"]), cp_country="NL",
+                           mcc="4121", city=CITIES[rng.choice(work_cities, k)])
+                # earnings go to the controller, the next day or the same night (SE-08/SE-09)
+                share = rng.uniform(0.75, 0.95) if "depleted" in ind else rng.uniform(0.45, 0.75)
+                per_day = np.bincount(day, weights=amt, minlength=days)
+                d = np.flatnonzero(per_day > 0)
+                lag = rng.integers(0, 2, len(d))
+                ev.transfer(np.full(len(d), v), np.full(len(d), ctrl), d + lag, minutes(rng, len(d), "day"),
+                            np.round(per_day[d] * share, 0), "instant_transfer", device_src=str(v))
+            if "ads" in ind or rng.random() < 0.5:   # controller buys premium ads and pays for luxury
+                k = int(rng.poisson(days / 30 * 4)) + 1
+                ev.add(np.full(k, ctrl), _days(rng, k, days), minutes(rng, k, "any"), "debit", rng.uniform(40, 250, k), "card",
+                       cp_ext="M-Kinky.nl", cp_type="business", cp_name="Kinky.nl", cp_country="NL", mcc="7311")
+            k = int(rng.poisson(days / 30 * 4)) + 1
+            lux = rng.integers(0, len(LUXURY), k)
+            ev.add(np.full(k, ctrl), _days(rng, k, days), minutes(rng, k, "day"), "debit", np.exp(rng.normal(np.log(900), 0.6, k)),
+                   "card", cp_ext=np.char.add("M-", np.array([LUXURY[i][1] for i in lux])), cp_type="business",
+                   cp_name=np.array([LUXURY[i][1] for i in lux]), cp_country="NL", mcc=np.array([LUXURY[i][0] for i in lux]))
+        elif sc.typology == "labour_exploitation":
+            emp, owner, workers = sc.roles["employer"][0], sc.roles["controller"][0], sc.roles["victim"]
+            wage = sc.extra["wage"]
+            shared_device = f"{emp}-phone"
+            pay = [d for d in range(days) if (d % 30) == 24] or [days - 1]
+            for d in pay:
+                n = len(workers)
+                ev.transfer(np.full(n, emp), workers, np.full(n, d), minutes(rng, n, "office"), np.full(n, wage),
+                            "transfer", description="Loon", src_type="business", src_name="Uitzendbureau")
+                if "cash_out" in ind:
+                    lag = rng.integers(0, 2, n)
+                    ev.add(workers, d + lag, minutes(rng, n, "day"), "debit", np.round(wage * rng.uniform(0.85, 1.0, n), -1),
+                           "cash_withdrawal", mcc="6011", city=CITIES[pop.city[emp]])
+                if "forward" in ind:
+                    lag = rng.integers(0, 2, n)
+                    ev.transfer(workers, np.full(n, owner), d + lag, minutes(rng, n, "day"), np.round(wage * rng.uniform(0.5, 0.7, n), 0),
+                                "transfer", description="huisvesting", device_src=shared_device if "device" in ind else workers.astype(str))
+                if "rent_to_employer" in ind:
+                    ev.transfer(workers, np.full(n, owner), d + 2, minutes(rng, n, "office"), np.full(n, 450.0), "transfer",
+                                description="huur kamer", device_src=shared_device if "device" in ind else workers.astype(str))
+                if "device" in ind:   # the employer's phone runs the workers' online banking
+                    ev.add(workers, d + rng.integers(0, 3, n), minutes(rng, n, "day"), "debit", np.round(rng.uniform(20, 80, n), 2),
+                           "transfer", cp_ext="DD-Odido", cp_type="business", cp_name="Odido", cp_country="NL", device=shared_device)
+            # the employer's other costs: no normal payroll tax, lodging and vans for the workers
+            k = int(rng.poisson(days / 30 * 3)) + 1
+            ev.add(np.full(k, emp), _days(rng, k, days), minutes(rng, k, "office"), "debit", rng.uniform(300, 900, k), "card",
+                   cp_ext="M-Hotel Westland", cp_type="business", cp_name="Pension Westland", cp_country="NL", mcc="7011")
+        elif sc.typology == "criminal_exploitation":
+            ctrl, mules = sc.roles["controller"][0], sc.roles["mule"]
+            for m in mules:
+                start = int(rng.integers(0, max(1, days - 28)))
+                span = int(rng.integers(10, 28))
+                n = int(rng.integers(6, 20)) if "many_senders" in ind else int(rng.integers(3, 6))
+                day = start + rng.integers(0, span, n)
+                senders = rng.choice(persons, n)
+                amt = np.round(np.exp(rng.normal(np.log(450), 0.6, n)), 0)
+                mins = minutes(rng, n, "day")
+                ev.transfer(senders, np.full(n, m), day, mins, amt, rng.choice(["transfer", "instant_transfer"], n),
+                            description=rng.choice(["Marktplaats", "betaling", "iPhone", "PS5", None], n))
+                out_share = rng.uniform(0.85, 0.98)
+                dev = f"{ctrl}-mulephone" if "device" in ind else str(m)
+                if "cash_out" in ind:
+                    ev.add(np.full(n, m), day, np.minimum(mins + rng.integers(20, 300, n), 1439), "debit",
+                           np.round(amt * out_share, -1), "cash_withdrawal", mcc="6011", city=CITIES[rng.choice(len(CITIES), n)])
+                elif "crypto" in ind:
+                    v = rng.choice(VASP)
+                    ev.add(np.full(n, m), day, np.minimum(mins + rng.integers(5, 200, n), 1439), "debit", np.round(amt * out_share, 0),
+                           "transfer", cp_ext=f"M-{v}", cp_type="business", cp_name=v, cp_country="NL", mcc="6051", device=dev)
+                else:
+                    ev.transfer(np.full(n, m), np.full(n, ctrl), day, np.minimum(mins + rng.integers(5, 200, n), 1439),
+                                np.round(amt * out_share, 0), "instant_transfer", device_src=dev)
+                if "cash_out" in ind or "crypto" in ind:   # the controller still takes a cut
+                    ev.transfer(np.array([m]), np.array([ctrl]), np.array([start + span]), minutes(rng, 1, "evening"),
+                                np.array([np.round(amt.sum() * 0.1, 0)]), "instant_transfer", device_src=dev)
+        elif sc.typology == "creditboys":
+            ctrl, vic = sc.roles["controller"][0], sc.roles["victim"]
+            for v in vic:
+                start = int(rng.integers(0, max(1, days - 30)))
+                if "loans" in ind or "telecom_burst" not in ind:
+                    k = int(rng.integers(2, 5))
+                    lenders = rng.choice(LENDERS, k, replace=False)
+                    day = start + rng.integers(0, 21, k)
+                    amt = np.round(rng.uniform(600, 3000, k), -1)
+                    ev.add(np.full(k, v), day, minutes(rng, k, "office"), "credit", amt, "loan_disbursement",
+                           cp_ext=np.char.add("LEND-", lenders), cp_type="business", cp_name=lenders, cp_country="NL",
+                           description="Uitbetaling lening")
+                    lag = rng.integers(0, 2, k)
+                    if "cash_out" in ind:
+                        ev.add(np.full(k, v), day + lag, minutes(rng, k, "day"), "debit", np.round(amt * 0.9, -1),
+                               "cash_withdrawal", mcc="6011", city=CITIES[pop.city[v]])
+                    else:
+                        ev.transfer(np.full(k, v), np.full(k, ctrl), day + lag, minutes(rng, k, "evening"),
+                                    np.round(amt * rng.uniform(0.7, 0.95, k), 0), "instant_transfer", device_src=str(v))
+                if "telecom_burst" in ind:
+                    k = int(rng.integers(2, 5))
+                    telcos = rng.choice(["KPN", "Vodafone", "Odido", "Ben", "Simyo", "Tele2"], k, replace=False)
+                    first = start + rng.integers(0, 10, k)
+                    amt = np.round(rng.uniform(45, 85, k), 2)
+                    for m in range(4):
+                        ev.add(np.full(k, v), first + 30 * m, minutes(rng, k, "office"), "debit", amt, "direct_debit",
+                               cp_ext=np.char.add("DD-", telcos), cp_type="business", cp_name=telcos, cp_country="NL", mcc="4814",
+                               description=np.where(m == 0, "Nieuw abonnement toestel", "Abonnement toestel"))
+                    if "forward" in ind:   # handsets are resold; the controller pays the victim nothing
+                        ev.transfer(np.array([ctrl]), np.array([v]), np.array([start + 2]), minutes(rng, 1, "evening"),
+                                    np.array([50.0]), "instant_transfer")
+        else:  # debt bondage along a migration route
+            vic = sc.roles["victim"]
+            ben, country, inst = sc.extra["beneficiary"], sc.extra["country"], sc.extra["instalment"]
+            step = 7 if "weekly" in ind else 30
+            remitter = str(rng.choice(REMITTERS))
+            for v in vic:
+                first = int(rng.integers(0, step))
+                d = np.arange(first, days, step)
+                n = len(d)
+                income = inst * n * 1.25 + 600
+                k = int(rng.integers(6, 14))
+                inc_day = rng.integers(0, days, k)
+                if "cash_income" in ind or "p2p_income" not in ind:
+                    ev.add(np.full(k, v), inc_day, minutes(rng, k, "evening"), "credit", np.round(np.full(k, income / k), -1),
+                           "cash_deposit", mcc="6011", city=CITIES[pop.city[v]])
+                else:
+                    senders = rng.choice(persons, k)
+                    ev.transfer(senders, np.full(k, v), inc_day, minutes(rng, k, "evening"), np.round(np.full(k, income / k), 0),
+                                "instant_transfer")
+                ev.add(np.full(n, v), d, minutes(rng, n, "day"), "debit", np.full(n, inst), "money_remittance",
+                       cp_ext=ben, cp_type="person", cp_name=remitter, cp_country=country, description="family")
+
+
+def hard_negative_events(ev: Events, pop: Population, negatives: list[Scenario]) -> None:
+    rng, days = ev.rng, ev.days
+    persons = np.flatnonzero(~pop.is_business)
+    for sc in negatives:
+        kind = sc.extra.get("kind")
+        p = sc.roles["hard_negative"][0]
+        if kind == "traveller":     # business trips: many hotel nights in many cities, pricier, daytime
+            k = int(rng.poisson(days / 30 * 6)) + 3
+            c = rng.choice(len(CITIES), k)
+            hotel = np.char.add(rng.choice(["NH Hotel ", "Van der Valk ", "Hilton "], k), CITIES[c])
+            ev.add(np.full(k, p), _days(rng, k, days), minutes(rng, k, "day"), "debit", np.round(rng.uniform(110, 260, k), 2), "card",
+                   cp_ext=np.char.add("M-", hotel), cp_type="business", cp_name=hotel, cp_country="NL", mcc="7011", city=CITIES[c])
+            k2 = int(rng.poisson(days / 30 * 10))
+            ev.add(np.full(k2, p), _days(rng, k2, days), minutes(rng, k2, "day"), "debit", np.round(rng.uniform(15, 50, k2), 2), "card",
+                   cp_ext="M-Uber", cp_type="business", cp_name="Uber", cp_country="NL", mcc="4121", city=CITIES[rng.choice(len(CITIES), k2)])
+        elif kind == "landlord":    # several tenants pay a fixed rent monthly
+            tenants = rng.choice(persons, int(rng.integers(3, 7)), replace=False)
+            rent = np.round(rng.uniform(650, 1100, len(tenants)), 0)
+            for d in range(0, days, 30):
+                ev.transfer(tenants, np.full(len(tenants), p), np.full(len(tenants), d) + rng.integers(0, 4, len(tenants)),
+                            minutes(rng, len(tenants), "office"), rent, "transfer", description="huur")
+        elif kind == "remitter":    # a migrant sends varying small sums home to family
+            d = np.arange(int(rng.integers(0, 30)), days, 30)
+            ev.add(np.full(len(d), p), d, minutes(rng, len(d), "day"), "debit", np.round(rng.uniform(80, 250, len(d)), 0),
+                   "money_remittance", cp_ext=f"FAM-{p}", cp_type="person", cp_name=str(rng.choice(REMITTERS)),
+                   cp_country=str(pop.nationality[p]) if pop.nationality[p] != "NL" else "MA", description="family")
+        elif kind == "student":     # many small Tikkie payments from friends, daytime and evening
+            k = int(rng.poisson(days / 30 * 14))
+            src = rng.choice(persons, k)
+            ev.transfer(src, np.full(k, p), _days(rng, k, days), minutes(rng, k, "evening"), np.round(rng.uniform(3, 40, k), 2),
+                        "instant_transfer", description="Tikkie")
+        elif kind == "family_phones":   # a family with four long-standing phone contracts
+            for t in rng.choice(["KPN", "Vodafone", "Odido"], 3):
+                for d in range(int(rng.integers(0, 30)), days, 30):
+                    ev.add(np.array([p]), np.array([d]), minutes(rng, 1, "office"), "debit", np.array([30.0]), "direct_debit",
+                           cp_ext=f"DD-{t}", cp_type="business", cp_name=t, cp_country="NL", mcc="4814", description="Abonnement")
+        elif kind == "night_shift":     # a nurse withdraws cash and takes taxis at night
+            k = int(rng.poisson(days / 30 * 5)) + 2
+            ev.add(np.full(k, p), _days(rng, k, days), minutes(rng, k, "night"), "debit", rng.choice([50.0, 100.0], k),
+                   "cash_withdrawal", mcc="6011", city=CITIES[pop.city[p]])
+        elif kind == "bnpl_user":       # one legitimate consumer loan, spent on a laptop
+            d = int(rng.integers(0, days - 3))
+            ev.add(np.array([p]), np.array([d]), minutes(rng, 1, "office"), "credit", np.array([1200.0]), "loan_disbursement",
+                   cp_ext="LEND-In3", cp_type="business", cp_name="In3", cp_country="NL")
+            ev.add(np.array([p]), np.array([d + 1]), minutes(rng, 1, "day"), "debit", np.array([1150.0]), "card",
+                   cp_ext="M-Coolblue", cp_type="business", cp_name="Coolblue", cp_country="NL", mcc="5732")
+        elif kind is None and len(sc.roles["hard_negative"]) == 1:   # cash-intensive cafe: daily cash deposits
+            k = int(rng.poisson(days * 0.8))
+            ev.add(np.full(k, p), _days(rng, k, days), minutes(rng, k, "evening"), "credit", np.round(rng.uniform(200, 900, k), -1),
+                   "cash_deposit", city=CITIES[pop.city[p]])

@@ -1,0 +1,219 @@
+"""Extract contract version 1 as data.
+
+This module is the single definition of what a submission may contain. The DuckDB row checks
+(`pipelines.validation`), the Great Expectations suites (`schemas.gx_suite`), the arrow schemas
+and the `thb-signals contract` documentation are all generated from the tables below, so they
+cannot drift apart. See ../shared/extract-contract.md for the human-readable reference.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+from schemas.codes import ISO_COUNTRIES, ISO_CURRENCIES
+
+CONTRACT_VERSION = 1
+
+DIRECTIONS = ("credit", "debit")
+CHANNELS = (
+    "transfer", "instant_transfer", "card", "cash_deposit", "cash_withdrawal", "direct_debit",
+    "money_remittance", "loan_disbursement", "wallet", "other",
+)
+COUNTERPARTY_TYPES = ("person", "business", "unknown")
+CUSTOMER_TYPES = ("person", "business")
+GENDERS = ("f", "m", "x")
+
+# Textual formats a value must have (applied to the value as text, CSV or Parquet alike).
+RE_TIMESTAMP = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}(:?\d{2})?)?$"
+RE_DATE = r"^\d{4}-\d{2}-\d{2}$"
+RE_DECIMAL = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
+RE_INTEGER = r"^[+-]?\d+$"
+RE_MCC = r"^\d{4}$"
+RE_SECTOR = r"^\d{2}(\.?\d{1,3})?$"
+
+# DuckDB type -> (text format, arrow type)
+_TYPES = {
+    "VARCHAR": (None, pa.string()),
+    "TIMESTAMPTZ": (RE_TIMESTAMP, pa.timestamp("us", tz="UTC")),
+    "DATE": (RE_DATE, pa.date32()),
+    "DECIMAL(18,2)": (RE_DECIMAL, pa.decimal128(18, 2)),
+    "DOUBLE": (RE_DECIMAL, pa.float64()),
+    "INTEGER": (RE_INTEGER, pa.int32()),
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    sql_type: str
+    required: bool                      # the column must be in the file
+    nullable: bool = True               # its values may be empty
+    enum: tuple[str, ...] | None = None
+    regex: str | None = None            # extra textual format (beyond the type's)
+    identifier: bool = False            # pseudonymous id: raw IBAN, e-mail or phone refused
+    meaning: str = ""
+
+    @property
+    def arrow_type(self) -> pa.DataType:
+        return _TYPES[self.sql_type][1]
+
+    @property
+    def type_regex(self) -> str | None:
+        return _TYPES[self.sql_type][0]
+
+
+@dataclass(frozen=True)
+class Check:
+    """One row-level rule. `kind` selects how SQL and GX express it; `params` tunes it."""
+    id: str
+    file: str            # transactions | accounts
+    column: str
+    kind: str            # not_null | format | in_set | range | required_if | unique | in_accounts | in_period | equals_manifest
+    reason: str          # what a bank's data team reads
+    params: dict = field(default_factory=dict)
+
+
+TRANSACTIONS = (
+    Column("txn_id", "VARCHAR", True, False, meaning="unique within bank_id"),
+    Column("bank_id", "VARCHAR", True, False, meaning="submitting institution"),
+    Column("account_id", "VARCHAR", True, False, identifier=True, meaning="own account booked (pseudonymous)"),
+    Column("booked_at", "TIMESTAMPTZ", True, False, meaning="ISO 8601, with an offset or UTC"),
+    Column("direction", "VARCHAR", True, False, enum=DIRECTIONS, meaning="credit: money into account_id"),
+    Column("amount_eur", "DECIMAL(18,2)", True, False, meaning="amount in euro, > 0"),
+    Column("currency", "VARCHAR", False, enum=tuple(sorted(ISO_CURRENCIES)), meaning="ISO 4217 original currency"),
+    Column("amount_orig", "DECIMAL(18,2)", False, meaning="amount in the original currency"),
+    Column("channel", "VARCHAR", True, False, enum=CHANNELS, meaning="booking channel"),
+    Column("counterparty_id", "VARCHAR", False, identifier=True, meaning="counterparty account (pseudonymous)"),
+    Column("counterparty_type", "VARCHAR", False, enum=COUNTERPARTY_TYPES, meaning="person, business or unknown"),
+    Column("counterparty_name", "VARCHAR", False, meaning="business counterparties and merchants only"),
+    Column("counterparty_country", "VARCHAR", False, enum=tuple(sorted(ISO_COUNTRIES)), meaning="ISO 3166-1 alpha-2"),
+    Column("mcc", "VARCHAR", False, regex=RE_MCC, meaning="merchant category code, 4 digits"),
+    Column("merchant_id", "VARCHAR", False, meaning="merchant"),
+    Column("location_city", "VARCHAR", False, meaning="city of a card, ATM or cash booking"),
+    Column("description", "VARCHAR", False, meaning="remittance text"),
+    Column("device_id", "VARCHAR", False, identifier=True, meaning="online-banking device (pseudonymous)"),
+)
+
+FIU_EXTRA = (
+    Column("report_id", "VARCHAR", True, False, meaning="FIU unusual-transaction report"),
+    Column("reporting_entity", "VARCHAR", True, False, meaning="institution that reported it"),
+    Column("indicator_code", "VARCHAR", True, False, meaning="Wwft indicator that made it reportable"),
+)
+
+ACCOUNTS = (
+    Column("account_id", "VARCHAR", True, False, identifier=True, meaning="as in transactions"),
+    Column("bank_id", "VARCHAR", True, False, meaning="institution"),
+    Column("customer_id", "VARCHAR", True, False, identifier=True, meaning="pseudonymous customer"),
+    Column("customer_type", "VARCHAR", True, False, enum=CUSTOMER_TYPES, meaning="person or business"),
+    Column("opened_on", "DATE", True, False, meaning="account opening date"),
+    Column("birth_year", "INTEGER", False, meaning="persons"),
+    Column("gender", "VARCHAR", False, enum=GENDERS, meaning="persons: f, m, x"),
+    Column("nationality", "VARCHAR", False, enum=tuple(sorted(ISO_COUNTRIES)), meaning="ISO 3166-1 alpha-2"),
+    Column("postcode", "VARCHAR", False, meaning="4-digit Dutch postcode area or foreign postal code"),
+    Column("address_id", "VARCHAR", False, identifier=True, meaning="pseudonymous address"),
+    Column("phone_id", "VARCHAR", False, identifier=True, meaning="pseudonymous phone number"),
+    Column("sector_code", "VARCHAR", False, regex=RE_SECTOR, meaning="SBI (NACE) code, businesses"),
+)
+
+LABELS = (
+    Column("account_id", "VARCHAR", True, False),
+    Column("bank_id", "VARCHAR", True, False),
+    Column("typology", "VARCHAR", True, False),
+    Column("role", "VARCHAR", True, False),
+    Column("scenario_id", "VARCHAR", True),
+)
+
+# Identifier columns hashed by `thb-signals pseudonymise` (everything that names a person or account).
+PSEUDONYMISED = {
+    "transactions": ("account_id", "counterparty_id", "device_id"),
+    "accounts": ("account_id", "customer_id", "address_id", "phone_id"),
+}
+
+
+def columns(file: str, fiu: bool = False) -> tuple[Column, ...]:
+    if file == "transactions":
+        return TRANSACTIONS + (FIU_EXTRA if fiu else ())
+    if file == "accounts":
+        return ACCOUNTS
+    if file == "labels":
+        return LABELS
+    raise ValueError(f"unknown contract file {file!r}")
+
+
+def arrow_schema(file: str, fiu: bool = False) -> pa.Schema:
+    return pa.schema([pa.field(c.name, c.arrow_type, nullable=c.nullable) for c in columns(file, fiu)])
+
+
+def _column_checks(file: str, cols: tuple[Column, ...]) -> list[Check]:
+    out: list[Check] = []
+    for c in cols:
+        if not c.nullable:
+            out.append(Check(f"{file}.{c.name}.not_null", file, c.name, "not_null", "is required and empty"))
+        fmt = c.regex or c.type_regex
+        if fmt:
+            what = {"TIMESTAMPTZ": "an ISO 8601 timestamp", "DATE": "a date YYYY-MM-DD",
+                    "INTEGER": "a whole number"}.get(c.sql_type, "a decimal number with '.'")
+            if c.regex == RE_MCC:
+                what = "4 digits"
+            elif c.regex == RE_SECTOR:
+                what = "an SBI code such as 78.20"
+            out.append(Check(f"{file}.{c.name}.format", file, c.name, "format", f"must be {what}",
+                             {"regex": fmt, "sql_type": c.sql_type}))
+        if c.enum:
+            shown = ", ".join(c.enum) if len(c.enum) <= 12 else f"an ISO code ({len(c.enum)} allowed)"
+            out.append(Check(f"{file}.{c.name}.in_set", file, c.name, "in_set", f"must be one of: {shown}",
+                             {"values": c.enum}))
+    return out
+
+
+def checks(file: str, fiu: bool = False, has_manifest: bool = False, has_accounts: bool = True) -> list[Check]:
+    """Every row-level check for one file, in the order they are reported."""
+    out = _column_checks(file, columns(file, fiu))
+    if file == "transactions":
+        out += [
+            Check("transactions.amount_eur.positive", file, "amount_eur", "range", "must be > 0",
+                  {"min": 0, "strict_min": True}),
+            Check("transactions.txn_id.unique", file, "txn_id", "unique",
+                  "duplicates an earlier row's txn_id for the same bank_id", {"key": ("bank_id", "txn_id")}),
+        ]
+        if has_accounts:
+            out.append(Check("transactions.account_id.in_accounts", file, "account_id", "in_accounts",
+                             "is not among the accepted rows of the accounts file for this bank_id"))
+        if has_manifest:
+            out += [
+                Check("transactions.booked_at.in_period", file, "booked_at", "in_period",
+                      "falls outside the manifest's period_start..period_end"),
+                Check("transactions.bank_id.manifest", file, "bank_id", "equals_manifest",
+                      "differs from the manifest's bank_id"),
+            ]
+    elif file == "accounts":
+        out += [
+            Check("accounts.birth_year.range", file, "birth_year", "range", "must be between 1900 and 2030",
+                  {"min": 1900, "max": 2030}),
+            Check("accounts.birth_year.persons", file, "birth_year", "required_if",
+                  "is required for customer_type person", {"when": ("customer_type", "person")}),
+            Check("accounts.sector_code.businesses", file, "sector_code", "required_if",
+                  "is required for customer_type business", {"when": ("customer_type", "business")}),
+            Check("accounts.account_id.unique", file, "account_id", "unique",
+                  "duplicates an earlier row's account_id for the same bank_id", {"key": ("bank_id", "account_id")}),
+        ]
+        if has_manifest:
+            out.append(Check("accounts.bank_id.manifest", file, "bank_id", "equals_manifest",
+                             "differs from the manifest's bank_id"))
+    return out
+
+
+def markdown() -> str:
+    """The contract rendered from the definitions above (`thb-signals contract`)."""
+    lines = [f"# Extract contract version {CONTRACT_VERSION} (generated from schemas/contract.py)", ""]
+    for file, fiu in (("transactions", False), ("accounts", False)):
+        lines += [f"## {file}", "", "| column | type | required | values |", "| --- | --- | --- | --- |"]
+        for c in columns(file):
+            values = ", ".join(c.enum) if c.enum and len(c.enum) <= 12 else ("ISO code" if c.enum else (c.regex or ""))
+            lines.append(f"| `{c.name}` | {c.sql_type} | {'yes' if not c.nullable else ('column' if c.required else 'no')} | {values} |")
+        lines += ["", "Row checks:", ""]
+        lines += [f"- `{k.id}`: {k.column} {k.reason}" for k in checks(file, has_manifest=True)]
+        lines.append("")
+    lines += ["FIU extracts add: " + ", ".join(f"`{c.name}`" for c in FIU_EXTRA), ""]
+    return "\n".join(lines)
