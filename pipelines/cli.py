@@ -79,6 +79,16 @@ def cmd_evaluate(a) -> int:
     return 0
 
 
+def cmd_demo(a) -> int:
+    """The README's first command: load the shipped sample extracts and show what was loaded."""
+    import shutil
+    from pipelines.demo import run_demo
+    out = Path(a.out)
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    return run_demo(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = _Parser(prog="thb-signals", description="Financial signals of human trafficking in bank and FIU extracts.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -120,6 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--labels", required=True)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("demo", help="load the shipped samples into a fresh store and show the result")
+    s.add_argument("--out", default="demo-out")
+    s.set_defaults(func=cmd_demo)
 
     a = p.parse_args(argv)
     return a.func(a)

@@ -93,6 +93,26 @@ def _check_csv_header(path: Path) -> None:
                                          f"the header is separated by {name}s; the contract requires commas")
 
 
+def _first_bad_utf8(path: Path) -> tuple[int, int] | None:
+    """(line, byte offset) of the first byte sequence that is not UTF-8; streams the file."""
+    line, offset, carry = 1, 0, b""
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            data = carry + block
+            try:
+                data.decode("utf-8")
+                carry = b""
+            except UnicodeDecodeError as e:
+                if e.reason == "unexpected end of data" and len(data) - e.start < 4:
+                    carry = data[e.start:]
+                    data = data[:e.start]
+                else:
+                    return line + data[: e.start].count(b"\n"), offset + e.start
+            line += data.count(b"\n")
+            offset += len(data)
+    return None
+
+
 def stage(con: duckdb.DuckDBPyConnection, sub: Submission) -> Validation:
     """Copy each file into a temp table stg_<file> with a 1-based __row; raise on file-level faults."""
     con.execute(_MACROS)
@@ -103,9 +123,12 @@ def stage(con: duckdb.DuckDBPyConnection, sub: Submission) -> Validation:
         try:
             con.execute(f"CREATE OR REPLACE TEMP TABLE stg_{name} AS SELECT * FROM {_read_expr(path)}")
         except duckdb.Error as e:
-            msg = str(e).split("\n")
-            fault = "wrong encoding" if "utf-8" in str(e).lower() or "unicode" in str(e).lower() else "unreadable file"
-            raise SubmissionRejected(path.name, fault, " ".join(x.strip() for x in msg[:3] if x.strip())) from e
+            bad = _first_bad_utf8(path) if path.suffix == ".csv" else None
+            if bad:
+                raise SubmissionRejected(path.name, "wrong encoding",
+                                         f"line {bad[0]} (byte {bad[1]}) is not UTF-8; the contract requires UTF-8") from e
+            first = str(e).split("\n")[0].strip()
+            raise SubmissionRejected(path.name, "unreadable file", first) from e
         cols = [r[0] for r in con.execute(f"DESCRIBE stg_{name}").fetchall()]
         rows = con.execute(f"SELECT count(*) FROM stg_{name}").fetchone()[0]
         if rows == 0:

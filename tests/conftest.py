@@ -1,0 +1,25 @@
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+SAMPLES = Path(__file__).resolve().parent.parent / "data_samples"
+
+
+@pytest.fixture
+def samples() -> Path:
+    return SAMPLES
+
+
+@pytest.fixture
+def copy_sample(tmp_path):
+    """Copy a shipped sample folder into tmp so a test may change it."""
+    def _copy(rel: str) -> Path:
+        dst = tmp_path / rel.replace("/", "_")
+        shutil.copytree(SAMPLES / rel, dst)
+        return dst
+    return _copy

@@ -1,0 +1,78 @@
+"""Validation: every fault class is named (file, row, column), SQL and GX agree, CLI exit codes."""
+import json
+
+import pytest
+
+from pipelines.cli import main
+from pipelines.validation import validate
+
+EXPECTED = json.loads((__import__("tests.conftest", fromlist=["SAMPLES"]).SAMPLES / "broken" / "expected.json").read_text())
+
+
+def test_valid_sample_passes(samples):
+    for bank in ("BANK_A", "BANK_B"):
+        v = validate(samples / "valid" / bank)
+        assert v.fault is None and v.ok, [r.check.id for r in v.results if r.failing]
+        assert v.rows["transactions"] > 2000
+
+
+@pytest.mark.parametrize("case", sorted(EXPECTED))
+def test_broken_sample_gives_its_error(samples, case):
+    want = EXPECTED[case]
+    v = validate(samples / "broken" / case)
+    if want["outcome"] == "rejected":
+        assert v.fault is not None and v.fault.fault == want["fault"]
+        assert v.fault.file  # the message names the file
+    else:
+        assert v.fault is None and not v.ok
+        hits = {r.check.id: r for r in v.results if r.failing}
+        assert hits[want["check_id"]].failing == want["rows"]
+        assert all(row >= 1 for row, _ in hits[want["check_id"]].examples)
+
+
+def test_row_numbers_point_at_the_bad_rows(samples):
+    v = validate(samples / "broken" / "negative_amount")
+    r = next(r for r in v.results if r.check.id == "transactions.amount_eur.positive")
+    assert [row for row, _ in r.examples] == [5, 10, 100]   # data rows 5, 10, 100 (header not counted)
+    assert {val for _, val in r.examples} == {"-12.50"}
+
+
+@pytest.mark.parametrize("case", sorted(c for c, w in EXPECTED.items() if w["outcome"] != "rejected"))
+def test_gx_suite_and_sql_checks_agree(samples, case):
+    """One definition drives both: the GX suite fails exactly the checks the SQL found failing."""
+    v = validate(samples / "broken" / case, gx_sample_rows=100_000)
+    sql_failing = {r.check.id for r in v.results if r.failing}
+    gx_failing = {g["check_id"] for g in v.gx if not g["success"]}
+    assert sql_failing == gx_failing
+
+
+def test_gx_suite_passes_valid_sample(samples):
+    v = validate(samples / "valid" / "BANK_A", gx_sample_rows=100_000)
+    assert v.gx and all(g["success"] for g in v.gx)
+
+
+def test_raw_identifier_value_is_never_printed(samples, capsys):
+    assert main(["validate", str(samples / "broken" / "raw_iban"), "--gx-sample-rows", "0"]) == 1
+    out = capsys.readouterr().out
+    assert "raw identifier" in out and "NL91ABNA0417164300" not in out
+
+
+def test_validate_cli_exit_codes_and_report(samples, tmp_path, capsys):
+    report = tmp_path / "r.html"
+    assert main(["validate", str(samples / "valid" / "BANK_A"), "--report", str(report), "--gx-sample-rows", "0"]) == 0
+    assert "VALID" in report.read_text()
+    assert main(["validate", str(samples / "broken" / "unknown_channel"), "--report", str(report), "--gx-sample-rows", "0"]) == 1
+    html = report.read_text()
+    assert "transactions.channel.in_set" in html and "telegraph" in html
+    assert main(["validate", str(tmp_path / "nope")]) == 2
+    with pytest.raises(SystemExit) as e:
+        main(["validate"])
+    assert e.value.code == 2
+
+
+def test_parquet_and_csv_validate_alike(tmp_path):
+    from pipelines.synthetic.generate import generate
+    generate(tmp_path / "pq", accounts=150, days=10, banks=1, seed=3, fmt="parquet")
+    generate(tmp_path / "csv", accounts=150, days=10, banks=1, seed=3, fmt="csv")
+    a, b = validate(tmp_path / "pq" / "BANK_A"), validate(tmp_path / "csv" / "BANK_A")
+    assert a.ok and b.ok and a.rows == b.rows
