@@ -1,0 +1,92 @@
+"""`thb-signals evaluate`: how good a ranked alert table is against synthetic labels.
+
+Budgets are shares of all labelled accounts (the generator labels every account, background
+ones as typology `none`), because an investigator's capacity is a number of accounts.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import polars as pl
+from sklearn.metrics import average_precision_score
+
+ALERT_COLUMNS = ("bank_id", "account_id", "score", "rank")
+LABEL_COLUMNS = ("bank_id", "account_id", "typology", "role")
+
+
+class EvaluationError(ValueError):
+    pass
+
+
+def _read(path: str | Path | pl.DataFrame, need: tuple[str, ...], what: str) -> pl.DataFrame:
+    if isinstance(path, pl.DataFrame):
+        df, name = path, what
+    else:
+        p = Path(path)
+        if not p.exists():
+            raise EvaluationError(f"{what} file {p} does not exist")
+        df = pl.read_parquet(p) if p.suffix == ".parquet" else pl.read_csv(p, infer_schema_length=10_000)
+        name = str(p)
+    missing = [c for c in need if c not in df.columns]
+    if missing:
+        raise EvaluationError(f"{name}: missing column(s) {', '.join(missing)} (need {', '.join(need)})")
+    return df
+
+
+def evaluate(alerts, labels) -> dict:
+    a = _read(alerts, ALERT_COLUMNS, "alerts")
+    lab = _read(labels, LABEL_COLUMNS, "labels").select("bank_id", "account_id", "typology", "role")
+    a = a.sort(["rank", "score"], descending=[False, True]).unique(["bank_id", "account_id"], keep="first", maintain_order=True)
+    has_typ = "typology" in a.columns
+    ranked = a.select("bank_id", "account_id", "score", *(["typology"] if has_typ else [])) \
+              .rename({"typology": "alert_typology"} if has_typ else {}) \
+              .join(lab, on=["bank_id", "account_id"], how="left") \
+              .with_columns(pl.col("typology").fill_null("none"), pl.col("role").fill_null("unknown"))
+    n = lab.height
+    pos = lab.filter(pl.col("typology") != "none")
+    n_pos = pos.height
+    is_pos = ranked["typology"] != "none"
+    out: dict = {"accounts": n, "positives": n_pos, "alerts": a.height,
+                 "alerts_not_in_labels": int((ranked["role"] == "unknown").sum())}
+    for k in (50, 100, 200):
+        out[f"precision@{k}"] = round(float(is_pos.head(k).sum()) / k, 4)
+    for pct in (1, 2):
+        b = math.ceil(n * pct / 100)
+        out[f"recall@{pct}%"] = round(float(is_pos.head(b).sum()) / n_pos, 4) if n_pos else None
+        out[f"budget@{pct}%"] = b
+    b2 = out["budget@2%"]
+    top = ranked.head(b2)
+    out["recall_by_typology@2%"] = {
+        t: round(top.filter(pl.col("typology") == t).height / m, 4)
+        for t, m in sorted(pos.group_by("typology").len().iter_rows())}
+    out["recall_by_role@2%"] = {
+        f"{t}/{r}": round(top.filter((pl.col("typology") == t) & (pl.col("role") == r)).height / m, 4)
+        for t, r, m in sorted(pos.group_by("typology", "role").len().iter_rows())}
+    out["hard_negative_share@2%"] = round(top.filter(pl.col("role") == "hard_negative").height / b2, 4) if b2 else None
+    scores = lab.join(a.select("bank_id", "account_id", "score"), on=["bank_id", "account_id"], how="left") \
+                .with_columns(pl.col("score").fill_null(0.0))
+    y = (scores["typology"] != "none").to_numpy()
+    out["average_precision"] = round(float(average_precision_score(y, scores["score"].to_numpy())), 4) if n_pos else None
+    if has_typ:
+        tp = ranked.filter(pl.col("typology") != "none")
+        out["typology_accuracy"] = round(float((tp["alert_typology"] == tp["typology"]).mean()), 4) if tp.height else None
+    else:
+        out["typology_accuracy"] = None
+    return out
+
+
+def format_table(m: dict) -> str:
+    rows = [("accounts / positives / alerts", f"{m['accounts']} / {m['positives']} / {m['alerts']}")]
+    for k in ("precision@50", "precision@100", "precision@200"):
+        rows.append((k, m[k]))
+    rows.append((f"recall@1% ({m['budget@1%']} alerts)", m["recall@1%"]))
+    rows.append((f"recall@2% ({m['budget@2%']} alerts)", m["recall@2%"]))
+    rows += [(f"  recall@2% {t}", v) for t, v in m["recall_by_typology@2%"].items()]
+    rows += [(f"  recall@2% {t}", v) for t, v in m["recall_by_role@2%"].items()]
+    rows += [("average precision", m["average_precision"]), ("hard-negative share @2%", m["hard_negative_share@2%"]),
+             ("typology accuracy (true positives)", m["typology_accuracy"])]
+    if m["alerts_not_in_labels"]:
+        rows.append(("alerts on unlabelled accounts", m["alerts_not_in_labels"]))
+    width = max(len(r[0]) for r in rows)
+    return "\n".join(f"{k:<{width}}  {'-' if v is None else v}" for k, v in rows)
