@@ -8,6 +8,13 @@ COLUMNS = ("acc", "day", "minute", "direction", "amount", "channel", "cp_acc", "
            "cp_country", "mcc", "city", "description", "device")
 
 
+class Cat:
+    """A string column given as a small vocabulary and an index array (cheap for millions of rows)."""
+
+    def __init__(self, words, index):
+        self.words, self.index = list(words), np.asarray(index)
+
+
 NUMERIC = {"acc", "day", "minute", "amount", "cp_acc"}
 
 
@@ -29,9 +36,16 @@ class Events:
             return np.full(n, -1, dtype=np.int32)
         if isinstance(v, (str, np.str_)):
             return np.full(n, voc.setdefault(str(v), len(voc)), dtype=np.int32)
+        if isinstance(v, Cat):   # words indexed by an int array: no per-row strings at all
+            table = np.array([-1 if w is None else voc.setdefault(str(w), len(voc)) for w in v.words], dtype=np.int32)
+            return table[np.broadcast_to(np.asarray(v.index), (n,))]
         arr = np.asarray(v)
         if arr.ndim == 0:
             return self._codes(k, None if arr.item() is None else str(arr.item()), n)
+        if arr.dtype.kind in "iu":   # integer keys (devices): unique on ints is cheap
+            uniq, inv = np.unique(arr, return_inverse=True)
+            table = np.array([voc.setdefault(str(u), len(voc)) for u in uniq.tolist()], dtype=np.int32)
+            return table[inv].astype(np.int32)
         if arr.dtype == object:
             isnull = np.array([x is None for x in arr.tolist()], dtype=bool)
             arr = np.where(isnull, "", arr).astype(str)

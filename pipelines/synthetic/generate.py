@@ -78,7 +78,8 @@ def generate(out_dir: str | Path, accounts: int = 20_000, days: int = 90, banks:
         ).otherwise(pl.col("cp_name")).alias("counterparty_name"),
         pl.when(pl.col("mcc").is_not_null() & pl.col("cp_name").is_not_null())
           .then(pl.col("cp_name").str.to_lowercase().str.replace_all("[^a-z0-9]", "")).otherwise(None).alias("merchant_id"),
-    ).sort(["bank_id", "booked_at", "acc"])
+        pl.Series("bank_idx", pop.bank[tx["acc"].to_numpy()]),
+    ).sort(["bank_idx", "booked_at", "acc"])
     tx = tx.with_columns(
         (pl.col("bank_id") + "-T" + pl.int_range(pl.len()).over("bank_id").cast(pl.Utf8).str.zfill(9)).alias("txn_id"),
         pl.col("amount").cast(pl.Decimal(18, 2)).alias("amount_eur"),

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipelines.synthetic.events import Events, minutes
+from pipelines.synthetic.events import Cat, Events, minutes
 
 CITIES = np.array(["Amsterdam", "Rotterdam", "Den Haag", "Utrecht", "Eindhoven", "Groningen", "Tilburg", "Almere",
                    "Breda", "Nijmegen", "Apeldoorn", "Haarlem", "Arnhem", "Enschede", "Amersfoort", "Zaanstad",
@@ -180,14 +180,15 @@ def background(ev: Events, pop: Population, start_dom: int) -> None:
     kind = rng.choice(len(CARD_MIX), len(acc), p=w / w.sum())
     med = np.array([m[2] for m in CARD_MIX], dtype=float)[kind]
     mcc = np.array([m[0] for m in CARD_MIX])[kind]
-    names = np.array([rng.choice(m[3]) for m in CARD_MIX])
-    merchant = names[kind]
+    names = [m for mix in CARD_MIX for m in mix[3]]
+    first = np.cumsum([0] + [len(mix[3]) for mix in CARD_MIX])[:-1]
+    merchant = first[kind] + rng.integers(0, np.array([len(mix[3]) for mix in CARD_MIX])[kind])
     city = pop.city[acc].copy()
     away = rng.random(len(acc)) < 0.12
     city[away] = rng.choice(len(CITIES), away.sum(), p=CITY_WEIGHTS / CITY_WEIGHTS.sum())
     ev.add(acc, rng.integers(0, days, len(acc)), minutes(rng, len(acc), "day"), "debit",
-           np.exp(rng.normal(np.log(med), 0.55)), "card", cp_ext=np.char.add("M-", merchant), cp_type="business",
-           cp_name=merchant, cp_country="NL", mcc=mcc, city=CITIES[city])
+           np.exp(rng.normal(np.log(med), 0.55)), "card", cp_ext=Cat(["M-" + m for m in names], merchant), cp_type="business",
+           cp_name=Cat(names, merchant), cp_country="NL", mcc=Cat([m[0] for m in CARD_MIX], kind), city=Cat(CITIES, city))
 
     # ATM cash: about twice a month, mostly daytime, in the home city
     k = rng.poisson(2.0 * days / 30, len(persons))
@@ -195,7 +196,7 @@ def background(ev: Events, pop: Population, start_dom: int) -> None:
     night = rng.random(len(acc)) < 0.05
     mins = np.where(night, minutes(rng, len(acc), "night"), minutes(rng, len(acc), "day"))
     ev.add(acc, rng.integers(0, days, len(acc)), mins, "debit", rng.choice([20, 50, 50, 100, 100, 150, 200], len(acc)).astype(float),
-           "cash_withdrawal", mcc="6011", city=CITIES[pop.city[acc]])
+           "cash_withdrawal", mcc="6011", city=Cat(CITIES, pop.city[acc]))
 
     # p2p among friends: mostly same city, small amounts, some Tikkie requests
     k = rng.poisson(3.0 * days / 30, len(persons))
@@ -203,10 +204,11 @@ def background(ev: Events, pop: Population, start_dom: int) -> None:
     same = rng.random(len(src)) < 0.7
     dst = rng.choice(persons, len(src))
     dst = np.where(same & (pop.household[dst] != pop.household[src]), dst, rng.choice(persons, len(src)))
-    desc = np.where(rng.random(len(src)) < 0.3, "Tikkie", np.where(rng.random(len(src)) < 0.5, "bedankt", None))
+    desc = rng.choice(3, len(src), p=[0.3, 0.35, 0.35])
     ev.transfer(src, dst, rng.integers(0, days, len(src)), minutes(rng, len(src), "evening"),
-                np.round(np.exp(rng.normal(np.log(25), 0.8, len(src))), 2), np.where(rng.random(len(src)) < 0.6, "instant_transfer", "transfer"),
-                description=desc, device_src=pop.device[src].astype(str))
+                np.round(np.exp(rng.normal(np.log(25), 0.8, len(src))), 2),
+                Cat(["instant_transfer", "transfer"], (rng.random(len(src)) >= 0.6).astype(int)),
+                description=Cat(["Tikkie", "bedankt", None], desc), device_src=pop.device[src])
 
     # savings: monthly to the customer's own savings account (external to the extract)
     savers = persons[rng.random(len(persons)) < 0.4]
