@@ -79,6 +79,34 @@ def cmd_evaluate(a) -> int:
     return 0
 
 
+def print_alerts(alerts, top: int = 15) -> None:
+    """The top alerts as a table an investigator reads (pseudonymous ids shortened, never raw)."""
+    import textwrap
+    print(f"{'rank':>4}  {'score':>5}  {'bank':<7} {'account':<10} {'typology':<22} reasons")
+    for row in alerts.head(top).iter_rows(named=True):
+        reasons = textwrap.shorten(row["reasons"] or "", width=140, placeholder=" ...")
+        print(f"{row['rank']:>4}  {row['score']:.3f}  {row['bank_id']:<7} {row['account_id'][:8] + '…':<10} {row['typology']:<22} {reasons}")
+
+
+def cmd_score(a) -> int:
+    from detectors.scoring import load_config, score_store
+    res = score_store(a.db, a.out, load_config(a.config), models_dir=a.models, refit=a.refit, mode=a.mode,
+                      memory_limit=a.memory_limit)
+    print(f"run {res.run_id}: window {res.window_start:%Y-%m-%d} .. {res.window_end:%Y-%m-%d}, {res.accounts_scored} accounts scored, "
+          f"{res.alerts.height} alerts ({int((res.alerts['status'] == 'new').sum()) if res.alerts.height else 0} new); "
+          f"rules {res.rule_set_hash}, model {res.model_version}")
+    print(f"alerts written to {res.files['parquet']} and {res.files['csv']}\n")
+    print_alerts(res.alerts, a.top)
+    return 0
+
+
+def cmd_run(a) -> int:
+    rc = cmd_ingest(a)
+    if rc and not a.score_anyway:
+        print("some submissions were rejected; scoring what is loaded", file=sys.stderr)
+    return max(rc, cmd_score(a)) if rc else cmd_score(a)
+
+
 def cmd_demo(a) -> int:
     """The README's first command: load the shipped sample extracts and show what was loaded."""
     import shutil
@@ -130,6 +158,28 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--labels", required=True)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_evaluate)
+
+    def scoring_args(s):
+        s.add_argument("--out", required=True, help="folder for alerts.parquet and alerts.csv")
+        s.add_argument("--config", help="YAML with rule thresholds, categories and fusion settings")
+        s.add_argument("--models", help="folder of saved anomaly models (default: DB.models)")
+        s.add_argument("--refit", action="store_true", help="fit the anomaly model on this window and save a new version")
+        s.add_argument("--mode", choices=("fused", "rules", "anomaly"), default="fused", help="ablation: score with one part only")
+        s.add_argument("--top", type=int, default=15, help="alerts to print")
+
+    s = sub.add_parser("score", help="score the accounts in the store and write ranked alerts")
+    s.add_argument("--db", required=True)
+    s.add_argument("--memory-limit", default=None)
+    scoring_args(s)
+    s.set_defaults(func=cmd_score)
+
+    s = sub.add_parser("run", help="ingest submissions, then score, in one go")
+    s.add_argument("submissions", nargs="+")
+    s.add_argument("--db", required=True)
+    s.add_argument("--memory-limit", default=None)
+    s.add_argument("--score-anyway", action="store_true", help=argparse.SUPPRESS)
+    scoring_args(s)
+    s.set_defaults(func=cmd_run)
 
     s = sub.add_parser("demo", help="load the shipped samples into a fresh store and show the result")
     s.add_argument("--out", default="demo-out")

@@ -1,0 +1,119 @@
+"""Isolation forest over account features, one model per segment (persons, businesses).
+
+Fitted on a reference window and saved with a version; scoring loads the saved model, so a
+score means the same thing from run to run. Each anomalous account is explained by the
+features that set it apart from the typical account of its segment, in words.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import joblib
+import numpy as np
+import polars as pl
+from sklearn.ensemble import IsolationForest
+
+from detectors.features import describe, feature_names
+
+SHARE_FEATURES = {"p2p_in_share", "night_share", "cash_in_share", "cash_out_share", "pass_through_24h"}
+EUR_FEATURES = {"sum_in", "sum_out", "remit_sum", "vasp_out", "luxury_out", "foreign_out"}
+NOT_EXPLAINING = {"n_in", "n_out"}   # volume alone is not a reason an investigator can act on
+
+
+class AnomalyDetector:
+    def __init__(self, n_estimators: int = 200, max_samples: int | str = 4096, random_state: int = 0):
+        self.n_estimators, self.max_samples, self.random_state = n_estimators, max_samples, random_state
+        self.features = feature_names()
+        self.models: dict[str, IsolationForest] = {}
+        self.reference: dict[str, dict] = {}
+        self.version: str | None = None
+
+    @staticmethod
+    def _matrix(df: pl.DataFrame, names: list[str]) -> np.ndarray:
+        x = df.select(names).fill_null(0).to_numpy().astype(np.float64)
+        return np.sign(x) * np.log1p(np.abs(x))     # heavy-tailed counts and sums -> comparable scales
+
+    def fit(self, features: pl.DataFrame) -> "AnomalyDetector":
+        for seg in sorted(features["segment"].unique().to_list()):
+            part = features.filter(pl.col("segment") == seg)
+            if part.height < 20:
+                continue
+            x = self._matrix(part, self.features)
+            model = IsolationForest(n_estimators=self.n_estimators, random_state=self.random_state,
+                                    max_samples=min(self.max_samples, part.height) if isinstance(self.max_samples, int) else self.max_samples)
+            model.fit(x)
+            raw = part.select(self.features).fill_null(0).to_numpy().astype(np.float64)
+            q1, med, q3 = np.percentile(raw, [25, 50, 75], axis=0)
+            self.models[seg] = model
+            self.reference[seg] = {"scores": np.sort(model.score_samples(x)), "median": med, "iqr": q3 - q1,
+                                   "p90": np.percentile(raw, 90, axis=0), "std": raw.std(axis=0)}
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+        digest = hashlib.sha256(json.dumps([self.features, features.height, self.n_estimators, self.random_state]).encode()).hexdigest()[:8]
+        self.version = f"iforest-{stamp}-{digest}"
+        return self
+
+    def score(self, features: pl.DataFrame) -> pl.DataFrame:
+        """bank_id, account_id, anomaly_raw (score_samples: lower is stranger), anomaly (0..1: share of the
+        reference segment that looks more normal than this account)."""
+        out = []
+        for seg, model in self.models.items():
+            part = features.filter(pl.col("segment") == seg)
+            if part.height == 0:
+                continue
+            raw = model.score_samples(self._matrix(part, self.features))
+            ref = self.reference[seg]["scores"]
+            normal_share = 1.0 - np.searchsorted(ref, raw, side="right") / len(ref)
+            out.append(part.select("bank_id", "account_id").with_columns(
+                pl.Series("anomaly_raw", raw), pl.Series("anomaly", normal_share)))
+        if not out:
+            return pl.DataFrame(schema={"bank_id": pl.Utf8, "account_id": pl.Utf8, "anomaly_raw": pl.Float64, "anomaly": pl.Float64})
+        return pl.concat(out)
+
+    def explain(self, features: pl.DataFrame, top: int = 3) -> dict[tuple[str, str], str]:
+        """Words for each account: the features furthest above the segment's typical value."""
+        words = describe()
+        out: dict[tuple[str, str], str] = {}
+        for seg in self.models:
+            part = features.filter(pl.col("segment") == seg)
+            if part.height == 0:
+                continue
+            ref = self.reference[seg]
+            raw = part.select(self.features).fill_null(0).to_numpy().astype(np.float64)
+            scale = np.maximum(np.maximum(ref["iqr"], ref["std"] * 0.5), 1e-9)
+            z = (raw - ref["median"]) / scale
+            for j, name in enumerate(self.features):
+                if name in NOT_EXPLAINING:
+                    z[:, j] = 0
+            order = np.argsort(-z, axis=1)[:, :top]
+            keys = list(zip(part["bank_id"].to_list(), part["account_id"].to_list()))
+            for i, key in enumerate(keys):
+                parts = [f"{words[self.features[j]]}: {_fmt(self.features[j], raw[i, j])}, typical account {_fmt(self.features[j], ref['median'][j])}"
+                         for j in order[i] if z[i, j] > 2]
+                out[key] = "; ".join(parts)
+        return out
+
+    def save(self, folder: str | Path) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{self.version}.joblib"
+        joblib.dump(self, path)
+        (folder / "LATEST").write_text(path.name + "\n")
+        return path
+
+    @staticmethod
+    def load(folder_or_file: str | Path) -> "AnomalyDetector":
+        p = Path(folder_or_file)
+        if p.is_dir():
+            p = p / (p / "LATEST").read_text().strip()
+        return joblib.load(p)
+
+
+def _fmt(name: str, v: float) -> str:
+    if name in SHARE_FEATURES:
+        return f"{100 * v:.0f}%"
+    if name in EUR_FEATURES:
+        return f"EUR {v:,.0f}"
+    return f"{v:.0f}" if abs(v - round(v)) < 1e-9 or abs(v) >= 10 else f"{v:.1f}"

@@ -1,0 +1,95 @@
+"""Per-account features over the scoring window, computed in one DuckDB query.
+
+Each feature is (name, one-line meaning, SQL aggregate over win_tx rows `t` of one account).
+They feed the isolation forest and the words that explain an anomaly.
+"""
+from __future__ import annotations
+
+import duckdb
+import polars as pl
+
+# name, what it means (read by investigators in explanations), SQL over the account's window rows
+FEATURES: list[tuple[str, str, str]] = [
+    ("n_in", "credits", "count(*) FILTER (t.is_in)"),
+    ("n_out", "debits", "count(*) FILTER (NOT t.is_in)"),
+    ("sum_in", "money in (EUR)", "coalesce(sum(t.amount) FILTER (t.is_in), 0)"),
+    ("sum_out", "money out (EUR)", "coalesce(sum(t.amount) FILTER (NOT t.is_in), 0)"),
+    ("senders", "distinct counterparties paying in", "count(DISTINCT t.counterparty_id) FILTER (t.is_in)"),
+    ("receivers", "distinct counterparties paid", "count(DISTINCT t.counterparty_id) FILTER (NOT t.is_in)"),
+    ("p2p_senders", "distinct private persons paying in", "count(DISTINCT t.counterparty_id) FILTER (t.is_in AND t.is_p2p)"),
+    ("p2p_in_share", "share of money in from private persons", "coalesce(sum(t.amount) FILTER (t.is_in AND t.is_p2p) / nullif(sum(t.amount) FILTER (t.is_in), 0), 0)"),
+    ("night_share", "share of bookings between 22:00 and 06:00", "avg(CASE WHEN t.is_night THEN 1 ELSE 0 END)"),
+    ("night_p2p_in", "person-to-person credits at night", "count(*) FILTER (t.is_in AND t.is_p2p AND t.is_night)"),
+    ("cash_in_share", "share of money in deposited as cash", "coalesce(sum(t.amount) FILTER (t.is_in AND t.is_cash) / nullif(sum(t.amount) FILTER (t.is_in), 0), 0)"),
+    ("cash_out_share", "share of money out withdrawn as cash", "coalesce(sum(t.amount) FILTER (NOT t.is_in AND t.is_cash) / nullif(sum(t.amount) FILTER (NOT t.is_in), 0), 0)"),
+    ("night_cash", "cash bookings at night", "count(*) FILTER (t.is_cash AND t.is_night)"),
+    ("cash_cities", "distinct cities of cash bookings", "count(DISTINCT t.location_city) FILTER (t.is_cash)"),
+    ("card_cities", "distinct cities of card and cash bookings", "count(DISTINCT t.location_city)"),
+    ("lodging_n", "hotel and short-stay payments", "count(*) FILTER (t.category = 'lodging' AND NOT t.is_in)"),
+    ("lodging_cities", "distinct cities of hotel payments", "count(DISTINCT t.location_city) FILTER (t.category = 'lodging')"),
+    ("ads_n", "payments to escort or adult advertising", "count(*) FILTER (t.category = 'adult_ads' OR (t.category = 'advertising' AND NOT t.is_in))"),
+    ("taxi_n", "taxi and ride-hailing payments", "count(*) FILTER (t.category = 'taxi')"),
+    ("telecom_providers", "distinct telecom providers paid", "count(DISTINCT t.counterparty_id) FILTER (t.category = 'telecom')"),
+    ("telecom_card_n", "telecom top-ups paid by card", "count(*) FILTER (t.category = 'telecom' AND t.channel = 'card')"),
+    ("remit_n", "money remittances sent", "count(*) FILTER (t.channel = 'money_remittance' AND NOT t.is_in)"),
+    ("remit_sum", "money remitted (EUR)", "coalesce(sum(t.amount) FILTER (t.channel = 'money_remittance' AND NOT t.is_in), 0)"),
+    ("loan_n", "loan disbursements received", "count(*) FILTER (t.channel = 'loan_disbursement' OR (t.category = 'lender' AND t.is_in))"),
+    ("lenders", "distinct lenders", "count(DISTINCT t.counterparty_id) FILTER (t.channel = 'loan_disbursement' OR (t.category = 'lender' AND t.is_in))"),
+    ("vasp_out", "payments to crypto exchanges (EUR)", "coalesce(sum(t.amount) FILTER (t.category = 'vasp' AND NOT t.is_in), 0)"),
+    ("luxury_out", "luxury spending (EUR)", "coalesce(sum(t.amount) FILTER (t.category = 'luxury' AND NOT t.is_in), 0)"),
+    ("foreign_out", "money sent abroad (EUR)", "coalesce(sum(t.amount) FILTER (NOT t.is_in AND t.counterparty_country <> 'NL'), 0)"),
+    ("grocery_n", "grocery and everyday purchases", "count(*) FILTER (t.category IN ('grocery', 'utilities'))"),
+    ("devices_used", "distinct online-banking devices", "count(DISTINCT t.device_id)"),
+]
+
+# Pass-through: money in on a day against money out that day and the next (24-48 h), per account.
+PASS_THROUGH_SQL = """
+    WITH d AS (
+        SELECT bank_id, account_id, day,
+               coalesce(sum(amount) FILTER (is_in), 0) AS din, coalesce(sum(amount) FILTER (NOT is_in), 0) AS dout
+        FROM win_tx GROUP BY ALL),
+    w AS (
+        SELECT *, sum(dout) OVER (PARTITION BY bank_id, account_id ORDER BY day
+                                  RANGE BETWEEN CURRENT ROW AND INTERVAL 1 DAY FOLLOWING) AS out_next
+        FROM d)
+    SELECT bank_id, account_id, coalesce(sum(least(din, out_next)) / nullif(sum(din), 0), 0) AS pass_through_24h
+    FROM w GROUP BY ALL
+"""
+
+ACCOUNT_FEATURES = [
+    ("pass_through_24h", "share of money in that leaves within about 24 hours"),
+    ("holder_age", "holder's age in years"),
+    ("account_age_days", "account age in days"),
+    ("address_customers", "customers registered at the holder's address"),
+    ("device_customers", "customers using the same online-banking device"),
+]
+
+
+def describe() -> dict[str, str]:
+    """Feature name -> meaning, for explanations and the README."""
+    return {n: d for n, d, _ in FEATURES} | dict(ACCOUNT_FEATURES)
+
+
+def compute_features(con: duckdb.DuckDBPyConnection, window_days: int) -> pl.DataFrame:
+    """One row per account in win_accounts; counts and sums are per 30 days so windows compare."""
+    per30 = 30.0 / window_days
+    aggs = ",\n".join(f"{sql} AS {name}" for name, _, sql in FEATURES)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE tx_feats AS SELECT t.bank_id, t.account_id, {aggs} FROM win_tx t GROUP BY ALL")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE pass_through AS {PASS_THROUGH_SQL}")
+    scaled = ", ".join(
+        (f"coalesce(f.{n}, 0) * {per30} AS {n}" if n.startswith(("n_", "sum_")) or n.endswith(("_n", "_sum", "_out"))
+         else f"coalesce(f.{n}, 0) AS {n}") for n, _, _ in FEATURES)
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE features AS
+        SELECT a.bank_id, a.account_id, a.customer_type AS segment, {scaled},
+               coalesce(p.pass_through_24h, 0) AS pass_through_24h, coalesce(a.holder_age, 0) AS holder_age,
+               a.account_age_days, a.address_customers, a.device_customers
+        FROM win_accounts a
+        LEFT JOIN tx_feats f USING (bank_id, account_id)
+        LEFT JOIN pass_through p USING (bank_id, account_id)
+    """)
+    return con.sql("SELECT * FROM features ORDER BY bank_id, account_id").pl()
+
+
+def feature_names() -> list[str]:
+    return [n for n, _, _ in FEATURES] + [n for n, _ in ACCOUNT_FEATURES]

@@ -1,0 +1,135 @@
+"""A scoring run: window -> features -> rules -> isolation forest -> fusion -> alerts in DuckDB and files.
+
+Alerts keep their history: every run appends its rows to `alerts`; an account with an open alert
+keeps the same `alert_id` (the alert is updated, not raised twice) and `alert_status` holds the
+current state per alert. Each run is recorded in `runs`.
+"""
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import polars as pl
+import yaml
+
+from detectors.anomaly import AnomalyDetector
+from detectors.features import compute_features
+from detectors.fusion import Fusion
+from detectors.rule_detector import RuleDetector
+from detectors.window import CATEGORIES, define_window
+from pipelines import store
+
+ALERT_COLUMNS = ["run_id", "alert_id", "rank", "bank_id", "account_id", "score", "typology", "reasons", "evidence",
+                 "rules", "rule_score", "anomaly", "status"]
+
+
+def load_config(path: str | Path | None) -> dict:
+    """Rule overrides, categories and fusion settings from YAML (see detectors/config.example.yaml)."""
+    if not path:
+        return {}
+    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: the config must be a mapping")
+    return data
+
+
+def ensure_scoring_tables(con) -> None:
+    con.execute("""CREATE TABLE IF NOT EXISTS alerts (run_id VARCHAR, alert_id VARCHAR, rank INTEGER, bank_id VARCHAR,
+        account_id VARCHAR, score DOUBLE, typology VARCHAR, reasons VARCHAR, evidence VARCHAR[], rules VARCHAR[],
+        rule_score DOUBLE, anomaly DOUBLE, status VARCHAR, created_at TIMESTAMPTZ)""")
+    con.execute("""CREATE TABLE IF NOT EXISTS alert_status (alert_id VARCHAR, bank_id VARCHAR, account_id VARCHAR,
+        status VARCHAR, opened_run VARCHAR, last_run VARCHAR, last_score DOUBLE, updated_at TIMESTAMPTZ)""")
+    con.execute("""CREATE TABLE IF NOT EXISTS runs (run_id VARCHAR, flow_run_id VARCHAR, kind VARCHAR, started_at TIMESTAMPTZ,
+        ended_at TIMESTAMPTZ, parameters JSON, rule_set_hash VARCHAR, model_version VARCHAR, window_start TIMESTAMPTZ,
+        window_end TIMESTAMPTZ, rows_in BIGINT, rows_quarantined BIGINT, alerts_out BIGINT, alerts_new BIGINT, outcome VARCHAR)""")
+
+
+@dataclass
+class ScoreResult:
+    run_id: str
+    alerts: pl.DataFrame
+    rule_set_hash: str
+    model_version: str
+    window_start: datetime
+    window_end: datetime
+    accounts_scored: int
+    files: dict
+
+
+def score_store(db_path: str | Path, out_dir: str | Path, config: dict | None = None, models_dir: str | Path | None = None,
+                refit: bool = False, mode: str = "fused", run_id: str | None = None, flow_run_id: str | None = None,
+                memory_limit: str | None = None) -> ScoreResult:
+    config = config or {}
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    models_dir = Path(models_dir) if models_dir else Path(str(db_path) + ".models")
+    run_id = run_id or datetime.now(timezone.utc).strftime("run-%Y%m%dT%H%M%S-") + uuid.uuid4().hex[:6]
+    started = datetime.now(timezone.utc)
+    days = int(config.get("window_days", 90))
+    categories = {**CATEGORIES, **{k: (list(v.get("mccs", [])), list(v.get("names", [])))
+                                   for k, v in (config.get("categories") or {}).items()}}
+    con = store.connect(db_path, memory_limit)
+    try:
+        store.ensure_schema(con)
+        ensure_scoring_tables(con)
+        window = define_window(con, days, categories=categories)
+        features = compute_features(con, days)
+        rules = RuleDetector(config).fit()
+        hits = rules.score(con, days)
+        if refit or not (models_dir / "LATEST").exists():
+            model = AnomalyDetector().fit(features)
+            model.save(models_dir)
+        else:
+            model = AnomalyDetector.load(models_dir)
+        anomaly = model.score(features)
+        fusion = Fusion(mode=mode, **(config.get("fusion") or {}))
+        floor = fusion.anomaly_floor
+        odd = anomaly.filter(pl.col("anomaly") > floor).select("bank_id", "account_id")
+        explanations = model.explain(features.join(odd, on=["bank_id", "account_id"], how="semi"))
+        alerts = fusion.fuse(hits, anomaly, explanations)
+        alerts = _persist(con, alerts, run_id)
+        files = write_alert_files(alerts, out_dir)
+        rows_in = con.execute("SELECT count(*) FROM win_tx").fetchone()[0]
+        con.execute("INSERT INTO runs VALUES (?, ?, 'score', ?, now(), ?, ?, ?, ?, ?, ?, NULL, ?, ?, 'ok')", [
+            run_id, flow_run_id, started, json.dumps({"db": str(db_path), "out": str(out_dir), "mode": mode, "window_days": days,
+                                                       "config": config}, default=str),
+            rules.version, model.version, window.start, window.end, rows_in, alerts.height,
+            int((alerts["status"] == "new").sum()) if alerts.height else 0])
+        return ScoreResult(run_id, alerts, rules.version, model.version, window.start, window.end, features.height, files)
+    finally:
+        con.close()
+
+
+def _persist(con, alerts: pl.DataFrame, run_id: str) -> pl.DataFrame:
+    """Reuse the alert_id of an account's open alert; append this run's rows; update alert_status."""
+    open_ = con.sql("SELECT bank_id, account_id, alert_id FROM alert_status WHERE status IN ('open', 'info_requested')").pl()
+    a = alerts.join(open_, on=["bank_id", "account_id"], how="left").with_columns(
+        pl.when(pl.col("alert_id").is_null()).then(pl.lit("new")).otherwise(pl.lit("updated")).alias("status"),
+        pl.col("alert_id").fill_null(pl.lit(run_id + "-") + pl.col("rank").cast(pl.Utf8).str.zfill(5)),
+        pl.lit(run_id).alias("run_id"))
+    a = a.select(ALERT_COLUMNS)
+    con.register("new_alerts", a.to_arrow())
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(f"INSERT INTO alerts SELECT {', '.join(ALERT_COLUMNS)}, now() FROM new_alerts")
+        con.execute("""UPDATE alert_status s SET last_run = n.run_id, last_score = n.score, updated_at = now()
+                       FROM new_alerts n WHERE s.alert_id = n.alert_id""")
+        con.execute("""INSERT INTO alert_status SELECT alert_id, bank_id, account_id, 'open', run_id, run_id, score, now()
+                       FROM new_alerts WHERE status = 'new'""")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    finally:
+        con.unregister("new_alerts")
+    return a
+
+
+def write_alert_files(alerts: pl.DataFrame, out_dir: Path) -> dict:
+    pq, csv = out_dir / "alerts.parquet", out_dir / "alerts.csv"
+    alerts.write_parquet(pq)
+    alerts.with_columns(pl.col("evidence").list.join(";"), pl.col("rules").list.join(";")).write_csv(csv)
+    return {"parquet": str(pq), "csv": str(csv)}

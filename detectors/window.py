@@ -1,0 +1,105 @@
+"""The scoring window: the transactions and accounts every detector reads, as DuckDB temp views.
+
+`win_tx` adds what rules need to every booking in the window: Dutch local time, a night flag and
+a merchant/counterparty category from configurable dictionaries (MCCs and name keywords; SEPA and
+iDEAL payments carry no MCC, so names do that work there — indicators.md §2 and §4).
+`win_accounts` adds holder age, account age and how many customers share the address, phone and
+devices of each account.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import duckdb
+
+# category -> (MCCs, lower-case name keywords). Editable through the rule config (`categories:`).
+CATEGORIES: dict[str, tuple[list[str], list[str]]] = {
+    "adult_ads": (["7273", "5967"], ["kinky", "sexjob", "escort", "redlights", "adult", "classified"]),
+    "advertising": (["7311", "7399"], []),
+    "lodging": (["7011", "6513"] + [str(m) for m in range(3501, 4000)], ["hotel", "hostel", "airbnb", "booking.com", "pension", " inn"]),
+    "taxi": (["4121"], ["uber", "bolt", "taxi"]),
+    "telecom": (["4814", "4812"], ["kpn", "vodafone", "odido", "t-mobile", "lebara", "lycamobile", "simyo", "ben", "tele2", "ortel", "vectone", "youfone"]),
+    "luxury": (["5944", "5511", "5521", "8099", "5813"], ["juwelier", "louis vuitton", "gucci", "rolex", "prestige"]),
+    "vasp": (["6051"], ["bitvavo", "coinbase", "bitonic", "binance", "kraken", "crypto"]),
+    "gambling": (["7995"], ["casino", "unibet", "holland casino", "toto", "bet365"]),
+    "lender": ([], ["krediet", "lening", "ferratum", "qander", "santander consumer", "in3", "klarna", "freo", "afterpay", "bnpl"]),
+    "grocery": (["5411", "5499", "5462"], []),
+    "utilities": (["4900"], ["eneco", "vattenfall", "essent", "greenchoice"]),
+    "prepaid": (["6540"], ["paysafe", "prepaid"]),
+}
+
+NIGHT_FROM, NIGHT_TO = 22, 6     # indicators.md SE-04: 22:00-06:00
+TIMEZONE = "Europe/Amsterdam"
+
+
+@dataclass
+class Window:
+    start: datetime
+    end: datetime
+    days: int
+
+
+def _category_sql(categories: dict) -> str:
+    parts = []
+    for cat, (mccs, words) in categories.items():
+        conds = []
+        if mccs:
+            conds.append("t.mcc IN (" + ", ".join(f"'{m}'" for m in mccs) + ")")
+        if words:
+            conds.append("(" + " OR ".join(f"contains(lower(t.counterparty_name), '{w}')" for w in words) + ")")
+        if conds:
+            parts.append(f"WHEN {' OR '.join(conds)} THEN '{cat}'")
+    return "CASE " + " ".join(parts) + " ELSE NULL END"
+
+
+def define_window(con: duckdb.DuckDBPyConnection, days: int = 90, end: datetime | None = None,
+                  categories: dict | None = None) -> Window:
+    """Create temp views win_tx and win_accounts over the last `days` days of the store."""
+    if end is None:
+        end = con.execute("SELECT max(booked_at) FROM transactions").fetchone()[0]
+        if end is None:
+            raise ValueError("the store has no transactions to score")
+    end_sql = f"TIMESTAMPTZ '{end.isoformat()}'"
+    cat = _category_sql(categories or CATEGORIES)
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE win_tx AS
+        SELECT t.txn_id, t.bank_id, t.account_id, t.booked_at, t.direction, CAST(t.amount_eur AS DOUBLE) AS amount,
+               t.channel, t.counterparty_id, t.counterparty_type, t.counterparty_name, t.counterparty_country, t.mcc,
+               t.location_city, t.description, t.device_id,
+               timezone('{TIMEZONE}', t.booked_at) AS local_ts,
+               hour(timezone('{TIMEZONE}', t.booked_at)) AS hour,
+               hour(timezone('{TIMEZONE}', t.booked_at)) >= {NIGHT_FROM} OR hour(timezone('{TIMEZONE}', t.booked_at)) < {NIGHT_TO} AS is_night,
+               CAST(timezone('{TIMEZONE}', t.booked_at) AS DATE) AS day,
+               t.direction = 'credit' AS is_in,
+               t.channel IN ('cash_deposit', 'cash_withdrawal') AS is_cash,
+               t.channel IN ('transfer', 'instant_transfer') AND t.counterparty_type = 'person' AS is_p2p,
+               {cat} AS category
+        FROM transactions t
+        WHERE t.booked_at > {end_sql} - INTERVAL {int(days)} DAY AND t.booked_at <= {end_sql}
+    """)
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE win_accounts AS
+        WITH dev AS (
+            SELECT w.device_id, count(DISTINCT a.customer_id) AS customers, count(DISTINCT a.address_id) AS addresses
+            FROM (SELECT DISTINCT device_id, bank_id, account_id FROM win_tx WHERE device_id IS NOT NULL) w
+            JOIN accounts a USING (bank_id, account_id) GROUP BY 1),
+        acc_dev AS (
+            SELECT DISTINCT w.bank_id, w.account_id, w.device_id FROM win_tx w WHERE w.device_id IS NOT NULL),
+        dev_share AS (
+            SELECT ad.bank_id, ad.account_id, max(d.customers) AS device_customers, max(d.addresses) AS device_addresses,
+                   count(DISTINCT ad.device_id) AS devices
+            FROM acc_dev ad JOIN dev d USING (device_id) GROUP BY 1, 2),
+        addr AS (SELECT address_id, count(DISTINCT customer_id) AS n FROM accounts WHERE address_id IS NOT NULL GROUP BY 1),
+        phone AS (SELECT phone_id, count(DISTINCT customer_id) AS n FROM accounts WHERE phone_id IS NOT NULL GROUP BY 1)
+        SELECT a.bank_id, a.account_id, a.customer_id, a.customer_type, a.gender, a.nationality, a.address_id, a.sector_code,
+               CASE WHEN a.birth_year IS NOT NULL THEN year({end_sql}) - a.birth_year END AS holder_age,
+               date_diff('day', a.opened_on, CAST({end_sql} AS DATE)) AS account_age_days,
+               coalesce(addr.n, 1) AS address_customers, coalesce(phone.n, 1) AS phone_customers,
+               coalesce(ds.device_customers, 1) AS device_customers, coalesce(ds.device_addresses, 1) AS device_addresses,
+               coalesce(ds.devices, 0) AS devices
+        FROM accounts a
+        LEFT JOIN addr USING (address_id) LEFT JOIN phone USING (phone_id)
+        LEFT JOIN dev_share ds ON ds.bank_id = a.bank_id AND ds.account_id = a.account_id
+    """)
+    return Window(end - __import__("datetime").timedelta(days=days), end, days)
