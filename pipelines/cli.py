@@ -101,10 +101,21 @@ def cmd_score(a) -> int:
 
 
 def cmd_run(a) -> int:
+    """Ingest every submission (a rejected one does not stop the others), then score what is loaded."""
     rc = cmd_ingest(a)
-    if rc and not a.score_anyway:
-        print("some submissions were rejected; scoring what is loaded", file=sys.stderr)
-    return max(rc, cmd_score(a)) if rc else cmd_score(a)
+    if rc:
+        print("some submissions were rejected (see above); scoring what is loaded", file=sys.stderr)
+    return cmd_score(a) or rc
+
+
+def cmd_rules(a) -> int:
+    """Every rule an analyst can tune: id, typology, indicators, severity, parameters, description."""
+    from detectors.rules import RULES
+    for r in RULES:
+        params = ", ".join(f"{k}={v}" for k, v in r.params.items())
+        print(f"{r.id:<28} {r.typology:<22} sev {r.severity}  [{', '.join(r.indicators)}]\n"
+              f"    {r.description}\n    parameters: {params or '-'}")
+    return 0
 
 
 def cmd_demo(a) -> int:
@@ -177,9 +188,11 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("submissions", nargs="+")
     s.add_argument("--db", required=True)
     s.add_argument("--memory-limit", default=None)
-    s.add_argument("--score-anyway", action="store_true", help=argparse.SUPPRESS)
     scoring_args(s)
     s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("rules", help="list the detection rules with their indicators and parameters")
+    s.set_defaults(func=cmd_rules)
 
     s = sub.add_parser("demo", help="load the shipped samples into a fresh store and show the result")
     s.add_argument("--out", default="demo-out")

@@ -367,3 +367,12 @@ def test_config_errors_are_named():
         rule_set({"NO_SUCH_RULE": {}})
     with pytest.raises(ValueError, match="min_per_30d"):
         rule_set({"SE10_TAXI": {"min_per_day": 3}})
+
+
+def test_example_config_is_valid():
+    from pathlib import Path
+
+    from detectors.scoring import load_config
+    cfg = load_config(Path(__file__).resolve().parent.parent / "detectors" / "config.example.yaml")
+    rules = {r.id: r for r in rule_set(cfg)}
+    assert rules["SE10_TAXI"].severity == 1 and rules["SE07_CLIENT_PAYMENTS"].params["min_senders"] == 8
