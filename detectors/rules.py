@@ -285,6 +285,20 @@ RULES: list[Rule] = [
                     printf('%d new telecom contracts started within %d days', max(near), {within_days}) AS detail
              FROM pairs GROUP BY ALL HAVING max(near) >= {min_contracts}""",
          {"settle_days": 7, "within_days": 14, "min_contracts": 2}, victim_side=True),
+    Rule("CD_YOUNG_NEW_CREDIT", "New credit or contracts in a young adult's name", "creditboys", ("CD-01", "CD-02", "SE-24"),
+         "A holder aged 18-25 takes new loans or starts new phone contracts: the profile creditboys target.", 2,
+         """WITH s AS (SELECT min(day) AS start FROM win_tx),
+                  c AS (SELECT w.bank_id, w.account_id, w.txn_id, w.counterparty_id FROM win_tx w, s
+                        WHERE (w.is_in AND (w.channel = 'loan_disbursement' OR w.category = 'lender'))
+                           OR (NOT w.is_in AND w.channel = 'direct_debit' AND w.category = 'telecom'
+                               AND w.counterparty_id NOT IN (SELECT counterparty_id FROM win_tx x WHERE x.bank_id = w.bank_id
+                                   AND x.account_id = w.account_id AND x.day < s.start + {settle_days} AND x.counterparty_id IS NOT NULL)))
+             SELECT c.bank_id, c.account_id, list(c.txn_id)[1:50] AS evidence,
+                    printf('holder %d years: %d new lenders or phone providers', any_value(a.holder_age), count(DISTINCT c.counterparty_id)) AS detail
+             FROM c JOIN win_accounts a USING (bank_id, account_id)
+             WHERE a.holder_age BETWEEN {min_age} AND {max_age}
+             GROUP BY ALL HAVING count(DISTINCT c.counterparty_id) >= {min_new}""",
+         {"min_age": 18, "max_age": 25, "settle_days": 7, "min_new": 2}, victim_side=True),
     # ---------------------------------------------------------------- migration routes / debt bondage
     Rule("XB01_SHARED_BENEFICIARY", "Several senders, one beneficiary abroad", "debt_bondage", ("XB-01", "LE-12"),
          "The same beneficiary abroad receives money from several unrelated accounts.", 3,

@@ -230,6 +230,11 @@ def cd01_telecom(b, pos):
     return "v", ev
 
 
+def cd_young(b, pos):
+    b.account("v", age=20 if pos else 45)
+    return "v", {_loan(b, 30, "Ferratum"), _loan(b, 40, "Qander")}
+
+
 def xb01_shared_beneficiary(b, pos):
     ev = set()
     for i in range(3):
@@ -302,7 +307,7 @@ CASES = {
     "LE04_CROWDED_ADDRESS": le04_crowded, "LE05_LOW_WAGE_RENT": le05_low_wage_rent, "LE06_SHARED_DEVICE": le06_shared_device,
     "LE08_BUSINESS_LODGING": le08_business_lodging, "CE01_YOUNG_MULE": ce01_young_mule, "ML_FAN_IN_PASS_THROUGH": ml_fan_in,
     "CE_CRYPTO_AFTER_P2P": ce_crypto, "CD02_SEVERAL_LENDERS": cd02_lenders, "CD02_LOAN_PASSED_ON": cd02_passed_on,
-    "CD01_TELECOM_BURST": cd01_telecom, "XB01_SHARED_BENEFICIARY": xb01_shared_beneficiary, "XB02_FIXED_INSTALMENTS": xb02_instalments,
+    "CD01_TELECOM_BURST": cd01_telecom, "CD_YOUNG_NEW_CREDIT": cd_young, "XB01_SHARED_BENEFICIARY": xb01_shared_beneficiary, "XB02_FIXED_INSTALMENTS": xb02_instalments,
     "XB06_STRUCTURED_REMITTANCES": xb06_structuring, "ML03_CASH_ONLY_INCOME": ml03_cash_only, "ML_MANY_DEVICES": ml_many_devices,
     "NET_COLLECTOR": net_collector, "NET_EMPLOYER": net_employer,
 }

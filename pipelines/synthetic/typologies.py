@@ -302,12 +302,13 @@ def scenario_events(ev: Events, pop: Population, scenarios: list[Scenario]) -> N
                            cp_ext=np.char.add("LEND-", lenders), cp_type="business", cp_name=lenders, cp_country="NL",
                            description="Uitbetaling lening")
                     lag = rng.integers(0, 2, k)
-                    if "cash_out" in ind:
-                        ev.add(np.full(k, v), day + lag, minutes(rng, k, "day"), "debit", np.round(amt * 0.9, -1),
+                    share = rng.uniform(0.7, 0.95, k)
+                    if "cash_out" in ind:   # part withdrawn and handed over in cash, the rest transferred
+                        ev.add(np.full(k, v), day + lag, minutes(rng, k, "day"), "debit", np.round(amt * share * 0.5, -1),
                                "cash_withdrawal", mcc="6011", city=CITIES[pop.city[v]])
-                    else:
-                        ev.transfer(np.full(k, v), np.full(k, ctrl), day + lag, minutes(rng, k, "evening"),
-                                    np.round(amt * rng.uniform(0.7, 0.95, k), 0), "instant_transfer", device_src=str(v))
+                        share = share * 0.5
+                    ev.transfer(np.full(k, v), np.full(k, ctrl), day + lag, minutes(rng, k, "evening"),
+                                np.round(amt * share, 0), "instant_transfer", device_src=str(v))
                 if "telecom_burst" in ind:
                     k = int(rng.integers(2, 5))
                     telcos = rng.choice(["KPN", "Vodafone", "Odido", "Ben", "Simyo", "Tele2"], k, replace=False)
@@ -317,7 +318,12 @@ def scenario_events(ev: Events, pop: Population, scenarios: list[Scenario]) -> N
                         ev.add(np.full(k, v), first + 30 * m, minutes(rng, k, "office"), "debit", amt, "direct_debit",
                                cp_ext=np.char.add("DD-", telcos), cp_type="business", cp_name=telcos, cp_country="NL", mcc="4814",
                                description=np.where(m == 0, "Nieuw abonnement toestel", "Abonnement toestel"))
-                    if "forward" in ind:   # handsets are resold; the controller pays the victim nothing
+                    # the victim hands the phones over; the controller resells them to private buyers
+                    buyers = rng.choice(persons, k)
+                    ev.transfer(buyers, np.full(k, ctrl), first + rng.integers(1, 6, k), minutes(rng, k, "evening"),
+                                np.round(rng.uniform(250, 700, k), 0), "instant_transfer",
+                                description=rng.choice(["iPhone", "Samsung", "telefoon", None], k))
+                    if "forward" in ind:   # and keeps a hold: a small payment now and then
                         ev.transfer(np.array([ctrl]), np.array([v]), np.array([start + 2]), minutes(rng, 1, "evening"),
                                     np.array([50.0]), "instant_transfer")
         else:  # debt bondage along a migration route
