@@ -101,11 +101,35 @@ def cmd_score(a) -> int:
 
 
 def cmd_run(a) -> int:
-    """Ingest every submission (a rejected one does not stop the others), then score what is loaded."""
-    rc = cmd_ingest(a)
-    if rc:
-        print("some submissions were rejected (see above); scoring what is loaded", file=sys.stderr)
-    return cmd_score(a) or rc
+    """Ingest every submission (a rejected one does not stop the others), then score what is loaded.
+    By default as the Prefect flow `run`, in-process (no server needed); --no-prefect runs the plain functions."""
+    if a.no_prefect:
+        rc = cmd_ingest(a)
+        if rc:
+            print("some submissions were rejected (see above); scoring what is loaded", file=sys.stderr)
+        return cmd_score(a) or rc
+    from detectors.scoring import load_config
+    from pipelines.flows import run_flow
+    load_config(a.config)   # fail fast on a bad config, before the flow starts
+    res = run_flow([str(p) for p in a.submissions], a.db, a.out, config=a.config, mode=a.mode)
+    return _print_flow_result(res, a.top)
+
+
+def _print_flow_result(res: dict, top: int) -> int:
+    for s in res["submissions"]:
+        print(f"{Path(s['path']).name}: {s['outcome']}: {s['message']}" + (f" (filed as {s['filed_as']})" if s.get("filed_as") else ""))
+    sc = res["score"]
+    if sc:
+        print(f"\nrun {sc['run_id']}: {sc['alerts']} alerts ({sc['new']} new) -> {sc['files']['parquet']}\n")
+        for row in sc["top"][:top]:
+            print(f"{row['rank']:>4}  {row['score']:.3f}  {row['typology']:<22} {row['reasons'][:140]}")
+    return 0 if all(s["accepted"] for s in res["submissions"]) else 1
+
+
+def cmd_batch(a) -> int:
+    from pipelines.flows import batch_scoring_flow
+    res = batch_scoring_flow(a.inbox, a.db, a.out, config=a.config)
+    return _print_flow_result(res, a.top)
 
 
 def cmd_rules(a) -> int:
@@ -188,8 +212,17 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("submissions", nargs="+")
     s.add_argument("--db", required=True)
     s.add_argument("--memory-limit", default=None)
+    s.add_argument("--no-prefect", action="store_true", help="run the plain functions, without a Prefect flow")
     scoring_args(s)
     s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("batch", help="the scheduled batch run, in-process: ingest the inbox, file, score, publish")
+    s.add_argument("inbox")
+    s.add_argument("--db", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--config")
+    s.add_argument("--top", type=int, default=15)
+    s.set_defaults(func=cmd_batch)
 
     s = sub.add_parser("rules", help="list the detection rules with their indicators and parameters")
     s.set_defaults(func=cmd_rules)

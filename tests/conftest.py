@@ -23,3 +23,11 @@ def copy_sample(tmp_path):
         shutil.copytree(SAMPLES / rel, dst)
         return dst
     return _copy
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """One temporary Prefect server for every flow test of the session (startup costs seconds)."""
+    from prefect.testing.utilities import prefect_test_harness
+    with prefect_test_harness(server_startup_timeout=90):
+        yield

@@ -119,7 +119,7 @@ def test_score_command_prints_top_alerts_without_raw_ids(scored, tmp_path, capsy
 def test_run_command_ingests_then_scores(tmp_path, capsys):
     from tests.conftest import SAMPLES
     db = tmp_path / "s.duckdb"
-    rc = main(["run", str(SAMPLES / "valid" / "BANK_A"), str(SAMPLES / "valid" / "BANK_B"), str(SAMPLES / "broken" / "empty_file"),
+    rc = main(["run", "--no-prefect", str(SAMPLES / "valid" / "BANK_A"), str(SAMPLES / "valid" / "BANK_B"), str(SAMPLES / "broken" / "empty_file"),
                "--db", str(db), "--out", str(tmp_path / "o")])
     out = capsys.readouterr().out
     assert rc == 1 and "-> rejected" in out and "alerts written" in out      # the broken one does not stop the others

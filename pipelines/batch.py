@@ -1,0 +1,123 @@
+"""Plain functions behind the batch flows: the inbox, filing submissions, transient faults, summaries.
+
+Kept free of Prefect so they are tested directly; `pipelines/flows.py` only wires them into tasks.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+
+from pipelines.ingest import IngestOutcome
+from pipelines.report import html_report
+from pipelines.submission import SubmissionRejected
+
+PROCESSED, REJECTED = "processed", "rejected"
+
+
+def new_submissions(inbox: str | Path) -> list[Path]:
+    """Submission folders waiting in the inbox (anything but processed/ and rejected/), oldest name first."""
+    inbox = Path(inbox)
+    inbox.mkdir(parents=True, exist_ok=True)
+    return sorted(p for p in inbox.iterdir() if p.is_dir() and p.name not in (PROCESSED, REJECTED) and not p.name.startswith("."))
+
+
+def file_submission(path: str | Path, accepted: bool, report_html: str | None) -> Path:
+    """Move a submission to processed/ or rejected/ with its validation report beside it; never overwrite."""
+    path = Path(path)
+    dest_root = path.parent / (PROCESSED if accepted else REJECTED)
+    dest_root.mkdir(exist_ok=True)
+    dest = dest_root / path.name
+    if dest.exists():
+        dest = dest_root / f"{path.name}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S%f}"
+    shutil.move(str(path), dest)
+    if report_html:
+        (dest_root / f"{dest.name}.validation.html").write_text(report_html, encoding="utf-8")
+    return dest
+
+
+def is_transient(exc: BaseException | None) -> bool:
+    """Worth a retry: a locked database file or an I/O error. Never a validation failure."""
+    if exc is None or isinstance(exc, (SubmissionRejected, ValueError)):
+        return False
+    text = str(exc).lower()
+    if isinstance(exc, duckdb.IOException) or "lock" in text or "could not set lock" in text:
+        return True
+    return isinstance(exc, (OSError, TimeoutError))
+
+
+def outcome_record(out: IngestOutcome) -> dict:
+    """What a flow keeps of an ingest (JSON-serialisable), plus the HTML report for filing."""
+    v = out.validation
+    return {"path": out.path, "submission_id": out.submission_id, "outcome": out.outcome, "accepted": out.accepted,
+            "message": out.message, "rows_loaded": out.rows_loaded, "rows_quarantined": out.rows_quarantined,
+            "rows_in": sum((v.rows or {}).values()) if v is not None else 0,
+            "report_html": html_report(v) if v is not None else None}
+
+
+def top_alerts_table(alerts: list[dict], n: int = 25) -> list[dict]:
+    """Rows for the Prefect table artifact: no identifiers at all, only what an analyst triages by."""
+    return [{"rank": int(a["rank"]), "score": round(float(a["score"]), 3), "typology": a["typology"],
+             "reasons": (a["reasons"] or "")[:300]} for a in alerts[:n]]
+
+
+def typology_counts(db: str | Path, run_id: str) -> dict[str, int]:
+    con = duckdb.connect(str(db))   # same configuration as the writers in this process
+    try:
+        return dict(con.execute("SELECT typology, count(*) FROM alerts WHERE run_id = ? GROUP BY 1 ORDER BY 1", [run_id]).fetchall())
+    finally:
+        con.close()
+
+
+def previous_run(db: str | Path, run_id: str) -> str | None:
+    con = duckdb.connect(str(db))   # same configuration as the writers in this process
+    try:
+        row = con.execute("""SELECT run_id FROM runs WHERE kind = 'score' AND run_id <> ? AND started_at <
+                             (SELECT started_at FROM runs WHERE run_id = ?) ORDER BY started_at DESC LIMIT 1""", [run_id, run_id]).fetchone()
+        return row[0] if row else None
+    finally:
+        con.close()
+
+
+def run_summary_markdown(submissions: list[dict], score: dict | None, now: dict[str, int], before: dict[str, int] | None) -> str:
+    lines = ["# thb-signals batch run", ""]
+    acc = [s for s in submissions if s["accepted"]]
+    rej = [s for s in submissions if not s["accepted"]]
+    lines += [f"**Submissions:** {len(acc)} accepted, {len(rej)} rejected", ""]
+    if submissions:
+        lines += ["| submission | outcome | rows loaded | rows quarantined | message |", "| --- | --- | --- | --- | --- |"]
+        for s in submissions:
+            lines.append(f"| {Path(s['path']).name} | {s['outcome']} | {sum(s['rows_loaded'].values())} | "
+                         f"{sum(s['rows_quarantined'].values())} | {s['message'].replace('|', '/')} |")
+        lines.append("")
+    if score:
+        lines += [f"**Scoring run** `{score['run_id']}`: {score['alerts']} alerts ({score['new']} new), rules `{score['rule_set_hash']}`, "
+                  f"model `{score['model_version']}`", "", "| typology | alerts | previous run | change |", "| --- | --- | --- | --- |"]
+        for t in sorted(set(now) | set(before or {})):
+            b = (before or {}).get(t)
+            change = "" if b is None else f"{now.get(t, 0) - b:+d}"
+            lines.append(f"| {t} | {now.get(t, 0)} | {'-' if b is None else b} | {change} |")
+    else:
+        lines.append("No scoring: nothing is loaded yet.")
+    return "\n".join(lines) + "\n"
+
+
+def record_batch_run(db: str | Path, run_id: str, flow_run_id: str | None, started: datetime, params: dict,
+                     submissions: list[dict], score: dict | None, outcome: str) -> None:
+    con = duckdb.connect(str(db))
+    try:
+        from detectors.scoring import ensure_scoring_tables
+        from pipelines import store
+        store.ensure_schema(con)
+        ensure_scoring_tables(con)
+        con.execute("INSERT INTO runs VALUES (?, ?, 'batch', ?, now(), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
+            run_id, flow_run_id, started, json.dumps(params, default=str),
+            score["rule_set_hash"] if score else None, score["model_version"] if score else None,
+            score["window_start"] if score else None, score["window_end"] if score else None,
+            sum(s["rows_in"] for s in submissions), sum(sum(s["rows_quarantined"].values()) for s in submissions),
+            score["alerts"] if score else 0, score["new"] if score else 0, outcome])
+    finally:
+        con.close()

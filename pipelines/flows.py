@@ -1,0 +1,135 @@
+"""Prefect flows: thin wiring of plain functions into tasks with retries, runs and artifacts.
+
+Tasks receive paths, never DuckDB connections (one writer per database file; each task opens
+and closes its own). Tasks run one after another because DuckDB allows one writer per file;
+where one machine is outgrown, the scoring stages are what fans out (prefect-dask), not ingest.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.runtime import flow_run
+from prefect.tasks import exponential_backoff
+
+from pipelines.batch import (file_submission, is_transient, new_submissions, outcome_record, previous_run, record_batch_run,
+                             run_summary_markdown, top_alerts_table, typology_counts)
+from pipelines.ingest import ingest
+
+
+def retry_if_transient(task, task_run, state) -> bool:
+    """Retry a locked database or an I/O error; a validation failure or a bug fails at once."""
+    try:
+        state.result()
+    except Exception as exc:  # the task's own exception
+        return is_transient(exc)
+    return False
+
+
+@task(retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=2), retry_condition_fn=retry_if_transient,
+      task_run_name="ingest {path}")
+def ingest_submission(path: str, db: str) -> dict:
+    return outcome_record(ingest(path, db))
+
+
+@task(retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=2), retry_condition_fn=retry_if_transient)
+def score_store_task(db: str, out: str, config: str | None, window_days: int, mode: str) -> dict:
+    from detectors.scoring import load_config, score_store
+    cfg = load_config(config)
+    cfg.setdefault("window_days", window_days)
+    fid = flow_run.id
+    res = score_store(db, out, cfg, mode=mode, flow_run_id=str(fid) if fid else None)
+    alerts = res.alerts.to_dicts()
+    return {"run_id": res.run_id, "alerts": res.alerts.height, "new": sum(1 for a in alerts if a["status"] == "new"),
+            "rule_set_hash": res.rule_set_hash, "model_version": res.model_version,
+            "window_start": res.window_start.isoformat(), "window_end": res.window_end.isoformat(),
+            "files": res.files, "top": top_alerts_table(alerts)}
+
+
+def _has_transactions(db: str) -> bool:
+    import duckdb
+    if not Path(db).exists():
+        return False
+    con = duckdb.connect(db)   # same configuration as the writers in this process
+    try:
+        return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'transactions'").fetchone()[0]
+                    and con.execute("SELECT count(*) FROM transactions").fetchone()[0])
+    finally:
+        con.close()
+
+
+def _ingest_all(paths: list[str], db: str, file_them: bool) -> list[dict]:
+    """One task per submission; one that fails outright is reported as rejected and does not stop the others."""
+    out = []
+    for p in paths:
+        state = ingest_submission(p, db, return_state=True)
+        if state.is_completed():
+            rec = state.result()
+        else:
+            err = state.result(raise_on_failure=False)
+            rec = {"path": p, "submission_id": None, "outcome": "failed", "accepted": False, "message": f"ingest failed: {err}",
+                   "rows_loaded": {}, "rows_quarantined": {}, "rows_in": 0, "report_html": None}
+        report = rec.pop("report_html")
+        if file_them:
+            rec["filed_as"] = str(file_submission(p, rec["accepted"], report))
+        out.append(rec)
+    return out
+
+
+def _publish(db: str, submissions: list[dict], score: dict | None) -> None:
+    now = typology_counts(db, score["run_id"]) if score else {}
+    prev = previous_run(db, score["run_id"]) if score else None
+    before = typology_counts(db, prev) if prev else None
+    if score:
+        create_table_artifact(key="top-alerts", table=score["top"],
+                              description=f"Top alerts of scoring run {score['run_id']} (no identifiers)")
+    create_markdown_artifact(key="run-summary", markdown=run_summary_markdown(submissions, score, now, before),
+                             description="Submissions accepted and rejected, alerts per typology against the previous run")
+
+
+@flow(name="ingest")
+def ingest_flow(paths: list[str], db: str) -> list[dict]:
+    """Validate and load submissions, one task each."""
+    return _ingest_all(paths, db, file_them=False)
+
+
+@flow(name="score")
+def score_flow(db: str, out: str, window_days: int = 90, config: str | None = None, mode: str = "fused") -> dict:
+    """Features, rules, isolation forest, fusion, alerts; publishes the top alerts and a summary."""
+    score = score_store_task(db, out, config, window_days, mode)
+    _publish(db, [], score)
+    return score
+
+
+@flow(name="run")
+def run_flow(paths: list[str], db: str, out: str, window_days: int = 90, config: str | None = None, mode: str = "fused") -> dict:
+    """`thb-signals run`: ingest the given submissions, then score."""
+    started = datetime.now(timezone.utc)
+    subs = _ingest_all(paths, db, file_them=False)
+    score = score_store_task(db, out, config, window_days, mode) if _has_transactions(db) else None
+    _publish(db, subs, score)
+    fid = flow_run.id
+    record_batch_run(db, f"run-{started:%Y%m%dT%H%M%S%f}", str(fid) if fid else None, started,
+                     {"paths": paths, "db": db, "out": out, "config": config}, subs, score, "ok")
+    return {"submissions": subs, "score": score}
+
+
+@flow(name="batch-scoring")
+def batch_scoring_flow(inbox: str, db: str, out: str, window_days: int = 90, config: str | None = None) -> dict:
+    """The scheduled run: every new submission in the inbox is ingested and filed under processed/ or
+    rejected/ (with its validation report), then the store is scored and the result published."""
+    log = get_run_logger()
+    started = datetime.now(timezone.utc)
+    paths = [str(p) for p in new_submissions(inbox)]
+    log.info("%d new submissions in %s", len(paths), inbox)
+    subs = _ingest_all(paths, db, file_them=True)
+    for s in subs:
+        (log.info if s["accepted"] else log.warning)("%s: %s: %s", Path(s["path"]).name, s["outcome"], s["message"])
+    score = score_store_task(db, out, config, window_days, "fused") if _has_transactions(db) else None
+    _publish(db, subs, score)
+    fid = flow_run.id
+    record_batch_run(db, f"batch-{started:%Y%m%dT%H%M%S%f}", str(fid) if fid else None, started,
+                     {"inbox": inbox, "db": db, "out": out, "window_days": window_days, "config": config}, subs, score, "ok")
+    return {"submissions": subs, "score": score}
