@@ -21,6 +21,7 @@ from detectors.fusion import Fusion
 from detectors.rule_detector import RuleDetector
 from detectors.window import CATEGORIES, define_window
 from pipelines import store
+from pipelines.timing import Stopwatch
 
 ALERT_COLUMNS = ["run_id", "alert_id", "rank", "bank_id", "account_id", "score", "typology", "reasons", "evidence",
                  "rules", "rule_score", "anomaly", "status"]
@@ -61,8 +62,9 @@ class ScoreResult:
 
 def score_store(db_path: str | Path, out_dir: str | Path, config: dict | None = None, models_dir: str | Path | None = None,
                 refit: bool = False, mode: str = "fused", run_id: str | None = None, flow_run_id: str | None = None,
-                memory_limit: str | None = None) -> ScoreResult:
+                memory_limit: str | None = None, timer: Stopwatch | None = None) -> ScoreResult:
     config = config or {}
+    timer = timer or Stopwatch()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     models_dir = Path(models_dir) if models_dir else Path(str(db_path) + ".models")
@@ -75,23 +77,29 @@ def score_store(db_path: str | Path, out_dir: str | Path, config: dict | None = 
     try:
         store.ensure_schema(con)
         ensure_scoring_tables(con)
-        window = define_window(con, days, categories=categories)
-        features = compute_features(con, days)
-        rules = RuleDetector(config).fit()
-        hits = rules.score(con, days)
-        if refit or not (models_dir / "LATEST").exists():
-            model = AnomalyDetector().fit(features)
-            model.save(models_dir)
-        else:
-            model = AnomalyDetector.load(models_dir)
-        anomaly = model.score(features)
+        with timer.stage("window"):
+            window = define_window(con, days, categories=categories)
+        with timer.stage("features"):
+            features = compute_features(con, days)
+        with timer.stage("rules"):
+            rules = RuleDetector(config).fit()
+            hits = rules.score(con, days)
+        with timer.stage("iforest_fit"):
+            if refit or not (models_dir / "LATEST").exists():
+                model = AnomalyDetector().fit(features)
+                model.save(models_dir)
+            else:
+                model = AnomalyDetector.load(models_dir)
         fusion = Fusion(mode=mode, **(config.get("fusion") or {}))
-        floor = fusion.anomaly_floor
-        odd = anomaly.filter(pl.col("anomaly") > floor).select("bank_id", "account_id")
-        explanations = model.explain(features.join(odd, on=["bank_id", "account_id"], how="semi"))
-        alerts = fusion.fuse(hits, anomaly, explanations)
-        alerts = _persist(con, alerts, run_id)
-        files = write_alert_files(alerts, out_dir)
+        with timer.stage("iforest_score"):
+            anomaly = model.score(features)
+            odd = anomaly.filter(pl.col("anomaly") > fusion.anomaly_floor).select("bank_id", "account_id")
+            explanations = model.explain(features.join(odd, on=["bank_id", "account_id"], how="semi"))
+        with timer.stage("fusion"):
+            alerts = fusion.fuse(hits, anomaly, explanations)
+        with timer.stage("write_alerts"):
+            alerts = _persist(con, alerts, run_id)
+            files = write_alert_files(alerts, out_dir)
         rows_in = con.execute("SELECT count(*) FROM win_tx").fetchone()[0]
         con.execute("INSERT INTO runs VALUES (?, ?, 'score', ?, now(), ?, ?, ?, ?, ?, ?, NULL, ?, ?, 'ok')", [
             run_id, flow_run_id, started, json.dumps({"db": str(db_path), "out": str(out_dir), "mode": mode, "window_days": days,

@@ -142,6 +142,18 @@ def cmd_rules(a) -> int:
     return 0
 
 
+def cmd_bench(a) -> int:
+    from pipelines.bench import HEADER, bench, parse_size
+    sizes = [parse_size(x) for x in a.sizes.split(",")]
+    print(HEADER)
+    rep = bench(sizes, Path(a.out), reps=a.reps, memory_limit=a.memory_limit)
+    if "scaling" in rep:
+        sc = rep["scaling"]
+        print(f"\ntime x{sc['time_ratio']} for {sc['size_ratio']}x the transactions ({sc['from']:,} -> {sc['to']:,})")
+    print(f"machine: {rep['machine']['cores']} cores, {rep['machine']['memory_gib']} GiB; figures in {rep['path']}")
+    return 0
+
+
 def cmd_demo(a) -> int:
     """The README's first command: load the shipped sample extracts and show what was loaded."""
     import shutil
@@ -223,6 +235,13 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--config")
     s.add_argument("--top", type=int, default=15)
     s.set_defaults(func=cmd_batch)
+
+    s = sub.add_parser("bench", help="time every stage and peak memory against DuckDB's single-pass floor")
+    s.add_argument("--sizes", default="1M,10M", help="comma-separated transaction counts, e.g. 1M,10M")
+    s.add_argument("--out", default="bench/results")
+    s.add_argument("--reps", type=int, default=3)
+    s.add_argument("--memory-limit", default=None, help="DuckDB memory_limit for the runs, e.g. 4GB")
+    s.set_defaults(func=cmd_bench)
 
     s = sub.add_parser("rules", help="list the detection rules with their indicators and parameters")
     s.set_defaults(func=cmd_rules)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pipelines import store
 from pipelines.submission import Submission, SubmissionRejected, open_submission
+from pipelines.timing import Stopwatch
 from pipelines.validation import Validation, quote, run_checks, stage
 from schemas import contract
 
@@ -75,9 +76,23 @@ def _load_file(con, sid: str, name: str, target: str, cols: tuple[contract.Colum
     return loaded, quarantined, replaced
 
 
-def ingest(path: str | Path, db_path: str | Path, memory_limit: str | None = None) -> IngestOutcome:
+def _load_all(con, sid: str, sub: Submission) -> tuple[dict, dict, int]:
+    loaded, quarantined = {}, {}
+    if "accounts" in sub.files:
+        n, q, _ = _load_file(con, sid, "accounts", "accounts", contract.ACCOUNTS, ("bank_id", "account_id"))
+        loaded["accounts"], quarantined["accounts"] = n, q
+        checkpoint("after_accounts")
+    target = "fiu_reports" if sub.fiu else "transactions"
+    n, q, replaced = _load_file(con, sid, "transactions", target, contract.columns("transactions", sub.fiu), ("bank_id", "txn_id"))
+    loaded["transactions"], quarantined["transactions"] = n, q
+    checkpoint("after_transactions")
+    return loaded, quarantined, replaced
+
+
+def ingest(path: str | Path, db_path: str | Path, memory_limit: str | None = None, timer: Stopwatch | None = None) -> IngestOutcome:
     """Validate and load one submission folder into the store at `db_path`."""
     path = Path(path)
+    timer = timer or Stopwatch()
     con = store.connect(db_path, memory_limit)
     try:
         store.ensure_schema(con)
@@ -96,18 +111,11 @@ def ingest(path: str | Path, db_path: str | Path, memory_limit: str | None = Non
             return IngestOutcome(str(path), sid, "duplicate", msg)
         con.execute("BEGIN TRANSACTION")
         try:
-            v = stage(con, sub)
-            run_checks(con, v)
-            loaded, quarantined, replaced = {}, {}, 0
-            if "accounts" in sub.files:
-                n, q, r = _load_file(con, sid, "accounts", "accounts", contract.ACCOUNTS, ("bank_id", "account_id"))
-                loaded["accounts"], quarantined["accounts"] = n, q
-                checkpoint("after_accounts")
-            target = "fiu_reports" if sub.fiu else "transactions"
-            n, q, replaced = _load_file(con, sid, "transactions", target, contract.columns("transactions", sub.fiu),
-                                        ("bank_id", "txn_id"))
-            loaded["transactions"], quarantined["transactions"] = n, q
-            checkpoint("after_transactions")
+            with timer.stage("validate"):
+                v = stage(con, sub)
+                run_checks(con, v)
+            with timer.stage("load"):
+                loaded, quarantined, replaced = _load_all(con, sid, sub)
             total_q = sum(quarantined.values())
             outcome = "loaded_with_quarantine" if total_q else "loaded"
             msg = (f"loaded {', '.join(f'{v_} {k}' for k, v_ in loaded.items())}; quarantined {total_q} rows"

@@ -124,3 +124,14 @@ def test_run_command_ingests_then_scores(tmp_path, capsys):
     out = capsys.readouterr().out
     assert rc == 1 and "-> rejected" in out and "alerts written" in out      # the broken one does not stop the others
     assert (tmp_path / "o" / "alerts.parquet").exists()
+
+
+def test_bench_smoke(tmp_path):
+    """The benchmark runs end to end at a tiny size (the real sizes run on demand: `make bench`)."""
+    from pipelines.bench import bench
+    rep = bench([40_000], tmp_path / "results", reps=1, cache=tmp_path / "cache")
+    e = rep["sizes"][0]
+    assert e["transactions"] > 30_000 and e["floor_median_s"] > 0 and e["multiple_of_floor"] > 0
+    assert {"validate", "load", "features", "rules", "iforest_fit", "fusion"} <= set(e["stages_median_s"])
+    assert rep["machine"]["cores"] and e["peak_rss_gib_max"] > 0
+    assert (tmp_path / "results").glob("bench-*.json")

@@ -1,0 +1,164 @@
+"""`thb-signals bench`: end-to-end throughput and memory, stage by stage, against DuckDB's single-pass floor.
+
+Each measured run is a fresh process (so its peak RSS is its own) on a fresh store: validate, load,
+window, features, rules, isolation-forest fit and score, fusion, write alerts. The floor is one DuckDB
+query over the same Parquet files computing the feature stage's aggregates per account in one pass.
+Figures go to bench/results/bench-<time>.json with the machine's cores and memory.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+TXNS_PER_ACCOUNT = 110          # what the generator books per account in 90 days
+
+
+def parse_size(text: str) -> int:
+    text = text.strip().upper()
+    mult = {"K": 1_000, "M": 1_000_000}.get(text[-1], 1)
+    return int(float(text[:-1] if text[-1] in "KM" else text) * mult)
+
+
+def machine() -> dict:
+    mem = 0
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem = int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return {"cores": os.cpu_count(), "memory_gib": round(mem / 2**30, 1), "python": platform.python_version(),
+            "platform": platform.platform()}
+
+
+def ensure_extract(size: int, cache: Path) -> Path:
+    """Generate (once) a two-bank extract of about `size` transactions over 90 days."""
+    folder = cache / f"{size}"
+    if (folder / "labels.parquet").exists():
+        return folder
+    from pipelines.synthetic.generate import generate
+    shutil.rmtree(folder, ignore_errors=True)
+    generate(folder, accounts=max(300, size // TXNS_PER_ACCOUNT), days=90, banks=2, seed=1)
+    return folder
+
+
+def _worker(kind: str, extract: str, memory_limit: str | None) -> dict:
+    import resource
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    extract = Path(extract)
+    banks = sorted(p for p in extract.iterdir() if p.is_dir())
+    t0 = time.perf_counter()
+    if kind == "floor":
+        import duckdb
+
+        from detectors.features import FEATURES
+        files = [str(b / "transactions.parquet") for b in banks]
+        con = duckdb.connect()
+        if memory_limit:
+            con.execute(f"SET memory_limit = '{memory_limit}'")
+        aggs = ", ".join(f"{sql} AS {name}" for name, _, sql in FEATURES)
+        rows = con.execute(f"""
+            WITH t AS (SELECT bank_id, account_id, CAST(amount_eur AS DOUBLE) AS amount, counterparty_id, location_city,
+                              device_id, channel, counterparty_country, direction = 'credit' AS is_in,
+                              channel IN ('cash_deposit', 'cash_withdrawal') AS is_cash,
+                              channel IN ('transfer', 'instant_transfer') AND counterparty_type = 'person' AS is_p2p,
+                              hour(booked_at) >= 22 OR hour(booked_at) < 6 AS is_night,
+                              CASE WHEN mcc = '7011' THEN 'lodging' WHEN mcc = '4121' THEN 'taxi' WHEN mcc = '4814' THEN 'telecom'
+                                   WHEN mcc IN ('7273', '5967') THEN 'adult_ads' WHEN mcc = '6051' THEN 'vasp' WHEN mcc = '5944' THEN 'luxury'
+                                   WHEN mcc = '5411' THEN 'grocery' END AS category
+                       FROM read_parquet({files}))
+            SELECT count(*) FROM (SELECT t.bank_id, t.account_id, {aggs} FROM t GROUP BY ALL)""").fetchone()[0]
+        stages = {"floor": time.perf_counter() - t0}
+        result = {"accounts": rows}
+    else:
+        from detectors.scoring import score_store
+        from pipelines.ingest import ingest
+        from pipelines.timing import Stopwatch
+        timer = Stopwatch()
+        work = Path(tempfile.mkdtemp(prefix="thb-bench-"))
+        try:
+            db = work / "s.duckdb"
+            rows = 0
+            for b in banks:
+                out = ingest(b, db, memory_limit=memory_limit, timer=timer)
+                assert out.accepted, out.message
+                rows += out.rows_loaded.get("transactions", 0)
+            res = score_store(db, work / "out", refit=True, memory_limit=memory_limit, timer=timer)
+            stages = dict(timer.times)
+            result = {"transactions": rows, "accounts": res.accounts_scored, "alerts": res.alerts.height}
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    total = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return {**result, "stages": {k: round(v, 3) for k, v in stages.items()}, "total_s": round(total, 3),
+            "peak_rss_gib": round(peak / 2**30, 3)}
+
+
+def _run_worker(kind: str, extract: Path, memory_limit: str | None) -> dict:
+    cmd = [sys.executable, "-m", "pipelines.bench", "--worker", kind, str(extract)] + (["--memory-limit", memory_limit] if memory_limit else [])
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+    if proc.returncode != 0:
+        raise RuntimeError(f"bench worker {kind} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def bench(sizes: list[int], out: Path, reps: int = 3, cache: Path | None = None, memory_limit: str | None = None) -> dict:
+    cache = cache or REPO / "bench" / "cache"
+    report = {"when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(), "reps": reps,
+              "memory_limit": memory_limit, "sizes": []}
+    for size in sizes:
+        t = time.perf_counter()
+        extract = ensure_extract(size, cache)
+        gen_s = time.perf_counter() - t
+        runs = [_run_worker("pipeline", extract, memory_limit) for _ in range(reps)]
+        floors = [_run_worker("floor", extract, memory_limit) for _ in range(reps)]
+        med = lambda xs: round(statistics.median(xs), 3)
+        stages = {k: med([r["stages"].get(k, 0.0) for r in runs]) for k in runs[0]["stages"]}
+        entry = {"requested": size, "transactions": runs[0]["transactions"], "accounts": runs[0]["accounts"],
+                 "alerts": runs[0]["alerts"], "generate_s": round(gen_s, 1), "stages_median_s": stages,
+                 "total_median_s": med([r["total_s"] for r in runs]), "floor_median_s": med([f["total_s"] for f in floors]),
+                 "peak_rss_gib_max": max(r["peak_rss_gib"] for r in runs), "runs": runs, "floors": floors}
+        entry["multiple_of_floor"] = round(entry["total_median_s"] / entry["floor_median_s"], 2)
+        report["sizes"].append(entry)
+        print(format_row(entry), flush=True)
+    if len(report["sizes"]) >= 2:
+        a, b = report["sizes"][0], report["sizes"][-1]
+        report["scaling"] = {"from": a["transactions"], "to": b["transactions"],
+                             "time_ratio": round(b["total_median_s"] / a["total_median_s"], 2),
+                             "size_ratio": round(b["transactions"] / a["transactions"], 2)}
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"bench-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}.json"
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    report["path"] = str(path)
+    return report
+
+
+HEADER = ("| transactions | total s | floor s | x floor | peak RSS GiB | validate | load | window | features | rules | "
+          "iforest fit | iforest score | fusion | write |\n|" + " --- |" * 14)
+
+
+def format_row(e: dict) -> str:
+    s = e["stages_median_s"]
+    cols = ["validate", "load", "window", "features", "rules", "iforest_fit", "iforest_score", "fusion", "write_alerts"]
+    return (f"| {e['transactions']:,} | {e['total_median_s']:.1f} | {e['floor_median_s']:.2f} | {e['multiple_of_floor']:.1f} | "
+            f"{e['peak_rss_gib_max']:.2f} | " + " | ".join(f"{s.get(c, 0):.1f}" for c in cols) + " |")
+
+
+if __name__ == "__main__":
+    import argparse
+    p = argparse.ArgumentParser()
+    p.add_argument("--worker", choices=("pipeline", "floor"), required=True)
+    p.add_argument("extract")
+    p.add_argument("--memory-limit")
+    a = p.parse_args()
+    print(json.dumps(_worker(a.worker, a.extract, a.memory_limit)))
