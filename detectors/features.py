@@ -8,38 +8,40 @@ from __future__ import annotations
 import duckdb
 import polars as pl
 
-# name, what it means (read by investigators in explanations), SQL over the account's window rows
+# name, what it means (read by investigators in explanations), SQL over the account's window rows.
+# Distinct counts here use approx_count_distinct (HyperLogLog): exact within a few percent, far cheaper at
+# ten million rows, and only the anomaly model reads them; rules count exactly in their own SQL.
 FEATURES: list[tuple[str, str, str]] = [
     ("n_in", "credits", "count(*) FILTER (t.is_in)"),
     ("n_out", "debits", "count(*) FILTER (NOT t.is_in)"),
     ("sum_in", "money in (EUR)", "coalesce(sum(t.amount) FILTER (t.is_in), 0)"),
     ("sum_out", "money out (EUR)", "coalesce(sum(t.amount) FILTER (NOT t.is_in), 0)"),
-    ("senders", "distinct counterparties paying in", "count(DISTINCT t.counterparty_id) FILTER (t.is_in)"),
-    ("receivers", "distinct counterparties paid", "count(DISTINCT t.counterparty_id) FILTER (NOT t.is_in)"),
-    ("p2p_senders", "distinct private persons paying in", "count(DISTINCT t.counterparty_id) FILTER (t.is_in AND t.is_p2p)"),
+    ("senders", "distinct counterparties paying in", "approx_count_distinct(t.counterparty_id) FILTER (t.is_in)"),
+    ("receivers", "distinct counterparties paid", "approx_count_distinct(t.counterparty_id) FILTER (NOT t.is_in)"),
+    ("p2p_senders", "distinct private persons paying in", "approx_count_distinct(t.counterparty_id) FILTER (t.is_in AND t.is_p2p)"),
     ("p2p_in_share", "share of money in from private persons", "coalesce(sum(t.amount) FILTER (t.is_in AND t.is_p2p) / nullif(sum(t.amount) FILTER (t.is_in), 0), 0)"),
     ("night_share", "share of bookings between 22:00 and 06:00", "avg(CASE WHEN t.is_night THEN 1 ELSE 0 END)"),
     ("night_p2p_in", "person-to-person credits at night", "count(*) FILTER (t.is_in AND t.is_p2p AND t.is_night)"),
     ("cash_in_share", "share of money in deposited as cash", "coalesce(sum(t.amount) FILTER (t.is_in AND t.is_cash) / nullif(sum(t.amount) FILTER (t.is_in), 0), 0)"),
     ("cash_out_share", "share of money out withdrawn as cash", "coalesce(sum(t.amount) FILTER (NOT t.is_in AND t.is_cash) / nullif(sum(t.amount) FILTER (NOT t.is_in), 0), 0)"),
     ("night_cash", "cash bookings at night", "count(*) FILTER (t.is_cash AND t.is_night)"),
-    ("cash_cities", "distinct cities of cash bookings", "count(DISTINCT t.location_city) FILTER (t.is_cash)"),
-    ("card_cities", "distinct cities of card and cash bookings", "count(DISTINCT t.location_city)"),
+    ("cash_cities", "distinct cities of cash bookings", "approx_count_distinct(t.location_city) FILTER (t.is_cash)"),
+    ("card_cities", "distinct cities of card and cash bookings", "approx_count_distinct(t.location_city)"),
     ("lodging_n", "hotel and short-stay payments", "count(*) FILTER (t.category = 'lodging' AND NOT t.is_in)"),
-    ("lodging_cities", "distinct cities of hotel payments", "count(DISTINCT t.location_city) FILTER (t.category = 'lodging')"),
+    ("lodging_cities", "distinct cities of hotel payments", "approx_count_distinct(t.location_city) FILTER (t.category = 'lodging')"),
     ("ads_n", "payments to escort or adult advertising", "count(*) FILTER (t.category = 'adult_ads' OR (t.category = 'advertising' AND NOT t.is_in))"),
     ("taxi_n", "taxi and ride-hailing payments", "count(*) FILTER (t.category = 'taxi')"),
-    ("telecom_providers", "distinct telecom providers paid", "count(DISTINCT t.counterparty_id) FILTER (t.category = 'telecom')"),
+    ("telecom_providers", "distinct telecom providers paid", "approx_count_distinct(t.counterparty_id) FILTER (t.category = 'telecom')"),
     ("telecom_card_n", "telecom top-ups paid by card", "count(*) FILTER (t.category = 'telecom' AND t.channel = 'card')"),
     ("remit_n", "money remittances sent", "count(*) FILTER (t.channel = 'money_remittance' AND NOT t.is_in)"),
     ("remit_sum", "money remitted (EUR)", "coalesce(sum(t.amount) FILTER (t.channel = 'money_remittance' AND NOT t.is_in), 0)"),
     ("loan_n", "loan disbursements received", "count(*) FILTER (t.channel = 'loan_disbursement' OR (t.category = 'lender' AND t.is_in))"),
-    ("lenders", "distinct lenders", "count(DISTINCT t.counterparty_id) FILTER (t.channel = 'loan_disbursement' OR (t.category = 'lender' AND t.is_in))"),
+    ("lenders", "distinct lenders", "approx_count_distinct(t.counterparty_id) FILTER (t.channel = 'loan_disbursement' OR (t.category = 'lender' AND t.is_in))"),
     ("vasp_out", "payments to crypto exchanges (EUR)", "coalesce(sum(t.amount) FILTER (t.category = 'vasp' AND NOT t.is_in), 0)"),
     ("luxury_out", "luxury spending (EUR)", "coalesce(sum(t.amount) FILTER (t.category = 'luxury' AND NOT t.is_in), 0)"),
     ("foreign_out", "money sent abroad (EUR)", "coalesce(sum(t.amount) FILTER (NOT t.is_in AND t.counterparty_country <> 'NL'), 0)"),
     ("grocery_n", "grocery and everyday purchases", "count(*) FILTER (t.category IN ('grocery', 'utilities'))"),
-    ("devices_used", "distinct online-banking devices", "count(DISTINCT t.device_id)"),
+    ("devices_used", "distinct online-banking devices", "approx_count_distinct(t.device_id)"),
 ]
 
 # Pass-through: money in on a day against money out that day and the next (24-48 h), per account.

@@ -64,15 +64,17 @@ def _load_file(con, sid: str, name: str, target: str, cols: tuple[contract.Colum
         SELECT ?, f.file, f.row, f.check_id, f."column", f.reason, f.value, to_json(s), now()
         FROM failures f JOIN stg_{name} s ON s.__row = f.row WHERE f.file = ?""", [sid, name])
     quarantined = con.execute("SELECT count(DISTINCT row) FROM failures WHERE file = ?", [name]).fetchone()[0]
-    casts = ", ".join(f"CAST({quote(c.name)} AS {c.sql_type}) AS {quote(c.name)}" for c in cols)
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE ok_{name} AS SELECT {casts} FROM stg_{name} s
-        WHERE NOT EXISTS (SELECT 1 FROM failures f WHERE f.file = '{name}' AND f.row = s.__row)""")
-    on = " AND ".join(f"t.{quote(k)} = o.{quote(k)}" for k in key)
-    replaced = con.execute(f"DELETE FROM {target} t USING ok_{name} o WHERE {on}").fetchone()[0]
+    casts = ", ".join(f"CAST(s.{quote(c.name)} AS {c.sql_type}) AS {quote(c.name)}" for c in cols)
+    ok = (f"(SELECT {casts} FROM stg_{name} s ANTI JOIN (SELECT DISTINCT row FROM failures WHERE file = '{name}') b "
+          f"ON s.__row = b.row)")
+    replaced = 0
+    earlier = con.execute(f"SELECT count(*) FROM (SELECT 1 FROM {target} WHERE bank_id IN "
+                          f"(SELECT DISTINCT CAST(bank_id AS VARCHAR) FROM stg_{name}) LIMIT 1)").fetchone()[0]
+    if earlier:   # a resubmission: rows with the same key are replaced
+        on = " AND ".join(f"t.{quote(k)} = o.{quote(k)}" for k in key)
+        replaced = con.execute(f"DELETE FROM {target} t USING {ok} o WHERE {on}").fetchone()[0]
     names = ", ".join(quote(c.name) for c in cols)
-    con.execute(f"INSERT INTO {target} ({names}, submission_id) SELECT {names}, ? FROM ok_{name}", [sid])
-    loaded = con.execute(f"SELECT count(*) FROM ok_{name}").fetchone()[0]
-    con.execute(f"DROP TABLE ok_{name}")
+    loaded = con.execute(f"INSERT INTO {target} ({names}, submission_id) SELECT {names}, ? FROM {ok}", [sid]).fetchone()[0]
     return loaded, quarantined, replaced
 
 

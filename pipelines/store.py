@@ -9,12 +9,14 @@ import duckdb
 from schemas import contract
 
 
+DEFAULT_MEMORY_LIMIT = "3GB"   # DuckDB spills past this; keeps a 10M-row run near 4 GiB of RSS on any machine
+
+
 def connect(db_path: str | Path | None = None, memory_limit: str | None = None, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """Open the store (or an in-memory database). Memory is capped so large loads spill to disk."""
     con = duckdb.connect(str(db_path) if db_path else ":memory:", read_only=read_only)
-    limit = memory_limit or os.environ.get("THB_DUCKDB_MEMORY_LIMIT")
-    if limit:
-        con.execute(f"SET memory_limit = '{limit}'")
+    limit = memory_limit or os.environ.get("THB_DUCKDB_MEMORY_LIMIT") or DEFAULT_MEMORY_LIMIT
+    con.execute(f"SET memory_limit = '{limit}'")
     con.execute("SET TimeZone = 'UTC'")  # naive timestamps in an extract are UTC (contract)
     return con
 

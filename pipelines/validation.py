@@ -120,22 +120,18 @@ def stage(con: duckdb.DuckDBPyConnection, sub: Submission) -> Validation:
     for name, path in sub.files.items():
         if path.suffix == ".csv":
             _check_csv_header(path)
-        try:
-            con.execute(f"CREATE OR REPLACE TEMP TABLE stg_{name} AS SELECT * FROM {_read_expr(path)}")
-        except duckdb.Error as e:
-            bad = _first_bad_utf8(path) if path.suffix == ".csv" else None
-            if bad:
-                raise SubmissionRejected(path.name, "wrong encoding",
-                                         f"line {bad[0]} (byte {bad[1]}) is not UTF-8; the contract requires UTF-8") from e
-            first = str(e).split("\n")[0].strip()
-            raise SubmissionRejected(path.name, "unreadable file", first) from e
-        cols = [r[0] for r in con.execute(f"DESCRIBE stg_{name}").fetchall()]
-        rows = con.execute(f"SELECT count(*) FROM stg_{name}").fetchone()[0]
-        if rows == 0:
-            raise SubmissionRejected(path.name, "empty file", "no data rows")
-        want = manifest_rows(sub, path.name)
-        if want is not None and want != rows:
-            raise SubmissionRejected(path.name, "row count mismatch", f"manifest says {want} rows, file has {rows}")
+        def read(sql: str):
+            try:
+                return con.execute(sql)
+            except duckdb.Error as e:
+                bad = _first_bad_utf8(path) if path.suffix == ".csv" else None
+                if bad:
+                    raise SubmissionRejected(path.name, "wrong encoding",
+                                             f"line {bad[0]} (byte {bad[1]}) is not UTF-8; the contract requires UTF-8") from e
+                first = str(e).split("\n")[0].strip()
+                raise SubmissionRejected(path.name, "unreadable file", first) from e
+
+        cols = [r[0] for r in read(f"DESCRIBE SELECT * FROM {_read_expr(path)}").fetchall()]
         if name == "transactions":
             sub.fiu = "report_id" in cols
         spec = contract.columns(name, fiu=sub.fiu)
@@ -146,7 +142,7 @@ def stage(con: duckdb.DuckDBPyConnection, sub: Submission) -> Validation:
         extra = [c for c in cols if c not in known]
         if extra:
             v.warnings.append(f"{path.name}: columns not in the contract are ignored: {', '.join(extra)}")
-        # Optional columns the file lacks become NULL; empty strings are nulls (contract: empty field = null).
+        # One copy of the file: optional columns it lacks become NULL; empty CSV fields are nulls (contract).
         select = ["__row"]
         for c in spec:
             if c.name not in cols:
@@ -155,7 +151,13 @@ def stage(con: duckdb.DuckDBPyConnection, sub: Submission) -> Validation:
                 select.append(f"NULLIF({quote(c.name)}, '') AS {quote(c.name)}")
             else:
                 select.append(quote(c.name))
-        con.execute(f"CREATE OR REPLACE TEMP TABLE stg_{name} AS SELECT {', '.join(select)} FROM stg_{name}")
+        read(f"CREATE OR REPLACE TEMP TABLE stg_{name} AS SELECT {', '.join(select)} FROM {_read_expr(path)}")
+        rows = con.execute(f"SELECT count(*) FROM stg_{name}").fetchone()[0]
+        if rows == 0:
+            raise SubmissionRejected(path.name, "empty file", "no data rows")
+        want = manifest_rows(sub, path.name)
+        if want is not None and want != rows:
+            raise SubmissionRejected(path.name, "row count mismatch", f"manifest says {want} rows, file has {rows}")
         v.rows[name] = rows
     if "accounts" not in sub.files and not sub.fiu:
         raise SubmissionRejected("accounts.parquet|csv", "missing file", f"no accounts file in {sub.path}")
@@ -226,8 +228,9 @@ def _failing_rows_sql(check: Check, sub: Submission) -> str:
     value = _txt(check.column)
     if check.kind == "unique":
         key = ", ".join(quote(k) for k in check.params["key"])
-        return (f"SELECT t.__row, {value} AS value FROM (SELECT *, row_number() OVER (PARTITION BY {key} ORDER BY __row) AS __n "
-                f"FROM {table}) t WHERE t.__n > 1 AND t.{quote(check.column)} IS NOT NULL")
+        dup = f"(SELECT {key} FROM {table} GROUP BY ALL HAVING count(*) > 1)"   # cheap hash pass; the window sees duplicates only
+        return (f"SELECT t.__row, {value} AS value FROM (SELECT s.*, row_number() OVER (PARTITION BY {key} ORDER BY __row) AS __n "
+                f"FROM {table} s SEMI JOIN {dup} d USING ({key})) t WHERE t.__n > 1 AND t.{quote(check.column)} IS NOT NULL")
     if check.kind == "in_accounts":
         ok = "(SELECT a.bank_id, a.account_id FROM stg_accounts a WHERE a.__row NOT IN (SELECT row FROM failures WHERE file = 'accounts'))"
         return (f"SELECT t.__row, {value} AS value FROM {table} t ANTI JOIN {ok} a "
