@@ -174,12 +174,16 @@ def _refuse_raw_identifiers(con: duckdb.DuckDBPyConnection, sub: Submission) -> 
             col = f"CAST({quote(c.name)} AS VARCHAR)"
             norm = f"upper(replace({col}, ' ', ''))"
             lengths = "[" + ", ".join(f"'{cc}{n}'" for cc, n in IBAN_LENGTHS.items()) + "]"
+            countries = ", ".join(f"'{cc}'" for cc in IBAN_LENGTHS)   # cheap first filter before any regex
             hit = con.execute(f"""
                 SELECT count(*), list(__row ORDER BY __row)[1:{EXAMPLES}] FROM stg_{name}
-                WHERE (regexp_full_match({norm}, '{RE_IBAN_SHAPE}')
-                       AND list_contains({lengths}, substr({norm}, 1, 2) || CAST(length({norm}) AS VARCHAR))
-                       AND iban_mod97({norm}) = 1)
-                   OR regexp_full_match({col}, '{RE_EMAIL}') OR regexp_full_match({col}, '{RE_PHONE}')
+                WHERE CASE WHEN upper(substr({col}, 1, 2)) IN ({countries})
+                                AND regexp_full_match({norm}, '{RE_IBAN_SHAPE}')
+                                AND list_contains({lengths}, substr({norm}, 1, 2) || CAST(length({norm}) AS VARCHAR))
+                           THEN iban_mod97({norm}) = 1          -- CASE: the costly checksum only for IBAN-shaped values
+                           WHEN contains({col}, '@') THEN regexp_full_match({col}, '{RE_EMAIL}')
+                           WHEN substr({col}, 1, 1) IN ('+', '0') THEN regexp_full_match({col}, '{RE_PHONE}')
+                           ELSE false END
             """).fetchone()
             if hit[0]:
                 raise SubmissionRejected(sub.files[name].name, "raw identifier",
@@ -188,19 +192,40 @@ def _refuse_raw_identifiers(con: duckdb.DuckDBPyConnection, sub: Submission) -> 
                                          f"(run `thb-signals pseudonymise` first)")
 
 
-def fail_predicate(check: Check, sub: Submission) -> str:
-    """The SQL condition (over staging alias t) that is true for a row failing `check`."""
+_NUMERIC = ("DECIMAL", "DOUBLE", "FLOAT", "REAL", "INTEGER", "BIGINT", "SMALLINT", "TINYINT", "HUGEINT", "UBIGINT", "UINTEGER")
+
+
+def _typed_ok(staged: str | None, sql_type: str) -> bool:
+    """A Parquet column already of the contract's kind of type needs no textual format check."""
+    if not staged or staged == "VARCHAR":
+        return False
+    if sql_type == "TIMESTAMPTZ":
+        return staged.startswith("TIMESTAMP")
+    if sql_type == "DATE":
+        return staged == "DATE"
+    if sql_type == "INTEGER":
+        return staged in ("INTEGER", "BIGINT", "SMALLINT", "TINYINT", "HUGEINT", "UBIGINT", "UINTEGER")
+    return staged.startswith(_NUMERIC)
+
+
+def fail_predicate(check: Check, sub: Submission, staged: str | None = None) -> str:
+    """The SQL condition (over staging alias t) that is true for a row failing `check`.
+    `staged` is the staging column's type: Parquet columns that are already typed skip text checks."""
     col = f"t.{quote(check.column)}"
     k, p = check.kind, check.params
     if k == "not_null":
+        if staged and staged != "VARCHAR":
+            return f"({col} IS NULL)"
         return f"({col} IS NULL OR trim({_txt(check.column)}) = '')"
     if k == "format":
+        if _typed_ok(staged, p["sql_type"]):
+            return f"({col} IS NOT NULL AND TRY_CAST({col} AS {p['sql_type']}) IS NULL)" if p["sql_type"] != "TIMESTAMPTZ" else "false"
         rx = p["regex"].replace("'", "''")
         typed = f"TRY_CAST({col} AS {p['sql_type']}) IS NULL" if p["sql_type"] != "VARCHAR" else "false"
         return f"({col} IS NOT NULL AND (NOT regexp_full_match(trim({_txt(check.column)}), '{rx}') OR {typed}))"
     if k == "in_set":
         values = ", ".join("'" + v.replace("'", "''") + "'" for v in p["values"])
-        return f"({col} IS NOT NULL AND NOT list_contains([{values}], {_txt(check.column)}))"
+        return f"({col} IS NOT NULL AND {_txt(check.column)} NOT IN ({values}))"
     if k == "range":
         num = f"TRY_CAST({col} AS DOUBLE)"
         parts = []
@@ -223,7 +248,7 @@ def fail_predicate(check: Check, sub: Submission) -> str:
     raise ValueError(k)
 
 
-def _failing_rows_sql(check: Check, sub: Submission) -> str:
+def _failing_rows_sql(check: Check, sub: Submission, types: dict[str, str] | None = None) -> str:
     table = f"stg_{check.file}"
     value = _txt(check.column)
     if check.kind == "unique":
@@ -231,12 +256,16 @@ def _failing_rows_sql(check: Check, sub: Submission) -> str:
         dup = f"(SELECT {key} FROM {table} GROUP BY ALL HAVING count(*) > 1)"   # cheap hash pass; the window sees duplicates only
         return (f"SELECT t.__row, {value} AS value FROM (SELECT s.*, row_number() OVER (PARTITION BY {key} ORDER BY __row) AS __n "
                 f"FROM {table} s SEMI JOIN {dup} d USING ({key})) t WHERE t.__n > 1 AND t.{quote(check.column)} IS NOT NULL")
+    if check.kind == "in_set" and len(check.params["values"]) > 20:   # long code lists: a hash anti-join, not 250 comparisons a row
+        codes = "(SELECT unnest([" + ", ".join("'" + x.replace("'", "''") + "'" for x in check.params["values"]) + "]) AS code)"
+        return (f"SELECT t.__row, {value} AS value FROM {table} t ANTI JOIN {codes} c ON {value} = c.code "
+                f"WHERE t.{quote(check.column)} IS NOT NULL")
     if check.kind == "in_accounts":
         ok = "(SELECT a.bank_id, a.account_id FROM stg_accounts a WHERE a.__row NOT IN (SELECT row FROM failures WHERE file = 'accounts'))"
         return (f"SELECT t.__row, {value} AS value FROM {table} t ANTI JOIN {ok} a "
                 f"ON CAST(a.account_id AS VARCHAR) = CAST(t.account_id AS VARCHAR) AND CAST(a.bank_id AS VARCHAR) = CAST(t.bank_id AS VARCHAR) "
                 f"WHERE t.account_id IS NOT NULL")
-    return f"SELECT t.__row, {value} AS value FROM {table} t WHERE {fail_predicate(check, sub)}"
+    return f"SELECT t.__row, {value} AS value FROM {table} t WHERE {fail_predicate(check, sub, (types or {}).get(check.column))}"
 
 
 def run_checks(con: duckdb.DuckDBPyConnection, v: Validation) -> Validation:
@@ -246,11 +275,12 @@ def run_checks(con: duckdb.DuckDBPyConnection, v: Validation) -> Validation:
                 "\"column\" VARCHAR, reason VARCHAR, value VARCHAR)")
     # accounts first: transactions are checked against the accounts that pass.
     for name in sorted(sub.files, key=lambda n: n != "accounts"):
+        types = {r[0]: r[1] for r in con.execute(f"DESCRIBE stg_{name}").fetchall()}
         for check in contract.checks(name, fiu=sub.fiu, has_manifest=sub.manifest is not None,
                                      has_accounts="accounts" in sub.files):
             if check.kind == "in_period" and not sub.period:
                 continue
-            con.execute(f"INSERT INTO failures SELECT '{name}', __row, ?, ?, ?, left(value, 200) FROM ({_failing_rows_sql(check, sub)})",
+            con.execute(f"INSERT INTO failures SELECT '{name}', __row, ?, ?, ?, left(value, 200) FROM ({_failing_rows_sql(check, sub, types)})",
                         [check.id, check.column, check.reason])
     summary = con.execute(f"""
         SELECT check_id, count(*), list([CAST(row AS VARCHAR), value] ORDER BY row)[1:{EXAMPLES}]
