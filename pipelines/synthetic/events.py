@@ -91,8 +91,10 @@ class Events:
             if k in NUMERIC:
                 data[k] = pl.Series(k, np.round(np.clip(arr, 0.01, None), 2) if k == "amount" else arr)
             else:
-                words = pl.Series(k, list(self.vocab[k]) + [None], dtype=pl.Utf8)   # code -1 -> the trailing null
+                # categorical: millions of rows hold 4-byte codes, not strings (code -1 -> the trailing null)
+                words = pl.Series(k, list(self.vocab[k]) + [None], dtype=pl.Utf8).cast(pl.Categorical)
                 data[k] = words.gather(np.where(arr < 0, len(words) - 1, arr))
+            self.parts[k] = []
         return pl.DataFrame(data)
 
 

@@ -44,6 +44,7 @@ def generate(out_dir: str | Path, accounts: int = 20_000, days: int = 90, banks:
     scenario_events(ev, pop, scenarios)
     hard_negative_events(ev, pop, negatives)
     tx = ev.frame()
+    del ev
 
     acc_ids = _ids(pl.Series(np.arange(pop.n)), seed, "account")
     bank_of = np.array([bank_name(b) for b in range(banks)])[pop.bank]
@@ -66,18 +67,18 @@ def generate(out_dir: str | Path, accounts: int = 20_000, days: int = 90, banks:
     cp_pop_id = acc_ids.gather(cp.fill_null(0)).zip_with(cp.is_not_null(), pl.Series([None] * n, dtype=pl.Utf8))
     cp_bus = is_bus.gather(cp.fill_null(0))
     tx = tx.with_columns(
-        pl.coalesce(pl.Series(cp_pop_id), _ids(tx["cp_ext"], seed, "counterparty")).alias("counterparty_id"),
+        pl.coalesce(pl.Series(cp_pop_id), _ids(tx["cp_ext"].cast(pl.Utf8), seed, "counterparty")).alias("counterparty_id"),
         pl.when(pl.col("cp_acc").is_not_null())
           .then(pl.when(pl.Series(cp_bus)).then(pl.lit("business")).otherwise(pl.lit("person")))
           .otherwise(pl.col("cp_type")).alias("counterparty_type"),
-        _ids(tx["device"], seed, "device").alias("device_id"),
+        _ids(tx["device"].cast(pl.Utf8), seed, "device").alias("device_id"),
     )
     tx = tx.with_columns(
         pl.when(pl.col("counterparty_type") == "person").then(
             pl.when(pl.col("channel") == "money_remittance").then(pl.col("cp_name")).otherwise(None)
         ).otherwise(pl.col("cp_name")).alias("counterparty_name"),
         pl.when(pl.col("mcc").is_not_null() & pl.col("cp_name").is_not_null())
-          .then(pl.col("cp_name").str.to_lowercase().str.replace_all("[^a-z0-9]", "")).otherwise(None).alias("merchant_id"),
+          .then(pl.col("cp_name").cast(pl.Utf8).str.to_lowercase().str.replace_all("[^a-z0-9]", "")).otherwise(None).alias("merchant_id"),
         pl.Series("bank_idx", pop.bank[tx["acc"].to_numpy()]),
     ).sort(["bank_idx", "booked_at", "acc"])
     tx = tx.with_columns(
@@ -125,7 +126,8 @@ def generate(out_dir: str | Path, accounts: int = 20_000, days: int = 90, banks:
         name = bank_name(b)
         folder = out_dir / name
         folder.mkdir(parents=True, exist_ok=True)
-        t = tx_out.filter(pl.col("bank_id") == name)
+        t = tx_out.filter(pl.col("bank_id") == name).with_columns(
+            [pl.col(c).cast(pl.Utf8) for c, dt in tx_out.schema.items() if dt == pl.Categorical])
         a = accounts_df.filter(pl.col("bank_id") == name)
         _write(t, folder / f"transactions.{fmt}")
         _write(a, folder / f"accounts.{fmt}")
