@@ -72,10 +72,10 @@ RULES: list[Rule] = [
          {"min_count": 3, "min_per_30d": 2, "min_cities": 2, "max_median": 150}, victim_side=True),
     Rule("SE04_NIGHT_CASH", "Cash at night", "sexual_exploitation", ("SE-04",),
          "Most cash deposits and withdrawals happen between 22:00 and 06:00.", 2,
-         f"""SELECT bank_id, account_id, list(txn_id ORDER BY booked_at) FILTER (is_night)[1:50] AS evidence,
+         """SELECT bank_id, account_id, list(txn_id ORDER BY booked_at) FILTER (is_night)[1:50] AS evidence,
                     printf('%d of %d cash bookings between 22:00 and 06:00', count(*) FILTER (is_night), count(*)) AS detail
              FROM win_tx WHERE is_cash GROUP BY ALL
-             HAVING count(*) FILTER (is_night) * {{per30}} >= {{min_per_30d}} AND avg(CASE WHEN is_night THEN 1 ELSE 0 END) >= {{min_share}}""",
+             HAVING count(*) FILTER (is_night) * {per30} >= {min_per_30d} AND avg(CASE WHEN is_night THEN 1 ELSE 0 END) >= {min_share}""",
          {"min_per_30d": 3, "min_share": 0.5}, victim_side=True),
     Rule("SE05_CASH_CITIES", "Cash deposits in many cities", "sexual_exploitation", ("SE-05", "ML-01"),
          "Cash deposits of client-sized amounts at ATMs in several cities.", 2,
@@ -330,13 +330,13 @@ RULES: list[Rule] = [
     # ---------------------------------------------------------------- cross-cutting laundering mechanics
     Rule("ML03_CASH_ONLY_INCOME", "Income only in cash", "laundering", ("ML-03", "XB-02"),
          "Nearly all money coming in is deposited as cash, with no wage, benefit or card takings.", 2,
-         f"""SELECT w.bank_id, w.account_id, list(w.txn_id ORDER BY w.booked_at) FILTER (w.channel = 'cash_deposit')[1:50] AS evidence,
+         """SELECT w.bank_id, w.account_id, list(w.txn_id ORDER BY w.booked_at) FILTER (w.channel = 'cash_deposit')[1:50] AS evidence,
                     printf('%d%% of EUR %.0f in was cash', CAST(100 * sum(w.amount) FILTER (w.channel = 'cash_deposit') / sum(w.amount) AS INT),
                            sum(w.amount)) AS detail
              FROM win_tx w JOIN win_accounts a USING (bank_id, account_id)
              WHERE w.is_in AND a.customer_type = 'person' GROUP BY ALL
-             HAVING count(*) FILTER (w.channel = 'cash_deposit') >= {{min_deposits}}
-                AND sum(w.amount) FILTER (w.channel = 'cash_deposit') >= {{min_share}} * sum(w.amount)""",
+             HAVING count(*) FILTER (w.channel = 'cash_deposit') >= {min_deposits}
+                AND sum(w.amount) FILTER (w.channel = 'cash_deposit') >= {min_share} * sum(w.amount)""",
          {"min_deposits": 4, "min_share": 0.9}, victim_side=True),
     Rule("ML_MANY_DEVICES", "Many devices on one account", "laundering", ("SE-23",),
          "Three or more different devices bank on this account.", 1,

@@ -9,7 +9,6 @@ import urllib.request
 from pathlib import Path
 
 import duckdb
-import pytest
 
 from pipelines import batch
 from pipelines.submission import SubmissionRejected

@@ -9,6 +9,15 @@ from pipelines import store
 from tests.book import DAYS, Book
 
 
+def _senders(b, target, n, day0, step, hour, amount, channel="instant_transfer", prefix="s", **kw):
+    """n private persons each paying `target` once; returns the credit txn ids on target's account."""
+    out = set()
+    for i in range(n):
+        b.account(f"{prefix}{i}", gender="m")
+        out.add(b.transfer(f"{prefix}{i}", target, day0 + step * i, hour, amount, channel, **kw)[1])
+    return out
+
+
 def se01_micro(b, pos):
     b.account("v")
     amount = 12 if pos else 80
@@ -53,12 +62,7 @@ def se06_cash_near_hotel(b, pos):
 
 def se07_client_payments(b, pos):
     b.account("v")
-    amount = 150 if pos else 15
-    ev = set()
-    for i in range(10):
-        b.account(f"s{i}", gender="m")
-        ev.add(b.transfer(f"s{i}", "v", 3 + 2 * i, 23, amount)[1])
-    return "v", ev
+    return "v", _senders(b, "v", 10, 3, 2, 23, 150 if pos else 15)
 
 
 def se09_depleted(b, pos):
@@ -161,10 +165,8 @@ def le08_business_lodging(b, pos):
 
 def ce01_young_mule(b, pos):
     b.account("m", age=19 if pos else 45, opened_days=60 if pos else 3000)
-    ev = set()
+    ev = _senders(b, "m", 4, 40, 1, 12, 400, "transfer", desc="Marktplaats")
     for i in range(4):
-        b.account(f"s{i}")
-        ev.add(b.transfer(f"s{i}", "m", 40 + i, 12, 400, "transfer", desc="Marktplaats")[1])
         b.tx("m", 40 + i, 15, "debit", 380, "cash_withdrawal", mcc="6011", city="Rotterdam")
     return "m", ev
 
@@ -172,12 +174,9 @@ def ce01_young_mule(b, pos):
 def ml_fan_in(b, pos):
     b.account("m")
     b.account("c")
-    ev = set()
-    for i in range(6):
-        b.account(f"s{i}")
-        ev.add(b.transfer(f"s{i}", "m", 30 + i, 12, 300, "transfer")[1])
-        if pos:
-            b.transfer("m", "c", 30 + i, 16, 290)
+    ev = _senders(b, "m", 6, 30, 1, 12, 300, "transfer")
+    for i in range(6 if pos else 0):
+        b.transfer("m", "c", 30 + i, 16, 290)
     return "m", ev
 
 
@@ -280,9 +279,7 @@ def net_collector(b, pos):
     ev = set()
     for v in ("v1", "v2"):
         b.account(v)
-        for i in range(10):
-            b.account(f"{v}s{i}", gender="m")
-            b.transfer(f"{v}s{i}", v, 3 + 2 * i, 23, 150 if pos else 15)
+        _senders(b, v, 10, 3, 2, 23, 150 if pos else 15, prefix=f"{v}s")
         ev.add(b.transfer(v, "c", 40, 12, 600)[1])
     return "c", ev
 

@@ -68,12 +68,18 @@ def test_fusion_ranks_clear_positive_above_clear_negative():
     assert Fusion().fuse(hits, anomaly, {})["account_id"].to_list() == ["pos"]   # the default threshold keeps the short list short
 
 
-def test_saved_model_reloads_with_same_scores(scored, tmp_path):
+@pytest.fixture(scope="module")
+def feats(scored):
     _, db, _ = scored
-    con = store.connect(db, read_only=True)
-    define_window(con, 90)
-    feats = compute_features(con, 90)
-    con.close()
+    con = store.connect(db)
+    try:
+        define_window(con, 90)
+        return compute_features(con, 90)
+    finally:
+        con.close()
+
+
+def test_saved_model_reloads_with_same_scores(feats, tmp_path):
     model = AnomalyDetector(n_estimators=50).fit(feats)
     model.save(tmp_path)
     again = AnomalyDetector.load(tmp_path)
@@ -83,12 +89,7 @@ def test_saved_model_reloads_with_same_scores(scored, tmp_path):
     assert AnomalyDetector(n_estimators=50).fit(feats).score(feats)["anomaly_raw"].to_list() == a["anomaly_raw"].to_list()  # fixed random_state
 
 
-def test_anomaly_explanations_name_features_in_words(scored):
-    _, db, _ = scored
-    con = store.connect(db, read_only=True)
-    define_window(con, 90)
-    feats = compute_features(con, 90)
-    con.close()
+def test_anomaly_explanations_name_features_in_words(feats):
     model = AnomalyDetector(n_estimators=50).fit(feats)
     s = model.score(feats).sort("anomaly_raw").head(5)
     words = model.explain(feats.join(s, on=["bank_id", "account_id"], how="semi"))

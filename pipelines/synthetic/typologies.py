@@ -13,7 +13,6 @@ import numpy as np
 from pipelines.synthetic.events import Events, minutes
 from pipelines.synthetic.population import CITIES, Population
 
-RISK_SECTORS = [1, 7, 8, 9, 10, 13]     # indices into SECTORS: 45.20? see below; resolved by code
 RISK_SECTOR_CODES = ("78.20", "01.13", "45.20", "96.02", "81.21", "96.01")
 AD_PLATFORMS = [("Kinky.nl", "7311"), ("Sexjobs.nl", "7311"), ("EscortDirectory", "5967"), ("Redlights.nl", "7311")]
 LENDERS = ["Snelkrediet NL", "Ferratum", "Qander", "Santander Consumer", "In3", "Klarna", "Freo"]
@@ -22,7 +21,6 @@ LUXURY = [("5944", "Juwelier Goud"), ("5511", "Auto Prestige"), ("5813", "Club V
 REMITTERS = ["Western Union", "MoneyGram", "Ria", "WorldRemit"]
 VASP = ["Bitvavo", "Coinbase", "Bitonic"]
 SOURCE_COUNTRIES = ["NG", "RO", "BG", "CN", "VN", "TH", "UG"]
-NAT_FOR_SOURCE = {"NG": "NG", "RO": "RO", "BG": "BG", "CN": "CN", "VN": "VN", "TH": "TH", "UG": "UG"}
 
 INDICATORS = {
     "sexual_exploitation": ["client_payments", "ads", "hotels", "night_cash", "topups", "taxi", "depleted"],
@@ -64,7 +62,6 @@ def plan(rng: np.random.Generator, pop: Population) -> tuple[list[Scenario], lis
     from pipelines.synthetic.population import SECTORS
     code_to_sector = {s[0]: i for i, s in enumerate(SECTORS)}
     scenarios: list[Scenario] = []
-    year_days = 365
     for typ, size in SIZES.items():
         count = max(1, int(round(pop.n * POSITIVE_SHARE / size)))
         for s in range(count):
@@ -116,7 +113,7 @@ def plan(rng: np.random.Generator, pop: Population) -> tuple[list[Scenario], lis
             else:
                 vic = _take(persons, int(rng.integers(3, 6)))
                 country = str(rng.choice(SOURCE_COUNTRIES))
-                pop.nationality[vic] = NAT_FOR_SOURCE[country]
+                pop.nationality[vic] = country        # victims come from the route's source country
                 pop.age[vic] = rng.integers(19, 40, len(vic))
                 pop.income_kind[vic] = "none"
                 if "shared_address" in ind:
