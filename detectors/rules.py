@@ -288,11 +288,15 @@ RULES: list[Rule] = [
     Rule("CD_YOUNG_NEW_CREDIT", "New credit or contracts in a young adult's name", "creditboys", ("CD-01", "CD-02", "SE-24"),
          "A holder aged 18-25 takes new loans or starts new phone contracts: the profile creditboys target.", 2,
          """WITH s AS (SELECT min(day) AS start FROM win_tx),
-                  c AS (SELECT w.bank_id, w.account_id, w.txn_id, w.counterparty_id FROM win_tx w, s
-                        WHERE (w.is_in AND (w.channel = 'loan_disbursement' OR w.category = 'lender'))
-                           OR (NOT w.is_in AND w.channel = 'direct_debit' AND w.category = 'telecom'
-                               AND w.counterparty_id NOT IN (SELECT counterparty_id FROM win_tx x WHERE x.bank_id = w.bank_id
-                                   AND x.account_id = w.account_id AND x.day < s.start + {settle_days} AND x.counterparty_id IS NOT NULL)))
+                  tel AS (SELECT bank_id, account_id, counterparty_id, min(day) AS first_day FROM win_tx
+                          WHERE NOT is_in AND channel = 'direct_debit' AND category = 'telecom' GROUP BY ALL),
+                  c AS (SELECT bank_id, account_id, txn_id, counterparty_id FROM win_tx
+                        WHERE is_in AND (channel = 'loan_disbursement' OR category = 'lender')
+                        UNION ALL   -- telecom contracts not already running in the window's first days
+                        SELECT w.bank_id, w.account_id, w.txn_id, w.counterparty_id
+                        FROM win_tx w JOIN tel USING (bank_id, account_id, counterparty_id) CROSS JOIN s
+                        WHERE NOT w.is_in AND w.channel = 'direct_debit' AND w.category = 'telecom'
+                          AND tel.first_day >= s.start + {settle_days})
              SELECT c.bank_id, c.account_id, list(c.txn_id)[1:50] AS evidence,
                     printf('holder %d years: %d new lenders or phone providers', any_value(a.holder_age), count(DISTINCT c.counterparty_id)) AS detail
              FROM c JOIN win_accounts a USING (bank_id, account_id)
