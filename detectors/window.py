@@ -62,21 +62,28 @@ def define_window(con: duckdb.DuckDBPyConnection, days: int = 90, end: datetime 
             raise ValueError("the store has no transactions to score")
     end_sql = f"TIMESTAMPTZ '{end.isoformat()}'"
     cat = _category_sql(categories or CATEGORIES)
+    in_window = f"t.booked_at > {end_sql} - INTERVAL {int(days)} DAY AND t.booked_at <= {end_sql}"
+    # Categories are decided once per distinct (mcc, counterparty name), not once per booking.
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE win_categories AS
+        SELECT mcc, counterparty_name, {cat} AS category
+        FROM (SELECT DISTINCT mcc, counterparty_name FROM transactions t WHERE {in_window}) t""")
+    # Only the columns rules and features read: the window is the hot table of a scoring run.
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE win_tx AS
-        SELECT t.txn_id, t.bank_id, t.account_id, t.booked_at, t.direction, CAST(t.amount_eur AS DOUBLE) AS amount,
-               t.channel, t.counterparty_id, t.counterparty_type, t.counterparty_name, t.counterparty_country, t.mcc,
+        SELECT t.txn_id, t.bank_id, t.account_id, t.booked_at, CAST(t.amount_eur AS DOUBLE) AS amount,
+               t.channel, t.counterparty_id, t.counterparty_type, t.counterparty_country,
                t.location_city, t.description, t.device_id,
-               timezone('{TIMEZONE}', t.booked_at) AS local_ts,
                hour(timezone('{TIMEZONE}', t.booked_at)) AS hour,
                hour(timezone('{TIMEZONE}', t.booked_at)) >= {NIGHT_FROM} OR hour(timezone('{TIMEZONE}', t.booked_at)) < {NIGHT_TO} AS is_night,
                CAST(timezone('{TIMEZONE}', t.booked_at) AS DATE) AS day,
                t.direction = 'credit' AS is_in,
                t.channel IN ('cash_deposit', 'cash_withdrawal') AS is_cash,
                t.channel IN ('transfer', 'instant_transfer') AND t.counterparty_type = 'person' AS is_p2p,
-               {cat} AS category
+               c.category
         FROM transactions t
-        WHERE t.booked_at > {end_sql} - INTERVAL {int(days)} DAY AND t.booked_at <= {end_sql}
+        LEFT JOIN win_categories c ON c.mcc IS NOT DISTINCT FROM t.mcc AND c.counterparty_name IS NOT DISTINCT FROM t.counterparty_name
+        WHERE {in_window}
     """)
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE win_accounts AS
