@@ -49,13 +49,11 @@ PASS_THROUGH_SQL = """
     WITH d AS (
         SELECT bank_id, account_id, day,
                coalesce(sum(amount) FILTER (is_in), 0) AS din, coalesce(sum(amount) FILTER (NOT is_in), 0) AS dout
-        FROM win_tx GROUP BY ALL),
-    w AS (
-        SELECT *, sum(dout) OVER (PARTITION BY bank_id, account_id ORDER BY day
-                                  RANGE BETWEEN CURRENT ROW AND INTERVAL 1 DAY FOLLOWING) AS out_next
-        FROM d)
-    SELECT bank_id, account_id, coalesce(sum(least(din, out_next)) / nullif(sum(din), 0), 0) AS pass_through_24h
-    FROM w GROUP BY ALL
+        FROM win_tx GROUP BY ALL)
+    SELECT a.bank_id, a.account_id,
+           coalesce(sum(least(a.din, a.dout + coalesce(b.dout, 0))) / nullif(sum(a.din), 0), 0) AS pass_through_24h
+    FROM d a LEFT JOIN d b ON b.bank_id = a.bank_id AND b.account_id = a.account_id AND b.day = a.day + 1
+    GROUP BY ALL
 """
 
 ACCOUNT_FEATURES = [
