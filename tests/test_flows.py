@@ -106,7 +106,8 @@ def _free_port():
 
 
 def test_prefect_deploy_registers_the_schedule(tmp_path):
-    """A real `prefect server` on loopback accepts prefect.yaml and registers the nightly schedule."""
+    """A real `prefect server` on loopback accepts prefect.yaml, registers the nightly schedule, and a
+    process worker runs the on-demand deployment: the README's server steps, as written."""
     port = _free_port()
     api = f"http://127.0.0.1:{port}/api"
     bindir = Path(sys.executable).parent
@@ -133,6 +134,16 @@ def test_prefect_deploy_registers_the_schedule(tmp_path):
         assert "0 2 * * *" in r.stdout and "Europe/Amsterdam" in r.stdout
         r = run("deployment", "ls")
         assert "score/score-on-demand" in r.stdout
+        # and a worker runs a deployment from this checkout: on-demand scoring of a loaded store
+        from pipelines.ingest import ingest
+        (tmp_path / "data").mkdir()
+        assert ingest(SAMPLES / "valid" / "BANK_A", tmp_path / "data" / "thb.duckdb").outcome == "loaded"
+        r = run("deployment", "run", "score/score-on-demand")
+        assert r.returncode == 0, r.stdout + r.stderr
+        r = run("worker", "start", "--pool", "thb-process", "--run-once")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "Finished in state Completed" in r.stdout + r.stderr
+        assert (tmp_path / "data" / "out" / "alerts.parquet").exists()
     finally:
         server.terminate()
         server.wait(timeout=30)
