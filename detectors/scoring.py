@@ -48,6 +48,12 @@ def ensure_scoring_tables(con) -> None:
         window_end TIMESTAMPTZ, rows_in BIGINT, rows_quarantined BIGINT, alerts_out BIGINT, alerts_new BIGINT, outcome VARCHAR)""")
 
 
+def record_run(con, **cols) -> None:
+    """One row of `runs`, by column name (ended_at is now); columns left out are NULL."""
+    names = list(cols) + ["ended_at"]
+    con.execute(f"INSERT INTO runs ({', '.join(names)}) VALUES ({', '.join('?' for _ in cols)}, now())", list(cols.values()))
+
+
 @dataclass
 class ScoreResult:
     run_id: str
@@ -101,11 +107,12 @@ def score_store(db_path: str | Path, out_dir: str | Path, config: dict | None = 
             alerts = _persist(con, alerts, run_id)
             files = write_alert_files(alerts, out_dir)
         rows_in = con.execute("SELECT count(*) FROM win_tx").fetchone()[0]
-        con.execute("INSERT INTO runs VALUES (?, ?, 'score', ?, now(), ?, ?, ?, ?, ?, ?, NULL, ?, ?, 'ok')", [
-            run_id, flow_run_id, started, json.dumps({"db": str(db_path), "out": str(out_dir), "mode": mode, "window_days": days,
-                                                       "config": config}, default=str),
-            rules.version, model.version, window.start, window.end, rows_in, alerts.height,
-            int((alerts["status"] == "new").sum()) if alerts.height else 0])
+        record_run(con, run_id=run_id, flow_run_id=flow_run_id, kind="score", started_at=started,
+                   parameters=json.dumps({"db": str(db_path), "out": str(out_dir), "mode": mode, "window_days": days,
+                                          "config": config}, default=str),
+                   rule_set_hash=rules.version, model_version=model.version, window_start=window.start,
+                   window_end=window.end, rows_in=rows_in, alerts_out=alerts.height,
+                   alerts_new=int((alerts["status"] == "new").sum()) if alerts.height else 0, outcome="ok")
         return ScoreResult(run_id, alerts, rules.version, model.version, window.start, window.end, features.height, files)
     finally:
         con.close()

@@ -44,7 +44,7 @@ def is_transient(exc: BaseException | None) -> bool:
     if exc is None or isinstance(exc, (SubmissionRejected, ValueError)):
         return False
     text = str(exc).lower()
-    if isinstance(exc, duckdb.IOException) or "lock" in text or "could not set lock" in text:
+    if isinstance(exc, duckdb.IOException) or "lock" in text:
         return True
     return isinstance(exc, (OSError, TimeoutError))
 
@@ -109,15 +109,16 @@ def record_batch_run(db: str | Path, run_id: str, flow_run_id: str | None, start
                      submissions: list[dict], score: dict | None, outcome: str) -> None:
     con = duckdb.connect(str(db))
     try:
-        from detectors.scoring import ensure_scoring_tables
+        from detectors.scoring import ensure_scoring_tables, record_run
         from pipelines import store
         store.ensure_schema(con)
         ensure_scoring_tables(con)
-        con.execute("INSERT INTO runs VALUES (?, ?, 'batch', ?, now(), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
-            run_id, flow_run_id, started, json.dumps(params, default=str),
-            score["rule_set_hash"] if score else None, score["model_version"] if score else None,
-            score["window_start"] if score else None, score["window_end"] if score else None,
-            sum(s["rows_in"] for s in submissions), sum(sum(s["rows_quarantined"].values()) for s in submissions),
-            score["alerts"] if score else 0, score["new"] if score else 0, outcome])
+        sc = score or {}
+        record_run(con, run_id=run_id, flow_run_id=flow_run_id, kind="batch", started_at=started,
+                   parameters=json.dumps(params, default=str), rule_set_hash=sc.get("rule_set_hash"),
+                   model_version=sc.get("model_version"), window_start=sc.get("window_start"), window_end=sc.get("window_end"),
+                   rows_in=sum(s["rows_in"] for s in submissions),
+                   rows_quarantined=sum(sum(s["rows_quarantined"].values()) for s in submissions),
+                   alerts_out=sc.get("alerts", 0), alerts_new=sc.get("new", 0), outcome=outcome)
     finally:
         con.close()

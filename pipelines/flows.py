@@ -39,13 +39,17 @@ def score_store_task(db: str, out: str, config: str | None, window_days: int, mo
     from detectors.scoring import load_config, score_store
     cfg = load_config(config)
     cfg.setdefault("window_days", window_days)
-    fid = flow_run.id
-    res = score_store(db, out, cfg, mode=mode, flow_run_id=str(fid) if fid else None)
+    res = score_store(db, out, cfg, mode=mode, flow_run_id=_flow_run_id())
     alerts = res.alerts.to_dicts()
     return {"run_id": res.run_id, "alerts": res.alerts.height, "new": sum(1 for a in alerts if a["status"] == "new"),
             "rule_set_hash": res.rule_set_hash, "model_version": res.model_version,
             "window_start": res.window_start.isoformat(), "window_end": res.window_end.isoformat(),
             "files": res.files, "top": top_alerts_table(alerts)}
+
+
+def _flow_run_id() -> str | None:
+    fid = flow_run.id
+    return str(fid) if fid else None
 
 
 def _has_transactions(db: str) -> bool:
@@ -89,6 +93,15 @@ def _publish(db: str, submissions: list[dict], score: dict | None) -> None:
                              description="Submissions accepted and rejected, alerts per typology against the previous run")
 
 
+def _score_and_publish(db: str, out: str, config: str | None, window_days: int, mode: str, subs: list[dict],
+                       run_id: str, started: datetime, params: dict) -> dict:
+    """After ingesting: score what is loaded (if anything), publish the artifacts, record the run."""
+    score = score_store_task(db, out, config, window_days, mode) if _has_transactions(db) else None
+    _publish(db, subs, score)
+    record_batch_run(db, run_id, _flow_run_id(), started, params, subs, score, "ok")
+    return {"submissions": subs, "score": score}
+
+
 @flow(name="ingest")
 def ingest_flow(paths: list[str], db: str) -> list[dict]:
     """Validate and load submissions, one task each."""
@@ -108,12 +121,8 @@ def run_flow(paths: list[str], db: str, out: str, window_days: int = 90, config:
     """`thb-signals run`: ingest the given submissions, then score."""
     started = datetime.now(timezone.utc)
     subs = _ingest_all(paths, db, file_them=False)
-    score = score_store_task(db, out, config, window_days, mode) if _has_transactions(db) else None
-    _publish(db, subs, score)
-    fid = flow_run.id
-    record_batch_run(db, f"run-{started:%Y%m%dT%H%M%S%f}", str(fid) if fid else None, started,
-                     {"paths": paths, "db": db, "out": out, "config": config}, subs, score, "ok")
-    return {"submissions": subs, "score": score}
+    return _score_and_publish(db, out, config, window_days, mode, subs, f"run-{started:%Y%m%dT%H%M%S%f}", started,
+                              {"paths": paths, "db": db, "out": out, "config": config})
 
 
 @flow(name="batch-scoring")
@@ -127,9 +136,5 @@ def batch_scoring_flow(inbox: str, db: str, out: str, window_days: int = 90, con
     subs = _ingest_all(paths, db, file_them=True)
     for s in subs:
         (log.info if s["accepted"] else log.warning)("%s: %s: %s", Path(s["path"]).name, s["outcome"], s["message"])
-    score = score_store_task(db, out, config, window_days, "fused") if _has_transactions(db) else None
-    _publish(db, subs, score)
-    fid = flow_run.id
-    record_batch_run(db, f"batch-{started:%Y%m%dT%H%M%S%f}", str(fid) if fid else None, started,
-                     {"inbox": inbox, "db": db, "out": out, "window_days": window_days, "config": config}, subs, score, "ok")
-    return {"submissions": subs, "score": score}
+    return _score_and_publish(db, out, config, window_days, "fused", subs, f"batch-{started:%Y%m%dT%H%M%S%f}", started,
+                              {"inbox": inbox, "db": db, "out": out, "window_days": window_days, "config": config})

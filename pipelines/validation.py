@@ -192,7 +192,8 @@ def _refuse_raw_identifiers(con: duckdb.DuckDBPyConnection, sub: Submission) -> 
                                          f"(run `thb-signals pseudonymise` first)")
 
 
-_NUMERIC = ("DECIMAL", "DOUBLE", "FLOAT", "REAL", "INTEGER", "BIGINT", "SMALLINT", "TINYINT", "HUGEINT", "UBIGINT", "UINTEGER")
+_INTEGERS = ("INTEGER", "BIGINT", "SMALLINT", "TINYINT", "HUGEINT", "UBIGINT", "UINTEGER")
+_NUMERIC = ("DECIMAL", "DOUBLE", "FLOAT", "REAL") + _INTEGERS
 
 
 def _typed_ok(staged: str | None, sql_type: str) -> bool:
@@ -204,7 +205,7 @@ def _typed_ok(staged: str | None, sql_type: str) -> bool:
     if sql_type == "DATE":
         return staged == "DATE"
     if sql_type == "INTEGER":
-        return staged in ("INTEGER", "BIGINT", "SMALLINT", "TINYINT", "HUGEINT", "UBIGINT", "UINTEGER")
+        return staged in _INTEGERS
     return staged.startswith(_NUMERIC)
 
 
@@ -273,27 +274,21 @@ def run_checks(con: duckdb.DuckDBPyConnection, v: Validation) -> Validation:
     sub = v.submission
     con.execute("CREATE OR REPLACE TEMP TABLE failures (file VARCHAR, row BIGINT, check_id VARCHAR, "
                 "\"column\" VARCHAR, reason VARCHAR, value VARCHAR)")
+    applicable = {name: [c for c in contract.checks(name, fiu=sub.fiu, has_manifest=sub.manifest is not None,
+                                                    has_accounts="accounts" in sub.files)
+                         if c.kind != "in_period" or sub.period]
+                  for name in sub.files}
     # accounts first: transactions are checked against the accounts that pass.
     for name in sorted(sub.files, key=lambda n: n != "accounts"):
         types = {r[0]: r[1] for r in con.execute(f"DESCRIBE stg_{name}").fetchall()}
-        for check in contract.checks(name, fiu=sub.fiu, has_manifest=sub.manifest is not None,
-                                     has_accounts="accounts" in sub.files):
-            if check.kind == "in_period" and not sub.period:
-                continue
+        for check in applicable[name]:
             con.execute(f"INSERT INTO failures SELECT '{name}', __row, ?, ?, ?, left(value, 200) FROM ({_failing_rows_sql(check, sub, types)})",
                         [check.id, check.column, check.reason])
     summary = con.execute(f"""
         SELECT check_id, count(*), list([CAST(row AS VARCHAR), value] ORDER BY row)[1:{EXAMPLES}]
         FROM failures GROUP BY check_id""").fetchall()
     by_id = {cid: (n, [(int(r), val) for r, val in ex]) for cid, n, ex in summary}
-    v.results = []
-    for name in sub.files:
-        for check in contract.checks(name, fiu=sub.fiu, has_manifest=sub.manifest is not None,
-                                     has_accounts="accounts" in sub.files):
-            if check.kind == "in_period" and not sub.period:
-                continue
-            n, ex = by_id.get(check.id, (0, []))
-            v.results.append(CheckResult(check, n, ex))
+    v.results = [CheckResult(check, *by_id.get(check.id, (0, []))) for name in sub.files for check in applicable[name]]
     v.rejected_rows = dict(con.execute("SELECT file, count(DISTINCT row) FROM failures GROUP BY file").fetchall())
     return v
 

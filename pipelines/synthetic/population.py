@@ -228,18 +228,14 @@ def background(ev: Events, pop: Population, start_dom: int) -> None:
     ev.add(acc, day, minutes(rng, len(acc), "office"), "credit", 600 * size[acc] * rng.uniform(0.5, 1.5, len(acc)), "transfer",
            cp_ext="PSP-ACQ", cp_type="business", cp_name=rng.choice(["Adyen", "CCV", "Worldline"]), cp_country="NL",
            description="Afrekening pinbetalingen")
-    k = rng.poisson(6 * months, len(businesses))
-    acc = np.repeat(businesses, k)
-    ev.add(acc, rng.integers(0, days, len(acc)), minutes(rng, len(acc), "office"), "credit",
-           np.exp(rng.normal(np.log(2500), 0.9, len(acc))) * size[acc], "transfer",
-           cp_ext=np.char.add("B2B", rng.integers(0, 3000, len(acc)).astype(str)), cp_type="business", cp_name="Klant BV",
-           cp_country="NL", description="Factuur")
-    k = rng.poisson(8 * months, len(businesses))
-    acc = np.repeat(businesses, k)
-    ev.add(acc, rng.integers(0, days, len(acc)), minutes(rng, len(acc), "office"), "debit",
-           np.exp(rng.normal(np.log(1500), 0.9, len(acc))) * size[acc], "transfer",
-           cp_ext=np.char.add("SUP", rng.integers(0, 3000, len(acc)).astype(str)), cp_type="business", cp_name="Leverancier BV",
-           cp_country="NL", description="Factuur")
+    for per_month, direction, median, prefix, name in ((6, "credit", 2500, "B2B", "Klant BV"),          # invoices paid to it
+                                                       (8, "debit", 1500, "SUP", "Leverancier BV")):  # its suppliers
+        k = rng.poisson(per_month * months, len(businesses))
+        acc = np.repeat(businesses, k)
+        ev.add(acc, rng.integers(0, days, len(acc)), minutes(rng, len(acc), "office"), direction,
+               np.exp(rng.normal(np.log(median), 0.9, len(acc))) * size[acc], "transfer",
+               cp_ext=np.char.add(prefix, rng.integers(0, 3000, len(acc)).astype(str)), cp_type="business", cp_name=name,
+               cp_country="NL", description="Factuur")
     for d in month_days(days, 28, start_dom):
         ev.add(businesses, np.full(len(businesses), d), minutes(rng, len(businesses), "office"), "debit",
                np.round(900 * size[businesses], 2), "transfer", cp_ext="GOV-BELASTINGDIENST", cp_type="business",
