@@ -18,7 +18,9 @@ from pipelines.evaluate import evaluate
 from pipelines.ingest import ingest
 from pipelines.synthetic.generate import generate
 
-KEYS = ("precision@100", "recall@1%", "recall@2%", "average_precision", "hard_negative_share@2%", "typology_accuracy")
+KEYS = ("precision@100", "recall@1%", "recall@2%", "average_precision", "hard_negative_share@2%", "typology_accuracy",
+        "case_grouping@2%", "scenarios_grouped@2%", "case_purity@2%")
+NETWORK_ROLES = ("controller", "employer")     # roles that are hard to see account by account (issue 8: >= 0.8)
 
 
 def run(seeds: list[int], accounts: int) -> list[dict]:
@@ -37,18 +39,29 @@ def run(seeds: list[int], accounts: int) -> list[dict]:
                 m = evaluate(res.alerts, tmp / "gen" / "labels.parquet")
                 rows.append({"seed": seed, "variant": name, "alerts": res.alerts.height, **{k: m[k] for k in KEYS},
                              "min_typology_recall@2%": min(m["recall_by_typology@2%"].values()),
+                             "controller_recall@2%": m["recall_by_role_any_typology@2%"].get("controller"),
+                             "employer_recall@2%": m["recall_by_role_any_typology@2%"].get("employer"),
+                             "min_controller_employer_recall@2%": min(v for k, v in m["recall_by_role@2%"].items()
+                                                                      if k.split("/")[1] in NETWORK_ROLES),
                              "recall_by_typology@2%": m["recall_by_typology@2%"], "recall_by_role@2%": m["recall_by_role@2%"]})
                 print(json.dumps(rows[-1]), flush=True)
     return rows
 
 
+def _f(v) -> str:
+    return "-" if v is None else format(v, ".2f")
+
+
 def table(rows: list[dict]) -> str:
-    head = "| seed | variant | alerts | P@100 | R@1% | R@2% | AP | min typology R@2% | hard-neg share @2% | typology acc. |"
-    out = [head, "|" + " --- |" * 10]
+    head = ("| seed | variant | alerts | P@100 | R@1% | R@2% | AP | min typology R@2% | controller R@2% | employer R@2% "
+            "| min controller/employer R@2% per typology | hard-neg share @2% | typology acc. | case grouping | case purity |")
+    out = [head, "|" + " --- |" * 15]
     for r in rows:
         out.append(f"| {r['seed']} | {r['variant']} | {r['alerts']} | {r['precision@100']:.2f} | {r['recall@1%']:.3f} | {r['recall@2%']:.3f} | "
-                   f"{r['average_precision']:.3f} | {r['min_typology_recall@2%']:.2f} | {r['hard_negative_share@2%']:.3f} | "
-                   f"{'-' if r['typology_accuracy'] is None else format(r['typology_accuracy'], '.2f')} |")
+                   f"{r['average_precision']:.3f} | {r['min_typology_recall@2%']:.2f} | {_f(r['controller_recall@2%'])} | "
+                   f"{_f(r['employer_recall@2%'])} | {r['min_controller_employer_recall@2%']:.2f} | "
+                   f"{r['hard_negative_share@2%']:.3f} | "
+                   f"{_f(r['typology_accuracy'])} | {_f(r['case_grouping@2%'])} | {_f(r['case_purity@2%'])} |")
     return "\n".join(out)
 
 

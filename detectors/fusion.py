@@ -28,7 +28,8 @@ class Fusion:
 
     def fuse(self, hits: pl.DataFrame, anomaly: pl.DataFrame, explanations: dict) -> pl.DataFrame:
         labels = pl.DataFrame({"rule_id": [r.id for r in RULES],
-                               "label": [f"{r.name} [{', '.join(r.indicators)}]" for r in RULES]})
+                               "label": [f"{r.name} [{', '.join(r.indicators)}]" for r in RULES],
+                               "constellation": [r.constellation for r in RULES]})
         h = hits.with_columns(pl.col("severity").replace_strict(SEVERITY_WEIGHT, return_dtype=pl.Float64).alias("w"))
         per_typ = (h.filter(pl.col("typology") != "laundering").group_by("bank_id", "account_id", "typology")
                    .agg(pl.col("severity").sum().alias("sev")).sort("sev", "typology", descending=[True, False])
@@ -37,7 +38,8 @@ class Fusion:
                    .with_columns(pl.concat_str([pl.col("label"), pl.col("detail")], separator=": ").alias("reason"))
         agg = reasons.group_by("bank_id", "account_id").agg(
             (1 - (1 - pl.col("w")).product()).alias("rule_score"),
-            pl.col("rule_id").n_unique().alias("n_rules"),
+            # a network rule already joins indicators over several accounts: it counts as two
+            (pl.col("rule_id").n_unique() + pl.col("rule_id").filter(pl.col("constellation")).n_unique()).alias("n_rules"),
             pl.col("rule_id").alias("rules"),
             pl.col("reason").str.join("; ").alias("rule_reasons"),
             pl.col("evidence").list.explode(keep_nulls=False, empty_as_null=False).drop_nulls().unique(maintain_order=True).head(100).alias("evidence"),

@@ -7,6 +7,7 @@ import json
 import duckdb
 import polars as pl
 
+from detectors.network import build_links
 from detectors.rules import Rule, rule_set
 
 HITS_DDL = """CREATE OR REPLACE TEMP TABLE hits (rule_id VARCHAR, typology VARCHAR, severity INTEGER, victim_side BOOLEAN,
@@ -30,7 +31,9 @@ class RuleDetector:
         return self
 
     def score(self, con: duckdb.DuckDBPyConnection, days: int) -> pl.DataFrame:
-        """Needs win_tx, win_accounts and features in `con`; leaves the hits in temp table `hits`."""
+        """Needs win_tx, win_accounts and features in `con`; builds the link graph the network rules read
+        (detectors.network) and leaves the hits in temp table `hits`."""
+        build_links(con, int(self.config.get("network", {}).get("max_group", 30)))
         con.execute(HITS_DDL)
         for stage in (1, 2):
             for r in (r for r in self.rules if r.stage == stage):

@@ -1,7 +1,8 @@
 """Detection rules as data: each is an indicator from ../shared/indicators.md written as DuckDB SQL.
 
-A rule's SQL reads the window views (win_tx, win_accounts, features, pass_through; stage-2 rules
-also read `hits`, the stage-1 results) and returns one row per account it fires on:
+A rule's SQL reads the window views (win_tx, win_accounts, features, pass_through), the link graph
+(net_money, net_shared, net_flagged: detectors/network.py; stage-2 rules also read `hits`, the
+stage-1 results) and returns one row per account it fires on:
 bank_id, account_id, evidence (list of txn_id), detail (the figures, in words) and, for rules of
 typology 'inherit', the typology it inherits. Parameters appear as {name} and can be overridden
 from a YAML config without code changes; {per30} scales counts to 30 days, {days} is the window.
@@ -21,6 +22,28 @@ _WAGES = """WITH wages AS (
                      AND w.channel IN ('transfer', 'instant_transfer') AND w.amount >= 400)
     WHERE regexp_matches(coalesce(description, ''), '{wage_words}') OR same_amount >= 2)"""
 
+# Identical sums sent abroad to one beneficiary at a steady rhythm, per (account, beneficiary, amount).
+_INSTALMENTS = """WITH instalments AS (
+    SELECT bank_id, account_id, counterparty_id, amount, count(*) AS n, list(txn_id ORDER BY booked_at) AS ids,
+           stddev_pop(gap) AS gap_sd, avg(gap) AS gap_avg, any_value(counterparty_country) AS country
+    FROM (SELECT *, date_diff('day', lag(day) OVER (PARTITION BY bank_id, account_id, counterparty_id, amount ORDER BY day), day) AS gap
+          FROM win_tx WHERE NOT is_in AND (channel = 'money_remittance' OR counterparty_country <> 'NL'))
+    GROUP BY ALL HAVING count(*) >= {min_payments} AND coalesce(stddev_pop(gap), 0) <= {max_gap_sd})"""
+
+# Persons paid a wage-sized sum at least twice by one business, and where their money goes on to.
+_WORKFORCE = """WITH staff AS (
+    SELECT m.src_bank AS bank_id, m.src AS employer, m.dst_bank AS worker_bank, m.dst AS worker, m.amount / m.n AS wage,
+           m.src_txn_ids AS ids
+    FROM net_money m JOIN win_accounts e ON e.bank_id = m.src_bank AND e.account_id = m.src
+         JOIN win_accounts w ON w.bank_id = m.dst_bank AND w.account_id = m.dst
+    WHERE e.customer_type = 'business' AND w.customer_type = 'person' AND m.n >= 2 AND m.amount / m.n >= {min_wage}),
+  headcount AS (SELECT employer, count(*) AS workers FROM staff GROUP BY 1),
+  passed_on AS (
+    SELECT s.employer, f.dst_bank AS bank_id, f.dst AS collector, count(DISTINCT s.worker) AS workers,
+           sum(f.amount) AS amount, flatten(list(f.dst_txn_ids)) AS collector_ids
+    FROM staff s JOIN net_money f ON f.src = s.worker AND f.dst <> s.employer
+    WHERE f.amount >= {min_share} * s.wage GROUP BY ALL)"""
+
 
 @dataclass(frozen=True)
 class Rule:
@@ -34,12 +57,13 @@ class Rule:
     params: dict = field(default_factory=dict)
     stage: int = 1              # 2: reads the stage-1 hits (network rules)
     victim_side: bool = False   # fires on the exploited person's account (feeds the network rules)
+    constellation: bool = False  # already joins several indicators across accounts: not a lone indicator in fusion
 
     def render(self, days: int) -> str:
         # {per30} renders as '30.0 / days' so 'count(*) * 30.0 / 90' stays exact (9 * 30 / 90 == 3)
         values = {"per30": f"30.0 / {days}", "days": days, "wage_words": WAGE_WORDS, "rent_words": RENT_WORDS,
                   "risk_sectors": ", ".join(f"'{s}'" for s in RISK_SECTORS), **self.params}
-        sql = self.sql.replace("{wages}", _WAGES)
+        sql = self.sql.replace("{wages}", _WAGES).replace("{instalments}", _INSTALMENTS).replace("{workforce}", _WORKFORCE)
         return sql.format(**values)
 
 
@@ -314,14 +338,10 @@ RULES: list[Rule] = [
          {"min_senders": 3}, victim_side=True),
     Rule("XB02_FIXED_INSTALMENTS", "Fixed instalments to one beneficiary", "debt_bondage", ("XB-02", "LE-10"),
          "Identical sums paid at a regular rhythm to one beneficiary abroad, as repayments of a debt.", 3,
-         """WITH r AS (SELECT * FROM win_tx WHERE NOT is_in AND (channel = 'money_remittance' OR counterparty_country <> 'NL')),
-                  g AS (SELECT bank_id, account_id, counterparty_id, amount, count(*) AS n, list(txn_id ORDER BY booked_at) AS ids,
-                               stddev_pop(gap) AS gap_sd, avg(gap) AS gap_avg
-                        FROM (SELECT *, date_diff('day', lag(day) OVER (PARTITION BY bank_id, account_id, counterparty_id, amount ORDER BY day), day) AS gap FROM r)
-                        GROUP BY ALL)
+         """{instalments}
              SELECT bank_id, account_id, flatten(list(ids))[1:50] AS evidence,
                     printf('%d payments of EUR %.0f every %.0f days to one beneficiary abroad', max(n), arg_max(amount, n), arg_max(gap_avg, n)) AS detail
-             FROM g WHERE n >= {min_payments} AND coalesce(gap_sd, 0) <= {max_gap_sd} AND amount * n * 90.0 / {days} >= {min_total_per_90d}
+             FROM instalments WHERE amount * n * 90.0 / {days} >= {min_total_per_90d}
              GROUP BY ALL""",
          {"min_payments": 3, "max_gap_sd": 3, "min_total_per_90d": 1000}, victim_side=True),
     Rule("XB06_STRUCTURED_REMITTANCES", "Remittances just under the threshold", "debt_bondage", ("XB-06",),
@@ -360,7 +380,7 @@ RULES: list[Rule] = [
                     mode(typology) AS typology
              FROM m GROUP BY bank_id, account_id
              HAVING count(DISTINCT victim) >= {min_victims} AND sum(amount) >= {min_eur}""",
-         {"min_victims": 2, "min_eur": 500}, stage=2),
+         {"min_victims": 2, "min_eur": 500}, stage=2, constellation=True),
     Rule("NET_EMPLOYER", "Employer of workers with exploitation signals", "labour_exploitation", ("LE-02", "LE-03", "LE-06"),
          "Pays wages to several accounts that show labour-exploitation signals.", 3,
          """WITH w AS (SELECT DISTINCT bank_id, account_id FROM hits WHERE typology = 'labour_exploitation' AND victim_side),
@@ -370,7 +390,78 @@ RULES: list[Rule] = [
                     printf('pays %d workers with exploitation signals', count(DISTINCT p.counterparty_id)) AS detail
              FROM p JOIN w ON w.account_id = p.counterparty_id JOIN win_accounts a ON a.bank_id = p.bank_id AND a.account_id = p.account_id
              WHERE a.customer_type = 'business' GROUP BY ALL HAVING count(DISTINCT p.counterparty_id) >= {min_workers}""",
-         {"min_workers": 2}, stage=2),
+         {"min_workers": 2}, stage=2, constellation=True),
+    Rule("NET_WAGE_COLLECTOR", "Collects the wages of one employer's workers", "labour_exploitation", ("LE-02", "LE-03", "LE-10"),
+         "Several workers of one employer pass part of their wages on to this account: a likely controller, recruiter or landlord-employer.", 3,
+         """{workforce}
+             SELECT p.bank_id, p.collector AS account_id, arg_max(p.collector_ids, p.workers)[1:50] AS evidence,
+                    printf('receives EUR %.0f from %d of the %d workers of one employer', arg_max(p.amount, p.workers), max(p.workers),
+                           arg_max(h.workers, p.workers)) AS detail
+             FROM passed_on p JOIN headcount h USING (employer)
+             WHERE p.workers >= {min_workers} AND p.workers >= {min_staff_share} * h.workers
+             GROUP BY ALL""",
+         {"min_wage": 400, "min_share": 0.3, "min_workers": 3, "min_staff_share": 0.5}, stage=2, constellation=True),
+    Rule("NET_HOUSED_WORKFORCE", "Workforce housed together, wages passed on", "labour_exploitation", ("LE-02", "LE-04", "LE-06"),
+         "The employer's workers live at a few addresses or bank from one device, and pass their wages on to one account.", 3,
+         """{workforce},
+             crew AS (SELECT s.bank_id, s.employer, count(*) AS workers, count(DISTINCT a.address_id) AS addresses,
+                             flatten(list(s.ids)) AS ids
+                      FROM staff s JOIN win_accounts a ON a.bank_id = s.worker_bank AND a.account_id = s.worker GROUP BY ALL),
+             device AS (SELECT employer, max(n) AS on_one_device FROM (
+                            SELECT s.employer, d.key, count(DISTINCT s.worker) AS n FROM staff s
+                            JOIN net_shared d ON d.bank_id = s.worker_bank AND d.account_id = s.worker AND d.kind = 'device' GROUP BY ALL)
+                        GROUP BY 1),
+             best AS (SELECT employer, max(workers) AS forwarding FROM passed_on GROUP BY 1)
+             SELECT c.bank_id, c.employer AS account_id, c.ids[1:50] AS evidence,
+                    printf('%d workers at %d addresses, up to %d on one device, %d pass wages on to one account',
+                           c.workers, c.addresses, coalesce(d.on_one_device, 0), b.forwarding) AS detail
+             FROM crew c JOIN best b USING (employer) LEFT JOIN device d USING (employer)
+             WHERE c.workers >= {min_workers} AND b.forwarding >= {min_staff_share} * c.workers
+               AND (c.addresses <= {max_addresses_per_worker} * c.workers OR coalesce(d.on_one_device, 0) >= {min_on_one_device})""",
+         {"min_wage": 400, "min_share": 0.3, "min_workers": 4, "min_staff_share": 0.5, "max_addresses_per_worker": 0.34,
+          "min_on_one_device": 3}, stage=2, constellation=True),
+    Rule("NET_SHARED_CLUSTER", "Cluster of linked accounts with victim signals", "inherit", ("LE-04", "LE-06", "SE-23", "CE-02"),
+         "Shares an address, phone or device with several accounts, most of which show victim signals of their own.", 2,
+         """WITH v AS (SELECT bank_id, account_id, arg_max(typology, severity) AS typology FROM hits
+                       WHERE victim_side AND rule_id NOT IN ({attribute_rules}) GROUP BY ALL),
+                  g AS (SELECT s.kind, s.key, count(*) AS members, count(v.account_id) AS flagged, mode(v.typology) AS typology
+                        FROM net_shared s LEFT JOIN v USING (bank_id, account_id) WHERE s.kind IN ('address', 'phone', 'device') GROUP BY ALL)
+             SELECT s.bank_id, s.account_id, [] AS evidence,
+                    printf('shares a %s with %d accounts, %d of them with victim signals', arg_max(s.kind, g.flagged),
+                           arg_max(g.members, g.flagged) - 1, max(g.flagged)) AS detail,
+                    arg_max(g.typology, g.flagged) AS typology
+             FROM net_shared s JOIN g USING (kind, key)
+             WHERE g.members >= {min_members} AND g.flagged >= {min_flagged} AND g.flagged >= {min_share} * g.members
+             GROUP BY s.bank_id, s.account_id""",
+         {"min_members": 3, "min_flagged": 3, "min_share": 0.5,
+          "attribute_rules": "'LE04_CROWDED_ADDRESS', 'LE06_SHARED_DEVICE', 'ML_MANY_DEVICES'"}, stage=2, constellation=True),
+    Rule("NET_INSTALMENT_BENEFICIARY", "Beneficiary abroad paid instalments by several accounts", "debt_bondage", ("XB-01", "XB-02", "LE-12"),
+         "One beneficiary abroad receives fixed instalments from several accounts: a debt collected along a migration route.", 3,
+         """{instalments},
+             b AS (SELECT counterparty_id, count(DISTINCT account_id) AS senders FROM instalments GROUP BY 1)
+             SELECT i.bank_id, i.account_id, flatten(list(i.ids))[1:50] AS evidence,
+                    printf('fixed instalments to a beneficiary in %s who gets them from %d accounts', arg_max(i.country, b.senders),
+                           max(b.senders)) AS detail
+             FROM instalments i JOIN b USING (counterparty_id) WHERE b.senders >= {min_senders} GROUP BY ALL""",
+         {"min_payments": 3, "max_gap_sd": 3, "min_senders": 3}, constellation=True),
+    Rule("NET_LINKED_TO_REPORTED", "Linked to an escalated or FIU-reported account", "inherit", ("SE-08", "LE-02", "CE-01"),
+         "Exchanges money with, or shares a phone or device with, an account an investigator escalated or the FIU holds a report on.", 3,
+         """WITH l AS (SELECT dst_bank AS bank_id, dst AS account_id, src AS other, printf('received EUR %.0f from', amount) AS how,
+                             dst_txn_ids AS ids, amount, n FROM net_money
+                      UNION ALL
+                      SELECT src_bank, src, dst, printf('paid EUR %.0f to', amount), src_txn_ids, amount, n FROM net_money
+                      UNION ALL
+                      SELECT a.bank_id, a.account_id, b.account_id, 'shares a ' || a.kind || ' with', [], NULL, NULL
+                      FROM net_shared a JOIN net_shared b ON a.kind = b.kind AND a.key = b.key AND a.account_id <> b.account_id
+                      WHERE a.kind IN ('phone', 'device'))
+             SELECT l.bank_id, l.account_id, flatten(list(l.ids))[1:50] AS evidence,
+                    string_agg(l.how || ' an account ' || f.reason || ' (' || left(f.account_id, 8) || ')', '; ') AS detail,
+                    coalesce(any_value(f.typology), 'laundering') AS typology
+             FROM l JOIN net_flagged f ON f.account_id = l.other
+             WHERE l.account_id NOT IN (SELECT account_id FROM net_flagged)
+               AND (l.amount IS NULL OR l.amount >= {min_eur} OR l.n >= {min_transfers})
+             GROUP BY l.bank_id, l.account_id""",
+         {"min_eur": 500, "min_transfers": 3}),
 ]
 
 
@@ -379,7 +470,7 @@ def rule_set(overrides: dict | None = None) -> list[Rule]:
     overrides = overrides or {}
     disabled = set(overrides.get("disabled", []))
     known = {r.id for r in RULES}
-    unknown = [k for k in overrides if k not in known and k not in ("disabled", "categories", "fusion", "window_days")]
+    unknown = [k for k in overrides if k not in known and k not in ("disabled", "categories", "fusion", "window_days", "network", "cases")]
     if unknown:
         raise ValueError(f"config names unknown rules: {', '.join(unknown)}")
     out = []

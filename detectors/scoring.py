@@ -16,6 +16,7 @@ import polars as pl
 import yaml
 
 from detectors.anomaly import AnomalyDetector
+from detectors.cases import CASE_COLUMNS, CaseGrouper
 from detectors.features import compute_features
 from detectors.fusion import Fusion
 from detectors.rule_detector import RuleDetector
@@ -24,7 +25,7 @@ from pipelines import store
 from pipelines.timing import Stopwatch
 
 ALERT_COLUMNS = ["run_id", "alert_id", "rank", "bank_id", "account_id", "score", "typology", "reasons", "evidence",
-                 "rules", "rule_score", "anomaly", "status"]
+                 "rules", "rule_score", "anomaly", "status", "case_id", "case_role"]
 
 
 def load_config(path: str | Path | None) -> dict:
@@ -41,6 +42,10 @@ def ensure_scoring_tables(con) -> None:
     con.execute("""CREATE TABLE IF NOT EXISTS alerts (run_id VARCHAR, alert_id VARCHAR, rank INTEGER, bank_id VARCHAR,
         account_id VARCHAR, score DOUBLE, typology VARCHAR, reasons VARCHAR, evidence VARCHAR[], rules VARCHAR[],
         rule_score DOUBLE, anomaly DOUBLE, status VARCHAR, created_at TIMESTAMPTZ)""")
+    con.execute("ALTER TABLE alerts ADD COLUMN IF NOT EXISTS case_id VARCHAR")
+    con.execute("ALTER TABLE alerts ADD COLUMN IF NOT EXISTS case_role VARCHAR")
+    con.execute("""CREATE TABLE IF NOT EXISTS cases (run_id VARCHAR, case_id VARCHAR, typology VARCHAR, accounts INTEGER,
+        banks VARCHAR[], account_ids VARCHAR[], roles VARCHAR, money_eur DOUBLE, score DOUBLE, created_at TIMESTAMPTZ)""")
     con.execute("""CREATE TABLE IF NOT EXISTS alert_status (alert_id VARCHAR, bank_id VARCHAR, account_id VARCHAR,
         status VARCHAR, opened_run VARCHAR, last_run VARCHAR, last_score DOUBLE, updated_at TIMESTAMPTZ)""")
     con.execute("""CREATE TABLE IF NOT EXISTS runs (run_id VARCHAR, flow_run_id VARCHAR, kind VARCHAR, started_at TIMESTAMPTZ,
@@ -64,6 +69,7 @@ class ScoreResult:
     window_end: datetime
     accounts_scored: int
     files: dict
+    cases: pl.DataFrame
 
 
 def score_store(db_path: str | Path, out_dir: str | Path, config: dict | None = None, models_dir: str | Path | None = None,
@@ -103,9 +109,12 @@ def score_store(db_path: str | Path, out_dir: str | Path, config: dict | None = 
             explanations = model.explain(features.join(odd, on=["bank_id", "account_id"], how="semi"))
         with timer.stage("fusion"):
             alerts = fusion.fuse(hits, anomaly, explanations)
+        with timer.stage("cases"):
+            alerts = _assign_alert_ids(con, alerts, run_id)
+            alerts, cases = CaseGrouper(**(config.get("cases") or {})).group(con, alerts)
         with timer.stage("write_alerts"):
-            alerts = _persist(con, alerts, run_id)
-            files = write_alert_files(alerts, out_dir)
+            alerts = _persist(con, alerts.select(ALERT_COLUMNS), cases, run_id)
+            files = write_alert_files(alerts, cases, out_dir)
         rows_in = con.execute("SELECT count(*) FROM win_tx").fetchone()[0]
         record_run(con, run_id=run_id, flow_run_id=flow_run_id, kind="score", started_at=started,
                    parameters=json.dumps({"db": str(db_path), "out": str(out_dir), "mode": mode, "window_days": days,
@@ -113,23 +122,29 @@ def score_store(db_path: str | Path, out_dir: str | Path, config: dict | None = 
                    rule_set_hash=rules.version, model_version=model.version, window_start=window.start,
                    window_end=window.end, rows_in=rows_in, alerts_out=alerts.height,
                    alerts_new=int((alerts["status"] == "new").sum()) if alerts.height else 0, outcome="ok")
-        return ScoreResult(run_id, alerts, rules.version, model.version, window.start, window.end, features.height, files)
+        return ScoreResult(run_id, alerts, rules.version, model.version, window.start, window.end, features.height, files, cases)
     finally:
         con.close()
 
 
-def _persist(con, alerts: pl.DataFrame, run_id: str) -> pl.DataFrame:
-    """Reuse the alert_id of an account's open alert; append this run's rows; update alert_status."""
+def _assign_alert_ids(con, alerts: pl.DataFrame, run_id: str) -> pl.DataFrame:
+    """Reuse the alert_id of an account's open alert (status 'updated'), else a new one (status 'new')."""
     open_ = con.sql("SELECT bank_id, account_id, alert_id FROM alert_status WHERE status IN ('open', 'info_requested')").pl()
-    a = alerts.join(open_, on=["bank_id", "account_id"], how="left").with_columns(
+    return alerts.join(open_, on=["bank_id", "account_id"], how="left").with_columns(
         pl.when(pl.col("alert_id").is_null()).then(pl.lit("new")).otherwise(pl.lit("updated")).alias("status"),
         pl.col("alert_id").fill_null(pl.lit(run_id + "-") + pl.col("rank").cast(pl.Utf8).str.zfill(5)),
         pl.lit(run_id).alias("run_id"))
-    a = a.select(ALERT_COLUMNS)
+
+
+def _persist(con, a: pl.DataFrame, cases: pl.DataFrame, run_id: str) -> pl.DataFrame:
+    """Append this run's alerts and cases; update alert_status."""
     con.register("new_alerts", a.to_arrow())
+    con.register("new_cases", cases.to_arrow())
     con.execute("BEGIN TRANSACTION")
     try:
-        con.execute(f"INSERT INTO alerts SELECT {', '.join(ALERT_COLUMNS)}, now() FROM new_alerts")
+        names = ", ".join(ALERT_COLUMNS)
+        con.execute(f"INSERT INTO alerts ({names}, created_at) SELECT {names}, now() FROM new_alerts")
+        con.execute(f"INSERT INTO cases SELECT '{run_id}', {', '.join(CASE_COLUMNS)}, now() FROM new_cases")
         con.execute("""UPDATE alert_status s SET last_run = n.run_id, last_score = n.score, updated_at = now()
                        FROM new_alerts n WHERE s.alert_id = n.alert_id""")
         con.execute("""INSERT INTO alert_status SELECT alert_id, bank_id, account_id, 'open', run_id, run_id, score, now()
@@ -140,11 +155,13 @@ def _persist(con, alerts: pl.DataFrame, run_id: str) -> pl.DataFrame:
         raise
     finally:
         con.unregister("new_alerts")
+        con.unregister("new_cases")
     return a
 
 
-def write_alert_files(alerts: pl.DataFrame, out_dir: Path) -> dict:
-    pq, csv = out_dir / "alerts.parquet", out_dir / "alerts.csv"
+def write_alert_files(alerts: pl.DataFrame, cases: pl.DataFrame, out_dir: Path) -> dict:
+    pq, csv, cases_pq = out_dir / "alerts.parquet", out_dir / "alerts.csv", out_dir / "cases.parquet"
     alerts.write_parquet(pq)
     alerts.with_columns(pl.col("evidence").list.join(";"), pl.col("rules").list.join(";")).write_csv(csv)
-    return {"parquet": str(pq), "csv": str(csv)}
+    cases.write_parquet(cases_pq)
+    return {"parquet": str(pq), "csv": str(csv), "cases": str(cases_pq)}

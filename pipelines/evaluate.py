@@ -36,7 +36,8 @@ def _read(path: str | Path | pl.DataFrame, need: tuple[str, ...], what: str) -> 
 
 def evaluate(alerts, labels) -> dict:
     a = _read(alerts, ALERT_COLUMNS, "alerts")
-    lab = _read(labels, LABEL_COLUMNS, "labels").select("bank_id", "account_id", "typology", "role")
+    raw_labels = _read(labels, LABEL_COLUMNS, "labels")
+    lab = raw_labels.select("bank_id", "account_id", "typology", "role")
     a = a.sort(["rank", "score"], descending=[False, True]).unique(["bank_id", "account_id"], keep="first", maintain_order=True)
     has_typ = "typology" in a.columns
     ranked = a.select("bank_id", "account_id", "score", *(["typology"] if has_typ else [])) \
@@ -63,6 +64,9 @@ def evaluate(alerts, labels) -> dict:
     out["recall_by_role@2%"] = {
         f"{t}/{r}": round(top.filter((pl.col("typology") == t) & (pl.col("role") == r)).height / m, 4)
         for t, r, m in sorted(pos.group_by("typology", "role").len().iter_rows())}
+    out["recall_by_role_any_typology@2%"] = {
+        r: round(top.filter((pl.col("role") == r) & (pl.col("typology") != "none")).height / m, 4)
+        for r, m in sorted(pos.group_by("role").len().iter_rows())}
     out["hard_negative_share@2%"] = round(top.filter(pl.col("role") == "hard_negative").height / b2, 4) if b2 else None
     scores = lab.join(a.select("bank_id", "account_id", "score"), on=["bank_id", "account_id"], how="left") \
                 .with_columns(pl.col("score").fill_null(0.0))
@@ -73,7 +77,29 @@ def evaluate(alerts, labels) -> dict:
         out["typology_accuracy"] = round(float((tp["alert_typology"] == tp["typology"]).mean()), 4) if tp.height else None
     else:
         out["typology_accuracy"] = None
+    out.update(case_metrics(a.head(b2), raw_labels))
     return out
+
+
+def case_metrics(alerts: pl.DataFrame, labels: pl.DataFrame) -> dict:
+    """How well cases follow the planted scenarios, among the alerts in the budget.
+
+    grouping: per scenario with two or more alerted accounts, the largest share of them in one case
+    (mean, and the share of scenarios at 0.9 or more); purity: per case of two or more accounts, the
+    share that belongs to its main scenario (background accounts each count as their own)."""
+    if "case_id" not in alerts.columns or "scenario_id" not in labels.columns:
+        return {"case_grouping@2%": None, "scenarios_grouped@2%": None, "case_purity@2%": None}
+    x = alerts.select("bank_id", "account_id", "case_id").join(
+        labels.select("bank_id", "account_id", "scenario_id", "typology"), on=["bank_id", "account_id"], how="left")
+    planted = x.filter(pl.col("typology").is_not_null() & (pl.col("typology") != "none"))
+    per = planted.group_by("scenario_id", "case_id").len().group_by("scenario_id").agg(
+        (pl.col("len").max() / pl.col("len").sum()).alias("grouping"), pl.col("len").sum().alias("alerted")).filter(pl.col("alerted") >= 2)
+    purity = x.with_columns(pl.coalesce("scenario_id", pl.lit("bg-") + pl.col("account_id")).alias("sid")) \
+              .group_by("case_id", "sid").len().group_by("case_id").agg(
+                  (pl.col("len").max() / pl.col("len").sum()).alias("purity"), pl.col("len").sum().alias("size")).filter(pl.col("size") >= 2)
+    return {"case_grouping@2%": round(float(per["grouping"].mean()), 4) if per.height else None,
+            "scenarios_grouped@2%": round(float((per["grouping"] >= 0.9).mean()), 4) if per.height else None,
+            "case_purity@2%": round(float(purity["purity"].mean()), 4) if purity.height else None}
 
 
 def format_table(m: dict) -> str:
@@ -84,8 +110,12 @@ def format_table(m: dict) -> str:
     rows.append((f"recall@2% ({m['budget@2%']} alerts)", m["recall@2%"]))
     rows += [(f"  recall@2% {t}", v) for t, v in m["recall_by_typology@2%"].items()]
     rows += [(f"  recall@2% {t}", v) for t, v in m["recall_by_role@2%"].items()]
+    rows += [(f"  recall@2% any {r}", v) for r, v in m["recall_by_role_any_typology@2%"].items()]
     rows += [("average precision", m["average_precision"]), ("hard-negative share @2%", m["hard_negative_share@2%"]),
-             ("typology accuracy (true positives)", m["typology_accuracy"])]
+             ("typology accuracy (true positives)", m["typology_accuracy"]),
+             ("cases: scenario grouping @2% (mean)", m.get("case_grouping@2%")),
+             ("cases: scenarios >= 90% in one case @2%", m.get("scenarios_grouped@2%")),
+             ("cases: purity @2% (mean)", m.get("case_purity@2%"))]
     if m["alerts_not_in_labels"]:
         rows.append(("alerts on unlabelled accounts", m["alerts_not_in_labels"]))
     width = max(len(r[0]) for r in rows)

@@ -18,6 +18,7 @@ class Book:
     def __init__(self):
         self.accounts: list[dict] = []
         self.txns: list[dict] = []
+        self.reports: list[dict] = []
         self.account("filler")
         self.tx("filler", DAYS - 1, 12, "debit", 5, "card", name="Albert Heijn", mcc="5411", city="Amsterdam")
         self.tx("filler", 0, 12, "debit", 5, "card", name="Albert Heijn", mcc="5411", city="Amsterdam")
@@ -52,6 +53,11 @@ class Book:
         b = self.tx(dst, day, hour, "credit", amount, channel, cp=src, cptype=src_type, name=src_name, desc=desc)
         return a, b
 
+    def fiu_report(self, txn_id, report_id="R-1") -> None:
+        """File one of the book's bookings as an FIU unusual-transaction report."""
+        t = next(t for t in self.txns if t["txn_id"] == txn_id)
+        self.reports.append({**t, "report_id": report_id, "reporting_entity": "BANK_X", "indicator_code": "subjective"})
+
     def write(self, db_path) -> str:
         con = store.connect(db_path)
         try:
@@ -64,6 +70,10 @@ class Book:
             con.execute(f"INSERT INTO transactions SELECT {cols}, 'test' FROM tx_df")
             cols = ", ".join(f'CAST("{c.name}" AS {c.sql_type})' for c in contract.ACCOUNTS)
             con.execute(f"INSERT INTO accounts SELECT {cols}, 'test' FROM acc_df")
+            if self.reports:
+                con.register("fiu_df", pl.DataFrame(self.reports, schema_overrides=tx.schema).to_arrow())
+                cols = ", ".join(f'CAST("{c.name}" AS {c.sql_type})' for c in contract.TRANSACTIONS + contract.FIU_EXTRA)
+                con.execute(f"INSERT INTO fiu_reports SELECT {cols}, 'test' FROM fiu_df")
         finally:
             con.close()
         return str(db_path)

@@ -296,6 +296,63 @@ def net_employer(b, pos):
     return "emp", ev
 
 
+def _workforce(b, collector_of, address_of=lambda i: None, employer_of=lambda i: "emp"):
+    """Four workers paid EUR 1,100 three times; each passes EUR 600 of every wage on to collector_of(i), if any."""
+    ev = set()
+    for i in range(4):
+        emp = employer_of(i)
+        if emp not in {a["account_id"] for a in b.accounts}:
+            b.account(emp, kind="business", sector="01.13")
+        w = b.account(f"w{i}", nationality="PL", address=address_of(i))
+        for d in (24, 54, 84):
+            b.transfer(emp, w, d, 9, 1100, "transfer", desc="Loon", src_type="business")
+            if collector_of(i):
+                ev.add(b.transfer(w, collector_of(i), d + 1, 18, 600, "transfer", desc="huisvesting")[1])
+    return ev
+
+
+def net_wage_collector(b, pos):
+    b.account("c", gender="m")
+    # near miss: a landlord whose four tenants work for four different employers
+    return "c", _workforce(b, lambda i: "c", employer_of=(lambda i: "emp") if pos else (lambda i: f"emp{i}"))
+
+
+def net_housed_workforce(b, pos):
+    b.account("c", gender="m")
+    _workforce(b, lambda i: "c", address_of=(lambda i: "addr-hut") if pos else (lambda i: None))
+    return "emp", {t["txn_id"] for t in b.txns if t["account_id"] == "emp" and t["direction"] == "debit"}
+
+
+def net_shared_cluster(b, pos):
+    # three of a four-person address cash out at night (victim signals); near miss: a family where one does
+    for i in range(4):
+        b.account(f"m{i}", address="addr-x")
+        if i < (3 if pos else 1):
+            for k in range(12):
+                b.tx(f"m{i}", 2 + 7 * k, 23, "debit", 100, "cash_withdrawal", mcc="6011", city="Amsterdam")
+    return "m3", set()
+
+
+def net_instalment_beneficiary(b, pos):
+    ev = set()
+    for i in range(3):
+        b.account(f"v{i}", nationality="NG")
+        for k in range(3):
+            t = b.tx(f"v{i}", 5 + i + 30 * k, 12, "debit", 300, "money_remittance", cp="BEN-1" if pos else f"BEN-{i}",
+                     cptype="person", name="Western Union", country="NG")
+            if i == 0:
+                ev.add(t)
+    return "v0", ev
+
+
+def net_linked_to_reported(b, pos):
+    b.account("t")
+    b.account("x", bank="BANK_B")
+    b.fiu_report(b.tx("x", 5, 12, "credit", 900, "cash_deposit", city="Breda"))
+    out = b.transfer("t", "x", 20, 12, 800 if pos else 20)[0]
+    return "t", {out}
+
+
 CASES = {
     "SE01_AD_MICRO": se01_micro, "SE01_AD_PREMIUM": se01_premium, "SE02_HOTELS": se02_hotels, "SE04_NIGHT_CASH": se04_night_cash,
     "SE05_CASH_CITIES": se05_cash_cities, "SE06_CASH_NEAR_HOTEL": se06_cash_near_hotel, "SE07_CLIENT_PAYMENTS": se07_client_payments,
@@ -306,7 +363,9 @@ CASES = {
     "CE_CRYPTO_AFTER_P2P": ce_crypto, "CD02_SEVERAL_LENDERS": cd02_lenders, "CD02_LOAN_PASSED_ON": cd02_passed_on,
     "CD01_TELECOM_BURST": cd01_telecom, "CD_YOUNG_NEW_CREDIT": cd_young, "XB01_SHARED_BENEFICIARY": xb01_shared_beneficiary, "XB02_FIXED_INSTALMENTS": xb02_instalments,
     "XB06_STRUCTURED_REMITTANCES": xb06_structuring, "ML03_CASH_ONLY_INCOME": ml03_cash_only, "ML_MANY_DEVICES": ml_many_devices,
-    "NET_COLLECTOR": net_collector, "NET_EMPLOYER": net_employer,
+    "NET_COLLECTOR": net_collector, "NET_EMPLOYER": net_employer, "NET_WAGE_COLLECTOR": net_wage_collector,
+    "NET_HOUSED_WORKFORCE": net_housed_workforce, "NET_SHARED_CLUSTER": net_shared_cluster,
+    "NET_INSTALMENT_BENEFICIARY": net_instalment_beneficiary, "NET_LINKED_TO_REPORTED": net_linked_to_reported,
 }
 
 

@@ -29,6 +29,8 @@ INDICATORS = {
     "creditboys": ["loans", "telecom_burst", "forward", "cash_out"],
     "debt_bondage": ["cash_income", "p2p_income", "shared_address", "weekly"],
 }
+SCENARIO_PREFIX = {"sexual_exploitation": "SE", "labour_exploitation": "LE", "criminal_exploitation": "CE", "creditboys": "CD",
+                   "debt_bondage": "XB"}     # the indicator families' prefixes; scenario ids are unique across typologies
 SIZES = {"sexual_exploitation": 4, "labour_exploitation": 11, "criminal_exploitation": 6, "creditboys": 4, "debt_bondage": 4}
 POSITIVE_SHARE = 0.0015      # planted accounts per typology, as a share of all accounts
 HARD_NEGATIVE_SHARE = 0.018
@@ -65,7 +67,7 @@ def plan(rng: np.random.Generator, pop: Population) -> tuple[list[Scenario], lis
     for typ, size in SIZES.items():
         count = max(1, int(round(pop.n * POSITIVE_SHARE / size)))
         for s in range(count):
-            sid = f"{typ[:2].upper()}{s:03d}"
+            sid = f"{SCENARIO_PREFIX[typ]}{s:03d}"
             ind = _strength(rng, typ)
             if typ == "sexual_exploitation":
                 ctrl, vic = _take(persons, 1), _take(persons, int(rng.integers(2, 5)))
