@@ -470,7 +470,7 @@ def rule_set(overrides: dict | None = None) -> list[Rule]:
     overrides = overrides or {}
     disabled = set(overrides.get("disabled", []))
     known = {r.id for r in RULES}
-    unknown = [k for k in overrides if k not in known and k not in ("disabled", "categories", "fusion", "window_days", "network", "cases")]
+    unknown = [k for k in overrides if k not in known and k not in ("disabled", "categories", "fusion", "window_days", "network", "cases", "dismissed_rise")]
     if unknown:
         raise ValueError(f"config names unknown rules: {', '.join(unknown)}")
     out = []

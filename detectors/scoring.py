@@ -1,8 +1,10 @@
 """A scoring run: window -> features -> rules -> isolation forest -> fusion -> alerts in DuckDB and files.
 
-Alerts keep their history: every run appends its rows to `alerts`; an account with an open alert
-keeps the same `alert_id` (the alert is updated, not raised twice) and `alert_status` holds the
-current state per alert. Each run is recorded in `runs`.
+Alerts keep their history: every run appends its rows to `alerts`; an account whose alert is still
+being worked keeps the same `alert_id` (the alert is updated, not raised twice), a dismissed account
+is not raised again for the same reasons unless its score rises materially, and `alert_status`
+holds the current state per alert (pipelines/dispositions.py). Connected alerts are grouped into
+cases (detectors/cases.py). Each run is recorded in `runs`.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from detectors.fusion import Fusion
 from detectors.rule_detector import RuleDetector
 from detectors.window import CATEGORIES, define_window
 from pipelines import store
+from pipelines.dispositions import ensure_review_tables
 from pipelines.timing import Stopwatch
 
 ALERT_COLUMNS = ["run_id", "alert_id", "rank", "bank_id", "account_id", "score", "typology", "reasons", "evidence",
@@ -48,6 +51,7 @@ def ensure_scoring_tables(con) -> None:
         banks VARCHAR[], account_ids VARCHAR[], roles VARCHAR, money_eur DOUBLE, score DOUBLE, created_at TIMESTAMPTZ)""")
     con.execute("""CREATE TABLE IF NOT EXISTS alert_status (alert_id VARCHAR, bank_id VARCHAR, account_id VARCHAR,
         status VARCHAR, opened_run VARCHAR, last_run VARCHAR, last_score DOUBLE, updated_at TIMESTAMPTZ)""")
+    ensure_review_tables(con)
     con.execute("""CREATE TABLE IF NOT EXISTS runs (run_id VARCHAR, flow_run_id VARCHAR, kind VARCHAR, started_at TIMESTAMPTZ,
         ended_at TIMESTAMPTZ, parameters JSON, rule_set_hash VARCHAR, model_version VARCHAR, window_start TIMESTAMPTZ,
         window_end TIMESTAMPTZ, rows_in BIGINT, rows_quarantined BIGINT, alerts_out BIGINT, alerts_new BIGINT, outcome VARCHAR)""")
@@ -110,7 +114,7 @@ def score_store(db_path: str | Path, out_dir: str | Path, config: dict | None = 
         with timer.stage("fusion"):
             alerts = fusion.fuse(hits, anomaly, explanations)
         with timer.stage("cases"):
-            alerts = _assign_alert_ids(con, alerts, run_id)
+            alerts = _assign_alert_ids(con, alerts, run_id, float(config.get("dismissed_rise", 0.15)))
             alerts, cases = CaseGrouper(**(config.get("cases") or {})).group(con, alerts)
         with timer.stage("write_alerts"):
             alerts = _persist(con, alerts.select(ALERT_COLUMNS), cases, run_id)
@@ -127,10 +131,20 @@ def score_store(db_path: str | Path, out_dir: str | Path, config: dict | None = 
         con.close()
 
 
-def _assign_alert_ids(con, alerts: pl.DataFrame, run_id: str) -> pl.DataFrame:
-    """Reuse the alert_id of an account's open alert (status 'updated'), else a new one (status 'new')."""
-    open_ = con.sql("SELECT bank_id, account_id, alert_id FROM alert_status WHERE status IN ('open', 'info_requested')").pl()
-    return alerts.join(open_, on=["bank_id", "account_id"], how="left").with_columns(
+def _assign_alert_ids(con, alerts: pl.DataFrame, run_id: str, rise: float) -> pl.DataFrame:
+    """Reuse the alert_id of an account's alert that is still being worked (status 'updated'), else a new one
+    (status 'new'). An account whose alert was dismissed is not alerted again for the same reasons unless its
+    score rose by `rise` or more since the dismissal."""
+    tracked = con.sql("""SELECT bank_id, account_id, max(alert_id) AS alert_id FROM alert_status
+                         WHERE status <> 'dismissed' GROUP BY ALL""").pl()
+    dismissed = con.sql("""SELECT bank_id, account_id, max(dismissed_score) AS dismissed_score,
+                                  list_distinct(flatten(list(coalesce(dismissed_rules, [])))) AS dismissed_rules
+                           FROM alert_status WHERE status = 'dismissed' GROUP BY ALL""").pl()
+    a = alerts.join(dismissed, on=["bank_id", "account_id"], how="left")
+    same_reasons = pl.col("rules").list.set_difference(pl.col("dismissed_rules")).list.len() == 0
+    suppressed = pl.col("dismissed_score").is_not_null() & same_reasons & (pl.col("score") < pl.col("dismissed_score") + rise)
+    a = a.filter(~suppressed.fill_null(False)).drop("dismissed_score", "dismissed_rules")
+    return a.join(tracked, on=["bank_id", "account_id"], how="left").with_columns(
         pl.when(pl.col("alert_id").is_null()).then(pl.lit("new")).otherwise(pl.lit("updated")).alias("status"),
         pl.col("alert_id").fill_null(pl.lit(run_id + "-") + pl.col("rank").cast(pl.Utf8).str.zfill(5)),
         pl.lit(run_id).alias("run_id"))
@@ -147,7 +161,8 @@ def _persist(con, a: pl.DataFrame, cases: pl.DataFrame, run_id: str) -> pl.DataF
         con.execute(f"INSERT INTO cases SELECT '{run_id}', {', '.join(CASE_COLUMNS)}, now() FROM new_cases")
         con.execute("""UPDATE alert_status s SET last_run = n.run_id, last_score = n.score, updated_at = now()
                        FROM new_alerts n WHERE s.alert_id = n.alert_id""")
-        con.execute("""INSERT INTO alert_status SELECT alert_id, bank_id, account_id, 'open', run_id, run_id, score, now()
+        con.execute("""INSERT INTO alert_status (alert_id, bank_id, account_id, status, opened_run, last_run, last_score, updated_at)
+                       SELECT alert_id, bank_id, account_id, 'open', run_id, run_id, score, now()
                        FROM new_alerts WHERE status = 'new'""")
         con.execute("COMMIT")
     except BaseException:

@@ -142,6 +142,22 @@ def cmd_rules(a) -> int:
     return 0
 
 
+def cmd_dispose(a) -> int:
+    """An investigator's decision on one alert from the command line (the review page does the same)."""
+    from pipelines import store
+    from pipelines.dispositions import DispositionError, record_disposition
+    con = store.connect(a.db)
+    try:
+        out = record_disposition(con, a.alert, a.action, a.user, a.reason, a.note)
+    except DispositionError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    finally:
+        con.close()
+    print(f"{a.alert}: {out['previous_status']} -> {out['status']} (by {a.user})")
+    return 0
+
+
 def cmd_bench(a) -> int:
     from pipelines.bench import HEADER, bench, parse_size
     sizes = [parse_size(x) for x in a.sizes.split(",")]
@@ -235,6 +251,16 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--config")
     s.add_argument("--top", type=int, default=15)
     s.set_defaults(func=cmd_batch)
+
+    from pipelines.dispositions import ACTIONS, DISMISS_REASONS
+    s = sub.add_parser("dispose", help="record a decision on an alert: escalate, dismiss, request_info, reopen")
+    s.add_argument("--db", required=True)
+    s.add_argument("--alert", required=True, help="alert id")
+    s.add_argument("--action", required=True, choices=list(ACTIONS))
+    s.add_argument("--user", required=True, help="who decides (written to the audit log)")
+    s.add_argument("--reason", choices=list(DISMISS_REASONS), help="why an alert is dismissed")
+    s.add_argument("--note", help="free text for the audit log")
+    s.set_defaults(func=cmd_dispose)
 
     s = sub.add_parser("bench", help="time every stage and peak memory against DuckDB's single-pass floor")
     s.add_argument("--sizes", default="1M,10M", help="comma-separated transaction counts, e.g. 1M,10M")

@@ -11,12 +11,21 @@ from pipelines.evaluate import case_metrics
 from tests.book import DAYS, Book
 
 
+def _night_life(b, account):
+    """Night cash and hotel stays in several cities: two victim signals (SE-04, SE-02)."""
+    for k in range(12):
+        b.tx(account, 2 + 7 * k, 23, "debit", 100, "cash_withdrawal", mcc="6011", city="Amsterdam")
+    for i, city in enumerate(["Utrecht", "Breda", "Zwolle", "Utrecht", "Breda", "Zwolle"]):
+        b.tx(account, 4 + 12 * i, 21, "debit", 90, "card", cp=f"h-{city}", cptype="business", name=f"Hotel {city}", mcc="7011", city=city)
+
+
 def _victim(b, v, bank, controller):
     """A victim at `bank` taking client payments at night and passing most of it to `controller`."""
     b.account(v, bank=bank)
     for i in range(10):
         s = b.account(f"{v}-client{i}", gender="m", bank=bank)
         b.transfer(s, v, 3 + 2 * i, 23, 150)
+    _night_life(b, v)
     for d in (10, 25, 40):
         b.transfer(v, controller, d, 12, 600)
 
@@ -27,7 +36,7 @@ def _ring(b):
     _victim(b, "v2", "BANK_B", "ctrl")
     b.account("z")                                   # alerted elsewhere, unrelated
     b.transfer("v1-client0", "z", 50, 22, 150)       # a client of v1 also pays z: clients must not merge cases
-    b.tx("z", 60, 23, "debit", 100, "cash_withdrawal", city="Breda")
+    _night_life(b, "z")
 
 
 def _scored(b, tmp_path):

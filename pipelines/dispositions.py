@@ -1,0 +1,101 @@
+"""What investigators decide about alerts, and the append-only audit log of every decision.
+
+An alert's current state lives in `alert_status`; every change (and every export) is one row in
+`audit_log` with who, when, what and the state before, so the history can be replayed. The review
+page, the CLI and the goAML export all go through here.
+"""
+from __future__ import annotations
+
+import json
+import uuid
+
+import duckdb
+
+STATUSES = ("open", "info_requested", "escalated", "reported", "dismissed")
+DISMISS_REASONS = {
+    "explained": "Explained by the customer or by known circumstances",
+    "lawful_business": "Lawful business or employment",
+    "data_error": "Data error or mis-categorised transactions",
+    "already_known": "Already under investigation or reported elsewhere",
+    "insufficient": "Insufficient grounds after review",
+    "other": "Other (see note)",
+}
+# action -> (new status, statuses it may be taken from)
+ACTIONS = {
+    "escalate": ("escalated", ("open", "info_requested")),
+    "dismiss": ("dismissed", ("open", "info_requested")),
+    "request_info": ("info_requested", ("open",)),
+    "reopen": ("open", ("dismissed", "info_requested")),
+}
+
+
+class DispositionError(ValueError):
+    pass
+
+
+def ensure_review_tables(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("""CREATE TABLE IF NOT EXISTS audit_log (event_id VARCHAR, logged_at TIMESTAMPTZ, user_name VARCHAR, action VARCHAR,
+        alert_id VARCHAR, bank_id VARCHAR, account_id VARCHAR, previous_status VARCHAR, new_status VARCHAR,
+        reason VARCHAR, note VARCHAR, details JSON)""")
+    for col, typ in (("dismiss_reason", "VARCHAR"), ("dismissed_score", "DOUBLE"), ("dismissed_rules", "VARCHAR[]"),
+                     ("reported_at", "TIMESTAMPTZ"), ("report_file", "VARCHAR")):
+        con.execute(f"ALTER TABLE alert_status ADD COLUMN IF NOT EXISTS {col} {typ}")
+
+
+def audit(con: duckdb.DuckDBPyConnection, user: str, action: str, alert_id: str | None = None, bank_id: str | None = None,
+          account_id: str | None = None, previous: str | None = None, new: str | None = None, reason: str | None = None,
+          note: str | None = None, details: dict | None = None) -> str:
+    """Append one event to the audit log; returns its id."""
+    event_id = uuid.uuid4().hex
+    con.execute("INSERT INTO audit_log VALUES (?, now(), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [event_id, user, action, alert_id, bank_id, account_id, previous, new, reason, note,
+                 json.dumps(details or {}, default=str)])
+    return event_id
+
+
+def alert_state(con: duckdb.DuckDBPyConnection, alert_id: str) -> dict:
+    row = con.execute("""SELECT s.alert_id, s.bank_id, s.account_id, s.status, s.last_score, a.rules
+                         FROM alert_status s LEFT JOIN (SELECT alert_id, arg_max(rules, created_at) AS rules FROM alerts GROUP BY 1) a
+                         USING (alert_id) WHERE s.alert_id = ?""", [alert_id]).fetchone()
+    if row is None:
+        raise DispositionError(f"no alert {alert_id}")
+    return dict(zip(("alert_id", "bank_id", "account_id", "status", "score", "rules"), row))
+
+
+def record_disposition(con: duckdb.DuckDBPyConnection, alert_id: str, action: str, user: str,
+                       reason: str | None = None, note: str | None = None) -> dict:
+    """Apply an investigator's decision to one alert, with its audit entry, in one transaction."""
+    if action not in ACTIONS:
+        raise DispositionError(f"unknown action {action!r}; one of {', '.join(ACTIONS)}")
+    new, allowed_from = ACTIONS[action]
+    if action == "dismiss" and reason not in DISMISS_REASONS:
+        raise DispositionError(f"dismissing needs a reason: one of {', '.join(DISMISS_REASONS)}")
+    if action == "dismiss" and reason == "other" and not (note or "").strip():
+        raise DispositionError("dismissing for 'other' needs a note")
+    ensure_review_tables(con)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        state = alert_state(con, alert_id)
+        if state["status"] not in allowed_from:
+            raise DispositionError(f"alert {alert_id} is {state['status']}; '{action}' applies to {' or '.join(allowed_from)} alerts")
+        con.execute("""UPDATE alert_status SET status = ?, updated_at = now(),
+                         dismiss_reason = CASE WHEN ? = 'dismissed' THEN ? END,
+                         dismissed_score = CASE WHEN ? = 'dismissed' THEN last_score END,
+                         dismissed_rules = CASE WHEN ? = 'dismissed' THEN ? END
+                       WHERE alert_id = ?""", [new, new, reason, new, new, state["rules"], alert_id])
+        audit(con, user, action, alert_id, state["bank_id"], state["account_id"], state["status"], new, reason, note)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return {**state, "previous_status": state["status"], "status": new}
+
+
+def mark_reported(con: duckdb.DuckDBPyConnection, alert_id: str, user: str, report_file: str, details: dict | None = None) -> None:
+    """An escalated alert's FIU report was written: record it on the alert and in the audit log."""
+    ensure_review_tables(con)
+    state = alert_state(con, alert_id)
+    con.execute("UPDATE alert_status SET status = 'reported', reported_at = now(), report_file = ?, updated_at = now() WHERE alert_id = ?",
+                [report_file, alert_id])
+    audit(con, user, "report_goaml", alert_id, state["bank_id"], state["account_id"], state["status"], "reported",
+          note=report_file, details=details)

@@ -1,0 +1,95 @@
+"""Investigator decisions: state changes with their audit entries, dismissals that stick, escalations that propagate."""
+import duckdb
+import polars as pl
+import pytest
+
+from detectors.scoring import score_store
+from pipelines import store
+from pipelines.cli import main
+from pipelines.dispositions import DispositionError, record_disposition
+from tests.book import Book
+from tests.test_network import _ring
+
+
+def _status(db, alert_id):
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute("SELECT status FROM alert_status WHERE alert_id = ?", [alert_id]).fetchone()[0]
+    finally:
+        con.close()
+
+
+def _alert_of(res, account):
+    return res.alerts.filter(pl.col("account_id") == account)["alert_id"][0]
+
+
+@pytest.fixture
+def ring(tmp_path):
+    b = Book()
+    _ring(b)
+    b.account("friend")                           # pays the controller, nothing else suspicious of its own
+    b.transfer("friend", "ctrl", 30, 14, 700)
+    b.tx("friend", 31, 12, "debit", 40, "card", cp="m-ah", cptype="business", name="Albert Heijn", mcc="5411", city="Utrecht")
+    db = b.write(tmp_path / "s.duckdb")
+    return tmp_path, db, score_store(db, tmp_path / "out", models_dir=tmp_path / "m")
+
+
+def test_decisions_change_state_and_are_audited(ring):
+    tmp, db, res = ring
+    alert = _alert_of(res, "v1")
+    con = store.connect(db)
+    try:
+        with pytest.raises(DispositionError, match="needs a reason"):
+            record_disposition(con, alert, "dismiss", "ann")
+        with pytest.raises(DispositionError, match="needs a note"):
+            record_disposition(con, alert, "dismiss", "ann", reason="other")
+        record_disposition(con, alert, "request_info", "ann", note="ask for the tenancy contract")
+        record_disposition(con, alert, "escalate", "bob")
+        with pytest.raises(DispositionError, match="is escalated"):
+            record_disposition(con, alert, "dismiss", "ann", reason="explained")
+        log = con.sql("SELECT user_name, action, previous_status, new_status, note FROM audit_log ORDER BY logged_at").fetchall()
+    finally:
+        con.close()
+    assert log == [("ann", "request_info", "open", "info_requested", "ask for the tenancy contract"),
+                   ("bob", "escalate", "info_requested", "escalated", None)]
+    assert _status(db, alert) == "escalated"
+
+
+def test_an_escalated_account_lifts_the_accounts_linked_to_it(ring):
+    tmp, db, res = ring
+    assert "NET_LINKED_TO_REPORTED" not in set(res.alerts.explode("rules")["rules"].to_list())
+    con = store.connect(db)
+    try:
+        record_disposition(con, _alert_of(res, "ctrl"), "escalate", "bob")
+    finally:
+        con.close()
+    again = score_store(db, tmp / "out2", models_dir=tmp / "m")
+    hits = again.alerts.filter(pl.col("rules").list.contains("NET_LINKED_TO_REPORTED"))
+    # v1 and v2 paid the escalated controller and gain score; the friend's one EUR 700 payment is a link too,
+    # but a link alone (0.225) stays under the alert threshold: propagation lifts, it does not accuse
+    assert {"v1", "v2"} <= set(hits["account_id"]) and "friend" not in set(again.alerts["account_id"])
+    before = dict(zip(res.alerts["account_id"], res.alerts["score"]))
+    after = dict(zip(again.alerts["account_id"], again.alerts["score"]))
+    assert after["v1"] > before["v1"] and after["v2"] > before["v2"]
+    reason = hits.filter(pl.col("account_id") == "v1")["reasons"][0]
+    assert "paid EUR 1800 to an account escalated alert" in reason
+    # the escalated alert itself is still the same alert, still escalated
+    assert _status(db, _alert_of(res, "ctrl")) == "escalated" and _alert_of(again, "ctrl") == _alert_of(res, "ctrl")
+
+
+def test_a_dismissed_account_is_not_raised_again_for_the_same_reasons(ring):
+    tmp, db, res = ring
+    alert = _alert_of(res, "z")
+    assert main(["dispose", "--db", str(db), "--alert", alert, "--action", "dismiss", "--user", "ann",
+                 "--reason", "explained"]) == 0
+    again = score_store(db, tmp / "out2", models_dir=tmp / "m")
+    assert "z" not in set(again.alerts["account_id"])
+    # unless the score rises materially: a threshold of -1 counts any score as a rise
+    third = score_store(db, tmp / "out3", config={"dismissed_rise": -1}, models_dir=tmp / "m")
+    assert "z" in set(third.alerts["account_id"]) and _alert_of(third, "z") != alert
+
+
+def test_dispose_command_names_a_bad_request(ring, capsys):
+    tmp, db, res = ring
+    assert main(["dispose", "--db", str(db), "--alert", "no-such", "--action", "escalate", "--user", "ann"]) == 2
+    assert "no alert no-such" in capsys.readouterr().err
