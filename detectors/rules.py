@@ -427,7 +427,7 @@ RULES: list[Rule] = [
                   g AS (SELECT s.kind, s.key, count(*) AS members, count(v.account_id) AS flagged, mode(v.typology) AS typology
                         FROM net_shared s LEFT JOIN v USING (bank_id, account_id) WHERE s.kind IN ('address', 'phone', 'device') GROUP BY ALL)
              SELECT s.bank_id, s.account_id, [] AS evidence,
-                    printf('shares a %s with %d accounts, %d of them with victim signals', arg_max(s.kind, g.flagged),
+                    printf('shares its %s with %d accounts, %d of them with victim signals', arg_max(s.kind, g.flagged),
                            arg_max(g.members, g.flagged) - 1, max(g.flagged)) AS detail,
                     arg_max(g.typology, g.flagged) AS typology
              FROM net_shared s JOIN g USING (kind, key)
@@ -465,12 +465,16 @@ RULES: list[Rule] = [
 ]
 
 
+# Config keys that are not rule ids: read by the window, network, cases, fusion, scoring and goAML export.
+SETTINGS = ("disabled", "categories", "fusion", "window_days", "network", "cases", "dismissed_rise", "goaml")
+
+
 def rule_set(overrides: dict | None = None) -> list[Rule]:
     """The rules with parameters overridden from a config: {rule_id: {param: value}, 'disabled': [ids]}."""
     overrides = overrides or {}
     disabled = set(overrides.get("disabled", []))
     known = {r.id for r in RULES}
-    unknown = [k for k in overrides if k not in known and k not in ("disabled", "categories", "fusion", "window_days", "network", "cases", "dismissed_rise")]
+    unknown = [k for k in overrides if k not in known and k not in SETTINGS]
     if unknown:
         raise ValueError(f"config names unknown rules: {', '.join(unknown)}")
     out = []

@@ -1,0 +1,159 @@
+"""goAML export: valid reports for every typology, the indicator mapping, goAML formats, named refusals, the record."""
+import re
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+from lxml import etree
+
+from detectors.scoring import load_config, score_store
+from pipelines import store
+from pipelines.cli import main
+from pipelines.dispositions import record_disposition
+from pipelines.goaml import MAPPING, XSD, GoamlExporter, indicator_codes, load_mapping
+from pipelines.ingest import ingest
+from pipelines.synthetic.generate import generate
+from pipelines.synthetic.identities import write_identities
+
+REPO = Path(__file__).resolve().parent.parent
+CONFIG = REPO / "detectors" / "config.example.yaml"
+SHARED_XSD = REPO.parent / "shared" / "goaml" / "goAMLSchema-5.0.2.xsd"
+TYPOLOGIES = ("sexual_exploitation", "labour_exploitation", "criminal_exploitation", "creditboys", "debt_bondage")
+
+
+@pytest.fixture(scope="module")
+def escalated(tmp_path_factory):
+    """A scored synthetic store with the best alert of each typology escalated, and its identities file."""
+    root = tmp_path_factory.mktemp("goaml")
+    generate(root / "gen", accounts=4000, days=60, banks=2, seed=5)
+    db = root / "s.duckdb"
+    for bank in ("BANK_A", "BANK_B"):
+        ingest(root / "gen" / bank, db)
+    res = score_store(db, root / "out", models_dir=root / "m")
+    best = res.alerts.sort("rank").unique("typology", keep="first").filter(pl.col("typology").is_in(TYPOLOGIES))
+    con = store.connect(db)
+    try:
+        for a in best["alert_id"].to_list():
+            record_disposition(con, a, "escalate", "bob")
+    finally:
+        con.close()
+    ids = write_identities(db, root / "identities.csv")
+    return root, db, best, ids
+
+
+def _exporter(db, ids):
+    return GoamlExporter(db, ids, load_config(CONFIG)["goaml"])
+
+
+def test_the_shipped_schema_is_the_fius(tmp_path):
+    if not SHARED_XSD.exists():
+        pytest.skip("../shared/goaml is not beside this checkout")
+    assert XSD.read_bytes() == SHARED_XSD.read_bytes()
+
+
+def test_every_mapped_code_is_in_the_schema():
+    xsd = etree.parse(str(XSD))
+    ns = {"xs": "http://www.w3.org/2001/XMLSchema"}
+    allowed = {t: {e.get("value") for e in xsd.findall(f".//xs:simpleType[@name='{t}']//xs:enumeration", ns)}
+               for t in ("report_indicator_type", "report_type", "conduction_type", "funds_type", "submission_type")}
+    m = load_mapping(MAPPING)
+    codes = set(m["always"]) | {c for cs in m["indicators"].values() for c in cs}
+    assert codes and codes <= allowed["report_indicator_type"], codes - allowed["report_indicator_type"]
+    assert m["report_code"] in allowed["report_type"] and m["submission_code"] in allowed["submission_type"]
+    assert {c["transmode"] for c in m["channels"].values()} <= allowed["conduction_type"]
+    assert {c["funds"] for c in m["channels"].values()} <= allowed["funds_type"]
+
+
+def test_reports_for_each_typology_validate_and_are_recorded(escalated, tmp_path):
+    root, db, best, ids = escalated
+    assert set(best["typology"]) == set(TYPOLOGIES)
+    written, refused = _exporter(db, ids).export(tmp_path / "r", "bob", escalated=True)
+    assert not refused and len(written) == best.height
+    schema = etree.XMLSchema(etree.parse(str(SHARED_XSD if SHARED_XSD.exists() else XSD)))
+    for path in written:
+        doc = etree.parse(str(path))
+        schema.assertValid(doc)
+        assert path.stat().st_mode & 0o077 == 0           # identities inside: owner only
+        alert = doc.findtext("entity_reference")
+        row = best.filter(pl.col("alert_id") == alert).row(0, named=True)
+        # the indicator mapping is applied: exactly the mapped codes of the rules that fired
+        assert [i.text for i in doc.iter("indicator")] == indicator_codes(row["rules"], load_mapping())
+        # goAML formats: amounts with two decimals, local date-times without offset, EUR as local currency
+        assert all(re.fullmatch(r"\d+\.\d{2}", a.text) for a in doc.iter("amount_local"))
+        assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", d.text) for d in doc.iter("date_transaction"))
+        assert doc.findtext("currency_code_local") == "EUR"
+        assert len(doc.findall("transaction")) == min(len(row["evidence"]), 100)
+        assert "human trafficking" in doc.findtext("reason") and row["reasons"][:40] in doc.findtext("reason")
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        rec = con.execute("""SELECT count(*), count(DISTINCT report_file) FROM alert_status WHERE status = 'reported'""").fetchone()
+        log = con.execute("SELECT count(*) FROM audit_log WHERE action = 'report_goaml'").fetchone()[0]
+    finally:
+        con.close()
+    assert rec == (best.height, best.height) and log == best.height
+
+
+def test_one_report_maps_the_amounts_and_parties_of_a_transaction(escalated, tmp_path):
+    root, db, best, ids = escalated
+    con = store.connect(db)
+    try:
+        alert = best.filter(pl.col("typology") == "labour_exploitation")["alert_id"][0]
+        con.execute("UPDATE alert_status SET status = 'escalated' WHERE alert_id = ?", [alert])
+        first = con.execute("""SELECT t.txn_id, t.amount_eur, t.direction FROM transactions t
+                               WHERE t.txn_id = (SELECT evidence[1] FROM alerts WHERE alert_id = ? LIMIT 1)""", [alert]).fetchone()
+    finally:
+        con.close()
+    written, _ = _exporter(db, ids).export(tmp_path / "r", "bob", alert=alert)
+    doc = etree.parse(str(written[0]))
+    tx = next(t for t in doc.iter("transaction") if t.findtext("transactionnumber") == first[0])
+    assert tx.findtext("amount_local") == f"{float(first[1]):.2f}"
+    mine = "t_from_my_client" if first[2] == "debit" else "t_to_my_client"
+    assert tx.find(f"{mine}/*/account") is not None and tx.find(f"{mine}/*/account").text.startswith("NL00SYNT")
+
+
+def test_a_missing_identity_field_names_it_and_writes_nothing(escalated, tmp_path, capsys):
+    root, db, best, ids = escalated
+    con = store.connect(db)
+    try:
+        alert = best["alert_id"][0]
+        con.execute("UPDATE alert_status SET status = 'escalated' WHERE alert_id = ?", [alert])
+        holder = con.execute("SELECT customer_id FROM accounts WHERE account_id = ?", [best["account_id"][0]]).fetchone()[0]
+    finally:
+        con.close()
+    table = pl.read_csv(ids, infer_schema_length=0)
+    broken = tmp_path / "ids.csv"
+    table.with_columns(pl.when(pl.col("pseudonymous_id") == holder).then(None).otherwise(pl.col("passport_number"))
+                       .alias("passport_number")).write_csv(broken)
+    code = main(["export-goaml", "--db", str(db), "--alert", alert, "--identities", str(broken), "--out", str(tmp_path / "r"),
+                 "--config", str(CONFIG), "--user", "bob"])
+    assert code == 1
+    assert f"alert {alert}: holder {holder[:8]} lacks passport_number" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists() or not list((tmp_path / "r").iterdir())
+
+
+def test_missing_field_message_lists_fields_per_alert(escalated, tmp_path):
+    root, db, best, ids = escalated
+    con = store.connect(db)
+    try:
+        alert = best["alert_id"][0]
+        con.execute("UPDATE alert_status SET status = 'escalated' WHERE alert_id = ?", [alert])
+    finally:
+        con.close()
+    table = pl.read_csv(ids, infer_schema_length=0).filter(pl.col("pseudonymous_id") != best["account_id"][0])
+    table.write_csv(tmp_path / "ids.csv")
+    written, refused = _exporter(db, tmp_path / "ids.csv").export(tmp_path / "r", "bob", alert=alert)
+    assert written == [] and len(refused) == 1
+    assert refused[0].startswith(f"alert {alert}: account {best['account_id'][0][:8]} lacks account, account_name, balance")
+
+
+def test_only_escalated_alerts_are_reported(escalated, tmp_path):
+    root, db, best, ids = escalated
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        other = con.execute("SELECT alert_id FROM alert_status WHERE status = 'open' LIMIT 1").fetchone()[0]
+    finally:
+        con.close()
+    code = main(["export-goaml", "--db", str(db), "--alert", other, "--identities", str(ids), "--out", str(tmp_path / "r"),
+                 "--config", str(CONFIG)])
+    assert code == 2 and not (tmp_path / "r").exists()
