@@ -24,33 +24,42 @@ def _table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
 
 def build_links(con: duckdb.DuckDBPyConnection, max_group: int = 30) -> None:
     """Needs win_tx and win_accounts (detectors.window); creates net_money, net_shared, net_flagged."""
+    # In steps: as one statement (ASOF join, then the aggregate) it took 34 s at 10 M rows; in steps about 6 s.
+    con.execute("CREATE OR REPLACE TEMP TABLE net_known AS SELECT account_id, any_value(bank_id) AS bank_id FROM accounts GROUP BY 1")
     con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE net_pay AS
+        SELECT w.bank_id, w.account_id, w.counterparty_id, w.txn_id, w.booked_at, w.amount
+        FROM win_tx w SEMI JOIN net_known k ON k.account_id = w.counterparty_id
+        WHERE NOT w.is_in AND w.channel IN {MONEY_CHANNELS} AND w.counterparty_id <> w.account_id""")
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE net_pay AS
+        SELECT p.*, date_diff('minute', c.booked_at, p.booked_at) / 60.0 AS hours_after_credit
+        FROM net_pay p ASOF LEFT JOIN (SELECT bank_id, account_id, booked_at FROM win_tx WHERE is_in) c
+          ON c.bank_id = p.bank_id AND c.account_id = p.account_id AND p.booked_at >= c.booked_at""")
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE net_paid AS
+        SELECT account_id AS src, counterparty_id AS dst, count(*) AS n, sum(amount) AS amount,
+               min(booked_at) AS first_at, max(booked_at) AS last_at, median(hours_after_credit) AS median_hours_after_credit,
+               list(txn_id ORDER BY booked_at)[1:20] AS src_txn_ids
+        FROM net_pay GROUP BY ALL""")
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE net_received AS
+        SELECT w.counterparty_id AS src, w.account_id AS dst, count(*) AS n, sum(w.amount) AS amount,
+               min(w.booked_at) AS first_at, max(w.booked_at) AS last_at, list(w.txn_id ORDER BY w.booked_at)[1:20] AS dst_txn_ids
+        FROM win_tx w SEMI JOIN net_known k ON k.account_id = w.counterparty_id
+        WHERE w.is_in AND w.channel IN {MONEY_CHANNELS} AND w.counterparty_id <> w.account_id GROUP BY ALL""")
+    con.execute("""
         CREATE OR REPLACE TEMP TABLE net_money AS
-        WITH known AS (SELECT account_id, any_value(bank_id) AS bank_id FROM accounts GROUP BY 1),
-             pay AS (SELECT w.bank_id, w.account_id, w.counterparty_id, w.txn_id, w.booked_at, w.amount
-                     FROM win_tx w SEMI JOIN known k ON k.account_id = w.counterparty_id
-                     WHERE NOT w.is_in AND w.channel IN {MONEY_CHANNELS} AND w.counterparty_id <> w.account_id),
-             credit AS (SELECT bank_id, account_id, booked_at FROM win_tx WHERE is_in),
-             timed AS (SELECT p.*, date_diff('minute', c.booked_at, p.booked_at) / 60.0 AS hours_after_credit
-                       FROM pay p ASOF LEFT JOIN credit c
-                         ON c.bank_id = p.bank_id AND c.account_id = p.account_id AND p.booked_at >= c.booked_at),
-             paid AS (SELECT account_id AS src, counterparty_id AS dst, count(*) AS n, sum(amount) AS amount,
-                             min(booked_at) AS first_at, max(booked_at) AS last_at,
-                             median(hours_after_credit) AS median_hours_after_credit,
-                             list(txn_id ORDER BY booked_at)[1:20] AS src_txn_ids
-                      FROM timed GROUP BY ALL),
-             received AS (SELECT w.counterparty_id AS src, w.account_id AS dst, count(*) AS n, sum(w.amount) AS amount,
-                                 min(w.booked_at) AS first_at, max(w.booked_at) AS last_at,
-                                 list(w.txn_id ORDER BY w.booked_at)[1:20] AS dst_txn_ids
-                          FROM win_tx w SEMI JOIN known k ON k.account_id = w.counterparty_id
-                          WHERE w.is_in AND w.channel IN {MONEY_CHANNELS} AND w.counterparty_id <> w.account_id GROUP BY ALL)
         SELECT s.bank_id AS src_bank, e.src, d.bank_id AS dst_bank, e.dst, e.n, e.amount, e.first_at, e.last_at,
                e.median_hours_after_credit, coalesce(e.src_txn_ids, []) AS src_txn_ids, coalesce(e.dst_txn_ids, []) AS dst_txn_ids
         FROM (SELECT coalesce(p.src, r.src) AS src, coalesce(p.dst, r.dst) AS dst, coalesce(p.n, r.n) AS n,
                      coalesce(p.amount, r.amount) AS amount, coalesce(p.first_at, r.first_at) AS first_at,
                      coalesce(p.last_at, r.last_at) AS last_at, p.median_hours_after_credit, p.src_txn_ids, r.dst_txn_ids
-              FROM paid p FULL JOIN received r ON r.src = p.src AND r.dst = p.dst) e
-        JOIN known s ON s.account_id = e.src JOIN known d ON d.account_id = e.dst""")
+              FROM net_paid p FULL JOIN net_received r ON r.src = p.src AND r.dst = p.dst) e
+        JOIN net_known s ON s.account_id = e.src JOIN net_known d ON d.account_id = e.dst""")
+    con.execute("DROP TABLE net_pay")
+    con.execute("DROP TABLE net_paid")
+    con.execute("DROP TABLE net_received")
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE net_shared AS
         WITH k AS (
