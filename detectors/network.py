@@ -19,7 +19,7 @@ MONEY_CHANNELS = "('transfer', 'instant_transfer')"
 
 
 def _table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchone()[0] > 0
+    return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchall()[0][0] > 0
 
 
 def build_links(con: duckdb.DuckDBPyConnection, max_group: int = 30) -> None:

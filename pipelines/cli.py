@@ -183,6 +183,37 @@ def cmd_identities(a) -> int:
     return 0
 
 
+def cmd_serve(a) -> int:
+    """The investigators' review page over the store (loopback by default)."""
+    import uvicorn
+
+    from detectors.scoring import load_config
+    from pipelines.review.app import Review
+    from pipelines.review.auth import UsersError, load_users
+    try:
+        users = load_users(a.users)
+    except (UsersError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    exporter = None
+    if a.identities:
+        from pipelines.goaml import GoamlExporter
+        exporter = GoamlExporter(a.db, a.identities, load_config(a.config).get("goaml") or {})
+    app = Review(a.db, users, exporter, a.goaml_out).app()
+    print(f"review page on http://{a.host}:{a.port}/ ({len(users)} users)")
+    uvicorn.run(app, host=a.host, port=a.port, log_level="warning")
+    return 0
+
+
+def cmd_hash_password(a) -> int:
+    import getpass
+
+    from pipelines.review.auth import hash_password
+    pw = os.environ.get("THB_PASSWORD") or getpass.getpass("password: ")
+    print(hash_password(pw))
+    return 0
+
+
 def cmd_bench(a) -> int:
     from pipelines.bench import HEADER, bench, parse_size
     sizes = [parse_size(x) for x in a.sizes.split(",")]
@@ -304,6 +335,19 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--db", required=True)
     s.add_argument("--out", required=True)
     s.set_defaults(func=cmd_identities)
+
+    s = sub.add_parser("serve", help="the investigators' review page: queue, alerts, decisions, audit, exports")
+    s.add_argument("--db", required=True)
+    s.add_argument("--users", default=os.environ.get("THB_USERS", "users.yaml"), help="YAML of users with scrypt hashes and roles")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8765)
+    s.add_argument("--identities", help="the bank's identities file: enables goAML export from escalated alerts")
+    s.add_argument("--goaml-out", default="goaml-reports", help="folder for goAML reports written from the page")
+    s.add_argument("--config", default=str(Path(__file__).resolve().parent.parent / "detectors" / "config.example.yaml"))
+    s.set_defaults(func=cmd_serve)
+
+    s = sub.add_parser("hash-password", help="print a scrypt hash for users.yaml (reads THB_PASSWORD or asks)")
+    s.set_defaults(func=cmd_hash_password)
 
     s = sub.add_parser("bench", help="time every stage and peak memory against DuckDB's single-pass floor")
     s.add_argument("--sizes", default="1M,10M", help="comma-separated transaction counts, e.g. 1M,10M")

@@ -56,10 +56,10 @@ def audit(con: duckdb.DuckDBPyConnection, user: str, action: str, alert_id: str 
 def alert_state(con: duckdb.DuckDBPyConnection, alert_id: str) -> dict:
     row = con.execute("""SELECT s.alert_id, s.bank_id, s.account_id, s.status, s.last_score, a.rules
                          FROM alert_status s LEFT JOIN (SELECT alert_id, arg_max(rules, created_at) AS rules FROM alerts GROUP BY 1) a
-                         USING (alert_id) WHERE s.alert_id = ?""", [alert_id]).fetchone()
-    if row is None:
+                         USING (alert_id) WHERE s.alert_id = ?""", [alert_id]).fetchall()
+    if not row:
         raise DispositionError(f"no alert {alert_id}")
-    return dict(zip(("alert_id", "bank_id", "account_id", "status", "score", "rules"), row))
+    return dict(zip(("alert_id", "bank_id", "account_id", "status", "score", "rules"), row[0]))
 
 
 def record_disposition(con: duckdb.DuckDBPyConnection, alert_id: str, action: str, user: str,

@@ -1,0 +1,125 @@
+"""Who may use the review page: users from a YAML file, scrypt password hashes, signed session cookies, CSRF tokens.
+
+users.yaml:
+    users:
+      ann:   {password: "scrypt$16384$8$1$<salt hex>$<hash hex>", role: investigator, bank: BANK_A}
+      fiona: {password: "scrypt$...", role: analyst}
+Investigators see their own bank's alerts only; analysts (FIU) see all. `thb-signals hash-password`
+makes a hash. Sessions are HMAC-signed cookies (HttpOnly, SameSite=Strict) that carry the user and a
+CSRF token every form must return; the signing key comes from THB_SESSION_SECRET or is made at start.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+ROLES = ("investigator", "analyst")
+SCRYPT = (2 ** 14, 8, 1)
+SESSION_SECONDS = 8 * 3600
+
+
+def hash_password(password: str, salt: bytes | None = None) -> str:
+    n, r, p = SCRYPT
+    salt = salt or secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, dklen=32)
+    return f"scrypt${n}${r}${p}${salt.hex()}${digest.hex()}"
+
+
+def check_password(password: str, stored: str) -> bool:
+    try:
+        kind, n, r, p, salt, digest = stored.split("$")
+        if kind != "scrypt":
+            return False
+        got = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p), dklen=len(digest) // 2)
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(got.hex(), digest)
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    role: str
+    bank: str | None
+
+    @property
+    def sees_all_banks(self) -> bool:
+        return self.role == "analyst"
+
+    def may_see(self, bank_id: str) -> bool:
+        return self.sees_all_banks or bank_id == self.bank
+
+
+class UsersError(ValueError):
+    pass
+
+
+def load_users(path: str | Path) -> dict[str, dict]:
+    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    users = data.get("users") or {}
+    for name, u in users.items():
+        if not str(u.get("password", "")).startswith("scrypt$"):
+            raise UsersError(f"{path}: user {name} needs a scrypt password hash (thb-signals hash-password)")
+        if u.get("role") not in ROLES:
+            raise UsersError(f"{path}: user {name} has role {u.get('role')!r}; one of {', '.join(ROLES)}")
+        if u["role"] == "investigator" and not u.get("bank"):
+            raise UsersError(f"{path}: investigator {name} needs a bank")
+    return users
+
+
+class Sessions:
+    """Signed, expiring session cookies; nothing is stored server-side."""
+
+    def __init__(self, users: dict[str, dict], secret: bytes | None = None):
+        self.users = users
+        env = os.environ.get("THB_SESSION_SECRET")
+        self.secret = secret or (env.encode() if env else secrets.token_bytes(32))
+
+    def login(self, name: str, password: str) -> str | None:
+        u = self.users.get(name)
+        # check a dummy hash for unknown users too, so timing does not tell which names exist
+        ok = check_password(password, u["password"] if u else hash_password("x", b"0" * 16))
+        if not (u and ok):
+            return None
+        body = {"u": name, "exp": int(time.time()) + SESSION_SECONDS, "csrf": secrets.token_urlsafe(24)}
+        return self._sign(body)
+
+    def _sign(self, body: dict) -> str:
+        raw = base64.urlsafe_b64encode(json.dumps(body, separators=(",", ":")).encode()).decode()
+        mac = hmac.new(self.secret, raw.encode(), hashlib.sha256).hexdigest()
+        return f"{raw}.{mac}"
+
+    def read(self, cookie: str | None) -> tuple[User, str] | None:
+        """(user, csrf token) for a valid, unexpired cookie of a user still in the file; else None."""
+        if not cookie or "." not in cookie:
+            return None
+        raw, mac = cookie.rsplit(".", 1)
+        if not hmac.compare_digest(mac, hmac.new(self.secret, raw.encode(), hashlib.sha256).hexdigest()):
+            return None
+        try:
+            body = json.loads(base64.urlsafe_b64decode(raw.encode()))
+        except ValueError:
+            return None
+        u = self.users.get(body.get("u"))
+        if not u or body.get("exp", 0) < time.time():
+            return None
+        return User(body["u"], u["role"], u.get("bank")), body["csrf"]
+
+    def login_token(self) -> str:
+        """A signed token for the login form (double-submit: the same value rides in a cookie)."""
+        return self._sign({"login": secrets.token_urlsafe(16), "exp": int(time.time()) + 3600})
+
+    def valid_login_token(self, form_value: str | None, cookie_value: str | None) -> bool:
+        if not form_value or not cookie_value or not hmac.compare_digest(form_value, cookie_value):
+            return False
+        raw, _, mac = form_value.rpartition(".")
+        return bool(raw) and hmac.compare_digest(mac, hmac.new(self.secret, raw.encode(), hashlib.sha256).hexdigest())
