@@ -143,15 +143,15 @@ def bench(sizes: list[int], out: Path, reps: int = 3, cache: Path | None = None,
     return report
 
 
-HEADER = ("| transactions | total s | floor s | x floor | peak RSS GiB | validate | load | window | features | rules | "
-          "iforest fit | iforest score | fusion | write |\n|" + " --- |" * 14)
+STAGES = ["validate", "load", "window", "features", "rules", "iforest_fit", "iforest_score", "fusion", "cases", "write_alerts"]
+HEADER = ("| transactions | total s | floor s | x floor | peak RSS GiB | validate | load | window | features | rules (incl. links) | "
+          "iforest fit | iforest score | fusion | cases | write |\n|" + " --- |" * 15)
 
 
 def format_row(e: dict) -> str:
     s = e["stages_median_s"]
-    cols = ["validate", "load", "window", "features", "rules", "iforest_fit", "iforest_score", "fusion", "write_alerts"]
     return (f"| {e['transactions']:,} | {e['total_median_s']:.1f} | {e['floor_median_s']:.2f} | {e['multiple_of_floor']:.1f} | "
-            f"{e['peak_rss_gib_max']:.2f} | " + " | ".join(f"{s.get(c, 0):.1f}" for c in cols) + " |")
+            f"{e['peak_rss_gib_max']:.2f} | " + " | ".join(f"{s.get(c, 0):.1f}" for c in STAGES) + " |")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,72 @@
+"""A real browser for end-to-end tests: the review app served by uvicorn in a thread, Debian's headless chromium
+driven by selenium through Debian's chromedriver (no browser download: this machine's network is closed)."""
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+from contextlib import contextmanager
+
+import uvicorn
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.support.expected_conditions import staleness_of
+from selenium.webdriver.support.ui import WebDriverWait
+
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage", "--window-size=1400,1000"]
+
+
+def browser_missing() -> str | None:
+    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not shutil.which(p)]
+    return f"{' and '.join(missing)} not installed (Debian packages chromium, chromium-driver; `make test` installs them)" if missing else None
+
+
+@contextmanager
+def served(app):
+    """Serve an ASGI app on a free loopback port; yields its base URL."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(200):
+        if server.started:
+            break
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@contextmanager
+def chromium(tmp_dir):
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in FLAGS + [f"--user-data-dir={tmp_dir}"]:
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.implicitly_wait(5)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def click_and_wait(driver, element) -> None:
+    """Click something that loads a new page, and wait until it has (the old page's <html> goes stale)."""
+    old = driver.find_element("tag name", "html")
+    element.click()
+    WebDriverWait(driver, 10).until(staleness_of(old))
+
+
+def log_in(driver, base: str, user: str, password: str) -> None:
+    driver.get(f"{base}/login")
+    driver.find_element("id", "username").send_keys(user)
+    driver.find_element("id", "password").send_keys(password)
+    click_and_wait(driver, driver.find_element("id", "login"))

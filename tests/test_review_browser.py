@@ -1,0 +1,91 @@
+"""End to end in headless chromium: log in, queue, filter, open an alert, escalate, see the audit entry, bank isolation."""
+import os
+from pathlib import Path
+
+import polars as pl
+import pytest
+from selenium.webdriver.support.ui import Select
+
+from pipelines.review.app import Review
+from tests.browser import browser_missing, chromium, click_and_wait, log_in, served
+from tests.test_review import PASSWORDS, alert_of, site  # noqa: F401  (site is the shared store fixture)
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+if browser_missing() and os.environ.get("THB_SKIP_BROWSER") == "1":
+    pytest.skip(browser_missing(), allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def web(site, tmp_path_factory):  # noqa: F811
+    assert not browser_missing(), browser_missing()
+    root, db, res, users, ids = site
+    with served(Review(db, users).app()) as base:
+        yield base, res, tmp_path_factory.mktemp("chromium")
+
+
+def test_investigator_works_an_alert_end_to_end(web):
+    base, res, profile = web
+    with chromium(profile / "ann") as d:
+        d.get(f"{base}/queue")
+        assert "/login" in d.current_url                                     # every page needs a login
+        log_in(d, base, "ann", PASSWORDS["ann"])
+        assert d.current_url.endswith("/queue")
+        rows = d.find_elements("css selector", "tr.alert-row")
+        assert {r.get_attribute("data-alert") for r in rows} == set(res.alerts.filter(pl.col("bank_id") == "BANK_A")["alert_id"])
+        # filter: only the escalated ones (none yet), then back to the active queue for one typology
+        Select(d.find_element("id", "f-status")).select_by_value("escalated")
+        click_and_wait(d, d.find_element("id", "apply"))
+        assert d.find_elements("css selector", "tr.alert-row") == []
+        typ = res.alerts.filter(pl.col("account_id") == "v1")["typology"][0]
+        Select(d.find_element("id", "f-status")).select_by_value("active")
+        Select(d.find_element("id", "f-typology")).select_by_value(typ)
+        click_and_wait(d, d.find_element("id", "apply"))
+        target = alert_of(res, "v1")
+        click_and_wait(d, d.find_element("css selector", f'tr[data-alert="{target}"] a'))
+        assert d.find_element("id", "status").text == "open"
+        assert d.find_elements("css selector", "#timeline tr.evidence")          # the evidence is highlighted
+        assert d.find_element("css selector", "#network svg")
+        click_and_wait(d, d.find_element("id", "do-escalate"))
+        assert d.find_element("id", "message").text == "Recorded: escalate"
+        assert d.find_element("id", "status").text == "escalated"
+        entry = d.find_element("css selector", "#alert-audit tr:nth-child(2)").text
+        assert "ann" in entry and "escalate" in entry and "open → escalated" in entry
+        click_and_wait(d, d.find_element("link text", "Audit log"))
+        assert target in d.find_element("id", "audit").text
+
+
+def test_a_bank_b_investigator_cannot_open_bank_as_alert(web):
+    base, res, profile = web
+    with chromium(profile / "bert") as d:
+        log_in(d, base, "bert", PASSWORDS["bert"])
+        listed = {r.get_attribute("data-alert") for r in d.find_elements("css selector", "tr.alert-row")}
+        theirs = alert_of(res, "z")                                           # bank A's alert
+        assert theirs not in listed
+        d.get(f"{base}/alerts/{theirs}")                                      # by link
+        assert d.find_element("id", "error").text == f"No alert {theirs} for you."
+        assert not d.find_elements("id", "decide")                           # no page, no forms
+
+
+@pytest.mark.skipif(os.environ.get("THB_SCREENSHOTS") != "1", reason="THB_SCREENSHOTS=1 refreshes docs/ screenshots")
+def test_refresh_the_screenshots_in_docs(tmp_path):
+    """docs/queue.png and docs/alert.png from a generated 20,000-account store (make screenshots)."""
+    from detectors.scoring import score_store
+    from pipelines.ingest import ingest
+    from pipelines.review.auth import hash_password
+    from pipelines.synthetic.generate import generate
+    generate(tmp_path / "gen", accounts=20_000, days=90, banks=2, seed=1)
+    db = tmp_path / "s.duckdb"
+    for bank in ("BANK_A", "BANK_B"):
+        ingest(tmp_path / "gen" / bank, db)
+    res = score_store(db, tmp_path / "out", models_dir=tmp_path / "m")
+    users = {"fiona": {"password": hash_password("pw"), "role": "analyst"}}
+    best = res.alerts.filter(pl.col("case_role") == "controller").sort("score", descending=True)["alert_id"][0]
+    with served(Review(db, users).app()) as base, chromium(tmp_path / "c") as d:
+        log_in(d, base, "fiona", "pw")
+        DOCS.mkdir(exist_ok=True)
+        d.save_screenshot(str(DOCS / "queue.png"))
+        d.get(f"{base}/alerts/{best}")
+        d.set_window_size(1400, 2200)
+        d.save_screenshot(str(DOCS / "alert.png"))
+    assert (DOCS / "queue.png").stat().st_size > 10_000 and (DOCS / "alert.png").stat().st_size > 10_000
