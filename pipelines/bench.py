@@ -41,14 +41,50 @@ def machine() -> dict:
             "platform": platform.platform()}
 
 
+REPLICATE_ABOVE = 20_000_000   # the generator holds a whole extract in memory (about 0.53 GB per million rows)
+
+
 def ensure_extract(size: int, cache: Path) -> Path:
-    """Generate (once) a two-bank extract of about `size` transactions over 90 days."""
+    """Generate (once) a two-bank extract of about `size` transactions over 90 days; above 20 M rows,
+    copies of the 10 M extract with fresh ids (see replicate_extract)."""
     folder = cache / f"{size}"
     if (folder / "labels.parquet").exists():
         return folder
-    from pipelines.synthetic.generate import generate
     shutil.rmtree(folder, ignore_errors=True)
+    if size > REPLICATE_ABOVE:
+        base = ensure_extract(10_000_000, cache)
+        return replicate_extract(base, folder, round(size / 10_000_000))
+    from pipelines.synthetic.generate import generate
     generate(folder, accounts=max(300, size // TXNS_PER_ACCOUNT), days=90, banks=2, seed=1)
+    return folder
+
+
+def replicate_extract(base: Path, folder: Path, copies: int) -> Path:
+    """`copies` disjoint populations from one extract, streamed by DuckDB: copy i gets banks <BANK>_R<i>,
+    every pseudonymous id re-hashed with i (so copies never share an account) and txn ids prefixed.
+    Generating 50 M rows at once would need about 27 GB."""
+    import duckdb
+
+    from pipelines.submission import write_manifest
+    from schemas.contract import PSEUDONYMISED
+    con = duckdb.connect()
+    con.execute("SET memory_limit = '4GB'")
+    folder.mkdir(parents=True)
+    for i in range(copies):
+        for bank in sorted(p for p in base.iterdir() if p.is_dir()):
+            manifest = json.loads((bank / "manifest.json").read_text())
+            out = folder / f"{bank.name}_R{i}"
+            out.mkdir()
+            rows = {}
+            for file, cols in PSEUDONYMISED.items():
+                src = bank / f"{file}.parquet"
+                swap = ", ".join([f"md5({c} || '-{i}') AS {c}" for c in cols] + [f"'{out.name}' AS bank_id"] +
+                                 ([f"'R{i}-' || txn_id AS txn_id"] if file == "transactions" else []))
+                con.execute(f"COPY (SELECT * REPLACE ({swap}) FROM read_parquet('{src}')) TO '{out / src.name}' (FORMAT parquet)")
+                rows[src.name] = manifest["files"][src.name]["rows"]
+            write_manifest(out, out.name, manifest["period_start"], manifest["period_end"], rows)
+    con.close()
+    shutil.copy(base / "labels.parquet", folder / "labels.parquet")    # marks the cache entry complete
     return folder
 
 

@@ -12,9 +12,8 @@ from pipelines import store
 from pipelines.cli import main
 from pipelines.dispositions import record_disposition
 from pipelines.goaml import MAPPING, XSD, GoamlExporter, indicator_codes, load_mapping
-from pipelines.ingest import ingest
-from pipelines.synthetic.generate import generate
 from pipelines.synthetic.identities import write_identities
+from tests.conftest import generated_store
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG = REPO / "detectors" / "config.example.yaml"
@@ -26,10 +25,7 @@ TYPOLOGIES = ("sexual_exploitation", "labour_exploitation", "criminal_exploitati
 def escalated(tmp_path_factory):
     """A scored synthetic store with the best alert of each typology escalated, and its identities file."""
     root = tmp_path_factory.mktemp("goaml")
-    generate(root / "gen", accounts=4000, days=60, banks=2, seed=5)
-    db = root / "s.duckdb"
-    for bank in ("BANK_A", "BANK_B"):
-        ingest(root / "gen" / bank, db)
+    db = generated_store(root)
     res = score_store(db, root / "out", models_dir=root / "m")
     best = res.alerts.sort("rank").unique("typology", keep="first").filter(pl.col("typology").is_in(TYPOLOGIES))
     con = store.connect(db)

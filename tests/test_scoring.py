@@ -12,17 +12,13 @@ from detectors.window import define_window
 from pipelines import store
 from pipelines.cli import main
 from pipelines.evaluate import evaluate
-from pipelines.ingest import ingest
-from pipelines.synthetic.generate import generate
+from tests.conftest import generated_store
 
 
 @pytest.fixture(scope="module")
 def scored(tmp_path_factory):
     root = tmp_path_factory.mktemp("score")
-    generate(root / "gen", accounts=4000, days=60, banks=2, seed=5)
-    db = root / "s.duckdb"
-    for bank in ("BANK_A", "BANK_B"):
-        assert ingest(root / "gen" / bank, db).outcome == "loaded"
+    db = generated_store(root)
     res = score_store(db, root / "out")
     return root, db, res
 

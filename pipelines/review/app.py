@@ -94,6 +94,10 @@ class Review:
         return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY",
                                                                "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'"})
 
+    def no_alert(self, user: User, csrf: str, alert_id: str) -> HTMLResponse:
+        """Unknown and another bank's alert look the same: 404."""
+        return self.page("error.html", user, csrf, status=404, message=f"No alert {alert_id} for you.")
+
     def who(self, request: Request) -> tuple[User, str] | None:
         return self.sessions.read(request.cookies.get(COOKIE))
 
@@ -167,7 +171,7 @@ class Review:
         with self.db() as con:
             a = q.alert(con, user, alert_id)
             if a is None:
-                return self.page("error.html", user, csrf, status=404, message=f"No alert {alert_id} for you.")
+                return self.no_alert(user, csrf, alert_id)
             end = q.window_end(con)
             tl = q.timeline(con, a["bank_id"], a["account_id"], a["evidence"])
             ctx = dict(
@@ -190,7 +194,7 @@ class Review:
         with self.db() as con:
             a = q.alert(con, user, alert_id)
             if a is None:
-                return self.page("error.html", user, csrf, status=404, message=f"No alert {alert_id} for you.")
+                return self.no_alert(user, csrf, alert_id)
             tl = q.timeline(con, a["bank_id"], a["account_id"], a["evidence"], limit=None)
         tl = tl.with_columns(pl.lit(alert_id).alias("alert_id"))
         return self._csv(tl, f"alert-{alert_id}.csv")
@@ -200,7 +204,7 @@ class Review:
         alert_id = request.path_params["alert_id"]
         with self.db() as con:
             if q.alert(con, user, alert_id) is None:
-                return self.page("error.html", user, csrf, status=404, message=f"No alert {alert_id} for you.")
+                return self.no_alert(user, csrf, alert_id)
             try:
                 record_disposition(con, alert_id, form.get("action", ""), user.name, form.get("reason") or None, form.get("note") or None)
                 msg = f"Recorded: {form.get('action')}"
@@ -213,7 +217,7 @@ class Review:
         alert_id = request.path_params["alert_id"]
         with self.db() as con:
             if q.alert(con, user, alert_id) is None:
-                return self.page("error.html", user, csrf, status=404, message=f"No alert {alert_id} for you.")
+                return self.no_alert(user, csrf, alert_id)
         if not self.exporter:
             return self.page("error.html", user, csrf, status=404, message="goAML export is not configured (serve --identities).")
         with self.lock:
