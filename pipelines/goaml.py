@@ -61,8 +61,8 @@ class Missing:
     def need(self, alert_id: str, party: str, row: dict | None, fields: tuple[str, ...]) -> None:
         gone = [f for f in fields if not _has(row, f)]
         if gone:
-            self.by_alert.setdefault(alert_id, {}).setdefault(party, []).extend(g for g in gone if g not in
-                                                                                 self.by_alert[alert_id].get(party, []))
+            listed = self.by_alert.setdefault(alert_id, {}).setdefault(party, [])
+            listed.extend(f for f in gone if f not in listed)
 
     def message(self) -> str:
         lines = []
