@@ -34,6 +34,7 @@ def run_demo(out: Path, accounts: int = 20_000, seed: int = 1) -> int:
     from pipelines.cli import print_alerts
     from pipelines.evaluate import evaluate, format_table
     from pipelines.synthetic.generate import generate
+    from pipelines.synthetic.identities import write_identities
 
     _load_samples(out / "samples.duckdb")
     extracts = out / "extracts"
@@ -48,6 +49,16 @@ def run_demo(out: Path, accounts: int = 20_000, seed: int = 1) -> int:
     res = score_store(db, out / "alerts")
     print(f"  run {res.run_id}: {res.accounts_scored} accounts, {res.alerts.height} alerts -> {res.files['parquet']}\n")
     print_alerts(res.alerts, 20)
-    print("\n== 4. How good (labels are known because the data is synthetic)\n")
+    print("\n== 4. The largest cases (connected alerts, worked once)\n")
+    for c in res.cases.filter(res.cases["accounts"] > 1).sort("accounts", descending=True).head(5).iter_rows(named=True):
+        print(f"  {c['case_id']}  {c['typology']:<22} {c['accounts']:>3} accounts at {', '.join(c['banks'])}; "
+              f"{c['roles']}; EUR {c['money_eur']:,.0f} moved inside")
+    print("\n== 5. How good (labels are known because the data is synthetic)\n")
     print(format_table(evaluate(res.alerts, extracts / "labels.parquet")))
+    ids = write_identities(db, out / "identities.csv")
+    print(f"""\n== 6. Next\n
+  review page:  thb-signals hash-password  (put the hash in a users.yaml, see README), then
+                thb-signals serve --db {db} --users users.yaml --identities {ids}
+  FIU reports:  thb-signals dispose --db {db} --alert <id> --action escalate --user <you>, then
+                thb-signals export-goaml --db {db} --escalated --identities {ids} --out {out / 'goaml'}""")
     return 0
