@@ -91,8 +91,9 @@ class CaseGrouper:
             pl.col("rule_id").is_in(list(EMPLOYER_RULES)).any().alias("employer_rule"),
             pl.col("victim_side").any().alias("victim_signal"))
         r = a.select("account_id", "typology").join(per, on="account_id", how="left") \
-             .join(payers_in, on="account_id", how="left").join(payees_in, on="account_id", how="left").fill_null(False)
-        r = r.with_columns(pl.col("from_members").cast(pl.Int64).fill_null(0), pl.col("to_members").cast(pl.Int64).fill_null(0))
+             .join(payers_in, on="account_id", how="left").join(payees_in, on="account_id", how="left") \
+             .with_columns(pl.col("controller_rule", "employer_rule", "victim_signal").fill_null(False),
+                           pl.col("from_members", "to_members").fill_null(0))
         role = (pl.when(pl.col("employer_rule") | ((pl.col("to_members") >= 2) & ~pl.col("victim_signal") & (pl.col("from_members") == 0)))
                   .then(pl.lit("employer"))
                 .when(pl.col("controller_rule") | (pl.col("from_members") >= 2))

@@ -11,7 +11,8 @@ import uuid
 
 import duckdb
 
-STATUSES = ("open", "info_requested", "escalated", "reported", "dismissed")
+# The current row of every alert: `alerts` keeps one row per alert per run.
+LATEST_ALERTS = "SELECT * FROM alerts QUALIFY row_number() OVER (PARTITION BY alert_id ORDER BY created_at DESC) = 1"
 DISMISS_REASONS = {
     "explained": "Explained by the customer or by known circumstances",
     "lawful_business": "Lawful business or employment",

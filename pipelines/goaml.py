@@ -33,7 +33,7 @@ import yaml
 from lxml import etree
 
 from detectors.rules import RULES
-from pipelines.dispositions import audit, mark_reported
+from pipelines.dispositions import LATEST_ALERTS, audit, mark_reported
 
 REPO = Path(__file__).resolve().parent.parent
 MAPPING = REPO / "schemas" / "goaml_indicators.yaml"
@@ -141,7 +141,7 @@ class GoamlExporter:
     # ------------------------------------------------------------------ selection
     def _alerts(self, con, where: str, params: list) -> pl.DataFrame:
         return con.sql(f"""
-            WITH latest AS (SELECT * FROM alerts QUALIFY row_number() OVER (PARTITION BY alert_id ORDER BY created_at DESC) = 1)
+            WITH latest AS ({LATEST_ALERTS})
             SELECT l.alert_id, l.bank_id, l.account_id, l.score, l.typology, l.reasons, l.rules, l.evidence, l.case_id, l.case_role,
                    s.status, a.customer_id, a.customer_type, a.gender, a.nationality, a.opened_on
             FROM latest l JOIN alert_status s USING (alert_id)
@@ -229,9 +229,7 @@ class GoamlExporter:
         acc = self.ids.get(subject["account_id"], {})
         missing.need(alert, f"account {subject['account_id'][:8]}", acc, ACCOUNT_FIELDS)
         signatory_id = acc.get("signatory_id") if subject["customer_type"] == "business" else subject["customer_id"]
-        person = self.ids.get(signatory_id or "", {})
-        store_side = {"gender": (subject["gender"] or "").upper() or None, "nationality1": subject["nationality"]}
-        person = {**store_side, **{k: v for k, v in person.items() if v not in (None, "")}}
+        person = self._person(subject, signatory_id)
         if subject["customer_type"] == "business" and not signatory_id:
             missing.need(alert, f"account {subject['account_id'][:8]}", acc, ("signatory_id",))
         missing.need(alert, f"holder {str(signatory_id or '')[:8]}", person, PERSON_FIELDS)
@@ -255,6 +253,11 @@ class GoamlExporter:
         _sub(a, "date_balance", _dt(acc["date_balance"]) if _has(acc, "date_balance") else None)
         _sub(a, "status_code", acc.get("status_code"))
         _sub(a, "beneficiary", _name(acc.get("beneficiary") or acc.get("account_name") or "")[:50])
+
+    def _person(self, subject: dict, person_id: str | None) -> dict:
+        """A person's identity fields: the identities file's row over what the store knows (gender, nationality)."""
+        known = {"gender": (subject["gender"] or "").upper() or None, "nationality1": subject["nationality"]}
+        return {**known, **{k: v for k, v in self.ids.get(person_id or "", {}).items() if v not in (None, "")}}
 
     def _person_my_client(self, parent, tag: str, p: dict) -> None:
         el = _sub(parent, tag)
@@ -325,8 +328,6 @@ class GoamlExporter:
         cash = t["channel"] in ("cash_deposit", "cash_withdrawal")
         debit = t["direction"] == "debit"
         alert = subject["alert_id"]
-        holder = {**{"gender": (subject["gender"] or "").upper() or None, "nationality1": subject["nationality"]},
-                  **{k: v for k, v in self.ids.get(subject["customer_id"], {}).items() if v not in (None, "")}}
         for side in ("from", "to"):
             mine = (side == "from") == debit          # the subject's own account is on this side
             wrap = _sub(x, f"t_{side}_my_client" if (mine or cash) else f"t_{side}")
@@ -338,7 +339,7 @@ class GoamlExporter:
             if mine:
                 self._account_my_client(wrap, f"{side}_account", subject, alert, missing)
             elif cash:                                   # cash: the holder hands it in or takes it out
-                self._person_my_client(wrap, f"{side}_person", holder)
+                self._person_my_client(wrap, f"{side}_person", self._person(subject, subject["customer_id"]))
             else:
                 self._counterparty(wrap, side, t, alert, missing)
             _sub(wrap, f"{side}_country", "NL" if (mine or cash) else (t["counterparty_country"] or "NL"))

@@ -10,8 +10,8 @@ the scoring job needs it between requests).
 from __future__ import annotations
 
 import csv
-import re
 import io
+import re
 import threading
 from contextlib import contextmanager
 from datetime import datetime
@@ -38,6 +38,8 @@ RAW_IDENTIFIER = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]
 
 def masked(text) -> str:
     return "" if text is None else RAW_IDENTIFIER.sub("[masked]", str(text))
+
+
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 

@@ -6,13 +6,14 @@ from dataclasses import dataclass
 import duckdb
 import polars as pl
 
+from pipelines.dispositions import LATEST_ALERTS
 from pipelines.review.auth import User
 
 STATUS_FILTERS = {"active": ("open", "info_requested"), "open": ("open",), "info_requested": ("info_requested",),
                   "escalated": ("escalated",), "reported": ("reported",), "dismissed": ("dismissed",), "all": None}
 PAGE = 50
 
-LATEST = """WITH latest AS (SELECT * FROM alerts QUALIFY row_number() OVER (PARTITION BY alert_id ORDER BY created_at DESC) = 1),
+LATEST = f"""WITH latest AS ({LATEST_ALERTS}),
                  first_seen AS (SELECT alert_id, min(created_at) AS opened_at FROM alerts GROUP BY 1)"""
 
 
