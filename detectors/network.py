@@ -8,7 +8,8 @@ scoring misses what only shows in the links, so the window is turned into:
   the payer, median), one row per (payer, payee);
 - `net_shared`: account -> shared key (address, phone, device, foreign beneficiary), only for keys
   that 2..max_group accounts share (a key shared by hundreds is an office or a remitter, not a ring);
-- `net_flagged`: accounts already escalated by an investigator or reported to the FIU, the seeds
+- `net_flagged`: accounts an investigator escalated (whether or not its goAML report is written yet)
+  or the FIU holds a report on, the seeds
   of propagation.
 """
 from __future__ import annotations
@@ -78,7 +79,7 @@ def build_links(con: duckdb.DuckDBPyConnection, max_group: int = 30) -> None:
         QUALIFY group_size BETWEEN 2 AND {int(max_group)}""")
     escalated = """SELECT DISTINCT s.account_id, 'escalated alert' AS reason, a.typology
                    FROM alert_status s JOIN (SELECT alert_id, arg_max(typology, created_at) AS typology FROM alerts GROUP BY 1) a
-                   USING (alert_id) WHERE s.status = 'escalated'""" if _table_exists(con, "alert_status") else None
+                   USING (alert_id) WHERE s.status IN ('escalated', 'reported')""" if _table_exists(con, "alert_status") else None
     reported = "SELECT DISTINCT account_id, 'FIU-reported' AS reason, NULL AS typology FROM fiu_reports" \
         if _table_exists(con, "fiu_reports") else None
     parts = [p for p in (escalated, reported) if p]

@@ -6,7 +6,7 @@ import pytest
 from detectors.scoring import score_store
 from pipelines import store
 from pipelines.cli import main
-from pipelines.dispositions import DispositionError, record_disposition
+from pipelines.dispositions import DispositionError, mark_reported, record_disposition
 from tests.book import Book
 from tests.test_network import _ring
 
@@ -75,6 +75,14 @@ def test_an_escalated_account_lifts_the_accounts_linked_to_it(ring):
     assert "paid EUR 1800 to an account escalated alert" in reason
     # the escalated alert itself is still the same alert, still escalated
     assert _status(db, _alert_of(res, "ctrl")) == "escalated" and _alert_of(again, "ctrl") == _alert_of(res, "ctrl")
+    # and it keeps lifting its links once its FIU report is written
+    con = store.connect(db)
+    try:
+        mark_reported(con, _alert_of(res, "ctrl"), "bob", "goaml-x.xml")
+    finally:
+        con.close()
+    third = score_store(db, tmp / "out3", models_dir=tmp / "m")
+    assert {"v1", "v2"} <= set(third.alerts.filter(pl.col("rules").list.contains("NET_LINKED_TO_REPORTED"))["account_id"])
 
 
 def test_a_dismissed_account_is_not_raised_again_for_the_same_reasons(ring):
