@@ -103,7 +103,10 @@ def _worker(kind: str, extract: str, memory_limit: str | None) -> dict:
         if memory_limit:
             con.execute(f"SET memory_limit = '{memory_limit}'")
         aggs = ", ".join(f"{sql} AS {name}" for name, _, sql in FEATURES)
-        rows = con.execute(f"""
+        # Materialised: under `SELECT count(*) FROM (... GROUP BY ...)` DuckDB prunes every unused aggregate and
+        # the "floor" would be a bare group-by (1.1 s instead of 9 s at 10 M rows).
+        con.execute(f"""
+            CREATE TEMP TABLE floor AS
             WITH t AS (SELECT bank_id, account_id, CAST(amount_eur AS DOUBLE) AS amount, counterparty_id, location_city,
                               device_id, channel, counterparty_country, direction = 'credit' AS is_in,
                               channel IN ('cash_deposit', 'cash_withdrawal') AS is_cash,
@@ -113,7 +116,8 @@ def _worker(kind: str, extract: str, memory_limit: str | None) -> dict:
                                    WHEN mcc IN ('7273', '5967') THEN 'adult_ads' WHEN mcc = '6051' THEN 'vasp' WHEN mcc = '5944' THEN 'luxury'
                                    WHEN mcc = '5411' THEN 'grocery' END AS category
                        FROM read_parquet({files}))
-            SELECT count(*) FROM (SELECT t.bank_id, t.account_id, {aggs} FROM t GROUP BY ALL)""").fetchone()[0]
+            SELECT t.bank_id, t.account_id, {aggs} FROM t GROUP BY ALL""")
+        rows = con.execute("SELECT count(*) FROM floor").fetchall()[0][0]
         stages = {"floor": time.perf_counter() - t0}
         result = {"accounts": rows}
     else:
