@@ -45,14 +45,17 @@ FEATURES: list[tuple[str, str, str]] = [
 ]
 
 # Pass-through: money in on a day against money out that day and the next (24-48 h), per account.
+# Daily totals first (win_daily); the join then pairs only days with money in to next days with money out.
+DAILY_SQL = """
+    SELECT bank_id, account_id, day,
+           coalesce(sum(amount) FILTER (is_in), 0) AS din, coalesce(sum(amount) FILTER (NOT is_in), 0) AS dout
+    FROM win_tx GROUP BY ALL
+"""
 PASS_THROUGH_SQL = """
-    WITH d AS (
-        SELECT bank_id, account_id, day,
-               coalesce(sum(amount) FILTER (is_in), 0) AS din, coalesce(sum(amount) FILTER (NOT is_in), 0) AS dout
-        FROM win_tx GROUP BY ALL)
     SELECT a.bank_id, a.account_id,
            coalesce(sum(least(a.din, a.dout + coalesce(b.dout, 0))) / nullif(sum(a.din), 0), 0) AS pass_through_24h
-    FROM d a LEFT JOIN d b ON b.bank_id = a.bank_id AND b.account_id = a.account_id AND b.day = a.day + 1
+    FROM (SELECT * FROM win_daily WHERE din > 0) a
+    LEFT JOIN (SELECT * FROM win_daily WHERE dout > 0) b ON b.bank_id = a.bank_id AND b.account_id = a.account_id AND b.day = a.day + 1
     GROUP BY ALL
 """
 
@@ -75,7 +78,9 @@ def compute_features(con: duckdb.DuckDBPyConnection, window_days: int) -> pl.Dat
     per30 = 30.0 / window_days
     aggs = ",\n".join(f"{sql} AS {name}" for name, _, sql in FEATURES)
     con.execute(f"CREATE OR REPLACE TEMP TABLE tx_feats AS SELECT t.bank_id, t.account_id, {aggs} FROM win_tx t GROUP BY ALL")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE win_daily AS {DAILY_SQL}")
     con.execute(f"CREATE OR REPLACE TEMP TABLE pass_through AS {PASS_THROUGH_SQL}")
+    con.execute("DROP TABLE win_daily")
     scaled = ", ".join(
         (f"coalesce(f.{n}, 0) * {per30} AS {n}" if n.startswith(("n_", "sum_")) or n.endswith(("_n", "_sum", "_out"))
          else f"coalesce(f.{n}, 0) AS {n}") for n, _, _ in FEATURES)

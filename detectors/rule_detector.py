@@ -8,7 +8,7 @@ import duckdb
 import polars as pl
 
 from detectors.network import build_links
-from detectors.rules import Rule, rule_set
+from detectors.rules import SHARED_TABLES, Rule, rule_set
 
 HITS_DDL = """CREATE OR REPLACE TEMP TABLE hits (rule_id VARCHAR, typology VARCHAR, severity INTEGER, victim_side BOOLEAN,
               bank_id VARCHAR, account_id VARCHAR, evidence VARCHAR[], detail VARCHAR)"""
@@ -24,7 +24,8 @@ class RuleDetector:
     @property
     def version(self) -> str:
         """Hash of every rule's SQL and parameters: recorded with each run."""
-        blob = json.dumps([(r.id, r.sql, r.params, r.severity) for r in self.rules], sort_keys=True, default=str)
+        blob = json.dumps([(r.id, r.sql, r.params, r.severity) for r in self.rules] + sorted(SHARED_TABLES.items()),
+                          sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
     def fit(self, con: duckdb.DuckDBPyConnection | None = None) -> "RuleDetector":
@@ -32,8 +33,10 @@ class RuleDetector:
 
     def score(self, con: duckdb.DuckDBPyConnection, days: int) -> pl.DataFrame:
         """Needs win_tx, win_accounts and features in `con`; builds the link graph the network rules read
-        (detectors.network) and leaves the hits in temp table `hits`."""
+        (detectors.network) and the tables several rules share, and leaves the hits in temp table `hits`."""
         build_links(con, int(self.config.get("network", {}).get("max_group", 30)))
+        for name, sql in SHARED_TABLES.items():
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
         con.execute(HITS_DDL)
         for stage in (1, 2):
             for r in (r for r in self.rules if r.stage == stage):

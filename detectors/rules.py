@@ -1,8 +1,9 @@
 """Detection rules as data: each is an indicator from ../shared/indicators.md written as DuckDB SQL.
 
-A rule's SQL reads the window views (win_tx, win_accounts, features, pass_through), the link graph
-(net_money, net_shared, net_flagged: detectors/network.py; stage-2 rules also read `hits`, the
-stage-1 results) and returns one row per account it fires on:
+A rule's SQL reads the window views (win_tx, win_accounts, features, pass_through), the tables
+several rules share (SHARED_TABLES), the link graph (net_money, net_shared, net_flagged:
+detectors/network.py; stage-2 rules also read `hits`, the stage-1 results) and returns one row per
+account it fires on:
 bank_id, account_id, evidence (list of txn_id), detail (the figures, in words) and, for rules of
 typology 'inherit', the typology it inherits. Parameters appear as {name} and can be overridden
 from a YAML config without code changes; {per30} scales counts to 30 days, {days} is the window.
@@ -15,12 +16,16 @@ WAGE_WORDS = r"(?i)(salaris|salary|loon|wage|payroll|uitbetaling loon)"
 RENT_WORDS = r"(?i)(huur|rent|kamer|housing|huisvesting|room)"
 RISK_SECTORS = ("78.20", "78.10", "01.13", "01.19", "01.30", "45.20", "96.02", "96.01", "81.21", "81.22", "56.10", "55.10", "10.11", "49.41")
 
-# A wage: a credit from a business, with wage words or the same amount paid twice or more.
-_WAGES = """WITH wages AS (
-    SELECT * FROM (SELECT w.*, count(*) OVER (PARTITION BY bank_id, account_id, counterparty_id, amount) AS same_amount
-                   FROM win_tx w WHERE w.is_in AND w.counterparty_type = 'business'
-                     AND w.channel IN ('transfer', 'instant_transfer') AND w.amount >= 400)
-    WHERE regexp_matches(coalesce(description, ''), '{wage_words}') OR same_amount >= 2)"""
+# Tables several rules read, built once per run before any rule (RuleDetector.score) instead of once per rule.
+# win_wages: a wage is a credit from a business, with wage words or the same amount paid twice or more.
+SHARED_TABLES: dict[str, str] = {
+    "win_wages": f"""
+        SELECT * FROM (SELECT w.*, count(*) OVER (PARTITION BY bank_id, account_id, counterparty_id, amount) AS same_amount
+                       FROM win_tx w WHERE w.is_in AND w.counterparty_type = 'business'
+                         AND w.channel IN ('transfer', 'instant_transfer') AND w.amount >= 400)
+        WHERE regexp_matches(coalesce(description, ''), '{WAGE_WORDS}') OR same_amount >= 2""",
+}
+_WAGES = "WITH wages AS (SELECT * FROM win_wages)"
 
 # Identical sums sent abroad to one beneficiary at a steady rhythm, per (account, beneficiary, amount).
 _INSTALMENTS = """WITH instalments AS (
@@ -240,27 +245,31 @@ RULES: list[Rule] = [
     # ---------------------------------------------------------------- criminal exploitation / money mules
     Rule("CE01_YOUNG_MULE", "Young, new account passing money on", "criminal_exploitation", ("CE-01",),
          "A young holder with a new account receives money from several strangers and passes it on within a day.", 3,
-         """WITH c AS (SELECT bank_id, account_id, txn_id, count(DISTINCT counterparty_id) OVER (PARTITION BY bank_id, account_id
+         """WITH acc AS (SELECT a.bank_id, a.account_id, a.holder_age, a.account_age_days, f.pass_through_24h
+                         FROM win_accounts a JOIN features f USING (bank_id, account_id)
+                         WHERE a.holder_age BETWEEN {min_age} AND {max_age} AND a.account_age_days <= {max_account_days}
+                           AND f.pass_through_24h >= {min_pass_through}),
+                  c AS (SELECT bank_id, account_id, txn_id, booked_at, count(DISTINCT counterparty_id) OVER (PARTITION BY bank_id, account_id
                               ORDER BY day RANGE BETWEEN INTERVAL 6 DAY PRECEDING AND CURRENT ROW) AS senders
-                       FROM win_tx WHERE is_in AND channel IN ('transfer', 'instant_transfer') AND counterparty_type = 'person')
-             SELECT c.bank_id, c.account_id, list(c.txn_id)[1:50] AS evidence,
+                        FROM win_tx SEMI JOIN acc USING (bank_id, account_id)   -- the costly window only where the profile fits
+                        WHERE is_in AND channel IN ('transfer', 'instant_transfer') AND counterparty_type = 'person')
+             SELECT c.bank_id, c.account_id, list(c.txn_id ORDER BY c.booked_at)[1:50] AS evidence,
                     printf('holder %d years, account %d days old, up to %d senders in a week, %d%% out within 24h',
-                           any_value(a.holder_age), any_value(a.account_age_days), max(c.senders), CAST(100 * any_value(f.pass_through_24h) AS INT)) AS detail
-             FROM c JOIN win_accounts a USING (bank_id, account_id) JOIN features f USING (bank_id, account_id)
-             WHERE a.holder_age BETWEEN {min_age} AND {max_age} AND a.account_age_days <= {max_account_days}
-               AND f.pass_through_24h >= {min_pass_through}
+                           any_value(a.holder_age), any_value(a.account_age_days), max(c.senders), CAST(100 * any_value(a.pass_through_24h) AS INT)) AS detail
+             FROM c JOIN acc a USING (bank_id, account_id)
              GROUP BY ALL HAVING max(c.senders) >= {min_senders}""",
          {"min_age": 18, "max_age": 23, "max_account_days": 180, "min_pass_through": 0.8, "min_senders": 3}, victim_side=True),
     Rule("ML_FAN_IN_PASS_THROUGH", "Fan-in from many senders, passed straight on", "criminal_exploitation", ("CE-01", "ML-01", "S1 typology 3"),
          "Many different senders pay in within two weeks and nearly all of it leaves within a day.", 3,
-         """WITH c AS (SELECT bank_id, account_id, txn_id, amount, count(DISTINCT counterparty_id) OVER (PARTITION BY bank_id, account_id
+         """WITH f AS (SELECT bank_id, account_id, pass_through_24h FROM features WHERE pass_through_24h >= {min_pass_through}),
+                  c AS (SELECT bank_id, account_id, txn_id, booked_at, amount, count(DISTINCT counterparty_id) OVER (PARTITION BY bank_id, account_id
                               ORDER BY day RANGE BETWEEN INTERVAL 13 DAY PRECEDING AND CURRENT ROW) AS senders
-                       FROM win_tx WHERE is_in AND channel IN ('transfer', 'instant_transfer') AND counterparty_type = 'person')
-             SELECT c.bank_id, c.account_id, list(c.txn_id)[1:50] AS evidence,
+                        FROM win_tx SEMI JOIN f USING (bank_id, account_id)   -- the costly window only on pass-through accounts
+                        WHERE is_in AND channel IN ('transfer', 'instant_transfer') AND counterparty_type = 'person')
+             SELECT c.bank_id, c.account_id, list(c.txn_id ORDER BY c.booked_at)[1:50] AS evidence,
                     printf('up to %d senders in two weeks (median EUR %.0f), %d%% out within 24h', max(c.senders), median(c.amount),
                            CAST(100 * any_value(f.pass_through_24h) AS INT)) AS detail
-             FROM c JOIN features f USING (bank_id, account_id)
-             WHERE f.pass_through_24h >= {min_pass_through}
+             FROM c JOIN f USING (bank_id, account_id)
              GROUP BY ALL HAVING max(c.senders) >= {min_senders} AND median(c.amount) >= {min_median}""",
          {"min_pass_through": 0.75, "min_median": 100, "min_senders": 5}, victim_side=True),
     Rule("CE_CRYPTO_AFTER_P2P", "Crypto bought right after person-to-person inflows", "criminal_exploitation", ("SE-14", "CE-01"),
@@ -288,7 +297,7 @@ RULES: list[Rule] = [
          "Most of a loan leaves within 48 hours, in cash or to a private person.", 3,
          """WITH l AS (SELECT * FROM win_tx WHERE is_in AND (channel = 'loan_disbursement' OR category = 'lender')),
                   o AS (SELECT l.bank_id, l.account_id, l.txn_id, l.amount, sum(x.amount) AS out, list(x.txn_id) AS ids
-                        FROM l JOIN win_tx x ON x.bank_id = l.bank_id AND x.account_id = l.account_id AND NOT x.is_in
+                        FROM l JOIN (SELECT * FROM win_tx SEMI JOIN l USING (bank_id, account_id)) x ON x.bank_id = l.bank_id AND x.account_id = l.account_id AND NOT x.is_in
                              AND (x.channel = 'cash_withdrawal' OR x.counterparty_type = 'person')
                              AND x.booked_at BETWEEN l.booked_at AND l.booked_at + INTERVAL 48 HOUR
                         GROUP BY ALL)
@@ -365,7 +374,8 @@ RULES: list[Rule] = [
     Rule("ML_MANY_DEVICES", "Many devices on one account", "laundering", ("SE-23",),
          "Three or more different devices bank on this account.", 1,
          """SELECT bank_id, account_id, list(txn_id)[1:30] AS evidence, printf('%d devices', count(DISTINCT device_id)) AS detail
-             FROM win_tx WHERE device_id IS NOT NULL AND NOT is_in GROUP BY ALL HAVING count(DISTINCT device_id) >= {min_devices}""",
+             FROM win_tx SEMI JOIN (SELECT bank_id, account_id FROM win_accounts WHERE devices >= {min_devices}) USING (bank_id, account_id)
+             WHERE device_id IS NOT NULL AND NOT is_in GROUP BY ALL HAVING count(DISTINCT device_id) >= {min_devices}""",
          {"min_devices": 3}, victim_side=True),
     # ---------------------------------------------------------------- network (stage 2)
     Rule("NET_COLLECTOR", "Collects from accounts that show victim signals", "inherit", ("SE-08", "SE-21", "LE-02", "CD-02", "CE-01"),

@@ -228,7 +228,8 @@ def fail_predicate(check: Check, sub: Submission, staged: str | None = None) -> 
     if k == "not_null":
         if staged and staged != "VARCHAR":
             return f"({col} IS NULL)"
-        return f"({col} IS NULL OR trim({_txt(check.column)}) = '')"
+        txt = _txt(check.column)   # blank = only spaces; trim() only for values that start with one (cheap at 10 M rows)
+        return f"({col} IS NULL OR {txt} = '' OR (prefix({txt}, ' ') AND trim({txt}) = ''))"
     if k == "format":
         if _typed_ok(staged, p["sql_type"]):
             return f"({col} IS NOT NULL AND TRY_CAST({col} AS {p['sql_type']}) IS NULL)" if p["sql_type"] != "TIMESTAMPTZ" else "false"

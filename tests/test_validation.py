@@ -76,3 +76,40 @@ def test_parquet_and_csv_validate_alike(tmp_path):
     generate(tmp_path / "csv", accounts=150, days=10, banks=1, seed=3, fmt="csv")
     a, b = validate(tmp_path / "pq" / "BANK_A"), validate(tmp_path / "csv" / "BANK_A")
     assert a.ok and b.ok and a.rows == b.rows
+
+
+def test_blank_means_null_or_only_spaces():
+    import duckdb
+
+    from pipelines.submission import Submission
+    from pipelines.validation import fail_predicate
+    from schemas import contract
+    check = next(c for c in contract.checks("transactions", fiu=False, has_manifest=False, has_accounts=True)
+                 if c.id == "transactions.txn_id.not_null")
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t AS SELECT * FROM (VALUES (1, NULL), (2, ''), (3, '   '), (4, ' x'), (5, 'x '), (6, 'x')) v(__row, txn_id)")
+    failing = con.execute(f"SELECT __row FROM t WHERE {fail_predicate(check, Submission(None, {}), 'VARCHAR')} ORDER BY 1").fetchall()
+    assert [r for (r,) in failing] == [1, 2, 3]
+
+
+def test_raw_identifier_names_count_and_rows(tmp_path):
+    """Ids are tested once per distinct value; the rejection still counts and names the rows that hold it."""
+    import polars as pl
+
+    from pipelines.submission import write_manifest
+    from pipelines.synthetic.generate import generate
+    generate(tmp_path / "x", accounts=150, days=10, banks=1, seed=4)
+    bank = tmp_path / "x" / "BANK_A"
+    tx = pl.read_parquet(bank / "transactions.parquet")
+    rows = [3, 4, 40]   # 1-based data rows
+    tx = tx.with_row_index("i").with_columns(
+        pl.when(pl.col("i").is_in([r - 1 for r in rows])).then(pl.lit("nl91 abna 0417 1643 00")).otherwise(pl.col("counterparty_id"))
+        .alias("counterparty_id")).drop("i")
+    tx.write_parquet(bank / "transactions.parquet")
+    manifest = json.loads((bank / "manifest.json").read_text())
+    write_manifest(bank, manifest["bank_id"], manifest["period_start"], manifest["period_end"],
+                   {k: v["rows"] for k, v in manifest["files"].items()})
+    v = validate(bank)
+    assert v.fault is not None and v.fault.fault == "raw identifier"
+    assert "column counterparty_id: 3 rows" in str(v.fault) and "rows 3, 4, 40" in str(v.fault)
+    assert "0417" not in str(v.fault)
