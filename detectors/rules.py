@@ -437,9 +437,9 @@ RULES: list[Rule] = [
                   g AS (SELECT s.kind, s.key, count(*) AS members, count(v.account_id) AS flagged, mode(v.typology) AS typology
                         FROM net_shared s LEFT JOIN v USING (bank_id, account_id) WHERE s.kind IN ('address', 'phone', 'device') GROUP BY ALL)
              SELECT s.bank_id, s.account_id, [] AS evidence,
-                    printf('shares its %s with %d accounts, %d of them with victim signals', arg_max(s.kind, g.flagged),
-                           arg_max(g.members, g.flagged) - 1, max(g.flagged)) AS detail,
-                    arg_max(g.typology, g.flagged) AS typology
+                    printf('shares its %s with %d accounts, %d of them with victim signals', arg_max(s.kind, (g.flagged, g.members, s.kind, s.key)),
+                           arg_max(g.members, (g.flagged, g.members, s.kind, s.key)) - 1, max(g.flagged)) AS detail,
+                    arg_max(g.typology, (g.flagged, g.members, s.kind, s.key)) AS typology   -- one group, chosen the same way every run
              FROM net_shared s JOIN g USING (kind, key)
              WHERE g.members >= {min_members} AND g.flagged >= {min_flagged} AND g.flagged >= {min_share} * g.members
              GROUP BY s.bank_id, s.account_id""",

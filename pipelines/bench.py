@@ -117,9 +117,10 @@ def _worker(kind: str, extract: str, memory_limit: str | None) -> dict:
                                    WHEN mcc = '5411' THEN 'grocery' END AS category
                        FROM read_parquet({files}))
             SELECT t.bank_id, t.account_id, {aggs} FROM t GROUP BY ALL""")
-        rows = con.execute("SELECT count(*) FROM floor").fetchall()[0][0]
+        rows, booked = con.execute("SELECT count(*), sum(n_in + n_out) FROM floor").fetchall()[0]
         stages = {"floor": time.perf_counter() - t0}
-        result = {"accounts": rows}
+        result = {"accounts": rows, "transactions_aggregated": int(booked),
+                  "columns": len(con.execute("DESCRIBE floor").fetchall())}
     else:
         from detectors.scoring import score_store
         from pipelines.ingest import ingest

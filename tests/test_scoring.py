@@ -129,6 +129,31 @@ def test_bench_smoke(tmp_path):
     rep = bench([40_000], tmp_path / "results", reps=1, cache=tmp_path / "cache")
     e = rep["sizes"][0]
     assert e["transactions"] > 30_000 and e["floor_median_s"] > 0 and e["multiple_of_floor"] > 0
+    from detectors.features import FEATURES
+    floor = e["floors"][0]   # the floor computes every feature aggregate over every row, not a bare group-by
+    assert floor["columns"] == 2 + len(FEATURES) and floor["transactions_aggregated"] == e["transactions"]
     assert {"validate", "load", "features", "rules", "iforest_fit", "fusion"} <= set(e["stages_median_s"])
     assert rep["machine"]["cores"] and e["peak_rss_gib_max"] > 0
     assert (tmp_path / "results").glob("bench-*.json")
+
+
+def test_distinct_features_count_exactly(tmp_path):
+    """Distinct counts honour their condition: a counterparty that both pays in and is paid counts once on each side."""
+    from tests.book import Book
+    b = Book()
+    b.account("x")
+    for i, cp in enumerate(["p1", "p2", "p3", "p1"]):                      # 3 distinct private senders, p1 twice
+        b.tx("x", i, 12, "credit", 100, "instant_transfer", cp=cp, cptype="person")
+    b.tx("x", 5, 12, "credit", 900, "transfer", cp="firm", cptype="business")   # a sender, not a private one
+    b.tx("x", 6, 12, "debit", 50, "instant_transfer", cp="p1", cptype="person")  # p1 is also paid
+    for day, city in [(7, "Utrecht"), (8, "Utrecht"), (9, "Breda")]:
+        b.tx("x", day, 23, "credit", 200, "cash_deposit", city=city, device="d1")
+    b.tx("x", 10, 12, "debit", 80, "card", name="Hotel Centraal", mcc="7011", city="Breda", device="d2")
+    con = store.connect(b.write(tmp_path / "s.duckdb"))
+    try:
+        define_window(con, 90)
+        f = compute_features(con, 90).filter(pl.col("account_id") == "x").to_dicts()[0]
+    finally:
+        con.close()
+    assert (f["senders"], f["p2p_senders"], f["receivers"]) == (4, 3, 1)    # receivers: p1 (the hotel card payment has no id)
+    assert (f["cash_cities"], f["card_cities"], f["lodging_cities"], f["devices_used"]) == (2, 2, 1, 2)
