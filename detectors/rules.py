@@ -66,7 +66,7 @@ class Rule:
 
     def render(self, days: int) -> str:
         # {per30} renders as '30.0 / days' so 'count(*) * 30.0 / 90' stays exact (9 * 30 / 90 == 3)
-        values = {"per30": f"30.0 / {days}", "days": days, "wage_words": WAGE_WORDS, "rent_words": RENT_WORDS,
+        values = {"per30": f"30.0 / {days}", "days": days, "rent_words": RENT_WORDS,
                   "risk_sectors": ", ".join(f"'{s}'" for s in RISK_SECTORS), **self.params}
         sql = self.sql.replace("{wages}", _WAGES).replace("{instalments}", _INSTALMENTS).replace("{workforce}", _WORKFORCE)
         return sql.format(**values)
