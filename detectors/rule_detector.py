@@ -35,15 +35,17 @@ class RuleDetector:
         """Needs win_tx, win_accounts and features in `con`; builds the link graph the network rules read
         (detectors.network) and the tables several rules share, and leaves the hits in temp table `hits`."""
         build_links(con, int(self.config.get("network", {}).get("max_group", 30)))
+        rendered = {r.id: r.render(days) for r in self.rules}
         for name, sql in SHARED_TABLES.items():
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
+            if any(name in q for q in rendered.values()):   # not when every rule reading it is disabled
+                con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
         con.execute(HITS_DDL)
         for stage in (1, 2):
             for r in (r for r in self.rules if r.stage == stage):
                 typ = "q.typology" if r.typology == "inherit" else f"'{r.typology}'"
                 try:
                     con.execute(f"""INSERT INTO hits SELECT '{r.id}', {typ}, {r.severity}, {str(r.victim_side).lower()},
-                                    q.bank_id, q.account_id, CAST(q.evidence AS VARCHAR[]), q.detail FROM ({r.render(days)}) q""")
+                                    q.bank_id, q.account_id, CAST(q.evidence AS VARCHAR[]), q.detail FROM ({rendered[r.id]}) q""")
                 except duckdb.Error as e:
                     raise RuntimeError(f"rule {r.id} failed: {e}") from e
         return con.sql("SELECT * FROM hits ORDER BY bank_id, account_id, rule_id").pl()

@@ -437,3 +437,20 @@ def test_example_config_is_valid():
     cfg = load_config(Path(__file__).resolve().parent.parent / "detectors" / "config.example.yaml")
     rules = {r.id: r for r in rule_set(cfg)}
     assert rules["SE10_TAXI"].severity == 1 and rules["SE07_CLIENT_PAYMENTS"].params["min_senders"] == 8
+
+
+def test_shared_wage_table_built_only_for_rules_that_read_it(tmp_path):
+    b = Book()
+    target, _ = CASES["LE01_WAGE_CASHED"](b, True)
+    db = b.write(tmp_path / "s.duckdb")
+    wage_rules = ["SE19_LUXURY", "LE01_WAGE_CASHED", "LE02_WAGE_FORWARDED", "LE05_LOW_WAGE_RENT"]
+    con = store.connect(db)
+    try:
+        define_window(con, DAYS)
+        compute_features(con, DAYS)
+        RuleDetector({"disabled": wage_rules}).score(con, DAYS)
+        assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'win_wages'").fetchall()[0][0] == 0
+        hits = RuleDetector().score(con, DAYS)
+        assert fired(hits, "LE01_WAGE_CASHED", target).height == 1
+    finally:
+        con.close()
