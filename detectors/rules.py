@@ -158,7 +158,7 @@ RULES: list[Rule] = [
     Rule("SE19_LUXURY", "Luxury spending on person-to-person income", "sexual_exploitation", ("SE-19",),
          "Luxury spending that wages cannot explain, funded by transfers from private persons.", 2,
          """{wages}
-             SELECT f.bank_id, f.account_id, (SELECT list(txn_id)[1:30] FROM win_tx w WHERE w.bank_id = f.bank_id
+             SELECT f.bank_id, f.account_id, (SELECT list(txn_id ORDER BY booked_at)[1:30] FROM win_tx w WHERE w.bank_id = f.bank_id
                        AND w.account_id = f.account_id AND w.category = 'luxury' AND NOT w.is_in) AS evidence,
                     printf('EUR %.0f luxury per 30 days, %d%% of income from private persons', f.luxury_out,
                            CAST(100 * f.p2p_in_share AS INT)) AS detail
@@ -196,10 +196,10 @@ RULES: list[Rule] = [
          {"min_share": 0.5, "min_cycles": 2}, victim_side=True),
     Rule("LE03_SAME_LOW_WAGE", "Many workers paid the same low wage", "labour_exploitation", ("LE-03", "LE-05"),
          "A business pays many private persons exactly the same low amount on the same day.", 3,
-         """WITH p AS (SELECT bank_id, account_id, day, amount, count(DISTINCT counterparty_id) AS workers, list(txn_id) AS ids
+         """WITH p AS (SELECT bank_id, account_id, day, amount, count(DISTINCT counterparty_id) AS workers, list(txn_id ORDER BY booked_at) AS ids
                        FROM win_tx WHERE NOT is_in AND counterparty_type = 'person' AND channel IN ('transfer', 'instant_transfer')
                          AND amount BETWEEN 300 AND {max_wage} GROUP BY ALL)
-             SELECT p.bank_id, p.account_id, flatten(list(ids))[1:50] AS evidence,
+             SELECT p.bank_id, p.account_id, flatten(list(ids ORDER BY day, amount))[1:50] AS evidence,
                     printf('pays up to %d persons the same EUR %.0f on one day', max(workers), arg_max(amount, workers)) AS detail
              FROM p JOIN win_accounts a USING (bank_id, account_id) WHERE a.customer_type = 'business' AND workers >= {min_workers}
              GROUP BY ALL""",
@@ -228,7 +228,7 @@ RULES: list[Rule] = [
          {"max_wage": 1400}, victim_side=True),
     Rule("LE06_SHARED_DEVICE", "One device banks for many people", "labour_exploitation", ("LE-06", "SE-23", "CE-02"),
          "The online-banking device of this account is also used by several other customers at other addresses.", 3,
-         """SELECT a.bank_id, a.account_id, (SELECT list(txn_id)[1:30] FROM win_tx w WHERE w.bank_id = a.bank_id
+         """SELECT a.bank_id, a.account_id, (SELECT list(txn_id ORDER BY booked_at)[1:30] FROM win_tx w WHERE w.bank_id = a.bank_id
                        AND w.account_id = a.account_id AND w.device_id IS NOT NULL) AS evidence,
                     printf('device used by %d customers at %d addresses', a.device_customers, a.device_addresses) AS detail
              FROM win_accounts a
@@ -287,7 +287,7 @@ RULES: list[Rule] = [
          """WITH l AS (SELECT *, count(DISTINCT counterparty_id) OVER (PARTITION BY bank_id, account_id ORDER BY day
                               RANGE BETWEEN INTERVAL 29 DAY PRECEDING AND CURRENT ROW) AS lenders FROM win_tx
                        WHERE is_in AND (channel = 'loan_disbursement' OR category = 'lender'))
-             SELECT l.bank_id, l.account_id, list(l.txn_id)[1:50] AS evidence,
+             SELECT l.bank_id, l.account_id, list(l.txn_id ORDER BY l.booked_at)[1:50] AS evidence,
                     printf('%d loans (EUR %.0f) from up to %d lenders in 30 days, holder %s years', count(*), sum(l.amount), max(l.lenders),
                            coalesce(CAST(any_value(a.holder_age) AS VARCHAR), '?')) AS detail
              FROM l JOIN win_accounts a USING (bank_id, account_id)
@@ -314,7 +314,7 @@ RULES: list[Rule] = [
                   pairs AS (SELECT a.bank_id, a.account_id, a.txn_id, count(*) AS near FROM n a JOIN n b
                             ON a.bank_id = b.bank_id AND a.account_id = b.account_id AND abs(a.first_day - b.first_day) <= {within_days}
                             GROUP BY ALL)
-             SELECT bank_id, account_id, list(txn_id) AS evidence,
+             SELECT bank_id, account_id, list(txn_id ORDER BY txn_id) AS evidence,
                     printf('%d new telecom contracts started within %d days', max(near), {within_days}) AS detail
              FROM pairs GROUP BY ALL HAVING max(near) >= {min_contracts}""",
          {"settle_days": 7, "within_days": 14, "min_contracts": 2}, victim_side=True),
@@ -323,14 +323,14 @@ RULES: list[Rule] = [
          """WITH s AS (SELECT min(day) AS start FROM win_tx),
                   tel AS (SELECT bank_id, account_id, counterparty_id, min(day) AS first_day FROM win_tx
                           WHERE NOT is_in AND channel = 'direct_debit' AND category = 'telecom' GROUP BY ALL),
-                  c AS (SELECT bank_id, account_id, txn_id, counterparty_id FROM win_tx
+                  c AS (SELECT bank_id, account_id, txn_id, booked_at, counterparty_id FROM win_tx
                         WHERE is_in AND (channel = 'loan_disbursement' OR category = 'lender')
                         UNION ALL   -- telecom contracts not already running in the window's first days
-                        SELECT w.bank_id, w.account_id, w.txn_id, w.counterparty_id
+                        SELECT w.bank_id, w.account_id, w.txn_id, w.booked_at, w.counterparty_id
                         FROM win_tx w JOIN tel USING (bank_id, account_id, counterparty_id) CROSS JOIN s
                         WHERE NOT w.is_in AND w.channel = 'direct_debit' AND w.category = 'telecom'
                           AND tel.first_day >= s.start + {settle_days})
-             SELECT c.bank_id, c.account_id, list(c.txn_id)[1:50] AS evidence,
+             SELECT c.bank_id, c.account_id, list(c.txn_id ORDER BY c.booked_at)[1:50] AS evidence,
                     printf('holder %d years: %d new lenders or phone providers', any_value(a.holder_age), count(DISTINCT c.counterparty_id)) AS detail
              FROM c JOIN win_accounts a USING (bank_id, account_id)
              WHERE a.holder_age BETWEEN {min_age} AND {max_age}
@@ -373,7 +373,7 @@ RULES: list[Rule] = [
          {"min_deposits": 4, "min_share": 0.9}, victim_side=True),
     Rule("ML_MANY_DEVICES", "Many devices on one account", "laundering", ("SE-23",),
          "Three or more different devices bank on this account.", 1,
-         """SELECT bank_id, account_id, list(txn_id)[1:30] AS evidence, printf('%d devices', count(DISTINCT device_id)) AS detail
+         """SELECT bank_id, account_id, list(txn_id ORDER BY booked_at)[1:30] AS evidence, printf('%d devices', count(DISTINCT device_id)) AS detail
              FROM win_tx SEMI JOIN (SELECT bank_id, account_id FROM win_accounts WHERE devices >= {min_devices}) USING (bank_id, account_id)
              WHERE device_id IS NOT NULL AND NOT is_in GROUP BY ALL HAVING count(DISTINCT device_id) >= {min_devices}""",
          {"min_devices": 3}, victim_side=True),
@@ -394,9 +394,9 @@ RULES: list[Rule] = [
     Rule("NET_EMPLOYER", "Employer of workers with exploitation signals", "labour_exploitation", ("LE-02", "LE-03", "LE-06"),
          "Pays wages to several accounts that show labour-exploitation signals.", 3,
          """WITH w AS (SELECT DISTINCT bank_id, account_id FROM hits WHERE typology = 'labour_exploitation' AND victim_side),
-                  p AS (SELECT x.bank_id, x.account_id, x.txn_id, x.counterparty_id FROM win_tx x
+                  p AS (SELECT x.bank_id, x.account_id, x.txn_id, x.booked_at, x.counterparty_id FROM win_tx x
                         WHERE NOT x.is_in AND x.counterparty_type = 'person' AND x.channel IN ('transfer', 'instant_transfer'))
-             SELECT p.bank_id, p.account_id, list(p.txn_id)[1:50] AS evidence,
+             SELECT p.bank_id, p.account_id, list(p.txn_id ORDER BY p.booked_at)[1:50] AS evidence,
                     printf('pays %d workers with exploitation signals', count(DISTINCT p.counterparty_id)) AS detail
              FROM p JOIN w ON w.account_id = p.counterparty_id JOIN win_accounts a ON a.bank_id = p.bank_id AND a.account_id = p.account_id
              WHERE a.customer_type = 'business' GROUP BY ALL HAVING count(DISTINCT p.counterparty_id) >= {min_workers}""",

@@ -454,3 +454,14 @@ def test_shared_wage_table_built_only_for_rules_that_read_it(tmp_path):
         assert fired(hits, "LE01_WAGE_CASHED", target).height == 1
     finally:
         con.close()
+
+
+def test_evidence_is_the_earliest_bookings_in_time_order(tmp_path):
+    """An account with more bookings than the evidence holds shows the same, earliest ones every run."""
+    b = Book()
+    b.account("m")
+    ids = [b.tx("m", day, 12, "debit", 20, "card", name="Shop", city="Utrecht", device=f"dev{day % 3}")
+           for day in range(80, 20, -1)]                     # booked newest first: scan order is not time order
+    hits = run_rules(b.write(tmp_path / "s.duckdb"))
+    hit = fired(hits, "ML_MANY_DEVICES", "m")
+    assert hit.height == 1 and list(hit["evidence"][0]) == list(reversed(ids))[:30]
