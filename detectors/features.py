@@ -90,10 +90,12 @@ def describe() -> dict[str, str]:
 def compute_features(con: duckdb.DuckDBPyConnection, window_days: int) -> pl.DataFrame:
     """One row per account in win_accounts; counts and sums are per 30 days so windows compare."""
     per30 = 30.0 / window_days
+    distinct = [(name, sql) for name, _, sql in FEATURES if isinstance(sql, Distinct)]
     aggs = ",\n".join(f"{sql} AS {name}" for name, _, sql in FEATURES if not isinstance(sql, Distinct))
     con.execute(f"CREATE OR REPLACE TEMP TABLE tx_feats AS SELECT t.bank_id, t.account_id, {aggs} FROM win_tx t GROUP BY ALL")
-    for column in dict.fromkeys(sql.column for _, _, sql in FEATURES if isinstance(sql, Distinct)):
-        counted = [(name, sql.condition) for name, _, sql in FEATURES if isinstance(sql, Distinct) and sql.column == column]
+    # One statement per column, so that only one (account, value) group-by holds memory at a time.
+    for column in dict.fromkeys(d.column for _, d in distinct):
+        counted = [(name, d.condition) for name, d in distinct if d.column == column]
         flags = ", ".join(f"bool_or({cond}) AS {name}" for name, cond in counted)
         counts = ", ".join(f"count(*) FILTER ({name}) AS {name}" for name, _ in counted)
         con.execute(f"""CREATE OR REPLACE TEMP TABLE tx_distinct AS SELECT bank_id, account_id, {counts} FROM (
