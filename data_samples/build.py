@@ -14,7 +14,7 @@ from pathlib import Path
 import polars as pl
 
 from pipelines.submission import write_manifest
-from pipelines.synthetic.generate import generate
+from synthetic.generate import generate
 
 HERE = Path(__file__).resolve().parent
 SEED, ACCOUNTS, DAYS = 7, 150, 30

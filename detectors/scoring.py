@@ -3,7 +3,7 @@
 Alerts keep their history: every run appends its rows to `alerts`; an account whose alert is still
 being worked keeps the same `alert_id` (the alert is updated, not raised twice), a dismissed account
 is not raised again for the same reasons unless its score rises materially, and `alert_status`
-holds the current state per alert (pipelines/dispositions.py). Connected alerts are grouped into
+holds the current state per alert (casework/dispositions.py). Connected alerts are grouped into
 cases (detectors/cases.py). Each run is recorded in `runs`.
 """
 from __future__ import annotations
@@ -24,8 +24,8 @@ from detectors.fusion import Fusion
 from detectors.rule_detector import RuleDetector
 from detectors.window import CATEGORIES, define_window
 from pipelines import store
-from pipelines.dispositions import ensure_review_tables
-from pipelines.timing import Stopwatch
+from casework.dispositions import ensure_review_tables
+from detectors.timing import Stopwatch
 
 ALERT_COLUMNS = ["run_id", "alert_id", "rank", "bank_id", "account_id", "score", "typology", "reasons", "evidence",
                  "rules", "rule_score", "anomaly", "status", "case_id", "case_role"]

@@ -58,7 +58,7 @@ def cmd_pseudonymise(a) -> int:
 
 
 def cmd_generate(a) -> int:
-    from pipelines.synthetic.generate import generate
+    from synthetic.generate import generate
     info = generate(a.out_dir, accounts=a.accounts, days=a.days, banks=a.banks, seed=a.seed,
                     fmt=a.format, end=a.end)
     for bank, n in info["transactions"].items():
@@ -69,7 +69,7 @@ def cmd_generate(a) -> int:
 
 def cmd_evaluate(a) -> int:
     import json
-    from pipelines.evaluate import EvaluationError, evaluate, format_table
+    from synthetic.evaluate import EvaluationError, evaluate, format_table
     try:
         m = evaluate(a.alerts, a.labels)
     except EvaluationError as e:
@@ -79,17 +79,9 @@ def cmd_evaluate(a) -> int:
     return 0
 
 
-def print_alerts(alerts, top: int = 15) -> None:
-    """The top alerts as a table an investigator reads (pseudonymous ids shortened, never raw)."""
-    import textwrap
-    print(f"{'rank':>4}  {'score':>5}  {'bank':<7} {'account':<10} {'typology':<22} reasons")
-    for row in alerts.head(top).iter_rows(named=True):
-        reasons = textwrap.shorten(row["reasons"] or "", width=140, placeholder=" ...")
-        print(f"{row['rank']:>4}  {row['score']:.3f}  {row['bank_id']:<7} {row['account_id'][:8] + '…':<10} {row['typology']:<22} {reasons}")
-
-
 def cmd_score(a) -> int:
     from detectors.scoring import load_config, score_store
+    from pipelines.report import print_alerts
     res = score_store(a.db, a.out, load_config(a.config), models_dir=a.models, refit=a.refit, mode=a.mode,
                       memory_limit=a.memory_limit)
     print(f"run {res.run_id}: window {res.window_start:%Y-%m-%d} .. {res.window_end:%Y-%m-%d}, {res.accounts_scored} accounts scored, "
@@ -145,7 +137,7 @@ def cmd_rules(a) -> int:
 def cmd_dispose(a) -> int:
     """An investigator's decision on one alert from the command line (the review page does the same)."""
     from pipelines import store
-    from pipelines.dispositions import DispositionError, record_disposition
+    from casework.dispositions import DispositionError, record_disposition
     con = store.connect(a.db)
     try:
         out = record_disposition(con, a.alert, a.action, a.user, a.reason, a.note)
@@ -161,7 +153,7 @@ def cmd_dispose(a) -> int:
 def cmd_export_goaml(a) -> int:
     """goAML XML for escalated alerts; names files and refusals, never the identities inside them."""
     from detectors.scoring import load_config
-    from pipelines.goaml import ExportError, GoamlExporter
+    from casework.goaml import ExportError, GoamlExporter
     try:
         exporter = GoamlExporter(a.db, a.identities, (load_config(a.config).get("goaml") or {}))
         written, refused = exporter.export(a.out, a.user, alert=a.alert, case=a.case, escalated=a.escalated)
@@ -178,7 +170,7 @@ def cmd_export_goaml(a) -> int:
 
 
 def cmd_identities(a) -> int:
-    from pipelines.synthetic.identities import write_identities
+    from synthetic.identities import write_identities
     print(f"wrote {write_identities(a.db, a.out)} (invented identities for a synthetic store)")
     return 0
 
@@ -188,8 +180,8 @@ def cmd_serve(a) -> int:
     import uvicorn
 
     from detectors.scoring import load_config
-    from pipelines.review.app import Review
-    from pipelines.review.auth import UsersError, load_users
+    from casework.review.app import Review
+    from casework.review.auth import UsersError, load_users
     try:
         users = load_users(a.users)
     except (UsersError, OSError) as e:
@@ -197,7 +189,7 @@ def cmd_serve(a) -> int:
         return 2
     exporter = None
     if a.identities:
-        from pipelines.goaml import GoamlExporter
+        from casework.goaml import GoamlExporter
         exporter = GoamlExporter(a.db, a.identities, load_config(a.config).get("goaml") or {})
     app = Review(a.db, users, exporter, a.goaml_out).app()
     print(f"review page on http://{a.host}:{a.port}/ ({len(users)} users)")
@@ -208,14 +200,14 @@ def cmd_serve(a) -> int:
 def cmd_hash_password(a) -> int:
     import getpass
 
-    from pipelines.review.auth import hash_password
+    from casework.review.auth import hash_password
     pw = os.environ.get("THB_PASSWORD") or getpass.getpass("password: ")
     print(hash_password(pw))
     return 0
 
 
 def cmd_bench(a) -> int:
-    from pipelines.bench import HEADER, bench, parse_size
+    from synthetic.bench import HEADER, bench, parse_size
     sizes = [parse_size(x) for x in a.sizes.split(",")]
     print(HEADER)
     rep = bench(sizes, Path(a.out), reps=a.reps, memory_limit=a.memory_limit)
@@ -308,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--top", type=int, default=15)
     s.set_defaults(func=cmd_batch)
 
-    from pipelines.dispositions import ACTIONS, DISMISS_REASONS
+    from casework.dispositions import ACTIONS, DISMISS_REASONS
     s = sub.add_parser("dispose", help="record a decision on an alert: escalate, dismiss, request_info, reopen")
     s.add_argument("--db", required=True)
     s.add_argument("--alert", required=True, help="alert id")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pipelines import store
 from pipelines.ingest import ingest
-from pipelines.report import summary_text
+from pipelines.report import print_alerts, summary_text
 
 SAMPLES = Path(__file__).resolve().parent.parent / "data_samples"
 
@@ -31,10 +31,9 @@ def _load_samples(db: Path) -> None:
 
 def run_demo(out: Path, accounts: int = 20_000, seed: int = 1) -> int:
     from detectors.scoring import score_store
-    from pipelines.cli import print_alerts
-    from pipelines.evaluate import evaluate, format_table
-    from pipelines.synthetic.generate import generate
-    from pipelines.synthetic.identities import write_identities
+    from synthetic.evaluate import evaluate, format_table
+    from synthetic.generate import generate
+    from synthetic.identities import write_identities
 
     _load_samples(out / "samples.duckdb")
     extracts = out / "extracts"

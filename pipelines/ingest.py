@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pipelines import store
 from pipelines.submission import Submission, SubmissionRejected, open_submission
-from pipelines.timing import Stopwatch
+from detectors.timing import Stopwatch
 from pipelines.validation import Validation, quote, run_checks, stage
 from schemas import contract
 

@@ -94,3 +94,12 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left;font-size:14px}}th{
             parts.append("</table>")
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def print_alerts(alerts, top: int = 15) -> None:
+    """The top alerts as a table an investigator reads (pseudonymous ids shortened, never raw)."""
+    import textwrap
+    print(f"{'rank':>4}  {'score':>5}  {'bank':<7} {'account':<10} {'typology':<22} reasons")
+    for row in alerts.head(top).iter_rows(named=True):
+        reasons = textwrap.shorten(row["reasons"] or "", width=140, placeholder=" ...")
+        print(f"{row['rank']:>4}  {row['score']:.3f}  {row['bank_id']:<7} {row['account_id'][:8] + '…':<10} {row['typology']:<22} {reasons}")

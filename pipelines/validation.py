@@ -21,7 +21,7 @@ from schemas.codes import IBAN_LENGTHS
 from schemas.contract import Check
 
 EXAMPLES = 5
-PERIOD_TZ = "Europe/Amsterdam"
+PERIOD_TZ = contract.PERIOD_TZ
 RE_IBAN_SHAPE = r"[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}"
 RE_EMAIL = r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}"
 RE_PHONE = r"(\+|00)[1-9][0-9 \-]{7,16}|0[1-9][0-9]{8}"

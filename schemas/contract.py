@@ -14,6 +14,7 @@ import pyarrow as pa
 from schemas.codes import ISO_COUNTRIES, ISO_CURRENCIES
 
 CONTRACT_VERSION = 1
+PERIOD_TZ = "Europe/Amsterdam"   # manifest periods are Dutch calendar days
 
 DIRECTIONS = ("credit", "debit")
 CHANNELS = (

@@ -74,9 +74,8 @@ def validate_sample(con, v, rows: int) -> list[dict]:
     if sub.period:
         from datetime import datetime, time
         from zoneinfo import ZoneInfo
-        from pipelines.validation import PERIOD_TZ
         s, e = sub.period
-        tz = ZoneInfo(PERIOD_TZ)
+        tz = ZoneInfo(contract.PERIOD_TZ)
         context["period"] = (datetime.combine(s, time.min, tz), datetime.combine(e, time.max, tz))
     if "accounts" in sub.files:
         context["accounts"] = [r[0] for r in con.execute(

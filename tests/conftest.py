@@ -28,7 +28,7 @@ def copy_sample(tmp_path):
 def generated_store(root: Path, accounts: int = 4000, days: int = 60, seed: int = 5) -> Path:
     """A two-bank generated extract under root/gen, loaded into root/s.duckdb."""
     from pipelines.ingest import ingest
-    from pipelines.synthetic.generate import generate
+    from synthetic.generate import generate
     generate(root / "gen", accounts=accounts, days=days, banks=2, seed=seed)
     db = root / "s.duckdb"
     for bank in ("BANK_A", "BANK_B"):

@@ -6,7 +6,7 @@ import pytest
 from detectors.scoring import score_store
 from pipelines import store
 from pipelines.cli import main
-from pipelines.dispositions import DispositionError, mark_reported, record_disposition
+from casework.dispositions import DispositionError, mark_reported, record_disposition
 from tests.book import Book
 from tests.test_network import _ring
 

@@ -3,7 +3,7 @@ import polars as pl
 import pytest
 
 from pipelines.cli import main
-from pipelines.evaluate import EvaluationError, evaluate
+from synthetic.evaluate import EvaluationError, evaluate
 
 
 def labels(n_bg=390):

@@ -4,8 +4,8 @@ import hashlib
 import polars as pl
 import pytest
 
-from pipelines.synthetic.generate import generate
-from pipelines.synthetic.typologies import HARD_NEGATIVE_SHARE, INDICATORS, SIZES
+from synthetic.generate import generate
+from synthetic.typologies import HARD_NEGATIVE_SHARE, INDICATORS, SIZES
 from pipelines.validation import validate
 
 
@@ -90,7 +90,7 @@ def test_planted_signals_are_in_the_data(generated):
 
 def test_scenarios_differ_in_strength():
     import numpy as np
-    from pipelines.synthetic.typologies import _strength
+    from synthetic.typologies import _strength
     rng = np.random.default_rng(0)
     sizes = {len(_strength(rng, "sexual_exploitation")) for _ in range(200)}
     assert min(sizes) == 2 and max(sizes) == len(INDICATORS["sexual_exploitation"])

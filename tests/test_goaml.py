@@ -10,9 +10,9 @@ from lxml import etree
 from detectors.scoring import load_config, score_store
 from pipelines import store
 from pipelines.cli import main
-from pipelines.dispositions import record_disposition
-from pipelines.goaml import MAPPING, XSD, GoamlExporter, indicator_codes, load_mapping
-from pipelines.synthetic.identities import write_identities
+from casework.dispositions import record_disposition
+from casework.goaml import MAPPING, XSD, GoamlExporter, indicator_codes, load_mapping
+from synthetic.identities import write_identities
 from tests.conftest import generated_store
 
 REPO = Path(__file__).resolve().parent.parent

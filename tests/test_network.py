@@ -7,7 +7,7 @@ from detectors.fusion import Fusion
 from detectors.rule_detector import RuleDetector
 from detectors.window import define_window
 from pipelines import store
-from pipelines.evaluate import case_metrics
+from synthetic.evaluate import case_metrics
 from tests.book import DAYS, Book
 
 

@@ -8,10 +8,10 @@ import yaml
 from starlette.testclient import TestClient
 
 from detectors.scoring import score_store
-from pipelines.goaml import GoamlExporter
-from pipelines.review.app import Review, masked
-from pipelines.review.auth import UsersError, check_password, hash_password, load_users
-from pipelines.synthetic.identities import write_identities
+from casework.goaml import GoamlExporter
+from casework.review.app import Review, masked
+from casework.review.auth import UsersError, check_password, hash_password, load_users
+from synthetic.identities import write_identities
 from tests.book import Book
 from tests.test_network import _ring
 

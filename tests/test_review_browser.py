@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 from selenium.webdriver.support.ui import Select
 
-from pipelines.review.app import Review
+from casework.review.app import Review
 from tests.browser import browser_missing, chromium, click_and_wait, log_in, served
 from tests.test_review import PASSWORDS, alert_of, site  # noqa: F401  (site is the shared store fixture)
 
@@ -72,8 +72,8 @@ def test_refresh_the_screenshots_in_docs(tmp_path):
     """docs/queue.png and docs/alert.png from a generated 20,000-account store (make screenshots)."""
     from detectors.scoring import score_store
     from pipelines.ingest import ingest
-    from pipelines.review.auth import hash_password
-    from pipelines.synthetic.generate import generate
+    from casework.review.auth import hash_password
+    from synthetic.generate import generate
     generate(tmp_path / "gen", accounts=20_000, days=90, banks=2, seed=1)
     db = tmp_path / "s.duckdb"
     for bank in ("BANK_A", "BANK_B"):

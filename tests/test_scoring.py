@@ -11,7 +11,7 @@ from detectors.scoring import score_store
 from detectors.window import define_window
 from pipelines import store
 from pipelines.cli import main
-from pipelines.evaluate import evaluate
+from synthetic.evaluate import evaluate
 from tests.conftest import generated_store
 
 
@@ -125,7 +125,7 @@ def test_run_command_ingests_then_scores(tmp_path, capsys):
 
 def test_bench_smoke(tmp_path):
     """The benchmark runs end to end at a tiny size (the real sizes run on demand: `make bench`)."""
-    from pipelines.bench import bench
+    from synthetic.bench import bench
     rep = bench([40_000], tmp_path / "results", reps=1, cache=tmp_path / "cache")
     e = rep["sizes"][0]
     assert e["transactions"] > 30_000 and e["floor_median_s"] > 0 and e["multiple_of_floor"] > 0

@@ -71,7 +71,7 @@ def test_validate_cli_exit_codes_and_report(samples, tmp_path, capsys):
 
 
 def test_parquet_and_csv_validate_alike(tmp_path):
-    from pipelines.synthetic.generate import generate
+    from synthetic.generate import generate
     generate(tmp_path / "pq", accounts=150, days=10, banks=1, seed=3, fmt="parquet")
     generate(tmp_path / "csv", accounts=150, days=10, banks=1, seed=3, fmt="csv")
     a, b = validate(tmp_path / "pq" / "BANK_A"), validate(tmp_path / "csv" / "BANK_A")
@@ -97,7 +97,7 @@ def test_raw_identifier_names_count_and_rows(tmp_path):
     import polars as pl
 
     from pipelines.submission import write_manifest
-    from pipelines.synthetic.generate import generate
+    from synthetic.generate import generate
     generate(tmp_path / "x", accounts=150, days=10, banks=1, seed=4)
     bank = tmp_path / "x" / "BANK_A"
     tx = pl.read_parquet(bank / "transactions.parquet")

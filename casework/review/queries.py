@@ -6,8 +6,8 @@ from dataclasses import dataclass
 import duckdb
 import polars as pl
 
-from pipelines.dispositions import LATEST_ALERTS
-from pipelines.review.auth import User
+from casework.dispositions import LATEST_ALERTS
+from casework.review.auth import User
 
 STATUS_FILTERS = {"active": ("open", "info_requested"), "open": ("open",), "info_requested": ("info_requested",),
                   "escalated": ("escalated",), "reported": ("reported",), "dismissed": ("dismissed",), "all": None}

@@ -13,9 +13,9 @@ import numpy as np
 import polars as pl
 
 from pipelines.submission import write_manifest
-from pipelines.synthetic.events import Events
-from pipelines.synthetic.population import POSTCODE_AREA, SECTORS, background, make_population
-from pipelines.synthetic.typologies import hard_negative_events, plan, scenario_events
+from synthetic.events import Events
+from synthetic.population import POSTCODE_AREA, SECTORS, background, make_population
+from synthetic.typologies import hard_negative_events, plan, scenario_events
 from schemas import contract
 
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pipelines.synthetic.events import Events, minutes
-from pipelines.synthetic.population import CITIES, Population
+from synthetic.events import Events, minutes
+from synthetic.population import CITIES, Population
 
 RISK_SECTOR_CODES = ("78.20", "01.13", "45.20", "96.02", "81.21", "96.01")
 AD_PLATFORMS = [("Kinky.nl", "7311"), ("Sexjobs.nl", "7311"), ("EscortDirectory", "5967"), ("Redlights.nl", "7311")]
@@ -61,7 +61,7 @@ def plan(rng: np.random.Generator, pop: Population) -> tuple[list[Scenario], lis
     """Choose accounts for scenarios and hard negatives and give them fitting attributes."""
     persons = [int(i) for i in rng.permutation(np.flatnonzero(~pop.is_business))]
     businesses = [int(i) for i in rng.permutation(np.flatnonzero(pop.is_business))]
-    from pipelines.synthetic.population import SECTORS
+    from synthetic.population import SECTORS
     code_to_sector = {s[0]: i for i, s in enumerate(SECTORS)}
     scenarios: list[Scenario] = []
     for typ, size in SIZES.items():

@@ -54,7 +54,7 @@ def ensure_extract(size: int, cache: Path) -> Path:
     if size > REPLICATE_ABOVE:
         base = ensure_extract(10_000_000, cache)
         return replicate_extract(base, folder, round(size / 10_000_000))
-    from pipelines.synthetic.generate import generate
+    from synthetic.generate import generate
     generate(folder, accounts=max(300, size // TXNS_PER_ACCOUNT), days=90, banks=2, seed=1)
     return folder
 
@@ -124,7 +124,7 @@ def _worker(kind: str, extract: str, memory_limit: str | None) -> dict:
     else:
         from detectors.scoring import score_store
         from pipelines.ingest import ingest
-        from pipelines.timing import Stopwatch
+        from detectors.timing import Stopwatch
         timer = Stopwatch()
         work = Path(tempfile.mkdtemp(prefix="thb-bench-"))
         try:
@@ -147,7 +147,7 @@ def _worker(kind: str, extract: str, memory_limit: str | None) -> dict:
 
 
 def _run_worker(kind: str, extract: Path, memory_limit: str | None) -> dict:
-    cmd = [sys.executable, "-m", "pipelines.bench", "--worker", kind, str(extract)] + (["--memory-limit", memory_limit] if memory_limit else [])
+    cmd = [sys.executable, "-m", "synthetic.bench", "--worker", kind, str(extract)] + (["--memory-limit", memory_limit] if memory_limit else [])
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
     if proc.returncode != 0:
         raise RuntimeError(f"bench worker {kind} failed:\n{proc.stderr[-3000:]}")

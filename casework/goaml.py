@@ -33,7 +33,7 @@ import yaml
 from lxml import etree
 
 from detectors.rules import RULES
-from pipelines.dispositions import LATEST_ALERTS, audit, mark_reported
+from casework.dispositions import LATEST_ALERTS, audit, mark_reported
 
 REPO = Path(__file__).resolve().parent.parent
 MAPPING = REPO / "schemas" / "goaml_indicators.yaml"

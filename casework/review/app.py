@@ -26,10 +26,10 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from pipelines import store
-from pipelines.dispositions import ACTIONS, DISMISS_REASONS, DispositionError, record_disposition
-from pipelines.review import queries as q
-from pipelines.review.auth import Sessions, User
-from pipelines.review.pictures import network_svg, timeline_svg
+from casework.dispositions import ACTIONS, DISMISS_REASONS, DispositionError, record_disposition
+from casework.review import queries as q
+from casework.review.auth import Sessions, User
+from casework.review.pictures import network_svg, timeline_svg
 
 COOKIE, LOGIN_COOKIE = "thb_session", "thb_login"
 # free text (payment descriptions) may carry identifiers the extract contract keeps out of id columns

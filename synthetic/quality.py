@@ -1,4 +1,4 @@
-"""Detection quality on generated data, with the ablation: `python bench/quality.py --seeds 1 2 3`.
+"""Detection quality on generated data, with the ablation: `python -m synthetic.quality --seeds 1 2 3`.
 
 For each seed: generate (20,000 accounts, 90 days, 2 banks), ingest, score three ways and evaluate.
 - product: the fused alert list as shipped (default threshold);
@@ -14,9 +14,9 @@ import tempfile
 from pathlib import Path
 
 from detectors.scoring import score_store
-from pipelines.evaluate import evaluate
+from synthetic.evaluate import evaluate
 from pipelines.ingest import ingest
-from pipelines.synthetic.generate import generate
+from synthetic.generate import generate
 
 KEYS = ("precision@100", "recall@1%", "recall@2%", "average_precision", "hard_negative_share@2%", "typology_accuracy",
         "case_grouping@2%", "scenarios_grouped@2%", "case_purity@2%")
@@ -71,7 +71,7 @@ if __name__ == "__main__":
     p.add_argument("--accounts", type=int, default=20_000)
     a = p.parse_args()
     rows = run(a.seeds, a.accounts)
-    out = Path(__file__).resolve().parent / "results"
+    out = Path(__file__).resolve().parent.parent / "bench" / "results"
     out.mkdir(exist_ok=True)
     (out / "quality.json").write_text(json.dumps(rows, indent=2) + "\n")
     print(table(rows))

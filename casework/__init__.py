@@ -1,0 +1,1 @@
+"""What investigators and analysts do with alerts: decisions and audit, the review site, goAML reports."""
