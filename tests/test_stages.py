@@ -1,0 +1,34 @@
+"""The stage runner: declared inputs checked before, outputs after, every stage timed."""
+import pytest
+
+from detectors.stages import Run, Stage, StageError, check_graph, run_stages
+from pipelines import store
+
+
+def _make(name):
+    return lambda run: run.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT 1 AS x")
+
+
+def test_runs_in_order_and_times_each_stage():
+    con = store.connect(None)
+    seen = []
+    stages = [Stage("a", _make("t_a"), writes=("t_a",)),
+              Stage("b", lambda r: r.results.update(n=r.con.execute("SELECT count(*) FROM t_a").fetchone()[0]),
+                    reads=("t_a",), gives=("n",))]
+    run = run_stages(stages, Run(con, None), on_stage=lambda name, s: seen.append(name))
+    assert run["n"] == 1 and seen == ["a", "b"] and set(run.timer.times) == {"a", "b"}
+
+
+def test_missing_input_and_missing_output_are_named():
+    con = store.connect(None)
+    with pytest.raises(StageError, match="stage b: missing input.*t_a"):
+        run_stages([Stage("b", _make("t_b"), reads=("t_a",))], Run(con, None))
+    with pytest.raises(StageError, match="stage a: did not produce t_x"):
+        run_stages([Stage("a", _make("t_a"), writes=("t_x",))], Run(con, None))
+
+
+def test_check_graph_finds_a_read_nobody_writes():
+    check_graph([Stage("a", _make("t_a"), writes=("t_a",)), Stage("b", _make("t_b"), reads=("t_a", "transactions"))],
+                store_tables={"transactions"})
+    with pytest.raises(StageError, match="stage b reads t_z"):
+        check_graph([Stage("a", _make("t_a"), writes=("t_a",)), Stage("b", _make("t_b"), reads=("t_z",))])
