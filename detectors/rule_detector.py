@@ -9,6 +9,7 @@ import polars as pl
 
 from detectors.network import build_links
 from detectors.rules import SHARED_TABLES, Rule, rule_set
+from detectors.rules.base import render_shared
 from schemas.typologies import INHERIT
 
 HITS_DDL = """CREATE OR REPLACE TEMP TABLE hits (rule_id VARCHAR, typology VARCHAR, severity INTEGER, victim_side BOOLEAN,
@@ -38,9 +39,9 @@ class RuleDetector:
         build_links(con, int(self.config.get("network", {}).get("max_group", 30)))
         rendered = {r.id: r.render(days) for r in self.rules}
         needed = {t for r in self.rules for t in r.reads}
-        for name, sql in SHARED_TABLES.items():
+        for name in SHARED_TABLES:
             if name in needed:                                # not when every rule reading it is disabled
-                con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
+                con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {render_shared(name)}")
         con.execute(HITS_DDL)
         for stage in (1, 2):
             for r in (r for r in self.rules if r.stage == stage):

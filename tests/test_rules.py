@@ -11,8 +11,15 @@ from detectors.rules.base import FRAGMENTS
 from detectors.window import define_window
 from pipelines import store
 from schemas.typologies import INHERIT, TYPOLOGIES
-from tests import (test_rules_creditboys, test_rules_criminal_exploitation, test_rules_debt_bondage, test_rules_labour_exploitation,
-                   test_rules_laundering, test_rules_network, test_rules_sexual_exploitation)
+from tests import (
+    test_rules_creditboys,
+    test_rules_criminal_exploitation,
+    test_rules_debt_bondage,
+    test_rules_labour_exploitation,
+    test_rules_laundering,
+    test_rules_network,
+    test_rules_sexual_exploitation,
+)
 from tests.book import DAYS, Book
 from tests.rule_cases import fired, run_rules
 

@@ -7,8 +7,16 @@ and tables. RULES is the catalogue in run order (network rules last).
 """
 from __future__ import annotations
 
-from detectors.rules import (base, creditboys, criminal_exploitation, debt_bondage, labour_exploitation, laundering, network,
-                             sexual_exploitation)
+from detectors.rules import (
+    base,
+    creditboys,
+    criminal_exploitation,
+    debt_bondage,
+    labour_exploitation,
+    laundering,
+    network,
+    sexual_exploitation,
+)
 from detectors.rules.base import SETTINGS, SHARED_TABLES, Rule
 
 MODULES = (sexual_exploitation, labour_exploitation, criminal_exploitation, creditboys, debt_bondage, laundering, network)

@@ -20,7 +20,7 @@ RENT_WORDS = r"(?i)(huur|rent|kamer|housing|huisvesting|room)"
 RISK_SECTORS = ("78.20", "78.10", "01.13", "01.19", "01.30", "45.20", "96.02", "96.01", "81.21", "81.22", "56.10", "55.10", "10.11", "49.41")
 # The evidence most rules return: the account's bookings they grouped, in time order, at most 50.
 EV = "list(txn_id ORDER BY booked_at)[1:50]"
-CONSTANTS = {"ev": EV, "rent_words": RENT_WORDS, "risk_sectors": ", ".join(f"'{s}'" for s in RISK_SECTORS)}
+CONSTANTS = {"ev": EV, "rent_words": RENT_WORDS, "wage_words": WAGE_WORDS, "risk_sectors": ", ".join(f"'{s}'" for s in RISK_SECTORS)}
 
 # Tables several rules read, built once per run before any rule (RuleDetector.score) instead of once per rule,
 # and only when an enabled rule declares it in `reads`.
@@ -30,8 +30,13 @@ SHARED_TABLES: dict[str, str] = {
         SELECT * FROM (SELECT w.*, count(*) OVER (PARTITION BY bank_id, account_id, counterparty_id, amount) AS same_amount
                        FROM win_tx w WHERE w.is_in AND w.counterparty_type = 'business'
                          AND w.channel IN ('transfer', 'instant_transfer') AND w.amount >= 400)
-        WHERE regexp_matches(coalesce(description, ''), '{wage_words}') OR same_amount >= 2""".format(wage_words=WAGE_WORDS),
+        WHERE regexp_matches(coalesce(description, ''), '{wage_words}') OR same_amount >= 2""",
 }
+
+
+def render_shared(name: str) -> str:
+    """A shared table's SQL with its constants filled in."""
+    return SHARED_TABLES[name].format(**CONSTANTS)
 
 
 @dataclass(frozen=True)

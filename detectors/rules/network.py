@@ -3,8 +3,15 @@ the stage-1 hits: collectors, employers, wage collectors, housed workforces, sha
 beneficiaries, links to escalated or FIU-reported accounts."""
 from __future__ import annotations
 
+from detectors.rules import (
+    creditboys,
+    criminal_exploitation,
+    debt_bondage,
+    labour_exploitation,
+    laundering,
+    sexual_exploitation,
+)
 from detectors.rules.base import Rule, sql_list
-from detectors.rules import creditboys, criminal_exploitation, debt_bondage, laundering, labour_exploitation, sexual_exploitation
 
 # Victim signals that come from a shared address or device, not behaviour: a cluster of accounts sharing one
 # is not evidence that they are victims (NET_SHARED_CLUSTER counts only behavioural signals).
@@ -43,7 +50,8 @@ RULES: list[Rule] = [
              FROM passed_on p JOIN headcount h USING (employer)
              WHERE p.workers >= {min_workers} AND p.workers >= {min_staff_share} * h.workers
              GROUP BY ALL""",
-         {"min_wage": 400, "min_share": 0.3, "min_workers": 3, "min_staff_share": 0.5}, stage=2, constellation=True, ctes=("workforce",), role="controller"),
+         {"min_wage": 400, "min_share": 0.3, "min_workers": 3, "min_staff_share": 0.5}, stage=2, constellation=True,
+         ctes=("workforce",), role="controller"),
     Rule("NET_HOUSED_WORKFORCE", "Workforce housed together, wages passed on", "labour_exploitation", ("LE-02", "LE-04", "LE-06"),
          "The employer's workers live at a few addresses or bank from one device, and pass their wages on to one account.", 3,
          """WITH crew AS (SELECT s.bank_id, s.employer, count(*) AS workers, count(DISTINCT a.address_id) AS addresses,
