@@ -34,6 +34,7 @@ from lxml import etree
 
 from detectors.rules import RULES
 from casework.dispositions import LATEST_ALERTS, audit, mark_reported
+from schemas import typologies
 
 REPO = Path(__file__).resolve().parent.parent
 MAPPING = REPO / "schemas" / "goaml_indicators.yaml"
@@ -211,14 +212,14 @@ class GoamlExporter:
 
     def reason(self, group: pl.DataFrame, user: str) -> str:
         """The explanation FIU-Nederland needs for a subjective-indicator report, in plain words."""
-        words = self.mapping.get("typology_words", {})
+        words = self.mapping.get("typology_words") or {}    # the mapping file may reword a typology; schemas/typologies.py by default
         parts = []
         for r in group.iter_rows(named=True):
             role = f" Its role in the case: likely {r['case_role']}." if r["case_role"] and r["case_role"] != "linked" else ""
             victim = (" The holder is assessed as a likely victim, not as a perpetrator; the report is made to"
                       " protect them and to reach those who exploit them.") if r["case_role"] in ("victim", "mule") else ""
             parts.append(f"Account {r['account_id'][:12]} (alert {r['alert_id']}, score {r['score']:.2f}) shows signs of "
-                         f"{words.get(r['typology'], r['typology'])}.{role}{victim} Grounds: {r['reasons']}.")
+                         f"{words.get(r['typology']) or typologies.words(r['typology'])}.{role}{victim} Grounds: {r['reasons']}.")
         head = (f"Unusual transactions pointing to human trafficking, found by the bank's transaction monitoring "
                 f"(thb-signals) and reviewed and escalated by {user}.")
         if group.height > 1:

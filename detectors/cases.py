@@ -21,8 +21,14 @@ import polars as pl
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-CONTROLLER_RULES = ("NET_COLLECTOR", "NET_WAGE_COLLECTOR", "SE01_AD_PREMIUM", "SE19_LUXURY")
-EMPLOYER_RULES = ("NET_EMPLOYER", "NET_HOUSED_WORKFORCE", "LE03_SAME_LOW_WAGE", "LE08_BUSINESS_LODGING")
+from detectors.rules import RULES, rules_with_role
+
+# What fired on an account says its role: each rule declares the role it implies (detectors/rules).
+CONTROLLER_RULES = rules_with_role("controller")
+EMPLOYER_RULES = rules_with_role("employer")
+VICTIM_RULES = rules_with_role("victim", "mule")
+# A victim-side account of a typology whose rules fire on mules is a mule (criminal exploitation).
+MULE_TYPOLOGIES = tuple(sorted({r.typology for r in RULES if r.role == "mule"}))
 CASE_COLUMNS = ["case_id", "typology", "accounts", "banks", "account_ids", "roles", "money_eur", "score"]
 
 
@@ -47,7 +53,7 @@ class CaseGrouper:
                                 WHERE m.amount >= {float(self.min_eur)} OR m.n >= {int(self.min_transfers)}""").pl()
             shared = con.sql("""SELECT s.account_id, s.kind || ':' || s.key AS key FROM net_shared s
                                 SEMI JOIN case_alerted a USING (bank_id, account_id)""").pl()
-            hits = con.sql("""SELECT h.account_id, h.rule_id, h.victim_side FROM hits h
+            hits = con.sql("""SELECT h.account_id, h.rule_id FROM hits h
                               SEMI JOIN case_alerted a USING (bank_id, account_id)""").pl()
         finally:
             con.unregister("case_alerted")
@@ -89,7 +95,7 @@ class CaseGrouper:
         per = hits.group_by("account_id").agg(
             pl.col("rule_id").is_in(list(CONTROLLER_RULES)).any().alias("controller_rule"),
             pl.col("rule_id").is_in(list(EMPLOYER_RULES)).any().alias("employer_rule"),
-            pl.col("victim_side").any().alias("victim_signal"))
+            pl.col("rule_id").is_in(list(VICTIM_RULES)).any().alias("victim_signal"))
         r = a.select("account_id", "typology").join(per, on="account_id", how="left") \
              .join(payers_in, on="account_id", how="left").join(payees_in, on="account_id", how="left") \
              .with_columns(pl.col("controller_rule", "employer_rule", "victim_signal").fill_null(False),
@@ -98,7 +104,7 @@ class CaseGrouper:
                   .then(pl.lit("employer"))
                 .when(pl.col("controller_rule") | (pl.col("from_members") >= 2))
                   .then(pl.lit("controller"))
-                .when(pl.col("victim_signal") & (pl.col("typology") == "criminal_exploitation")).then(pl.lit("mule"))
+                .when(pl.col("victim_signal") & pl.col("typology").is_in(list(MULE_TYPOLOGIES))).then(pl.lit("mule"))
                 .when(pl.col("victim_signal")).then(pl.lit("victim"))
                 .otherwise(pl.lit("linked")))
         return r.select("account_id", role.alias("case_role"))

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from detectors.rules import RULES
+from schemas.typologies import ANOMALY, LAUNDERING
 
 SEVERITY_WEIGHT = {1: 0.15, 2: 0.3, 3: 0.45}
 
@@ -31,7 +32,7 @@ class Fusion:
                                "label": [f"{r.name} [{', '.join(r.indicators)}]" for r in RULES],
                                "constellation": [r.constellation for r in RULES]})
         h = hits.with_columns(pl.col("severity").replace_strict(SEVERITY_WEIGHT, return_dtype=pl.Float64).alias("w"))
-        per_typ = (h.filter(pl.col("typology") != "laundering").group_by("bank_id", "account_id", "typology")
+        per_typ = (h.filter(pl.col("typology") != LAUNDERING).group_by("bank_id", "account_id", "typology")
                    .agg(pl.col("severity").sum().alias("sev")).sort("sev", "typology", descending=[True, False])
                    .group_by("bank_id", "account_id", maintain_order=True).first().select("bank_id", "account_id", pl.col("typology").alias("rule_typology")))
         reasons = h.join(labels, on="rule_id", how="left").sort("severity", "rule_id", descending=[True, False]) \
@@ -70,7 +71,7 @@ class Fusion:
         acc = acc.with_columns(
             reason.alias("reasons"),
             pl.when(typology.is_not_null()).then(typology)
-              .when(pl.col("n_rules") > 0).then(pl.lit("laundering")).otherwise(pl.lit("anomaly")).alias("typology"),
+              .when(pl.col("n_rules") > 0).then(pl.lit(LAUNDERING)).otherwise(pl.lit(ANOMALY)).alias("typology"),
             pl.col("evidence").fill_null(pl.lit([], dtype=pl.List(pl.Utf8))),
             pl.col("rules").fill_null(pl.lit([], dtype=pl.List(pl.Utf8))),
         )

@@ -9,6 +9,8 @@ import polars as pl
 
 from detectors.network import build_links
 from detectors.rules import SHARED_TABLES, Rule, rule_set
+from detectors.rules.base import render_shared
+from schemas.typologies import INHERIT
 
 HITS_DDL = """CREATE OR REPLACE TEMP TABLE hits (rule_id VARCHAR, typology VARCHAR, severity INTEGER, victim_side BOOLEAN,
               bank_id VARCHAR, account_id VARCHAR, evidence VARCHAR[], detail VARCHAR)"""
@@ -24,7 +26,7 @@ class RuleDetector:
     @property
     def version(self) -> str:
         """Hash of every rule's SQL and parameters: recorded with each run."""
-        blob = json.dumps([(r.id, r.sql, r.params, r.severity) for r in self.rules] + sorted(SHARED_TABLES.items()),
+        blob = json.dumps([(r.id, r.text, r.params, r.severity) for r in self.rules] + sorted(SHARED_TABLES.items()),
                           sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -36,13 +38,14 @@ class RuleDetector:
         (detectors.network) and the tables several rules share, and leaves the hits in temp table `hits`."""
         build_links(con, int(self.config.get("network", {}).get("max_group", 30)))
         rendered = {r.id: r.render(days) for r in self.rules}
-        for name, sql in SHARED_TABLES.items():
-            if any(name in q for q in rendered.values()):   # not when every rule reading it is disabled
-                con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
+        needed = {t for r in self.rules for t in r.reads}
+        for name in SHARED_TABLES:
+            if name in needed:                                # not when every rule reading it is disabled
+                con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {render_shared(name)}")
         con.execute(HITS_DDL)
         for stage in (1, 2):
             for r in (r for r in self.rules if r.stage == stage):
-                typ = "q.typology" if r.typology == "inherit" else f"'{r.typology}'"
+                typ = "q.typology" if r.typology == INHERIT else f"'{r.typology}'"
                 try:
                     con.execute(f"""INSERT INTO hits SELECT '{r.id}', {typ}, {r.severity}, {str(r.victim_side).lower()},
                                     q.bank_id, q.account_id, CAST(q.evidence AS VARCHAR[]), q.detail FROM ({rendered[r.id]}) q""")

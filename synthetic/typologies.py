@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from schemas.typologies import planted
 from synthetic.events import Events, minutes
 from synthetic.population import CITIES, Population
 
@@ -29,8 +30,7 @@ INDICATORS = {
     "creditboys": ["loans", "telecom_burst", "forward", "cash_out"],
     "debt_bondage": ["cash_income", "p2p_income", "shared_address", "weekly"],
 }
-SCENARIO_PREFIX = {"sexual_exploitation": "SE", "labour_exploitation": "LE", "criminal_exploitation": "CE", "creditboys": "CD",
-                   "debt_bondage": "XB"}     # the indicator families' prefixes; scenario ids are unique across typologies
+SCENARIO_PREFIX = {t.id: t.prefix for t in planted()}   # the indicator families' prefixes; scenario ids are unique across typologies
 SIZES = {"sexual_exploitation": 4, "labour_exploitation": 11, "criminal_exploitation": 6, "creditboys": 4, "debt_bondage": 4}
 POSITIVE_SHARE = 0.0015      # planted accounts per typology, as a share of all accounts
 HARD_NEGATIVE_SHARE = 0.018

@@ -1,0 +1,70 @@
+"""Creditboys rules: for each, a small store where it must fire (with the right evidence) and a near miss where it must not."""
+import pytest
+
+from detectors.rules import creditboys
+from tests.book import DAYS
+from tests.rule_cases import check_fires, check_quiet
+
+
+def _loan(b, day, lender, amount=2000):
+    return b.tx("v", day, 9, "credit", amount, "loan_disbursement", cp=f"lend-{lender}", cptype="business", name=lender)
+
+
+def cd02_lenders(b, pos):
+    b.account("v", age=20)
+    ev = {_loan(b, 30, "Ferratum")}
+    if pos:
+        ev.add(_loan(b, 38, "Qander"))
+    return "v", ev
+
+
+def cd02_passed_on(b, pos):
+    b.account("v", age=20)
+    b.account("c", gender="m")
+    loan = _loan(b, 30, "Ferratum")
+    if pos:
+        out = b.transfer("v", "c", 31, 20, 1800)[0]
+    else:
+        out = b.tx("v", 31, 14, "debit", 1800, "card", cp="coolblue", cptype="business", name="Coolblue", mcc="5732")
+    return "v", {loan, out}
+
+
+def cd01_telecom(b, pos):
+    b.account("v", age=20)
+    ev = set()
+    for i, telco in enumerate(["KPN", "Vodafone", "Odido"]):
+        first = (30 + 3 * i) if pos else i
+        for m in range(3):
+            if first + 30 * m >= DAYS:
+                break
+            t = b.tx("v", first + 30 * m, 6, "debit", 60, "direct_debit", cp=f"dd-{telco}", cptype="business", name=telco, mcc="4814")
+            if m == 0:
+                ev.add(t)
+    return "v", ev
+
+
+def cd_young(b, pos):
+    b.account("v", age=20 if pos else 45)
+    return "v", {_loan(b, 30, "Ferratum"), _loan(b, 40, "Qander")}
+
+
+CASES = {
+    "CD02_SEVERAL_LENDERS": cd02_lenders,
+    "CD02_LOAN_PASSED_ON": cd02_passed_on,
+    "CD01_TELECOM_BURST": cd01_telecom,
+    "CD_YOUNG_NEW_CREDIT": cd_young,
+}
+
+
+def test_every_creditboys_rule_has_a_case():
+    assert set(CASES) == {r.id for r in creditboys.RULES}
+
+
+@pytest.mark.parametrize("rule_id", sorted(CASES))
+def test_rule_fires_with_its_evidence(tmp_path, rule_id):
+    check_fires(tmp_path, rule_id, CASES[rule_id])
+
+
+@pytest.mark.parametrize("rule_id", sorted(CASES))
+def test_rule_stays_quiet_on_the_near_miss(tmp_path, rule_id):
+    check_quiet(tmp_path, rule_id, CASES[rule_id])

@@ -1,0 +1,50 @@
+"""Debt-bondage rules: for each, a small store where it must fire (with the right evidence) and a near miss where it must not."""
+import pytest
+
+from detectors.rules import debt_bondage
+from tests.rule_cases import check_fires, check_quiet
+
+
+def xb01_shared_beneficiary(b, pos):
+    ev = set()
+    for i in range(3):
+        b.account(f"v{i}", nationality="NG")
+        t = b.tx(f"v{i}", 10 + i, 12, "debit", 300, "money_remittance", cp="BEN-1" if pos else f"BEN-{i}", cptype="person",
+                 name="Western Union", country="NG")
+        if i == 0:
+            ev.add(t)
+    return "v0", ev
+
+
+def xb02_instalments(b, pos):
+    b.account("v", nationality="NG")
+    n = 12 if pos else 3
+    return "v", {b.tx("v", 3 + (7 if pos else 30) * i, 12, "debit", 300 if pos else 80 + 60 * i, "money_remittance", cp="BEN-1",
+                      cptype="person", name="Western Union", country="NG") for i in range(n)}
+
+
+def xb06_structuring(b, pos):
+    b.account("v")
+    return "v", {b.tx("v", 2 + 10 * i, 12, "debit", 1900 if pos else 1500, "money_remittance", cp=f"BEN-{i}", cptype="person",
+                      name="Ria", country="RO") for i in range(9)}
+
+
+CASES = {
+    "XB01_SHARED_BENEFICIARY": xb01_shared_beneficiary,
+    "XB02_FIXED_INSTALMENTS": xb02_instalments,
+    "XB06_STRUCTURED_REMITTANCES": xb06_structuring,
+}
+
+
+def test_every_debt_bondage_rule_has_a_case():
+    assert set(CASES) == {r.id for r in debt_bondage.RULES}
+
+
+@pytest.mark.parametrize("rule_id", sorted(CASES))
+def test_rule_fires_with_its_evidence(tmp_path, rule_id):
+    check_fires(tmp_path, rule_id, CASES[rule_id])
+
+
+@pytest.mark.parametrize("rule_id", sorted(CASES))
+def test_rule_stays_quiet_on_the_near_miss(tmp_path, rule_id):
+    check_quiet(tmp_path, rule_id, CASES[rule_id])
