@@ -78,11 +78,12 @@ VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER, app
 
 def current_version(con: duckdb.DuckDBPyConnection) -> int:
     """The store's schema version; 0 for a store made before numbered migrations (or an empty one)."""
+    # fetchall, not fetchone: a result left half-read makes the caller's next con.sql() fail (DuckDB 2)
     has_table = con.execute("""SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database()
-                               AND schema_name = 'main' AND table_name = 'schema_version'""").fetchone()[0]
+                               AND schema_name = 'main' AND table_name = 'schema_version'""").fetchall()[0][0]
     if not has_table:
         return 0
-    return con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
+    return con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchall()[0][0]
 
 
 def too_new(found: int, where: str = "the store") -> StoreVersionError:
@@ -101,7 +102,7 @@ def migrate(con: duckdb.DuckDBPyConnection, where: str = "the store") -> list[in
     con.execute("BEGIN TRANSACTION")
     try:
         con.execute(VERSION_TABLE)
-        found = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
+        found = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchall()[0][0]
         applied = []
         for m in MIGRATIONS:
             if m.version > found:
