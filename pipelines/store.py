@@ -7,8 +7,7 @@ from pathlib import Path
 
 import duckdb
 
-from schemas.store import StoreVersionError, check_version, migrate  # noqa: F401  (StoreVersionError: callers catch it from here)
-
+from schemas.store import check_version, migrate
 
 DEFAULT_MEMORY_LIMIT = "3GB"   # DuckDB spills past this; keeps a 10M-row run near 4 GiB of RSS on any machine
 _MIGRATING = threading.Lock()  # connections of one process share the database: one upgrades it, the others then see it done

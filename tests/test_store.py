@@ -15,18 +15,18 @@ TABLES = {"transactions", "accounts", "fiu_reports", "submissions", "quarantine"
 # The DDL as the code before numbered migrations ran it, copied verbatim (pipelines/store.ensure_schema,
 # detectors/scoring.ensure_scoring_tables, casework/dispositions.ensure_review_tables): fixtures for "old stores".
 OLD_INTAKE = [
-    'CREATE TABLE IF NOT EXISTS transactions ("txn_id" VARCHAR, "bank_id" VARCHAR, "account_id" VARCHAR, "booked_at" TIMESTAMPTZ, '
-    '"direction" VARCHAR, "amount_eur" DECIMAL(18,2), "currency" VARCHAR, "amount_orig" DECIMAL(18,2), "channel" VARCHAR, '
-    '"counterparty_id" VARCHAR, "counterparty_type" VARCHAR, "counterparty_name" VARCHAR, "counterparty_country" VARCHAR, '
-    '"mcc" VARCHAR, "merchant_id" VARCHAR, "location_city" VARCHAR, "description" VARCHAR, "device_id" VARCHAR, submission_id VARCHAR)',
-    'CREATE TABLE IF NOT EXISTS accounts ("account_id" VARCHAR, "bank_id" VARCHAR, "customer_id" VARCHAR, "customer_type" VARCHAR, '
-    '"opened_on" DATE, "birth_year" INTEGER, "gender" VARCHAR, "nationality" VARCHAR, "postcode" VARCHAR, "address_id" VARCHAR, '
-    '"phone_id" VARCHAR, "sector_code" VARCHAR, submission_id VARCHAR)',
-    'CREATE TABLE IF NOT EXISTS fiu_reports ("txn_id" VARCHAR, "bank_id" VARCHAR, "account_id" VARCHAR, "booked_at" TIMESTAMPTZ, '
-    '"direction" VARCHAR, "amount_eur" DECIMAL(18,2), "currency" VARCHAR, "amount_orig" DECIMAL(18,2), "channel" VARCHAR, '
-    '"counterparty_id" VARCHAR, "counterparty_type" VARCHAR, "counterparty_name" VARCHAR, "counterparty_country" VARCHAR, '
-    '"mcc" VARCHAR, "merchant_id" VARCHAR, "location_city" VARCHAR, "description" VARCHAR, "device_id" VARCHAR, "report_id" VARCHAR, '
-    '"reporting_entity" VARCHAR, "indicator_code" VARCHAR, submission_id VARCHAR)',
+    ('CREATE TABLE IF NOT EXISTS transactions ("txn_id" VARCHAR, "bank_id" VARCHAR, "account_id" VARCHAR, "booked_at" TIMESTAMPTZ, '
+     '"direction" VARCHAR, "amount_eur" DECIMAL(18,2), "currency" VARCHAR, "amount_orig" DECIMAL(18,2), "channel" VARCHAR, '
+     '"counterparty_id" VARCHAR, "counterparty_type" VARCHAR, "counterparty_name" VARCHAR, "counterparty_country" VARCHAR, '
+     '"mcc" VARCHAR, "merchant_id" VARCHAR, "location_city" VARCHAR, "description" VARCHAR, "device_id" VARCHAR, submission_id VARCHAR)'),
+    ('CREATE TABLE IF NOT EXISTS accounts ("account_id" VARCHAR, "bank_id" VARCHAR, "customer_id" VARCHAR, "customer_type" VARCHAR, '
+     '"opened_on" DATE, "birth_year" INTEGER, "gender" VARCHAR, "nationality" VARCHAR, "postcode" VARCHAR, "address_id" VARCHAR, '
+     '"phone_id" VARCHAR, "sector_code" VARCHAR, submission_id VARCHAR)'),
+    ('CREATE TABLE IF NOT EXISTS fiu_reports ("txn_id" VARCHAR, "bank_id" VARCHAR, "account_id" VARCHAR, "booked_at" TIMESTAMPTZ, '
+     '"direction" VARCHAR, "amount_eur" DECIMAL(18,2), "currency" VARCHAR, "amount_orig" DECIMAL(18,2), "channel" VARCHAR, '
+     '"counterparty_id" VARCHAR, "counterparty_type" VARCHAR, "counterparty_name" VARCHAR, "counterparty_country" VARCHAR, '
+     '"mcc" VARCHAR, "merchant_id" VARCHAR, "location_city" VARCHAR, "description" VARCHAR, "device_id" VARCHAR, "report_id" VARCHAR, '
+     '"reporting_entity" VARCHAR, "indicator_code" VARCHAR, submission_id VARCHAR)'),
     """CREATE TABLE IF NOT EXISTS submissions (
         submission_id VARCHAR, bank_id VARCHAR, kind VARCHAR, period_start DATE, period_end DATE,
         path VARCHAR, files JSON, fingerprint VARCHAR, rows_in JSON, rows_loaded BIGINT,
@@ -58,16 +58,16 @@ OLD_LAST = OLD_SCORING + [   # what the last unnumbered code left: every table, 
     ("reported_at", "TIMESTAMPTZ"), ("report_file", "VARCHAR"))]
 
 ROWS = [
-    "INSERT INTO transactions (txn_id, bank_id, account_id, booked_at, direction, amount_eur, channel, submission_id) "
-    "VALUES ('t1', 'BANK_A', 'a1', TIMESTAMPTZ '2026-09-01 10:00:00+00', 'credit', 120.50, 'transfer', 's1')",
+    ("INSERT INTO transactions (txn_id, bank_id, account_id, booked_at, direction, amount_eur, channel, submission_id) "
+     "VALUES ('t1', 'BANK_A', 'a1', TIMESTAMPTZ '2026-09-01 10:00:00+00', 'credit', 120.50, 'transfer', 's1')"),
     "INSERT INTO accounts (account_id, bank_id, customer_id, customer_type, submission_id) VALUES ('a1', 'BANK_A', 'c1', 'person', 's1')",
     "INSERT INTO submissions (submission_id, bank_id, outcome) VALUES ('s1', 'BANK_A', 'loaded')",
 ]
 SCORED_ROWS = [
-    "INSERT INTO alerts (run_id, alert_id, rank, bank_id, account_id, score, typology, rules, status, created_at) "
-    "VALUES ('r1', 'r1-00001', 1, 'BANK_A', 'a1', 0.8, 'sexual_exploitation', ['SE01'], 'new', now())",
-    "INSERT INTO alert_status (alert_id, bank_id, account_id, status, opened_run, last_run, last_score, updated_at) "
-    "VALUES ('r1-00001', 'BANK_A', 'a1', 'open', 'r1', 'r1', 0.8, now())",
+    ("INSERT INTO alerts (run_id, alert_id, rank, bank_id, account_id, score, typology, rules, status, created_at) "
+     "VALUES ('r1', 'r1-00001', 1, 'BANK_A', 'a1', 0.8, 'sexual_exploitation', ['SE01'], 'new', now())"),
+    ("INSERT INTO alert_status (alert_id, bank_id, account_id, status, opened_run, last_run, last_score, updated_at) "
+     "VALUES ('r1-00001', 'BANK_A', 'a1', 'open', 'r1', 'r1', 0.8, now())"),
 ]
 
 
