@@ -34,15 +34,6 @@ class DispositionError(ValueError):
     pass
 
 
-def ensure_review_tables(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute("""CREATE TABLE IF NOT EXISTS audit_log (event_id VARCHAR, logged_at TIMESTAMPTZ, user_name VARCHAR, action VARCHAR,
-        alert_id VARCHAR, bank_id VARCHAR, account_id VARCHAR, previous_status VARCHAR, new_status VARCHAR,
-        reason VARCHAR, note VARCHAR, details JSON)""")
-    for col, typ in (("dismiss_reason", "VARCHAR"), ("dismissed_score", "DOUBLE"), ("dismissed_rules", "VARCHAR[]"),
-                     ("reported_at", "TIMESTAMPTZ"), ("report_file", "VARCHAR")):
-        con.execute(f"ALTER TABLE alert_status ADD COLUMN IF NOT EXISTS {col} {typ}")
-
-
 def audit(con: duckdb.DuckDBPyConnection, user: str, action: str, alert_id: str | None = None, bank_id: str | None = None,
           account_id: str | None = None, previous: str | None = None, new: str | None = None, reason: str | None = None,
           note: str | None = None, details: dict | None = None) -> str:
@@ -73,7 +64,6 @@ def record_disposition(con: duckdb.DuckDBPyConnection, alert_id: str, action: st
         raise DispositionError(f"dismissing needs a reason: one of {', '.join(DISMISS_REASONS)}")
     if action == "dismiss" and reason == "other" and not (note or "").strip():
         raise DispositionError("dismissing for 'other' needs a note")
-    ensure_review_tables(con)
     con.execute("BEGIN TRANSACTION")
     try:
         state = alert_state(con, alert_id)
@@ -94,7 +84,6 @@ def record_disposition(con: duckdb.DuckDBPyConnection, alert_id: str, action: st
 
 def mark_reported(con: duckdb.DuckDBPyConnection, alert_id: str, user: str, report_file: str, details: dict | None = None) -> None:
     """An escalated alert's FIU report was written: record it on the alert and in the audit log."""
-    ensure_review_tables(con)
     state = alert_state(con, alert_id)
     con.execute("UPDATE alert_status SET status = 'reported', reported_at = now(), report_file = ?, updated_at = now() WHERE alert_id = ?",
                 [report_file, alert_id])

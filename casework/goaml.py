@@ -27,12 +27,12 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import duckdb
 import polars as pl
 import yaml
 from lxml import etree
 
 from detectors.rules import RULES
+from pipelines import store
 from casework.dispositions import LATEST_ALERTS, audit, mark_reported
 from schemas import typologies
 
@@ -350,7 +350,7 @@ class GoamlExporter:
                escalated: bool = False) -> tuple[list[Path], list[str]]:
         """Write every selected report that is complete and valid; returns (files written, reports refused and why)."""
         out_dir = Path(out_dir)
-        con = duckdb.connect(self.db_path)
+        con = store.connect(self.db_path)
         written, problems = [], []
         try:
             for group in self.select(con, alert, case, escalated):

@@ -4,7 +4,7 @@ Alerts keep their history: every run appends its rows to `alerts`; an account wh
 being worked keeps the same `alert_id` (the alert is updated, not raised twice), a dismissed account
 is not raised again for the same reasons unless its score rises materially, and `alert_status`
 holds the current state per alert (casework/dispositions.py). Connected alerts are grouped into
-cases (detectors/cases.py). Each run is recorded in `runs`.
+cases (detectors/cases.py). Each run is recorded in `runs`. The tables are defined in schemas/store.py.
 """
 from __future__ import annotations
 
@@ -24,7 +24,6 @@ from detectors.fusion import Fusion
 from detectors.rule_detector import RuleDetector
 from detectors.window import CATEGORIES, define_window
 from pipelines import store
-from casework.dispositions import ensure_review_tables
 from detectors.timing import Stopwatch
 
 ALERT_COLUMNS = ["run_id", "alert_id", "rank", "bank_id", "account_id", "score", "typology", "reasons", "evidence",
@@ -39,22 +38,6 @@ def load_config(path: str | Path | None) -> dict:
     if not isinstance(data, dict):
         raise ValueError(f"{path}: the config must be a mapping")
     return data
-
-
-def ensure_scoring_tables(con) -> None:
-    con.execute("""CREATE TABLE IF NOT EXISTS alerts (run_id VARCHAR, alert_id VARCHAR, rank INTEGER, bank_id VARCHAR,
-        account_id VARCHAR, score DOUBLE, typology VARCHAR, reasons VARCHAR, evidence VARCHAR[], rules VARCHAR[],
-        rule_score DOUBLE, anomaly DOUBLE, status VARCHAR, created_at TIMESTAMPTZ)""")
-    con.execute("ALTER TABLE alerts ADD COLUMN IF NOT EXISTS case_id VARCHAR")
-    con.execute("ALTER TABLE alerts ADD COLUMN IF NOT EXISTS case_role VARCHAR")
-    con.execute("""CREATE TABLE IF NOT EXISTS cases (run_id VARCHAR, case_id VARCHAR, typology VARCHAR, accounts INTEGER,
-        banks VARCHAR[], account_ids VARCHAR[], roles VARCHAR, money_eur DOUBLE, score DOUBLE, created_at TIMESTAMPTZ)""")
-    con.execute("""CREATE TABLE IF NOT EXISTS alert_status (alert_id VARCHAR, bank_id VARCHAR, account_id VARCHAR,
-        status VARCHAR, opened_run VARCHAR, last_run VARCHAR, last_score DOUBLE, updated_at TIMESTAMPTZ)""")
-    ensure_review_tables(con)
-    con.execute("""CREATE TABLE IF NOT EXISTS runs (run_id VARCHAR, flow_run_id VARCHAR, kind VARCHAR, started_at TIMESTAMPTZ,
-        ended_at TIMESTAMPTZ, parameters JSON, rule_set_hash VARCHAR, model_version VARCHAR, window_start TIMESTAMPTZ,
-        window_end TIMESTAMPTZ, rows_in BIGINT, rows_quarantined BIGINT, alerts_out BIGINT, alerts_new BIGINT, outcome VARCHAR)""")
 
 
 def record_run(con, **cols) -> None:
@@ -91,8 +74,6 @@ def score_store(db_path: str | Path, out_dir: str | Path, config: dict | None = 
                                    for k, v in (config.get("categories") or {}).items()}}
     con = store.connect(db_path, memory_limit)
     try:
-        store.ensure_schema(con)
-        ensure_scoring_tables(con)
         with timer.stage("window"):
             window = define_window(con, days, categories=categories)
         with timer.stage("features"):

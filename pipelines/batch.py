@@ -11,6 +11,7 @@ from pathlib import Path
 
 import duckdb
 
+from pipelines import store
 from pipelines.ingest import IngestOutcome
 from pipelines.report import html_report
 from pipelines.submission import SubmissionRejected
@@ -65,7 +66,7 @@ def top_alerts_table(alerts: list[dict], n: int = 25) -> list[dict]:
 
 
 def typology_counts(db: str | Path, run_id: str) -> dict[str, int]:
-    con = duckdb.connect(str(db))   # same configuration as the writers in this process
+    con = store.connect(db)
     try:
         return dict(con.execute("SELECT typology, count(*) FROM alerts WHERE run_id = ? GROUP BY 1 ORDER BY 1", [run_id]).fetchall())
     finally:
@@ -73,7 +74,7 @@ def typology_counts(db: str | Path, run_id: str) -> dict[str, int]:
 
 
 def previous_run(db: str | Path, run_id: str) -> str | None:
-    con = duckdb.connect(str(db))   # same configuration as the writers in this process
+    con = store.connect(db)
     try:
         row = con.execute("""SELECT run_id FROM runs WHERE kind = 'score' AND run_id <> ? AND started_at <
                              (SELECT started_at FROM runs WHERE run_id = ?) ORDER BY started_at DESC LIMIT 1""", [run_id, run_id]).fetchone()
@@ -107,12 +108,9 @@ def run_summary_markdown(submissions: list[dict], score: dict | None, now: dict[
 
 def record_batch_run(db: str | Path, run_id: str, flow_run_id: str | None, started: datetime, params: dict,
                      submissions: list[dict], score: dict | None, outcome: str) -> None:
-    con = duckdb.connect(str(db))
+    from detectors.scoring import record_run
+    con = store.connect(db)
     try:
-        from detectors.scoring import ensure_scoring_tables, record_run
-        from pipelines import store
-        store.ensure_schema(con)
-        ensure_scoring_tables(con)
         sc = score or {}
         record_run(con, run_id=run_id, flow_run_id=flow_run_id, kind="batch", started_at=started,
                    parameters=json.dumps(params, default=str), rule_set_hash=sc.get("rule_set_hash"),

@@ -356,7 +356,12 @@ def main(argv: list[str] | None = None) -> int:
     s.set_defaults(func=cmd_demo)
 
     a = p.parse_args(argv)
-    return a.func(a)
+    from schemas.store import StoreVersionError
+    try:
+        return a.func(a)
+    except StoreVersionError as e:   # a store this code cannot read or upgrade: one line, not a traceback
+        print(f"error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -53,10 +53,10 @@ def _flow_run_id() -> str | None:
 
 
 def _has_transactions(db: str) -> bool:
-    import duckdb
+    from pipelines import store
     if not Path(db).exists():
         return False
-    con = duckdb.connect(db)   # same configuration as the writers in this process
+    con = store.connect(db)
     try:
         return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'transactions'").fetchone()[0]
                     and con.execute("SELECT count(*) FROM transactions").fetchone()[0])

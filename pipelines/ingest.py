@@ -101,7 +101,6 @@ def ingest(path: str | Path, db_path: str | Path, memory_limit: str | None = Non
     timer = timer or Stopwatch()
     con = store.connect(db_path, memory_limit)
     try:
-        store.ensure_schema(con)
         try:
             sub = open_submission(path)
         except SubmissionRejected as e:

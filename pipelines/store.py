@@ -1,39 +1,36 @@
-"""The DuckDB store: connection settings and table definitions."""
+"""The DuckDB store: the one way code opens it (connection settings, and the schema brought up to date)."""
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import duckdb
 
-from schemas import contract
-
+from schemas.store import check_version, migrate
 
 DEFAULT_MEMORY_LIMIT = "3GB"   # DuckDB spills past this; keeps a 10M-row run near 4 GiB of RSS on any machine
+_MIGRATING = threading.Lock()  # connections of one process share the database: one upgrades it, the others then see it done
 
 
 def connect(db_path: str | Path | None = None, memory_limit: str | None = None, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """Open the store (or an in-memory database). Memory is capped so large loads spill to disk."""
+    """Open the store at `db_path`, upgraded to this code's schema (schemas/store.py); a read-only connection
+    only checks the version and raises StoreVersionError naming the store when it is older or newer.
+    Without a path: an in-memory scratch database with the same settings and no store tables.
+    Memory is capped so large loads spill to disk."""
     con = duckdb.connect(str(db_path) if db_path else ":memory:", read_only=read_only)
-    limit = memory_limit or os.environ.get("THB_DUCKDB_MEMORY_LIMIT") or DEFAULT_MEMORY_LIMIT
-    con.execute(f"SET memory_limit = '{limit}'")
-    con.execute("SET TimeZone = 'UTC'")  # naive timestamps in an extract are UTC (contract)
+    try:
+        limit = memory_limit or os.environ.get("THB_DUCKDB_MEMORY_LIMIT") or DEFAULT_MEMORY_LIMIT
+        con.execute(f"SET memory_limit = '{limit}'")
+        con.execute("SET TimeZone = 'UTC'")  # naive timestamps in an extract are UTC (contract)
+        if db_path:
+            where = f"store {db_path}"
+            if read_only:
+                check_version(con, where)
+            else:
+                with _MIGRATING:
+                    migrate(con, where)
+    except BaseException:
+        con.close()
+        raise
     return con
-
-
-def _ddl(table: str, cols: tuple[contract.Column, ...], extra: str) -> str:
-    body = ", ".join(f'"{c.name}" {c.sql_type}' for c in cols)
-    return f"CREATE TABLE IF NOT EXISTS {table} ({body}, {extra})"
-
-
-def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(_ddl("transactions", contract.TRANSACTIONS, "submission_id VARCHAR"))
-    con.execute(_ddl("accounts", contract.ACCOUNTS, "submission_id VARCHAR"))
-    con.execute(_ddl("fiu_reports", contract.TRANSACTIONS + contract.FIU_EXTRA, "submission_id VARCHAR"))
-    con.execute("""CREATE TABLE IF NOT EXISTS submissions (
-        submission_id VARCHAR, bank_id VARCHAR, kind VARCHAR, period_start DATE, period_end DATE,
-        path VARCHAR, files JSON, fingerprint VARCHAR, rows_in JSON, rows_loaded BIGINT,
-        rows_quarantined BIGINT, rows_replaced BIGINT, loaded_at TIMESTAMPTZ, outcome VARCHAR, message VARCHAR)""")
-    con.execute("""CREATE TABLE IF NOT EXISTS quarantine (
-        submission_id VARCHAR, file VARCHAR, "row" BIGINT, check_id VARCHAR, "column" VARCHAR,
-        reason VARCHAR, value VARCHAR, record JSON, quarantined_at TIMESTAMPTZ)""")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import duckdb
 
+from pipelines import store
 from pipelines.submission import Submission, SubmissionRejected, manifest_rows, open_submission
 from schemas import contract
 from schemas.codes import IBAN_LENGTHS
@@ -308,7 +309,7 @@ def run_checks(con: duckdb.DuckDBPyConnection, v: Validation) -> Validation:
 def validate(path: str | Path, con: duckdb.DuckDBPyConnection | None = None, gx_sample_rows: int = 0) -> Validation:
     """Open, stage and check a submission. File-level faults come back in `.fault`, never raised."""
     own = con is None
-    con = con or duckdb.connect()
+    con = con or store.connect(None)
     try:
         try:
             sub = open_submission(path)

@@ -63,12 +63,10 @@ def replicate_extract(base: Path, folder: Path, copies: int) -> Path:
     """`copies` disjoint populations from one extract, streamed by DuckDB: copy i gets banks <BANK>_R<i>,
     every pseudonymous id re-hashed with i (so copies never share an account) and txn ids prefixed.
     Generating 50 M rows at once would need about 27 GB."""
-    import duckdb
-
+    from pipelines import store
     from pipelines.submission import write_manifest
     from schemas.contract import PSEUDONYMISED
-    con = duckdb.connect()
-    con.execute("SET memory_limit = '4GB'")
+    con = store.connect(None, "4GB")
     folder.mkdir(parents=True)
     for i in range(copies):
         for bank in sorted(p for p in base.iterdir() if p.is_dir()):

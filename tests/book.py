@@ -61,7 +61,6 @@ class Book:
     def write(self, db_path) -> str:
         con = store.connect(db_path)
         try:
-            store.ensure_schema(con)
             tx = pl.DataFrame(self.txns, schema_overrides={"amount_orig": pl.Float64, "currency": pl.Utf8, "merchant_id": pl.Utf8,
                                                    "description": pl.Utf8, "device_id": pl.Utf8}, infer_schema_length=None)
             acc = pl.DataFrame(self.accounts, schema_overrides={"birth_year": pl.Int32, "gender": pl.Utf8, "sector_code": pl.Utf8})
