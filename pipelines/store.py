@@ -37,3 +37,20 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("""CREATE TABLE IF NOT EXISTS quarantine (
         submission_id VARCHAR, file VARCHAR, "row" BIGINT, check_id VARCHAR, "column" VARCHAR,
         reason VARCHAR, value VARCHAR, record JSON, quarantined_at TIMESTAMPTZ)""")
+
+
+def ensure_fiu_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """The FIU's own tables: screening runs, theme hits, ranked subjects, decisions on reports, disseminations."""
+    con.execute(_ddl("fiu_reports", contract.TRANSACTIONS + contract.FIU_EXTRA, "submission_id VARCHAR"))
+    con.execute("""CREATE TABLE IF NOT EXISTS fiu_screens (screen_id VARCHAR, period_start DATE, period_end DATE, reports BIGINT,
+        themes VARCHAR[], theme_errors JSON, subjects BIGINT, created_at TIMESTAMPTZ)""")
+    con.execute("""CREATE TABLE IF NOT EXISTS fiu_theme_hits (screen_id VARCHAR, theme_id VARCHAR, typology VARCHAR,
+        subject_id VARCHAR, report_id VARCHAR, period_start DATE, period_end DATE, created_at TIMESTAMPTZ)""")
+    con.execute("""CREATE TABLE IF NOT EXISTS fiu_subjects (screen_id VARCHAR, period_start DATE, period_end DATE, "rank" BIGINT,
+        subject_id VARCHAR, network_id VARCHAR, score DOUBLE, themes VARCHAR[], typologies VARCHAR[], reporting_entities VARCHAR[],
+        reports BIGINT, amount_eur DOUBLE, escalated_alert BOOLEAN, network_size BIGINT, network_themes VARCHAR[],
+        reasons VARCHAR, report_ids VARCHAR[], created_at TIMESTAMPTZ)""")
+    con.execute("""CREATE TABLE IF NOT EXISTS fiu_decisions (event_id VARCHAR, report_id VARCHAR, decision VARCHAR, typology VARCHAR,
+        note VARCHAR, user_name VARCHAR, decided_at TIMESTAMPTZ)""")
+    con.execute("""CREATE TABLE IF NOT EXISTS fiu_disseminations (package_id VARCHAR, network_id VARCHAR, report_id VARCHAR,
+        user_name VARCHAR, disseminated_at TIMESTAMPTZ, path VARCHAR)""")
