@@ -297,3 +297,25 @@ def test_generate_fiu_is_deterministic_and_screening_finds_planted_networks(tmp_
     res = screen(db, end - timedelta(days=89), end)
     m = evaluate_subjects(res.subjects, tmp_path / "a" / "fiu_labels.parquet", first=30)
     assert m["trafficking_share@first30"] >= 0.6 and m["network_recall@5%"] >= 0.6
+
+
+def test_monthly_deployment_and_previous_month():
+    import yaml
+    from pathlib import Path
+    from casework.fiu.flows import previous_month
+    dep = {d["name"]: d for d in yaml.safe_load((Path(__file__).resolve().parent.parent / "prefect.yaml").read_text())["deployments"]}
+    fiu = dep["fiu-monthly-screen"]
+    assert fiu["entrypoint"] == "casework/fiu/flows.py:fiu_screen_flow" and fiu["schedules"][0]["cron"].split()[2:] == ["2", "*", "*"]
+    assert previous_month(date(2026, 3, 2)) == (date(2026, 2, 1), date(2026, 2, 28))
+    assert previous_month(date(2026, 1, 15)) == (date(2025, 12, 1), date(2025, 12, 31))
+
+
+def test_screen_flow_runs_and_publishes(prefect_harness, tmp_path):
+    from casework.fiu.flows import fiu_screen_flow
+    db = tmp_path / "s.duckdb"
+    con = store.connect(db)
+    planted_and_background().store(con)
+    con.close()
+    res = fiu_screen_flow(str(db), str(tmp_path / "o"), "2026-09-01..2026-09-30")
+    assert res["top"][0]["subject_id"] == "recv" and res["theme_errors"] == []
+    assert (tmp_path / "o" / "fiu_subjects.parquet").exists()
