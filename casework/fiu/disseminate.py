@@ -24,7 +24,7 @@ ROUTE_COUNTRIES = {"NG": "Nigeria", "RO": "Romania", "BG": "Bulgaria", "HU": "Hu
                    "UG": "Uganda", "BR": "Brazil", "CO": "Colombia", "VE": "Venezuela", "PL": "Poland", "SK": "Slovakia"}
 IDENTITY_FIELDS = ("first_name", "last_name", "account_name", "birthdate", "gender", "nationality1")   # never numbers or contact details
 QUESTIONS = [
-    "Are the receivers (ids below) known to you, and who holds or controls their accounts?",
+    "Are the receivers (ids above) known to you, and who holds or controls their accounts?",
     "Which other senders, in your country or elsewhere, paid these receivers in the period?",
     "Where was the money collected or withdrawn (place, office, agent), and by whom?",
     "Are the receivers or senders known in relation to human trafficking, smuggling or fraud?",
