@@ -41,6 +41,9 @@ def cmd_ingest(a) -> int:
     from pipelines.report import summary_text
     worst = 0
     for path in a.submissions:
+        if _is_goaml(path):   # FIU: a folder of goAML XML reports (needs --key-file)
+            worst = max(worst, cmd_ingest_goaml(path, a))
+            continue
         out = ingest(path, a.db, a.memory_limit)
         if out.validation is not None:
             print(summary_text(out.validation))
@@ -322,6 +325,27 @@ def cmd_disseminate(a) -> int:
     return 0
 
 
+def _is_goaml(path) -> bool:
+    from pipelines.goaml_intake import is_goaml_folder
+    return is_goaml_folder(path)
+
+
+def cmd_ingest_goaml(path, a) -> int:
+    from pipelines.goaml_intake import ingest_goaml
+    if not getattr(a, "key_file", None):
+        print(f"thb-signals ingest: {path} holds goAML reports; pseudonymising them needs --key-file", file=sys.stderr)
+        return 2
+    try:
+        res = ingest_goaml(path, a.db, a.key_file)
+    except (OSError, ValueError) as e:
+        print(f"thb-signals ingest: {path}: {e}", file=sys.stderr)
+        return 2
+    for q in res.quarantined:
+        print(f"  quarantined {q}")
+    print(f"  -> {res.message} [{res.submission_id}]")
+    return 1 if res.quarantined or not res.loaded else 0
+
+
 def add_fiu_commands(sub) -> None:
     s = sub.add_parser("screen", help="FIU: run the themes over a period's reports and rank subjects and networks")
     s.add_argument("--db", required=True)
@@ -373,6 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("submissions", nargs="+")
     s.add_argument("--db", required=True)
     s.add_argument("--memory-limit", default=None, help="DuckDB memory_limit, e.g. 4GB")
+    s.add_argument("--key-file", help="FIU: the partners' key, to pseudonymise a folder of goAML XML reports")
     s.set_defaults(func=cmd_ingest)
 
     s = sub.add_parser("pseudonymise", help="HMAC-SHA256 the identifier columns before submitting")

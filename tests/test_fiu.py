@@ -319,3 +319,79 @@ def test_screen_flow_runs_and_publishes(prefect_harness, tmp_path):
     res = fiu_screen_flow(str(db), str(tmp_path / "o"), "2026-09-01..2026-09-30")
     assert res["top"][0]["subject_id"] == "recv" and res["theme_errors"] == []
     assert (tmp_path / "o" / "fiu_subjects.parquet").exists()
+
+
+# ---- goAML intake ------------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """The project's own goAML export of escalated alerts, from a small scored synthetic store."""
+    from casework.dispositions import record_disposition
+    from casework.goaml import GoamlExporter
+    from detectors.scoring import load_config, score_store
+    from synthetic.identities import write_identities
+    from tests.conftest import generated_store
+    from tests.test_goaml import CONFIG
+    root = tmp_path_factory.mktemp("goaml_in")
+    db = generated_store(root, accounts=2000, days=45)
+    res = score_store(db, root / "out", models_dir=root / "m")
+    con = store.connect(db)
+    for a in res.alerts.sort("rank")["alert_id"].head(3).to_list():
+        record_disposition(con, a, "escalate", "bob")
+    con.close()
+    ids = write_identities(db, root / "identities.csv")
+    written, refused = GoamlExporter(db, ids, load_config(CONFIG)["goaml"]).export(root / "xml", "bob", escalated=True)
+    assert written and not refused
+    key = root / "key"
+    key.write_bytes(b"partners-shared-key-0123456789")
+    return root, db, written, key
+
+
+def test_goaml_reports_round_trip_into_fiu_reports(exported, tmp_path, capsys):
+    root, db, written, key = exported
+    fiu_db = tmp_path / "fiu.duckdb"
+    assert main(["ingest", str(root / "xml"), "--db", str(fiu_db), "--key-file", str(key)]) == 0
+    con = duckdb.connect(str(db), read_only=True)
+    orig = con.sql("SELECT txn_id, direction, amount_eur, booked_at, channel FROM transactions").pl()
+    con.close()
+    fiu = duckdb.connect(str(fiu_db), read_only=True)
+    got = fiu.sql("SELECT txn_id, direction, amount_eur, booked_at, channel, account_id, reporting_entity, report_id, indicator_code "
+                  "FROM fiu_reports").pl()
+    fiu.close()
+    n_xml = sum(len(etree_transactions(p)) for p in written)
+    assert got.height == n_xml > 0
+    both = got.join(orig, on="txn_id", suffix="_bank")
+    assert both.height == got.height
+    assert (both["direction"] == both["direction_bank"]).all() and (both["amount_eur"] - both["amount_eur_bank"]).abs().max() < 0.005
+    assert (both["booked_at"].dt.epoch("s") == both["booked_at_bank"].dt.epoch("s")).all()
+    same_mode = both.filter(pl.col("channel") != pl.col("channel_bank"))   # direct debit reads back as transfer: same goAML codes
+    assert set(zip(same_mode["channel"], same_mode["channel_bank"])) <= {("transfer", "direct_debit"), ("instant_transfer", "wallet")}
+    text = "".join(p.read_text() for p in written)
+    assert all(len(a) == 32 and a not in text for a in got["account_id"].unique().to_list())   # keyed hashes, no account number
+    assert got["indicator_code"].is_not_null().all() and got["reporting_entity"].str.starts_with("BANK_").all()
+
+
+def test_goaml_report_failing_the_schema_is_quarantined(exported, tmp_path, capsys):
+    import shutil
+    root, _, written, key = exported
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for p in written:
+        shutil.copy(p, folder / p.name)
+    bad = folder / "broken.xml"
+    bad.write_text(written[0].read_text().replace("<amount_local>", "<amount_locale>").replace("</amount_local>", "</amount_locale>"))
+    fiu_db = tmp_path / "fiu.duckdb"
+    assert main(["ingest", str(folder), "--db", str(fiu_db), "--key-file", str(key)]) == 1
+    out = capsys.readouterr().out
+    assert "quarantined broken.xml: line" in out and "amount_locale" in out
+    con = duckdb.connect(str(fiu_db), read_only=True)
+    assert con.execute("SELECT count(*) FROM quarantine WHERE file = 'broken.xml' AND check_id = 'goaml.schema'").fetchall()[0][0] == 1
+    assert con.execute("SELECT count(DISTINCT report_id) FROM fiu_reports").fetchall()[0][0] == len(written)
+    con.close()
+    assert main(["ingest", str(folder), "--db", str(fiu_db)]) == 2      # no key: refused, one line
+    assert "--key-file" in capsys.readouterr().err
+
+
+def etree_transactions(path):
+    from lxml import etree
+    return etree.parse(str(path)).getroot().findall("transaction")
