@@ -395,3 +395,38 @@ def test_goaml_report_failing_the_schema_is_quarantined(exported, tmp_path, caps
 def etree_transactions(path):
     from lxml import etree
     return etree.parse(str(path)).getroot().findall("transaction")
+
+
+# ---- the FIU queue on the review site ------------------------------------------------------------------------------------
+
+def test_fiu_queue_on_the_review_site(tmp_path):
+    import re
+    from starlette.testclient import TestClient
+    from casework.review.app import Review
+    from casework.review.auth import load_users
+    from tests.test_review import login, users_file
+    db = tmp_path / "s.duckdb"
+    con = store.connect(db)
+    planted_and_background().store(con)
+    screen(None, START, END, con=con)
+    con.close()
+    app = Review(db, load_users(users_file(tmp_path / "users.yaml")), secret=b"k" * 32).app()
+    ann = TestClient(app)
+    login(ann, "ann")
+    assert ann.get("/fiu").status_code == 404 and ann.get("/fiu/subjects/recv").status_code == 404
+    c = TestClient(app)
+    login(c, "fiona")
+    page = c.get("/fiu")
+    assert page.status_code == 200 and page.text.index("/fiu/subjects/recv") < page.text.index("/fiu/subjects/bg0")
+    subj = c.get("/fiu/subjects/recv")
+    assert subj.status_code == 200 and "R0000" in subj.text and "undecided" in subj.text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', subj.text).group(1)
+    r = c.post("/fiu/reports/R0000/decision", data={"csrf": csrf, "subject": "recv", "decision": "suspicious", "typology": "cross_border"},
+               follow_redirects=True)
+    assert "Recorded: R0000 suspicious" in r.text and "suspicious (fiona)" in r.text
+    forged = c.post("/fiu/reports/R0001/decision", data={"csrf": "x", "subject": "recv", "decision": "suspicious", "typology": "t"})
+    assert forged.status_code == 403
+    assert ann.post("/fiu/reports/R0001/decision", data={"csrf": "x", "decision": "suspicious"}).status_code in (403, 404)
+    con = store.connect(db)
+    assert con.execute("SELECT report_id, decision, user_name FROM fiu_decisions").fetchall() == [("R0000", "suspicious", "fiona")]
+    con.close()
