@@ -89,3 +89,35 @@ def mark_reported(con: duckdb.DuckDBPyConnection, alert_id: str, user: str, repo
                 [report_file, alert_id])
     audit(con, user, "report_goaml", alert_id, state["bank_id"], state["account_id"], state["status"], "reported",
           note=report_file, details=details)
+
+
+# FIU analysts decide on unusual-transaction reports (not on bank alerts): declared suspicious, a report can be
+# disseminated to the investigative services; the decision is kept per report and, like every decision, audited.
+FIU_DECISIONS = ("suspicious", "not_suspicious")
+
+
+def record_fiu_decision(con: duckdb.DuckDBPyConnection, report_id: str, decision: str, user: str, typology: str | None = None,
+                        note: str | None = None) -> dict:
+    """Declare one FIU report suspicious or not, with its audit entry, in one transaction. A later decision supersedes."""
+    from pipelines import store
+    if decision not in FIU_DECISIONS:
+        raise DispositionError(f"unknown decision {decision!r}; one of {', '.join(FIU_DECISIONS)}")
+    if decision == "suspicious" and not (typology or "").strip():
+        raise DispositionError("declaring a report suspicious needs a typology")
+    if not (user or "").strip():
+        raise DispositionError("a decision needs a user")
+    rows = con.execute("SELECT bank_id, account_id FROM fiu_reports WHERE report_id = ? LIMIT 1", [report_id]).fetchall()
+    if not rows:
+        raise DispositionError(f"no FIU report {report_id}")
+    prev = con.execute("SELECT decision FROM fiu_decisions WHERE report_id = ? ORDER BY decided_at DESC LIMIT 1", [report_id]).fetchall()
+    previous = prev[0][0] if prev else "undecided"
+    con.execute("BEGIN TRANSACTION")
+    try:
+        event_id = audit(con, user, f"fiu_{decision}", None, rows[0][0], rows[0][1], previous, decision, typology, note,
+                         {"report_id": report_id})
+        con.execute("INSERT INTO fiu_decisions VALUES (?, ?, ?, ?, ?, ?, now())", [event_id, report_id, decision, typology, note, user])
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return {"report_id": report_id, "previous": previous, "decision": decision, "typology": typology, "event_id": event_id}

@@ -41,6 +41,9 @@ def cmd_ingest(a) -> int:
     from pipelines.report import summary_text
     worst = 0
     for path in a.submissions:
+        if _is_goaml(path):   # FIU: a folder of goAML XML reports (needs --key-file)
+            worst = max(worst, cmd_ingest_goaml(path, a))
+            continue
         out = ingest(path, a.db, a.memory_limit)
         if out.validation is not None:
             print(summary_text(out.validation))
@@ -58,6 +61,8 @@ def cmd_pseudonymise(a) -> int:
 
 
 def cmd_generate(a) -> int:
+    if a.fiu:
+        return cmd_generate_fiu(a)
     from synthetic.generate import generate
     info = generate(a.out_dir, accounts=a.accounts, days=a.days, banks=a.banks, seed=a.seed,
                     fmt=a.format, end=a.end)
@@ -70,6 +75,8 @@ def cmd_generate(a) -> int:
 def cmd_evaluate(a) -> int:
     import json
     from synthetic.evaluate import EvaluationError, evaluate, format_table
+    if a.subjects:
+        return cmd_evaluate_subjects(a)
     try:
         m = evaluate(a.alerts, a.labels)
     except EvaluationError as e:
@@ -228,6 +235,150 @@ def cmd_demo(a) -> int:
     return run_demo(out)
 
 
+# ---- FIU workflow: screen themes over reports, decide, disseminate (casework/fiu) ----------------------------------------
+
+def cmd_generate_fiu(a) -> int:
+    from synthetic.fiu import generate_fiu
+    info = generate_fiu(a.out_dir, reports=a.reports, networks=a.networks, seed=a.seed, end=a.end, days=a.days, fmt=a.format)
+    print(f"FIU extract: {info['reports']} reports from {info['entities']} reporting entities, {info['accounts']} accounts -> {info['folder']}")
+    print(f"labels: {info['labelled_subjects']} subjects in {info['networks']} planted networks -> {info['labels']}")
+    return 0
+
+
+def cmd_evaluate_subjects(a) -> int:
+    import json
+    from synthetic.evaluate import EvaluationError, evaluate_subjects
+    try:
+        m = evaluate_subjects(a.subjects, a.labels)
+    except EvaluationError as e:
+        print(f"thb-signals evaluate: {e}", file=sys.stderr)
+        return 2
+    if a.json:
+        print(json.dumps(m, indent=2))
+    else:
+        for k, v in m.items():
+            print(f"{k:<34} {v}")
+    return 0
+
+
+def cmd_screen(a) -> int:
+    from casework.fiu.screen import ScreenError, parse_period, screen
+    try:
+        start, end = parse_period(a.period)
+    except ScreenError as e:
+        print(f"thb-signals screen: {e}", file=sys.stderr)
+        return 2
+    if not Path(a.db).exists():
+        print(f"thb-signals screen: no store at {a.db}", file=sys.stderr)
+        return 2
+    res = screen(a.db, start, end, a.themes, a.out)
+    for line in res.theme_errors:
+        print(f"not run: {line}", file=sys.stderr)
+    s = res.subjects
+    hit = int((s["themes"].list.len() > 0).sum()) if s.height else 0
+    print(f"{res.screen_id}: {res.reports} reports in {start}..{end}, {len(res.themes_run)} themes run, {s.height} subjects "
+          f"({hit} hit by a theme, {s['network_id'].n_unique() if s.height else 0} networks)")
+    if res.files:
+        print(f"ranked subjects written to {res.files['parquet']}")
+    for r in s.head(a.top).iter_rows(named=True):
+        print(f"{r['rank']:>4}  {r['score']:6.2f}  {r['subject_id'][:12]}  {r['network_id']}  {r['reasons'][:150]}")
+    return 1 if res.theme_errors else 0
+
+
+def cmd_themes(a) -> int:
+    from casework.fiu.screen import theme_summary
+    from casework.fiu.themes import load_themes
+    themes, problems = load_themes(a.themes)
+    print(theme_summary(themes))
+    for p in problems:
+        print(f"not loaded: {p}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def cmd_fiu_decide(a) -> int:
+    from casework.dispositions import DispositionError, record_fiu_decision
+    from pipelines import store
+    con = store.connect(a.db)
+    try:
+        out = record_fiu_decision(con, a.report, a.decision, a.user, a.typology, a.note)
+    except DispositionError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    finally:
+        con.close()
+    print(f"{a.report}: {out['previous']} -> {out['decision']} (by {a.user})")
+    return 0
+
+
+def cmd_disseminate(a) -> int:
+    from casework.fiu.disseminate import DisseminationError, disseminate
+    try:
+        written = disseminate(a.db, a.out, a.user, a.identities)
+    except DisseminationError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if not written:
+        print("nothing to disseminate: no report declared suspicious since the last dissemination")
+    for w in written:
+        extra = f"; requests to FIU {', '.join(w['route_requests'])}" if w["route_requests"] else ""
+        print(f"{w['package_id']}: network {w['network_id']}, {w['reports']} report(s) -> {w['folder']}{extra}")
+    return 0
+
+
+def _is_goaml(path) -> bool:
+    from pipelines.goaml_intake import is_goaml_folder
+    return is_goaml_folder(path)
+
+
+def cmd_ingest_goaml(path, a) -> int:
+    from pipelines.goaml_intake import ingest_goaml
+    if not getattr(a, "key_file", None):
+        print(f"thb-signals ingest: {path} holds goAML reports; pseudonymising them needs --key-file", file=sys.stderr)
+        return 2
+    try:
+        res = ingest_goaml(path, a.db, a.key_file)
+    except (OSError, ValueError) as e:
+        print(f"thb-signals ingest: {path}: {e}", file=sys.stderr)
+        return 2
+    for q in res.quarantined:
+        print(f"  quarantined {q}")
+    print(f"  -> {res.message} [{res.submission_id}]")
+    return 1 if res.quarantined or not res.loaded else 0
+
+
+def add_fiu_commands(sub) -> None:
+    s = sub.add_parser("screen", help="FIU: run the themes over a period's reports and rank subjects and networks")
+    s.add_argument("--db", required=True)
+    s.add_argument("--period", required=True, help="YYYY-MM-DD..YYYY-MM-DD (both days included)")
+    s.add_argument("--themes", action="append", help="a folder of the analyst's own theme YAML files (repeatable)")
+    s.add_argument("--out", help="folder for fiu_subjects.parquet and fiu_theme_hits.parquet")
+    s.add_argument("--top", type=int, default=20, help="subjects to print")
+    s.set_defaults(func=cmd_screen)
+
+    s = sub.add_parser("themes", help="FIU: list the themes (shipped and from --themes folders) and any that cannot be read")
+    s.add_argument("--themes", action="append")
+    s.set_defaults(func=cmd_themes)
+
+    from casework.dispositions import FIU_DECISIONS
+    s = sub.add_parser("fiu-decide", help="FIU: declare a report suspicious or not (audit log)")
+    s.add_argument("--db", required=True)
+    s.add_argument("--report", required=True, help="report_id")
+    s.add_argument("--decision", required=True, choices=list(FIU_DECISIONS))
+    s.add_argument("--typology", help="required when suspicious, e.g. sexual_exploitation")
+    s.add_argument("--note")
+    s.add_argument("--user", required=True)
+    s.set_defaults(func=cmd_fiu_decide)
+
+    s = sub.add_parser("disseminate", help="FIU: package the reports declared suspicious since the last run, per network")
+    s.add_argument("--db", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--identities", help="file mapping pseudonymous ids to names (else parties stay pseudonymous)")
+    s.add_argument("--user", default=os.environ.get("USER", "unknown"))
+    s.set_defaults(func=cmd_disseminate)
+
+# ---- end of FIU workflow ------------------------------------------------------------------------------------------------
+
+
 def main(argv: list[str] | None = None) -> int:
     p = _Parser(prog="thb-signals", description="Financial signals of human trafficking in bank and FIU extracts.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -246,6 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("submissions", nargs="+")
     s.add_argument("--db", required=True)
     s.add_argument("--memory-limit", default=None, help="DuckDB memory_limit, e.g. 4GB")
+    s.add_argument("--key-file", help="FIU: the partners' key, to pseudonymise a folder of goAML XML reports")
     s.set_defaults(func=cmd_ingest)
 
     s = sub.add_parser("pseudonymise", help="HMAC-SHA256 the identifier columns before submitting")
@@ -262,10 +414,15 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--seed", type=int, default=1)
     s.add_argument("--format", choices=("parquet", "csv"), default="parquet")
     s.add_argument("--end", default="2026-09-30", help="last day of the period")
+    s.add_argument("--fiu", action="store_true", help="an FIU extract (reports from every kind of obliged entity) and fiu_labels.parquet")
+    s.add_argument("--reports", type=int, default=6000, help="with --fiu: size of the background (about twice as many reports)")
+    s.add_argument("--networks", type=int, default=40, help="with --fiu: planted trafficking networks")
     s.set_defaults(func=cmd_generate)
 
     s = sub.add_parser("evaluate", help="score an alert table against labels")
-    s.add_argument("--alerts", required=True)
+    what = s.add_mutually_exclusive_group(required=True)
+    what.add_argument("--alerts", help="a bank scoring run's alerts.parquet")
+    what.add_argument("--subjects", help="an FIU screening's fiu_subjects.parquet (with --labels fiu_labels.parquet)")
     s.add_argument("--labels", required=True)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_evaluate)
@@ -354,6 +511,8 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("demo", help="load the shipped samples into a fresh store and show the result")
     s.add_argument("--out", default="demo-out")
     s.set_defaults(func=cmd_demo)
+
+    add_fiu_commands(sub)
 
     a = p.parse_args(argv)
     from schemas.store import StoreVersionError

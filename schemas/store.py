@@ -71,6 +71,20 @@ MIGRATIONS: tuple[Migration, ...] = (
         "ALTER TABLE alert_status ADD COLUMN IF NOT EXISTS reported_at TIMESTAMPTZ",
         "ALTER TABLE alert_status ADD COLUMN IF NOT EXISTS report_file VARCHAR",
     )),
+    Migration(3, "the FIU's screening: runs, theme hits, ranked subjects, decisions on reports, disseminations", (
+        """CREATE TABLE IF NOT EXISTS fiu_screens (screen_id VARCHAR, period_start DATE, period_end DATE, reports BIGINT,
+        themes VARCHAR[], theme_errors JSON, subjects BIGINT, created_at TIMESTAMPTZ)""",
+        """CREATE TABLE IF NOT EXISTS fiu_theme_hits (screen_id VARCHAR, theme_id VARCHAR, typology VARCHAR,
+        subject_id VARCHAR, report_id VARCHAR, period_start DATE, period_end DATE, created_at TIMESTAMPTZ)""",
+        """CREATE TABLE IF NOT EXISTS fiu_subjects (screen_id VARCHAR, period_start DATE, period_end DATE, "rank" BIGINT,
+        subject_id VARCHAR, network_id VARCHAR, score DOUBLE, themes VARCHAR[], typologies VARCHAR[], reporting_entities VARCHAR[],
+        reports BIGINT, amount_eur DOUBLE, escalated_alert BOOLEAN, network_size BIGINT, network_themes VARCHAR[],
+        reasons VARCHAR, report_ids VARCHAR[], created_at TIMESTAMPTZ)""",
+        """CREATE TABLE IF NOT EXISTS fiu_decisions (event_id VARCHAR, report_id VARCHAR, decision VARCHAR, typology VARCHAR,
+        note VARCHAR, user_name VARCHAR, decided_at TIMESTAMPTZ)""",
+        """CREATE TABLE IF NOT EXISTS fiu_disseminations (package_id VARCHAR, network_id VARCHAR, report_id VARCHAR,
+        user_name VARCHAR, disseminated_at TIMESTAMPTZ, path VARCHAR)""",
+    )),
 )
 LATEST = MIGRATIONS[-1].version
 VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER, applied_at TIMESTAMPTZ)"

@@ -120,3 +120,29 @@ def format_table(m: dict) -> str:
         rows.append(("alerts on unlabelled accounts", m["alerts_not_in_labels"]))
     width = max(len(r[0]) for r in rows)
     return "\n".join(f"{k:<{width}}  {'-' if v is None else v}" for k, v in rows)
+
+
+# FIU screening: a ranked subject list (fiu_subjects) against the generator's planted networks (fiu_labels).
+SUBJECT_COLUMNS = ("subject_id", "rank")
+SUBJECT_LABEL_COLUMNS = ("subject_id", "network_id", "typology")
+
+
+def evaluate_subjects(subjects, labels, first: int = 100, budget_share: float = 0.05) -> dict:
+    """Of the first `first` subjects, the share that is trafficking-related; and the share of planted networks with at
+    least one subject within the review budget (a share of all subjects screened: an analyst opens the network from it)."""
+    s = _read(subjects, SUBJECT_COLUMNS, "subjects").sort("rank").unique("subject_id", keep="first", maintain_order=True)
+    lab = _read(labels, SUBJECT_LABEL_COLUMNS, "labels").filter(pl.col("typology") != "none") \
+        .select("subject_id", pl.col("network_id").alias("planted_network"), pl.col("typology").alias("planted_typology"))
+    ranked = s.select("subject_id", "rank").join(lab, on="subject_id", how="left", maintain_order="left")
+    budget = max(1, math.ceil(s.height * budget_share))
+    nets = lab["planted_network"].n_unique()
+    found = ranked.head(budget).filter(pl.col("planted_network").is_not_null())["planted_network"].unique()
+    per_typ = lab.unique("planted_network").group_by("planted_typology").agg(
+        pl.col("planted_network").is_in(found.implode()).mean().round(4).alias("recall"))
+    first_n = ranked.head(first)
+    return {"subjects": s.height, "planted_subjects": lab.height, "planted_networks": nets,
+            f"trafficking_share@first{first}": round(float(first_n["planted_network"].is_not_null().mean()), 4) if first_n.height else None,
+            f"budget@{budget_share:.0%}": budget,
+            f"network_recall@{budget_share:.0%}": round(found.len() / nets, 4) if nets else None,
+            "network_recall_by_typology": dict(sorted(per_typ.iter_rows())),
+            "subject_recall@budget": round(float(ranked.head(budget)["planted_network"].is_not_null().sum()) / lab.height, 4) if lab.height else None}

@@ -10,7 +10,8 @@ from pipelines.ingest import ingest
 from schemas import contract
 
 TABLES = {"transactions", "accounts", "fiu_reports", "submissions", "quarantine", "alerts", "cases", "alert_status",
-          "runs", "audit_log", "schema_version"}
+          "runs", "audit_log", "schema_version", "fiu_screens", "fiu_theme_hits", "fiu_subjects", "fiu_decisions",
+          "fiu_disseminations"}
 
 # The DDL as the code before numbered migrations ran it, copied verbatim (pipelines/store.ensure_schema,
 # detectors/scoring.ensure_scoring_tables, casework/dispositions.ensure_review_tables): fixtures for "old stores".

@@ -30,6 +30,7 @@ from casework.dispositions import ACTIONS, DISMISS_REASONS, DispositionError, re
 from casework.review import queries as q
 from casework.review.auth import Sessions, User
 from casework.review.pictures import network_svg, timeline_svg
+from casework.review.fiu_pages import fiu_routes
 
 COOKIE, LOGIN_COOKIE = "thb_session", "thb_login"
 # free text (payment descriptions) may carry identifiers the extract contract keeps out of id columns
@@ -243,4 +244,5 @@ class Review:
             Route("/logout", self.logout, methods=["POST"]), Route("/queue", self.queue), Route("/queue.csv", self.queue_csv),
             Route("/alerts/{alert_id}.csv", self.alert_csv), Route("/alerts/{alert_id}", self.alert),
             Route("/alerts/{alert_id}/disposition", self.dispose, methods=["POST"]),
-            Route("/alerts/{alert_id}/goaml", self.goaml, methods=["POST"]), Route("/audit", self.audit)])
+            Route("/alerts/{alert_id}/goaml", self.goaml, methods=["POST"]), Route("/audit", self.audit),
+            *fiu_routes(self)])
