@@ -3,20 +3,20 @@
 Why DuckDB and not Great Expectations for the row checks: GX 1.x validates pandas frames only,
 which would hold a 10-million-row extract in memory. The files are instead staged into DuckDB
 tables (DuckDB streams the read and spills to disk), and every check in `schemas.contract` is
-compiled to one SQL predicate that finds the failing rows. The same check list also builds the
-GX suite (`schemas.gx_suite`), which runs on a bounded sample for the report; both come from one
-definition, so they cannot drift apart.
+compiled to one SQL query that finds the failing rows. Each kind of check is defined once in
+`schemas.checks`, its SQL beside its GX expectation; the GX suite (`schemas.gx_suite`) runs on a
+bounded sample for the report. Both come from one definition, so they cannot drift apart.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 
 import duckdb
 
 from pipelines.submission import Submission, SubmissionRejected, manifest_rows, open_submission
 from schemas import contract
+from schemas.checks import check_type, quote
 from schemas.codes import IBAN_LENGTHS
 from schemas.contract import Check
 
@@ -59,14 +59,6 @@ class Validation:
     @property
     def loadable(self) -> bool:
         return self.fault is None
-
-
-def quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _txt(col: str) -> str:
-    return f"CAST(t.{quote(col)} AS VARCHAR)"
 
 
 def _read_expr(path: Path) -> str:
@@ -203,82 +195,13 @@ def _refuse_raw_identifiers(con: duckdb.DuckDBPyConnection, sub: Submission) -> 
                                      f"(run `thb-signals pseudonymise` first)")
 
 
-_INTEGERS = ("INTEGER", "BIGINT", "SMALLINT", "TINYINT", "HUGEINT", "UBIGINT", "UINTEGER")
-_NUMERIC = ("DECIMAL", "DOUBLE", "FLOAT", "REAL") + _INTEGERS
-
-
-def _typed_ok(staged: str | None, sql_type: str) -> bool:
-    """A Parquet column already of the contract's kind of type needs no textual format check."""
-    if not staged or staged == "VARCHAR":
-        return False
-    if sql_type == "TIMESTAMPTZ":
-        return staged.startswith("TIMESTAMP")
-    if sql_type == "DATE":
-        return staged == "DATE"
-    if sql_type == "INTEGER":
-        return staged in _INTEGERS
-    return staged.startswith(_NUMERIC)
-
-
 def fail_predicate(check: Check, sub: Submission, staged: str | None = None) -> str:
-    """The SQL condition (over staging alias t) that is true for a row failing `check`.
-    `staged` is the staging column's type: Parquet columns that are already typed skip text checks."""
-    col = f"t.{quote(check.column)}"
-    k, p = check.kind, check.params
-    if k == "not_null":
-        if staged and staged != "VARCHAR":
-            return f"({col} IS NULL)"
-        txt = _txt(check.column)   # blank = only spaces; trim() only for values that start with one (cheap at 10 M rows)
-        return f"({col} IS NULL OR {txt} = '' OR (prefix({txt}, ' ') AND trim({txt}) = ''))"
-    if k == "format":
-        if _typed_ok(staged, p["sql_type"]):
-            return f"({col} IS NOT NULL AND TRY_CAST({col} AS {p['sql_type']}) IS NULL)" if p["sql_type"] != "TIMESTAMPTZ" else "false"
-        rx = p["regex"].replace("'", "''")
-        typed = f"TRY_CAST({col} AS {p['sql_type']}) IS NULL" if p["sql_type"] != "VARCHAR" else "false"
-        return f"({col} IS NOT NULL AND (NOT regexp_full_match(trim({_txt(check.column)}), '{rx}') OR {typed}))"
-    if k == "in_set":
-        values = ", ".join("'" + v.replace("'", "''") + "'" for v in p["values"])
-        return f"({col} IS NOT NULL AND {_txt(check.column)} NOT IN ({values}))"
-    if k == "range":
-        num = f"TRY_CAST({col} AS DOUBLE)"
-        parts = []
-        if "min" in p:
-            parts.append(f"{num} {'<=' if p.get('strict_min') else '<'} {p['min']}")
-        if "max" in p:
-            parts.append(f"{num} > {p['max']}")
-        return "(" + " OR ".join(parts) + ")"
-    if k == "required_if":
-        other, value = p["when"]
-        return f"(CAST(t.{quote(other)} AS VARCHAR) = '{value}' AND {col} IS NULL)"
-    if k == "equals_manifest":
-        return f"({col} IS DISTINCT FROM '{sub.bank_id}')" if sub.bank_id else "false"
-    if k == "in_period":
-        start, end = sub.period
-        hi = end + timedelta(days=1)
-        ts = f"TRY_CAST({col} AS TIMESTAMPTZ)"   # the period's dates are Dutch calendar days
-        return (f"({ts} < timezone('{PERIOD_TZ}', TIMESTAMP '{start} 00:00:00') "
-                f"OR {ts} >= timezone('{PERIOD_TZ}', TIMESTAMP '{hi} 00:00:00'))")
-    raise ValueError(k)
-
-
-def _failing_rows_sql(check: Check, sub: Submission, types: dict[str, str] | None = None) -> str:
-    table = f"stg_{check.file}"
-    value = _txt(check.column)
-    if check.kind == "unique":
-        key = ", ".join(quote(k) for k in check.params["key"])
-        dup = f"(SELECT {key} FROM {table} GROUP BY ALL HAVING count(*) > 1)"   # cheap hash pass; the window sees duplicates only
-        return (f"SELECT t.__row, {value} AS value FROM (SELECT s.*, row_number() OVER (PARTITION BY {key} ORDER BY __row) AS __n "
-                f"FROM {table} s SEMI JOIN {dup} d USING ({key})) t WHERE t.__n > 1 AND t.{quote(check.column)} IS NOT NULL")
-    if check.kind == "in_set" and len(check.params["values"]) > 20:   # long code lists: a hash anti-join, not 250 comparisons a row
-        codes = "(SELECT unnest([" + ", ".join("'" + x.replace("'", "''") + "'" for x in check.params["values"]) + "]) AS code)"
-        return (f"SELECT t.__row, {value} AS value FROM {table} t ANTI JOIN {codes} c ON {value} = c.code "
-                f"WHERE t.{quote(check.column)} IS NOT NULL")
-    if check.kind == "in_accounts":
-        ok = "(SELECT a.bank_id, a.account_id FROM stg_accounts a WHERE a.__row NOT IN (SELECT row FROM failures WHERE file = 'accounts'))"
-        return (f"SELECT t.__row, {value} AS value FROM {table} t ANTI JOIN {ok} a "
-                f"ON CAST(a.account_id AS VARCHAR) = CAST(t.account_id AS VARCHAR) AND CAST(a.bank_id AS VARCHAR) = CAST(t.bank_id AS VARCHAR) "
-                f"WHERE t.account_id IS NOT NULL")
-    return f"SELECT t.__row, {value} AS value FROM {table} t WHERE {fail_predicate(check, sub, (types or {}).get(check.column))}"
+    """The SQL condition (over staging alias t) that is true for a row failing `check`, for kinds without
+    bound values (the registry's `failing_rows` is what the checks run). `staged` is the staging column's type."""
+    pred, params = check_type(check).predicate(check, sub, staged)
+    if params:
+        raise ValueError(f"{check.id}: the predicate binds values; run it through check_type(check).failing_rows")
+    return pred
 
 
 def run_checks(con: duckdb.DuckDBPyConnection, v: Validation) -> Validation:
@@ -294,11 +217,12 @@ def run_checks(con: duckdb.DuckDBPyConnection, v: Validation) -> Validation:
     for name in sorted(sub.files, key=lambda n: n != "accounts"):
         types = {r[0]: r[1] for r in con.execute(f"DESCRIBE stg_{name}").fetchall()}
         for check in applicable[name]:
-            con.execute(f"INSERT INTO failures SELECT '{name}', __row, ?, ?, ?, left(value, 200) FROM ({_failing_rows_sql(check, sub, types)})",
-                        [check.id, check.column, check.reason])
-    summary = con.execute(f"""
-        SELECT check_id, count(*), list([CAST(row AS VARCHAR), value] ORDER BY row)[1:{EXAMPLES}]
-        FROM failures GROUP BY check_id""").fetchall()
+            rows_sql, params = check_type(check).failing_rows(check, sub, types.get(check.column))
+            con.execute(f"INSERT INTO failures SELECT ?, __row, ?, ?, ?, left(value, 200) FROM ({rows_sql})",
+                        [name, check.id, check.column, check.reason, *params])
+    summary = con.execute("""
+        SELECT check_id, count(*), list([CAST(row AS VARCHAR), value] ORDER BY row)[1:?]
+        FROM failures GROUP BY check_id""", [EXAMPLES]).fetchall()
     by_id = {cid: (n, [(int(r), val) for r, val in ex]) for cid, n, ex in summary}
     v.results = [CheckResult(check, *by_id.get(check.id, (0, []))) for name in sub.files for check in applicable[name]]
     v.rejected_rows = dict(con.execute("SELECT file, count(DISTINCT row) FROM failures GROUP BY file").fetchall())
