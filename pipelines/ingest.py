@@ -95,15 +95,16 @@ def _load_all(con, sid: str, sub: Submission) -> tuple[dict, dict, int]:
     return loaded, quarantined, replaced
 
 
-def ingest(path: str | Path, db_path: str | Path, memory_limit: str | None = None, timer: Stopwatch | None = None) -> IngestOutcome:
-    """Validate and load one submission folder into the store at `db_path`."""
+def ingest(path: str | Path, db_path: str | Path, memory_limit: str | None = None, timer: Stopwatch | None = None,
+           require_manifest: bool = False) -> IngestOutcome:
+    """Validate and load one submission folder into the store at `db_path` (`require_manifest`: refuse one without)."""
     path = Path(path)
     timer = timer or Stopwatch()
     con = store.connect(db_path, memory_limit)
     try:
         store.ensure_schema(con)
         try:
-            sub = open_submission(path)
+            sub = open_submission(path, require_manifest)
         except SubmissionRejected as e:
             sid = _submission_id(None, path)
             _record(con, sid, None, path, "rejected", str(e))

@@ -21,17 +21,26 @@ from schemas.codes import IBAN_LENGTHS
 from schemas.contract import Check
 
 EXAMPLES = 5
+MAX_LINE_BYTES = 65_536   # a CSV line longer than this is refused: a booking is well under 1 kB, a hostile file is not
 PERIOD_TZ = contract.PERIOD_TZ
 RE_IBAN_SHAPE = r"[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}"
 RE_EMAIL = r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}"
-RE_PHONE = r"(\+|00)[1-9][0-9 \-]{7,16}|0[1-9][0-9]{8}"
+RE_PHONE = r"(\+|00)[1-9][0-9]{7,14}|0[1-9][0-9]{8}"   # on the compact form: only '+' and digits left
+# Trivial formatting a raw identifier may carry: Unicode spaces (tab, no-break, thin), format characters
+# (zero-width, BOM), dashes of every kind, brackets, dots, slashes, colons; and an `IBAN` or `tel` prefix.
+RE_SEPARATORS = r"[\s\p{Z}\p{Cf}\p{Pd}()\[\]./:]"
+RE_EDGE_SPACE = r"^[\s\p{Z}\p{Cf}]+|[\s\p{Z}\p{Cf}]+$"
 
-_MACROS = """
+_MACROS = f"""
 CREATE OR REPLACE TEMP MACRO iban_mod97(s) AS (
   list_reduce(list_transform(string_split(array_to_string(list_transform(
       string_split(substr(s, 5) || substr(s, 1, 4), ''),
       lambda c: CASE WHEN c >= 'A' THEN CAST(ascii(c) - 55 AS VARCHAR) ELSE c END), ''), ''),
     lambda c: CAST(c AS INTEGER)), lambda a, b: (a * 10 + b) % 97, 0));
+CREATE OR REPLACE TEMP MACRO id_compact(s) AS
+  regexp_replace(upper(regexp_replace(s, '{RE_SEPARATORS}', '', 'g')), '^(IBAN|TEL|MAILTO)', '');
+CREATE OR REPLACE TEMP MACRO id_trimmed(s) AS
+  regexp_replace(regexp_replace(s, '{RE_EDGE_SPACE}', '', 'g'), '^(?i:mailto):', '');
 """
 
 
@@ -62,11 +71,20 @@ class Validation:
 
 
 def _read_expr(path: Path) -> str:
-    p = str(path).replace("'", "''")
+    """The reader of one file, for `con.execute(sql, [str(path)])`: the path is bound, never spliced."""
     if path.suffix == ".parquet":
-        return f"(SELECT file_row_number + 1 AS __row, * EXCLUDE (file_row_number) FROM read_parquet('{p}', file_row_number=true))"
-    return (f"(SELECT row_number() OVER () AS __row, * FROM read_csv('{p}', header=true, delim=',', quote='\"', "
-            f"escape='\"', all_varchar=true, encoding='utf-8', strict_mode=true, null_padding=false))")
+        return "(SELECT file_row_number + 1 AS __row, * EXCLUDE (file_row_number) FROM read_parquet(?, file_row_number=true))"
+    return (f"(SELECT row_number() OVER () AS __row, * FROM read_csv(?, header=true, delim=',', quote='\"', "
+            f"escape='\"', all_varchar=true, encoding='utf-8', strict_mode=true, null_padding=false, max_line_size={MAX_LINE_BYTES}))")
+
+
+def _first_long_line(path: Path, limit: int) -> int | None:
+    """Line number (1-based) of the first line longer than `limit` bytes; only run after DuckDB refused the file."""
+    with open(path, "rb") as f:
+        for number, line in enumerate(f, start=1):
+            if len(line.rstrip(b"\r\n")) > limit:
+                return number
+    return None
 
 
 def _check_csv_header(path: Path) -> None:
@@ -114,13 +132,18 @@ def stage(con: duckdb.DuckDBPyConnection, sub: Submission) -> Validation:
             _check_csv_header(path)
         def read(sql: str):
             try:
-                return con.execute(sql)
+                return con.execute(sql, [str(path)])
             except duckdb.Error as e:
                 bad = _first_bad_utf8(path) if path.suffix == ".csv" else None
                 if bad:
                     raise SubmissionRejected(path.name, "wrong encoding",
                                              f"line {bad[0]} (byte {bad[1]}) is not UTF-8; the contract requires UTF-8") from e
-                first = str(e).split("\n")[0].strip()
+                long = _first_long_line(path, MAX_LINE_BYTES) if path.suffix == ".csv" and "line size" in str(e) else None
+                if long:
+                    raise SubmissionRejected(path.name, "line too long",
+                                             f"data row {long - 1} (line {long}) is longer than the reader's limit of "
+                                             f"{MAX_LINE_BYTES:,} bytes") from e
+                first = str(e).split("\n")[0].strip()   # never the rest: DuckDB quotes the offending line
                 raise SubmissionRejected(path.name, "unreadable file", first) from e
 
         cols = [r[0] for r in read(f"DESCRIBE SELECT * FROM {_read_expr(path)}").fetchall()]
@@ -157,38 +180,39 @@ def stage(con: duckdb.DuckDBPyConnection, sub: Submission) -> Validation:
     return v
 
 
-def _raw_identifier_sql(col: str) -> str:
-    """True for a value that looks like a raw IBAN (valid checksum), e-mail address or phone number."""
-    norm = f"upper(replace({col}, ' ', ''))"
+def _raw_identifier_sql(value: str, compact: str) -> str:
+    """True for a value that is a raw IBAN (valid mod-97 checksum), e-mail address or phone number once its
+    trivial formatting is gone. `compact` is id_compact(value): separators, prefixes and case removed."""
     lengths = "[" + ", ".join(f"'{cc}{n}'" for cc, n in IBAN_LENGTHS.items()) + "]"
     countries = ", ".join(f"'{cc}'" for cc in IBAN_LENGTHS)   # cheap first filter before any regex
-    return f"""CASE WHEN upper(substr({col}, 1, 2)) IN ({countries})
-                         AND regexp_full_match({norm}, '{RE_IBAN_SHAPE}')
-                         AND list_contains({lengths}, substr({norm}, 1, 2) || CAST(length({norm}) AS VARCHAR))
-                    THEN iban_mod97({norm}) = 1          -- CASE: the costly checksum only for IBAN-shaped values
-                    WHEN contains({col}, '@') THEN regexp_full_match({col}, '{RE_EMAIL}')
-                    WHEN substr({col}, 1, 1) IN ('+', '0') THEN regexp_full_match({col}, '{RE_PHONE}')
-                    ELSE false END"""
+    return f"""CASE WHEN substr({compact}, 1, 2) IN ({countries})
+                         AND regexp_full_match({compact}, '{RE_IBAN_SHAPE}')
+                         AND list_contains({lengths}, substr({compact}, 1, 2) || CAST(length({compact}) AS VARCHAR))
+                    THEN iban_mod97({compact}) = 1          -- CASE: the costly checksum only for IBAN-shaped values
+                    WHEN contains({value}, '@') THEN regexp_full_match(id_trimmed({value}), '{RE_EMAIL}')
+                    ELSE regexp_full_match({compact}, '{RE_PHONE}') END"""
 
 
 def _refuse_raw_identifiers(con: duckdb.DuckDBPyConnection, sub: Submission) -> None:
     """A raw IBAN, e-mail or phone in an identifier column rejects the submission (values never echoed).
-    Each distinct value is tested once (an extract repeats its ids: 10 M rows hold about 200 k of them);
-    rows are looked up only when a value matched."""
+    Each distinct value is normalised and tested once (an extract repeats its ids: 10 M rows hold about
+    200 k of them); rows are looked up only when a value matched."""
     for name in sub.files:
         for c in contract.columns(name, fiu=sub.fiu):
             if not c.identifier:
                 continue
             col = f"CAST({quote(c.name)} AS VARCHAR)"
             # Materialised first: in one query DuckDB pushes the test below the DISTINCT, onto every row.
-            con.execute(f"CREATE OR REPLACE TEMP TABLE id_values AS SELECT DISTINCT {col} AS v FROM stg_{name}")
-            con.execute(f"DELETE FROM id_values WHERE NOT coalesce({_raw_identifier_sql('v')}, false)")
+            con.execute(f"""CREATE OR REPLACE TEMP TABLE id_values AS SELECT v, id_compact(v) AS c
+                            FROM (SELECT DISTINCT {col} AS v FROM stg_{name} WHERE {col} IS NOT NULL)""")
+            con.execute(f"DELETE FROM id_values WHERE NOT coalesce({_raw_identifier_sql('v', 'c')}, false)")
             found = con.execute("SELECT count(*) FROM id_values").fetchall()[0][0]
             if not found:
                 con.execute("DROP TABLE id_values")
                 continue
-            n, rows = con.execute(f"""SELECT count(*), list(__row ORDER BY __row)[1:{EXAMPLES}] FROM stg_{name}
-                                      WHERE {col} IN (SELECT v FROM id_values)""").fetchall()[0]
+            n, rows = con.execute(f"""SELECT count(*), list(__row ORDER BY __row)[1:?] FROM stg_{name}
+                                      WHERE {col} IN (SELECT v FROM id_values)""", [EXAMPLES]).fetchall()[0]
+            con.execute("DROP TABLE id_values")
             raise SubmissionRejected(sub.files[name].name, "raw identifier",
                                      f"column {c.name}: {n} rows hold what looks like a raw IBAN, e-mail or phone "
                                      f"number (rows {', '.join(map(str, rows))}); only pseudonymous ids may be submitted "
@@ -229,13 +253,14 @@ def run_checks(con: duckdb.DuckDBPyConnection, v: Validation) -> Validation:
     return v
 
 
-def validate(path: str | Path, con: duckdb.DuckDBPyConnection | None = None, gx_sample_rows: int = 0) -> Validation:
+def validate(path: str | Path, con: duckdb.DuckDBPyConnection | None = None, gx_sample_rows: int = 0,
+             require_manifest: bool = False) -> Validation:
     """Open, stage and check a submission. File-level faults come back in `.fault`, never raised."""
     own = con is None
     con = con or duckdb.connect()
     try:
         try:
-            sub = open_submission(path)
+            sub = open_submission(path, require_manifest)
             v = stage(con, sub)
         except SubmissionRejected as e:
             return Validation(Submission(Path(path), {}), fault=e)

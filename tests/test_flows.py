@@ -75,7 +75,7 @@ def test_validation_failure_is_not_retried(prefect_harness, tmp_path, monkeypatc
     import pipelines.flows as flows
     calls = []
 
-    def broken(path, db):
+    def broken(path, db, **_):
         calls.append(path)
         raise ValueError("bad value in the contract (injected)")
     monkeypatch.setattr(flows, "ingest", broken)
