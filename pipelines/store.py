@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import duckdb
@@ -14,9 +15,11 @@ DEFAULT_MEMORY_LIMIT = "3GB"   # DuckDB spills past this; keeps a 10M-row run ne
 
 def connect(db_path: str | Path | None = None, memory_limit: str | None = None, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """Open the store (or an in-memory database). Memory is capped so large loads spill to disk."""
-    con = duckdb.connect(str(db_path) if db_path else ":memory:", read_only=read_only)
     limit = memory_limit or os.environ.get("THB_DUCKDB_MEMORY_LIMIT") or DEFAULT_MEMORY_LIMIT
-    con.execute(f"SET memory_limit = '{limit}'")
+    if not re.fullmatch(r"\s*\d+(\.\d+)?\s*([KMGT]i?B|[KMGT]|bytes|%)?\s*", str(limit), re.IGNORECASE):
+        raise ValueError(f"memory limit {str(limit)[:40]!r} is not a size such as 4GB or 512MiB")
+    con = duckdb.connect(str(db_path) if db_path else ":memory:", read_only=read_only)
+    con.execute("SET memory_limit = ?", [str(limit)])
     con.execute("SET TimeZone = 'UTC'")  # naive timestamps in an extract are UTC (contract)
     return con
 

@@ -146,7 +146,8 @@ def stage(con: duckdb.DuckDBPyConnection, sub: Submission) -> Validation:
                 first = str(e).split("\n")[0].strip()   # never the rest: DuckDB quotes the offending line
                 raise SubmissionRejected(path.name, "unreadable file", first) from e
 
-        cols = [r[0] for r in read(f"DESCRIBE SELECT * FROM {_read_expr(path)}").fetchall()]
+        reader = _read_expr(path)   # the path itself is bound by read()
+        cols = [r[0] for r in read(f"DESCRIBE SELECT * FROM {reader}").fetchall()]
         if name == "transactions":
             sub.fiu = "report_id" in cols
         spec = contract.columns(name, fiu=sub.fiu)
@@ -166,7 +167,7 @@ def stage(con: duckdb.DuckDBPyConnection, sub: Submission) -> Validation:
                 select.append(f"NULLIF({quote(c.name)}, '') AS {quote(c.name)}")
             else:
                 select.append(quote(c.name))
-        read(f"CREATE OR REPLACE TEMP TABLE stg_{name} AS SELECT {', '.join(select)} FROM {_read_expr(path)}")
+        read(f"CREATE OR REPLACE TEMP TABLE stg_{name} AS SELECT {', '.join(select)} FROM {reader}")
         rows = con.execute(f"SELECT count(*) FROM stg_{name}").fetchone()[0]
         if rows == 0:
             raise SubmissionRejected(path.name, "empty file", "no data rows")
