@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -98,11 +97,10 @@ def check_manifest(manifest: object) -> None:
     errors = sorted(validator.iter_errors(manifest), key=lambda e: (list(e.absolute_path), e.validator))
     if errors:
         e = jsonschema.exceptions.best_match(errors) if len(errors) > 1 else errors[0]
-        if isinstance(e.instance, dict) and e.validator == "propertyNames":
-            bad = next((k for k in e.instance if not re.fullmatch(schema["properties"]["files"]["propertyNames"]["pattern"], k)), "")
+        if e.parent is not None and e.parent.validator == "propertyNames":
             raise SubmissionRejected("manifest.json", "invalid manifest",
-                                     f"field {_field(e.absolute_path)}: {bad[:60]!r} is not a contract file name "
-                                     "(transactions.csv|parquet, accounts.csv|parquet)")
+                                     f"field {_field(e.absolute_path)}: {str(e.instance)[:60]!r} is not a contract file name "
+                                     "(transactions or accounts, .csv or .parquet)")
         raise SubmissionRejected("manifest.json", "invalid manifest", f"field {_field(e.absolute_path)}: {_schema_reason(e)}"
                                  + (f" ({len(errors) - 1} more problems)" if len(errors) > 1 else ""))
     if manifest["period_start"] > manifest["period_end"]:
