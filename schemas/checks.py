@@ -171,10 +171,10 @@ class NotBeforeYear(CheckType):
 
 class Unique(CheckType):
     def failing_rows(self, check, sub, staged=None):
-        table, key = f"stg_{check.file}", ", ".join(quote(k) for k in check.params["key"])
-        dup = f"(SELECT {key} FROM {table} GROUP BY ALL HAVING count(*) > 1)"   # cheap hash pass; the window sees duplicates only
-        return (f"SELECT t.__row, {txt(check.column)} AS value FROM (SELECT s.*, row_number() OVER (PARTITION BY {key} ORDER BY __row) "
-                f"AS __n FROM {table} s SEMI JOIN {dup} d USING ({key})) t WHERE t.__n > 1 AND t.{quote(check.column)} IS NOT NULL"), []
+        table, key_cols = f"stg_{check.file}", ", ".join(quote(k) for k in check.params["key"])
+        dup = f"(SELECT {key_cols} FROM {table} GROUP BY ALL HAVING count(*) > 1)"   # cheap hash pass; the window sees duplicates only
+        return (f"SELECT t.__row, {txt(check.column)} AS value FROM (SELECT s.*, row_number() OVER (PARTITION BY {key_cols} ORDER BY __row) "
+                f"AS __n FROM {table} s SEMI JOIN {dup} d USING ({key_cols})) t WHERE t.__n > 1 AND t.{quote(check.column)} IS NOT NULL"), []
 
     def expectation(self, check, E, context):
         return E.ExpectCompoundColumnsToBeUnique(column_list=list(check.params["key"]), meta={"check_id": check.id})
