@@ -80,7 +80,7 @@ def build() -> None:
         (f / "manifest.json").read_text().replace('"contract": 1', '"contract": 2')))
     file_case("row_count_mismatch", "row count mismatch", lambda f: (f / "manifest.json").write_text(
         json.dumps({**json.loads((f / "manifest.json").read_text()),
-                    "files": {k: {"rows": v["rows"] + 5} for k, v in json.loads((f / "manifest.json").read_text())["files"].items()}})))
+                    "files": {k: {**v, "rows": v["rows"] + 5} for k, v in json.loads((f / "manifest.json").read_text())["files"].items()}})))
     file_case("sha256_mismatch", "sha256 mismatch", lambda f: (f / "transactions.csv").write_text(
         (f / "transactions.csv").read_text().replace("BANK_A-T000000001", "BANK_A-T000000001X")))
     file_case("wrong_delimiter", "wrong delimiter", lambda f: (tx.write_csv(f / "transactions.csv", separator=";"),

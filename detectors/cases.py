@@ -48,9 +48,9 @@ class CaseGrouper:
         acc = alerts.select("bank_id", "account_id", "alert_id")
         con.register("case_alerted", acc.to_arrow())
         try:
-            money = con.sql(f"""SELECT m.src, m.dst, m.amount, m.n, a.customer_type = 'business' AS src_business
+            money = con.sql("""SELECT m.src, m.dst, m.amount, m.n, a.customer_type = 'business' AS src_business
                                 FROM net_money m JOIN win_accounts a ON a.bank_id = m.src_bank AND a.account_id = m.src
-                                WHERE m.amount >= {float(self.min_eur)} OR m.n >= {int(self.min_transfers)}""").pl()
+                                WHERE m.amount >= ? OR m.n >= ?""", params=[float(self.min_eur), int(self.min_transfers)]).pl()
             shared = con.sql("""SELECT s.account_id, s.kind || ':' || s.key AS key FROM net_shared s
                                 SEMI JOIN case_alerted a USING (bank_id, account_id)""").pl()
             hits = con.sql("""SELECT h.account_id, h.rule_id FROM hits h

@@ -45,10 +45,11 @@ class RuleDetector:
         con.execute(HITS_DDL)
         for stage in (1, 2):
             for r in (r for r in self.rules if r.stage == stage):
-                typ = "q.typology" if r.typology == INHERIT else f"'{r.typology}'"
-                try:
-                    con.execute(f"""INSERT INTO hits SELECT '{r.id}', {typ}, {r.severity}, {str(r.victim_side).lower()},
-                                    q.bank_id, q.account_id, CAST(q.evidence AS VARCHAR[]), q.detail FROM ({rendered[r.id]}) q""")
+                typ = "q.typology" if r.typology == INHERIT else "CAST(? AS VARCHAR)"
+                params = [r.id] + ([] if r.typology == INHERIT else [r.typology]) + [int(r.severity), bool(r.victim_side)]
+                try:   # the rule's SQL is code; its config parameters were checked to be numbers (rules.rule_set)
+                    con.execute(f"""INSERT INTO hits SELECT ?, {typ}, ?, ?,
+                                    q.bank_id, q.account_id, CAST(q.evidence AS VARCHAR[]), q.detail FROM ({rendered[r.id]}) q""", params)
                 except duckdb.Error as e:
                     raise RuntimeError(f"rule {r.id} failed: {e}") from e
         return con.sql("SELECT * FROM hits ORDER BY bank_id, account_id, rule_id").pl()

@@ -139,7 +139,7 @@ def _persist(con, a: pl.DataFrame, cases: pl.DataFrame, run_id: str) -> pl.DataF
     try:
         names = ", ".join(ALERT_COLUMNS)
         con.execute(f"INSERT INTO alerts ({names}, created_at) SELECT {names}, now() FROM new_alerts")
-        con.execute(f"INSERT INTO cases SELECT '{run_id}', {', '.join(CASE_COLUMNS)}, now() FROM new_cases")
+        con.execute(f"INSERT INTO cases SELECT ?, {', '.join(CASE_COLUMNS)}, now() FROM new_cases", [run_id])
         con.execute("""UPDATE alert_status s SET last_run = n.run_id, last_score = n.score, updated_at = now()
                        FROM new_alerts n WHERE s.alert_id = n.alert_id""")
         con.execute("""INSERT INTO alert_status (alert_id, bank_id, account_id, status, opened_run, last_run, last_score, updated_at)

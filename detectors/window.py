@@ -40,17 +40,22 @@ class Window:
     days: int
 
 
-def _category_sql(categories: dict) -> str:
-    parts = []
+def _category_sql(categories: dict) -> tuple[str, list]:
+    """CASE expression naming the category of (t.mcc, t.counterparty_name). The MCCs, keywords and category
+    names come from a config file, so they are bound parameters, never spliced."""
+    parts, params = [], []
     for cat, (mccs, words) in categories.items():
         conds = []
         if mccs:
-            conds.append("t.mcc IN (" + ", ".join(f"'{m}'" for m in mccs) + ")")
+            conds.append("list_contains(CAST(? AS VARCHAR[]), t.mcc)")
+            params.append([str(m) for m in mccs])
         if words:
-            conds.append("(" + " OR ".join(f"contains(lower(t.counterparty_name), '{w}')" for w in words) + ")")
+            conds.append("len([w FOR w IN CAST(? AS VARCHAR[]) IF contains(lower(t.counterparty_name), w)]) > 0")
+            params.append([str(w) for w in words])
         if conds:
-            parts.append(f"WHEN {' OR '.join(conds)} THEN '{cat}'")
-    return "CASE " + " ".join(parts) + " ELSE NULL END"
+            parts.append(f"WHEN {' OR '.join(conds)} THEN ?")
+            params.append(str(cat))
+    return ("CASE " + " ".join(parts) + " ELSE NULL END") if parts else "CAST(NULL AS VARCHAR)", params
 
 
 def define_window(con: duckdb.DuckDBPyConnection, days: int = 90, end: datetime | None = None,
@@ -60,14 +65,15 @@ def define_window(con: duckdb.DuckDBPyConnection, days: int = 90, end: datetime 
         end = con.execute("SELECT max(booked_at) FROM transactions").fetchone()[0]
         if end is None:
             raise ValueError("the store has no transactions to score")
-    end_sql = f"TIMESTAMPTZ '{end.isoformat()}'"
-    cat = _category_sql(categories or CATEGORIES)
+    con.execute("SET VARIABLE window_end = CAST(? AS TIMESTAMPTZ)", [end.isoformat()])   # bound once, read by the queries below
+    end_sql = "getvariable('window_end')"
+    cat, cat_params = _category_sql(categories or CATEGORIES)
     in_window = f"t.booked_at > {end_sql} - INTERVAL {int(days)} DAY AND t.booked_at <= {end_sql}"
     # Categories are decided once per distinct (mcc, counterparty name), not once per booking.
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE win_categories AS
         SELECT mcc, counterparty_name, {cat} AS category
-        FROM (SELECT DISTINCT mcc, counterparty_name FROM transactions t WHERE {in_window}) t""")
+        FROM (SELECT DISTINCT mcc, counterparty_name FROM transactions t WHERE {in_window}) t""", cat_params)
     # Only the columns rules and features read: the window is the hot table of a scoring run.
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE win_tx AS

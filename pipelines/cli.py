@@ -1,12 +1,21 @@
-"""`thb-signals`: the command line. Each command is a thin wrapper over a plain function."""
+"""`thb-signals`: the command line. Each command is a thin wrapper over a plain function.
+
+Exit codes: 0 done, 1 a check failed (a submission rejected, a report refused), 2 a usage error (a wrong
+path, a malformed file, a locked store). A user error is one line on stderr, never a traceback; `--debug`
+shows the traceback. `main()` maps the known exception types to that line; each command checks its own
+paths first, so a typo never creates an empty store or an empty inbox.
+"""
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from pathlib import Path
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+DEMO_MARKER = ".thb-signals-demo"   # written into a folder `demo` made, so it only ever empties its own folder
 
 
 class _Parser(argparse.ArgumentParser):
@@ -14,6 +23,118 @@ class _Parser(argparse.ArgumentParser):
         self.print_usage(sys.stderr)
         print(f"{self.prog}: error: {message}", file=sys.stderr)
         sys.exit(2)
+
+
+class UsageError(Exception):
+    """A user error: reported as one line, exit 2."""
+
+
+def _folder(path: str, what: str) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise UsageError(f"{what} {path} does not exist")
+    if not p.is_dir():
+        raise UsageError(f"{what} {path} is not a folder")
+    return p
+
+
+def _file(path: str | None, what: str) -> Path | None:
+    if path is None:
+        return None
+    p = Path(path)
+    if not p.exists():
+        raise UsageError(f"{what} {path} does not exist")
+    if not p.is_file():
+        raise UsageError(f"{what} {path} is not a file")
+    return p
+
+
+def _yaml(path: str | None, what: str) -> Path | None:
+    """A YAML file that exists and is a mapping; names the line of a syntax error."""
+    import yaml
+    p = _file(path, what)
+    if p is None:
+        return None
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise UsageError(f"{what} {path} is not UTF-8 text") from e
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise UsageError(f"{what} {path} is not valid YAML{where}: {getattr(e, 'problem', None) or e}") from e
+    if data is not None and not isinstance(data, dict):
+        raise UsageError(f"{what} {path} must be a YAML mapping (key: value lines), not a {type(data).__name__}")
+    return p
+
+
+def _store(path: str, need: str | None = None) -> str:
+    """An existing store (never created by a command that only reads one); `need`: transactions | accounts | alerts."""
+    p = Path(path)
+    if not p.exists():
+        raise UsageError(f"store {path} does not exist (check --db; `thb-signals ingest` creates a store)")
+    if not p.is_file():
+        raise UsageError(f"store {path} is not a file")
+    if need:
+        import duckdb
+        con = duckdb.connect(str(p), read_only=True)
+        try:
+            tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+            if need == "alerts":   # scored at least once (an empty queue is fine)
+                empty = "alert_status" not in tables
+            else:
+                empty = need not in tables or not con.execute(f"SELECT count(*) FROM {need}").fetchone()[0]
+        finally:
+            con.close()
+        if empty and need == "alerts":
+            raise UsageError(f"store {path} has never been scored: run `thb-signals score --db {path} --out <folder>` first")
+        if empty:
+            raise UsageError(f"store {path} holds no {need}: ingest a submission first (`thb-signals ingest <folder> --db {path}`)")
+    return str(p)
+
+
+def _lock_holder(pid: int) -> tuple[str, str]:
+    """(what kind of process holds a store, what to do about it), from the holder's command line."""
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        cmd = ""
+    if " serve" in cmd:
+        return "the review page (thb-signals serve)", f"stop it (Ctrl-C in its terminal, or kill {pid}), run this command, then start it again"
+    if re.search(r" (batch|run)\b|prefect", cmd):
+        return "a batch or scoring run (thb-signals batch/run or a Prefect flow)", "wait until it has finished, then run this again"
+    if re.search(r" (ingest|score|dispose|export-goaml|identities)\b", cmd):
+        return f"another thb-signals command ({cmd.split('thb-signals', 1)[-1].split()[0] if 'thb-signals' in cmd else 'thb-signals'})", \
+            "wait until it has finished, then run this again"
+    if "duckdb" in cmd.split(" ")[0]:
+        return "a DuckDB shell", "close it (.quit), then run this again"
+    if cmd:
+        return f"another program ({Path(cmd.split(' ')[0]).name})", f"close its connection to the store (or stop process {pid}), then run this again"
+    return "another process", f"stop process {pid} or wait until it has finished, then run this again"
+
+
+def _user_error(e: BaseException) -> str | None:
+    """The one line for a known kind of user error; None for anything else (a bug: the traceback is shown)."""
+    import duckdb
+    import yaml
+    from schemas.store import StoreVersionError
+    if isinstance(e, (UsageError, StoreVersionError)):
+        return str(e)
+    if isinstance(e, duckdb.IOException):
+        m = re.search(r'lock on file "([^"]+)".*\(PID (\d+)\)', str(e))
+        if m:
+            kind, todo = _lock_holder(int(m.group(2)))
+            return f"store {m.group(1)} is in use by {kind}, PID {m.group(2)}; {todo} (DuckDB lets one process at a time open a store for writing)"
+        return "cannot open the store: " + str(e).split("\n")[0].removeprefix("IO Error: ")
+    if isinstance(e, FileNotFoundError):
+        return f"{e.filename}: no such file or folder" if e.filename else str(e)
+    if isinstance(e, OSError):
+        return f"{e.filename}: {e.strerror}" if e.filename else str(e)
+    if isinstance(e, yaml.YAMLError):
+        return f"a YAML file is malformed: {e}".split("\n")[0]
+    if isinstance(e, ValueError):   # bad values in a config, a key file, a size or a date
+        return str(e).split("\n")[0]
+    return None
 
 
 def cmd_contract(a) -> int:
@@ -25,10 +146,10 @@ def cmd_contract(a) -> int:
 def cmd_validate(a) -> int:
     from pipelines.report import html_report, summary_text
     from pipelines.validation import validate
-    if not Path(a.submission).is_dir():
-        print(f"thb-signals validate: {a.submission} is not a submission folder", file=sys.stderr)
-        return 2
-    v = validate(a.submission, gx_sample_rows=a.gx_sample_rows)
+    _folder(a.submission, "submission")
+    if a.report and not Path(a.report).resolve().parent.is_dir():
+        raise UsageError(f"--report {a.report}: folder {Path(a.report).parent} does not exist")
+    v = validate(a.submission, gx_sample_rows=a.gx_sample_rows, require_manifest=not a.no_manifest)
     print(summary_text(v))
     if a.report:
         Path(a.report).write_text(html_report(v), encoding="utf-8")
@@ -39,12 +160,15 @@ def cmd_validate(a) -> int:
 def cmd_ingest(a) -> int:
     from pipelines.ingest import ingest
     from pipelines.report import summary_text
+    for path in a.submissions:
+        _folder(path, "submission")
+    _new_store_ok(a.db)
     worst = 0
     for path in a.submissions:
         if _is_goaml(path):   # FIU: a folder of goAML XML reports (needs --key-file)
             worst = max(worst, cmd_ingest_goaml(path, a))
             continue
-        out = ingest(path, a.db, a.memory_limit)
+        out = ingest(path, a.db, a.memory_limit, require_manifest=not a.no_manifest)
         if out.validation is not None:
             print(summary_text(out.validation))
         print(f"  -> {out.outcome}: {out.message} [{out.submission_id}]")
@@ -52,8 +176,21 @@ def cmd_ingest(a) -> int:
     return worst
 
 
+def _new_store_ok(db: str) -> None:
+    """A store a command may create: its folder must exist, and it must not be a folder itself."""
+    p = Path(db)
+    if p.is_dir():
+        raise UsageError(f"--db {db} is a folder; give the store's file name, e.g. {p / 'thb.duckdb'}")
+    if not p.resolve().parent.is_dir():
+        raise UsageError(f"--db {db}: folder {p.parent} does not exist")
+
+
 def cmd_pseudonymise(a) -> int:
     from pipelines.pseudonymise import pseudonymise
+    _folder(a.raw_dir, "raw extract folder")
+    _file(a.key_file, "key file")
+    if Path(a.out_dir).resolve() == Path(a.raw_dir).resolve():
+        raise UsageError("out_dir must differ from raw_dir: the raw files would be overwritten")
     rows = pseudonymise(a.raw_dir, a.out_dir, a.key_file)
     for name, n in rows.items():
         print(f"{name}: {n} rows pseudonymised -> {Path(a.out_dir) / name}")
@@ -89,6 +226,8 @@ def cmd_evaluate(a) -> int:
 def cmd_score(a) -> int:
     from detectors.scoring import load_config, score_store
     from pipelines.report import print_alerts
+    _store(a.db, "transactions")
+    _yaml(a.config, "config")
     res = score_store(a.db, a.out, load_config(a.config), models_dir=a.models, refit=a.refit, mode=a.mode,
                       memory_limit=a.memory_limit)
     print(f"run {res.run_id}: window {res.window_start:%Y-%m-%d} .. {res.window_end:%Y-%m-%d}, {res.accounts_scored} accounts scored, "
@@ -102,6 +241,9 @@ def cmd_score(a) -> int:
 def cmd_run(a) -> int:
     """Ingest every submission (a rejected one does not stop the others), then score what is loaded.
     By default as the Prefect flow `run`, in-process (no server needed); --no-prefect runs the plain functions."""
+    for path in a.submissions:
+        _folder(path, "submission")
+    _yaml(a.config, "config")
     if a.no_prefect:
         rc = cmd_ingest(a)
         if rc:
@@ -110,7 +252,8 @@ def cmd_run(a) -> int:
     from detectors.scoring import load_config
     from pipelines.flows import run_flow
     load_config(a.config)   # fail fast on a bad config, before the flow starts
-    res = run_flow([str(p) for p in a.submissions], a.db, a.out, config=a.config, mode=a.mode)
+    _new_store_ok(a.db)
+    res = run_flow([str(p) for p in a.submissions], a.db, a.out, config=a.config, mode=a.mode, require_manifest=not a.no_manifest)
     return _print_flow_result(res, a.top)
 
 
@@ -126,8 +269,11 @@ def _print_flow_result(res: dict, top: int) -> int:
 
 
 def cmd_batch(a) -> int:
+    _folder(a.inbox, "inbox")
+    _yaml(a.config, "config")
+    _new_store_ok(a.db)
     from pipelines.flows import batch_scoring_flow
-    res = batch_scoring_flow(a.inbox, a.db, a.out, config=a.config)
+    res = batch_scoring_flow(a.inbox, a.db, a.out, config=a.config, require_manifest=not a.no_manifest)
     return _print_flow_result(res, a.top)
 
 
@@ -145,7 +291,7 @@ def cmd_dispose(a) -> int:
     """An investigator's decision on one alert from the command line (the review page does the same)."""
     from pipelines import store
     from casework.dispositions import DispositionError, record_disposition
-    con = store.connect(a.db)
+    con = store.connect(_store(a.db, "alerts"))
     try:
         out = record_disposition(con, a.alert, a.action, a.user, a.reason, a.note)
     except DispositionError as e:
@@ -161,6 +307,9 @@ def cmd_export_goaml(a) -> int:
     """goAML XML for escalated alerts; names files and refusals, never the identities inside them."""
     from detectors.scoring import load_config
     from casework.goaml import ExportError, GoamlExporter
+    _store(a.db, "alerts")
+    _file(a.identities, "identities file")
+    _yaml(a.config, "config")
     try:
         exporter = GoamlExporter(a.db, a.identities, (load_config(a.config).get("goaml") or {}))
         written, refused = exporter.export(a.out, a.user, alert=a.alert, case=a.case, escalated=a.escalated)
@@ -178,6 +327,7 @@ def cmd_export_goaml(a) -> int:
 
 def cmd_identities(a) -> int:
     from synthetic.identities import write_identities
+    _store(a.db, "accounts")
     print(f"wrote {write_identities(a.db, a.out)} (invented identities for a synthetic store)")
     return 0
 
@@ -189,6 +339,11 @@ def cmd_serve(a) -> int:
     from detectors.scoring import load_config
     from casework.review.app import Review
     from casework.review.auth import UsersError, load_users
+    _store(a.db, "alerts")
+    _yaml(a.users, "users file")
+    _yaml(a.config, "config")
+    if a.identities:
+        _file(a.identities, "identities file")
     try:
         users = load_users(a.users)
     except (UsersError, OSError) as e:
@@ -209,6 +364,8 @@ def cmd_hash_password(a) -> int:
 
     from casework.review.auth import hash_password
     pw = os.environ.get("THB_PASSWORD") or getpass.getpass("password: ")
+    if not pw.strip():
+        raise UsageError("the password is empty; give one (THB_PASSWORD or at the prompt)")
     print(hash_password(pw))
     return 0
 
@@ -230,8 +387,14 @@ def cmd_demo(a) -> int:
     import shutil
     from pipelines.demo import run_demo
     out = Path(a.out)
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {a.out} is a file, not a folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / DEMO_MARKER).exists():
+        raise UsageError(f"--out {a.out} is a folder the demo did not make and it is not empty; give a new or empty folder")
+    if (out / DEMO_MARKER).exists():
+        shutil.rmtree(out)   # the demo's own earlier output
+    out.mkdir(parents=True, exist_ok=True)
+    (out / DEMO_MARKER).write_text("made by `thb-signals demo`; the demo empties this folder when it runs again\n")
     return run_demo(out)
 
 
@@ -346,86 +509,90 @@ def cmd_ingest_goaml(path, a) -> int:
     return 1 if res.quarantined or not res.loaded else 0
 
 
-def add_fiu_commands(sub) -> None:
-    s = sub.add_parser("screen", help="FIU: run the themes over a period's reports and rank subjects and networks")
-    s.add_argument("--db", required=True)
+def add_fiu_commands(command) -> None:
+    s = command("screen", "FIU: run the themes over a period's reports and rank subjects and networks", cmd_screen)
+    s.add_argument("--db", required=True, help="an existing store holding FIU reports")
     s.add_argument("--period", required=True, help="YYYY-MM-DD..YYYY-MM-DD (both days included)")
     s.add_argument("--themes", action="append", help="a folder of the analyst's own theme YAML files (repeatable)")
     s.add_argument("--out", help="folder for fiu_subjects.parquet and fiu_theme_hits.parquet")
     s.add_argument("--top", type=int, default=20, help="subjects to print")
-    s.set_defaults(func=cmd_screen)
 
-    s = sub.add_parser("themes", help="FIU: list the themes (shipped and from --themes folders) and any that cannot be read")
-    s.add_argument("--themes", action="append")
-    s.set_defaults(func=cmd_themes)
+    s = command("themes", "FIU: list the themes (shipped and from --themes folders) and any that cannot be read", cmd_themes)
+    s.add_argument("--themes", action="append", help="a folder of the analyst's own theme YAML files (repeatable)")
 
     from casework.dispositions import FIU_DECISIONS
-    s = sub.add_parser("fiu-decide", help="FIU: declare a report suspicious or not (audit log)")
-    s.add_argument("--db", required=True)
+    s = command("fiu-decide", "FIU: declare a report suspicious or not (audit log)", cmd_fiu_decide)
+    s.add_argument("--db", required=True, help="an existing, screened store")
     s.add_argument("--report", required=True, help="report_id")
-    s.add_argument("--decision", required=True, choices=list(FIU_DECISIONS))
+    s.add_argument("--decision", required=True, choices=list(FIU_DECISIONS), help="the analyst's decision")
     s.add_argument("--typology", help="required when suspicious, e.g. sexual_exploitation")
-    s.add_argument("--note")
-    s.add_argument("--user", required=True)
-    s.set_defaults(func=cmd_fiu_decide)
+    s.add_argument("--note", help="free text kept with the decision")
+    s.add_argument("--user", required=True, help="who decides (audit log)")
 
-    s = sub.add_parser("disseminate", help="FIU: package the reports declared suspicious since the last run, per network")
-    s.add_argument("--db", required=True)
-    s.add_argument("--out", required=True)
+    s = command("disseminate", "FIU: package the reports declared suspicious since the last run, per network", cmd_disseminate)
+    s.add_argument("--db", required=True, help="an existing, screened store")
+    s.add_argument("--out", required=True, help="folder for one package per subject network")
     s.add_argument("--identities", help="file mapping pseudonymous ids to names (else parties stay pseudonymous)")
-    s.add_argument("--user", default=os.environ.get("USER", "unknown"))
-    s.set_defaults(func=cmd_disseminate)
+    s.add_argument("--user", default=os.environ.get("USER", "unknown"), help="who disseminates (audit log)")
 
 # ---- end of FIU workflow ------------------------------------------------------------------------------------------------
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> _Parser:
     p = _Parser(prog="thb-signals", description="Financial signals of human trafficking in bank and FIU extracts.")
+    p.add_argument("--debug", action="store_true", help="show the full traceback of an error instead of one line")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    s = sub.add_parser("contract", help="print the extract contract as generated from schemas/")
-    s.set_defaults(func=cmd_contract)
+    def command(name: str, help: str, func) -> _Parser:
+        s = sub.add_parser(name, help=help, description=help)
+        s.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="show the full traceback of an error instead of one line")
+        s.set_defaults(func=func)
+        return s
 
-    s = sub.add_parser("validate", help="check a submission without loading it")
-    s.add_argument("submission")
+    def no_manifest(s):
+        s.add_argument("--no-manifest", action="store_true",
+                       help="accept a submission without manifest.json (by default it is refused)")
+
+    command("contract", "print the extract contract as generated from schemas/", cmd_contract)
+
+    s = command("validate", "check a submission without loading it", cmd_validate)
+    s.add_argument("submission", help="the submission folder (transactions, accounts and manifest.json)")
     s.add_argument("--report", help="write an HTML report here")
     s.add_argument("--gx-sample-rows", type=int, default=100_000,
                    help="rows per file the Great Expectations suite runs on (0: skip); SQL checks cover every row")
-    s.set_defaults(func=cmd_validate)
+    no_manifest(s)
 
-    s = sub.add_parser("ingest", help="validate and load submissions into DuckDB")
-    s.add_argument("submissions", nargs="+")
-    s.add_argument("--db", required=True)
+    s = command("ingest", "validate and load submissions into DuckDB", cmd_ingest)
+    s.add_argument("submissions", nargs="+", help="one or more submission folders")
+    s.add_argument("--db", required=True, help="the store (a DuckDB file; created if it does not exist)")
     s.add_argument("--memory-limit", default=None, help="DuckDB memory_limit, e.g. 4GB")
     s.add_argument("--key-file", help="FIU: the partners' key, to pseudonymise a folder of goAML XML reports")
-    s.set_defaults(func=cmd_ingest)
+    no_manifest(s)
 
-    s = sub.add_parser("pseudonymise", help="HMAC-SHA256 the identifier columns before submitting")
-    s.add_argument("raw_dir")
-    s.add_argument("out_dir")
-    s.add_argument("--key-file", required=True)
-    s.set_defaults(func=cmd_pseudonymise)
+    s = command("pseudonymise", "HMAC-SHA256 the identifier columns before submitting", cmd_pseudonymise)
+    s.add_argument("raw_dir", help="folder with the raw transactions and accounts files")
+    s.add_argument("out_dir", help="folder for the pseudonymised files and their manifest.json")
+    s.add_argument("--key-file", required=True, help="file holding the key the partners share (at least 16 bytes)")
 
-    s = sub.add_parser("generate", help="write synthetic submissions with planted typologies")
-    s.add_argument("out_dir")
-    s.add_argument("--accounts", type=int, default=20_000)
-    s.add_argument("--days", type=int, default=90)
-    s.add_argument("--banks", type=int, default=2)
-    s.add_argument("--seed", type=int, default=1)
-    s.add_argument("--format", choices=("parquet", "csv"), default="parquet")
+    s = command("generate", "write synthetic submissions with planted typologies", cmd_generate)
+    s.add_argument("out_dir", help="folder for one submission per bank and labels.parquet")
+    s.add_argument("--accounts", type=_positive, default=20_000, help="accounts over all banks")
+    s.add_argument("--days", type=_positive, default=90, help="days of bookings")
+    s.add_argument("--banks", type=_positive, default=2, help="banks (one submission each)")
+    s.add_argument("--seed", type=int, default=1, help="random seed (the same seed gives the same files)")
+    s.add_argument("--format", choices=("parquet", "csv"), default="parquet", help="file format of the submissions")
     s.add_argument("--end", default="2026-09-30", help="last day of the period")
     s.add_argument("--fiu", action="store_true", help="an FIU extract (reports from every kind of obliged entity) and fiu_labels.parquet")
     s.add_argument("--reports", type=int, default=6000, help="with --fiu: size of the background (about twice as many reports)")
     s.add_argument("--networks", type=int, default=40, help="with --fiu: planted trafficking networks")
-    s.set_defaults(func=cmd_generate)
 
-    s = sub.add_parser("evaluate", help="score an alert table against labels")
+    s = command("evaluate", "score an alert table (or an FIU subject list) against labels", cmd_evaluate)
     what = s.add_mutually_exclusive_group(required=True)
-    what.add_argument("--alerts", help="a bank scoring run's alerts.parquet")
+    what.add_argument("--alerts", help="alerts.parquet or alerts.csv written by score")
     what.add_argument("--subjects", help="an FIU screening's fiu_subjects.parquet (with --labels fiu_labels.parquet)")
-    s.add_argument("--labels", required=True)
-    s.add_argument("--json", action="store_true")
-    s.set_defaults(func=cmd_evaluate)
+    s.add_argument("--labels", required=True, help="labels.parquet (or fiu_labels.parquet) written by generate")
+    s.add_argument("--json", action="store_true", help="print the figures as JSON")
 
     def scoring_args(s):
         s.add_argument("--out", required=True, help="folder for alerts.parquet and alerts.csv")
@@ -435,40 +602,38 @@ def main(argv: list[str] | None = None) -> int:
         s.add_argument("--mode", choices=("fused", "rules", "anomaly"), default="fused", help="ablation: score with one part only")
         s.add_argument("--top", type=int, default=15, help="alerts to print")
 
-    s = sub.add_parser("score", help="score the accounts in the store and write ranked alerts")
-    s.add_argument("--db", required=True)
-    s.add_argument("--memory-limit", default=None)
+    s = command("score", "score the accounts in the store and write ranked alerts", cmd_score)
+    s.add_argument("--db", required=True, help="an existing store with transactions")
+    s.add_argument("--memory-limit", default=None, help="DuckDB memory_limit, e.g. 4GB")
     scoring_args(s)
-    s.set_defaults(func=cmd_score)
 
-    s = sub.add_parser("run", help="ingest submissions, then score, in one go")
-    s.add_argument("submissions", nargs="+")
-    s.add_argument("--db", required=True)
-    s.add_argument("--memory-limit", default=None)
+    s = command("run", "ingest submissions, then score, in one go", cmd_run)
+    s.add_argument("submissions", nargs="+", help="one or more submission folders")
+    s.add_argument("--db", required=True, help="the store (a DuckDB file; created if it does not exist)")
+    s.add_argument("--memory-limit", default=None, help="DuckDB memory_limit, e.g. 4GB")
     s.add_argument("--no-prefect", action="store_true", help="run the plain functions, without a Prefect flow")
+    no_manifest(s)
     scoring_args(s)
-    s.set_defaults(func=cmd_run)
 
-    s = sub.add_parser("batch", help="the scheduled batch run, in-process: ingest the inbox, file, score, publish")
-    s.add_argument("inbox")
-    s.add_argument("--db", required=True)
-    s.add_argument("--out", required=True)
-    s.add_argument("--config")
-    s.add_argument("--top", type=int, default=15)
-    s.set_defaults(func=cmd_batch)
+    s = command("batch", "the scheduled batch run, in-process: ingest the inbox, file, score, publish", cmd_batch)
+    s.add_argument("inbox", help="an existing folder of submission folders; they are moved to processed/ or rejected/")
+    s.add_argument("--db", required=True, help="the store (a DuckDB file; created if it does not exist)")
+    s.add_argument("--out", required=True, help="folder for alerts.parquet and alerts.csv")
+    s.add_argument("--config", help="YAML with rule thresholds, categories and fusion settings")
+    s.add_argument("--top", type=int, default=15, help="alerts to print")
+    no_manifest(s)
 
     from casework.dispositions import ACTIONS, DISMISS_REASONS
-    s = sub.add_parser("dispose", help="record a decision on an alert: escalate, dismiss, request_info, reopen")
-    s.add_argument("--db", required=True)
+    s = command("dispose", "record a decision on an alert: escalate, dismiss, request_info, reopen", cmd_dispose)
+    s.add_argument("--db", required=True, help="an existing, scored store")
     s.add_argument("--alert", required=True, help="alert id")
-    s.add_argument("--action", required=True, choices=list(ACTIONS))
+    s.add_argument("--action", required=True, choices=list(ACTIONS), help="the decision")
     s.add_argument("--user", required=True, help="who decides (written to the audit log)")
     s.add_argument("--reason", choices=list(DISMISS_REASONS), help="why an alert is dismissed")
     s.add_argument("--note", help="free text for the audit log")
-    s.set_defaults(func=cmd_dispose)
 
-    s = sub.add_parser("export-goaml", help="write goAML XML reports for escalated alerts, validated against the schema")
-    s.add_argument("--db", required=True)
+    s = command("export-goaml", "write goAML XML reports for escalated alerts, validated against the schema", cmd_export_goaml)
+    s.add_argument("--db", required=True, help="an existing, scored store")
     pick = s.add_mutually_exclusive_group(required=True)
     pick.add_argument("--alert", help="one escalated alert")
     pick.add_argument("--case", help="the escalated alerts of one case, as one report")
@@ -478,48 +643,61 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--config", default=str(Path(__file__).resolve().parent.parent / "detectors" / "config.example.yaml"),
                    help="YAML with a goaml: section naming the reporting entity")
     s.add_argument("--user", default=os.environ.get("USER", "unknown"), help="who exports (audit log)")
-    s.set_defaults(func=cmd_export_goaml)
 
-    s = sub.add_parser("identities", help="invent a complete identities file for a synthetic store (tests, demo)")
-    s.add_argument("--db", required=True)
-    s.add_argument("--out", required=True)
-    s.set_defaults(func=cmd_identities)
+    s = command("identities", "invent a complete identities file for a synthetic store (tests, demo)", cmd_identities)
+    s.add_argument("--db", required=True, help="an existing store with accounts")
+    s.add_argument("--out", required=True, help="the identities file to write (CSV or Parquet)")
 
-    s = sub.add_parser("serve", help="the investigators' review page: queue, alerts, decisions, audit, exports")
-    s.add_argument("--db", required=True)
+    s = command("serve", "the investigators' review page: queue, alerts, decisions, audit, exports", cmd_serve)
+    s.add_argument("--db", required=True, help="an existing, scored store")
     s.add_argument("--users", default=os.environ.get("THB_USERS", "users.yaml"), help="YAML of users with scrypt hashes and roles")
-    s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=8765)
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (loopback by default)")
+    s.add_argument("--port", type=int, default=8765, help="port to listen on")
     s.add_argument("--identities", help="the bank's identities file: enables goAML export from escalated alerts")
     s.add_argument("--goaml-out", default="goaml-reports", help="folder for goAML reports written from the page")
-    s.add_argument("--config", default=str(Path(__file__).resolve().parent.parent / "detectors" / "config.example.yaml"))
-    s.set_defaults(func=cmd_serve)
+    s.add_argument("--config", default=str(Path(__file__).resolve().parent.parent / "detectors" / "config.example.yaml"),
+                   help="YAML with a goaml: section naming the reporting entity")
 
-    s = sub.add_parser("hash-password", help="print a scrypt hash for users.yaml (reads THB_PASSWORD or asks)")
-    s.set_defaults(func=cmd_hash_password)
+    command("hash-password", "print a scrypt hash for users.yaml (reads THB_PASSWORD or asks)", cmd_hash_password)
 
-    s = sub.add_parser("bench", help="time every stage and peak memory against DuckDB's single-pass floor")
+    s = command("bench", "time every stage and peak memory against DuckDB's single-pass floor", cmd_bench)
     s.add_argument("--sizes", default="1M,10M", help="comma-separated transaction counts, e.g. 1M,10M")
-    s.add_argument("--out", default="bench/results")
-    s.add_argument("--reps", type=int, default=3)
+    s.add_argument("--out", default="bench/results", help="folder for the JSON figures")
+    s.add_argument("--reps", type=_positive, default=3, help="repetitions per size (the median is reported)")
     s.add_argument("--memory-limit", default=None, help="DuckDB memory_limit for the runs, e.g. 4GB")
-    s.set_defaults(func=cmd_bench)
 
-    s = sub.add_parser("rules", help="list the detection rules with their indicators and parameters")
-    s.set_defaults(func=cmd_rules)
+    command("rules", "list the detection rules with their indicators and parameters", cmd_rules)
 
-    s = sub.add_parser("demo", help="load the shipped samples into a fresh store and show the result")
-    s.add_argument("--out", default="demo-out")
-    s.set_defaults(func=cmd_demo)
+    s = command("demo", "load the shipped samples into a fresh store and show the result", cmd_demo)
+    s.add_argument("--out", default="demo-out", help="a new or empty folder (or one an earlier demo made) for the demo's files")
 
-    add_fiu_commands(sub)
+    add_fiu_commands(command)
+    return p
 
-    a = p.parse_args(argv)
-    from schemas.store import StoreVersionError
+
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{n} must be at least 1")
+    return n
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = build_parser().parse_args(argv)
     try:
         return a.func(a)
-    except StoreVersionError as e:   # a store this code cannot read or upgrade: one line, not a traceback
-        print(f"error: {e}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"thb-signals {a.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:
+        line = None if a.debug else _user_error(e)
+        if line is None:
+            raise
+        hint = "" if isinstance(e, UsageError) or "in use by" in line else " (--debug shows the traceback)"
+        print(f"thb-signals {a.command}: error: {line}{hint}", file=sys.stderr)
         return 2
 
 

@@ -30,8 +30,8 @@ def retry_if_transient(task, task_run, state) -> bool:
 
 @task(retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=2), retry_condition_fn=retry_if_transient,
       task_run_name="ingest {path}")
-def ingest_submission(path: str, db: str) -> dict:
-    return outcome_record(ingest(path, db))
+def ingest_submission(path: str, db: str, require_manifest: bool = False) -> dict:
+    return outcome_record(ingest(path, db, require_manifest=require_manifest))
 
 
 @task(retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=2), retry_condition_fn=retry_if_transient)
@@ -64,11 +64,11 @@ def _has_transactions(db: str) -> bool:
         con.close()
 
 
-def _ingest_all(paths: list[str], db: str, file_them: bool) -> list[dict]:
+def _ingest_all(paths: list[str], db: str, file_them: bool, require_manifest: bool = False) -> list[dict]:
     """One task per submission; one that fails outright is reported as rejected and does not stop the others."""
     out = []
     for p in paths:
-        state = ingest_submission(p, db, return_state=True)
+        state = ingest_submission(p, db, require_manifest, return_state=True)
         if state.is_completed():
             rec = state.result()
         else:
@@ -117,23 +117,25 @@ def score_flow(db: str, out: str, window_days: int = 90, config: str | None = No
 
 
 @flow(name="run")
-def run_flow(paths: list[str], db: str, out: str, window_days: int = 90, config: str | None = None, mode: str = "fused") -> dict:
+def run_flow(paths: list[str], db: str, out: str, window_days: int = 90, config: str | None = None, mode: str = "fused",
+             require_manifest: bool = False) -> dict:
     """`thb-signals run`: ingest the given submissions, then score."""
     started = datetime.now(timezone.utc)
-    subs = _ingest_all(paths, db, file_them=False)
+    subs = _ingest_all(paths, db, file_them=False, require_manifest=require_manifest)
     return _score_and_publish(db, out, config, window_days, mode, subs, f"run-{started:%Y%m%dT%H%M%S%f}", started,
                               {"paths": paths, "db": db, "out": out, "config": config})
 
 
 @flow(name="batch-scoring")
-def batch_scoring_flow(inbox: str, db: str, out: str, window_days: int = 90, config: str | None = None) -> dict:
+def batch_scoring_flow(inbox: str, db: str, out: str, window_days: int = 90, config: str | None = None,
+                       require_manifest: bool = False) -> dict:
     """The scheduled run: every new submission in the inbox is ingested and filed under processed/ or
     rejected/ (with its validation report), then the store is scored and the result published."""
     log = get_run_logger()
     started = datetime.now(timezone.utc)
     paths = [str(p) for p in new_submissions(inbox)]
     log.info("%d new submissions in %s", len(paths), inbox)
-    subs = _ingest_all(paths, db, file_them=True)
+    subs = _ingest_all(paths, db, file_them=True, require_manifest=require_manifest)
     for s in subs:
         (log.info if s["accepted"] else log.warning)("%s: %s: %s", Path(s["path"]).name, s["outcome"], s["message"])
     return _score_and_publish(db, out, config, window_days, "fused", subs, f"batch-{started:%Y%m%dT%H%M%S%f}", started,

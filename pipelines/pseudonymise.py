@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pipelines import store
 from pipelines.submission import write_manifest
-from pipelines.validation import quote
+from schemas.checks import quote
 from schemas.contract import PSEUDONYMISED
 
 ID_HEX_CHARS = 32   # 128 bits of the HMAC: collision-free at any realistic scale, half the storage
@@ -43,10 +43,10 @@ def pseudonym(value: str, key: bytes) -> str:
     return hmac.new(key, normalise(value).encode(), hashlib.sha256).hexdigest()[:ID_HEX_CHARS]
 
 
-def sql_pseudonym(column: str, key: bytes) -> str:
-    ipad, opad = _pads(key)
+def sql_pseudonym(column: str) -> str:
+    """The HMAC of a contract column; the key's pads are the bound parameters $ipad and $opad."""
     norm = f"upper(replace(trim(CAST({quote(column)} AS VARCHAR)), ' ', ''))"
-    digest = f"sha256(unhex('{opad}') || unhex(sha256(unhex('{ipad}') || encode({norm}))))"
+    digest = "sha256(unhex($opad) || unhex(sha256(unhex($ipad) || encode(" + norm + "))))"
     return f"CASE WHEN {quote(column)} IS NULL THEN NULL ELSE left({digest}, {ID_HEX_CHARS}) END"
 
 
@@ -54,6 +54,7 @@ def pseudonymise(raw_dir: str | Path, out_dir: str | Path, key_file: str | Path)
     """Hash the identifier columns of every contract file in raw_dir into out_dir (same format)."""
     raw_dir, out_dir = Path(raw_dir), Path(out_dir)
     key = read_key(key_file)
+    ipad, opad = _pads(key)
     out_dir.mkdir(parents=True, exist_ok=True)
     con = store.connect()
     rows: dict[str, int] = {}
@@ -63,14 +64,15 @@ def pseudonymise(raw_dir: str | Path, out_dir: str | Path, key_file: str | Path)
                 src = raw_dir / f"{stem}{suffix}"
                 if not src.exists():
                     continue
-                reader = (f"read_parquet('{src}')" if suffix == ".parquet"
-                          else f"read_csv('{src}', header=true, delim=',', all_varchar=true)")
-                cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()]
-                select = ", ".join(f"{sql_pseudonym(c, key)} AS {quote(c)}" if c in id_cols else quote(c) for c in cols)
+                reader = ("read_parquet($src)" if suffix == ".parquet"
+                          else "read_csv($src, header=true, delim=',', all_varchar=true)")
+                cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {reader}", {"src": str(src)}).fetchall()]
+                select = ", ".join(f"{sql_pseudonym(c)} AS {quote(c)}" if c in id_cols else quote(c) for c in cols)
                 dst = out_dir / src.name
                 fmt = "(FORMAT parquet, COMPRESSION zstd)" if suffix == ".parquet" else "(FORMAT csv, HEADER true)"
-                con.execute(f"COPY (SELECT {select} FROM {reader}) TO '{dst}' {fmt}")
-                rows[dst.name] = con.execute(f"SELECT count(*) FROM {reader}").fetchone()[0]
+                params = {"src": str(src), "dst": str(dst)} | ({"ipad": ipad, "opad": opad} if any(c in id_cols for c in cols) else {})
+                con.execute(f"COPY (SELECT {select} FROM {reader}) TO $dst {fmt}", params)
+                rows[dst.name] = con.execute(f"SELECT count(*) FROM {reader}", {"src": str(src)}).fetchone()[0]
     finally:
         con.close()
     manifest = raw_dir / "manifest.json"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
 from pathlib import Path
 
@@ -18,10 +19,12 @@ def connect(db_path: str | Path | None = None, memory_limit: str | None = None, 
     only checks the version and raises StoreVersionError naming the store when it is older or newer.
     Without a path: an in-memory scratch database with the same settings and no store tables.
     Memory is capped so large loads spill to disk."""
+    limit = memory_limit or os.environ.get("THB_DUCKDB_MEMORY_LIMIT") or DEFAULT_MEMORY_LIMIT
+    if not re.fullmatch(r"\s*\d+(\.\d+)?\s*([KMGT]i?B|[KMGT]|bytes|%)?\s*", str(limit), re.IGNORECASE):
+        raise ValueError(f"memory limit {str(limit)[:40]!r} is not a size such as 4GB or 512MiB")
     con = duckdb.connect(str(db_path) if db_path else ":memory:", read_only=read_only)
     try:
-        limit = memory_limit or os.environ.get("THB_DUCKDB_MEMORY_LIMIT") or DEFAULT_MEMORY_LIMIT
-        con.execute(f"SET memory_limit = '{limit}'")
+        con.execute("SET memory_limit = ?", [str(limit)])
         con.execute("SET TimeZone = 'UTC'")  # naive timestamps in an extract are UTC (contract)
         if db_path:
             where = f"store {db_path}"

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from schemas.contract import CONTRACT_VERSION
 
+MANIFEST_SCHEMA = Path(__file__).resolve().parent.parent / "schemas" / "manifest.schema.json"
+
 
 class SubmissionRejected(Exception):
     """A fault that makes the whole submission unusable. Names the file and the fault."""
@@ -36,8 +38,8 @@ class Submission:
     @property
     def period(self) -> tuple[date, date] | None:
         m = self.manifest or {}
-        if m.get("period_start") and m.get("period_end"):
-            return date.fromisoformat(str(m["period_start"])[:10]), date.fromisoformat(str(m["period_end"])[:10])
+        if m.get("period_start") and m.get("period_end"):   # checked against the manifest schema on open
+            return date.fromisoformat(m["period_start"]), date.fromisoformat(m["period_end"])
         return None
 
     @property
@@ -62,11 +64,59 @@ def _find(folder: Path, stem: str) -> Path | None:
     return found[0] if found else None
 
 
-def open_submission(folder: str | Path) -> Submission:
-    """Find the contract files, read the manifest, hash the files; raise on file-level faults."""
+def _field(path) -> str:
+    return ".".join(str(p) for p in path) or "(the whole manifest)"
+
+
+def _schema_reason(e) -> str:
+    """Why a manifest field fails, in words, without echoing the submitted value."""
+    v = e.validator_value
+    if e.validator == "type":
+        return f"must be of type {v if isinstance(v, str) else ' or '.join(v)}"
+    if e.validator == "required":
+        return e.message.replace("is a required property", "is required")
+    if e.validator == "pattern":
+        return f"must match {v}"
+    if e.validator == "format":
+        return f"must be a valid {v} (YYYY-MM-DD)"
+    if e.validator in ("minimum", "minProperties"):
+        return f"must be at least {v}" + (" entry" if e.validator == "minProperties" else "")
+    if e.validator == "const":
+        return f"must be {v!r}"
+    return e.message[:200]
+
+
+def check_manifest(manifest: object) -> None:
+    """Validate a parsed manifest against schemas/manifest.schema.json; raise naming the field and the reason."""
+    import jsonschema
+    schema = json.loads(MANIFEST_SCHEMA.read_text(encoding="utf-8"))
+    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+    if isinstance(manifest, dict) and "contract" in manifest and manifest["contract"] != CONTRACT_VERSION:
+        raise SubmissionRejected("manifest.json", "wrong contract version",
+                                 f"contract is {str(manifest['contract'])[:20]!r}; this loader reads version {CONTRACT_VERSION}")
+    errors = sorted(validator.iter_errors(manifest), key=lambda e: (list(e.absolute_path), e.validator))
+    if errors:
+        e = jsonschema.exceptions.best_match(errors) if len(errors) > 1 else errors[0]
+        if e.parent is not None and e.parent.validator == "propertyNames":
+            raise SubmissionRejected("manifest.json", "invalid manifest",
+                                     f"field {_field(e.absolute_path)}: {str(e.instance)[:60]!r} is not a contract file name "
+                                     "(transactions or accounts, .csv or .parquet)")
+        raise SubmissionRejected("manifest.json", "invalid manifest", f"field {_field(e.absolute_path)}: {_schema_reason(e)}"
+                                 + (f" ({len(errors) - 1} more problems)" if len(errors) > 1 else ""))
+    if manifest["period_start"] > manifest["period_end"]:
+        raise SubmissionRejected("manifest.json", "invalid manifest",
+                                 f"field period_end: {manifest['period_end']} is before period_start {manifest['period_start']}")
+
+
+def open_submission(folder: str | Path, require_manifest: bool = False) -> Submission:
+    """Find the contract files, read and check the manifest, hash the files; raise on file-level faults.
+    `require_manifest`: a folder without manifest.json is refused (the command line's default)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise SubmissionRejected(str(folder), "not a folder", "a submission is a folder with transactions and accounts files")
+    links = sorted(p.name for p in folder.iterdir() if p.is_symlink())
+    if links:   # a link could make the loader read (and hash, and store) any file on this machine
+        raise SubmissionRejected(links[0], "symbolic link", "a submission may hold only plain files; copy the file in instead of linking it")
     files: dict[str, Path] = {}
     for stem in ("transactions", "accounts"):
         p = _find(folder, stem)
@@ -75,6 +125,8 @@ def open_submission(folder: str | Path) -> Submission:
     if "transactions" not in files:
         raise SubmissionRejected("transactions.parquet|csv", "missing file", f"no transactions file in {folder}")
     for name, p in files.items():
+        if not p.is_file():
+            raise SubmissionRejected(p.name, "not a file", "must be a plain file")
         if p.stat().st_size == 0:
             raise SubmissionRejected(p.name, "empty file", "the file has no bytes")
     manifest = None
@@ -84,28 +136,24 @@ def open_submission(folder: str | Path) -> Submission:
             manifest = json.loads(mpath.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise SubmissionRejected("manifest.json", "unreadable manifest", str(e)) from e
-        if not isinstance(manifest, dict):
-            raise SubmissionRejected("manifest.json", "unreadable manifest", "must be a JSON object")
-        if manifest.get("contract") != CONTRACT_VERSION:
-            raise SubmissionRejected("manifest.json", "wrong contract version",
-                                     f"contract is {manifest.get('contract')!r}; this loader reads version {CONTRACT_VERSION}")
-        for key in ("period_start", "period_end"):
-            if key in manifest:
-                try:
-                    date.fromisoformat(str(manifest[key])[:10])
-                except ValueError as e:
-                    raise SubmissionRejected("manifest.json", f"bad {key}", f"{manifest[key]!r} is not a date") from e
+        check_manifest(manifest)
+    elif require_manifest:
+        raise SubmissionRejected("manifest.json", "missing manifest",
+                                 f"no manifest.json in {folder}; it names the bank, the period and each file's rows and sha256 "
+                                 "(give --no-manifest to accept a submission without one)")
     sub = Submission(folder, files, manifest)
     sub.sha256 = {p.name: file_sha256(p) for p in files.values()}
     if manifest is not None:
-        listed = manifest.get("files") or {}
-        for name, meta in listed.items():
+        for name, meta in manifest["files"].items():
             if name not in sub.sha256:
                 raise SubmissionRejected(name, "missing file", "listed in manifest.json but not in the folder")
-            want = (meta or {}).get("sha256")
-            if want and want.lower() != sub.sha256[name]:
+            want = meta["sha256"]
+            if want.lower() != sub.sha256[name]:
                 raise SubmissionRejected(name, "sha256 mismatch",
                                          f"manifest says {want[:12]}…, file is {sub.sha256[name][:12]}… (file changed or truncated in transit)")
+        unlisted = sorted(set(sub.sha256) - set(manifest["files"]))
+        if unlisted:
+            raise SubmissionRejected(unlisted[0], "not in manifest", "the file is in the folder but manifest.json does not list it")
     return sub
 
 

@@ -3,14 +3,13 @@
 Why DuckDB and not Great Expectations for the row checks: GX 1.x validates pandas frames only,
 which would hold a 10-million-row extract in memory. The files are instead staged into DuckDB
 tables (DuckDB streams the read and spills to disk), and every check in `schemas.contract` is
-compiled to one SQL predicate that finds the failing rows. The same check list also builds the
-GX suite (`schemas.gx_suite`), which runs on a bounded sample for the report; both come from one
-definition, so they cannot drift apart.
+compiled to one SQL query that finds the failing rows. Each kind of check is defined once in
+`schemas.checks`, its SQL beside its GX expectation; the GX suite (`schemas.gx_suite`) runs on a
+bounded sample for the report. Both come from one definition, so they cannot drift apart.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 
 import duckdb
@@ -18,21 +17,31 @@ import duckdb
 from pipelines import store
 from pipelines.submission import Submission, SubmissionRejected, manifest_rows, open_submission
 from schemas import contract
+from schemas.checks import check_type, quote
 from schemas.codes import IBAN_LENGTHS
 from schemas.contract import Check
 
 EXAMPLES = 5
+MAX_LINE_BYTES = 65_536   # a CSV line longer than this is refused: a booking is well under 1 kB, a hostile file is not
 PERIOD_TZ = contract.PERIOD_TZ
 RE_IBAN_SHAPE = r"[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}"
 RE_EMAIL = r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}"
-RE_PHONE = r"(\+|00)[1-9][0-9 \-]{7,16}|0[1-9][0-9]{8}"
+RE_PHONE = r"(\+|00)[1-9][0-9]{7,14}|0[1-9][0-9]{8}"   # on the compact form: only '+' and digits left
+# Trivial formatting a raw identifier may carry: Unicode spaces (tab, no-break, thin), format characters
+# (zero-width, BOM), dashes of every kind, brackets, dots, slashes, colons; and an `IBAN` or `tel` prefix.
+RE_SEPARATORS = r"[\s\p{Z}\p{Cf}\p{Pd}()\[\]./:]"
+RE_EDGE_SPACE = r"^[\s\p{Z}\p{Cf}]+|[\s\p{Z}\p{Cf}]+$"
 
-_MACROS = """
+_MACROS = f"""
 CREATE OR REPLACE TEMP MACRO iban_mod97(s) AS (
   list_reduce(list_transform(string_split(array_to_string(list_transform(
       string_split(substr(s, 5) || substr(s, 1, 4), ''),
       lambda c: CASE WHEN c >= 'A' THEN CAST(ascii(c) - 55 AS VARCHAR) ELSE c END), ''), ''),
     lambda c: CAST(c AS INTEGER)), lambda a, b: (a * 10 + b) % 97, 0));
+CREATE OR REPLACE TEMP MACRO id_compact(s) AS
+  regexp_replace(upper(regexp_replace(s, '{RE_SEPARATORS}', '', 'g')), '^(IBAN|TEL|MAILTO)', '');
+CREATE OR REPLACE TEMP MACRO id_trimmed(s) AS
+  regexp_replace(regexp_replace(s, '{RE_EDGE_SPACE}', '', 'g'), '^(?i:mailto):', '');
 """
 
 
@@ -62,20 +71,21 @@ class Validation:
         return self.fault is None
 
 
-def quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _txt(col: str) -> str:
-    return f"CAST(t.{quote(col)} AS VARCHAR)"
-
-
 def _read_expr(path: Path) -> str:
-    p = str(path).replace("'", "''")
+    """The reader of one file, for `con.execute(sql, [str(path)])`: the path is bound, never spliced."""
     if path.suffix == ".parquet":
-        return f"(SELECT file_row_number + 1 AS __row, * EXCLUDE (file_row_number) FROM read_parquet('{p}', file_row_number=true))"
-    return (f"(SELECT row_number() OVER () AS __row, * FROM read_csv('{p}', header=true, delim=',', quote='\"', "
-            f"escape='\"', all_varchar=true, encoding='utf-8', strict_mode=true, null_padding=false))")
+        return "(SELECT file_row_number + 1 AS __row, * EXCLUDE (file_row_number) FROM read_parquet(?, file_row_number=true))"
+    return (f"(SELECT row_number() OVER () AS __row, * FROM read_csv(?, header=true, delim=',', quote='\"', "
+            f"escape='\"', all_varchar=true, encoding='utf-8', strict_mode=true, null_padding=false, max_line_size={MAX_LINE_BYTES}))")
+
+
+def _first_long_line(path: Path, limit: int) -> int | None:
+    """Line number (1-based) of the first line longer than `limit` bytes; only run after DuckDB refused the file."""
+    with open(path, "rb") as f:
+        for number, line in enumerate(f, start=1):
+            if len(line.rstrip(b"\r\n")) > limit:
+                return number
+    return None
 
 
 def _check_csv_header(path: Path) -> None:
@@ -123,16 +133,22 @@ def stage(con: duckdb.DuckDBPyConnection, sub: Submission) -> Validation:
             _check_csv_header(path)
         def read(sql: str):
             try:
-                return con.execute(sql)
+                return con.execute(sql, [str(path)])
             except duckdb.Error as e:
                 bad = _first_bad_utf8(path) if path.suffix == ".csv" else None
                 if bad:
                     raise SubmissionRejected(path.name, "wrong encoding",
                                              f"line {bad[0]} (byte {bad[1]}) is not UTF-8; the contract requires UTF-8") from e
-                first = str(e).split("\n")[0].strip()
+                long = _first_long_line(path, MAX_LINE_BYTES) if path.suffix == ".csv" and "line size" in str(e) else None
+                if long:
+                    raise SubmissionRejected(path.name, "line too long",
+                                             f"data row {long - 1} (line {long}) is longer than the reader's limit of "
+                                             f"{MAX_LINE_BYTES:,} bytes") from e
+                first = str(e).split("\n")[0].strip()   # never the rest: DuckDB quotes the offending line
                 raise SubmissionRejected(path.name, "unreadable file", first) from e
 
-        cols = [r[0] for r in read(f"DESCRIBE SELECT * FROM {_read_expr(path)}").fetchall()]
+        reader = _read_expr(path)   # the path itself is bound by read()
+        cols = [r[0] for r in read(f"DESCRIBE SELECT * FROM {reader}").fetchall()]
         if name == "transactions":
             sub.fiu = "report_id" in cols
         spec = contract.columns(name, fiu=sub.fiu)
@@ -152,7 +168,7 @@ def stage(con: duckdb.DuckDBPyConnection, sub: Submission) -> Validation:
                 select.append(f"NULLIF({quote(c.name)}, '') AS {quote(c.name)}")
             else:
                 select.append(quote(c.name))
-        read(f"CREATE OR REPLACE TEMP TABLE stg_{name} AS SELECT {', '.join(select)} FROM {_read_expr(path)}")
+        read(f"CREATE OR REPLACE TEMP TABLE stg_{name} AS SELECT {', '.join(select)} FROM {reader}")
         rows = con.execute(f"SELECT count(*) FROM stg_{name}").fetchone()[0]
         if rows == 0:
             raise SubmissionRejected(path.name, "empty file", "no data rows")
@@ -166,120 +182,52 @@ def stage(con: duckdb.DuckDBPyConnection, sub: Submission) -> Validation:
     return v
 
 
-def _raw_identifier_sql(col: str) -> str:
-    """True for a value that looks like a raw IBAN (valid checksum), e-mail address or phone number."""
-    norm = f"upper(replace({col}, ' ', ''))"
+def _raw_identifier_sql(value: str, compact: str) -> str:
+    """True for a value that is a raw IBAN (valid mod-97 checksum), e-mail address or phone number once its
+    trivial formatting is gone. `compact` is id_compact(value): separators, prefixes and case removed."""
     lengths = "[" + ", ".join(f"'{cc}{n}'" for cc, n in IBAN_LENGTHS.items()) + "]"
     countries = ", ".join(f"'{cc}'" for cc in IBAN_LENGTHS)   # cheap first filter before any regex
-    return f"""CASE WHEN upper(substr({col}, 1, 2)) IN ({countries})
-                         AND regexp_full_match({norm}, '{RE_IBAN_SHAPE}')
-                         AND list_contains({lengths}, substr({norm}, 1, 2) || CAST(length({norm}) AS VARCHAR))
-                    THEN iban_mod97({norm}) = 1          -- CASE: the costly checksum only for IBAN-shaped values
-                    WHEN contains({col}, '@') THEN regexp_full_match({col}, '{RE_EMAIL}')
-                    WHEN substr({col}, 1, 1) IN ('+', '0') THEN regexp_full_match({col}, '{RE_PHONE}')
-                    ELSE false END"""
+    return f"""CASE WHEN substr({compact}, 1, 2) IN ({countries})
+                         AND regexp_full_match({compact}, '{RE_IBAN_SHAPE}')
+                         AND list_contains({lengths}, substr({compact}, 1, 2) || CAST(length({compact}) AS VARCHAR))
+                    THEN iban_mod97({compact}) = 1          -- CASE: the costly checksum only for IBAN-shaped values
+                    WHEN contains({value}, '@') THEN regexp_full_match(id_trimmed({value}), '{RE_EMAIL}')
+                    ELSE regexp_full_match({compact}, '{RE_PHONE}') END"""
 
 
 def _refuse_raw_identifiers(con: duckdb.DuckDBPyConnection, sub: Submission) -> None:
     """A raw IBAN, e-mail or phone in an identifier column rejects the submission (values never echoed).
-    Each distinct value is tested once (an extract repeats its ids: 10 M rows hold about 200 k of them);
-    rows are looked up only when a value matched."""
+    Each distinct value is normalised and tested once (an extract repeats its ids: 10 M rows hold about
+    200 k of them); rows are looked up only when a value matched."""
     for name in sub.files:
         for c in contract.columns(name, fiu=sub.fiu):
             if not c.identifier:
                 continue
             col = f"CAST({quote(c.name)} AS VARCHAR)"
             # Materialised first: in one query DuckDB pushes the test below the DISTINCT, onto every row.
-            con.execute(f"CREATE OR REPLACE TEMP TABLE id_values AS SELECT DISTINCT {col} AS v FROM stg_{name}")
-            con.execute(f"DELETE FROM id_values WHERE NOT coalesce({_raw_identifier_sql('v')}, false)")
+            con.execute(f"""CREATE OR REPLACE TEMP TABLE id_values AS SELECT v, id_compact(v) AS c
+                            FROM (SELECT DISTINCT {col} AS v FROM stg_{name} WHERE {col} IS NOT NULL)""")
+            con.execute(f"DELETE FROM id_values WHERE NOT coalesce({_raw_identifier_sql('v', 'c')}, false)")
             found = con.execute("SELECT count(*) FROM id_values").fetchall()[0][0]
             if not found:
                 con.execute("DROP TABLE id_values")
                 continue
-            n, rows = con.execute(f"""SELECT count(*), list(__row ORDER BY __row)[1:{EXAMPLES}] FROM stg_{name}
-                                      WHERE {col} IN (SELECT v FROM id_values)""").fetchall()[0]
+            n, rows = con.execute(f"""SELECT count(*), list(__row ORDER BY __row)[1:?] FROM stg_{name}
+                                      WHERE {col} IN (SELECT v FROM id_values)""", [EXAMPLES]).fetchall()[0]
+            con.execute("DROP TABLE id_values")
             raise SubmissionRejected(sub.files[name].name, "raw identifier",
                                      f"column {c.name}: {n} rows hold what looks like a raw IBAN, e-mail or phone "
                                      f"number (rows {', '.join(map(str, rows))}); only pseudonymous ids may be submitted "
                                      f"(run `thb-signals pseudonymise` first)")
 
 
-_INTEGERS = ("INTEGER", "BIGINT", "SMALLINT", "TINYINT", "HUGEINT", "UBIGINT", "UINTEGER")
-_NUMERIC = ("DECIMAL", "DOUBLE", "FLOAT", "REAL") + _INTEGERS
-
-
-def _typed_ok(staged: str | None, sql_type: str) -> bool:
-    """A Parquet column already of the contract's kind of type needs no textual format check."""
-    if not staged or staged == "VARCHAR":
-        return False
-    if sql_type == "TIMESTAMPTZ":
-        return staged.startswith("TIMESTAMP")
-    if sql_type == "DATE":
-        return staged == "DATE"
-    if sql_type == "INTEGER":
-        return staged in _INTEGERS
-    return staged.startswith(_NUMERIC)
-
-
 def fail_predicate(check: Check, sub: Submission, staged: str | None = None) -> str:
-    """The SQL condition (over staging alias t) that is true for a row failing `check`.
-    `staged` is the staging column's type: Parquet columns that are already typed skip text checks."""
-    col = f"t.{quote(check.column)}"
-    k, p = check.kind, check.params
-    if k == "not_null":
-        if staged and staged != "VARCHAR":
-            return f"({col} IS NULL)"
-        txt = _txt(check.column)   # blank = only spaces; trim() only for values that start with one (cheap at 10 M rows)
-        return f"({col} IS NULL OR {txt} = '' OR (prefix({txt}, ' ') AND trim({txt}) = ''))"
-    if k == "format":
-        if _typed_ok(staged, p["sql_type"]):
-            return f"({col} IS NOT NULL AND TRY_CAST({col} AS {p['sql_type']}) IS NULL)" if p["sql_type"] != "TIMESTAMPTZ" else "false"
-        rx = p["regex"].replace("'", "''")
-        typed = f"TRY_CAST({col} AS {p['sql_type']}) IS NULL" if p["sql_type"] != "VARCHAR" else "false"
-        return f"({col} IS NOT NULL AND (NOT regexp_full_match(trim({_txt(check.column)}), '{rx}') OR {typed}))"
-    if k == "in_set":
-        values = ", ".join("'" + v.replace("'", "''") + "'" for v in p["values"])
-        return f"({col} IS NOT NULL AND {_txt(check.column)} NOT IN ({values}))"
-    if k == "range":
-        num = f"TRY_CAST({col} AS DOUBLE)"
-        parts = []
-        if "min" in p:
-            parts.append(f"{num} {'<=' if p.get('strict_min') else '<'} {p['min']}")
-        if "max" in p:
-            parts.append(f"{num} > {p['max']}")
-        return "(" + " OR ".join(parts) + ")"
-    if k == "required_if":
-        other, value = p["when"]
-        return f"(CAST(t.{quote(other)} AS VARCHAR) = '{value}' AND {col} IS NULL)"
-    if k == "equals_manifest":
-        return f"({col} IS DISTINCT FROM '{sub.bank_id}')" if sub.bank_id else "false"
-    if k == "in_period":
-        start, end = sub.period
-        hi = end + timedelta(days=1)
-        ts = f"TRY_CAST({col} AS TIMESTAMPTZ)"   # the period's dates are Dutch calendar days
-        return (f"({ts} < timezone('{PERIOD_TZ}', TIMESTAMP '{start} 00:00:00') "
-                f"OR {ts} >= timezone('{PERIOD_TZ}', TIMESTAMP '{hi} 00:00:00'))")
-    raise ValueError(k)
-
-
-def _failing_rows_sql(check: Check, sub: Submission, types: dict[str, str] | None = None) -> str:
-    table = f"stg_{check.file}"
-    value = _txt(check.column)
-    if check.kind == "unique":
-        key = ", ".join(quote(k) for k in check.params["key"])
-        dup = f"(SELECT {key} FROM {table} GROUP BY ALL HAVING count(*) > 1)"   # cheap hash pass; the window sees duplicates only
-        return (f"SELECT t.__row, {value} AS value FROM (SELECT s.*, row_number() OVER (PARTITION BY {key} ORDER BY __row) AS __n "
-                f"FROM {table} s SEMI JOIN {dup} d USING ({key})) t WHERE t.__n > 1 AND t.{quote(check.column)} IS NOT NULL")
-    if check.kind == "in_set" and len(check.params["values"]) > 20:   # long code lists: a hash anti-join, not 250 comparisons a row
-        codes = "(SELECT unnest([" + ", ".join("'" + x.replace("'", "''") + "'" for x in check.params["values"]) + "]) AS code)"
-        return (f"SELECT t.__row, {value} AS value FROM {table} t ANTI JOIN {codes} c ON {value} = c.code "
-                f"WHERE t.{quote(check.column)} IS NOT NULL")
-    if check.kind == "in_accounts":
-        ok = "(SELECT a.bank_id, a.account_id FROM stg_accounts a WHERE a.__row NOT IN (SELECT row FROM failures WHERE file = 'accounts'))"
-        return (f"SELECT t.__row, {value} AS value FROM {table} t ANTI JOIN {ok} a "
-                f"ON CAST(a.account_id AS VARCHAR) = CAST(t.account_id AS VARCHAR) AND CAST(a.bank_id AS VARCHAR) = CAST(t.bank_id AS VARCHAR) "
-                f"WHERE t.account_id IS NOT NULL")
-    return f"SELECT t.__row, {value} AS value FROM {table} t WHERE {fail_predicate(check, sub, (types or {}).get(check.column))}"
+    """The SQL condition (over staging alias t) that is true for a row failing `check`, for kinds without
+    bound values (the registry's `failing_rows` is what the checks run). `staged` is the staging column's type."""
+    pred, params = check_type(check).predicate(check, sub, staged)
+    if params:
+        raise ValueError(f"{check.id}: the predicate binds values; run it through check_type(check).failing_rows")
+    return pred
 
 
 def run_checks(con: duckdb.DuckDBPyConnection, v: Validation) -> Validation:
@@ -295,24 +243,26 @@ def run_checks(con: duckdb.DuckDBPyConnection, v: Validation) -> Validation:
     for name in sorted(sub.files, key=lambda n: n != "accounts"):
         types = {r[0]: r[1] for r in con.execute(f"DESCRIBE stg_{name}").fetchall()}
         for check in applicable[name]:
-            con.execute(f"INSERT INTO failures SELECT '{name}', __row, ?, ?, ?, left(value, 200) FROM ({_failing_rows_sql(check, sub, types)})",
-                        [check.id, check.column, check.reason])
-    summary = con.execute(f"""
-        SELECT check_id, count(*), list([CAST(row AS VARCHAR), value] ORDER BY row)[1:{EXAMPLES}]
-        FROM failures GROUP BY check_id""").fetchall()
+            rows_sql, params = check_type(check).failing_rows(check, sub, types.get(check.column))
+            con.execute(f"INSERT INTO failures SELECT ?, __row, ?, ?, ?, left(value, 200) FROM ({rows_sql})",
+                        [name, check.id, check.column, check.reason, *params])
+    summary = con.execute("""
+        SELECT check_id, count(*), list([CAST(row AS VARCHAR), value] ORDER BY row)[1:?]
+        FROM failures GROUP BY check_id""", [EXAMPLES]).fetchall()
     by_id = {cid: (n, [(int(r), val) for r, val in ex]) for cid, n, ex in summary}
     v.results = [CheckResult(check, *by_id.get(check.id, (0, []))) for name in sub.files for check in applicable[name]]
     v.rejected_rows = dict(con.execute("SELECT file, count(DISTINCT row) FROM failures GROUP BY file").fetchall())
     return v
 
 
-def validate(path: str | Path, con: duckdb.DuckDBPyConnection | None = None, gx_sample_rows: int = 0) -> Validation:
+def validate(path: str | Path, con: duckdb.DuckDBPyConnection | None = None, gx_sample_rows: int = 0,
+             require_manifest: bool = False) -> Validation:
     """Open, stage and check a submission. File-level faults come back in `.fault`, never raised."""
     own = con is None
     con = con or store.connect(None)
     try:
         try:
-            sub = open_submission(path)
+            sub = open_submission(path, require_manifest)
             v = stage(con, sub)
         except SubmissionRejected as e:
             return Validation(Submission(Path(path), {}), fault=e)

@@ -15,6 +15,7 @@ from schemas.codes import ISO_COUNTRIES, ISO_CURRENCIES
 
 CONTRACT_VERSION = 1
 PERIOD_TZ = "Europe/Amsterdam"   # manifest periods are Dutch calendar days
+AMOUNT_STEP = 0.01               # amounts are stored as DECIMAL(18,2): a smaller positive amount would become 0.00
 
 DIRECTIONS = ("credit", "debit")
 CHANNELS = (
@@ -70,7 +71,7 @@ class Check:
     id: str
     file: str            # transactions | accounts
     column: str
-    kind: str            # not_null | format | in_set | range | required_if | unique | in_accounts | in_period | equals_manifest
+    kind: str            # a key of schemas.checks.CHECK_TYPES (not_null, format, in_set, range, precision, ...)
     reason: str          # what a bank's data team reads
     params: dict = field(default_factory=dict)
 
@@ -175,6 +176,8 @@ def checks(file: str, fiu: bool = False, has_manifest: bool = False, has_account
         out += [
             Check("transactions.amount_eur.positive", file, "amount_eur", "range", "must be > 0",
                   {"min": 0, "strict_min": True}),
+            Check("transactions.amount_eur.precision", file, "amount_eur", "precision",
+                  f"is below the contract's precision of {AMOUNT_STEP} EUR (it would be stored as 0.00)", {"step": AMOUNT_STEP}),
             Check("transactions.txn_id.unique", file, "txn_id", "unique",
                   "duplicates an earlier row's txn_id for the same bank_id", {"key": ("bank_id", "txn_id")}),
         ]
@@ -192,6 +195,8 @@ def checks(file: str, fiu: bool = False, has_manifest: bool = False, has_account
         out += [
             Check("accounts.birth_year.range", file, "birth_year", "range", "must be between 1900 and 2030",
                   {"min": 1900, "max": 2030}),
+            Check("accounts.opened_on.after_birth", file, "opened_on", "not_before_year",
+                  "lies before the holder's birth_year (an impossible record)", {"year": "birth_year"}),
             Check("accounts.birth_year.persons", file, "birth_year", "required_if",
                   "is required for customer_type person", {"when": ("customer_type", "person")}),
             Check("accounts.sector_code.businesses", file, "sector_code", "required_if",

@@ -13,6 +13,7 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("TQDM_DISABLE", "1")   # GX's metric progress bars
 
 from schemas import contract  # noqa: E402
+from schemas.checks import check_type, quote  # noqa: E402
 from schemas.contract import Check  # noqa: E402
 
 
@@ -22,34 +23,9 @@ def _gx():
     return gx
 
 
-def expectation(check: Check, sub) -> object:
-    """The GX expectation that says the same as `check`."""
-    E = _gx().expectations
-    meta = {"check_id": check.id}
-    k, p, col = check.kind, check.params, check.column
-    if k == "not_null":
-        return E.ExpectColumnValuesToNotBeNull(column=col, meta=meta)
-    if k == "format":
-        return E.ExpectColumnValuesToMatchRegex(column=col, regex=p["regex"], meta=meta)
-    if k == "in_set":
-        return E.ExpectColumnValuesToBeInSet(column=col, value_set=list(p["values"]), meta=meta)
-    if k == "range":
-        return E.ExpectColumnValuesToBeBetween(column=f"{col}__value", min_value=p.get("min"), max_value=p.get("max"),
-                                               strict_min=bool(p.get("strict_min")), meta=meta)
-    if k == "required_if":
-        other, value = p["when"]
-        return E.ExpectColumnValuesToNotBeNull(column=col, row_condition=f'{other}=="{value}"',
-                                               condition_parser="pandas", meta=meta)
-    if k == "unique":
-        return E.ExpectCompoundColumnsToBeUnique(column_list=list(p["key"]), meta=meta)
-    if k == "in_accounts":
-        return E.ExpectColumnValuesToBeInSet(column="__bank_account", value_set=sub["accounts"], meta=meta)
-    if k == "in_period":
-        start, end = sub["period"]
-        return E.ExpectColumnValuesToBeBetween(column=f"{col}__value", min_value=start, max_value=end, meta=meta)
-    if k == "equals_manifest":
-        return E.ExpectColumnValuesToBeInSet(column=col, value_set=[sub["bank_id"]], meta=meta)
-    raise ValueError(k)
+def expectation(check: Check, context: dict) -> object:
+    """The GX expectation that says the same as `check` (defined beside its SQL in `schemas.checks`)."""
+    return check_type(check).expectation(check, _gx().expectations, context)
 
 
 def build_suite(file: str, fiu: bool, context: dict) -> object:
@@ -88,14 +64,10 @@ def validate_sample(con, v, rows: int) -> list[dict]:
     out: list[dict] = []
     for name in sub.files:
         cols = contract.columns(name, sub.fiu)
-        select = [f"CAST(\"{c.name}\" AS VARCHAR) AS \"{c.name}\"" for c in cols]
-        for check in contract.checks(name, fiu=sub.fiu):
-            if check.kind == "range":
-                select.append(f"TRY_CAST(\"{check.column}\" AS DOUBLE) AS \"{check.column}__value\"")
-        if name == "transactions":
-            select.append("TRY_CAST(booked_at AS TIMESTAMPTZ) AS booked_at__value")
-            select.append("CAST(bank_id AS VARCHAR) || '|' || CAST(account_id AS VARCHAR) AS __bank_account")
-        frame = con.execute(f"SELECT {', '.join(select)} FROM stg_{name} ORDER BY __row LIMIT {int(rows)}").df()
+        select = [f"CAST({quote(c.name)} AS VARCHAR) AS {quote(c.name)}" for c in cols]
+        for check in contract.checks(name, fiu=sub.fiu, has_manifest=True, has_accounts=True):
+            select += [x for x in check_type(check).sample_columns(check) if x not in select]
+        frame = con.execute(f"SELECT {', '.join(select)} FROM stg_{name} ORDER BY __row LIMIT ?", [int(rows)]).df()
         if "booked_at__value" in frame:
             frame["booked_at__value"] = frame["booked_at__value"].dt.tz_convert("UTC")
         suite = ctx.suites.add(build_suite(name, sub.fiu, context))

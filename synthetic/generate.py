@@ -93,7 +93,9 @@ def generate(out_dir: str | Path, accounts: int = 20_000, days: int = 90, banks:
     tx_out = tx.select(order)
 
     today_ord = end_d.toordinal()
-    opened = [date.fromordinal(today_ord - int(a)) for a in pop.account_age_days]
+    # no account opened before its holder was born (scenarios draw new holder ages after the account ages)
+    age_days = np.where(pop.is_business, pop.account_age_days, np.minimum(pop.account_age_days, (pop.age - 1) * 365))
+    opened = [date.fromordinal(today_ord - int(a)) for a in age_days]
     persons_mask = ~pop.is_business
     postcode = np.char.add(POSTCODE_AREA[pop.city].astype(str), rng.integers(10, 99, pop.n).astype(str))
     accounts_df = pl.DataFrame({

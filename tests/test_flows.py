@@ -61,11 +61,11 @@ def test_transient_fault_is_retried_and_recovers(prefect_harness, tmp_path, monk
     calls = []
     real = flows.ingest
 
-    def flaky(path, db):
+    def flaky(path, db, **kw):
         calls.append(path)
         if len(calls) == 1:
             raise duckdb.IOException("IO Error: Could not set lock on file (injected)")
-        return real(path, db)
+        return real(path, db, **kw)
     monkeypatch.setattr(flows, "ingest", flaky)
     out = flows.ingest_flow([str(SAMPLES / "valid" / "BANK_A")], str(tmp_path / "s.duckdb"))
     assert len(calls) == 2 and out[0]["outcome"] == "loaded"
@@ -75,7 +75,7 @@ def test_validation_failure_is_not_retried(prefect_harness, tmp_path, monkeypatc
     import pipelines.flows as flows
     calls = []
 
-    def broken(path, db):
+    def broken(path, db, **_):
         calls.append(path)
         raise ValueError("bad value in the contract (injected)")
     monkeypatch.setattr(flows, "ingest", broken)

@@ -169,7 +169,7 @@ def test_dispose_on_an_old_loaded_but_never_scored_store_names_the_unknown_alert
     rc = main(["dispose", "--db", str(db), "--alert", "r1-00001", "--action", "escalate", "--user", "ann"])
     err = capsys.readouterr().err
     assert rc == 2
-    assert err.strip() == "error: no alert r1-00001"
+    assert err.strip().startswith(f"thb-signals dispose: error: store {db} has never been scored") and "\n" not in err.strip()
 
 
 def test_dispose_on_a_loaded_but_never_scored_store_raises_a_disposition_error(tmp_path, samples):
@@ -194,7 +194,7 @@ def test_a_store_newer_than_the_code_is_refused_with_one_line(tmp_path, capsys):
             store.connect(db, read_only=read_only)
     assert main(["dispose", "--db", str(db), "--alert", "x", "--action", "escalate", "--user", "ann"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith(f"error: store {db} is at schema version {schema.LATEST + 1}") and "\n" not in err
+    assert err.startswith(f"thb-signals dispose: error: store {db} is at schema version {schema.LATEST + 1}") and "\n" not in err
 
 
 def test_a_failing_migration_leaves_the_store_as_it_was(tmp_path, monkeypatch):

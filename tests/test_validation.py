@@ -113,3 +113,36 @@ def test_raw_identifier_names_count_and_rows(tmp_path):
     assert v.fault is not None and v.fault.fault == "raw identifier"
     assert "column counterparty_id: 3 rows" in str(v.fault) and "rows 3, 4, 40" in str(v.fault)
     assert "0417" not in str(v.fault)
+
+
+def test_manifest_bank_id_is_bound_not_spliced():
+    """A quote in the manifest's bank_id cannot change the query: every row still differs from it."""
+    import duckdb
+
+    from pipelines.submission import Submission
+    from schemas import contract
+    from schemas.checks import check_type
+    check = next(c for c in contract.checks("transactions", has_manifest=True) if c.kind == "equals_manifest")
+    con = duckdb.connect()
+    con.execute("CREATE TABLE stg_transactions AS SELECT * FROM (VALUES (1, 'BANK_A'), (2, 'BANK_A')) v(__row, bank_id)")
+    sub = Submission(None, {}, manifest={"bank_id": "BANK_A' AND false AND 'x'='x"})
+    sql, params = check_type(check).failing_rows(check, sub)
+    assert "BANK_A" not in sql and params == [sub.bank_id]
+    assert [r for (r, _) in con.execute(sql, params).fetchall()] == [1, 2]
+
+
+def test_raw_identifier_test_near_misses():
+    """Disguised identifiers are found; pseudonymous ids, a wrong IBAN checksum, dates and short numbers are not."""
+    import duckdb
+
+    from pipelines.validation import _MACROS, _raw_identifier_sql
+    found = [" NL91ABNA0417164300", "nl91-abna-0417-1643-00", "IBAN:\u00a0NL91 ABNA 0417 1643 00", "\u2007DE89370400440532013000",
+             " jan@example.nl\t", "mailto:jan@example.nl", "06-12345678", "06 1234 5678", "+31 (0)6 12345678", "0031-6-12345678",
+             "+32 470 12 34 56", "tel:+31612345678"]
+    kept = ["06d0f68771e5d29279236362782564df", "NL91ABNA0417164301", "NL91-ABNA-0417-1643-01", "2026-09-01", "12345678",
+            "061234567", "+31 6 123", "jan@example", "BANK_A-T000000001", "0000000000", "de89370400440532013000ab"]
+    con = duckdb.connect()
+    con.execute(_MACROS)
+    con.execute("CREATE TABLE v AS SELECT unnest(?) AS v", [found + kept])
+    flagged = {v for (v,) in con.execute(f"SELECT v FROM v WHERE {_raw_identifier_sql('v', 'id_compact(v)')}").fetchall()}
+    assert flagged == set(found), (set(found) - flagged, flagged - set(found))

@@ -67,7 +67,7 @@ def queue(con: duckdb.DuckDBPyConnection, user: User, f: QueueFilter, limit: int
         FROM latest l JOIN alert_status s USING (alert_id) JOIN first_seen o USING (alert_id)
         WHERE {' AND '.join(where)}"""
     total = con.execute(f"SELECT count(*) FROM ({base})", params).fetchall()[0][0]
-    page = f" LIMIT {int(limit)} OFFSET {(f.page - 1) * int(limit)}" if limit else ""
+    page = f" LIMIT {int(limit)} OFFSET {int((f.page - 1) * limit)}" if limit else ""
     rows = con.sql(f"{base} ORDER BY l.score DESC, l.alert_id{page}", params=params).pl()
     offset = (f.page - 1) * (limit or 0)
     return rows.with_columns(pl.int_range(offset + 1, offset + 1 + pl.len()).alias("rank")), total

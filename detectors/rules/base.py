@@ -147,6 +147,20 @@ def rule_set(rules: list[Rule], overrides: dict | None = None) -> list[Rule]:
         bad = [k for k in new if k not in r.params and k != "severity"]
         if bad:
             raise ValueError(f"rule {r.id} has no parameter(s) {', '.join(bad)}; it has {', '.join(r.params)}")
-        params = {**r.params, **{k: v for k, v in new.items() if k != "severity"}}
+        params = {**r.params, **{k: _config_value(r, k, v, known) for k, v in new.items() if k != "severity"}}
         out.append(replace(r, params=params, severity=int(new.get("severity", r.severity))))
     return out
+
+
+def _config_value(r: Rule, key: str, value, rule_ids: set[str]):
+    """A parameter from a config file, checked before it is written into the rule's SQL: a number where the
+    rule has a number, a list of known rule ids where it has one. Anything else is refused (no SQL from a config)."""
+    default = r.params[key]
+    if isinstance(default, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"rule {r.id}: parameter {key} must be a number, not {type(value).__name__}")
+        return value
+    ids = value if isinstance(value, list) else None
+    if not ids or not all(isinstance(i, str) and i in rule_ids for i in ids):
+        raise ValueError(f"rule {r.id}: parameter {key} must be a list of rule ids (see `thb-signals rules`)")
+    return ", ".join(f"'{i}'" for i in ids)

@@ -1,0 +1,190 @@
+"""The command line: a user error is one clear line and exit 2, never a traceback; stores and inboxes are never
+created by a typo; --debug shows the traceback; every option explains itself."""
+import shutil
+import subprocess
+import sys
+
+import duckdb
+import pytest
+
+from pipelines.cli import UsageError, build_parser, main
+from tests.conftest import SAMPLES
+
+
+def one_line_error(capsys, *words) -> str:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    for w in words:
+        assert w in lines[0], lines[0]
+    return lines[0]
+
+
+def store_with(tmp_path, *ddl) -> str:
+    db = tmp_path / "s.duckdb"
+    con = duckdb.connect(str(db))
+    for d in ddl:
+        con.execute(d)
+    con.close()
+    return str(db)
+
+
+def test_validate_missing_folder(tmp_path, capsys):
+    assert main(["validate", str(tmp_path / "nope")]) == 2
+    one_line_error(capsys, "nope", "does not exist")
+
+
+def test_ingest_missing_folder_creates_no_store(tmp_path, capsys):
+    db = tmp_path / "s.duckdb"
+    assert main(["ingest", str(SAMPLES / "valid" / "BANK_A"), str(tmp_path / "typo"), "--db", str(db)]) == 2
+    one_line_error(capsys, "typo", "does not exist")
+    assert not db.exists()
+
+
+def test_ingest_into_missing_folder(tmp_path, capsys):
+    assert main(["ingest", str(SAMPLES / "valid" / "BANK_A"), "--db", str(tmp_path / "no" / "s.duckdb")]) == 2
+    one_line_error(capsys, "folder", "does not exist")
+
+
+@pytest.mark.parametrize("argv", [
+    ["score", "--out", "OUT"],
+    ["dispose", "--alert", "a1", "--action", "escalate", "--user", "u"],
+    ["export-goaml", "--escalated", "--identities", "ids.csv", "--out", "OUT"],
+    ["serve"],
+    ["identities", "--out", "ids.csv"],
+])
+def test_store_that_does_not_exist_is_refused_not_created(tmp_path, capsys, argv):
+    db = tmp_path / "typo.duckdb"
+    argv = [x.replace("OUT", str(tmp_path / "out")) for x in argv] + ["--db", str(db)]
+    assert main(argv) == 2
+    one_line_error(capsys, "typo.duckdb", "does not exist")
+    assert not db.exists()
+
+
+def test_score_an_empty_store(tmp_path, capsys):
+    db = store_with(tmp_path)
+    assert main(["score", "--db", db, "--out", str(tmp_path / "out")]) == 2
+    one_line_error(capsys, "holds no transactions", "ingest")
+
+
+@pytest.mark.parametrize("argv", [["dispose", "--alert", "a1", "--action", "escalate", "--user", "u"], ["serve"],
+                                  ["export-goaml", "--escalated", "--identities", "x.csv", "--out", "o"]])
+def test_store_never_scored(tmp_path, capsys, argv):
+    db = store_with(tmp_path, "CREATE TABLE transactions (txn_id VARCHAR)", "INSERT INTO transactions VALUES ('t1')")
+    assert main(argv + ["--db", db]) == 2
+    one_line_error(capsys, "never been scored", "thb-signals score")
+
+
+def test_malformed_yaml_config_names_the_line(tmp_path, capsys):
+    db = store_with(tmp_path, "CREATE TABLE transactions (txn_id VARCHAR)", "INSERT INTO transactions VALUES ('t1')")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("window_days: 90\nfusion: [1, 2\n")
+    assert main(["score", "--db", db, "--out", str(tmp_path / "o"), "--config", str(cfg)]) == 2
+    one_line_error(capsys, "c.yaml", "not valid YAML", "line")
+    cfg.write_text("- a list\n- not a mapping\n")
+    assert main(["score", "--db", db, "--out", str(tmp_path / "o"), "--config", str(cfg)]) == 2
+    one_line_error(capsys, "must be a YAML mapping")
+    assert main(["score", "--db", db, "--out", str(tmp_path / "o"), "--config", str(tmp_path / "none.yaml")]) == 2
+    one_line_error(capsys, "none.yaml", "does not exist")
+
+
+def test_malformed_users_file(tmp_path, capsys):
+    db = store_with(tmp_path, "CREATE TABLE alert_status (alert_id VARCHAR)")
+    users = tmp_path / "users.yaml"
+    users.write_text("users:\n  ann: {role: admin\n")
+    assert main(["serve", "--db", db, "--users", str(users)]) == 2
+    one_line_error(capsys, "users.yaml", "not valid YAML")
+
+
+def test_pseudonymise_missing_or_short_key(tmp_path, capsys):
+    raw = SAMPLES / "valid" / "BANK_A"
+    assert main(["pseudonymise", str(raw), str(tmp_path / "out"), "--key-file", str(tmp_path / "nokey")]) == 2
+    one_line_error(capsys, "key file", "does not exist")
+    key = tmp_path / "k"
+    key.write_text("short")
+    assert main(["pseudonymise", str(raw), str(tmp_path / "out"), "--key-file", str(key)]) == 2
+    one_line_error(capsys, "at least 16 bytes")
+
+
+def test_bad_memory_limit(tmp_path, capsys):
+    assert main(["ingest", str(SAMPLES / "valid" / "BANK_A"), "--db", str(tmp_path / "s.duckdb"), "--memory-limit", "4GB'; --"]) == 2
+    one_line_error(capsys, "memory limit", "4GB or 512MiB")
+
+
+def _hold_lock(db: str, *argv: str) -> subprocess.Popen:
+    code = "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('locked', flush=True); time.sleep(60)"
+    proc = subprocess.Popen([sys.executable, "-c", code, db, *argv], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+@pytest.mark.parametrize("argv, kind", [((), "another program"), (("thb-signals", "serve"), "the review page")])
+def test_locked_store_names_the_holder(tmp_path, capsys, argv, kind):
+    db = store_with(tmp_path, "CREATE TABLE transactions (txn_id VARCHAR)", "INSERT INTO transactions VALUES ('t1')")
+    proc = _hold_lock(db, *argv)
+    try:
+        assert main(["score", "--db", db, "--out", str(tmp_path / "o")]) == 2
+        line = one_line_error(capsys, "in use by", kind, f"PID {proc.pid}")
+        assert "run this" in line and "--debug" not in line
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_batch_refuses_a_missing_inbox(tmp_path, capsys):
+    inbox = tmp_path / "inbox"
+    assert main(["batch", str(inbox), "--db", str(tmp_path / "s.duckdb"), "--out", str(tmp_path / "o")]) == 2
+    one_line_error(capsys, "inbox", "does not exist")
+    assert not inbox.exists() and not (tmp_path / "s.duckdb").exists()
+
+
+def test_demo_refuses_a_folder_it_did_not_make(tmp_path, capsys):
+    (tmp_path / "keep.txt").write_text("mine")
+    assert main(["demo", "--out", str(tmp_path)]) == 2
+    one_line_error(capsys, "did not make", "not empty")
+    assert (tmp_path / "keep.txt").read_text() == "mine"
+
+
+def test_hash_password_refuses_an_empty_password(monkeypatch, capsys):
+    monkeypatch.setenv("THB_PASSWORD", "")
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": "  ")
+    assert main(["hash-password"]) == 2
+    one_line_error(capsys, "password is empty")
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    with pytest.raises(UsageError):
+        main(["--debug", "score", "--db", str(tmp_path / "nope.duckdb"), "--out", str(tmp_path / "o")])
+    with pytest.raises(UsageError):
+        main(["score", "--debug", "--db", str(tmp_path / "nope.duckdb"), "--out", str(tmp_path / "o")])
+
+
+def test_submission_without_manifest_needs_the_flag(tmp_path, capsys):
+    sub = tmp_path / "BANK_A"
+    shutil.copytree(SAMPLES / "valid" / "BANK_A", sub)
+    (sub / "manifest.json").unlink()
+    assert main(["validate", str(sub), "--gx-sample-rows", "0"]) == 1
+    assert "missing manifest" in capsys.readouterr().out
+    assert main(["validate", str(sub), "--gx-sample-rows", "0", "--no-manifest"]) == 0
+    db = str(tmp_path / "s.duckdb")
+    assert main(["ingest", str(sub), "--db", db]) == 1
+    assert "missing manifest" in capsys.readouterr().out
+    assert main(["ingest", str(sub), "--db", db, "--no-manifest"]) == 0
+    assert "-> loaded" in capsys.readouterr().out
+
+
+def test_usage_errors_exit_2():
+    for argv in (["generate", "out", "--accounts", "0"], ["score"], ["validate"], ["nonsense"]):
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        assert e.value.code == 2
+
+
+def test_every_option_has_help():
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.choices and isinstance(a.choices, dict))
+    missing = [f"{name} {act.dest}" for name, p in sub.choices.items() for act in p._actions
+               if act.dest != "help" and not (act.help or "").strip()]
+    assert not missing, missing
+    assert all((a.help or "").strip() for a in sub._choices_actions)   # and every command
