@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Callable
 
 import duckdb
 
@@ -281,8 +282,9 @@ def _failing_rows_sql(check: Check, sub: Submission, types: dict[str, str] | Non
     return f"SELECT t.__row, {value} AS value FROM {table} t WHERE {fail_predicate(check, sub, (types or {}).get(check.column))}"
 
 
-def run_checks(con: duckdb.DuckDBPyConnection, v: Validation) -> Validation:
-    """Find every failing row; leave them in temp table `failures` (file, row, check_id, column, reason, value)."""
+def run_checks(con: duckdb.DuckDBPyConnection, v: Validation, progress: Callable[[str], None] | None = None) -> Validation:
+    """Find every failing row; leave them in temp table `failures` (file, row, check_id, column, reason, value).
+    `progress` hears of each file's checks as they finish (a large file takes seconds)."""
     sub = v.submission
     con.execute("CREATE OR REPLACE TEMP TABLE failures (file VARCHAR, row BIGINT, check_id VARCHAR, "
                 "\"column\" VARCHAR, reason VARCHAR, value VARCHAR)")
@@ -296,6 +298,8 @@ def run_checks(con: duckdb.DuckDBPyConnection, v: Validation) -> Validation:
         for check in applicable[name]:
             con.execute(f"INSERT INTO failures SELECT '{name}', __row, ?, ?, ?, left(value, 200) FROM ({_failing_rows_sql(check, sub, types)})",
                         [check.id, check.column, check.reason])
+        if progress:
+            progress(f"{sub.path.name}/{name}: {len(applicable[name])} checks done on {v.rows.get(name, 0):,} rows")
     summary = con.execute(f"""
         SELECT check_id, count(*), list([CAST(row AS VARCHAR), value] ORDER BY row)[1:{EXAMPLES}]
         FROM failures GROUP BY check_id""").fetchall()

@@ -9,6 +9,7 @@ import urllib.request
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from pipelines import batch
 from pipelines.submission import SubmissionRejected
@@ -25,6 +26,7 @@ def _inbox(tmp_path, *cases):
     return inbox
 
 
+@pytest.mark.slow
 def test_batch_run_files_scores_and_publishes(prefect_harness, tmp_path):
     from prefect.artifacts import Artifact
 
@@ -56,6 +58,7 @@ def test_batch_run_files_scores_and_publishes(prefect_harness, tmp_path):
     assert res2["submissions"] == [] and "previous run" in Artifact.get("run-summary").data
 
 
+@pytest.mark.slow
 def test_transient_fault_is_retried_and_recovers(prefect_harness, tmp_path, monkeypatch):
     import pipelines.flows as flows
     calls = []
@@ -71,6 +74,7 @@ def test_transient_fault_is_retried_and_recovers(prefect_harness, tmp_path, monk
     assert len(calls) == 2 and out[0]["outcome"] == "loaded"
 
 
+@pytest.mark.slow
 def test_validation_failure_is_not_retried(prefect_harness, tmp_path, monkeypatch):
     import pipelines.flows as flows
     calls = []
@@ -105,16 +109,40 @@ def _free_port():
         return s.getsockname()[1]
 
 
+def _api(url: str, body: dict | None = None):
+    import json
+    req = urllib.request.Request(url, data=json.dumps(body).encode() if body is not None else None,
+                                 headers={"Content-Type": "application/json"}, method="POST" if body is not None else "GET")
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())
+
+
+def _scheduled_runs(api: str, deployment_id: str) -> list[dict]:
+    return _api(f"{api}/flow_runs/filter", {"deployments": {"id": {"any_": [deployment_id]}},
+                                            "flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}}})
+
+
+SERVER_LOG_ERRORS = (" | ERROR ", "Traceback", "InvalidRequestError")
+
+
+@pytest.mark.slow
 def test_prefect_deploy_registers_the_schedule(tmp_path):
-    """A real `prefect server` on loopback accepts prefect.yaml, registers the nightly schedule, and a
-    process worker runs the on-demand deployment: the README's server steps, as written."""
+    """A real `prefect server` on loopback accepts prefect.yaml, its scheduler creates the nightly runs, and a
+    process worker runs the on-demand deployment: the README's server steps, as written. The server's log is
+    kept and must hold no error (SQLAlchemy 2.1 broke the scheduler with an error logged every minute)."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
     port = _free_port()
     api = f"http://127.0.0.1:{port}/api"
     bindir = Path(sys.executable).parent
+    data = tmp_path / "data"
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "home"), "PREFECT_API_URL": api, "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-           "THB_HOME": str(REPO), "THB_DATA": str(tmp_path / "data"), "PREFECT_CLI_PROMPT": "false"}
-    server = subprocess.Popen([str(bindir / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+           "DO_NOT_TRACK": "1", "GX_ANALYTICS_ENABLED": "false", "THB_HOME": str(REPO), "THB_DATA": str(data),
+           "PREFECT_CLI_PROMPT": "false"}
+    log_path = tmp_path / "server.log"
+    with open(log_path, "wb") as log:
+        server = subprocess.Popen([str(bindir / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+                                  env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.time() + 120
         while True:
@@ -122,9 +150,15 @@ def test_prefect_deploy_registers_the_schedule(tmp_path):
                 urllib.request.urlopen(f"{api}/health", timeout=2)
                 break
             except OSError:
+                assert server.poll() is None, "prefect server exited:\n" + log_path.read_text(errors="replace")[-3000:]
                 assert time.time() < deadline, "prefect server did not start"
                 time.sleep(1)
         run = lambda *args: subprocess.run([str(bindir / "prefect"), *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=180)
+        # the data folder as the README sets it up: an inbox and a loaded store
+        (data / "inbox").mkdir(parents=True)
+        r = subprocess.run([str(bindir / "thb-signals"), "ingest", str(SAMPLES / "valid" / "BANK_A"), "--db", str(data / "thb.duckdb")],
+                           env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stdout + r.stderr
         r = run("work-pool", "create", "thb-process", "--type", "process")
         assert r.returncode == 0, r.stdout + r.stderr
         r = run("--no-prompt", "deploy", "--all")
@@ -134,16 +168,28 @@ def test_prefect_deploy_registers_the_schedule(tmp_path):
         assert "0 2 * * *" in r.stdout and "Europe/Amsterdam" in r.stdout
         r = run("deployment", "ls")
         assert "score/score-on-demand" in r.stdout
-        # and a worker runs a deployment from this checkout: on-demand scoring of a loaded store
-        from pipelines.ingest import ingest
-        (tmp_path / "data").mkdir()
-        assert ingest(SAMPLES / "valid" / "BANK_A", tmp_path / "data" / "thb.duckdb").outcome == "loaded"
+        # the scheduler creates the nightly runs (at 02:00 Amsterdam time, with the data folder as parameters)
+        nightly = _api(f"{api}/deployments/name/batch-scoring/nightly-batch")
+        deadline = time.time() + 150
+        while not (runs := _scheduled_runs(api, nightly["id"])):
+            assert server.poll() is None, "prefect server exited"
+            assert time.time() < deadline, "no scheduled run for the nightly deployment:\n" + log_path.read_text(errors="replace")[-3000:]
+            time.sleep(3)
+        for fr in runs:
+            when = datetime.fromisoformat(fr["next_scheduled_start_time"] or fr["expected_start_time"]).astimezone(ZoneInfo("Europe/Amsterdam"))
+            assert (when.hour, when.minute) == (2, 0), when
+            assert fr["parameters"]["db"] == str(data / "thb.duckdb") and fr["parameters"]["inbox"] == str(data / "inbox")
+        # and a worker runs a deployment from this checkout: on-demand scoring of the loaded store
         r = run("deployment", "run", "score/score-on-demand")
         assert r.returncode == 0, r.stdout + r.stderr
         r = run("worker", "start", "--pool", "thb-process", "--run-once")
         assert r.returncode == 0, r.stdout + r.stderr
         assert "Finished in state Completed" in r.stdout + r.stderr
-        assert (tmp_path / "data" / "out" / "alerts.parquet").exists()
+        assert (data / "out" / "alerts.parquet").exists()
+        assert all(fr["state_type"] == "SCHEDULED" for fr in _scheduled_runs(api, nightly["id"]))   # the worker left them alone
     finally:
         server.terminate()
         server.wait(timeout=30)
+    text = log_path.read_text(errors="replace")
+    errors = [line for line in text.splitlines() if any(e in line for e in SERVER_LOG_ERRORS)]
+    assert not errors, "the server logged errors:\n" + "\n".join(errors[:20])
