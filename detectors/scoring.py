@@ -63,9 +63,13 @@ def ensure_scoring_tables(con) -> None:
 _RAW_IDENTIFIER = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b|[\w.+-]+@[\w-]+\.[\w.]+|\+?\d[\d -]{8,}\d")
 
 
+def mask_identifiers(text: str) -> str:
+    return _RAW_IDENTIFIER.sub("[masked]", text)
+
+
 def error_text(exc: BaseException, limit: int = 1000) -> str:
     """What `runs.error` keeps of an exception: its type and message, identifier-like strings masked, bounded."""
-    text = _RAW_IDENTIFIER.sub("[masked]", f"{type(exc).__name__}: {exc}".strip())
+    text = mask_identifiers(f"{type(exc).__name__}: {exc}".strip())
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 

@@ -37,11 +37,13 @@ def cmd_validate(a) -> int:
 
 
 def cmd_ingest(a) -> int:
+    from detectors.timing import Progress
     from pipelines.ingest import ingest
     from pipelines.report import summary_text
     worst = 0
+    progress = Progress(a.quiet)
     for path in a.submissions:
-        out = ingest(path, a.db, a.memory_limit)
+        out = ingest(path, a.db, a.memory_limit, timer=progress.stopwatch(f"{Path(path).name}: "), progress=progress)
         if out.validation is not None:
             print(summary_text(out.validation))
         print(f"  -> {out.outcome}: {out.message} [{out.submission_id}]")
@@ -59,8 +61,9 @@ def cmd_pseudonymise(a) -> int:
 
 def cmd_generate(a) -> int:
     from synthetic.generate import generate
+    from detectors.timing import Progress
     info = generate(a.out_dir, accounts=a.accounts, days=a.days, banks=a.banks, seed=a.seed,
-                    fmt=a.format, end=a.end)
+                    fmt=a.format, end=a.end, progress=Progress(a.quiet))
     for bank, n in info["transactions"].items():
         print(f"{bank}: {n} transactions, {info['accounts'][bank]} accounts -> {Path(a.out_dir) / bank}")
     print(f"labels: {info['labels']} rows -> {Path(a.out_dir) / 'labels.parquet'}")
@@ -81,9 +84,10 @@ def cmd_evaluate(a) -> int:
 
 def cmd_score(a) -> int:
     from detectors.scoring import load_config, score_store
+    from detectors.timing import Progress
     from pipelines.report import print_alerts
     res = score_store(a.db, a.out, load_config(a.config), models_dir=a.models, refit=a.refit, mode=a.mode,
-                      memory_limit=a.memory_limit)
+                      memory_limit=a.memory_limit, timer=Progress(a.quiet).stopwatch("score "))
     print(f"run {res.run_id}: window {res.window_start:%Y-%m-%d} .. {res.window_end:%Y-%m-%d}, {res.accounts_scored} accounts scored, "
           f"{res.alerts.height} alerts ({int((res.alerts['status'] == 'new').sum()) if res.alerts.height else 0} new); "
           f"rules {res.rule_set_hash}, model {res.model_version}")
@@ -207,14 +211,26 @@ def cmd_hash_password(a) -> int:
 
 
 def cmd_bench(a) -> int:
+    from detectors.timing import Progress
     from synthetic.bench import HEADER, bench, parse_size
     sizes = [parse_size(x) for x in a.sizes.split(",")]
     print(HEADER)
-    rep = bench(sizes, Path(a.out), reps=a.reps, memory_limit=a.memory_limit)
+    rep = bench(sizes, Path(a.out), reps=a.reps, memory_limit=a.memory_limit, progress=Progress(a.quiet))
     if "scaling" in rep:
         sc = rep["scaling"]
         print(f"\ntime x{sc['time_ratio']} for {sc['size_ratio']}x the transactions ({sc['from']:,} -> {sc['to']:,})")
     print(f"machine: {rep['machine']['cores']} cores, {rep['machine']['memory_gib']} GiB; figures in {rep['path']}")
+    return 0
+
+
+def cmd_status(a) -> int:
+    """What ran, what was loaded, what is open, what waits in the inbox; read-only, one line if the store is busy."""
+    from pipelines.status import StoreBusy, format_status, store_status
+    try:
+        print(format_status(store_status(a.db, a.inbox, a.runs)))
+    except (StoreBusy, FileNotFoundError) as e:
+        print(f"thb-signals status: {e}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -246,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("submissions", nargs="+")
     s.add_argument("--db", required=True)
     s.add_argument("--memory-limit", default=None, help="DuckDB memory_limit, e.g. 4GB")
+    s.add_argument("--quiet", action="store_true", help="no progress on stderr (also when CI=true)")
     s.set_defaults(func=cmd_ingest)
 
     s = sub.add_parser("pseudonymise", help="HMAC-SHA256 the identifier columns before submitting")
@@ -262,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--seed", type=int, default=1)
     s.add_argument("--format", choices=("parquet", "csv"), default="parquet")
     s.add_argument("--end", default="2026-09-30", help="last day of the period")
+    s.add_argument("--quiet", action="store_true", help="no progress on stderr (also when CI=true)")
     s.set_defaults(func=cmd_generate)
 
     s = sub.add_parser("evaluate", help="score an alert table against labels")
@@ -277,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         s.add_argument("--refit", action="store_true", help="fit the anomaly model on this window and save a new version")
         s.add_argument("--mode", choices=("fused", "rules", "anomaly"), default="fused", help="ablation: score with one part only")
         s.add_argument("--top", type=int, default=15, help="alerts to print")
+        s.add_argument("--quiet", action="store_true", help="no progress on stderr (also when CI=true)")
 
     s = sub.add_parser("score", help="score the accounts in the store and write ranked alerts")
     s.add_argument("--db", required=True)
@@ -346,10 +365,17 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--out", default="bench/results")
     s.add_argument("--reps", type=int, default=3)
     s.add_argument("--memory-limit", default=None, help="DuckDB memory_limit for the runs, e.g. 4GB")
+    s.add_argument("--quiet", action="store_true", help="no progress on stderr (also when CI=true)")
     s.set_defaults(func=cmd_bench)
 
     s = sub.add_parser("rules", help="list the detection rules with their indicators and parameters")
     s.set_defaults(func=cmd_rules)
+
+    s = sub.add_parser("status", help="last runs, submissions, open alerts per bank, store size, inbox (read-only)")
+    s.add_argument("--db", required=True)
+    s.add_argument("--inbox", help="the batch's inbox folder: what is waiting there")
+    s.add_argument("--runs", type=int, default=10, help="how many recent runs to list")
+    s.set_defaults(func=cmd_status)
 
     s = sub.add_parser("demo", help="load the shipped samples into a fresh store and show the result")
     s.add_argument("--out", default="demo-out")
