@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -59,16 +60,39 @@ def test_batch_run_files_scores_and_publishes(prefect_harness, tmp_path):
 
 
 @pytest.mark.slow
+def test_failed_scoring_fails_the_run_and_is_recorded_with_its_error(prefect_harness, tmp_path, caplog):
+    from pipelines.flows import batch_scoring_flow
+    config = tmp_path / "broken.yaml"
+    config.write_text("SE01_AD_PREMIUM: {min_eur_per_30d: no_such_column}\n")   # the rule's SQL fails to bind
+    inbox = _inbox(tmp_path, "valid/BANK_A")
+    db = str(tmp_path / "s.duckdb")
+    with caplog.at_level("INFO"):
+        with pytest.raises(RuntimeError, match="rule SE01_AD_PREMIUM failed"):
+            batch_scoring_flow(str(inbox), db, str(tmp_path / "out"), config=str(config))
+    con = duckdb.connect(db)
+    runs = con.execute("SELECT kind, outcome, error, flow_run_id, rows_in FROM runs ORDER BY kind").fetchall()
+    con.close()
+    assert [(r[0], r[1]) for r in runs] == [("batch", "failed"), ("score", "failed")] and all(r[3] for r in runs)
+    assert all(r[2].startswith("RuntimeError: rule SE01_AD_PREMIUM failed: Binder Error") for r in runs)
+    assert runs[0][4] == 3132                                   # what was ingested before the failure is still counted
+    assert (inbox / "processed" / "BANK_A").is_dir()
+    # each stage logged its time and counts in the run's log, up to the one that failed
+    logged = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("BANK_A validate: ") and "rows read 3,132" in m for m in logged), logged
+    assert any(m.startswith("score features: ") and "(accounts " in m for m in logged) and not any(m.startswith("score rules:") for m in logged)
+
+
+@pytest.mark.slow
 def test_transient_fault_is_retried_and_recovers(prefect_harness, tmp_path, monkeypatch):
     import pipelines.flows as flows
     calls = []
     real = flows.ingest
 
-    def flaky(path, db):
+    def flaky(path, db, **kw):
         calls.append(path)
         if len(calls) == 1:
             raise duckdb.IOException("IO Error: Could not set lock on file (injected)")
-        return real(path, db)
+        return real(path, db, **kw)
     monkeypatch.setattr(flows, "ingest", flaky)
     out = flows.ingest_flow([str(SAMPLES / "valid" / "BANK_A")], str(tmp_path / "s.duckdb"))
     assert len(calls) == 2 and out[0]["outcome"] == "loaded"
@@ -79,7 +103,7 @@ def test_validation_failure_is_not_retried(prefect_harness, tmp_path, monkeypatc
     import pipelines.flows as flows
     calls = []
 
-    def broken(path, db):
+    def broken(path, db, **kw):
         calls.append(path)
         raise ValueError("bad value in the contract (injected)")
     monkeypatch.setattr(flows, "ingest", broken)
@@ -120,6 +144,29 @@ def _api(url: str, body: dict | None = None):
 def _scheduled_runs(api: str, deployment_id: str) -> list[dict]:
     return _api(f"{api}/flow_runs/filter", {"deployments": {"id": {"any_": [deployment_id]}},
                                             "flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}}})
+
+
+@contextmanager
+def _webhook_listener():
+    """A loopback HTTP endpoint standing in for Slack or Teams: collects the bodies POSTed to it."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+    received = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append(self.rfile.read(int(self.headers.get("Content-Length", 0))).decode())
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+    httpd = HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_port}/hook", received
+    finally:
+        httpd.shutdown()
 
 
 SERVER_LOG_ERRORS = (" | ERROR ", "Traceback", "InvalidRequestError")
@@ -187,6 +234,31 @@ def test_prefect_deploy_registers_the_schedule(tmp_path):
         assert "Finished in state Completed" in r.stdout + r.stderr
         assert (data / "out" / "alerts.parquet").exists()
         assert all(fr["state_type"] == "SCHEDULED" for fr in _scheduled_runs(api, nightly["id"]))   # the worker left them alone
+        # a failed run is notified through a saved notification block and the automation the README sets up
+        with _webhook_listener() as (hook_url, received):
+            script = ("from prefect.blocks.notifications import CustomWebhookNotificationBlock as B; "
+                      f"B(name='thb', url='{hook_url}', json_data={{'text': '{{{{subject}}}} {{{{body}}}}'}}, allow_private_urls=True)"
+                      ".save('thb-failures')")
+            r = subprocess.run([sys.executable, "-c", script], env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
+            assert r.returncode == 0, r.stdout + r.stderr
+            r = subprocess.run([sys.executable, "-m", "pipelines.notifications", "custom-webhook/thb-failures"], env={**env, "PYTHONPATH": str(REPO)},
+                               cwd=REPO, capture_output=True, text=True, timeout=120)
+            assert r.returncode == 0 and "automation" in r.stdout, r.stdout + r.stderr
+            broken = tmp_path / "broken.yaml"
+            broken.write_text("SE01_AD_PREMIUM: {min_eur_per_30d: no_such_column}\n")
+            r = run("deployment", "run", "score/score-on-demand", "--param", f"config={broken}")
+            assert r.returncode == 0, r.stdout + r.stderr
+            r = run("worker", "start", "--pool", "thb-process", "--run-once")
+            assert "Finished in state Failed" in r.stdout + r.stderr, r.stdout + r.stderr
+            deadline = time.time() + 90
+            while not received:
+                assert time.time() < deadline, "no notification of the failed run"
+                time.sleep(1)
+            assert "thb-signals: score run failed" in received[0] and "rule SE01_AD_PREMIUM failed" in received[0], received
+        con = duckdb.connect(str(data / "thb.duckdb"), read_only=True)
+        failed = con.execute("SELECT error FROM runs WHERE outcome = 'failed'").fetchall()
+        con.close()
+        assert len(failed) == 1 and "rule SE01_AD_PREMIUM failed" in failed[0][0]
     finally:
         server.terminate()
         server.wait(timeout=30)
