@@ -225,11 +225,16 @@ def cmd_bench(a) -> int:
 
 def cmd_status(a) -> int:
     """What ran, what was loaded, what is open, what waits in the inbox; read-only, one line if the store is busy."""
+    import duckdb
+
     from pipelines.status import StoreBusy, format_status, store_status
     try:
         print(format_status(store_status(a.db, a.inbox, a.runs)))
     except (StoreBusy, FileNotFoundError) as e:
         print(f"thb-signals status: {e}", file=sys.stderr)
+        return 1
+    except duckdb.Error as e:   # not a DuckDB file, or one from a newer DuckDB
+        print(f"thb-signals status: {a.db}: cannot be read as a store: {str(e).splitlines()[0]}", file=sys.stderr)
         return 1
     return 0
 

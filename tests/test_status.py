@@ -75,11 +75,15 @@ def test_status_says_in_one_line_when_another_process_holds_the_store(scored, ca
         holder.wait()
 
 
-def test_status_of_a_missing_store_is_one_line(tmp_path, capsys):
+def test_status_of_a_missing_or_foreign_store_is_one_line(tmp_path, capsys):
     assert main(["status", "--db", str(tmp_path / "none.duckdb")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no store there" in err[0]
     assert not (tmp_path / "none.duckdb").exists()
+    (tmp_path / "notes.duckdb").write_text("not a database\n" * 500)
+    assert main(["status", "--db", str(tmp_path / "notes.duckdb")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot be read as a store" in err[0]
 
 
 def test_stopwatch_reports_finished_stages_with_their_counts():
