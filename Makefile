@@ -1,21 +1,28 @@
 # Two commands do all set-up on a fresh machine: `make demo` and `make test`.
-# Both build .venv/ from nothing with the pinned versions in requirements.lock.
+# Both build .venv/ from nothing with the pinned versions in requirements.lock (runtime); `make test` adds
+# requirements-test.lock (pytest, selenium). constraints.txt holds the upper bounds that keep things working.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
+PIP := $(BIN)/pip install --quiet -c constraints.txt
 export GX_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: demo test bench venv clean browser screenshots
+.PHONY: demo test test-fast bench venv clean browser screenshots
 
-$(STAMP): requirements.lock pyproject.toml
+$(STAMP): requirements.lock constraints.txt pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements.lock
-	$(BIN)/pip install --quiet --no-deps -e .
+	$(PIP) -r requirements.lock
+	$(PIP) --no-deps -e .
 	touch $(STAMP)
+
+$(TEST_STAMP): $(STAMP) requirements-test.lock
+	$(PIP) -r requirements-test.lock
+	touch $(TEST_STAMP)
 
 venv: $(STAMP)
 
@@ -28,10 +35,15 @@ browser:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
-test: $(STAMP) browser
+# Everything, the slow tests too (a real Prefect server, the browser): what to run before a release.
+test: $(TEST_STAMP) browser
 	$(BIN)/python -m pytest
 
-screenshots: $(STAMP) browser
+# The quick loop while working: without the tests marked slow.
+test-fast: $(TEST_STAMP)
+	$(BIN)/python -m pytest -m "not slow"
+
+screenshots: $(TEST_STAMP) browser
 	THB_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/test_review_browser.py -k screenshots
 
 bench: $(STAMP)

@@ -9,6 +9,7 @@ cases (detectors/cases.py). Each run is recorded in `runs`. The tables are defin
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -38,6 +39,20 @@ def load_config(path: str | Path | None) -> dict:
     if not isinstance(data, dict):
         raise ValueError(f"{path}: the config must be a mapping")
     return data
+
+
+# an error message may quote a value; identifier-like strings are masked before it is stored or logged
+_RAW_IDENTIFIER = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b|[\w.+-]+@[\w-]+\.[\w.]+|\+?\d[\d -]{8,}\d")
+
+
+def mask_identifiers(text: str) -> str:
+    return _RAW_IDENTIFIER.sub("[masked]", text)
+
+
+def error_text(exc: BaseException, limit: int = 1000) -> str:
+    """What `runs.error` keeps of an exception: its type and message, identifier-like strings masked, bounded."""
+    text = mask_identifiers(f"{type(exc).__name__}: {exc}".strip())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def record_run(con, **cols) -> None:
@@ -73,43 +88,71 @@ def score_store(db_path: str | Path, out_dir: str | Path, config: dict | None = 
     categories = {**CATEGORIES, **{k: (list(v.get("mccs", [])), list(v.get("names", [])))
                                    for k, v in (config.get("categories") or {}).items()}}
     con = store.connect(db_path, memory_limit)
+    params = json.dumps({"db": str(db_path), "out": str(out_dir), "mode": mode, "window_days": days, "config": config}, default=str)
     try:
-        with timer.stage("window"):
-            window = define_window(con, days, categories=categories)
-        with timer.stage("features"):
-            features = compute_features(con, days)
-        with timer.stage("rules"):
-            rules = RuleDetector(config).fit()
-            hits = rules.score(con, days)
-        with timer.stage("iforest_fit"):
-            if refit or not (models_dir / "LATEST").exists():
-                model = AnomalyDetector().fit(features)
-                model.save(models_dir)
-            else:
-                model = AnomalyDetector.load(models_dir)
-        fusion = Fusion(mode=mode, **(config.get("fusion") or {}))
-        with timer.stage("iforest_score"):
-            anomaly = model.score(features)
-            odd = anomaly.filter(pl.col("anomaly") > fusion.anomaly_floor).select("bank_id", "account_id")
-            explanations = model.explain(features.join(odd, on=["bank_id", "account_id"], how="semi"))
-        with timer.stage("fusion"):
-            alerts = fusion.fuse(hits, anomaly, explanations)
-        with timer.stage("cases"):
-            alerts = _assign_alert_ids(con, alerts, run_id, float(config.get("dismissed_rise", 0.15)))
-            alerts, cases = CaseGrouper(**(config.get("cases") or {})).group(con, alerts)
-        with timer.stage("write_alerts"):
-            alerts = _persist(con, alerts.select(ALERT_COLUMNS), cases, run_id)
-            files = write_alert_files(alerts, cases, out_dir)
-        rows_in = con.execute("SELECT count(*) FROM win_tx").fetchone()[0]
-        record_run(con, run_id=run_id, flow_run_id=flow_run_id, kind="score", started_at=started,
-                   parameters=json.dumps({"db": str(db_path), "out": str(out_dir), "mode": mode, "window_days": days,
-                                          "config": config}, default=str),
-                   rule_set_hash=rules.version, model_version=model.version, window_start=window.start,
-                   window_end=window.end, rows_in=rows_in, alerts_out=alerts.height,
-                   alerts_new=int((alerts["status"] == "new").sum()) if alerts.height else 0, outcome="ok")
-        return ScoreResult(run_id, alerts, rules.version, model.version, window.start, window.end, features.height, files, cases)
+        try:
+            return _score(con, config, timer, out_dir, models_dir, refit, mode, run_id, flow_run_id, started, days, categories, params)
+        except Exception as exc:   # the failed run is recorded too, with why, then the error goes on to the caller
+            _record_failure(con, run_id, flow_run_id, started, params, exc)
+            raise
     finally:
         con.close()
+
+
+def _record_failure(con, run_id, flow_run_id, started, params, exc) -> None:
+    try:
+        con.execute("ROLLBACK")
+    except Exception:
+        pass   # no transaction was open
+    try:
+        record_run(con, run_id=run_id, flow_run_id=flow_run_id, kind="score", started_at=started, parameters=params,
+                   outcome="failed", error=error_text(exc))
+    except Exception:
+        pass   # the store itself is the problem; the original error says more than this one
+
+
+def _score(con, config, timer, out_dir, models_dir, refit, mode, run_id, flow_run_id, started, days, categories, params) -> ScoreResult:
+    with timer.stage("window") as info:
+        window = define_window(con, days, categories=categories)
+        info.update(transactions=con.execute("SELECT count(*) FROM win_tx").fetchone()[0])
+    with timer.stage("features") as info:
+        features = compute_features(con, days)
+        info.update(accounts=features.height)
+    with timer.stage("rules") as info:
+        rules = RuleDetector(config).fit()
+        hits = rules.score(con, days)
+        info.update(rules=len(rules.rules), hits=hits.height)
+    with timer.stage("iforest_fit") as info:
+        if refit or not (models_dir / "LATEST").exists():
+            model = AnomalyDetector().fit(features)
+            model.save(models_dir)
+            info.update(model="fitted")
+        else:
+            model = AnomalyDetector.load(models_dir)
+            info.update(model="loaded")
+    fusion = Fusion(mode=mode, **(config.get("fusion") or {}))
+    with timer.stage("iforest_score") as info:
+        anomaly = model.score(features)
+        odd = anomaly.filter(pl.col("anomaly") > fusion.anomaly_floor).select("bank_id", "account_id")
+        explanations = model.explain(features.join(odd, on=["bank_id", "account_id"], how="semi"))
+        info.update(accounts=anomaly.height, above_floor=odd.height)
+    with timer.stage("fusion") as info:
+        alerts = fusion.fuse(hits, anomaly, explanations)
+        info.update(alerts=alerts.height)
+    with timer.stage("cases") as info:
+        alerts = _assign_alert_ids(con, alerts, run_id, float(config.get("dismissed_rise", 0.15)))
+        alerts, cases = CaseGrouper(**(config.get("cases") or {})).group(con, alerts)
+        info.update(alerts=alerts.height, cases=cases.height)
+    with timer.stage("write_alerts") as info:
+        alerts = _persist(con, alerts.select(ALERT_COLUMNS), cases, run_id)
+        files = write_alert_files(alerts, cases, out_dir)
+        info.update(alerts=alerts.height)
+    rows_in = con.execute("SELECT count(*) FROM win_tx").fetchone()[0]
+    record_run(con, run_id=run_id, flow_run_id=flow_run_id, kind="score", started_at=started, parameters=params,
+               rule_set_hash=rules.version, model_version=model.version, window_start=window.start,
+               window_end=window.end, rows_in=rows_in, alerts_out=alerts.height,
+               alerts_new=int((alerts["status"] == "new").sum()) if alerts.height else 0, outcome="ok")
+    return ScoreResult(run_id, alerts, rules.version, model.version, window.start, window.end, features.height, files, cases)
 
 
 def _assign_alert_ids(con, alerts: pl.DataFrame, run_id: str, rise: float) -> pl.DataFrame:

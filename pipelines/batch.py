@@ -107,7 +107,7 @@ def run_summary_markdown(submissions: list[dict], score: dict | None, now: dict[
 
 
 def record_batch_run(db: str | Path, run_id: str, flow_run_id: str | None, started: datetime, params: dict,
-                     submissions: list[dict], score: dict | None, outcome: str) -> None:
+                     submissions: list[dict], score: dict | None, outcome: str, error: str | None = None) -> None:
     from detectors.scoring import record_run
     con = store.connect(db)
     try:
@@ -117,6 +117,6 @@ def record_batch_run(db: str | Path, run_id: str, flow_run_id: str | None, start
                    model_version=sc.get("model_version"), window_start=sc.get("window_start"), window_end=sc.get("window_end"),
                    rows_in=sum(s["rows_in"] for s in submissions),
                    rows_quarantined=sum(sum(s["rows_quarantined"].values()) for s in submissions),
-                   alerts_out=sc.get("alerts", 0), alerts_new=sc.get("new", 0), outcome=outcome)
+                   alerts_out=sc.get("alerts", 0), alerts_new=sc.get("new", 0), outcome=outcome, error=error)
     finally:
         con.close()

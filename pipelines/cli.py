@@ -76,12 +76,12 @@ def _store(path: str, need: str | None = None) -> str:
     if not p.is_file():
         raise UsageError(f"store {path} is not a file")
     if need:
-        import duckdb
-        con = duckdb.connect(str(p), read_only=True)
+        from pipelines import store
+        con = store.peek(p)
         try:
             tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
             if need == "alerts":   # scored at least once (an empty queue is fine)
-                empty = "alert_status" not in tables
+                empty = "runs" not in tables or not con.execute("SELECT count(*) FROM runs").fetchone()[0]
             else:
                 empty = need not in tables or not con.execute(f"SELECT count(*) FROM {need}").fetchone()[0]
         finally:
@@ -158,17 +158,20 @@ def cmd_validate(a) -> int:
 
 
 def cmd_ingest(a) -> int:
+    from detectors.timing import Progress
     from pipelines.ingest import ingest
     from pipelines.report import summary_text
     for path in a.submissions:
         _folder(path, "submission")
     _new_store_ok(a.db)
     worst = 0
+    progress = Progress(a.quiet)
     for path in a.submissions:
         if _is_goaml(path):   # FIU: a folder of goAML XML reports (needs --key-file)
             worst = max(worst, cmd_ingest_goaml(path, a))
             continue
-        out = ingest(path, a.db, a.memory_limit, require_manifest=not a.no_manifest)
+        out = ingest(path, a.db, a.memory_limit, require_manifest=not a.no_manifest,
+                     timer=progress.stopwatch(f"{Path(path).name}: "), progress=progress)
         if out.validation is not None:
             print(summary_text(out.validation))
         print(f"  -> {out.outcome}: {out.message} [{out.submission_id}]")
@@ -201,8 +204,9 @@ def cmd_generate(a) -> int:
     if a.fiu:
         return cmd_generate_fiu(a)
     from synthetic.generate import generate
+    from detectors.timing import Progress
     info = generate(a.out_dir, accounts=a.accounts, days=a.days, banks=a.banks, seed=a.seed,
-                    fmt=a.format, end=a.end)
+                    fmt=a.format, end=a.end, progress=Progress(a.quiet))
     for bank, n in info["transactions"].items():
         print(f"{bank}: {n} transactions, {info['accounts'][bank]} accounts -> {Path(a.out_dir) / bank}")
     print(f"labels: {info['labels']} rows -> {Path(a.out_dir) / 'labels.parquet'}")
@@ -225,11 +229,12 @@ def cmd_evaluate(a) -> int:
 
 def cmd_score(a) -> int:
     from detectors.scoring import load_config, score_store
+    from detectors.timing import Progress
     from pipelines.report import print_alerts
     _store(a.db, "transactions")
     _yaml(a.config, "config")
     res = score_store(a.db, a.out, load_config(a.config), models_dir=a.models, refit=a.refit, mode=a.mode,
-                      memory_limit=a.memory_limit)
+                      memory_limit=a.memory_limit, timer=Progress(a.quiet).stopwatch("score "))
     print(f"run {res.run_id}: window {res.window_start:%Y-%m-%d} .. {res.window_end:%Y-%m-%d}, {res.accounts_scored} accounts scored, "
           f"{res.alerts.height} alerts ({int((res.alerts['status'] == 'new').sum()) if res.alerts.height else 0} new); "
           f"rules {res.rule_set_hash}, model {res.model_version}")
@@ -371,14 +376,31 @@ def cmd_hash_password(a) -> int:
 
 
 def cmd_bench(a) -> int:
+    from detectors.timing import Progress
     from synthetic.bench import HEADER, bench, parse_size
     sizes = [parse_size(x) for x in a.sizes.split(",")]
     print(HEADER)
-    rep = bench(sizes, Path(a.out), reps=a.reps, memory_limit=a.memory_limit)
+    rep = bench(sizes, Path(a.out), reps=a.reps, memory_limit=a.memory_limit, progress=Progress(a.quiet))
     if "scaling" in rep:
         sc = rep["scaling"]
         print(f"\ntime x{sc['time_ratio']} for {sc['size_ratio']}x the transactions ({sc['from']:,} -> {sc['to']:,})")
     print(f"machine: {rep['machine']['cores']} cores, {rep['machine']['memory_gib']} GiB; figures in {rep['path']}")
+    return 0
+
+
+def cmd_status(a) -> int:
+    """What ran, what was loaded, what is open, what waits in the inbox; read-only, one line if the store is busy."""
+    import duckdb
+
+    from pipelines.status import StoreBusy, format_status, store_status
+    try:
+        print(format_status(store_status(a.db, a.inbox, a.runs)))
+    except (StoreBusy, FileNotFoundError) as e:
+        print(f"thb-signals status: {e}", file=sys.stderr)
+        return 1
+    except duckdb.Error as e:   # not a DuckDB file, or one from a newer DuckDB
+        print(f"thb-signals status: {a.db}: cannot be read as a store: {str(e).splitlines()[0]}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -569,6 +591,7 @@ def build_parser() -> _Parser:
     s.add_argument("--memory-limit", default=None, help="DuckDB memory_limit, e.g. 4GB")
     s.add_argument("--key-file", help="FIU: the partners' key, to pseudonymise a folder of goAML XML reports")
     no_manifest(s)
+    s.add_argument("--quiet", action="store_true", help="no progress on stderr (also when CI=true)")
 
     s = command("pseudonymise", "HMAC-SHA256 the identifier columns before submitting", cmd_pseudonymise)
     s.add_argument("raw_dir", help="folder with the raw transactions and accounts files")
@@ -586,6 +609,7 @@ def build_parser() -> _Parser:
     s.add_argument("--fiu", action="store_true", help="an FIU extract (reports from every kind of obliged entity) and fiu_labels.parquet")
     s.add_argument("--reports", type=int, default=6000, help="with --fiu: size of the background (about twice as many reports)")
     s.add_argument("--networks", type=int, default=40, help="with --fiu: planted trafficking networks")
+    s.add_argument("--quiet", action="store_true", help="no progress on stderr (also when CI=true)")
 
     s = command("evaluate", "score an alert table (or an FIU subject list) against labels", cmd_evaluate)
     what = s.add_mutually_exclusive_group(required=True)
@@ -601,6 +625,7 @@ def build_parser() -> _Parser:
         s.add_argument("--refit", action="store_true", help="fit the anomaly model on this window and save a new version")
         s.add_argument("--mode", choices=("fused", "rules", "anomaly"), default="fused", help="ablation: score with one part only")
         s.add_argument("--top", type=int, default=15, help="alerts to print")
+        s.add_argument("--quiet", action="store_true", help="no progress on stderr (also when CI=true)")
 
     s = command("score", "score the accounts in the store and write ranked alerts", cmd_score)
     s.add_argument("--db", required=True, help="an existing store with transactions")
@@ -665,8 +690,14 @@ def build_parser() -> _Parser:
     s.add_argument("--out", default="bench/results", help="folder for the JSON figures")
     s.add_argument("--reps", type=_positive, default=3, help="repetitions per size (the median is reported)")
     s.add_argument("--memory-limit", default=None, help="DuckDB memory_limit for the runs, e.g. 4GB")
+    s.add_argument("--quiet", action="store_true", help="no progress on stderr (also when CI=true)")
 
     command("rules", "list the detection rules with their indicators and parameters", cmd_rules)
+
+    s = command("status", "last runs, submissions, open alerts per bank, store size, inbox (read-only)", cmd_status)
+    s.add_argument("--db", required=True, help="an existing store")
+    s.add_argument("--inbox", help="the batch's inbox folder: what is waiting there")
+    s.add_argument("--runs", type=int, default=10, help="how many recent runs to list")
 
     s = command("demo", "load the shipped samples into a fresh store and show the result", cmd_demo)
     s.add_argument("--out", default="demo-out", help="a new or empty folder (or one an earlier demo made) for the demo's files")

@@ -31,7 +31,14 @@ def retry_if_transient(task, task_run, state) -> bool:
 @task(retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=2), retry_condition_fn=retry_if_transient,
       task_run_name="ingest {path}")
 def ingest_submission(path: str, db: str, require_manifest: bool = False) -> dict:
-    return outcome_record(ingest(path, db, require_manifest=require_manifest))
+    log = get_run_logger()
+    return outcome_record(ingest(path, db, require_manifest=require_manifest, timer=_logging_stopwatch(log, Path(path).name + " "), progress=lambda message: log.info("%s", message)))
+
+
+def _logging_stopwatch(log, prefix: str = ""):
+    """Each stage's time and row counts in the run's log, as the stage finishes."""
+    from detectors.timing import Stopwatch, stage_line
+    return Stopwatch(on_stage=lambda name, seconds, info: log.info("%s", stage_line(prefix + name, seconds, info)))
 
 
 @task(retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=2), retry_condition_fn=retry_if_transient)
@@ -39,7 +46,7 @@ def score_store_task(db: str, out: str, config: str | None, window_days: int, mo
     from detectors.scoring import load_config, score_store
     cfg = load_config(config)
     cfg.setdefault("window_days", window_days)
-    res = score_store(db, out, cfg, mode=mode, flow_run_id=_flow_run_id())
+    res = score_store(db, out, cfg, mode=mode, flow_run_id=_flow_run_id(), timer=_logging_stopwatch(get_run_logger(), "score "))
     alerts = res.alerts.to_dicts()
     return {"run_id": res.run_id, "alerts": res.alerts.height, "new": sum(1 for a in alerts if a["status"] == "new"),
             "rule_set_hash": res.rule_set_hash, "model_version": res.model_version,
@@ -95,9 +102,15 @@ def _publish(db: str, submissions: list[dict], score: dict | None) -> None:
 
 def _score_and_publish(db: str, out: str, config: str | None, window_days: int, mode: str, subs: list[dict],
                        run_id: str, started: datetime, params: dict) -> dict:
-    """After ingesting: score what is loaded (if anything), publish the artifacts, record the run."""
-    score = score_store_task(db, out, config, window_days, mode) if _has_transactions(db) else None
-    _publish(db, subs, score)
+    """After ingesting: score what is loaded (if anything), publish the artifacts, record the run. A run that fails
+    is recorded as failed with its error, and the flow run fails (which is what Prefect notifications act on)."""
+    try:
+        score = score_store_task(db, out, config, window_days, mode) if _has_transactions(db) else None
+        _publish(db, subs, score)
+    except Exception as exc:
+        from detectors.scoring import error_text
+        record_batch_run(db, run_id, _flow_run_id(), started, params, subs, None, "failed", error=error_text(exc))
+        raise
     record_batch_run(db, run_id, _flow_run_id(), started, params, subs, score, "ok")
     return {"submissions": subs, "score": score}
 

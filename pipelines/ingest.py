@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 from pipelines import store
 from pipelines.submission import Submission, SubmissionRejected, open_submission
@@ -97,8 +98,9 @@ def _load_all(con, sid: str, sub: Submission) -> tuple[dict, dict, int]:
 
 
 def ingest(path: str | Path, db_path: str | Path, memory_limit: str | None = None, timer: Stopwatch | None = None,
-           require_manifest: bool = False) -> IngestOutcome:
-    """Validate and load one submission folder into the store at `db_path` (`require_manifest`: refuse one without)."""
+           require_manifest: bool = False, progress: Callable[[str], None] | None = None) -> IngestOutcome:
+    """Validate and load one submission folder into the store at `db_path` (`require_manifest`: refuse one without).
+    `progress` hears rows read and checks done as they happen; the timer's `on_stage` gets each stage's time and counts."""
     path = Path(path)
     timer = timer or Stopwatch()
     con = store.connect(db_path, memory_limit)
@@ -118,11 +120,15 @@ def ingest(path: str | Path, db_path: str | Path, memory_limit: str | None = Non
             return IngestOutcome(str(path), sid, "duplicate", msg)
         con.execute("BEGIN TRANSACTION")
         try:
-            with timer.stage("validate"):
+            with timer.stage("validate") as info:
                 v = stage(con, sub)
-                run_checks(con, v)
-            with timer.stage("load"):
+                if progress:
+                    progress(f"{path.name}: {sum(v.rows.values()):,} rows read ({', '.join(f'{k} {n:,}' for k, n in v.rows.items())})")
+                run_checks(con, v, progress)
+                info.update(rows_read=sum(v.rows.values()), checks=len(v.results), rows_failing=sum(v.rejected_rows.values()))
+            with timer.stage("load") as info:
                 loaded, quarantined, replaced = _load_all(con, sid, sub)
+                info.update(rows_loaded=sum(loaded.values()), rows_quarantined=sum(quarantined.values()))
             total_q = sum(quarantined.values())
             outcome = "loaded_with_quarantine" if total_q else "loaded"
             msg = (f"loaded {', '.join(f'{v_} {k}' for k, v_ in loaded.items())}; quarantined {total_q} rows"

@@ -37,3 +37,9 @@ def connect(db_path: str | Path | None = None, memory_limit: str | None = None, 
         con.close()
         raise
     return con
+
+
+def peek(db_path: str | Path) -> duckdb.DuckDBPyConnection:
+    """A read-only look at a store of any schema version, without upgrading or checking it: for `status` and the
+    command line's checks that a store exists and was scored, which must work on old stores too."""
+    return duckdb.connect(str(db_path), read_only=True)

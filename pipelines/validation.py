@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import duckdb
 
@@ -230,8 +231,9 @@ def fail_predicate(check: Check, sub: Submission, staged: str | None = None) -> 
     return pred
 
 
-def run_checks(con: duckdb.DuckDBPyConnection, v: Validation) -> Validation:
-    """Find every failing row; leave them in temp table `failures` (file, row, check_id, column, reason, value)."""
+def run_checks(con: duckdb.DuckDBPyConnection, v: Validation, progress: Callable[[str], None] | None = None) -> Validation:
+    """Find every failing row; leave them in temp table `failures` (file, row, check_id, column, reason, value).
+    `progress` hears of each file's checks as they finish (a large file takes seconds)."""
     sub = v.submission
     con.execute("CREATE OR REPLACE TEMP TABLE failures (file VARCHAR, row BIGINT, check_id VARCHAR, "
                 "\"column\" VARCHAR, reason VARCHAR, value VARCHAR)")
@@ -246,6 +248,8 @@ def run_checks(con: duckdb.DuckDBPyConnection, v: Validation) -> Validation:
             rows_sql, params = check_type(check).failing_rows(check, sub, types.get(check.column))
             con.execute(f"INSERT INTO failures SELECT ?, __row, ?, ?, ?, left(value, 200) FROM ({rows_sql})",
                         [name, check.id, check.column, check.reason, *params])
+        if progress:
+            progress(f"{sub.path.name}/{name}: {len(applicable[name])} checks done on {v.rows.get(name, 0):,} rows")
     summary = con.execute("""
         SELECT check_id, count(*), list([CAST(row AS VARCHAR), value] ORDER BY row)[1:?]
         FROM failures GROUP BY check_id""", [EXAMPLES]).fetchall()

@@ -85,6 +85,9 @@ MIGRATIONS: tuple[Migration, ...] = (
         """CREATE TABLE IF NOT EXISTS fiu_disseminations (package_id VARCHAR, network_id VARCHAR, report_id VARCHAR,
         user_name VARCHAR, disseminated_at TIMESTAMPTZ, path VARCHAR)""",
     )),
+    Migration(4, "a failed run keeps why it failed", (
+        "ALTER TABLE runs ADD COLUMN IF NOT EXISTS error VARCHAR",
+    )),
 )
 LATEST = MIGRATIONS[-1].version
 VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER, applied_at TIMESTAMPTZ)"

@@ -18,6 +18,7 @@ import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 REPO = Path(__file__).resolve().parent.parent
 TXNS_PER_ACCOUNT = 110          # what the generator books per account in 90 days
@@ -152,16 +153,22 @@ def _run_worker(kind: str, extract: Path, memory_limit: str | None) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def bench(sizes: list[int], out: Path, reps: int = 3, cache: Path | None = None, memory_limit: str | None = None) -> dict:
+def bench(sizes: list[int], out: Path, reps: int = 3, cache: Path | None = None, memory_limit: str | None = None,
+          progress: Callable[[str], None] | None = None) -> dict:
+    progress = progress or (lambda message: None)
     cache = cache or REPO / "bench" / "cache"
     report = {"when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(), "reps": reps,
               "memory_limit": memory_limit, "sizes": []}
     for size in sizes:
         t = time.perf_counter()
+        progress(f"bench {size:,}: extract (generated once, then cached under {cache})")
         extract = ensure_extract(size, cache)
         gen_s = time.perf_counter() - t
-        runs = [_run_worker("pipeline", extract, memory_limit) for _ in range(reps)]
-        floors = [_run_worker("floor", extract, memory_limit) for _ in range(reps)]
+        runs, floors = [], []
+        for kind, done in (("pipeline", runs), ("floor", floors)):
+            for i in range(reps):
+                done.append(_run_worker(kind, extract, memory_limit))
+                progress(f"bench {size:,}: {kind} run {i + 1}/{reps}: {done[-1]['total_s']:.1f} s")
         med = lambda xs: round(statistics.median(xs), 3)
         stages = {k: med([r["stages"].get(k, 0.0) for r in runs]) for k in runs[0]["stages"]}
         entry = {"requested": size, "transactions": runs[0]["transactions"], "accounts": runs[0]["accounts"],

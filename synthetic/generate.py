@@ -6,8 +6,10 @@ Labels go to OUT_DIR/labels.parquet, never into a submission folder.
 from __future__ import annotations
 
 import hashlib
+import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import polars as pl
@@ -32,7 +34,9 @@ def _ids(values: pl.Series, seed: int, kind: str) -> pl.Series:
 
 
 def generate(out_dir: str | Path, accounts: int = 20_000, days: int = 90, banks: int = 2, seed: int = 1,
-             fmt: str = "parquet", end: str = "2026-09-30") -> dict:
+             fmt: str = "parquet", end: str = "2026-09-30", progress: Callable[[str], None] | None = None) -> dict:
+    progress = progress or (lambda message: None)
+    started = time.perf_counter()
     out_dir = Path(out_dir)
     rng = np.random.default_rng(seed)
     end_d = date.fromisoformat(end)
@@ -124,6 +128,7 @@ def generate(out_dir: str | Path, accounts: int = 20_000, days: int = 90, banks:
 
     out_dir.mkdir(parents=True, exist_ok=True)
     info = {"transactions": {}, "accounts": {}, "labels": labels.height}
+    progress(f"generate: {tx_out.height:,} transactions for {accounts_df.height:,} accounts in {time.perf_counter() - started:.1f} s")
     for b in range(banks):
         name = bank_name(b)
         folder = out_dir / name
@@ -136,6 +141,7 @@ def generate(out_dir: str | Path, accounts: int = 20_000, days: int = 90, banks:
         write_manifest(folder, name, start_d.isoformat(), end_d.isoformat(),
                        {f"transactions.{fmt}": t.height, f"accounts.{fmt}": a.height})
         info["transactions"][name], info["accounts"][name] = t.height, a.height
+        progress(f"generate: {name} written ({t.height:,} transactions) at {time.perf_counter() - started:.1f} s")
     labels.write_parquet(out_dir / "labels.parquet")
     return info
 

@@ -90,7 +90,7 @@ def test_malformed_yaml_config_names_the_line(tmp_path, capsys):
 
 
 def test_malformed_users_file(tmp_path, capsys):
-    db = store_with(tmp_path, "CREATE TABLE alert_status (alert_id VARCHAR)")
+    db = store_with(tmp_path, "CREATE TABLE runs (run_id VARCHAR); INSERT INTO runs VALUES ('r1')")   # scored once
     users = tmp_path / "users.yaml"
     users.write_text("users:\n  ann: {role: admin\n")
     assert main(["serve", "--db", db, "--users", str(users)]) == 2

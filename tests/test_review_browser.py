@@ -10,6 +10,8 @@ from casework.review.app import Review
 from tests.browser import browser_missing, chromium, click_and_wait, log_in, served
 from tests.test_review import PASSWORDS, alert_of, site  # noqa: F401  (site is the shared store fixture)
 
+pytestmark = pytest.mark.slow   # a real browser; `make test-fast` leaves these out
+
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 if browser_missing() and os.environ.get("THB_SKIP_BROWSER") == "1":
