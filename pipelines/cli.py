@@ -60,7 +60,7 @@ def cmd_pseudonymise(a) -> int:
 def cmd_generate(a) -> int:
     from synthetic.generate import generate
     info = generate(a.out_dir, accounts=a.accounts, days=a.days, banks=a.banks, seed=a.seed,
-                    fmt=a.format, end=a.end)
+                    fmt=a.format, end=a.end, family=a.family)
     for bank, n in info["transactions"].items():
         print(f"{bank}: {n} transactions, {info['accounts'][bank]} accounts -> {Path(a.out_dir) / bank}")
     print(f"labels: {info['labels']} rows -> {Path(a.out_dir) / 'labels.parquet'}")
@@ -262,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--seed", type=int, default=1)
     s.add_argument("--format", choices=("parquet", "csv"), default="parquet")
     s.add_argument("--end", default="2026-09-30", help="last day of the period")
+    s.add_argument("--family", choices=("tune", "holdout"), default="tune",
+                   help="generator settings: tune (for tuning detectors) or holdout (for reporting; never tune on it)")
     s.set_defaults(func=cmd_generate)
 
     s = sub.add_parser("evaluate", help="score an alert table against labels")
