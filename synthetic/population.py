@@ -296,6 +296,16 @@ def background(ev: Events, pop: Population, start_dom: int, fam: Family) -> None
     ev.add(acc[back], day[back] + rng.integers(5, 25, int(back.sum())), minutes(rng, int(back.sum()), "office"), "credit",
            price[back], "transfer", cp_ext=Cat(["BNPL-" + n for n in names], prov_i[back]), cp_type="business",
            cp_name=Cat(names, prov_i[back]), cp_country=Cat(countries, prov_i[back]), description="Terugbetaling retour")
+    # migrants send money home to their own family: monthly, varying sums, through a money transfer operator
+    senders = persons[(pop.nationality[persons] != "NL") & (rng.random(len(persons)) < 0.2)]
+    dom = rng.integers(1, 31, len(senders))
+    mto = rng.choice(np.array(["Western Union", "MoneyGram", "Ria", "WorldRemit"]), len(senders))
+    base = rng.uniform(80, 400, len(senders))
+    for m in range(months + 1):
+        ev.add(senders, (dom - start_dom) % 30 + 30 * m + rng.integers(-3, 4, len(senders)), minutes(rng, len(senders), "day"),
+               "debit", np.round(base * rng.uniform(0.6, 1.4, len(senders)), 0), "money_remittance",
+               cp_ext=np.char.add("FAM-", senders.astype(str)), cp_type="person", cp_name=mto, cp_country=pop.nationality[senders],
+               description="family")
     # one ordinary consumer loan (car, kitchen), repaid monthly
     borrowers = persons[(rng.random(len(persons)) < fam.loan_share) & (pop.age[persons] >= 21)]
     lender = rng.choice(np.array(["Santander Consumer", "Freo", "Qander", "ING Persoonlijke Lening"]), len(borrowers))
