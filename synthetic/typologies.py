@@ -538,14 +538,14 @@ def hard_negative_events(ev: Events, pop: Population, negatives: list[Scenario])
                    "cash_withdrawal", mcc="6011", city=CITIES[pop.city[p]])
         elif kind == "bnpl_user":       # a young shopper: buy-now-pay-later at several providers, refunds, one consumer loan
             for prov, country in rng.permutation(np.array(BNPL_PROVIDERS))[: int(rng.integers(2, 4))]:
-                d = int(rng.integers(0, days - 10))
+                d = int(rng.integers(0, max(1, days - 10)))
                 price = float(np.round(rng.uniform(60, 400), 2))
                 ev.add(np.full(3, p), d + 30 * np.arange(3), minutes(rng, 3, "office"), "debit", np.full(3, np.round(price / 3, 2)),
                        "direct_debit", cp_ext=f"BNPL-{prov}", cp_type="business", cp_name=prov, cp_country=country, description="termijn")
                 ev.add(np.array([p]), np.array([d + int(rng.integers(5, 20))]), minutes(rng, 1, "office"), "credit", np.array([price]),
                        "transfer", cp_ext=f"BNPL-{prov}", cp_type="business", cp_name=prov, cp_country=country,
                        description="Terugbetaling retour")
-            d = int(rng.integers(0, days - 3))
+            d = int(rng.integers(0, max(1, days - 3)))
             ev.add(np.array([p]), np.array([d]), minutes(rng, 1, "office"), "credit", np.array([1200.0]), "loan_disbursement",
                    cp_ext="LEND-In3", cp_type="business", cp_name="In3", cp_country="NL")
             ev.add(np.array([p]), np.array([d + 1]), minutes(rng, 1, "day"), "debit", np.array([1150.0]), "card",
