@@ -1,8 +1,11 @@
 """Planted trafficking scenarios and their legitimate look-alikes.
 
-Each scenario is a few accounts with roles. It shows a random subset of the indicators of its
-typology (from ../shared/indicators.md), at least two, so some scenarios are easy and some are
-not. Hard negatives copy one or two surface features of a typology with a lawful story.
+Each scenario is a few accounts with roles. It draws a subtlety (0 blatant .. 1 subtle, from its
+family's range) and shows a subset of the indicators of its typology (from ../shared/indicators.md),
+at least two: the subtler, the fewer, the smaller and the more partial (a subtle controller takes
+35-70% of a wage, not all of it). Hard negatives copy surface features of a typology with a lawful
+story (seasonal employers, student houses, independent sex workers, night-shift workers, freelancers,
+BNPL shoppers, family phone plans, ...); their kind is the label's `lookalike`.
 """
 from __future__ import annotations
 
