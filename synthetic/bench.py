@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-TXNS_PER_ACCOUNT = 121          # what the generator books per account in 90 days (family tune; cached extracts of the older generator hold ~110)
+TXNS_PER_ACCOUNT = 121          # what the generator books per account in 90 days (family tune)
 
 
 def parse_size(text: str) -> int:
