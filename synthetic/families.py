@@ -40,6 +40,8 @@ class Family:
     lookalike_scale: float             # multiplier on the hard-negative counts
     lookalike_mix: dict                # kind -> relative weight
     pass_on: tuple[float, float]       # share of a wage passed on at full subtlety (35-70 %)
+    household_p: tuple = (0.38, 0.33, 0.15, 0.14)   # households of 1, 2, 3, 4 persons
+    migrant_scale: float = 1.0         # weight of non-Dutch nationalities in the population
 
 
 LOOKALIKES = ("traveller", "landlord", "agency", "remitter", "student", "cafe", "family_phones", "night_shift", "bnpl_user",
@@ -57,7 +59,7 @@ FAMILIES = {
                       {"traveller": 0.8, "landlord": 1.2, "agency": 0.2, "remitter": 1.5, "student": 0.8, "cafe": 1.2,
                        "family_phones": 1.5, "night_shift": 1.2, "bnpl_user": 1.5, "seasonal_employer": 0.2, "student_house": 0.3,
                        "sex_worker": 0.6, "freelancer": 1.3},
-                      (0.35, 0.65)),
+                      (0.35, 0.65), (0.32, 0.33, 0.16, 0.19), 1.4),
 }
 
 

@@ -39,7 +39,7 @@ def generate(out_dir: str | Path, accounts: int = 20_000, days: int = 90, banks:
     rng = np.random.default_rng([seed, fam.stream])
     end_d = date.fromisoformat(end)
     start_d = end_d - timedelta(days=days - 1)
-    pop = make_population(rng, accounts, banks)
+    pop = make_population(rng, accounts, banks, fam)
     scenarios, negatives = plan(rng, pop, fam)
     ev = Events(rng, days)
     background(ev, pop, start_d.day, fam)

@@ -68,16 +68,17 @@ class Population:
     bank: np.ndarray
 
 
-def make_population(rng: np.random.Generator, n: int, banks: int) -> Population:
+def make_population(rng: np.random.Generator, n: int, banks: int, fam: Family) -> Population:
     is_business = rng.random(n) < 0.08
     persons = np.flatnonzero(~is_business)
     age = np.clip(rng.gamma(6.0, 7.5, n) + 16, 18, 95).astype(int)
     gender = rng.choice(np.array(["f", "m", "x"]), n, p=[0.495, 0.495, 0.01])
-    nationality = rng.choice(NATIONALITIES, n, p=NAT_WEIGHTS / NAT_WEIGHTS.sum())
+    nat_w = np.where(NATIONALITIES == "NL", NAT_WEIGHTS, NAT_WEIGHTS * fam.migrant_scale)
+    nationality = rng.choice(NATIONALITIES, n, p=nat_w / nat_w.sum())
     city = rng.choice(len(CITIES), n, p=CITY_WEIGHTS / CITY_WEIGHTS.sum())
     # households of 1-4 persons share an address (and a city)
     household = np.arange(n)
-    size = rng.choice([1, 2, 3, 4], len(persons), p=[0.38, 0.33, 0.15, 0.14])
+    size = rng.choice([1, 2, 3, 4], len(persons), p=list(fam.household_p))
     ends = np.cumsum(size)
     group = np.searchsorted(ends, np.arange(len(persons)), side="right")
     household[persons] = persons[np.r_[0, ends][group]]

@@ -195,5 +195,9 @@ def test_families_differ(generated, tmp_path):
         return set(tx.filter((pl.col("channel") == "card") & (pl.col("counterparty_country") != "NL"))["counterparty_name"].to_list())
     tune_m, hold_m = merchants(out / "a"), merchants(tmp_path / "h")
     assert len(tune_m ^ hold_m) >= 0.5 * len(tune_m | hold_m)
+    def foreign_share(folder):
+        acc = pl.concat([pl.read_parquet(folder / b / "accounts.parquet") for b in ("BANK_A", "BANK_B")])
+        return acc.filter(pl.col("customer_type") == "person").select((pl.col("nationality") != "NL").mean()).item()
+    assert foreign_share(tmp_path / "h") > foreign_share(out / "a") + 0.03       # holdout: more migrants in the population
     with pytest.raises(ValueError, match="unknown generator family"):
         generate(tmp_path / "x", accounts=300, days=30, banks=1, seed=1, family="nope")
