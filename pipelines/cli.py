@@ -206,7 +206,7 @@ def cmd_generate(a) -> int:
     from synthetic.generate import generate
     from detectors.timing import Progress
     info = generate(a.out_dir, accounts=a.accounts, days=a.days, banks=a.banks, seed=a.seed,
-                    fmt=a.format, end=a.end, progress=Progress(a.quiet))
+                    fmt=a.format, end=a.end, family=a.family, progress=Progress(a.quiet))
     for bank, n in info["transactions"].items():
         print(f"{bank}: {n} transactions, {info['accounts'][bank]} accounts -> {Path(a.out_dir) / bank}")
     print(f"labels: {info['labels']} rows -> {Path(a.out_dir) / 'labels.parquet'}")
@@ -610,6 +610,8 @@ def build_parser() -> _Parser:
     s.add_argument("--reports", type=int, default=6000, help="with --fiu: size of the background (about twice as many reports)")
     s.add_argument("--networks", type=int, default=40, help="with --fiu: planted trafficking networks")
     s.add_argument("--quiet", action="store_true", help="no progress on stderr (also when CI=true)")
+    s.add_argument("--family", choices=("tune", "holdout"), default="tune",
+                   help="generator settings: tune (for tuning detectors) or holdout (for reporting; never tune on it)")
 
     s = command("evaluate", "score an alert table (or an FIU subject list) against labels", cmd_evaluate)
     what = s.add_mutually_exclusive_group(required=True)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 REPO = Path(__file__).resolve().parent.parent
-TXNS_PER_ACCOUNT = 110          # what the generator books per account in 90 days
+TXNS_PER_ACCOUNT = 121          # what the generator books per account in 90 days (family tune)
 
 
 def parse_size(text: str) -> int:

@@ -13,6 +13,7 @@ from sklearn.metrics import average_precision_score
 
 ALERT_COLUMNS = ("bank_id", "account_id", "score", "rank")
 LABEL_COLUMNS = ("bank_id", "account_id", "typology", "role")
+SUBTLETY_BINS = (("low", 0.0, 1 / 3), ("mid", 1 / 3, 2 / 3), ("high", 2 / 3, 1.0001))   # scenario subtlety, 0 blatant .. 1 subtle
 
 
 class EvaluationError(ValueError):
@@ -67,6 +68,7 @@ def evaluate(alerts, labels) -> dict:
     out["recall_by_role_any_typology@2%"] = {
         r: round(top.filter((pl.col("role") == r) & (pl.col("typology") != "none")).height / m, 4)
         for r, m in sorted(pos.group_by("role").len().iter_rows())}
+    out["recall_by_subtlety@2%"] = recall_by_subtlety(top, raw_labels)
     out["hard_negative_share@2%"] = round(top.filter(pl.col("role") == "hard_negative").height / b2, 4) if b2 else None
     scores = lab.join(a.select("bank_id", "account_id", "score"), on=["bank_id", "account_id"], how="left") \
                 .with_columns(pl.col("score").fill_null(0.0))
@@ -78,6 +80,23 @@ def evaluate(alerts, labels) -> dict:
     else:
         out["typology_accuracy"] = None
     out.update(case_metrics(a.head(b2), raw_labels))
+    return out
+
+
+def recall_by_subtlety(top: pl.DataFrame, labels: pl.DataFrame) -> dict:
+    """Recall of planted accounts in the budget per subtlety bin low/mid/high (thirds of 0..1); empty bins and
+    labels without a subtlety column are left out."""
+    if "subtlety" not in labels.columns:
+        return {}
+    pos = labels.filter((pl.col("typology") != "none") & pl.col("subtlety").is_not_null()) \
+                .select("bank_id", "account_id", "subtlety")
+    hit = pos.join(top.select("bank_id", "account_id"), on=["bank_id", "account_id"], how="semi")
+    out = {}
+    for name, lo, hi in SUBTLETY_BINS:
+        m = pos.filter(pl.col("subtlety").is_between(lo, hi, closed="left")).height
+        if m:
+            h = hit.filter(pl.col("subtlety").is_between(lo, hi, closed="left")).height
+            out[name] = round(h / m, 4)
     return out
 
 
@@ -111,6 +130,8 @@ def format_table(m: dict) -> str:
     rows += [(f"  recall@2% {t}", v) for t, v in m["recall_by_typology@2%"].items()]
     rows += [(f"  recall@2% {t}", v) for t, v in m["recall_by_role@2%"].items()]
     rows += [(f"  recall@2% any {r}", v) for r, v in m["recall_by_role_any_typology@2%"].items()]
+    bins = {name: f"[{lo:.2f}, {min(hi, 1.0):.2f}{']' if hi > 1 else ')'}" for name, lo, hi in SUBTLETY_BINS}
+    rows += [(f"  recall@2% subtlety {b} {bins[b]}", v) for b, v in m.get("recall_by_subtlety@2%", {}).items()]
     rows += [("average precision", m["average_precision"]), ("hard-negative share @2%", m["hard_negative_share@2%"]),
              ("typology accuracy (true positives)", m["typology_accuracy"]),
              ("cases: scenario grouping @2% (mean)", m.get("case_grouping@2%")),

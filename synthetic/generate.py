@@ -16,6 +16,7 @@ import polars as pl
 
 from pipelines.submission import write_manifest
 from synthetic.events import Events
+from synthetic.families import family as get_family
 from synthetic.population import POSTCODE_AREA, SECTORS, background, make_population
 from synthetic.typologies import hard_negative_events, plan, scenario_events
 from schemas import contract
@@ -34,18 +35,19 @@ def _ids(values: pl.Series, seed: int, kind: str) -> pl.Series:
 
 
 def generate(out_dir: str | Path, accounts: int = 20_000, days: int = 90, banks: int = 2, seed: int = 1,
-             fmt: str = "parquet", end: str = "2026-09-30", progress: Callable[[str], None] | None = None) -> dict:
+             fmt: str = "parquet", end: str = "2026-09-30", family: str = "tune", progress: Callable[[str], None] | None = None) -> dict:
     progress = progress or (lambda message: None)
     started = time.perf_counter()
     out_dir = Path(out_dir)
-    rng = np.random.default_rng(seed)
+    fam = get_family(family)
+    rng = np.random.default_rng([seed, fam.stream])
     end_d = date.fromisoformat(end)
     start_d = end_d - timedelta(days=days - 1)
-    pop = make_population(rng, accounts, banks)
-    scenarios, negatives = plan(rng, pop)
+    pop = make_population(rng, accounts, banks, fam)
+    scenarios, negatives = plan(rng, pop, fam)
     ev = Events(rng, days)
-    background(ev, pop, start_d.day)
-    scenario_events(ev, pop, scenarios)
+    background(ev, pop, start_d.day, fam)
+    scenario_events(ev, pop, scenarios, fam)
     hard_negative_events(ev, pop, negatives)
     tx = ev.frame()
     del ev
@@ -120,11 +122,22 @@ def generate(out_dir: str | Path, accounts: int = 20_000, days: int = 90, banks:
     typ = np.full(pop.n, "none", dtype=object)
     role = np.full(pop.n, "background", dtype=object)
     scen = np.full(pop.n, None, dtype=object)
+    subtle = np.full(pop.n, np.nan)
+    shown = np.full(pop.n, None, dtype=object)
+    kind = np.full(pop.n, None, dtype=object)
     for sc in scenarios + negatives:
         for r, idx in sc.roles.items():
             typ[idx], role[idx], scen[idx] = sc.typology, r, sc.id
+            if sc.typology != "none":
+                subtle[idx], shown[idx] = sc.extra["subtlety"], ",".join(sorted(sc.indicators))
+            else:
+                kind[idx] = sc.extra.get("kind")
     labels = pl.DataFrame({"account_id": acc_ids, "bank_id": bank_of, "typology": typ.astype(str),
-                           "role": role.astype(str), "scenario_id": pl.Series(scen.tolist(), dtype=pl.Utf8)})
+                           "role": role.astype(str), "scenario_id": pl.Series(scen.tolist(), dtype=pl.Utf8),
+                           "subtlety": pl.Series(subtle).fill_nan(None),    # scenario subtlety, 0 blatant .. 1 subtle
+                           "indicators": pl.Series(shown.tolist(), dtype=pl.Utf8),    # the indicators the scenario shows
+                           "lookalike": pl.Series(kind.tolist(), dtype=pl.Utf8),    # hard negatives: which look-alike
+                           "family": pl.Series([fam.name] * pop.n, dtype=pl.Utf8)})
 
     out_dir.mkdir(parents=True, exist_ok=True)
     info = {"transactions": {}, "accounts": {}, "labels": labels.height}

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from synthetic.events import Cat, Events, minutes
+from synthetic.families import Family
 
 CITIES = np.array(["Amsterdam", "Rotterdam", "Den Haag", "Utrecht", "Eindhoven", "Groningen", "Tilburg", "Almere",
                    "Breda", "Nijmegen", "Apeldoorn", "Haarlem", "Arnhem", "Enschede", "Amersfoort", "Zaanstad",
@@ -43,6 +44,8 @@ CARD_MIX = [("5411", 34, 28, ["Albert Heijn", "Jumbo", "Lidl", "Aldi", "Plus"]),
 TELCOS = np.array(["KPN", "Vodafone", "Odido", "Ben", "Simyo", "Lebara", "Lycamobile", "Youfone"])
 ENERGY = np.array(["Eneco", "Vattenfall", "Essent", "Greenchoice"])
 INSURERS = np.array(["Zilveren Kruis", "CZ", "VGZ", "Menzis"])
+BROADBAND = np.array(["Ziggo", "KPN Internet", "Odido Thuis", "Delta Fiber"])
+BNPL = [("Klarna", "SE"), ("Riverty", "DE"), ("In3", "NL"), ("Afterpay", "NL")]
 HOUSING = np.array(["Woonstichting De Key", "Ymere", "Vestia", "Portaal", "Hypotheek ING", "Hypotheek Rabobank"])
 
 
@@ -65,16 +68,17 @@ class Population:
     bank: np.ndarray
 
 
-def make_population(rng: np.random.Generator, n: int, banks: int) -> Population:
+def make_population(rng: np.random.Generator, n: int, banks: int, fam: Family) -> Population:
     is_business = rng.random(n) < 0.08
     persons = np.flatnonzero(~is_business)
     age = np.clip(rng.gamma(6.0, 7.5, n) + 16, 18, 95).astype(int)
     gender = rng.choice(np.array(["f", "m", "x"]), n, p=[0.495, 0.495, 0.01])
-    nationality = rng.choice(NATIONALITIES, n, p=NAT_WEIGHTS / NAT_WEIGHTS.sum())
+    nat_w = np.where(NATIONALITIES == "NL", NAT_WEIGHTS, NAT_WEIGHTS * fam.migrant_scale)
+    nationality = rng.choice(NATIONALITIES, n, p=nat_w / nat_w.sum())
     city = rng.choice(len(CITIES), n, p=CITY_WEIGHTS / CITY_WEIGHTS.sum())
     # households of 1-4 persons share an address (and a city)
     household = np.arange(n)
-    size = rng.choice([1, 2, 3, 4], len(persons), p=[0.38, 0.33, 0.15, 0.14])
+    size = rng.choice([1, 2, 3, 4], len(persons), p=list(fam.household_p))
     ends = np.cumsum(size)
     group = np.searchsorted(ends, np.arange(len(persons)), side="right")
     household[persons] = persons[np.r_[0, ends][group]]
@@ -118,34 +122,37 @@ def month_days(days: int, day_of_month: int, start_dom: int) -> np.ndarray:
     return d[dom == day_of_month]
 
 
-def background(ev: Events, pop: Population, start_dom: int) -> None:
-    """Salaries, rent, direct debits, card spending, cash, p2p among friends, savings, business flows."""
+def background(ev: Events, pop: Population, start_dom: int, fam: Family) -> None:
+    """Salaries, rent, direct debits, card spending at home and abroad, cash, households, friends, BNPL, savings, business flows."""
     rng, days = ev.rng, ev.days
     persons = np.flatnonzero(~pop.is_business)
     businesses = np.flatnonzero(pop.is_business)
     months = max(1, days // 30)
 
-    # income: salary on the 25th (employer inside the population pays it), pensions, student grants, benefits
-    pay_days = month_days(days, 25, start_dom)
-    for kind, name, desc in (("salary", None, "Salaris"), ("student", "DUO", "Studiefinanciering"),
-                             ("pension", "SVB", "AOW uitkering"), ("benefit", "UWV", "WW uitkering")):
+    # income: wages on the employer's pay day (family: 20th-30th), varying month to month for shift and hourly
+    # workers; pensions, student grants, benefits on fixed days
+    earners = persons[np.isin(pop.income_kind[persons], ("salary", "student"))]
+    wage_sd = np.where(rng.random(len(earners)) < fam.variable_wage_share, rng.uniform(*fam.wage_spread, len(earners)), 0.0)
+    emp = pop.employer[earners]
+    doms = np.array(fam.pay_doms)
+    pay_dom = np.where(emp >= 0, doms[np.maximum(emp, 0) % len(doms)], doms[(earners // 7) % len(doms)])
+    inside = emp >= 0
+    emp_ids = np.char.add("EMP", (earners[~inside] % 997).astype(str))
+    for m in range(months + 1):
+        d = (pay_dom - start_dom) % 30 + 30 * m
+        amt = np.round(pop.salary[earners] * np.clip(1 + wage_sd * rng.standard_normal(len(earners)), 0.55, 1.6), 2)
+        ev.transfer(emp[inside], earners[inside], d[inside], minutes(rng, int(inside.sum()), "office"), amt[inside], "transfer",
+                    description="Salaris", src_type="business", src_name="Werkgever")
+        ext = earners[~inside]
+        ev.add(ext, d[~inside], minutes(rng, len(ext), "office"), "credit", amt[~inside], "transfer",
+               cp_ext=emp_ids, cp_type="business", cp_name="Werkgever BV", cp_country="NL", description="Salaris")
+    for kind, name, desc in (("student", "DUO", "Studiefinanciering"), ("pension", "SVB", "AOW uitkering"),
+                             ("benefit", "UWV", "WW uitkering")):
         who = persons[pop.income_kind[persons] == kind]
-        if kind in ("salary", "student"):
-            paid = who[pop.employer[who] >= 0]
-            for d in pay_days:
-                ev.transfer(pop.employer[paid], paid, np.full(len(paid), d), minutes(rng, len(paid), "office"),
-                            pop.salary[paid], "transfer", description="Salaris", src_type="business",
-                            src_name="Werkgever")
-            ext = who[pop.employer[who] < 0]
-            emp_ids = np.char.add("EMP", (ext % 997).astype(str))
-            for d in pay_days:
-                ev.add(ext, np.full(len(ext), d), minutes(rng, len(ext), "office"), "credit", pop.salary[ext], "transfer",
-                       cp_ext=emp_ids, cp_type="business", cp_name="Werkgever BV", cp_country="NL", description="Salaris")
-        if kind != "salary":
-            extra = pop.salary[who] if kind != "student" else np.full(len(who), 320.0)
-            for d in month_days(days, 1 if kind == "student" else 23, start_dom):
-                ev.add(who, np.full(len(who), d), minutes(rng, len(who), "office"), "credit", extra, "transfer",
-                       cp_ext=f"GOV-{name}", cp_type="business", cp_name=name, cp_country="NL", description=desc)
+        extra = pop.salary[who] if kind != "student" else np.full(len(who), 320.0)
+        for d in month_days(days, 1 if kind == "student" else 23, start_dom):
+            ev.add(who, np.full(len(who), d), minutes(rng, len(who), "office"), "credit", extra, "transfer",
+                   cp_ext=f"GOV-{name}", cp_type="business", cp_name=name, cp_country="NL", description=desc)
     self_emp = persons[pop.income_kind[persons] == "self"]
     k = rng.poisson(3 * months, len(self_emp))
     acc = np.repeat(self_emp, k)
@@ -198,17 +205,118 @@ def background(ev: Events, pop: Population, start_dom: int) -> None:
     ev.add(acc, rng.integers(0, days, len(acc)), mins, "debit", rng.choice([20, 50, 50, 100, 100, 150, 200], len(acc)).astype(float),
            "cash_withdrawal", mcc="6011", city=Cat(CITIES, pop.city[acc]))
 
-    # p2p among friends: mostly same city, small amounts, some Tikkie requests
-    k = rng.poisson(3.0 * days / 30, len(persons))
+    # p2p among friends: each person has a circle of friends (mostly one city, any bank) and pays them back and forth;
+    # a share goes to anyone (Marktplaats, one-off Tikkies)
+    circle_members = persons[np.lexsort((rng.random(len(persons)), pop.city[persons]))]
+    csize = rng.integers(fam.friends[0], fam.friends[1] + 1, len(persons))
+    cstart = np.r_[0, np.cumsum(csize)[:-1]]
+    cstart = cstart[cstart < len(persons)]
+    csize = np.minimum(csize[:len(cstart)], len(persons) - cstart)
+    circle = np.empty(pop.n, dtype=np.int64)
+    circle[circle_members] = np.repeat(np.arange(len(cstart)), csize)
+    k = rng.poisson(rng.gamma(2.0, 1.5, len(persons)) * days / 30)
     src = np.repeat(persons, k)
-    same = rng.random(len(src)) < 0.7
-    dst = rng.choice(persons, len(src))
-    dst = np.where(same & (pop.household[dst] != pop.household[src]), dst, rng.choice(persons, len(src)))
-    desc = rng.choice(3, len(src), p=[0.3, 0.35, 0.35])
+    c = circle[src]
+    dst = circle_members[cstart[c] + (rng.random(len(src)) * csize[c]).astype(np.int64)]
+    anyone = (rng.random(len(src)) < 0.3) | (dst == src)
+    dst = np.where(anyone, rng.choice(persons, len(src)), dst)
+    ok = dst != src
+    src, dst = src[ok], dst[ok]
+    desc = rng.choice(4, len(src), p=[0.3, 0.25, 0.2, 0.25])
     ev.transfer(src, dst, rng.integers(0, days, len(src)), minutes(rng, len(src), "evening"),
-                np.round(np.exp(rng.normal(np.log(25), 0.8, len(src))), 2),
+                np.round(np.exp(rng.normal(np.log(25), 0.85, len(src))), 2),
                 Cat(["instant_transfer", "transfer"], (rng.random(len(src)) >= 0.6).astype(int)),
-                description=Cat(["Tikkie", "bedankt", None], desc), device_src=pop.device[src])
+                description=Cat(["Tikkie", "bedankt", "etentje", None], desc), device_src=pop.device[src])
+
+    # households: members pay into the household pot (often at another bank), parents give pocket money
+    members = persons[(pop.household[persons] != persons)]
+    members = members[rng.random(len(members)) < fam.household_transfer_share]
+    pot = np.round(rng.uniform(150, 700, len(members)), -1)
+    young = members[pop.age[members] < 23]
+    allowance = np.round(rng.uniform(25, 150, len(young)), -1)
+    pot_dom, young_dom = rng.integers(24, 31, len(members)), rng.integers(1, 6, len(young))
+    for m in range(months + 1):
+        ev.transfer(members, pop.household[members], (pot_dom - start_dom) % 30 + 30 * m, minutes(rng, len(members), "evening"),
+                    pot, "transfer", description="huishoudpot", device_src=pop.device[members])
+        ev.transfer(pop.household[young], young, (young_dom - start_dom) % 30 + 30 * m, minutes(rng, len(young), "evening"),
+                    allowance, "transfer", description="zakgeld")
+
+    # card payments to large merchants registered abroad (marketplaces, app stores, airlines, betting): thousands of
+    # accounts pay the same merchant; a few payments come back as refunds
+    fm = fam.foreign_merchants
+    k = rng.poisson(fam.foreign_per_month * rng.gamma(1.5, 1 / 1.5, len(persons)) * days / 30)
+    acc = np.repeat(persons, k)
+    w = np.array([m[4] for m in fm], dtype=float)
+    which = rng.choice(len(fm), len(acc), p=w / w.sum())
+    amt = np.round(np.exp(rng.normal(np.log(np.array([m[3] for m in fm], dtype=float)[which]), 0.6)), 2)
+    fm_names, fm_country, fm_mcc = [m[0] for m in fm], [m[1] for m in fm], [m[2] for m in fm]
+    day = rng.integers(0, days, len(acc))
+    ev.add(acc, day, minutes(rng, len(acc), "evening"), "debit", amt, "card", cp_ext=Cat(["M-" + n for n in fm_names], which),
+           cp_type="business", cp_name=Cat(fm_names, which), cp_country=Cat(fm_country, which), mcc=Cat(fm_mcc, which))
+    back = rng.random(len(acc)) < 0.04
+    ev.add(acc[back], day[back] + rng.integers(3, 20, int(back.sum())), minutes(rng, int(back.sum()), "office"), "credit",
+           amt[back], "card", cp_ext=Cat(["M-" + n for n in fm_names], which[back]), cp_type="business",
+           cp_name=Cat(fm_names, which[back]), cp_country=Cat(fm_country, which[back]), mcc=Cat(fm_mcc, which[back]),
+           description="Refund")
+
+    # broadband and family phone plans: contracts that began before the window, booked on their own monthly date
+    # (which may fall a week or more into the window); a family pays several lines, sometimes at several providers
+    heads_bb = heads[rng.random(len(heads)) < 0.8]
+    bb = rng.choice(BROADBAND, len(heads_bb))
+    fam_heads = heads[rng.random(len(heads)) < fam.family_plan_share]
+    lines = rng.integers(1, 4, len(fam_heads))
+    fh = np.repeat(fam_heads, lines)
+    fp = np.where(rng.random(len(fh)) < 0.6, rng.choice(TELCOS[:4], len(fh)), rng.choice(TELCOS, len(fh)))
+    for who, prov, med, desc in ((heads_bb, bb, 55, "Internet en TV"), (fh, fp, 18, "Extra simkaart")):
+        amt = np.round(np.exp(rng.normal(np.log(med), 0.2, len(who))), 2)
+        dom = rng.integers(2, 29, len(who))
+        for m in range(months + 1):
+            ev.add(who, (dom - start_dom) % 30 + 30 * m, minutes(rng, len(who), "office"), "debit", amt, "direct_debit",
+                   cp_ext=np.char.add("DD-", prov), cp_type="business", cp_name=prov, cp_country="NL", mcc="4814", description=desc)
+    # quarterly and yearly bills: first (and only) booking anywhere in the window
+    for names, med, share in ((np.array(["Waterschap", "Gemeentebelastingen"]), 120, 0.7), (np.array(["ANWB", "Kinderopvang"]), 90, 0.2)):
+        who = heads[rng.random(len(heads)) < share]
+        prov = rng.choice(names, len(who))
+        ev.add(who, rng.integers(0, days, len(who)), minutes(rng, len(who), "office"), "debit",
+               np.round(np.exp(rng.normal(np.log(med), 0.4, len(who))), 2), "direct_debit", cp_ext=np.char.add("DD-", prov),
+               cp_type="business", cp_name=prov, cp_country="NL")
+
+    # buy now, pay later: webshop purchases paid in three monthly instalments to the provider; refunds come back from it
+    shoppers = persons[(rng.random(len(persons)) < fam.bnpl_share * np.where(pop.age[persons] < 35, 1.6, 0.7))]
+    k = rng.poisson(1.2 * days / 30, len(shoppers))
+    acc = np.repeat(shoppers, k)
+    prov_i = rng.choice(len(BNPL), len(acc), p=[0.5, 0.25, 0.15, 0.1])
+    price = np.round(np.exp(rng.normal(np.log(120), 0.7, len(acc))), 2)
+    day = rng.integers(-60, days, len(acc))     # instalments of purchases made before the window too
+    names, countries = [b[0] for b in BNPL], [b[1] for b in BNPL]
+    for j in range(3):
+        ev.add(acc, day + 30 * j, minutes(rng, len(acc), "office"), "debit", np.round(price / 3, 2), "direct_debit",
+               cp_ext=Cat(["BNPL-" + n for n in names], prov_i), cp_type="business", cp_name=Cat(names, prov_i),
+               cp_country=Cat(countries, prov_i), description=f"termijn {j + 1}/3")
+    back = rng.random(len(acc)) < 0.1
+    ev.add(acc[back], day[back] + rng.integers(5, 25, int(back.sum())), minutes(rng, int(back.sum()), "office"), "credit",
+           price[back], "transfer", cp_ext=Cat(["BNPL-" + n for n in names], prov_i[back]), cp_type="business",
+           cp_name=Cat(names, prov_i[back]), cp_country=Cat(countries, prov_i[back]), description="Terugbetaling retour")
+    # migrants send money home to their own family: monthly, varying sums, through a money transfer operator
+    senders = persons[(pop.nationality[persons] != "NL") & (rng.random(len(persons)) < 0.2)]
+    dom = rng.integers(1, 31, len(senders))
+    mto = rng.choice(np.array(["Western Union", "MoneyGram", "Ria", "WorldRemit"]), len(senders))
+    base = rng.uniform(80, 400, len(senders))
+    for m in range(months + 1):
+        ev.add(senders, (dom - start_dom) % 30 + 30 * m + rng.integers(-3, 4, len(senders)), minutes(rng, len(senders), "day"),
+               "debit", np.round(base * rng.uniform(0.6, 1.4, len(senders)), 0), "money_remittance",
+               cp_ext=np.char.add("FAM-", senders.astype(str)), cp_type="person", cp_name=mto, cp_country=pop.nationality[senders],
+               description="family")
+    # one ordinary consumer loan (car, kitchen), repaid monthly
+    borrowers = persons[(rng.random(len(persons)) < fam.loan_share) & (pop.age[persons] >= 21)]
+    lender = rng.choice(np.array(["Santander Consumer", "Freo", "Qander", "ING Persoonlijke Lening"]), len(borrowers))
+    principal = np.round(rng.uniform(2000, 15000, len(borrowers)), -2)
+    day = rng.integers(0, days, len(borrowers))
+    ev.add(borrowers, day, minutes(rng, len(borrowers), "office"), "credit", principal, "loan_disbursement",
+           cp_ext=np.char.add("LEND-", lender), cp_type="business", cp_name=lender, cp_country="NL", description="Uitbetaling lening")
+    for m in range(1, months + 1):
+        ev.add(borrowers, day + 30 * m, minutes(rng, len(borrowers), "office"), "debit", np.round(principal / 48, 2), "direct_debit",
+               cp_ext=np.char.add("LEND-", lender), cp_type="business", cp_name=lender, cp_country="NL", description="Aflossing")
 
     # savings: monthly to the customer's own savings account (external to the extract)
     savers = persons[rng.random(len(persons)) < 0.4]

@@ -1,8 +1,11 @@
 """Planted trafficking scenarios and their legitimate look-alikes.
 
-Each scenario is a few accounts with roles. It shows a random subset of the indicators of its
-typology (from ../shared/indicators.md), at least two, so some scenarios are easy and some are
-not. Hard negatives copy one or two surface features of a typology with a lawful story.
+Each scenario is a few accounts with roles. It draws a subtlety (0 blatant .. 1 subtle, from its
+family's range) and shows a subset of the indicators of its typology (from ../shared/indicators.md),
+at least two: the subtler, the fewer, the smaller and the more partial (a subtle controller takes
+35-70% of a wage, not all of it). Hard negatives copy surface features of a typology with a lawful
+story (seasonal employers, student houses, independent sex workers, night-shift workers, freelancers,
+BNPL shoppers, family phone plans, ...); their kind is the label's `lookalike`.
 """
 from __future__ import annotations
 
@@ -12,7 +15,8 @@ import numpy as np
 
 from schemas.typologies import planted
 from synthetic.events import Events, minutes
-from synthetic.population import CITIES, Population
+from synthetic.families import LOOKALIKES, Family
+from synthetic.population import BNPL as BNPL_PROVIDERS, CITIES, Population
 
 RISK_SECTOR_CODES = ("78.20", "01.13", "45.20", "96.02", "81.21", "96.01")
 AD_PLATFORMS = [("Kinky.nl", "7311"), ("Sexjobs.nl", "7311"), ("EscortDirectory", "5967"), ("Redlights.nl", "7311")]
@@ -25,7 +29,7 @@ SOURCE_COUNTRIES = ["NG", "RO", "BG", "CN", "VN", "TH", "UG"]
 
 INDICATORS = {
     "sexual_exploitation": ["client_payments", "ads", "hotels", "night_cash", "topups", "taxi", "depleted"],
-    "labour_exploitation": ["crowded", "cash_out", "forward", "device", "rent_to_employer"],
+    "labour_exploitation": ["crowded", "cash_out", "forward", "device", "rent_to_employer", "pooled_wages"],
     "criminal_exploitation": ["new_account", "many_senders", "cash_out", "crypto", "device"],
     "creditboys": ["loans", "telecom_burst", "forward", "cash_out"],
     "debt_bondage": ["cash_income", "p2p_income", "shared_address", "weekly"],
@@ -51,14 +55,29 @@ def _take(pool: list[int], k: int) -> np.ndarray:
     return out
 
 
-def _strength(rng, typology: str) -> set[str]:
+def _strength(rng, typology: str, subtlety: float | None = None) -> set[str]:
+    """A random subset of the typology's indicators; with a subtlety (0 blatant .. 1 subtle) fewer of them,
+    so subtle scenarios show only 2-3 indicators."""
     names = INDICATORS[typology]
-    k = int(rng.choice(np.arange(2, len(names) + 1)))
+    if subtlety is None:
+        k = int(rng.choice(np.arange(2, len(names) + 1)))
+    else:
+        k = int(np.clip(np.round(2 + (1 - subtlety) * (len(names) - 2) + rng.normal(0, 0.7)), 2, len(names)))
     return set(rng.choice(names, k, replace=False))
 
 
-def plan(rng: np.random.Generator, pop: Population) -> tuple[list[Scenario], list[Scenario]]:
-    """Choose accounts for scenarios and hard negatives and give them fitting attributes."""
+def _lerp(s: float, blatant: tuple[float, float], subtle: tuple[float, float], rng) -> float:
+    """A draw between the blatant and the subtle range, by subtlety."""
+    lo = blatant[0] + s * (subtle[0] - blatant[0])
+    hi = blatant[1] + s * (subtle[1] - blatant[1])
+    return float(rng.uniform(min(lo, hi), max(lo, hi)))
+
+
+def plan(rng: np.random.Generator, pop: Population, fam: Family) -> tuple[list[Scenario], list[Scenario]]:
+    """Choose accounts for scenarios and hard negatives and give them fitting attributes.
+
+    Each scenario draws a subtlety from the family's beta distribution; it sets how many indicators show
+    (`_strength`) and, in `scenario_events`, amounts, wage spread and the share passed on."""
     persons = [int(i) for i in rng.permutation(np.flatnonzero(~pop.is_business))]
     businesses = [int(i) for i in rng.permutation(np.flatnonzero(pop.is_business))]
     from synthetic.population import SECTORS
@@ -68,7 +87,8 @@ def plan(rng: np.random.Generator, pop: Population) -> tuple[list[Scenario], lis
         count = max(1, int(round(pop.n * POSITIVE_SHARE / size)))
         for s in range(count):
             sid = f"{SCENARIO_PREFIX[typ]}{s:03d}"
-            ind = _strength(rng, typ)
+            subtle = float(np.round(rng.beta(*fam.subtlety), 3))
+            ind = _strength(rng, typ, subtle)
             if typ == "sexual_exploitation":
                 ctrl, vic = _take(persons, 1), _take(persons, int(rng.integers(2, 5)))
                 pop.gender[ctrl], pop.age[ctrl] = "m", rng.integers(21, 37)
@@ -124,25 +144,50 @@ def plan(rng: np.random.Generator, pop: Population) -> tuple[list[Scenario], lis
                 scenarios.append(Scenario(sid, typ, {"victim": vic}, ind,
                                           {"country": country, "beneficiary": f"BEN-{sid}-{country}",
                                            "instalment": float(rng.choice([250, 300, 350, 400, 500]))}))
+            scenarios[-1].extra["subtlety"] = subtle
     negatives: list[Scenario] = []
-    kinds = ["traveller", "landlord", "agency", "remitter", "student", "cafe", "family_phones", "night_shift", "bnpl_user"]
-    per_kind = max(1, int(round(pop.n * HARD_NEGATIVE_SHARE / len(kinds))))
-    for kind in kinds:
-        for s in range(per_kind if kind != "agency" else max(1, per_kind // 8)):
+    mix = fam.lookalike_mix
+    group_size = {"agency": 12, "seasonal_employer": 14, "student_house": 6}
+    total = sum(mix.values())
+    for kind in LOOKALIKES:
+        target = pop.n * HARD_NEGATIVE_SHARE * fam.lookalike_scale * mix[kind] / total
+        for s in range(max(1, int(round(target / group_size.get(kind, 1))))):
             sid = f"HN-{kind}-{s:03d}"
-            if kind == "agency":
-                emp, workers = _take(businesses, 1), _take(persons, int(rng.integers(8, 16)))
-                pop.sector[emp] = code_to_sector["78.20"]
-                pop.nationality[workers] = rng.choice(["PL", "RO", "BG"], len(workers))
+            if kind in ("agency", "seasonal_employer"):
+                emp, workers = _take(businesses, 1), _take(persons, int(rng.integers(8, 16) if kind == "agency" else rng.integers(8, 22)))
                 pop.age[workers] = rng.integers(20, 50, len(workers))
-                pop.income_kind[workers] = "salary"
                 pop.employer[workers] = emp[0]
-                pop.salary[workers] = np.round(rng.uniform(2000, 2400, len(workers)), 0)
-                negatives.append(Scenario(sid, "none", {"hard_negative": np.r_[emp, workers]}, set()))
+                if kind == "agency":
+                    pop.sector[emp] = code_to_sector["78.20"]
+                    pop.nationality[workers] = rng.choice(["PL", "RO", "BG"], len(workers))
+                    pop.income_kind[workers] = "salary"
+                    pop.salary[workers] = np.round(rng.uniform(2000, 2400, len(workers)), 0)
+                else:   # a grower housing seasonal workers from one country at a few addresses; they send money home
+                    pop.sector[emp] = code_to_sector[str(rng.choice(["01.13", "01.13", "81.21"]))]
+                    nat = str(rng.choice(["PL", "RO", "BG", "UA"]))
+                    pop.nationality[workers] = np.where(rng.random(len(workers)) < 0.9, nat, "RO")
+                    sex = rng.choice(["m", "f"], p=[0.75, 0.25])
+                    pop.gender[workers] = np.where(rng.random(len(workers)) < 0.9, sex, "m" if sex == "f" else "f")
+                    pop.income_kind[workers] = "none"       # wages paid in hard_negative_events, by the hour
+                    pop.account_age_days[workers] = rng.integers(20, 400, len(workers))
+                    homes = workers[: int(rng.integers(1, 4))]
+                    pop.household[workers] = rng.choice(homes, len(workers))
+                    pop.household[homes] = homes
+                    pop.city[workers] = pop.city[emp[0]]
+                negatives.append(Scenario(sid, "none", {"hard_negative": np.r_[emp, workers]}, set(),
+                                          {"kind": kind, "wage": float(rng.uniform(1500, 2100))}))
             elif kind == "cafe":
                 b = _take(businesses, 1)
                 pop.sector[b] = code_to_sector["56.30"]
-                negatives.append(Scenario(sid, "none", {"hard_negative": b}, set()))
+                negatives.append(Scenario(sid, "none", {"hard_negative": b}, set(), {"kind": kind}))
+            elif kind == "student_house":   # young tenants at one address, many small transfers, new phone plans
+                p = _take(persons, int(rng.integers(4, 9)))
+                pop.age[p] = rng.integers(18, 25, len(p))
+                pop.income_kind[p] = "student"
+                pop.employer[p] = -1
+                pop.household[p] = p[0]
+                pop.city[p] = pop.city[p[0]]
+                negatives.append(Scenario(sid, "none", {"hard_negative": p}, set(), {"kind": kind}))
             else:
                 p = _take(persons, 1)
                 if kind == "student":
@@ -153,6 +198,12 @@ def plan(rng: np.random.Generator, pop: Population) -> tuple[list[Scenario], lis
                     pop.income_kind[p], pop.salary[p] = "salary", 4200.0
                 if kind == "bnpl_user":
                     pop.age[p] = rng.integers(18, 26)
+                if kind == "sex_worker":    # independent, licensed, self-employed: keeps her earnings
+                    pop.gender[p], pop.age[p], pop.income_kind[p] = "f", rng.integers(23, 45), "none"
+                if kind == "freelancer":
+                    pop.income_kind[p] = "none"
+                if kind == "night_shift":
+                    pop.income_kind[p] = "salary"
                 negatives.append(Scenario(sid, "none", {"hard_negative": p}, set(), {"kind": kind}))
     return scenarios, negatives
 
@@ -161,22 +212,26 @@ def _days(rng, n, days):
     return rng.integers(0, days, n)
 
 
-def scenario_events(ev: Events, pop: Population, scenarios: list[Scenario]) -> None:
+def scenario_events(ev: Events, pop: Population, scenarios: list[Scenario], fam: Family) -> None:
+    """Bookings of the planted scenarios; subtlety scales volumes and amounts down and the share passed on
+    from near-all to the family's partial range (35-70 %)."""
     rng, days = ev.rng, ev.days
     males = np.flatnonzero((pop.gender == "m") & ~pop.is_business & (pop.age >= 20))
     persons = np.flatnonzero(~pop.is_business)
     for sc in scenarios:
         ind = sc.indicators
+        st = sc.extra.get("subtlety", 0.0)
+        vol = 1 - 0.55 * st                    # volumes and counts of indicator bookings
         if sc.typology == "sexual_exploitation":
             ctrl, vic = sc.roles["controller"][0], sc.roles["victim"]
             for v in vic:
                 city0 = pop.city[v]
                 work_cities = rng.choice(len(CITIES), int(rng.integers(2, 5)), replace=False) if "hotels" in ind else np.array([city0])
-                n = int(rng.poisson(days * 0.7))
+                n = int(rng.poisson(days * 0.7 * vol))
                 day = _days(rng, n, days)
                 night = rng.random(n) < 0.65
                 mins = np.where(night, minutes(rng, n, "night"), minutes(rng, n, "evening"))
-                amt = np.round(np.exp(rng.normal(np.log(150), 0.45, n)) / 10, 0) * 10
+                amt = np.round(np.exp(rng.normal(np.log(150 * (1 - 0.35 * st)), 0.45, n)) / 10, 0) * 10
                 if "client_payments" in ind:
                     senders = np.where(rng.random(n) < 0.5, rng.choice(males, n), -1)
                     inside = senders >= 0
@@ -219,10 +274,14 @@ def scenario_events(ev: Events, pop: Population, scenarios: list[Scenario]) -> N
                            "card", cp_ext="M-Uber", cp_type="business", cp_name=rng.choice(["Uber", "Bolt"]), cp_country="NL",
                            mcc="4121", city=CITIES[rng.choice(work_cities, k)])
                 # earnings go to the controller, the next day or the same night (SE-08/SE-09)
-                share = rng.uniform(0.75, 0.95) if "depleted" in ind else rng.uniform(0.45, 0.75)
+                share = _lerp(st, (0.75, 0.95), fam.pass_on, rng) if "depleted" in ind else _lerp(st, (0.45, 0.75), fam.pass_on, rng)
                 per_day = np.bincount(day, weights=amt, minlength=days)
                 d = np.flatnonzero(per_day > 0)
-                lag = rng.integers(0, 2, len(d))
+                if st > 0.5:    # a subtle controller collects every few days, not every night
+                    every = int(rng.integers(2, 6))
+                    per_day = np.bincount(d // every * every, weights=per_day[d], minlength=days)
+                    d = np.flatnonzero(per_day > 0)
+                lag = rng.integers(0, 2 + int(3 * st), len(d))
                 ev.transfer(np.full(len(d), v), np.full(len(d), ctrl), d + lag, minutes(rng, len(d), "day"),
                             np.round(per_day[d] * share, 0), "instant_transfer", device_src=str(v))
             if "ads" in ind or rng.random() < 0.5:   # controller buys premium ads and pays for luxury
@@ -239,20 +298,32 @@ def scenario_events(ev: Events, pop: Population, scenarios: list[Scenario]) -> N
             wage = sc.extra["wage"]
             shared_device = f"{emp}-phone"
             pay = [d for d in range(days) if (d % 30) == 24] or [days - 1]
+            spread = 0.2 * st                  # a subtle employer varies wages (hours) like a real one
+            pass_on = (0.5, 0.7) if st < 0.5 else fam.pass_on
+            # LE-03, employer side: several workers' wages paid into a few accounts the owner picked
+            pooled = "pooled_wages" in ind
+            holders = workers[: max(1, len(workers) // 4)] if pooled else workers
+            n = len(workers)
             for d in pay:
-                n = len(workers)
-                ev.transfer(np.full(n, emp), workers, np.full(n, d), minutes(rng, n, "office"), np.full(n, wage),
+                w = np.round(wage * np.clip(1 + spread * rng.standard_normal(n), 0.6, 1.5), 2)
+                into = holders[np.arange(n) % len(holders)]
+                ev.transfer(np.full(n, emp), into, np.full(n, d), minutes(rng, n, "office"), w,
                             "transfer", description="Loon", src_type="business", src_name="Uitzendbureau")
+                got = np.bincount(np.searchsorted(np.sort(holders), into), weights=w, minlength=len(holders))
+                recv = np.sort(holders)
+                h = len(recv)
                 if "cash_out" in ind:
-                    lag = rng.integers(0, 2, n)
-                    ev.add(workers, d + lag, minutes(rng, n, "day"), "debit", np.round(wage * rng.uniform(0.85, 1.0, n), -1),
+                    lag = rng.integers(0, 2 + int(2 * st), h)
+                    ev.add(recv, d + lag, minutes(rng, h, "day"), "debit", np.round(got * _lerp(st, (0.85, 1.0), pass_on, rng), -1),
                            "cash_withdrawal", mcc="6011", city=CITIES[pop.city[emp]])
                 if "forward" in ind:
-                    lag = rng.integers(0, 2, n)
-                    ev.transfer(workers, np.full(n, owner), d + lag, minutes(rng, n, "day"), np.round(wage * rng.uniform(0.5, 0.7, n), 0),
-                                "transfer", description="huisvesting", device_src=shared_device if "device" in ind else workers.astype(str))
+                    lag = rng.integers(0, 2 + int(3 * st), h)
+                    ev.transfer(recv, np.full(h, owner), d + lag, minutes(rng, h, "day"), np.round(got * rng.uniform(*pass_on, h), 0),
+                                "transfer", description=rng.choice(["huisvesting", "kosten", None]),
+                                device_src=shared_device if "device" in ind else recv.astype(str))
                 if "rent_to_employer" in ind:
-                    ev.transfer(workers, np.full(n, owner), d + 2, minutes(rng, n, "office"), np.full(n, 450.0), "transfer",
+                    ev.transfer(workers, np.full(n, owner), d + 2, minutes(rng, n, "office"),
+                                np.round(rng.uniform(300, 450) * np.ones(n), 0), "transfer",
                                 description="huur kamer", device_src=shared_device if "device" in ind else workers.astype(str))
                 if "device" in ind:   # the employer's phone runs the workers' online banking
                     ev.add(workers, d + rng.integers(0, 3, n), minutes(rng, n, "day"), "debit", np.round(rng.uniform(20, 80, n), 2),
@@ -266,14 +337,14 @@ def scenario_events(ev: Events, pop: Population, scenarios: list[Scenario]) -> N
             for m in mules:
                 start = int(rng.integers(0, max(1, days - 28)))
                 span = int(rng.integers(10, 28))
-                n = int(rng.integers(6, 20)) if "many_senders" in ind else int(rng.integers(3, 6))
+                n = max(2, int((rng.integers(6, 20) if "many_senders" in ind else rng.integers(3, 6)) * vol))
                 day = start + rng.integers(0, span, n)
                 senders = rng.choice(persons, n)
-                amt = np.round(np.exp(rng.normal(np.log(450), 0.6, n)), 0)
+                amt = np.round(np.exp(rng.normal(np.log(450 * (1 - 0.4 * st)), 0.6, n)), 0)
                 mins = minutes(rng, n, "day")
                 ev.transfer(senders, np.full(n, m), day, mins, amt, rng.choice(["transfer", "instant_transfer"], n),
                             description=rng.choice(["Marktplaats", "betaling", "iPhone", "PS5", None], n))
-                out_share = rng.uniform(0.85, 0.98)
+                out_share = _lerp(st, (0.85, 0.98), (0.5, 0.85), rng)
                 dev = f"{ctrl}-mulephone" if "device" in ind else str(m)
                 if "cash_out" in ind:
                     ev.add(np.full(n, m), day, np.minimum(mins + rng.integers(20, 300, n), 1439), "debit",
@@ -293,15 +364,15 @@ def scenario_events(ev: Events, pop: Population, scenarios: list[Scenario]) -> N
             for v in vic:
                 start = int(rng.integers(0, max(1, days - 30)))
                 if "loans" in ind or "telecom_burst" not in ind:
-                    k = int(rng.integers(2, 5))
+                    k = int(rng.integers(2, 5)) if st < 0.6 else int(rng.integers(1, 3))
                     lenders = rng.choice(LENDERS, k, replace=False)
                     day = start + rng.integers(0, 21, k)
-                    amt = np.round(rng.uniform(600, 3000, k), -1)
+                    amt = np.round(rng.uniform(600, 3000 - 1800 * st, k), -1)
                     ev.add(np.full(k, v), day, minutes(rng, k, "office"), "credit", amt, "loan_disbursement",
                            cp_ext=np.char.add("LEND-", lenders), cp_type="business", cp_name=lenders, cp_country="NL",
                            description="Uitbetaling lening")
                     lag = rng.integers(0, 2, k)
-                    share = rng.uniform(0.7, 0.95, k)
+                    share = np.array([_lerp(st, (0.7, 0.95), fam.pass_on, rng) for _ in range(k)])
                     if "cash_out" in ind:   # part withdrawn and handed over in cash, the rest transferred
                         ev.add(np.full(k, v), day + lag, minutes(rng, k, "day"), "debit", np.round(amt * share * 0.5, -1),
                                "cash_withdrawal", mcc="6011", city=CITIES[pop.city[v]])
@@ -309,7 +380,7 @@ def scenario_events(ev: Events, pop: Population, scenarios: list[Scenario]) -> N
                     ev.transfer(np.full(k, v), np.full(k, ctrl), day + lag, minutes(rng, k, "evening"),
                                 np.round(amt * share, 0), "instant_transfer", device_src=str(v))
                 if "telecom_burst" in ind:
-                    k = int(rng.integers(2, 5))
+                    k = int(rng.integers(2, 5)) if st < 0.6 else 2
                     telcos = rng.choice(["KPN", "Vodafone", "Odido", "Ben", "Simyo", "Tele2"], k, replace=False)
                     first = start + rng.integers(0, 10, k)
                     amt = np.round(rng.uniform(45, 85, k), 2)
@@ -329,6 +400,7 @@ def scenario_events(ev: Events, pop: Population, scenarios: list[Scenario]) -> N
             vic = sc.roles["victim"]
             ben, country, inst = sc.extra["beneficiary"], sc.extra["country"], sc.extra["instalment"]
             step = 7 if "weekly" in ind else 30
+            inst = float(np.round(inst * (1 - 0.5 * st), -1))
             remitter = str(rng.choice(REMITTERS))
             for v in vic:
                 first = int(rng.integers(0, step))
@@ -384,17 +456,104 @@ def hard_negative_events(ev: Events, pop: Population, negatives: list[Scenario])
                 for d in range(int(rng.integers(0, 30)), days, 30):
                     ev.add(np.array([p]), np.array([d]), minutes(rng, 1, "office"), "debit", np.array([30.0]), "direct_debit",
                            cp_ext=f"DD-{t}", cp_type="business", cp_name=t, cp_country="NL", mcc="4814", description="Abonnement")
-        elif kind == "night_shift":     # a nurse withdraws cash and takes taxis at night
+        elif kind == "night_shift":     # a nurse or security guard withdraws cash, eats and takes taxis at night
             k = int(rng.poisson(days / 30 * 5)) + 2
             ev.add(np.full(k, p), _days(rng, k, days), minutes(rng, k, "night"), "debit", rng.choice([50.0, 100.0], k),
                    "cash_withdrawal", mcc="6011", city=CITIES[pop.city[p]])
-        elif kind == "bnpl_user":       # one legitimate consumer loan, spent on a laptop
-            d = int(rng.integers(0, days - 3))
+            k = int(rng.poisson(days / 30 * 6))
+            ev.add(np.full(k, p), _days(rng, k, days), minutes(rng, k, "night"), "debit", np.round(rng.uniform(12, 40, k), 2), "card",
+                   cp_ext="M-Uber", cp_type="business", cp_name=str(rng.choice(["Uber", "Bolt", "TCA Taxi"])), cp_country="NL", mcc="4121",
+                   city=CITIES[pop.city[p]])
+            k = int(rng.poisson(days / 30 * 8))
+            ev.add(np.full(k, p), _days(rng, k, days), minutes(rng, k, "night"), "debit", np.round(rng.uniform(4, 25, k), 2), "card",
+                   cp_ext="M-FEBO", cp_type="business", cp_name="FEBO", cp_country="NL", mcc="5814", city=CITIES[pop.city[p]])
+        elif kind in ("agency", "seasonal_employer"):
+            if kind == "agency":
+                continue                # paid as ordinary employees by the background
+            emp, workers = sc.roles["hard_negative"][0], sc.roles["hard_negative"][1:]
+            n = len(workers)
+            home = str(pop.nationality[workers[0]])
+            for d in range(24 - int(rng.integers(0, 10)), days, 30):   # hourly wages, net of legal housing deduction
+                w = np.round(sc.extra["wage"] * np.clip(1 + 0.15 * rng.standard_normal(n), 0.6, 1.5), 2)
+                ev.transfer(np.full(n, emp), workers, np.full(n, d), minutes(rng, n, "office"), w, "transfer",
+                            description="Loon incl. inhouding huisvesting", src_type="business", src_name="Kwekerij")
+                cash = rng.random(n) < 0.5
+                ev.add(workers[cash], d + rng.integers(0, 3, int(cash.sum())), minutes(rng, int(cash.sum()), "day"), "debit",
+                       np.round(w[cash] * rng.uniform(0.2, 0.5, int(cash.sum())), -1), "cash_withdrawal", mcc="6011",
+                       city=CITIES[pop.city[emp]])
+                # each worker sends a fixed sum home to their own family, monthly
+                fixed = np.round(300 + 100 * (workers % 4), 0)
+                ev.add(workers, d + rng.integers(1, 4, n), minutes(rng, n, "evening"), "debit", fixed, "money_remittance",
+                       cp_ext=np.char.add("FAM-", workers.astype(str)), cp_type="person",
+                       cp_name=str(rng.choice(REMITTERS)), cp_country=home, description="family")
+            k = int(rng.poisson(days / 30 * 2)) + 1   # the grower pays a certified housing provider
+            ev.add(np.full(k, emp), _days(rng, k, days), minutes(rng, k, "office"), "debit", np.round(rng.uniform(2000, 6000, k), 2),
+                   "transfer", cp_ext="HUISV-SNF", cp_type="business", cp_name="Huisvesting Arbeidsmigranten BV", cp_country="NL",
+                   description="Huisvesting")
+        elif kind == "student_house":   # housemates split groceries and bills; some start a new phone plan in the window
+            mates = sc.roles["hard_negative"]
+            k = int(rng.poisson(days / 30 * 10 * len(mates)))
+            src, dst = rng.choice(mates, k), rng.choice(mates, k)
+            ok = src != dst
+            ev.transfer(src[ok], dst[ok], _days(rng, int(ok.sum()), days), minutes(rng, int(ok.sum()), "evening"),
+                        np.round(rng.uniform(2, 45, int(ok.sum())), 2), "instant_transfer",
+                        description=rng.choice(["Tikkie", "boodschappen", "energie", None], int(ok.sum())))
+            new = mates[rng.random(len(mates)) < 0.5]
+            for v in new:
+                telcos = rng.choice(["Simyo", "Ben", "Youfone", "Lebara", "Odido"], int(rng.integers(1, 3)), replace=False)
+                first = int(rng.integers(7, max(8, days - 30)))
+                for m in range(4):
+                    ev.add(np.full(len(telcos), v), first + rng.integers(0, 10, len(telcos)) + 30 * m, minutes(rng, len(telcos), "office"),
+                           "debit", np.round(rng.uniform(8, 25, len(telcos)), 2), "direct_debit", cp_ext=np.char.add("DD-", telcos),
+                           cp_type="business", cp_name=telcos, cp_country="NL", mcc="4814",
+                           description="Nieuw abonnement" if m == 0 else "Abonnement")
+        elif kind == "sex_worker":      # licensed, independent: clients pay her, she advertises, pays tax and saves
+            n = int(rng.poisson(days * 0.5))
+            night = rng.random(n) < 0.5
+            mins = np.where(night, minutes(rng, n, "night"), minutes(rng, n, "evening"))
+            inside = rng.random(n) < 0.5
+            senders = rng.choice(persons, n)
+            amt = np.round(rng.uniform(80, 250, n), -1)
+            day = _days(rng, n, days)
+            ev.transfer(senders[inside], np.full(int(inside.sum()), p), day[inside], mins[inside], amt[inside], "instant_transfer",
+                        description=rng.choice(["afspraak", None], int(inside.sum())))
+            ext = ~inside
+            ev.add(np.full(int(ext.sum()), p), day[ext], mins[ext], "credit", amt[ext], "cash_deposit", mcc="6011",
+                   city=CITIES[pop.city[p]])
+            plat = AD_PLATFORMS[int(rng.integers(len(AD_PLATFORMS)))]
+            k = int(rng.poisson(days / 30 * 3)) + 1
+            ev.add(np.full(k, p), _days(rng, k, days), minutes(rng, k, "any"), "debit", rng.choice([12.0, 24.0, 19.95], k), "card",
+                   cp_ext=f"M-{plat[0]}", cp_type="business", cp_name=plat[0], cp_country="NL", mcc=plat[1])
+            k = int(rng.poisson(days / 30 * 1.5))
+            ev.add(np.full(k, p), _days(rng, k, days), minutes(rng, k, "evening"), "debit", np.round(rng.uniform(70, 140, k), 0), "card",
+                   cp_ext="M-Hotel Centraal", cp_type="business", cp_name="Hotel Centraal", cp_country="NL", mcc="7011")
+            for d in range(int(rng.integers(20, 30)), days, 30):
+                ev.add(np.array([p]), np.array([d]), minutes(rng, 1, "office"), "debit", np.array([float(np.round(amt.sum() / days * 30 * 0.25, -1))]),
+                       "transfer", cp_ext="GOV-BELASTINGDIENST", cp_type="business", cp_name="Belastingdienst", cp_country="NL",
+                       description="Voorlopige aanslag IB")
+        elif kind == "freelancer":      # a hairdresser, tutor or cleaner paid by many private customers
+            k = int(rng.poisson(days / 30 * rng.uniform(15, 40)))
+            senders = rng.choice(persons, k)
+            ev.transfer(senders, np.full(k, p), _days(rng, k, days), minutes(rng, k, "day"), np.round(rng.uniform(20, 120, k), 0),
+                        rng.choice(["transfer", "instant_transfer"], k), description=rng.choice(["factuur", "les", "knippen", "schoonmaak", None], k))
+            k = int(rng.poisson(days / 30 * 2))
+            ev.add(np.full(k, p), _days(rng, k, days), minutes(rng, k, "day"), "debit", rng.choice([50.0, 100.0, 200.0], k),
+                   "cash_withdrawal", mcc="6011", city=CITIES[pop.city[p]])
+        elif kind == "bnpl_user":       # a young shopper: buy-now-pay-later at several providers, refunds, one consumer loan
+            for prov, country in rng.permutation(np.array(BNPL_PROVIDERS))[: int(rng.integers(2, 4))]:
+                d = int(rng.integers(0, max(1, days - 10)))
+                price = float(np.round(rng.uniform(60, 400), 2))
+                ev.add(np.full(3, p), d + 30 * np.arange(3), minutes(rng, 3, "office"), "debit", np.full(3, np.round(price / 3, 2)),
+                       "direct_debit", cp_ext=f"BNPL-{prov}", cp_type="business", cp_name=prov, cp_country=country, description="termijn")
+                ev.add(np.array([p]), np.array([d + int(rng.integers(5, 20))]), minutes(rng, 1, "office"), "credit", np.array([price]),
+                       "transfer", cp_ext=f"BNPL-{prov}", cp_type="business", cp_name=prov, cp_country=country,
+                       description="Terugbetaling retour")
+            d = int(rng.integers(0, max(1, days - 3)))
             ev.add(np.array([p]), np.array([d]), minutes(rng, 1, "office"), "credit", np.array([1200.0]), "loan_disbursement",
                    cp_ext="LEND-In3", cp_type="business", cp_name="In3", cp_country="NL")
             ev.add(np.array([p]), np.array([d + 1]), minutes(rng, 1, "day"), "debit", np.array([1150.0]), "card",
                    cp_ext="M-Coolblue", cp_type="business", cp_name="Coolblue", cp_country="NL", mcc="5732")
-        elif kind is None and len(sc.roles["hard_negative"]) == 1:   # cash-intensive cafe: daily cash deposits
+        elif kind == "cafe":   # cash-intensive cafe: daily cash deposits
             k = int(rng.poisson(days * 0.8))
             ev.add(np.full(k, p), _days(rng, k, days), minutes(rng, k, "evening"), "credit", np.round(rng.uniform(200, 900, k), -1),
                    "cash_deposit", city=CITIES[pop.city[p]])

@@ -64,3 +64,15 @@ def test_cli_prints_table_and_json(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["recall@2%"] == 0.8
     assert main(["evaluate", "--alerts", str(ap), "--labels", str(lp)]) == 0
     assert "precision@100" in capsys.readouterr().out
+
+
+def test_recall_by_subtlety_bins():
+    """Positives p0-p9 with subtlety 0.0 .. 0.9: the 2% budget (8 alerts) holds p0-p3 and p7-p9 (and one background)."""
+    from synthetic.evaluate import format_table
+    lab = labels().with_columns(pl.when(pl.col("account_id").str.starts_with("p"))
+                                  .then(pl.col("account_id").str.slice(1).cast(pl.Int64) / 10).otherwise(None).alias("subtlety"))
+    m = evaluate(alerts(["p0", "p1", "p2", "p3", "p7", "p8", "p9", "n0"]), lab)
+    # low [0, 1/3): p0-p3 all 4 found; mid [1/3, 2/3): p4-p6 none; high: p7-p9 all 3
+    assert m["recall_by_subtlety@2%"] == {"low": 1.0, "mid": 0.0, "high": 1.0}
+    assert "recall@2% subtlety mid [0.33, 0.67)" in format_table(m)
+    assert evaluate(alerts(["p0"]), labels())["recall_by_subtlety@2%"] == {}     # labels without subtlety

@@ -95,3 +95,109 @@ def test_scenarios_differ_in_strength():
     sizes = {len(_strength(rng, "sexual_exploitation")) for _ in range(200)}
     assert min(sizes) == 2 and max(sizes) == len(INDICATORS["sexual_exploitation"])
     assert set(SIZES) == set(INDICATORS)
+
+
+def _tx(out):
+    return pl.concat([pl.read_parquet(out / "a" / b / "transactions.parquet") for b in ("BANK_A", "BANK_B")])
+
+
+def test_background_has_realistic_retail_detail(generated):
+    """Foreign merchants shared by many accounts, bills begun before the window, varying wages, households,
+    BNPL and family phone plans: the ordinary banking that look-alikes hide in."""
+    out, _ = generated
+    tx = _tx(out)
+    lab = pl.read_parquet(out / "a" / "labels.parquet")
+    n_persons = pl.concat([pl.read_parquet(out / "a" / b / "accounts.parquet") for b in ("BANK_A", "BANK_B")]) \
+                  .filter(pl.col("customer_type") == "person").height
+    foreign = tx.filter((pl.col("channel") == "card") & (pl.col("counterparty_country") != "NL"))
+    per_merchant = foreign.group_by("counterparty_id").agg(pl.col("account_id").n_unique().alias("accounts"),
+                                                           pl.col("counterparty_country").first())
+    assert per_merchant["accounts"].max() >= 0.2 * n_persons                     # one merchant abroad, many accounts
+    assert {"IE", "LU", "MT"} <= set(per_merchant["counterparty_country"].to_list())
+    # telecom direct debits first booked a week or more into the window, then again a month later: running contracts
+    start = tx["booked_at"].min()
+    tel = tx.filter((pl.col("channel") == "direct_debit") & (pl.col("mcc") == "4814")) \
+            .group_by("account_id", "counterparty_id").agg(pl.col("booked_at").min().alias("first"), pl.len().alias("n"))
+    late = tel.filter((pl.col("first") - start >= pl.duration(days=7)) & (pl.col("n") >= 2))
+    assert late.height >= 0.3 * tel.height
+    # family phone plans: several telecom contracts on one account
+    assert tel.group_by("account_id").len().filter(pl.col("len") >= 3).height >= 20
+    # wages vary month to month for a share of employees
+    sal = tx.filter(pl.col("description") == "Salaris").group_by("account_id").agg(
+        pl.col("amount_eur").cast(pl.Float64).std().alias("sd"), pl.col("amount_eur").cast(pl.Float64).mean().alias("mean"), pl.len())
+    sal = sal.filter(pl.col("len") >= 2)
+    varying = sal.filter(pl.col("sd") / pl.col("mean") > 0.03).height / sal.height
+    assert 0.15 <= varying <= 0.8, varying
+    # households pay into a pot, parents give pocket money
+    assert tx.filter(pl.col("description") == "huishoudpot").height > 100
+    assert tx.filter(pl.col("description") == "zakgeld").height > 10
+    # buy now, pay later instalments and refunds; ordinary consumer loans
+    bnpl = tx.filter(pl.col("counterparty_name").is_in(["Klarna", "Riverty", "In3", "Afterpay"]))
+    assert bnpl.filter(pl.col("direction") == "debit")["account_id"].n_unique() >= 0.05 * n_persons
+    assert bnpl.filter(pl.col("direction") == "credit").height > 10
+    assert tx.filter(pl.col("channel") == "loan_disbursement").join(lab, on=["bank_id", "account_id"]) \
+             .filter(pl.col("role") == "background").height > 10
+    # friends pay each other repeatedly, across banks
+    p2p = tx.filter((pl.col("counterparty_type") == "person") & pl.col("channel").is_in(["transfer", "instant_transfer"]))
+    pairs = p2p.group_by("account_id", "counterparty_id").len()
+    assert pairs.filter(pl.col("len") >= 2).height > 200
+
+
+def test_every_lookalike_is_labelled(generated):
+    from synthetic.families import LOOKALIKES
+    out, _ = generated
+    lab = pl.read_parquet(out / "a" / "labels.parquet")
+    hn = lab.filter(pl.col("role") == "hard_negative")
+    assert set(hn["lookalike"].to_list()) == set(LOOKALIKES)
+    assert hn["scenario_id"].null_count() == 0 and (hn["typology"] == "none").all()
+    # the seasonal employer's workers share a few addresses and send fixed sums home
+    acc = pl.concat([pl.read_parquet(out / "a" / b / "accounts.parquet") for b in ("BANK_A", "BANK_B")])
+    seasonal = hn.filter(pl.col("lookalike") == "seasonal_employer").join(acc, on=["bank_id", "account_id"]) \
+                 .filter(pl.col("customer_type") == "person")
+    assert seasonal["address_id"].n_unique() <= 3 * seasonal["scenario_id"].n_unique()
+    tx = _tx(out).join(seasonal.select("bank_id", "account_id"), on=["bank_id", "account_id"], how="semi")
+    rem = tx.filter(pl.col("channel") == "money_remittance").group_by("account_id", "amount_eur").len() \
+            .group_by("account_id").agg(pl.col("len").max().alias("same_sum"))
+    assert rem.height >= 0.8 * seasonal.height and rem["same_sum"].min() >= 2
+
+
+def test_labels_carry_subtlety_and_subtle_scenarios_show_less(generated):
+    out, _ = generated
+    lab = pl.read_parquet(out / "a" / "labels.parquet")
+    assert {"subtlety", "indicators", "lookalike", "family"} <= set(lab.columns)
+    pos = lab.filter(pl.col("typology") != "none")
+    assert pos["subtlety"].null_count() == 0 and pos["subtlety"].is_between(0, 1).all()
+    assert lab.filter(pl.col("typology") == "none")["subtlety"].null_count() == lab.filter(pl.col("typology") == "none").height
+    assert (lab["family"] == "tune").all()
+
+
+def test_subtlety_sets_how_many_indicators_show():
+    import numpy as np
+    from synthetic.typologies import _strength
+    rng = np.random.default_rng(0)
+    for typ, names in INDICATORS.items():
+        subtle = [len(_strength(rng, typ, 0.95)) for _ in range(100)]
+        blatant = [len(_strength(rng, typ, 0.05)) for _ in range(100)]
+        assert min(subtle) == 2 and np.mean(np.array(subtle) <= 3) >= 0.9, typ     # subtle: mostly only 2-3 indicators
+        assert np.mean(blatant) >= len(names) - 1, typ
+
+
+def test_families_differ(generated, tmp_path):
+    """Same seed, holdout family: other data, other foreign merchants, labelled as holdout."""
+    out, _ = generated
+    generate(tmp_path / "h", accounts=3000, days=60, banks=2, seed=11, family="holdout")
+    assert _digest(out / "a" / "BANK_A") != _digest(tmp_path / "h" / "BANK_A")
+    lab = pl.read_parquet(tmp_path / "h" / "labels.parquet")
+    assert (lab["family"] == "holdout").all()
+
+    def merchants(folder):
+        tx = pl.concat([pl.read_parquet(folder / b / "transactions.parquet") for b in ("BANK_A", "BANK_B")])
+        return set(tx.filter((pl.col("channel") == "card") & (pl.col("counterparty_country") != "NL"))["counterparty_name"].to_list())
+    tune_m, hold_m = merchants(out / "a"), merchants(tmp_path / "h")
+    assert len(tune_m ^ hold_m) >= 0.5 * len(tune_m | hold_m)
+    def foreign_share(folder):
+        acc = pl.concat([pl.read_parquet(folder / b / "accounts.parquet") for b in ("BANK_A", "BANK_B")])
+        return acc.filter(pl.col("customer_type") == "person").select((pl.col("nationality") != "NL").mean()).item()
+    assert foreign_share(tmp_path / "h") > foreign_share(out / "a") + 0.03       # holdout: more migrants in the population
+    with pytest.raises(ValueError, match="unknown generator family"):
+        generate(tmp_path / "x", accounts=300, days=30, banks=1, seed=1, family="nope")
