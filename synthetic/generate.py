@@ -14,6 +14,7 @@ import polars as pl
 
 from pipelines.submission import write_manifest
 from synthetic.events import Events
+from synthetic.laundering import plant_laundering
 from synthetic.population import POSTCODE_AREA, SECTORS, background, make_population
 from synthetic.typologies import hard_negative_events, plan, scenario_events
 from schemas import contract
@@ -32,7 +33,7 @@ def _ids(values: pl.Series, seed: int, kind: str) -> pl.Series:
 
 
 def generate(out_dir: str | Path, accounts: int = 20_000, days: int = 90, banks: int = 2, seed: int = 1,
-             fmt: str = "parquet", end: str = "2026-09-30") -> dict:
+             fmt: str = "parquet", end: str = "2026-09-30", laundering: bool = True) -> dict:
     out_dir = Path(out_dir)
     rng = np.random.default_rng(seed)
     end_d = date.fromisoformat(end)
@@ -43,6 +44,8 @@ def generate(out_dir: str | Path, accounts: int = 20_000, days: int = 90, banks:
     background(ev, pop, start_d.day)
     scenario_events(ev, pop, scenarios)
     hard_negative_events(ev, pop, negatives)
+    taken = np.concatenate([idx for sc in scenarios + negatives for idx in sc.roles.values()])
+    laundered = plant_laundering(ev, pop, np.random.default_rng([seed, 7]), taken) if laundering else None
     tx = ev.frame()
     del ev
 
@@ -117,8 +120,13 @@ def generate(out_dir: str | Path, accounts: int = 20_000, days: int = 90, banks:
     for sc in scenarios + negatives:
         for r, idx in sc.roles.items():
             typ[idx], role[idx], scen[idx] = sc.typology, r, sc.id
+    pattern = np.full(pop.n, None, dtype=object)
+    if laundered is not None:   # laundering patterns and their look-alikes (synthetic/laundering.py)
+        acc = laundered["acc"].to_numpy()
+        typ[acc], role[acc], scen[acc], pattern[acc] = [laundered[c].to_numpy() for c in ("typology", "role", "scenario_id", "pattern")]
     labels = pl.DataFrame({"account_id": acc_ids, "bank_id": bank_of, "typology": typ.astype(str),
-                           "role": role.astype(str), "scenario_id": pl.Series(scen.tolist(), dtype=pl.Utf8)})
+                           "role": role.astype(str), "scenario_id": pl.Series(scen.tolist(), dtype=pl.Utf8),
+                           "pattern": pl.Series(pattern.tolist(), dtype=pl.Utf8)})
 
     out_dir.mkdir(parents=True, exist_ok=True)
     info = {"transactions": {}, "accounts": {}, "labels": labels.height}

@@ -64,3 +64,12 @@ def test_cli_prints_table_and_json(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["recall@2%"] == 0.8
     assert main(["evaluate", "--alerts", str(ap), "--labels", str(lp)]) == 0
     assert "precision@100" in capsys.readouterr().out
+
+
+def test_recall_by_pattern_counts_each_pattern_on_its_own():
+    lab = labels().with_columns(pl.when(pl.col("account_id").is_in(["p0", "p1"])).then(pl.lit("cycle"))
+                                .when(pl.col("account_id").is_in(["p6", "p7", "p8", "p9"])).then(pl.lit("stack"))
+                                .otherwise(None).alias("pattern"))
+    m = evaluate(alerts(["p0", "p6", "p7", "n1", "p1", "n2", "n3", "n4", "p8"]), lab)   # budget@2% = 8 alerts: p8 falls outside
+    assert m["recall_by_pattern@2%"] == {"cycle": 1.0, "stack": 0.5}
+    assert evaluate(alerts(["p0"]), labels())["recall_by_pattern@2%"] == {}
