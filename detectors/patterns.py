@@ -62,7 +62,7 @@ PATTERNS: list[Pattern] = [
             {"hop_hours": 48}),
     Pattern("PT_BIPARTITE", "Closed group of payers and payees", "laundering", ("ML-06",),
             "A set of accounts pays a set of other accounts, nearly every payer every payee, with no other money between them.", 2,
-            {"min_side": 2, "min_accounts": 5, "min_density": 0.75, "max_degree": 20}),
+            {"min_side": 2, "min_accounts": 4, "min_density": 0.75, "max_degree": 20}),
 ]
 
 # Shared settings: which transfers count at all, and what passing money on means.
@@ -242,23 +242,27 @@ SQL: dict[str, str] = {
         SELECT '{rule}', k.bank_id, who.acc, who.in_ids || who.out_ids, who.start_at,
                printf('%s: EUR %.0f gathered from %d accounts, EUR %.0f paid on to %d others', who.role, amt_in, senders, amt_out, receivers)
         FROM who JOIN pt_acc k ON k.account_id = who.acc""",
-    # similar amounts (within tolerance of one of them) to >= min_receivers new or hardly used accounts within days;
-    # a receiver paid by the same payer more than max_pair_n times in the window (a wage) is not one of them.
+    # similar amounts (within tolerance of one of them) to >= min_receivers new or hardly used accounts within days, and the
+    # rest of that burst; a receiver paid by the same payer more than max_pair_n times in the window (a wage) is not in it.
     "PT_FAN_OUT": """
         WITH act AS (SELECT account_id, count(*) AS n FROM win_tx WHERE account_id IN (SELECT dst FROM pt_tx) GROUP BY 1),
-             o AS (SELECT t.* FROM pt_tx t JOIN win_accounts w ON w.account_id = t.dst LEFT JOIN act ON act.account_id = t.dst
-                   WHERE t.pair_n <= {max_pair_n} AND (w.account_age_days <= {max_age_days} OR coalesce(act.n, 0) <= {max_activity})),
-             payers AS (SELECT src FROM o GROUP BY 1 HAVING count(DISTINCT dst) >= {min_receivers}),
-             g AS (SELECT a.src, a.booked_at AS start_at, count(DISTINCT b.dst) AS receivers, sum(b.amount) AS amt, list(DISTINCT b.dst) AS dst_ids,
+             o AS (SELECT t.*, coalesce(w.account_age_days <= {max_age_days}, false) OR coalesce(act.n, 0) <= {max_activity} AS fresh
+                   FROM pt_tx t LEFT JOIN win_accounts w ON w.account_id = t.dst LEFT JOIN act ON act.account_id = t.dst
+                   WHERE t.pair_n <= {max_pair_n}),
+             payers AS (SELECT src FROM o WHERE fresh GROUP BY 1 HAVING count(DISTINCT dst) >= {min_receivers}),
+             g AS (SELECT a.src, a.booked_at AS start_at, count(DISTINCT b.dst) FILTER (b.fresh) AS fresh_receivers,
+                          count(DISTINCT b.dst) AS receivers, sum(b.amount) AS amt, list(DISTINCT b.dst) AS dst_ids,
                           list(b.txn_id) AS ids, min(b.amount) AS lo, max(b.amount) AS hi
                    FROM o a SEMI JOIN payers USING (src)
                    JOIN o b ON b.src = a.src AND b.booked_at BETWEEN a.booked_at AND a.booked_at + INTERVAL {days} DAY
                         AND abs(b.amount - a.amount) <= {tolerance} * a.amount
-                   GROUP BY a.src, a.booked_at, a.txn_id HAVING count(DISTINCT b.dst) >= {min_receivers}),
+                   WHERE a.fresh
+                   GROUP BY a.src, a.booked_at, a.txn_id HAVING count(DISTINCT b.dst) FILTER (b.fresh) >= {min_receivers}),
              best AS (SELECT * FROM g QUALIFY row_number() OVER (PARTITION BY src ORDER BY receivers DESC, start_at) = 1),
              who AS (SELECT src AS acc, 'payer' AS role, * FROM best UNION ALL SELECT unnest(dst_ids), 'receiver', * FROM best)
         SELECT '{rule}', k.bank_id, who.acc, who.ids, who.start_at,
-               printf('%s: EUR %.0f-%.0f each to %d new or hardly used accounts within %d days (EUR %.0f)', role, lo, hi, receivers, {days}, amt)
+               printf('%s: EUR %.0f-%.0f each to %d accounts within %d days (EUR %.0f), %d of them new or hardly used',
+                      role, lo, hi, receivers, {days}, amt, fresh_receivers)
         FROM who JOIN pt_acc k ON k.account_id = who.acc""",
     # the mirror: similar amounts from >= min_senders accounts, each paying it once or twice in the window.
     "PT_FAN_IN": """

@@ -16,7 +16,7 @@ import polars as pl
 from synthetic.events import Events
 
 PATTERNS = ("cycle", "scatter_gather", "gather_scatter", "fan_out", "stack", "bipartite", "fan_in")
-PATTERNS_PER_ACCOUNT = 0.0005       # patterns of each kind per account (5 of each per 10,000 accounts)
+PATTERNS_PER_ACCOUNT = 0.0003       # patterns of each kind per account (3 of each per 10,000 accounts: all fit a 2% budget)
 LOOKALIKES = ("salary_split", "family_pool", "landlord")
 
 

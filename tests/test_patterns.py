@@ -115,8 +115,10 @@ def test_fan_out_to_fresh_accounts_and_near_miss_to_busy_ones():
         g.acc(f"o{k}", age=4000)
         g.noise(f"o{k}", 20)
         g.pay("aunt", f"o{k}", k * 5, 900 + 10 * k)
+    g.acc("old", age=4000), g.noise("old", 20), g.pay("boss", "old", 30, 930)   # in the same burst: part of the fan
     hits = g.run()
-    assert fired(hits, "PT_FAN_OUT") == ["boss", "f0", "f1", "f2", "f3", "f4"]
+    assert fired(hits, "PT_FAN_OUT") == ["boss", "f0", "f1", "f2", "f3", "f4", "old"]
+    assert "6 accounts" in hits[("PT_FAN_OUT", "boss")]["detail"] and "5 of them new" in hits[("PT_FAN_OUT", "boss")]["detail"]
 
 
 def test_fan_out_near_miss_amounts_not_similar():
