@@ -47,8 +47,8 @@ class _Planter:
         return float(np.exp(self.rng.normal(np.log(4000), 0.5)))
 
     def keep(self, n=None):
-        """Share an intermediary passes on: its cut or the fee is 1-5 %."""
-        return self.rng.uniform(0.95, 0.99, n)
+        """Share an intermediary passes on: its cut or the fee is 1-12 %."""
+        return self.rng.uniform(0.88, 0.99, n)
 
     # ------------------------------------------------------------------ patterns
     def cycle(self, sid):
@@ -58,7 +58,7 @@ class _Planter:
             amt = self.proceeds()
             for i in range(len(acc)):
                 self.pay([acc[i]], [acc[(i + 1) % len(acc)]], [t], [amt])
-                t += r.uniform(2, 48)
+                t += r.uniform(2, 60)
                 amt *= self.keep()
         self.label(acc[:1], "laundering", "origin", sid, "cycle")
         self.label(acc[1:], "laundering", "intermediary", sid, "cycle")
@@ -71,7 +71,7 @@ class _Planter:
         share = total / k * r.uniform(0.85, 1.15, k)
         t_in = t0 + r.uniform(0, 24, k)
         self.pay(np.repeat(s, k), mids, t_in, share)
-        self.pay(mids, np.repeat(d, k), t_in + r.uniform(4, 72, k), share * self.keep(k))
+        self.pay(mids, np.repeat(d, k), t_in + r.uniform(4, 120, k), share * self.keep(k))
         self.label(s, "laundering", "origin", sid, "scatter_gather")
         self.label(mids, "laundering", "intermediary", sid, "scatter_gather")
         self.label(d, "laundering", "destination", sid, "scatter_gather")
@@ -94,7 +94,7 @@ class _Planter:
         r = self.rng
         k = int(r.integers(6, 11))
         payer, dst = self.take(1), self.take(k)
-        fresh = r.random(k) < 0.8                     # mule accounts opened for the purpose
+        fresh = r.random(k) < 0.7                     # mule accounts opened for the purpose
         pop.account_age_days[dst[fresh]] = r.integers(5, 90, int(fresh.sum()))
         base = r.uniform(500, 3000)
         self.pay(np.repeat(payer, k), dst, r.uniform(0, self.horizon) + r.uniform(0, 96, k), base * r.uniform(0.93, 1.07, k))
@@ -117,7 +117,7 @@ class _Planter:
             amt = self.proceeds()
             for i in range(len(acc) - 1):
                 self.pay([acc[i]], [acc[i + 1]], [t], [amt])
-                t += r.uniform(1, 30)
+                t += r.uniform(1, 60)
                 amt *= self.keep()
         self.label(acc[:1], "laundering", "origin", sid, "stack")
         self.label(acc[1:-1], "laundering", "intermediary", sid, "stack")
@@ -129,7 +129,7 @@ class _Planter:
         nr = int(r.integers(max(2, 5 - ns), 5))
         s, d = self.take(ns), self.take(nr)
         src, dst = np.repeat(s, nr), np.tile(d, ns)
-        keep = r.random(len(src)) < 0.9
+        keep = r.random(len(src)) < 0.85
         keep[0] = keep[-1] = True
         src, dst = src[keep], dst[keep]
         self.pay(src, dst, r.uniform(0, self.horizon) + r.uniform(0, 240, len(src)), np.exp(r.normal(np.log(1000), 0.4, len(src))))
