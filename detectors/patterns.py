@@ -76,13 +76,30 @@ OUT_SCHEMA = {"rule_id": pl.Utf8, "typology": pl.Utf8, "severity": pl.Int32, "vi
 
 
 class PatternDetector:
-    """`overrides`: {"PT_CYCLE": {"max_days": 14}, "disabled": ["PT_FAN_IN"], "patterns": {"min_amount": 500}}."""
+    """Takes the rule config as it is: {"PT_CYCLE": {"max_days": 14, "severity": 2}, "disabled": ["PT_FAN_IN"],
+    "patterns": {"min_amount": 500}}; keys of other rules are left to them."""
 
     def __init__(self, overrides: dict | None = None):
         overrides = overrides or {}
         disabled = set(overrides.get("disabled", []))
+        known = {p.id for p in PATTERNS}
+        unknown = [k for k in overrides if k.startswith("PT_") and k not in known]
+        if unknown:
+            raise ValueError(f"config names unknown patterns: {', '.join(unknown)}; there are {', '.join(sorted(known))}")
+        bad_settings = [k for k in overrides.get("patterns", {}) if k not in DEFAULTS]
+        if bad_settings:
+            raise ValueError(f"config 'patterns' has no setting(s) {', '.join(bad_settings)}; it has {', '.join(DEFAULTS)}")
         self.settings = {**DEFAULTS, **overrides.get("patterns", {})}
-        self.patterns = [replace(p, params={**p.params, **overrides.get(p.id, {})}) for p in PATTERNS if p.id not in disabled]
+        self.patterns = []
+        for p in PATTERNS:
+            if p.id in disabled:
+                continue
+            new = overrides.get(p.id) or {}
+            bad = [k for k in new if k not in p.params and k != "severity"]
+            if bad:
+                raise ValueError(f"pattern {p.id} has no parameter(s) {', '.join(bad)}; it has {', '.join(p.params)}")
+            self.patterns.append(replace(p, params={**p.params, **{k: v for k, v in new.items() if k != "severity"}},
+                                         severity=int(new.get("severity", p.severity))))
         # the hop table must reach the longest hop any pattern allows
         self.settings["hop_hours"] = max([self.settings["hop_hours"]] + [p.params.get("hop_hours", 0) for p in self.patterns])
 

@@ -173,6 +173,14 @@ def test_overrides_and_disable():
     assert fired(g.run(disabled=["PT_FAN_IN"]), "PT_FAN_IN") == []
 
 
+def test_bad_config_is_one_clear_line():
+    with pytest.raises(ValueError, match="pattern PT_CYCLE has no parameter"):
+        PatternDetector({"PT_CYCLE": {"max_dayz": 3}})
+    with pytest.raises(ValueError, match="unknown patterns: PT_NOPE"):
+        PatternDetector({"PT_NOPE": {}})
+    assert PatternDetector({"PT_STACK": {"severity": 1}, "SE01_AD_MICRO": {"min_payments": 2}}).patterns[5].severity == 1
+
+
 def test_empty_window_gives_empty_frame_with_columns():
     out = Graph()
     con_hits = out.run()
