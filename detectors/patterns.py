@@ -66,7 +66,9 @@ PATTERNS: list[Pattern] = [
 ]
 
 # Shared settings: which transfers count at all, and what passing money on means.
-DEFAULTS = {"min_amount": 200.0, "hop_hours": 120, "keep_min": 0.7, "keep_max": 1.02, "max_cycles": 5000}
+# max_busy: an account with more qualifying transfers than this in the window (a payroll or payment hub) is not taken as an
+# intermediary, collector or payer: it keeps the pair-wise joins bounded, and mules move a few large sums, not hundreds.
+DEFAULTS = {"min_amount": 200.0, "hop_hours": 120, "keep_min": 0.7, "keep_max": 1.02, "max_cycles": 5000, "max_busy": 300}
 
 FOUND_DDL = """CREATE OR REPLACE TEMP TABLE pt_found (rule_id VARCHAR, bank_id VARCHAR, account_id VARCHAR, ids VARCHAR[],
                first_at TIMESTAMPTZ, detail VARCHAR)"""
@@ -137,6 +139,8 @@ class PatternDetector:
             SELECT w.txn_id, m.src_bank, m.src, m.dst_bank, m.dst, w.booked_at, w.amount, m.n AS pair_n
             FROM win_tx w JOIN net_money m ON m.src = w.account_id AND m.dst = w.counterparty_id
             WHERE NOT w.is_in AND w.channel IN {MONEY_CHANNELS} AND w.amount >= {float(s['min_amount'])}""")
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE pt_busy AS SELECT account_id FROM (
+                            SELECT src AS account_id FROM pt_tx UNION ALL SELECT dst FROM pt_tx) GROUP BY 1 HAVING count(*) > {int(s['max_busy'])}""")
         # Hops: money into an account passed on to another (or back) soon after, most of it kept.
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE pt_hop AS
@@ -145,7 +149,8 @@ class PatternDetector:
                    date_diff('minute', i.booked_at, o.booked_at) / 60.0 AS hours
             FROM pt_tx i JOIN pt_tx o ON o.src = i.dst AND o.booked_at >= i.booked_at
                  AND o.booked_at <= i.booked_at + INTERVAL {int(s['hop_hours'])} HOUR
-            WHERE o.amount BETWEEN {float(s['keep_min'])} * i.amount AND {float(s['keep_max'])} * i.amount""")
+            WHERE o.amount BETWEEN {float(s['keep_min'])} * i.amount AND {float(s['keep_max'])} * i.amount
+              AND i.dst NOT IN (SELECT account_id FROM pt_busy)""")
         con.execute("CREATE OR REPLACE TEMP TABLE pt_acc AS SELECT DISTINCT src AS account_id, src_bank AS bank_id FROM pt_tx "
                     "UNION SELECT dst, dst_bank FROM pt_tx")
 
@@ -238,7 +243,7 @@ SQL: dict[str, str] = {
         FROM who JOIN pt_acc k ON k.account_id = who.acc""",
     # hub collects from >= min_senders within gather_days, then pays >= min_receivers (other accounts) most of it.
     "PT_GATHER_SCATTER": """
-        WITH hubs AS (SELECT dst AS hub FROM pt_tx GROUP BY 1 HAVING count(DISTINCT src) >= {min_senders}
+        WITH hubs AS (SELECT dst AS hub FROM pt_tx WHERE dst NOT IN (SELECT account_id FROM pt_busy) GROUP BY 1 HAVING count(DISTINCT src) >= {min_senders}
                       INTERSECT SELECT src FROM pt_tx GROUP BY 1 HAVING count(DISTINCT dst) >= {min_receivers}),
              a AS (SELECT DISTINCT dst AS hub, booked_at AS start_at FROM pt_tx SEMI JOIN hubs ON hubs.hub = pt_tx.dst),
              g AS (SELECT a.hub, a.start_at, count(DISTINCT i.src) AS senders, sum(i.amount) AS amt_in, max(i.booked_at) AS last_in,
@@ -266,7 +271,7 @@ SQL: dict[str, str] = {
              o AS (SELECT t.*, coalesce(w.account_age_days <= {max_age_days}, false) OR coalesce(act.n, 0) <= {max_activity} AS fresh
                    FROM pt_tx t LEFT JOIN win_accounts w ON w.account_id = t.dst LEFT JOIN act ON act.account_id = t.dst
                    WHERE t.pair_n <= {max_pair_n}),
-             payers AS (SELECT src FROM o WHERE fresh GROUP BY 1 HAVING count(DISTINCT dst) >= {min_receivers}),
+             payers AS (SELECT src FROM o WHERE fresh AND src NOT IN (SELECT account_id FROM pt_busy) GROUP BY 1 HAVING count(DISTINCT dst) >= {min_receivers}),
              g AS (SELECT a.src, a.booked_at AS start_at, count(DISTINCT b.dst) FILTER (b.fresh) AS fresh_receivers,
                           count(DISTINCT b.dst) AS receivers, sum(b.amount) AS amt, list(DISTINCT b.dst) AS dst_ids,
                           list(b.txn_id) AS ids, min(b.amount) AS lo, max(b.amount) AS hi
@@ -284,7 +289,7 @@ SQL: dict[str, str] = {
     # the mirror: similar amounts from >= min_senders accounts, each paying it once or twice in the window.
     "PT_FAN_IN": """
         WITH i AS (SELECT * FROM pt_tx WHERE pair_n <= {max_pair_n}),
-             takers AS (SELECT dst FROM i GROUP BY 1 HAVING count(DISTINCT src) >= {min_senders}),
+             takers AS (SELECT dst FROM i WHERE dst NOT IN (SELECT account_id FROM pt_busy) GROUP BY 1 HAVING count(DISTINCT src) >= {min_senders}),
              g AS (SELECT a.dst, a.booked_at AS start_at, count(DISTINCT b.src) AS senders, sum(b.amount) AS amt, list(DISTINCT b.src) AS src_ids,
                           list(b.txn_id) AS ids, min(b.amount) AS lo, max(b.amount) AS hi
                    FROM i a SEMI JOIN takers USING (dst)

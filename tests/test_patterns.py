@@ -173,6 +173,15 @@ def test_overrides_and_disable():
     assert fired(g.run(disabled=["PT_FAN_IN"]), "PT_FAN_IN") == []
 
 
+def test_busy_payment_hub_is_not_an_intermediary():
+    g = Graph()
+    g.pay("a1", "b2", 0, 3000), g.pay("b2", "c3", 5, 2950), g.pay("c3", "d4", 12, 2900)
+    assert fired(g.run(), "PT_STACK") == ["a1", "b2", "c3", "d4"]
+    for k in range(4):   # b2 also moves money with many others: past max_busy it is a hub, not a mule
+        g.pay(f"x{k}", "b2", 100 + k, 500)
+    assert fired(g.run(patterns={"max_busy": 5}), "PT_STACK") == []
+
+
 def test_bad_config_is_one_clear_line():
     with pytest.raises(ValueError, match="pattern PT_CYCLE has no parameter"):
         PatternDetector({"PT_CYCLE": {"max_dayz": 3}})
