@@ -95,3 +95,20 @@ def test_scenarios_differ_in_strength():
     sizes = {len(_strength(rng, "sexual_exploitation")) for _ in range(200)}
     assert min(sizes) == 2 and max(sizes) == len(INDICATORS["sexual_exploitation"])
     assert set(SIZES) == set(INDICATORS)
+
+
+def test_laundering_patterns_and_lookalikes_labelled(generated, tmp_path):
+    out, _ = generated
+    lab = pl.read_parquet(out / "a" / "labels.parquet")
+    planted = lab.filter(pl.col("pattern").is_not_null())
+    assert set(planted["pattern"]) == {"cycle", "scatter_gather", "gather_scatter", "fan_out", "stack", "bipartite", "fan_in"}
+    assert set(planted["typology"]) == {"laundering"}
+    assert lab.filter(pl.col("scenario_id").str.starts_with("HN-landlord"))["role"].unique().to_list() == ["hard_negative"]
+    # every planted account moves money with another account of its pattern
+    tx = pl.concat([pl.read_parquet(out / "a" / b / "transactions.parquet") for b in ("BANK_A", "BANK_B")], how="diagonal_relaxed")
+    pairs = tx.join(planted.select("account_id", "scenario_id"), on="account_id").join(
+        planted.select(pl.col("account_id").alias("counterparty_id"), pl.col("scenario_id").alias("cp_scenario")), on="counterparty_id")
+    linked = pairs.filter(pl.col("scenario_id") == pl.col("cp_scenario"))["account_id"].n_unique()
+    assert linked == planted.height
+    generate(tmp_path / "plain", accounts=3000, days=60, banks=2, seed=11, laundering=False)
+    assert pl.read_parquet(tmp_path / "plain" / "labels.parquet")["pattern"].null_count() == 3000
