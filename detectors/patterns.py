@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+import time
+
 import duckdb
 import networkx as nx
 import polars as pl
@@ -108,13 +110,18 @@ class PatternDetector:
     def score(self, con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
         """Needs win_tx, win_accounts and net_money in `con`; leaves pt_tx, pt_hop and pt_found behind for inspection."""
         s = self.settings
+        self.seconds: dict[str, float] = {}   # per step, for the benchmark
+        t = time.perf_counter()
         self._candidates(con)
         con.execute(FOUND_DDL)
+        self.seconds["candidates"] = time.perf_counter() - t
         for p in self.patterns:
+            t = time.perf_counter()
             if p.id == "PT_CYCLE":
                 self._cycles(con, p)
             else:
                 con.execute(f"INSERT INTO pt_found {SQL[p.id].format(**{**s, **p.params}, rule=p.id)}")
+            self.seconds[p.id] = time.perf_counter() - t
         meta = pl.DataFrame({"rule_id": [p.id for p in self.patterns], "typology": [p.typology for p in self.patterns],
                              "severity": [p.severity for p in self.patterns], "victim_side": [p.victim_side for p in self.patterns]},
                             schema={"rule_id": pl.Utf8, "typology": pl.Utf8, "severity": pl.Int32, "victim_side": pl.Boolean})
