@@ -190,7 +190,9 @@ class PatternDetector:
         bank = {r[2]: r[1] for r in tx} | {r[4]: r[3] for r in tx}
         rows, seen = [], set()
         for k, cycle in enumerate(nx.simple_cycles(g, length_bound=int(prm["max_accounts"]))):
-            if k >= int(self.settings["max_cycles"]) or len(cycle) < int(prm["min_accounts"]):
+            if k >= int(self.settings["max_cycles"]):   # a dense knot of pass-through accounts: enough to show
+                break
+            if len(cycle) < int(prm["min_accounts"]):
                 continue
             for shift in range(len(cycle)):   # any account of the cycle may be where the money started
                 order = cycle[shift:] + cycle[:shift]

@@ -73,6 +73,19 @@ def test_cycle_fires_with_evidence_in_time_order():
     assert "went round 4 accounts" in hits[("PT_CYCLE", "a1")]["detail"]
 
 
+def test_cycle_length_bound_two_to_six_accounts():
+    g = Graph()
+    g.pay("a1", "b2", 0, 3000), g.pay("b2", "a1", 30, 2900)   # two accounts: out and back
+    six = [f"c{k}" for k in range(6)]
+    for k in range(6):
+        g.pay(six[k], six[(k + 1) % 6], 10 * k, 3000 - 20 * k)
+    seven = [f"n{k}" for k in range(7)]   # seven accounts: past the bound
+    for k in range(7):
+        g.pay(seven[k], seven[(k + 1) % 7], 10 * k, 3000 - 20 * k)
+    assert fired(g.run(), "PT_CYCLE") == ["a1", "b2"] + six
+    assert fired(g.run(PT_CYCLE={"max_accounts": 7}), "PT_CYCLE") == ["a1", "b2"] + six + seven
+
+
 def test_cycle_near_misses_too_slow_or_amount_not_kept():
     g = Graph()   # comes back after 30 days
     g.pay("a1", "b2", 0, 5000), g.pay("b2", "c3", 20, 4900), g.pay("c3", "a1", 24 * 30, 4800)
