@@ -23,7 +23,7 @@ LOOKALIKES = ("salary_split", "family_pool", "landlord")
 class _Planter:
     def __init__(self, ev: Events, rng: np.random.Generator, pool: list[int]):
         self.ev, self.rng, self.pool, self.labels = ev, rng, pool, []
-        self.horizon = (ev.days - 20) * 24.0     # a pattern starts early enough to finish inside the window
+        self.horizon = max(ev.days - 20, 1) * 24.0     # a pattern starts early enough to finish inside a long window
 
     def take(self, k: int) -> np.ndarray:
         out = np.array(self.pool[:k], dtype=np.int64)
