@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from detectors.patterns import PATTERNS
 from detectors.rules import RULES
 from schemas.typologies import ANOMALY, LAUNDERING
 
@@ -28,9 +29,10 @@ class Fusion:
     mode: str = "fused"                 # fused | rules | anomaly (ablation)
 
     def fuse(self, hits: pl.DataFrame, anomaly: pl.DataFrame, explanations: dict) -> pl.DataFrame:
-        labels = pl.DataFrame({"rule_id": [r.id for r in RULES],
-                               "label": [f"{r.name} [{', '.join(r.indicators)}]" for r in RULES],
-                               "constellation": [r.constellation for r in RULES]})
+        catalogue = RULES + PATTERNS
+        labels = pl.DataFrame({"rule_id": [r.id for r in catalogue],
+                               "label": [f"{r.name} [{', '.join(r.indicators)}]" for r in catalogue],
+                               "constellation": [r.constellation for r in catalogue]})
         h = hits.with_columns(pl.col("severity").replace_strict(SEVERITY_WEIGHT, return_dtype=pl.Float64).alias("w"))
         per_typ = (h.filter(pl.col("typology") != LAUNDERING).group_by("bank_id", "account_id", "typology")
                    .agg(pl.col("severity").sum().alias("sev")).sort("sev", "typology", descending=[True, False])

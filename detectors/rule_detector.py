@@ -8,6 +8,7 @@ import duckdb
 import polars as pl
 
 from detectors.network import build_links
+from detectors.patterns import PatternDetector
 from detectors.rules import SHARED_TABLES, Rule, rule_set
 from detectors.rules.base import render_shared
 from schemas.typologies import INHERIT
@@ -52,4 +53,9 @@ class RuleDetector:
                                     q.bank_id, q.account_id, CAST(q.evidence AS VARCHAR[]), q.detail FROM ({rendered[r.id]}) q""", params)
                 except duckdb.Error as e:
                     raise RuntimeError(f"rule {r.id} failed: {e}") from e
+        patterns = PatternDetector(self.config).score(con)   # laundering patterns over the same link graph
+        if patterns.height:
+            con.register("pattern_hits", patterns)
+            con.execute("INSERT INTO hits SELECT rule_id, typology, severity, victim_side, bank_id, account_id, evidence, detail FROM pattern_hits")
+            con.unregister("pattern_hits")
         return con.sql("SELECT * FROM hits ORDER BY bank_id, account_id, rule_id").pl()

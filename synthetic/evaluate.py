@@ -69,6 +69,7 @@ def evaluate(alerts, labels) -> dict:
         r: round(top.filter((pl.col("role") == r) & (pl.col("typology") != "none")).height / m, 4)
         for r, m in sorted(pos.group_by("role").len().iter_rows())}
     out["recall_by_subtlety@2%"] = recall_by_subtlety(top, raw_labels)
+    out["recall_by_pattern@2%"] = recall_by_pattern(top, raw_labels)
     out["hard_negative_share@2%"] = round(top.filter(pl.col("role") == "hard_negative").height / b2, 4) if b2 else None
     scores = lab.join(a.select("bank_id", "account_id", "score"), on=["bank_id", "account_id"], how="left") \
                 .with_columns(pl.col("score").fill_null(0.0))
@@ -98,6 +99,16 @@ def recall_by_subtlety(top: pl.DataFrame, labels: pl.DataFrame) -> dict:
             h = hit.filter(pl.col("subtlety").is_between(lo, hi, closed="left")).height
             out[name] = round(h / m, 4)
     return out
+
+
+def recall_by_pattern(top: pl.DataFrame, labels: pl.DataFrame) -> dict:
+    """Per laundering pattern (labels column `pattern`, synthetic/laundering.py): the share of its accounts in `top`."""
+    if "pattern" not in labels.columns:
+        return {}
+    lab = labels.filter(pl.col("pattern").is_not_null()).select("bank_id", "account_id", "pattern")
+    hit = lab.join(top.select("bank_id", "account_id").unique(), on=["bank_id", "account_id"], how="semi")
+    got = dict(hit.group_by("pattern").len().iter_rows())
+    return {p: round(got.get(p, 0) / m, 4) for p, m in sorted(lab.group_by("pattern").len().iter_rows())}
 
 
 def case_metrics(alerts: pl.DataFrame, labels: pl.DataFrame) -> dict:
@@ -132,6 +143,7 @@ def format_table(m: dict) -> str:
     rows += [(f"  recall@2% any {r}", v) for r, v in m["recall_by_role_any_typology@2%"].items()]
     bins = {name: f"[{lo:.2f}, {min(hi, 1.0):.2f}{']' if hi > 1 else ')'}" for name, lo, hi in SUBTLETY_BINS}
     rows += [(f"  recall@2% subtlety {b} {bins[b]}", v) for b, v in m.get("recall_by_subtlety@2%", {}).items()]
+    rows += [(f"  recall@2% pattern {p}", v) for p, v in m.get("recall_by_pattern@2%", {}).items()]
     rows += [("average precision", m["average_precision"]), ("hard-negative share @2%", m["hard_negative_share@2%"]),
              ("typology accuracy (true positives)", m["typology_accuracy"]),
              ("cases: scenario grouping @2% (mean)", m.get("case_grouping@2%")),

@@ -17,6 +17,7 @@ import polars as pl
 from pipelines.submission import write_manifest
 from synthetic.events import Events
 from synthetic.families import family as get_family
+from synthetic.laundering import plant_laundering
 from synthetic.population import POSTCODE_AREA, SECTORS, background, make_population
 from synthetic.typologies import hard_negative_events, plan, scenario_events
 from schemas import contract
@@ -35,7 +36,8 @@ def _ids(values: pl.Series, seed: int, kind: str) -> pl.Series:
 
 
 def generate(out_dir: str | Path, accounts: int = 20_000, days: int = 90, banks: int = 2, seed: int = 1,
-             fmt: str = "parquet", end: str = "2026-09-30", family: str = "tune", progress: Callable[[str], None] | None = None) -> dict:
+             fmt: str = "parquet", end: str = "2026-09-30", family: str = "tune", laundering: bool = True,
+             progress: Callable[[str], None] | None = None) -> dict:
     progress = progress or (lambda message: None)
     started = time.perf_counter()
     out_dir = Path(out_dir)
@@ -49,6 +51,8 @@ def generate(out_dir: str | Path, accounts: int = 20_000, days: int = 90, banks:
     background(ev, pop, start_d.day, fam)
     scenario_events(ev, pop, scenarios, fam)
     hard_negative_events(ev, pop, negatives)
+    taken = np.concatenate([idx for sc in scenarios + negatives for idx in sc.roles.values()])
+    laundered = plant_laundering(ev, pop, np.random.default_rng([seed, 7]), taken) if laundering else None
     tx = ev.frame()
     del ev
 
@@ -132,12 +136,19 @@ def generate(out_dir: str | Path, accounts: int = 20_000, days: int = 90, banks:
                 subtle[idx], shown[idx] = sc.extra["subtlety"], ",".join(sorted(sc.indicators))
             else:
                 kind[idx] = sc.extra.get("kind")
+    pattern = np.full(pop.n, None, dtype=object)
+    if laundered is not None:   # laundering patterns and their look-alikes (synthetic/laundering.py)
+        acc = laundered["acc"].to_numpy()
+        typ[acc], role[acc], scen[acc], pattern[acc] = [laundered[c].to_numpy() for c in ("typology", "role", "scenario_id", "pattern")]
+        hn = laundered.filter(pl.col("role") == "hard_negative")     # HN-<look-alike>-NNN
+        kind[hn["acc"].to_numpy()] = hn["scenario_id"].str.split("-").list.get(1).to_numpy()
     labels = pl.DataFrame({"account_id": acc_ids, "bank_id": bank_of, "typology": typ.astype(str),
                            "role": role.astype(str), "scenario_id": pl.Series(scen.tolist(), dtype=pl.Utf8),
                            "subtlety": pl.Series(subtle).fill_nan(None),    # scenario subtlety, 0 blatant .. 1 subtle
                            "indicators": pl.Series(shown.tolist(), dtype=pl.Utf8),    # the indicators the scenario shows
                            "lookalike": pl.Series(kind.tolist(), dtype=pl.Utf8),    # hard negatives: which look-alike
-                           "family": pl.Series([fam.name] * pop.n, dtype=pl.Utf8)})
+                           "family": pl.Series([fam.name] * pop.n, dtype=pl.Utf8),
+                           "pattern": pl.Series(pattern.tolist(), dtype=pl.Utf8)})    # laundering pattern, if any
 
     out_dir.mkdir(parents=True, exist_ok=True)
     info = {"transactions": {}, "accounts": {}, "labels": labels.height}

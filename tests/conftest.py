@@ -25,11 +25,12 @@ def copy_sample(tmp_path):
     return _copy
 
 
-def generated_store(root: Path, accounts: int = 4000, days: int = 60, seed: int = 5) -> Path:
-    """A two-bank generated extract under root/gen, loaded into root/s.duckdb."""
+def generated_store(root: Path, accounts: int = 4000, days: int = 60, seed: int = 5, laundering: bool = True) -> Path:
+    """A two-bank generated extract under root/gen (with the planted laundering patterns unless told otherwise),
+    loaded into root/s.duckdb."""
     from pipelines.ingest import ingest
     from synthetic.generate import generate
-    generate(root / "gen", accounts=accounts, days=days, banks=2, seed=seed)
+    generate(root / "gen", accounts=accounts, days=days, banks=2, seed=seed, laundering=laundering)
     db = root / "s.duckdb"
     for bank in ("BANK_A", "BANK_B"):
         assert ingest(root / "gen" / bank, db).outcome == "loaded"

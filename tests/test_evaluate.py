@@ -76,3 +76,12 @@ def test_recall_by_subtlety_bins():
     assert m["recall_by_subtlety@2%"] == {"low": 1.0, "mid": 0.0, "high": 1.0}
     assert "recall@2% subtlety mid [0.33, 0.67)" in format_table(m)
     assert evaluate(alerts(["p0"]), labels())["recall_by_subtlety@2%"] == {}     # labels without subtlety
+
+
+def test_recall_by_pattern_counts_each_pattern_on_its_own():
+    lab = labels().with_columns(pl.when(pl.col("account_id").is_in(["p0", "p1"])).then(pl.lit("cycle"))
+                                .when(pl.col("account_id").is_in(["p6", "p7", "p8", "p9"])).then(pl.lit("stack"))
+                                .otherwise(None).alias("pattern"))
+    m = evaluate(alerts(["p0", "p6", "p7", "n1", "p1", "n2", "n3", "n4", "p8"]), lab)   # budget@2% = 8 alerts: p8 falls outside
+    assert m["recall_by_pattern@2%"] == {"cycle": 1.0, "stack": 0.5}
+    assert evaluate(alerts(["p0"]), labels())["recall_by_pattern@2%"] == {}

@@ -145,10 +145,11 @@ def test_background_has_realistic_retail_detail(generated):
 
 def test_every_lookalike_is_labelled(generated):
     from synthetic.families import LOOKALIKES
+    from synthetic.laundering import LOOKALIKES as LAUNDERING_LOOKALIKES
     out, _ = generated
     lab = pl.read_parquet(out / "a" / "labels.parquet")
     hn = lab.filter(pl.col("role") == "hard_negative")
-    assert set(hn["lookalike"].to_list()) == set(LOOKALIKES)
+    assert set(hn["lookalike"].to_list()) == set(LOOKALIKES) | set(LAUNDERING_LOOKALIKES)
     assert hn["scenario_id"].null_count() == 0 and (hn["typology"] == "none").all()
     # the seasonal employer's workers share a few addresses and send fixed sums home
     acc = pl.concat([pl.read_parquet(out / "a" / b / "accounts.parquet") for b in ("BANK_A", "BANK_B")])
@@ -165,7 +166,7 @@ def test_labels_carry_subtlety_and_subtle_scenarios_show_less(generated):
     out, _ = generated
     lab = pl.read_parquet(out / "a" / "labels.parquet")
     assert {"subtlety", "indicators", "lookalike", "family"} <= set(lab.columns)
-    pos = lab.filter(pl.col("typology") != "none")
+    pos = lab.filter((pl.col("typology") != "none") & pl.col("pattern").is_null())   # laundering patterns have no subtlety knob
     assert pos["subtlety"].null_count() == 0 and pos["subtlety"].is_between(0, 1).all()
     assert lab.filter(pl.col("typology") == "none")["subtlety"].null_count() == lab.filter(pl.col("typology") == "none").height
     assert (lab["family"] == "tune").all()
@@ -201,3 +202,20 @@ def test_families_differ(generated, tmp_path):
     assert foreign_share(tmp_path / "h") > foreign_share(out / "a") + 0.03       # holdout: more migrants in the population
     with pytest.raises(ValueError, match="unknown generator family"):
         generate(tmp_path / "x", accounts=300, days=30, banks=1, seed=1, family="nope")
+
+
+def test_laundering_patterns_and_lookalikes_labelled(generated, tmp_path):
+    out, _ = generated
+    lab = pl.read_parquet(out / "a" / "labels.parquet")
+    planted = lab.filter(pl.col("pattern").is_not_null())
+    assert set(planted["pattern"]) == {"cycle", "scatter_gather", "gather_scatter", "fan_out", "stack", "bipartite", "fan_in"}
+    assert set(planted["typology"]) == {"laundering"}
+    assert lab.filter(pl.col("scenario_id").str.starts_with("HN-landlord"))["role"].unique().to_list() == ["hard_negative"]
+    # every planted account moves money with another account of its pattern
+    tx = pl.concat([pl.read_parquet(out / "a" / b / "transactions.parquet") for b in ("BANK_A", "BANK_B")], how="diagonal_relaxed")
+    pairs = tx.join(planted.select("account_id", "scenario_id"), on="account_id").join(
+        planted.select(pl.col("account_id").alias("counterparty_id"), pl.col("scenario_id").alias("cp_scenario")), on="counterparty_id")
+    linked = pairs.filter(pl.col("scenario_id") == pl.col("cp_scenario"))["account_id"].n_unique()
+    assert linked == planted.height
+    generate(tmp_path / "plain", accounts=3000, days=60, banks=2, seed=11, laundering=False)
+    assert pl.read_parquet(tmp_path / "plain" / "labels.parquet")["pattern"].null_count() == 3000

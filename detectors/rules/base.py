@@ -128,7 +128,7 @@ def sql_list(rules: list[Rule]) -> str:
 
 
 # Config keys that are not rule ids: read by the window, network, cases, fusion, scoring and goAML export.
-SETTINGS = ("disabled", "categories", "fusion", "window_days", "network", "cases", "dismissed_rise", "goaml")
+SETTINGS = ("disabled", "categories", "fusion", "window_days", "network", "cases", "dismissed_rise", "goaml", "patterns", "budget")
 
 
 def rule_set(rules: list[Rule], overrides: dict | None = None) -> list[Rule]:
@@ -136,7 +136,7 @@ def rule_set(rules: list[Rule], overrides: dict | None = None) -> list[Rule]:
     overrides = overrides or {}
     disabled = set(overrides.get("disabled", []))
     known = {r.id for r in rules}
-    unknown = [k for k in overrides if k not in known and k not in SETTINGS]
+    unknown = [k for k in overrides if k not in known and k not in SETTINGS and not k.startswith("PT_")]   # PT_: detectors.patterns
     if unknown:
         raise ValueError(f"config names unknown rules: {', '.join(unknown)}")
     out = []
