@@ -40,6 +40,22 @@ class CaseGrouper:
             return alerts.with_columns(pl.lit(None, pl.Utf8).alias("case_id"), pl.lit(None, pl.Utf8).alias("case_role")), \
                 pl.DataFrame(schema={c: pl.Utf8 for c in CASE_COLUMNS})
         acc = alerts.select("bank_id", "account_id", "alert_id")
+        comp, label, kid, money, hits = self._components(con, acc)
+        a = alerts.join(comp, on="account_id", how="left")
+        a = a.with_columns(("C-" + pl.col("alert_id").min().over("component")).alias("case_id"))
+        a = a.join(self._roles(a, money, hits), on="account_id", how="left")
+        cases = self._cases(a, money, label, kid)
+        return a.drop("component"), cases
+
+    def components(self, con, accounts: pl.DataFrame) -> pl.DataFrame:
+        """account_id -> component over `accounts` (bank_id, account_id), linked exactly as cases link alerts:
+        fusion's corroboration reads it for every account with evidence of its own, before the alert list exists."""
+        if accounts.height == 0:
+            return pl.DataFrame(schema={"account_id": pl.Utf8, "component": pl.Int32})
+        return self._components(con, accounts.select("bank_id", "account_id").unique())[0]
+
+    def _components(self, con, acc: pl.DataFrame):
+        """(account_id -> component, the label of every node, key -> node index, money links, hits of `acc`)."""
         con.register("case_alerted", acc.to_arrow())
         try:
             money = con.sql(f"""SELECT m.src, m.dst, m.amount, m.n, a.customer_type = 'business' AS src_business
@@ -72,11 +88,7 @@ class CaseGrouper:
         n = len(ids) + len(keys)
         _, label = connected_components(coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n)), directed=False)
         comp = pl.DataFrame({"account_id": list(ids), "component": label[: len(ids)]})
-        a = alerts.join(comp, on="account_id", how="left")
-        a = a.with_columns(("C-" + pl.col("alert_id").min().over("component")).alias("case_id"))
-        a = a.join(self._roles(a, money, hits), on="account_id", how="left")
-        cases = self._cases(a, money, label, kid)
-        return a.drop("component"), cases
+        return comp, label, kid, money, hits
 
     @staticmethod
     def _roles(a: pl.DataFrame, money: pl.DataFrame, hits: pl.DataFrame) -> pl.DataFrame:

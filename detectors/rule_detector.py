@@ -1,4 +1,4 @@
-"""Runs the rule set over the window and returns one row per (rule, account) hit."""
+"""Runs the rule set over the window and returns one row per (rule, account) hit, and each rule's firing rate."""
 from __future__ import annotations
 
 import hashlib
@@ -49,3 +49,23 @@ class RuleDetector:
                 except duckdb.Error as e:
                     raise RuntimeError(f"rule {r.id} failed: {e}") from e
         return con.sql("SELECT * FROM hits ORDER BY bank_id, account_id, rule_id").pl()
+
+    def rates(self, hits: pl.DataFrame, scored: pl.DataFrame) -> pl.DataFrame:
+        """Every enabled rule's firing rate on the scored population (see firing_rates)."""
+        return firing_rates(hits, scored, [r.id for r in self.rules])
+
+
+def firing_rates(hits: pl.DataFrame, scored: pl.DataFrame, rule_ids: list[str] | None = None) -> pl.DataFrame:
+    """Accounts hit / accounts scored per rule and bank, and over all banks (bank_id null): a rule that fires on a
+    large share of ordinary accounts is measuring the population, not exploitation (fusion scales it down).
+    `scored`: bank_id, accounts_scored."""
+    ids = rule_ids if rule_ids is not None else sorted(hits["rule_id"].unique().to_list())
+    grid = pl.DataFrame({"rule_id": ids}, schema={"rule_id": pl.Utf8}).join(
+        scored.select(pl.col("bank_id").cast(pl.Utf8), pl.col("accounts_scored").cast(pl.Int64)), how="cross")
+    hit = hits.group_by("rule_id", "bank_id").agg(pl.col("account_id").n_unique().cast(pl.Int64).alias("accounts_hit"))
+    per_bank = grid.join(hit, on=["rule_id", "bank_id"], how="left").with_columns(pl.col("accounts_hit").fill_null(0))
+    overall = per_bank.group_by("rule_id").agg(pl.col("accounts_hit").sum(), pl.col("accounts_scored").sum()) \
+                      .with_columns(pl.lit(None, dtype=pl.Utf8).alias("bank_id"))
+    cols = ["rule_id", "bank_id", "accounts_hit", "accounts_scored"]
+    return pl.concat([per_bank.select(cols), overall.select(cols)]).with_columns(
+        (pl.col("accounts_hit") / pl.col("accounts_scored").clip(1)).alias("rate")).sort("rule_id", "bank_id", nulls_last=True)

@@ -4,13 +4,14 @@ Alerts keep their history: every run appends its rows to `alerts`; an account wh
 being worked keeps the same `alert_id` (the alert is updated, not raised twice), a dismissed account
 is not raised again for the same reasons unless its score rises materially, and `alert_status`
 holds the current state per alert (casework/dispositions.py). Connected alerts are grouped into
-cases (detectors/cases.py). Each run is recorded in `runs`.
+cases (detectors/cases.py). Each run is recorded in `runs`, with every rule's firing rate (`rule_rates`) and
+what the alert budget cut (`budget_cut`) (detectors/fusion.py).
 """
 from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import yaml
 from detectors.anomaly import AnomalyDetector
 from detectors.cases import CASE_COLUMNS, CaseGrouper
 from detectors.features import compute_features
-from detectors.fusion import Fusion
+from detectors.fusion import AlertBudget, Fusion, budget_lines, rate_warnings
 from detectors.rule_detector import RuleDetector
 from detectors.window import CATEGORIES, define_window
 from pipelines import store
@@ -55,6 +56,7 @@ def ensure_scoring_tables(con) -> None:
     con.execute("""CREATE TABLE IF NOT EXISTS runs (run_id VARCHAR, flow_run_id VARCHAR, kind VARCHAR, started_at TIMESTAMPTZ,
         ended_at TIMESTAMPTZ, parameters JSON, rule_set_hash VARCHAR, model_version VARCHAR, window_start TIMESTAMPTZ,
         window_end TIMESTAMPTZ, rows_in BIGINT, rows_quarantined BIGINT, alerts_out BIGINT, alerts_new BIGINT, outcome VARCHAR)""")
+    for col in ("rule_rates", "budget_cut"): con.execute(f"ALTER TABLE runs ADD COLUMN IF NOT EXISTS {col} JSON")  # fusion's report
 
 
 def record_run(con, **cols) -> None:
@@ -74,6 +76,13 @@ class ScoreResult:
     accounts_scored: int
     files: dict
     cases: pl.DataFrame
+    rule_rates: dict = field(default_factory=dict)      # rule -> firing rate overall and per bank, ceiling, weight factor
+    budget_cut: list = field(default_factory=list)      # per bank: allowed, kept, cut, lowest score kept, highest cut
+    warnings: list = field(default_factory=list)        # one line per rule over its firing-rate ceiling
+
+    def report_lines(self) -> list[str]:
+        """The rule-rate warnings and what the budget cut, in words."""
+        return self.warnings + budget_lines(self.budget_cut)
 
 
 def score_store(db_path: str | Path, out_dir: str | Path, config: dict | None = None, models_dir: str | Path | None = None,
@@ -107,15 +116,25 @@ def score_store(db_path: str | Path, out_dir: str | Path, config: dict | None = 
             else:
                 model = AnomalyDetector.load(models_dir)
         fusion = Fusion(mode=mode, **(config.get("fusion") or {}))
+        budget = AlertBudget(**(config.get("budget") or {}))
+        grouper = CaseGrouper(**(config.get("cases") or {}))
+        scored = features.group_by("bank_id").agg(pl.len().alias("accounts_scored"))
+        rates = rules.rates(hits, scored)
         with timer.stage("iforest_score"):
             anomaly = model.score(features)
             odd = anomaly.filter(pl.col("anomaly") > fusion.anomaly_floor).select("bank_id", "account_id")
             explanations = model.explain(features.join(odd, on=["bank_id", "account_id"], how="semi"))
         with timer.stage("fusion"):
-            alerts = fusion.fuse(hits, anomaly, explanations)
+            acc = fusion.account_scores(hits, anomaly, explanations, rates)
+            acc = fusion.corroborate(acc, grouper.components(con, fusion.evidence(acc)))
+            alerts = fusion.rank(acc)
+        rule_rates = fusion.rate_report(rates)
         with timer.stage("cases"):
             alerts = _assign_alert_ids(con, alerts, run_id, float(config.get("dismissed_rise", 0.15)))
-            alerts, cases = CaseGrouper(**(config.get("cases") or {})).group(con, alerts)
+            alerts, cut = budget.apply(alerts, scored)
+            alerts, cases = grouper.group(con, alerts)
+            alerts = alerts.with_columns(pl.when(pl.col("corroborated").is_not_null() & pl.col("case_id").is_not_null())
+                                         .then(pl.col("reasons") + ", in case " + pl.col("case_id")).otherwise(pl.col("reasons")).alias("reasons"))
         with timer.stage("write_alerts"):
             alerts = _persist(con, alerts.select(ALERT_COLUMNS), cases, run_id)
             files = write_alert_files(alerts, cases, out_dir)
@@ -125,8 +144,10 @@ def score_store(db_path: str | Path, out_dir: str | Path, config: dict | None = 
                                           "config": config}, default=str),
                    rule_set_hash=rules.version, model_version=model.version, window_start=window.start,
                    window_end=window.end, rows_in=rows_in, alerts_out=alerts.height,
-                   alerts_new=int((alerts["status"] == "new").sum()) if alerts.height else 0, outcome="ok")
-        return ScoreResult(run_id, alerts, rules.version, model.version, window.start, window.end, features.height, files, cases)
+                   alerts_new=int((alerts["status"] == "new").sum()) if alerts.height else 0, outcome="ok",
+                   rule_rates=json.dumps(rule_rates), budget_cut=json.dumps(cut))
+        return ScoreResult(run_id, alerts, rules.version, model.version, window.start, window.end, features.height, files, cases,
+                           rule_rates, cut, rate_warnings(rule_rates))
     finally:
         con.close()
 
