@@ -476,7 +476,7 @@ RULES: list[Rule] = [
 
 
 # Config keys that are not rule ids: read by the window, network, cases, fusion, scoring and goAML export.
-SETTINGS = ("disabled", "categories", "fusion", "window_days", "network", "cases", "dismissed_rise", "goaml")
+SETTINGS = ("disabled", "categories", "fusion", "budget", "window_days", "network", "cases", "dismissed_rise", "goaml")
 
 
 def rule_set(overrides: dict | None = None) -> list[Rule]:

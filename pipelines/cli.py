@@ -80,6 +80,7 @@ def cmd_evaluate(a) -> int:
 
 
 def cmd_score(a) -> int:
+    from detectors.fusion import budget_lines
     from detectors.scoring import load_config, score_store
     from pipelines.report import print_alerts
     res = score_store(a.db, a.out, load_config(a.config), models_dir=a.models, refit=a.refit, mode=a.mode,
@@ -87,6 +88,10 @@ def cmd_score(a) -> int:
     print(f"run {res.run_id}: window {res.window_start:%Y-%m-%d} .. {res.window_end:%Y-%m-%d}, {res.accounts_scored} accounts scored, "
           f"{res.alerts.height} alerts ({int((res.alerts['status'] == 'new').sum()) if res.alerts.height else 0} new); "
           f"rules {res.rule_set_hash}, model {res.model_version}")
+    for line in res.warnings:
+        print(line, file=sys.stderr)
+    for line in budget_lines(res.budget_cut):
+        print(line)
     print(f"alerts written to {res.files['parquet']} and {res.files['csv']}\n")
     print_alerts(res.alerts, a.top)
     return 0
@@ -112,7 +117,10 @@ def _print_flow_result(res: dict, top: int) -> int:
         print(f"{Path(s['path']).name}: {s['outcome']}: {s['message']}" + (f" (filed as {s['filed_as']})" if s.get("filed_as") else ""))
     sc = res["score"]
     if sc:
-        print(f"\nrun {sc['run_id']}: {sc['alerts']} alerts ({sc['new']} new) -> {sc['files']['parquet']}\n")
+        print(f"\nrun {sc['run_id']}: {sc['alerts']} alerts ({sc['new']} new) -> {sc['files']['parquet']}")
+        for line in sc.get("warnings", []):
+            print(line, file=sys.stderr if line.startswith("WARNING") else sys.stdout)
+        print()
         for row in sc["top"][:top]:
             print(f"{row['rank']:>4}  {row['score']:.3f}  {row['typology']:<22} {row['reasons'][:140]}")
     return 0 if all(s["accepted"] for s in res["submissions"]) else 1

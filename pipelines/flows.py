@@ -40,11 +40,14 @@ def score_store_task(db: str, out: str, config: str | None, window_days: int, mo
     cfg = load_config(config)
     cfg.setdefault("window_days", window_days)
     res = score_store(db, out, cfg, mode=mode, flow_run_id=_flow_run_id())
+    for line in res.warnings:
+        get_run_logger().warning(line)
     alerts = res.alerts.to_dicts()
     return {"run_id": res.run_id, "alerts": res.alerts.height, "new": sum(1 for a in alerts if a["status"] == "new"),
             "rule_set_hash": res.rule_set_hash, "model_version": res.model_version,
             "window_start": res.window_start.isoformat(), "window_end": res.window_end.isoformat(),
-            "files": res.files, "top": top_alerts_table(alerts)}
+            "files": res.files, "top": top_alerts_table(alerts), "warnings": res.report_lines(), "budget_cut": res.budget_cut,
+            "rules_over_ceiling": {k: v for k, v in res.rule_rates.items() if v["over_ceiling"]}}
 
 
 def _flow_run_id() -> str | None:

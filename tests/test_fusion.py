@@ -164,3 +164,17 @@ def test_without_flooding_links_or_budget_the_ranking_is_as_before():
         assert out["account_id"].to_list() == order
         kept, _ = AlertBudget(share=None).apply(out, pop.group_by("bank_id").agg(pl.len().alias("accounts_scored")))
         assert kept["account_id"].to_list() == order
+
+
+def test_run_summary_names_flooding_rules_and_the_budget_cut():
+    from pipelines.batch import run_summary_markdown
+    pop = _population({"A": 1000})
+    hits = _hits([("CD01_TELECOM_BURST", "A", f"A-{i:05d}") for i in range(300)])
+    report = Fusion().rate_report(firing_rates(hits, pop.group_by("bank_id").agg(pl.len().alias("accounts_scored"))))
+    cut = [{"bank_id": "A", "accounts_scored": 1000, "allowed": 10, "candidates": 30, "kept": 10, "cut": 20, "lowest_kept": 0.81,
+            "highest_cut": 0.8}]
+    score = {"run_id": "r", "alerts": 10, "new": 10, "rule_set_hash": "h", "model_version": "m", "budget_cut": cut,
+             "rules_over_ceiling": {k: v for k, v in report.items() if v["over_ceiling"]}}
+    md = run_summary_markdown([], score, {"creditboys": 10}, None)
+    assert "| CD01_TELECOM_BURST | 300 of 1000 | 30.0% | 0.5% | A: 30.0%, x0.0333 |" in md
+    assert "| A | 1000 | 10 | 30 | 10 | 20 | 0.810 | 0.800 |" in md
