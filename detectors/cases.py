@@ -47,15 +47,18 @@ class CaseGrouper:
         cases = self._cases(a, money, label, kid)
         return a.drop("component"), cases
 
-    def components(self, con, accounts: pl.DataFrame) -> pl.DataFrame:
-        """account_id -> component over `accounts` (bank_id, account_id), linked exactly as cases link alerts:
-        fusion's corroboration reads it for every account with evidence of its own, before the alert list exists."""
+    def links(self, con, accounts: pl.DataFrame) -> pl.DataFrame:
+        """Pairs (account_id, linked_id) of `accounts` (bank_id, account_id) linked directly, exactly as cases link
+        alerts (money between them, a shared payee or employer, a shared key): fusion's corroboration reads it for
+        every account with evidence of its own, before the alert list exists."""
         if accounts.height == 0:
-            return pl.DataFrame(schema={"account_id": pl.Utf8, "component": pl.Int32})
-        return self._components(con, accounts.select("bank_id", "account_id").unique())[0]
+            return pl.DataFrame(schema={"account_id": pl.Utf8, "linked_id": pl.Utf8})
+        touch = self._touch(con, accounts.select("bank_id", "account_id").unique())[0].select("account_id", "key")
+        return touch.join(touch.rename({"account_id": "linked_id"}), on="key").filter(pl.col("account_id") != pl.col("linked_id")) \
+                    .select("account_id", "linked_id").unique()
 
-    def _components(self, con, acc: pl.DataFrame):
-        """(account_id -> component, the label of every node, key -> node index, money links, hits of `acc`)."""
+    def _touch(self, con, acc: pl.DataFrame):
+        """(account -> the keys it touches, money links, hits of `acc`)."""
         con.register("case_alerted", acc.to_arrow())
         try:
             money = con.sql(f"""SELECT m.src, m.dst, m.amount, m.n, a.customer_type = 'business' AS src_business
@@ -80,6 +83,11 @@ class CaseGrouper:
         ]).unique()
         fan = touch.group_by("key").agg(pl.col("account_id").n_unique().alias("fan"))
         touch = touch.join(fan, on="key").filter((pl.col("fan") <= self.max_alerted_per_key) | pl.col("key").is_in(alerted))
+        return touch, money, hits
+
+    def _components(self, con, acc: pl.DataFrame):
+        """(account_id -> component, the label of every node, key -> node index, money links, hits of `acc`)."""
+        touch, money, hits = self._touch(con, acc)
         ids = {a: i for i, a in enumerate(acc["account_id"].to_list())}
         keys = touch["key"].unique().to_list()
         kid = {k: len(ids) + i for i, k in enumerate(keys)}

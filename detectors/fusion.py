@@ -11,13 +11,16 @@ Three guards keep one bad rule or a flood of look-alikes from filling the list:
   of scored accounts, `rule_rate_ceilings` per rule; never below `rule_rate_min_accounts` accounts,
   so a small extract does not trip it) has its weight scaled by ceiling/rate in that bank, does not
   count as a rule of its own towards the constellation, and is reported loudly (rate_warnings).
-- Corroboration across accounts. Accounts with evidence of their own (score >= `corroboration_min_score`)
-  are linked the way cases are (detectors/cases.py: money, a shared payee or employer, a shared
-  address, phone, device). An account whose linked group holds `others` other such accounts showing
-  `n` distinct indicators (flooding rules not counted) gains
+- Corroboration across accounts. Accounts with evidence of their own (a rule that is not flooding, and
+  score >= `corroboration_min_score`) are linked directly the way cases link alerts (CaseGrouper.links:
+  money between them, a shared payee or employer, a shared address, phone or device). An account
+  directly linked to `others` such accounts, which together with it show `n` distinct indicators
+  (a rule's first indicator; flooding rules not counted), gains
       corroboration_weight * min(1, others / corroboration_full) * min(1, (n - 1) / corroboration_full)
   of the gap to 1, so five linked accounts with weak but different signals outrank one account with
-  one strong look-alike rule; a group larger than `corroboration_max_case` is a hub and gains nothing.
+  one strong look-alike rule. It needs `corroboration_min_linked` others (2: a pair is a household as
+  often as a ring, and a look-alike that pays one ring member should not ride on it); an account
+  linked to more than `corroboration_max_linked` such accounts sits on a hub and gains nothing.
 - A budget (AlertBudget): at most `share` of a bank's scored accounts (and `max_alerts`) per run, best
   first; `min_score` stays the floor under it.
 """
@@ -48,14 +51,15 @@ class Fusion:
     rule_rate_min_accounts: int = 10     # ... but a rule is never flooding while it fires on this many accounts or fewer
     corroboration_weight: float = 0.4    # how much of the remaining gap full corroboration closes
     corroboration_full: int = 4          # other linked accounts, and distinct indicators beyond the first, for full weight
-    corroboration_min_score: float = 0.05  # an account counts as linked evidence from this score (a lone weak rule: 0.075)
-    corroboration_max_case: int = 50     # a linked group of more evidence accounts than this is a hub: no corroboration
+    corroboration_min_score: float = 0.05  # an account with a rule counts as linked evidence from this score (a lone weak rule: 0.075)
+    corroboration_min_linked: int = 2    # corroboration needs this many other linked evidence accounts
+    corroboration_max_linked: int = 50   # linked to more evidence accounts than this: a hub, no corroboration
     mode: str = "fused"                 # fused | rules | anomaly (ablation)
 
     def fuse(self, hits: pl.DataFrame, anomaly: pl.DataFrame, explanations: dict, rates: pl.DataFrame | None = None,
              links: pl.DataFrame | None = None) -> pl.DataFrame:
         """Ranked alerts at score >= min_score. `rates` as from RuleDetector.rates (None: measured on the accounts of
-        `anomaly`, every scored account); `links` (account_id, component) groups linked accounts (None: no corroboration)."""
+        `anomaly`, every scored account); `links` (account_id, linked_id) pairs linked accounts (None: no corroboration)."""
         acc = self.account_scores(hits, anomaly, explanations, rates)
         if links is not None:
             acc = self.corroborate(acc, links)
@@ -79,7 +83,7 @@ class Fusion:
             rates = firing_rates(hits, anomaly.group_by("bank_id").agg(pl.len().alias("accounts_scored")))
         labels = pl.DataFrame({"rule_id": [r.id for r in RULES],
                                "label": [f"{r.name} [{', '.join(r.indicators)}]" for r in RULES],
-                               "indicators": [list(r.indicators) for r in RULES],
+                               "indicators": [list(r.indicators[:1]) for r in RULES],   # a rule is one indicator: its first
                                "constellation": [r.constellation for r in RULES]})
         factors = self.rule_factors(rates).select("rule_id", "bank_id", "factor", rate=pl.col("rate"))
         h = hits.join(factors, on=["rule_id", "bank_id"], how="left").with_columns(pl.col("factor").fill_null(1.0)).with_columns(
@@ -138,31 +142,33 @@ class Fusion:
         )
 
     def evidence(self, acc: pl.DataFrame) -> pl.DataFrame:
-        """The accounts that count as linked evidence for corroboration (bank_id, account_id)."""
+        """The accounts that count as linked evidence for corroboration (bank_id, account_id): a sound rule of their own."""
         if self.mode == "anomaly":
             return acc.filter(pl.lit(False)).select(KEYS)
-        return acc.filter(pl.col("score") >= self.corroboration_min_score).select(KEYS)
+        return acc.filter((pl.col("score") >= self.corroboration_min_score) & (pl.col("indicators").list.len() > 0)).select(KEYS)
 
     def corroborate(self, acc: pl.DataFrame, links: pl.DataFrame) -> pl.DataFrame:
-        """Add the corroboration term (module docstring) for accounts linked to other evidence accounts;
-        `links` holds account_id and component (as CaseGrouper.components)."""
+        """Add the corroboration term (module docstring) for evidence accounts linked to other evidence accounts;
+        `links` holds pairs (account_id, linked_id), both directions (as CaseGrouper.links)."""
         if self.mode == "anomaly" or links.height == 0:
             return acc
-        on = [c for c in KEYS if c in links.columns]
-        ev = acc.join(self.evidence(acc), on=KEYS, how="semi").select(*KEYS, "indicators") \
-                .join(links.select(*on, "component"), on=on)
-        groups = ev.group_by("component").agg(pl.len().alias("linked"),
-                                              pl.col("indicators").list.explode(keep_nulls=False, empty_as_null=False).drop_nulls().unique().sort().alias("case_indicators"))
+        ev = acc.join(self.evidence(acc), on=KEYS, how="semi").select(*KEYS, "indicators")
+        own = ev.select("account_id", "indicators")
+        pairs = links.select("account_id", "linked_id").join(own.select("account_id"), on="account_id", how="semi") \
+                     .join(own.rename({"account_id": "linked_id"}), on="linked_id")
+        per = pairs.group_by("account_id").agg(pl.col("linked_id").n_unique().alias("others"), pl.col("indicators").alias("theirs")) \
+                   .join(own, on="account_id").with_columns(
+                       pl.concat_list(pl.col("indicators"), pl.col("theirs").list.eval(pl.element().list.explode(keep_nulls=False, empty_as_null=False)))
+                         .list.unique().list.sort().alias("linked_indicators"))
         full = float(self.corroboration_full)
-        x = ev.join(groups, on="component").with_columns((pl.col("linked") - 1).alias("others"),
-                                                         pl.col("case_indicators").list.len().alias("n_ind")) \
-              .filter((pl.col("others") >= 1) & (pl.col("n_ind") >= 2) & (pl.col("linked") <= self.corroboration_max_case)) \
-              .with_columns((self.corroboration_weight * (pl.col("others") / full).clip(0, 1) * ((pl.col("n_ind") - 1) / full).clip(0, 1)).alias("term"))
-        named = pl.col("case_indicators").list.head(8).list.join(", ") + pl.when(pl.col("n_ind") > 8).then(pl.lit(", ...")).otherwise(pl.lit(""))
+        x = per.with_columns(pl.col("linked_indicators").list.len().alias("n_ind")) \
+               .filter((pl.col("n_ind") >= 2) & pl.col("others").is_between(max(self.corroboration_min_linked, 1), self.corroboration_max_linked)) \
+               .with_columns((self.corroboration_weight * (pl.col("others") / full).clip(0, 1) * ((pl.col("n_ind") - 1) / full).clip(0, 1)).alias("term"))
+        named = pl.col("linked_indicators").list.head(8).list.join(", ") + pl.when(pl.col("n_ind") > 8).then(pl.lit(", ...")).otherwise(pl.lit(""))
         words = pl.format(CORROBORATED + "{} other account{} with signals of their own, {} distinct indicators ({})", pl.col("others"),
                           pl.when(pl.col("others") == 1).then(pl.lit("")).otherwise(pl.lit("s")), pl.col("n_ind"), named)
-        x = x.select(*KEYS, "term", "others", words.alias("corroboration"))
-        out = acc.drop("corroborated").join(x, on=KEYS, how="left")
+        x = x.select("account_id", "term", "others", words.alias("corroboration"))
+        out = acc.drop("corroborated").join(x, on="account_id", how="left")
         return out.with_columns(
             (pl.col("score") + (1 - pl.col("score")) * pl.col("term").fill_null(0.0)).alias("score"),
             pl.concat_str([pl.col("reasons").replace("", None), pl.col("corroboration")], separator="; ", ignore_nulls=True).alias("reasons"),

@@ -126,7 +126,7 @@ def score_store(db_path: str | Path, out_dir: str | Path, config: dict | None = 
             explanations = model.explain(features.join(odd, on=["bank_id", "account_id"], how="semi"))
         with timer.stage("fusion"):
             acc = fusion.account_scores(hits, anomaly, explanations, rates)
-            acc = fusion.corroborate(acc, grouper.components(con, fusion.evidence(acc)))
+            acc = fusion.corroborate(acc, grouper.links(con, fusion.evidence(acc)))
             alerts = fusion.rank(acc)
         rule_rates = fusion.rate_report(rates)
         with timer.stage("cases"):

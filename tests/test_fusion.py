@@ -106,29 +106,41 @@ def test_budget_keeps_the_best_share_per_bank_and_reports_the_cut():
     assert off.height == alerts.height and sum(r["cut"] for r in rep) == 0 and not budget_lines(rep)
 
 
+def _linked(*groups):
+    """Link pairs (both directions) between every two accounts of each group."""
+    pairs = [(a, b) for g in groups for a in g for b in g if a != b]
+    return pl.DataFrame({"account_id": [a for a, _ in pairs], "linked_id": [b for _, b in pairs]}, schema={"account_id": pl.Utf8, "linked_id": pl.Utf8})
+
+
 def test_a_linked_case_of_weak_signals_outranks_one_strong_lone_rule():
     weak = ["SE10_TAXI", "LE08_BUSINESS_LODGING", "ML_MANY_DEVICES", "SE04_NIGHT_CASH", "SE11_TOPUPS"]   # severity 1-2, each alone
     ring = [f"A-{i:05d}" for i in range(5)]
-    lone = "A-00100"
+    lone, payer = "A-00100", "A-00200"
     pop = _population({"A": 2000}, {lone: 0.99})                                  # the look-alike is also unusual
-    hits = _hits([(rule, "A", acc) for rule, acc in zip(weak, ring)] + [("SE07_CLIENT_PAYMENTS", "A", lone)])
-    links = pl.DataFrame({"account_id": ring + [lone], "component": [1] * 5 + [2]})
+    hits = _hits([(rule, "A", acc) for rule, acc in zip(weak, ring)] + [("SE07_CLIENT_PAYMENTS", "A", lone), ("SE04_NIGHT_CASH", "A", payer)])
+    links = pl.concat([_linked(ring), _linked([payer, ring[0]])])                # the payer is linked to one member only
     out = Fusion().fuse(hits, pop, {}, links=links)
     ranked = out["account_id"].to_list()
-    assert set(ranked[:5]) == set(ring) and ranked[5] == lone
-    top = out.row(0, named=True)
-    assert "linked to 4 other accounts with signals of their own, 6 distinct indicators" in top["reasons"] and top["corroborated"] == 4
-    assert out.filter(pl.col("account_id") == lone)["corroborated"][0] is None
-    # near misses: unlinked, the five show one and the same indicator, or the group is a hub
+    assert set(ranked[:5]) == set(ring) and ranked[5] == lone and payer not in ranked
+    top = out.filter(pl.col("account_id") == ring[1]).row(0, named=True)
+    assert "linked to 4 other accounts with signals of their own, 5 distinct indicators (LE-08, SE-04, SE-10, SE-11, SE-23)" in top["reasons"]
+    assert top["corroborated"] == 4 and out.filter(pl.col("account_id") == lone)["corroborated"][0] is None
+    scores = dict(Fusion(min_score=0).fuse(hits, pop, {}, links=links).select("account_id", "score").iter_rows())
+    assert math.isclose(scores[ring[1]], 0.075 + 0.925 * 0.4)                   # a lone weak rule (0.075) with full corroboration
+    assert math.isclose(scores[payer], 0.15)                                     # one other account: no corroboration
+    paired = dict(Fusion(min_score=0, corroboration_min_linked=1).fuse(hits, pop, {}, links=links).select("account_id", "score").iter_rows())
+    assert math.isclose(paired[payer], 0.15 + 0.85 * 0.4 * 1 / 4 * 1 / 4)      # unless pairs count: then a little
+    # near misses: unlinked, the five show one and the same indicator, or they sit on a hub
     assert set(Fusion().fuse(hits, pop, {})["account_id"]) == {lone}
     same = _hits([("SE04_NIGHT_CASH", "A", acc) for acc in ring] + [("SE07_CLIENT_PAYMENTS", "A", lone)])
     assert set(Fusion().fuse(same, pop, {}, links=links)["account_id"]) == {lone}
-    assert set(Fusion(corroboration_max_case=4).fuse(hits, pop, {}, links=links)["account_id"]) == {lone}
+    assert set(Fusion(corroboration_max_linked=3).fuse(hits, pop, {}, links=_linked(ring))["account_id"]) == {lone}
     # a flooding rule is no evidence: its accounts do not corroborate
-    flood = _hits([(rule, "A", acc) for rule, acc in zip(weak, ring)] + [("CD01_TELECOM_BURST", "A", f"A-{i:05d}") for i in range(200, 600)])
-    big = pl.DataFrame({"account_id": ring + [f"A-{i:05d}" for i in range(200, 600)], "component": [1] * 405})
-    assert Fusion(min_score=0, corroboration_max_case=1000).fuse(flood, pop, {}, links=big).filter(
-        pl.col("account_id") == "A-00000")["corroborated"][0] == 4
+    flooders = [f"A-{i:05d}" for i in range(200, 600)]
+    flood = _hits([(rule, "A", acc) for rule, acc in zip(weak, ring)] + [("CD01_TELECOM_BURST", "A", acc) for acc in flooders])
+    out = Fusion(min_score=0, corroboration_max_linked=1000).fuse(flood, pop, {}, links=_linked(ring + flooders))
+    assert out.filter(pl.col("account_id") == ring[0])["corroborated"][0] == 4
+    assert out.filter(pl.col("account_id").is_in(flooders))["corroborated"].null_count() == len(flooders)
 
 
 def _fuse_as_before(hits: pl.DataFrame, anomaly: pl.DataFrame) -> dict:
@@ -155,8 +167,7 @@ def test_without_flooding_links_or_budget_the_ranking_is_as_before():
     pop = _population({"A": 300, "B": 300}, {"A-00001": 0.99, "A-00003": 0.97, "A-00004": 0.999, "B-00001": 0.96, "B-00003": 0.952})
     hits = _hits(rows)
     expected = _fuse_as_before(hits, pop)
-    singletons = pop.select("account_id", pl.int_range(0, pl.len()).alias("component"))   # linked to nobody
-    for links in (None, singletons):
+    for links in (None, _linked([]), _linked(["A-00010", "A-00011", "B-00010"])):   # nobody with evidence is linked
         out = Fusion(min_score=0.0).fuse(hits, pop, {}, links=links)
         got = dict(out.select("account_id", "score").iter_rows())
         assert got.keys() == expected.keys() and all(math.isclose(got[k], expected[k], abs_tol=1e-12) for k in expected)
