@@ -11,8 +11,8 @@ Three guards keep one bad rule or a flood of look-alikes from filling the list:
   of scored accounts, `rule_rate_ceilings` per rule; never below `rule_rate_min_accounts` accounts,
   so a small extract does not trip it) has its weight scaled by ceiling/rate in that bank, does not
   count as a rule of its own towards the constellation, and is reported loudly (rate_warnings).
-- Corroboration across accounts. Accounts with evidence of their own (a rule that is not flooding, and
-  score >= `corroboration_min_score`) are linked directly the way cases link alerts (CaseGrouper.links:
+- Corroboration across accounts. Accounts with evidence of their own (a rule that is not flooding nor
+  a mere link, LINK_ONLY_RULES, and score >= `corroboration_min_score`) are linked directly the way cases link alerts (CaseGrouper.links:
   money between them, a shared payee or employer, a shared address, phone or device). An account
   directly linked to `others` such accounts, which together with it show `n` distinct indicators
   (a rule's first indicator; flooding rules not counted), gains
@@ -36,6 +36,9 @@ from detectors.rules import RULES
 SEVERITY_WEIGHT = {1: 0.15, 2: 0.3, 3: 0.45}
 KEYS = ["bank_id", "account_id"]
 CORROBORATED = "Corroborated: linked to "   # the reason's prefix; scoring appends the case the account ends up in
+# rules whose only evidence is a link (propagation from an escalated account): no evidence of the account's own for
+# corroboration, which would count the same link twice and turn a lift into an accusation
+LINK_ONLY_RULES = ("NET_LINKED_TO_REPORTED",)
 
 
 @dataclass
@@ -83,7 +86,7 @@ class Fusion:
             rates = firing_rates(hits, anomaly.group_by("bank_id").agg(pl.len().alias("accounts_scored")))
         labels = pl.DataFrame({"rule_id": [r.id for r in RULES],
                                "label": [f"{r.name} [{', '.join(r.indicators)}]" for r in RULES],
-                               "indicators": [list(r.indicators[:1]) for r in RULES],   # a rule is one indicator: its first
+                               "indicators": [list(r.indicators[:1]) if r.id not in LINK_ONLY_RULES else [] for r in RULES],  # its first
                                "constellation": [r.constellation for r in RULES]})
         factors = self.rule_factors(rates).select("rule_id", "bank_id", "factor", rate=pl.col("rate"))
         h = hits.join(factors, on=["rule_id", "bank_id"], how="left").with_columns(pl.col("factor").fill_null(1.0)).with_columns(

@@ -130,6 +130,12 @@ def test_a_linked_case_of_weak_signals_outranks_one_strong_lone_rule():
     assert math.isclose(scores[payer], 0.15)                                     # one other account: no corroboration
     paired = dict(Fusion(min_score=0, corroboration_min_linked=1).fuse(hits, pop, {}, links=links).select("account_id", "score").iter_rows())
     assert math.isclose(paired[payer], 0.15 + 0.85 * 0.4 * 1 / 4 * 1 / 4)      # unless pairs count: then a little
+    # a link to an escalated account is no evidence of its own: it lifts, corroboration does not count it again
+    friend = "A-00300"
+    linked = _hits([(rule, "A", acc) for rule, acc in zip(weak, ring)] + [("NET_LINKED_TO_REPORTED", "A", friend)])
+    out = Fusion(min_score=0).fuse(linked, pop, {}, links=_linked(ring + [friend]))
+    assert out.filter(pl.col("account_id") == friend)["corroborated"][0] is None
+    assert out.filter(pl.col("account_id") == ring[0])["corroborated"][0] == 4
     # near misses: unlinked, the five show one and the same indicator, or they sit on a hub
     assert set(Fusion().fuse(hits, pop, {})["account_id"]) == {lone}
     same = _hits([("SE04_NIGHT_CASH", "A", acc) for acc in ring] + [("SE07_CLIENT_PAYMENTS", "A", lone)])
