@@ -22,6 +22,9 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from detectors.rules import RULES, rules_with_role
+from schemas.settings import CaseSettings
+
+_C = CaseSettings()   # the defaults, defined once in schemas/settings.py
 
 # What fired on an account says its role: each rule declares the role it implies (detectors/rules).
 CONTROLLER_RULES = rules_with_role("controller")
@@ -34,9 +37,9 @@ CASE_COLUMNS = ["case_id", "typology", "accounts", "banks", "account_ids", "role
 
 @dataclass
 class CaseGrouper:
-    min_eur: float = 500.0          # a money link counts from this total, or from min_transfers bookings
-    min_transfers: int = 3
-    max_alerted_per_key: int = 50
+    min_eur: float = _C.min_eur          # a money link counts from this total, or from min_transfers bookings
+    min_transfers: int = _C.min_transfers
+    max_alerted_per_key: int = _C.max_alerted_per_key
 
     def group(self, con, alerts: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         """alerts (with alert_id) -> (alerts with case_id and case_role, one row per case).
@@ -46,6 +49,25 @@ class CaseGrouper:
             return alerts.with_columns(pl.lit(None, pl.Utf8).alias("case_id"), pl.lit(None, pl.Utf8).alias("case_role")), \
                 pl.DataFrame(schema={c: pl.Utf8 for c in CASE_COLUMNS})
         acc = alerts.select("bank_id", "account_id", "alert_id")
+        comp, label, kid, money, hits = self._components(con, acc)
+        a = alerts.join(comp, on="account_id", how="left")
+        a = a.with_columns(("C-" + pl.col("alert_id").min().over("component")).alias("case_id"))
+        a = a.join(self._roles(a, money, hits), on="account_id", how="left")
+        cases = self._cases(a, money, label, kid)
+        return a.drop("component"), cases
+
+    def links(self, con, accounts: pl.DataFrame) -> pl.DataFrame:
+        """Pairs (account_id, linked_id) of `accounts` (bank_id, account_id) linked directly, exactly as cases link
+        alerts (money between them, a shared payee or employer, a shared key): fusion's corroboration reads it for
+        every account with evidence of its own, before the alert list exists."""
+        if accounts.height == 0:
+            return pl.DataFrame(schema={"account_id": pl.Utf8, "linked_id": pl.Utf8})
+        touch = self._touch(con, accounts.select("bank_id", "account_id").unique())[0].select("account_id", "key")
+        return touch.join(touch.rename({"account_id": "linked_id"}), on="key").filter(pl.col("account_id") != pl.col("linked_id")) \
+                    .select("account_id", "linked_id").unique()
+
+    def _touch(self, con, acc: pl.DataFrame):
+        """(account -> the keys it touches, money links, hits of `acc`)."""
         con.register("case_alerted", acc.to_arrow())
         try:
             money = con.sql("""SELECT m.src, m.dst, m.amount, m.n, a.customer_type = 'business' AS src_business
@@ -70,6 +92,11 @@ class CaseGrouper:
         ]).unique()
         fan = touch.group_by("key").agg(pl.col("account_id").n_unique().alias("fan"))
         touch = touch.join(fan, on="key").filter((pl.col("fan") <= self.max_alerted_per_key) | pl.col("key").is_in(alerted))
+        return touch, money, hits
+
+    def _components(self, con, acc: pl.DataFrame):
+        """(account_id -> component, the label of every node, key -> node index, money links, hits of `acc`)."""
+        touch, money, hits = self._touch(con, acc)
         ids = {a: i for i, a in enumerate(acc["account_id"].to_list())}
         keys = touch["key"].unique().to_list()
         kid = {k: len(ids) + i for i, k in enumerate(keys)}
@@ -78,11 +105,7 @@ class CaseGrouper:
         n = len(ids) + len(keys)
         _, label = connected_components(coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n)), directed=False)
         comp = pl.DataFrame({"account_id": list(ids), "component": label[: len(ids)]})
-        a = alerts.join(comp, on="account_id", how="left")
-        a = a.with_columns(("C-" + pl.col("alert_id").min().over("component")).alias("case_id"))
-        a = a.join(self._roles(a, money, hits), on="account_id", how="left")
-        cases = self._cases(a, money, label, kid)
-        return a.drop("component"), cases
+        return comp, label, kid, money, hits
 
     @staticmethod
     def _roles(a: pl.DataFrame, money: pl.DataFrame, hits: pl.DataFrame) -> pl.DataFrame:

@@ -1,4 +1,4 @@
-"""Runs the rule set over the window and returns one row per (rule, account) hit."""
+"""Runs the rule set over the window and returns one row per (rule, account) hit, and each rule's firing rate."""
 from __future__ import annotations
 
 import hashlib
@@ -35,9 +35,16 @@ class RuleDetector:
         return self
 
     def score(self, con: duckdb.DuckDBPyConnection, days: int) -> pl.DataFrame:
-        """Needs win_tx, win_accounts and features in `con`; builds the link graph the network rules read
-        (detectors.network) and the tables several rules share, and leaves the hits in temp table `hits`."""
+        """The whole rule step on its own (tests, tools): the link graph, the rules, the laundering patterns;
+        a scoring run does the three as separate stages (detectors/scoring.py)."""
         build_links(con, int(self.config.get("network", {}).get("max_group", 30)))
+        self.run_rules(con, days)
+        add_pattern_hits(con, PatternDetector(self.config))
+        return con.sql("SELECT * FROM hits ORDER BY bank_id, account_id, rule_id").pl()
+
+    def run_rules(self, con: duckdb.DuckDBPyConnection, days: int) -> int:
+        """Needs win_tx, win_accounts, features and the link graph in `con`; builds the tables several rules share
+        and leaves the hits in temp table `hits`. Returns how many hits."""
         rendered = {r.id: r.render(days) for r in self.rules}
         needed = {t for r in self.rules for t in r.reads}
         for name in SHARED_TABLES:
@@ -53,9 +60,36 @@ class RuleDetector:
                                     q.bank_id, q.account_id, CAST(q.evidence AS VARCHAR[]), q.detail FROM ({rendered[r.id]}) q""", params)
                 except duckdb.Error as e:
                     raise RuntimeError(f"rule {r.id} failed: {e}") from e
-        patterns = PatternDetector(self.config).score(con)   # laundering patterns over the same link graph
-        if patterns.height:
-            con.register("pattern_hits", patterns)
+        return con.execute("SELECT count(*) FROM hits").fetchone()[0]
+
+    def rates(self, hits: pl.DataFrame, scored: pl.DataFrame) -> pl.DataFrame:
+        """Every enabled rule's firing rate on the scored population (see firing_rates)."""
+        return firing_rates(hits, scored, [r.id for r in self.rules] + [p.id for p in PatternDetector(self.config).patterns])
+
+
+def firing_rates(hits: pl.DataFrame, scored: pl.DataFrame, rule_ids: list[str] | None = None) -> pl.DataFrame:
+    """Accounts hit / accounts scored per rule and bank, and over all banks (bank_id null): a rule that fires on a
+    large share of ordinary accounts is measuring the population, not exploitation (fusion scales it down).
+    `scored`: bank_id, accounts_scored."""
+    ids = rule_ids if rule_ids is not None else sorted(hits["rule_id"].unique().to_list())
+    grid = pl.DataFrame({"rule_id": ids}, schema={"rule_id": pl.Utf8}).join(
+        scored.select(pl.col("bank_id").cast(pl.Utf8), pl.col("accounts_scored").cast(pl.Int64)), how="cross")
+    hit = hits.group_by("rule_id", "bank_id").agg(pl.col("account_id").n_unique().cast(pl.Int64).alias("accounts_hit"))
+    per_bank = grid.join(hit, on=["rule_id", "bank_id"], how="left").with_columns(pl.col("accounts_hit").fill_null(0))
+    overall = per_bank.group_by("rule_id").agg(pl.col("accounts_hit").sum(), pl.col("accounts_scored").sum()) \
+                      .with_columns(pl.lit(None, dtype=pl.Utf8).alias("bank_id"))
+    cols = ["rule_id", "bank_id", "accounts_hit", "accounts_scored"]
+    return pl.concat([per_bank.select(cols), overall.select(cols)]).with_columns(
+        (pl.col("accounts_hit") / pl.col("accounts_scored").clip(1)).alias("rate")).sort("rule_id", "bank_id", nulls_last=True)
+
+
+def add_pattern_hits(con: duckdb.DuckDBPyConnection, detector: PatternDetector) -> int:
+    """The laundering patterns over the link graph, appended to `hits` like any rule's. Returns how many."""
+    found = detector.score(con)
+    if found.height:
+        con.register("pattern_hits", found)
+        try:
             con.execute("INSERT INTO hits SELECT rule_id, typology, severity, victim_side, bank_id, account_id, evidence, detail FROM pattern_hits")
+        finally:
             con.unregister("pattern_hits")
-        return con.sql("SELECT * FROM hits ORDER BY bank_id, account_id, rule_id").pl()
+    return found.height

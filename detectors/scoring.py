@@ -4,41 +4,38 @@ Alerts keep their history: every run appends its rows to `alerts`; an account wh
 being worked keeps the same `alert_id` (the alert is updated, not raised twice), a dismissed account
 is not raised again for the same reasons unless its score rises materially, and `alert_status`
 holds the current state per alert (casework/dispositions.py). Connected alerts are grouped into
-cases (detectors/cases.py). Each run is recorded in `runs`. The tables are defined in schemas/store.py.
+cases (detectors/cases.py). Each run is recorded in `runs`, with the settings it used, every rule's firing rate
+(`rule_rates`) and what the alert budget cut (`budget_cut`). The tables are defined in schemas/store.py.
+
+The run is a list of declared stages (STAGES below; detectors/stages.py runs them): each names the temp
+tables and results it reads and writes, so the graph is visible and a missing input is named, not guessed.
 """
 from __future__ import annotations
 
 import json
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 import polars as pl
-import yaml
 
 from detectors.anomaly import AnomalyDetector
 from detectors.cases import CASE_COLUMNS, CaseGrouper
 from detectors.features import compute_features
-from detectors.fusion import Fusion
-from detectors.rule_detector import RuleDetector
+from detectors.fusion import AlertBudget, Fusion, budget_lines, rate_warnings
+from detectors.network import build_links
+from detectors.patterns import PatternDetector
+from detectors.rule_detector import RuleDetector, add_pattern_hits
+from detectors.stages import Run, Stage, run_stages
+from detectors.timing import Stopwatch
 from detectors.window import CATEGORIES, define_window
 from pipelines import store
-from detectors.timing import Stopwatch
+from schemas.settings import Settings, load_settings, parse_settings
 
 ALERT_COLUMNS = ["run_id", "alert_id", "rank", "bank_id", "account_id", "score", "typology", "reasons", "evidence",
                  "rules", "rule_score", "anomaly", "status", "case_id", "case_role"]
-
-
-def load_config(path: str | Path | None) -> dict:
-    """Rule overrides, categories and fusion settings from YAML (see detectors/config.example.yaml)."""
-    if not path:
-        return {}
-    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: the config must be a mapping")
-    return data
 
 
 # an error message may quote a value; identifier-like strings are masked before it is stored or logged
@@ -72,31 +69,58 @@ class ScoreResult:
     accounts_scored: int
     files: dict
     cases: pl.DataFrame
+    rule_rates: dict = field(default_factory=dict)      # rule -> firing rate overall and per bank, ceiling, weight factor
+    budget_cut: list = field(default_factory=list)      # per bank: allowed, kept, cut, lowest score kept, highest cut
+    warnings: list = field(default_factory=list)        # one line per rule over its firing-rate ceiling
+
+    def report_lines(self) -> list[str]:
+        """The rule-rate warnings and what the budget cut, in words."""
+        return self.warnings + budget_lines(self.budget_cut)
 
 
-def score_store(db_path: str | Path, out_dir: str | Path, config: dict | None = None, models_dir: str | Path | None = None,
-                refit: bool = False, mode: str = "fused", run_id: str | None = None, flow_run_id: str | None = None,
-                memory_limit: str | None = None, timer: Stopwatch | None = None) -> ScoreResult:
-    config = config or {}
+def score_store(db_path: str | Path, out_dir: str | Path, config: Settings | dict | str | Path | None = None,
+                models_dir: str | Path | None = None, refit: bool = False, mode: str = "fused", run_id: str | None = None,
+                flow_run_id: str | None = None, memory_limit: str | None = None, timer: Stopwatch | None = None,
+                overrides: dict | None = None) -> ScoreResult:
+    """Score the store's window. `config`: typed Settings, a mapping of sections or a YAML file (checked the same way);
+    `overrides` ({"window.days": 30}) go over it. A config that does not fit is a failed run, recorded with why."""
     timer = timer or Stopwatch()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     models_dir = Path(models_dir) if models_dir else Path(str(db_path) + ".models")
     run_id = run_id or datetime.now(timezone.utc).strftime("run-%Y%m%dT%H%M%S-") + uuid.uuid4().hex[:6]
     started = datetime.now(timezone.utc)
-    days = int(config.get("window_days", 90))
-    categories = {**CATEGORIES, **{k: (list(v.get("mccs", [])), list(v.get("names", [])))
-                                   for k, v in (config.get("categories") or {}).items()}}
     con = store.connect(db_path, memory_limit)
-    params = json.dumps({"db": str(db_path), "out": str(out_dir), "mode": mode, "window_days": days, "config": config}, default=str)
+    params = json.dumps({"db": str(db_path), "out": str(out_dir), "mode": mode, "config": config}, default=str)
     try:
         try:
-            return _score(con, config, timer, out_dir, models_dir, refit, mode, run_id, flow_run_id, started, days, categories, params)
+            settings = _settings(config).with_overrides(**(overrides or {}))
+            params = json.dumps({"db": str(db_path), "out": str(out_dir), "mode": mode, "settings": settings.as_dict()}, default=str)
+            run = run_stages(STAGES, Run(con, settings, timer, context={"run_id": run_id, "mode": mode, "models_dir": models_dir,
+                                                                         "refit": refit}))
+            alerts, cases, window, rules = run["alerts"], run["cases"], run["window"], run["rule_detector"]
+            files = write_alert_files(alerts, cases, out_dir)
+            record_run(con, run_id=run_id, flow_run_id=flow_run_id, kind="score", started_at=started, parameters=params,
+                       rule_set_hash=rules.version, model_version=run["model"].version, window_start=window.start,
+                       window_end=window.end, rows_in=run["rows_in"], alerts_out=alerts.height,
+                       alerts_new=int((alerts["status"] == "new").sum()) if alerts.height else 0, outcome="ok",
+                       rule_rates=json.dumps(run["rule_rates"]), budget_cut=json.dumps(run["budget_cut"]))
+            return ScoreResult(run_id, alerts, rules.version, run["model"].version, window.start, window.end,
+                               run["features"].height, files, cases, run["rule_rates"], run["budget_cut"],
+                               rate_warnings(run["rule_rates"]))
         except Exception as exc:   # the failed run is recorded too, with why, then the error goes on to the caller
             _record_failure(con, run_id, flow_run_id, started, params, exc)
             raise
     finally:
         con.close()
+
+
+def _settings(config) -> Settings:
+    if isinstance(config, Settings):
+        return config
+    if isinstance(config, (str, Path)):
+        return load_settings(config)
+    return parse_settings(config or {}, "config")
 
 
 def _record_failure(con, run_id, flow_run_id, started, params, exc) -> None:
@@ -111,48 +135,108 @@ def _record_failure(con, run_id, flow_run_id, started, params, exc) -> None:
         pass   # the store itself is the problem; the original error says more than this one
 
 
-def _score(con, config, timer, out_dir, models_dir, refit, mode, run_id, flow_run_id, started, days, categories, params) -> ScoreResult:
-    with timer.stage("window") as info:
-        window = define_window(con, days, categories=categories)
-        info.update(transactions=con.execute("SELECT count(*) FROM win_tx").fetchone()[0])
-    with timer.stage("features") as info:
-        features = compute_features(con, days)
-        info.update(accounts=features.height)
-    with timer.stage("rules") as info:
-        rules = RuleDetector(config).fit()
-        hits = rules.score(con, days)
-        info.update(rules=len(rules.rules), hits=hits.height)
-    with timer.stage("iforest_fit") as info:
-        if refit or not (models_dir / "LATEST").exists():
-            model = AnomalyDetector().fit(features)
-            model.save(models_dir)
-            info.update(model="fitted")
-        else:
-            model = AnomalyDetector.load(models_dir)
-            info.update(model="loaded")
-    fusion = Fusion(mode=mode, **(config.get("fusion") or {}))
-    with timer.stage("iforest_score") as info:
-        anomaly = model.score(features)
-        odd = anomaly.filter(pl.col("anomaly") > fusion.anomaly_floor).select("bank_id", "account_id")
-        explanations = model.explain(features.join(odd, on=["bank_id", "account_id"], how="semi"))
-        info.update(accounts=anomaly.height, above_floor=odd.height)
-    with timer.stage("fusion") as info:
-        alerts = fusion.fuse(hits, anomaly, explanations)
-        info.update(alerts=alerts.height)
-    with timer.stage("cases") as info:
-        alerts = _assign_alert_ids(con, alerts, run_id, float(config.get("dismissed_rise", 0.15)))
-        alerts, cases = CaseGrouper(**(config.get("cases") or {})).group(con, alerts)
-        info.update(alerts=alerts.height, cases=cases.height)
-    with timer.stage("write_alerts") as info:
-        alerts = _persist(con, alerts.select(ALERT_COLUMNS), cases, run_id)
-        files = write_alert_files(alerts, cases, out_dir)
-        info.update(alerts=alerts.height)
-    rows_in = con.execute("SELECT count(*) FROM win_tx").fetchone()[0]
-    record_run(con, run_id=run_id, flow_run_id=flow_run_id, kind="score", started_at=started, parameters=params,
-               rule_set_hash=rules.version, model_version=model.version, window_start=window.start,
-               window_end=window.end, rows_in=rows_in, alerts_out=alerts.height,
-               alerts_new=int((alerts["status"] == "new").sum()) if alerts.height else 0, outcome="ok")
-    return ScoreResult(run_id, alerts, rules.version, model.version, window.start, window.end, features.height, files, cases)
+def rule_config(s: Settings) -> dict:
+    """The mapping the rule and pattern detectors take: rule ids with their parameters, disabled, network, patterns."""
+    return {**s.rules.overrides(), "disabled": list(s.rules.disabled), "network": s.network.model_dump(),
+            "patterns": dict(s.patterns)}
+
+
+# ---- the stages of a scoring run, in order ---------------------------------------------------------------------------
+
+def _window(run: Run) -> dict:
+    s = run.settings.window
+    categories = {**CATEGORIES, **{k: (list(v.mccs), list(v.names)) for k, v in s.categories.items()}}
+    run["window"] = define_window(run.con, s.days, categories=categories)
+    run["rows_in"] = run.con.execute("SELECT count(*) FROM win_tx").fetchone()[0]
+    return {"transactions": run["rows_in"]}
+
+
+def _features(run: Run) -> dict:
+    run["features"] = compute_features(run.con, run.settings.window.days)
+    return {"accounts": run["features"].height}
+
+
+def _network(run: Run) -> dict:
+    build_links(run.con, run.settings.network.max_group)
+    return {"money_links": run.con.execute("SELECT count(*) FROM net_money").fetchone()[0]}
+
+
+def _rules(run: Run) -> dict:
+    run["rule_detector"] = RuleDetector(rule_config(run.settings)).fit()
+    return {"rules": len(run["rule_detector"].rules), "hits": run["rule_detector"].run_rules(run.con, run.settings.window.days)}
+
+
+def _patterns(run: Run) -> dict:
+    n = add_pattern_hits(run.con, PatternDetector(rule_config(run.settings)))
+    run["hits"] = run.con.sql("SELECT * FROM hits ORDER BY bank_id, account_id, rule_id").pl()
+    return {"pattern_hits": n}
+
+
+def _iforest_fit(run: Run) -> dict:
+    models_dir = run.context["models_dir"]
+    if run.context["refit"] or not (models_dir / "LATEST").exists():
+        run["model"] = AnomalyDetector().fit(run["features"])
+        run["model"].save(models_dir)
+        return {"model": "fitted"}
+    run["model"] = AnomalyDetector.load(models_dir)
+    return {"model": "loaded"}
+
+
+def _iforest_score(run: Run) -> dict:
+    features = run["features"]
+    run["anomaly"] = run["model"].score(features)
+    odd = run["anomaly"].filter(pl.col("anomaly") > run.settings.fusion.anomaly_floor).select("bank_id", "account_id")
+    run["explanations"] = run["model"].explain(features.join(odd, on=["bank_id", "account_id"], how="semi"))
+    return {"accounts": run["anomaly"].height, "above_floor": odd.height}
+
+
+def _fuse(run: Run) -> dict:
+    fusion = Fusion(mode=run.context["mode"], **run.settings.fusion.model_dump())
+    run["scored"] = run["features"].group_by("bank_id").agg(pl.len().alias("accounts_scored"))
+    rates = run["rule_detector"].rates(run["hits"], run["scored"])
+    acc = fusion.account_scores(run["hits"], run["anomaly"], run["explanations"], rates)
+    acc = fusion.corroborate(acc, CaseGrouper(**run.settings.cases.model_dump()).links(run.con, fusion.evidence(acc)))
+    run["alerts"] = fusion.rank(acc)
+    run["rule_rates"] = fusion.rate_report(rates)
+    return {"alerts": run["alerts"].height}
+
+
+def _cases(run: Run) -> dict:
+    alerts = _assign_alert_ids(run.con, run["alerts"], run.context["run_id"], run.settings.review.dismissed_rise)
+    alerts, run["budget_cut"] = AlertBudget(**run.settings.budget.model_dump()).apply(alerts, run["scored"])
+    alerts, run["cases"] = CaseGrouper(**run.settings.cases.model_dump()).group(run.con, alerts)
+    run["alerts"] = alerts.with_columns(pl.when(pl.col("corroborated").is_not_null() & pl.col("case_id").is_not_null())
+                                        .then(pl.col("reasons") + ", in case " + pl.col("case_id")).otherwise(pl.col("reasons"))
+                                        .alias("reasons"))
+    return {"alerts": run["alerts"].height, "cases": run["cases"].height}
+
+
+def _write_alerts(run: Run) -> dict:
+    run["alerts"] = _persist(run.con, run["alerts"].select(ALERT_COLUMNS), run["cases"], run.context["run_id"])
+    return {"alerts": run["alerts"].height}
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage("window", _window, reads=("transactions", "accounts"), writes=("win_tx", "win_accounts"), gives=("window", "rows_in"),
+          doc="the last N days with local time, night flag and merchant category; accounts with ages and sharing counts"),
+    Stage("features", _features, reads=("win_tx", "win_accounts"), writes=("features", "pass_through"), gives=("features",),
+          doc="about 35 figures per account"),
+    Stage("network", _network, reads=("win_tx", "win_accounts", "accounts"), writes=("net_money", "net_shared", "net_flagged"),
+          doc="the link graph across banks: who pays whom, shared keys, escalated and FIU-reported seeds"),
+    Stage("rules", _rules, reads=("win_tx", "win_accounts", "features", "pass_through", "net_money", "net_shared", "net_flagged"),
+          writes=("hits",), gives=("rule_detector",), doc="the rule catalogue (detectors/rules/), stage-1 then network rules"),
+    Stage("patterns", _patterns, reads=("win_tx", "win_accounts", "net_money", "hits"), writes=("hits",), gives=("hits",),
+          doc="laundering patterns in time over the link graph, added to the hits"),
+    Stage("iforest_fit", _iforest_fit, needs=("features",), gives=("model",), doc="fit or load the isolation forest"),
+    Stage("iforest_score", _iforest_score, needs=("features", "model"), gives=("anomaly", "explanations"),
+          doc="anomaly score and its explanation in words"),
+    Stage("fusion", _fuse, reads=("net_money", "net_shared", "win_accounts"), needs=("hits", "anomaly", "explanations", "rule_detector"),
+          gives=("alerts", "rule_rates", "scored"), doc="rule weights by base rate, anomaly, corroboration across linked accounts"),
+    Stage("cases", _cases, reads=("alert_status", "net_money", "net_shared", "hits", "win_accounts"), needs=("alerts", "scored"),
+          gives=("alerts", "cases", "budget_cut"), doc="alert ids kept, dismissed accounts held back, the budget, cases and roles"),
+    Stage("write_alerts", _write_alerts, reads=("alerts", "cases", "alert_status"), needs=("alerts", "cases"),
+          doc="append alerts and cases, update alert_status, in one transaction"),
+)
 
 
 def _assign_alert_ids(con, alerts: pl.DataFrame, run_id: str, rise: float) -> pl.DataFrame:

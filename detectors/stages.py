@@ -16,7 +16,7 @@ from detectors.timing import Stopwatch
 @dataclass(frozen=True)
 class Stage:
     name: str
-    run: Callable[["Run"], None]
+    run: Callable[["Run"], dict | None]   # returns row counts for the progress line (or None)
     reads: tuple[str, ...] = ()      # temp tables (or store tables) that must exist before the stage
     writes: tuple[str, ...] = ()     # temp tables the stage must leave behind
     needs: tuple[str, ...] = ()      # Python results (Run.results keys) from earlier stages
@@ -48,21 +48,22 @@ def tables(con) -> set[str]:
     return {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() UNION ALL SELECT view_name FROM duckdb_views()").fetchall()}
 
 
-def run_stages(stages: list[Stage] | tuple[Stage, ...], run: Run, on_stage: Callable[[str, float], None] | None = None) -> Run:
-    """Run the stages in order, checking each one's inputs before and outputs after; `on_stage(name, seconds)` is told each time."""
+def run_stages(stages: list[Stage] | tuple[Stage, ...], run: Run) -> Run:
+    """Run the stages in order, checking each one's inputs before and outputs after; each is timed by the run's
+    Stopwatch, whose `on_stage` callback hears its time and the counts it returned."""
     for st in stages:
         have = tables(run.con)
         missing = [t for t in st.reads if t not in have] + [k for k in st.needs if k not in run.results]
         if missing:
             raise StageError(f"stage {st.name}: missing input(s) {', '.join(missing)}")
-        with run.timer.stage(st.name):
-            st.run(run)
+        with run.timer.stage(st.name) as info:
+            counts = st.run(run)
+            if isinstance(counts, dict):
+                info.update(counts)
         have = tables(run.con)
         missing = [t for t in st.writes if t not in have] + [k for k in st.gives if k not in run.results]
         if missing:
             raise StageError(f"stage {st.name}: did not produce {', '.join(missing)}")
-        if on_stage:
-            on_stage(st.name, run.timer.times[st.name])
     return run
 
 

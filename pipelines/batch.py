@@ -101,9 +101,35 @@ def run_summary_markdown(submissions: list[dict], score: dict | None, now: dict[
             b = (before or {}).get(t)
             change = "" if b is None else f"{now.get(t, 0) - b:+d}"
             lines.append(f"| {t} | {now.get(t, 0)} | {'-' if b is None else b} | {change} |")
+        lines += _fusion_report_markdown(score)
     else:
         lines.append("No scoring: nothing is loaded yet.")
     return "\n".join(lines) + "\n"
+
+
+def _or_dash(v, fmt: str) -> str:
+    return "-" if v is None else format(v, fmt)
+
+
+def _fusion_report_markdown(score: dict) -> list[str]:
+    """Rules over their firing-rate ceiling (loud: a rule measuring the population) and what the alert budget cut."""
+    lines = []
+    over = score.get("rules_over_ceiling") or {}
+    if over:
+        lines += ["", "**Warning: rules over their firing-rate ceiling** (their weight in fusion is scaled down by ceiling / rate)", "",
+                  "| rule | accounts hit | rate | ceiling | per bank (rate, weight factor) |", "| --- | --- | --- | --- | --- |"]
+        for rule, r in over.items():
+            banks = ", ".join(f"{b}: {v['rate']:.1%}, x{v['weight_factor']:.3g}" for b, v in r["by_bank"].items())
+            lines.append(f"| {rule} | {r['accounts_hit']} of {r['accounts_scored']} | {r['rate']:.1%} | {r['ceiling']:.1%} | {banks} |")
+    cut = score.get("budget_cut") or []
+    if cut:
+        lines += ["", "**Alert budget** (per bank, best first)", "",
+                  "| bank | accounts scored | budget | candidates | kept | cut | lowest score kept | highest score cut |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for c in cut:
+            lines.append(f"| {c['bank_id']} | {c['accounts_scored']} | {_or_dash(c['allowed'], 'd')} | {c['candidates']} | "
+                         f"{c['kept']} | {c['cut']} | {_or_dash(c['lowest_kept'], '.3f')} | {_or_dash(c['highest_cut'], '.3f')} |")
+    return lines
 
 
 def record_batch_run(db: str | Path, run_id: str, flow_run_id: str | None, started: datetime, params: dict,

@@ -227,17 +227,29 @@ def cmd_evaluate(a) -> int:
     return 0
 
 
+def _settings(a):
+    """The typed settings of the --config file (defaults without one), flags over the file; one clear line when wrong."""
+    from schemas.settings import load_settings
+    _yaml(getattr(a, "config", None), "config")
+    return load_settings(getattr(a, "config", None)).with_overrides(**{"window.days": getattr(a, "window_days", None)})
+
+
 def cmd_score(a) -> int:
-    from detectors.scoring import load_config, score_store
+    from detectors.fusion import budget_lines
+    from detectors.scoring import score_store
     from detectors.timing import Progress
     from pipelines.report import print_alerts
     _store(a.db, "transactions")
-    _yaml(a.config, "config")
-    res = score_store(a.db, a.out, load_config(a.config), models_dir=a.models, refit=a.refit, mode=a.mode,
+    settings = _settings(a)
+    res = score_store(a.db, a.out, settings, models_dir=a.models, refit=a.refit, mode=a.mode,
                       memory_limit=a.memory_limit, timer=Progress(a.quiet).stopwatch("score "))
     print(f"run {res.run_id}: window {res.window_start:%Y-%m-%d} .. {res.window_end:%Y-%m-%d}, {res.accounts_scored} accounts scored, "
           f"{res.alerts.height} alerts ({int((res.alerts['status'] == 'new').sum()) if res.alerts.height else 0} new); "
           f"rules {res.rule_set_hash}, model {res.model_version}")
+    for line in res.warnings:
+        print(line, file=sys.stderr)
+    for line in budget_lines(res.budget_cut):
+        print(line)
     print(f"alerts written to {res.files['parquet']} and {res.files['csv']}\n")
     print_alerts(res.alerts, a.top)
     return 0
@@ -254,11 +266,11 @@ def cmd_run(a) -> int:
         if rc:
             print("some submissions were rejected (see above); scoring what is loaded", file=sys.stderr)
         return cmd_score(a) or rc
-    from detectors.scoring import load_config
     from pipelines.flows import run_flow
-    load_config(a.config)   # fail fast on a bad config, before the flow starts
+    _settings(a)   # fail fast on a bad config, before the flow starts
     _new_store_ok(a.db)
-    res = run_flow([str(p) for p in a.submissions], a.db, a.out, config=a.config, mode=a.mode, require_manifest=not a.no_manifest)
+    res = run_flow([str(p) for p in a.submissions], a.db, a.out, config=a.config, mode=a.mode, require_manifest=not a.no_manifest,
+                   window_days=a.window_days)
     return _print_flow_result(res, a.top)
 
 
@@ -267,7 +279,10 @@ def _print_flow_result(res: dict, top: int) -> int:
         print(f"{Path(s['path']).name}: {s['outcome']}: {s['message']}" + (f" (filed as {s['filed_as']})" if s.get("filed_as") else ""))
     sc = res["score"]
     if sc:
-        print(f"\nrun {sc['run_id']}: {sc['alerts']} alerts ({sc['new']} new) -> {sc['files']['parquet']}\n")
+        print(f"\nrun {sc['run_id']}: {sc['alerts']} alerts ({sc['new']} new) -> {sc['files']['parquet']}")
+        for line in sc.get("warnings", []):
+            print(line, file=sys.stderr if line.startswith("WARNING") else sys.stdout)
+        print()
         for row in sc["top"][:top]:
             print(f"{row['rank']:>4}  {row['score']:.3f}  {row['typology']:<22} {row['reasons'][:140]}")
     return 0 if all(s["accepted"] for s in res["submissions"]) else 1
@@ -310,13 +325,12 @@ def cmd_dispose(a) -> int:
 
 def cmd_export_goaml(a) -> int:
     """goAML XML for escalated alerts; names files and refusals, never the identities inside them."""
-    from detectors.scoring import load_config
     from casework.goaml import ExportError, GoamlExporter
     _store(a.db, "alerts")
     _file(a.identities, "identities file")
-    _yaml(a.config, "config")
+    entity = _settings(a).goaml.entity()
     try:
-        exporter = GoamlExporter(a.db, a.identities, (load_config(a.config).get("goaml") or {}))
+        exporter = GoamlExporter(a.db, a.identities, entity)
         written, refused = exporter.export(a.out, a.user, alert=a.alert, case=a.case, escalated=a.escalated)
     except ExportError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -341,12 +355,11 @@ def cmd_serve(a) -> int:
     """The investigators' review page over the store (loopback by default)."""
     import uvicorn
 
-    from detectors.scoring import load_config
     from casework.review.app import Review
     from casework.review.auth import UsersError, load_users
     _store(a.db, "alerts")
     _yaml(a.users, "users file")
-    _yaml(a.config, "config")
+    entity = _settings(a).goaml.entity()
     if a.identities:
         _file(a.identities, "identities file")
     try:
@@ -357,7 +370,7 @@ def cmd_serve(a) -> int:
     exporter = None
     if a.identities:
         from casework.goaml import GoamlExporter
-        exporter = GoamlExporter(a.db, a.identities, load_config(a.config).get("goaml") or {})
+        exporter = GoamlExporter(a.db, a.identities, entity)
     app = Review(a.db, users, exporter, a.goaml_out).app()
     print(f"review page on http://{a.host}:{a.port}/ ({len(users)} users)")
     uvicorn.run(app, host=a.host, port=a.port, log_level="warning")
@@ -622,7 +635,8 @@ def build_parser() -> _Parser:
 
     def scoring_args(s):
         s.add_argument("--out", required=True, help="folder for alerts.parquet and alerts.csv")
-        s.add_argument("--config", help="YAML with rule thresholds, categories and fusion settings")
+        s.add_argument("--config", help="YAML settings: window, rules, network, fusion, cases, budget, review (docs/configuration.md)")
+        s.add_argument("--window-days", type=_positive, help="the scoring window in days (overrides window.days of the config; default 90)")
         s.add_argument("--models", help="folder of saved anomaly models (default: DB.models)")
         s.add_argument("--refit", action="store_true", help="fit the anomaly model on this window and save a new version")
         s.add_argument("--mode", choices=("fused", "rules", "anomaly"), default="fused", help="ablation: score with one part only")

@@ -42,16 +42,19 @@ def _logging_stopwatch(log, prefix: str = ""):
 
 
 @task(retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=2), retry_condition_fn=retry_if_transient)
-def score_store_task(db: str, out: str, config: str | None, window_days: int, mode: str) -> dict:
-    from detectors.scoring import load_config, score_store
-    cfg = load_config(config)
-    cfg.setdefault("window_days", window_days)
-    res = score_store(db, out, cfg, mode=mode, flow_run_id=_flow_run_id(), timer=_logging_stopwatch(get_run_logger(), "score "))
+def score_store_task(db: str, out: str, config: str | None, window_days: int | None, mode: str) -> dict:
+    from detectors.scoring import score_store
+    cfg, over = config, {"window.days": window_days}   # a flow parameter overrides the file; a bad file is a failed run
+    res = score_store(db, out, cfg, mode=mode, flow_run_id=_flow_run_id(), timer=_logging_stopwatch(get_run_logger(), "score "),
+                      overrides=over)
+    for line in res.warnings:
+        get_run_logger().warning(line)
     alerts = res.alerts.to_dicts()
     return {"run_id": res.run_id, "alerts": res.alerts.height, "new": sum(1 for a in alerts if a["status"] == "new"),
             "rule_set_hash": res.rule_set_hash, "model_version": res.model_version,
             "window_start": res.window_start.isoformat(), "window_end": res.window_end.isoformat(),
-            "files": res.files, "top": top_alerts_table(alerts)}
+            "files": res.files, "top": top_alerts_table(alerts), "warnings": res.report_lines(), "budget_cut": res.budget_cut,
+            "rules_over_ceiling": {k: v for k, v in res.rule_rates.items() if v["over_ceiling"]}}
 
 
 def _flow_run_id() -> str | None:
@@ -122,7 +125,7 @@ def ingest_flow(paths: list[str], db: str) -> list[dict]:
 
 
 @flow(name="score")
-def score_flow(db: str, out: str, window_days: int = 90, config: str | None = None, mode: str = "fused") -> dict:
+def score_flow(db: str, out: str, window_days: int | None = None, config: str | None = None, mode: str = "fused") -> dict:
     """Features, rules, isolation forest, fusion, alerts; publishes the top alerts and a summary."""
     score = score_store_task(db, out, config, window_days, mode)
     _publish(db, [], score)
@@ -130,7 +133,7 @@ def score_flow(db: str, out: str, window_days: int = 90, config: str | None = No
 
 
 @flow(name="run")
-def run_flow(paths: list[str], db: str, out: str, window_days: int = 90, config: str | None = None, mode: str = "fused",
+def run_flow(paths: list[str], db: str, out: str, window_days: int | None = None, config: str | None = None, mode: str = "fused",
              require_manifest: bool = False) -> dict:
     """`thb-signals run`: ingest the given submissions, then score."""
     started = datetime.now(timezone.utc)
@@ -140,7 +143,7 @@ def run_flow(paths: list[str], db: str, out: str, window_days: int = 90, config:
 
 
 @flow(name="batch-scoring")
-def batch_scoring_flow(inbox: str, db: str, out: str, window_days: int = 90, config: str | None = None,
+def batch_scoring_flow(inbox: str, db: str, out: str, window_days: int | None = None, config: str | None = None,
                        require_manifest: bool = False) -> dict:
     """The scheduled run: every new submission in the inbox is ingested and filed under processed/ or
     rejected/ (with its validation report), then the store is scored and the result published."""

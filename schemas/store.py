@@ -88,6 +88,10 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "a failed run keeps why it failed", (
         "ALTER TABLE runs ADD COLUMN IF NOT EXISTS error VARCHAR",
     )),
+    Migration(5, "each run keeps every rule's firing rate and what the alert budget cut", (
+        "ALTER TABLE runs ADD COLUMN IF NOT EXISTS rule_rates JSON",
+        "ALTER TABLE runs ADD COLUMN IF NOT EXISTS budget_cut JSON",
+    )),
 )
 LATEST = MIGRATIONS[-1].version
 VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER, applied_at TIMESTAMPTZ)"

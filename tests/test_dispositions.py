@@ -93,7 +93,7 @@ def test_a_dismissed_account_is_not_raised_again_for_the_same_reasons(ring):
     again = score_store(db, tmp / "out2", models_dir=tmp / "m")
     assert "z" not in set(again.alerts["account_id"])
     # unless the score rises materially: a threshold of -1 counts any score as a rise
-    third = score_store(db, tmp / "out3", config={"dismissed_rise": -1}, models_dir=tmp / "m")
+    third = score_store(db, tmp / "out3", config={"review": {"dismissed_rise": -1}}, models_dir=tmp / "m")
     assert "z" in set(third.alerts["account_id"]) and _alert_of(third, "z") != alert
 
 

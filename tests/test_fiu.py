@@ -333,7 +333,8 @@ def exported(tmp_path_factory):
     """The project's own goAML export of escalated alerts, from a small scored synthetic store."""
     from casework.dispositions import record_disposition
     from casework.goaml import GoamlExporter
-    from detectors.scoring import load_config, score_store
+    from detectors.scoring import score_store
+    from schemas.settings import load_settings
     from synthetic.identities import write_identities
     from tests.conftest import generated_store
     from tests.test_goaml import CONFIG
@@ -345,7 +346,7 @@ def exported(tmp_path_factory):
         record_disposition(con, a, "escalate", "bob")
     con.close()
     ids = write_identities(db, root / "identities.csv")
-    written, refused = GoamlExporter(db, ids, load_config(CONFIG)["goaml"]).export(root / "xml", "bob", escalated=True)
+    written, refused = GoamlExporter(db, ids, load_settings(CONFIG).goaml.entity()).export(root / "xml", "bob", escalated=True)
     assert written and not refused
     key = root / "key"
     key.write_bytes(b"partners-shared-key-0123456789")

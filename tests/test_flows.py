@@ -60,26 +60,30 @@ def test_batch_run_files_scores_and_publishes(prefect_harness, tmp_path):
 
 
 @pytest.mark.slow
-def test_failed_scoring_fails_the_run_and_is_recorded_with_its_error(prefect_harness, tmp_path, caplog):
+def test_failed_scoring_fails_the_run_and_is_recorded_with_its_error(prefect_harness, tmp_path, caplog, monkeypatch):
     from pipelines.flows import batch_scoring_flow
-    config = tmp_path / "broken.yaml"
-    config.write_text("SE01_AD_PREMIUM: {min_eur_per_30d: no_such_column}\n")   # the rule's SQL fails to bind
+    from detectors.rule_detector import RuleDetector
+
+    def broken(self, con, days):   # as a rule whose SQL no longer binds
+        raise RuntimeError("rule SE01_AD_PREMIUM failed: Binder Error: Referenced column no_such_column not found")
+    monkeypatch.setattr(RuleDetector, "run_rules", broken)
     inbox = _inbox(tmp_path, "valid/BANK_A")
     db = str(tmp_path / "s.duckdb")
     with caplog.at_level("INFO"):
         with pytest.raises(RuntimeError, match="rule SE01_AD_PREMIUM failed"):
-            batch_scoring_flow(str(inbox), db, str(tmp_path / "out"), config=str(config))
+            batch_scoring_flow(str(inbox), db, str(tmp_path / "out"))
     con = duckdb.connect(db)
     runs = con.execute("SELECT kind, outcome, error, flow_run_id, rows_in FROM runs ORDER BY kind").fetchall()
     con.close()
     assert [(r[0], r[1]) for r in runs] == [("batch", "failed"), ("score", "failed")] and all(r[3] for r in runs)
     assert all(r[2].startswith("RuntimeError: rule SE01_AD_PREMIUM failed: Binder Error") for r in runs)
-    assert runs[0][4] == 3132                                   # what was ingested before the failure is still counted
+    assert runs[0][4] == 3504                                   # what was ingested before the failure is still counted
     assert (inbox / "processed" / "BANK_A").is_dir()
     # each stage logged its time and counts in the run's log, up to the one that failed
     logged = [r.getMessage() for r in caplog.records]
-    assert any(m.startswith("BANK_A validate: ") and "rows read 3,132" in m for m in logged), logged
+    assert any(m.startswith("BANK_A validate: ") and "rows read 3,504" in m for m in logged), logged
     assert any(m.startswith("score features: ") and "(accounts " in m for m in logged) and not any(m.startswith("score rules:") for m in logged)
+    assert any(m.startswith("score network: ") for m in logged)
 
 
 @pytest.mark.slow
@@ -245,7 +249,7 @@ def test_prefect_deploy_registers_the_schedule(tmp_path):
                                cwd=REPO, capture_output=True, text=True, timeout=120)
             assert r.returncode == 0 and "automation" in r.stdout, r.stdout + r.stderr
             broken = tmp_path / "broken.yaml"
-            broken.write_text("SE01_AD_PREMIUM: {min_eur_per_30d: no_such_column}\n")
+            broken.write_text("rules:\n  SE01_AD_PREMIUM: {min_eur_per_30d: no_such_column}\n")   # refused: a failed run
             r = run("deployment", "run", "score/score-on-demand", "--param", f"config={broken}")
             assert r.returncode == 0, r.stdout + r.stderr
             r = run("worker", "start", "--pool", "thb-process", "--run-once")
@@ -254,11 +258,11 @@ def test_prefect_deploy_registers_the_schedule(tmp_path):
             while not received:
                 assert time.time() < deadline, "no notification of the failed run"
                 time.sleep(1)
-            assert "thb-signals: score run failed" in received[0] and "rule SE01_AD_PREMIUM failed" in received[0], received
+            assert "thb-signals: score run failed" in received[0] and "SE01_AD_PREMIUM.min_eur_per_30d" in received[0], received
         con = duckdb.connect(str(data / "thb.duckdb"), read_only=True)
         failed = con.execute("SELECT error FROM runs WHERE outcome = 'failed'").fetchall()
         con.close()
-        assert len(failed) == 1 and "rule SE01_AD_PREMIUM failed" in failed[0][0]
+        assert len(failed) == 1 and "SE01_AD_PREMIUM.min_eur_per_30d: expected a number" in failed[0][0]
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -7,7 +7,8 @@ import polars as pl
 import pytest
 from lxml import etree
 
-from detectors.scoring import load_config, score_store
+from detectors.scoring import score_store
+from schemas.settings import load_settings
 from pipelines import store
 from pipelines.cli import main
 from casework.dispositions import record_disposition
@@ -39,7 +40,7 @@ def escalated(tmp_path_factory):
 
 
 def _exporter(db, ids):
-    return GoamlExporter(db, ids, load_config(CONFIG)["goaml"])
+    return GoamlExporter(db, ids, load_settings(CONFIG).goaml.entity())
 
 
 def test_the_shipped_schema_is_the_fius(tmp_path):

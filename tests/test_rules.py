@@ -112,8 +112,9 @@ def test_config_errors_are_named():
 def test_example_config_is_valid():
     from pathlib import Path
 
-    from detectors.scoring import load_config
-    cfg = load_config(Path(__file__).resolve().parent.parent / "detectors" / "config.example.yaml")
+    from detectors.scoring import rule_config
+    from schemas.settings import load_settings
+    cfg = rule_config(load_settings(Path(__file__).resolve().parent.parent / "detectors" / "config.example.yaml"))
     rules = {r.id: r for r in rule_set(cfg)}
     assert rules["SE10_TAXI"].severity == 1 and rules["SE07_CLIENT_PAYMENTS"].params["min_senders"] == 8
 

@@ -9,6 +9,7 @@ import pytest
 from detectors.anomaly import AnomalyDetector
 from detectors.features import compute_features, describe, feature_names
 from detectors.fusion import Fusion
+from detectors.rules import RULES
 from detectors.scoring import score_store
 from detectors.window import define_window
 from pipelines import store
@@ -111,11 +112,34 @@ def test_open_alert_is_updated_not_raised_twice(scored, tmp_path):
 def test_score_command_prints_top_alerts_without_raw_ids(scored, tmp_path, capsys):
     _, db, _ = scored
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("SE10_TAXI:\n  min_per_30d: 20\nfusion:\n  min_score: 0.3\n")
+    cfg.write_text("rules:\n  SE10_TAXI:\n    min_per_30d: 20\nfusion:\n  min_score: 0.3\n")
     assert main(["score", "--db", str(db), "--out", str(tmp_path / "o"), "--config", str(cfg), "--top", "5"]) == 0
     out = capsys.readouterr().out
     assert "rank" in out and "reasons" in out
     assert "NL91" not in out
+
+
+def test_score_reports_flooding_rules_and_the_budget_cut(scored, tmp_path, capsys):
+    _, db, _ = scored
+    flood, tight = tmp_path / "flood.yaml", tmp_path / "tight.yaml"
+    flood.write_text("fusion:\n  rule_rate_ceiling: 0.001\n  rule_rate_min_accounts: 1\n")
+    tight.write_text("budget:\n  share: 0.002\n  min_alerts: 0\nfusion:\n  rule_rate_ceiling: 1.0\n")   # no rule floods
+    assert main(["score", "--db", str(db), "--out", str(tmp_path / "o"), "--config", str(flood), "--top", "3"]) == 0
+    out, err = capsys.readouterr()
+    assert "WARNING: rule " in err and "over its ceiling of 0.1%" in err
+    assert main(["score", "--db", str(db), "--out", str(tmp_path / "o2"), "--config", str(tight), "--top", "3"]) == 0
+    out, err = capsys.readouterr()
+    assert "WARNING" not in err and "budget: BANK_A kept " in out and "budget: BANK_B kept " in out
+    con = duckdb.connect(str(db), read_only=True)
+    runs = con.execute("SELECT rule_rates, budget_cut, alerts_out FROM runs ORDER BY ended_at DESC LIMIT 2").fetchall()
+    con.close()
+    (rates, cut, alerts), (flood_rates, _, _) = [(json.loads(r), json.loads(c), n) for r, c, n in runs]
+    from detectors.patterns import PATTERNS
+    assert set(rates) == {r.id for r in RULES + PATTERNS} and not any(r["over_ceiling"] for r in rates.values())
+    assert any(r["over_ceiling"] for r in flood_rates.values())
+    assert [c["bank_id"] for c in cut] == ["BANK_A", "BANK_B"] and alerts == sum(c["kept"] for c in cut)
+    assert all(c["kept"] == c["allowed"] == int(0.002 * c["accounts_scored"]) and c["cut"] > 0 and c["lowest_kept"] >= c["highest_cut"]
+               for c in cut)
 
 
 def test_run_command_ingests_then_scores(tmp_path, capsys):

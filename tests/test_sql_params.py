@@ -26,6 +26,10 @@ ALLOWED = {
     "r", "rendered", "render_shared",
     # FIU screening: table names, weights and fragments chosen by the code (theme parameters are bound as $name)
     "source", "escalated", "w", "kinds", "has_accounts", "by",
+    # laundering patterns: SQL is code; settings and PT_ parameters are numbers (schemas/settings.py checks them)
+    "SQL", "s", "p",
+    # status: a column name chosen by the code ("error" or NULL on an old store)
+    "error",
 }
 
 

@@ -12,10 +12,11 @@ def _make(name):
 def test_runs_in_order_and_times_each_stage():
     con = store.connect(None)
     seen = []
+    from detectors.timing import Stopwatch
     stages = [Stage("a", _make("t_a"), writes=("t_a",)),
               Stage("b", lambda r: r.results.update(n=r.con.execute("SELECT count(*) FROM t_a").fetchone()[0]),
                     reads=("t_a",), gives=("n",))]
-    run = run_stages(stages, Run(con, None), on_stage=lambda name, s: seen.append(name))
+    run = run_stages(stages, Run(con, None, timer=Stopwatch(on_stage=lambda name, s, info: seen.append(name))))
     assert run["n"] == 1 and seen == ["a", "b"] and set(run.timer.times) == {"a", "b"}
 
 

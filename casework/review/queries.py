@@ -8,6 +8,7 @@ import polars as pl
 
 from casework.dispositions import LATEST_ALERTS
 from casework.review.auth import User
+from schemas.settings import WindowSettings
 
 STATUS_FILTERS = {"active": ("open", "info_requested"), "open": ("open",), "info_requested": ("info_requested",),
                   "escalated": ("escalated",), "reported": ("reported",), "dismissed": ("dismissed",), "all": None}
@@ -15,6 +16,8 @@ PAGE = 50
 
 LATEST = f"""WITH latest AS ({LATEST_ALERTS}),
                  first_seen AS (SELECT alert_id, min(created_at) AS opened_at FROM alerts GROUP BY 1)"""
+
+WINDOW_DAYS = WindowSettings().days   # the default scoring window, defined once in schemas/settings.py
 
 
 @dataclass
@@ -106,7 +109,7 @@ def window_end(con: duckdb.DuckDBPyConnection):
     return con.execute("SELECT max(booked_at) FROM transactions").fetchall()[0][0]
 
 
-def timeline(con: duckdb.DuckDBPyConnection, bank_id: str, account_id: str, evidence: list[str], days: int = 90,
+def timeline(con: duckdb.DuckDBPyConnection, bank_id: str, account_id: str, evidence: list[str], days: int = WINDOW_DAYS,
              limit: int | None = 400) -> pl.DataFrame:
     """The account's bookings in the window, newest first, evidence flagged."""
     lim = f"LIMIT {int(limit)}" if limit else ""
@@ -118,7 +121,7 @@ def timeline(con: duckdb.DuckDBPyConnection, bank_id: str, account_id: str, evid
         ORDER BY evidence DESC, booked_at DESC {lim}""", params=[evidence or [], bank_id, account_id]).pl().sort("booked_at", descending=True)
 
 
-def counterparties(con: duckdb.DuckDBPyConnection, bank_id: str, account_id: str, days: int = 90) -> pl.DataFrame:
+def counterparties(con: duckdb.DuckDBPyConnection, bank_id: str, account_id: str, days: int = WINDOW_DAYS) -> pl.DataFrame:
     return con.sql(f"""
         SELECT coalesce(counterparty_id, '(' || channel || ')') AS counterparty, any_value(counterparty_type) AS type,
                any_value(counterparty_name) FILTER (counterparty_type = 'business') AS name,
@@ -129,7 +132,7 @@ def counterparties(con: duckdb.DuckDBPyConnection, bank_id: str, account_id: str
         GROUP BY 1 ORDER BY greatest(money_in, money_out) DESC LIMIT 12""", params=[bank_id, account_id]).pl()
 
 
-def network(con: duckdb.DuckDBPyConnection, user: User, account_id: str, days: int = 90, limit: int = 16) -> pl.DataFrame:
+def network(con: duckdb.DuckDBPyConnection, user: User, account_id: str, days: int = WINDOW_DAYS, limit: int = 16) -> pl.DataFrame:
     """Accounts linked to this one by money (either way, EUR 500+ or 3+ transfers), address, phone or device.
 
     Linked accounts of banks the user may not see are shown without their id or alert."""
