@@ -11,7 +11,7 @@ export GX_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: demo test test-fast bench venv clean browser screenshots
+.PHONY: demo test test-fast lint bench venv clean browser screenshots
 
 $(STAMP): requirements.lock constraints.txt pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -36,8 +36,13 @@ browser:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
 # Everything, the slow tests too (a real Prefect server, the browser): what to run before a release.
-test: $(TEST_STAMP) browser
+test: $(TEST_STAMP) browser lint
 	$(BIN)/python -m pytest
+
+# Lint and format checks (ruff): imports sorted, no unused names, one format.
+lint: $(TEST_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 # The quick loop while working: without the tests marked slow.
 test-fast: $(TEST_STAMP)

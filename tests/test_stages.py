@@ -33,3 +33,20 @@ def test_check_graph_finds_a_read_nobody_writes():
                 store_tables={"transactions"})
     with pytest.raises(StageError, match="stage b reads t_z"):
         check_graph([Stage("a", _make("t_a"), writes=("t_a",)), Stage("b", _make("t_b"), reads=("t_z",))])
+
+
+def test_the_scoring_graph_is_wired_and_documented():
+    """Every stage of a scoring run reads only what an earlier stage or the store provides, and
+    docs/architecture.md lists each stage with the tables it reads and writes."""
+    from pathlib import Path
+
+    from detectors.scoring import STAGES
+    from schemas.store import MIGRATIONS
+    import re
+    store_tables = {m for mig in MIGRATIONS for sql in mig.statements for m in re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", sql)}
+    check_graph(STAGES, store_tables | {"transactions", "accounts", "fiu_reports"})
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "architecture.md").read_text()
+    for st in STAGES:
+        row = next((line for line in doc.splitlines() if line.startswith(f"| `{st.name}` |")), None)
+        assert row, f"docs/architecture.md has no row for stage {st.name}"
+        assert all(t in row for t in st.reads + st.writes), (st.name, row)
