@@ -48,3 +48,31 @@ def test_rule_fires_with_its_evidence(tmp_path, rule_id):
 @pytest.mark.parametrize("rule_id", sorted(CASES))
 def test_rule_stays_quiet_on_the_near_miss(tmp_path, rule_id):
     check_quiet(tmp_path, rule_id, CASES[rule_id])
+
+
+def test_foreign_card_merchant_is_not_a_shared_beneficiary(tmp_path):
+    """Card payments and subscriptions to merchants registered abroad (MT, IE, LU) are not a beneficiary abroad,
+    however many accounts pay them (the look-alike that made XB01 fire on most accounts)."""
+    from tests.book import Book
+    from tests.rule_cases import fired, run_rules
+    b = Book()
+    for i in range(4):
+        b.account(f"v{i}")
+        b.tx(f"v{i}", 10 + i, 12, "debit", 25, "card", cp="m-bet", cptype="business", name="Malta Games Ltd", country="MT", mcc="5816")
+        for m in range(3):
+            b.tx(f"v{i}", 5 + 30 * m, 12, "debit", 10.99, "direct_debit", cp="m-spotify", cptype="business", name="Spotify", country="LU")
+    hits = run_rules(b.write(tmp_path / "s.duckdb"))
+    assert fired(hits, "XB01_SHARED_BENEFICIARY", "v0").height == 0
+    assert hits.filter(hits["rule_id"] == "XB02_FIXED_INSTALMENTS").height == 0
+
+
+def test_payee_of_very_many_accounts_is_not_a_shared_beneficiary(tmp_path):
+    """A counterparty abroad paid by very many accounts is a payment institution or merchant, not a debt collector."""
+    from tests.book import Book
+    from tests.rule_cases import fired, run_rules
+    b = Book()
+    for i in range(30):
+        b.account(f"v{i}")
+        b.tx(f"v{i}", 10 + i % 20, 12, "debit", 150, "transfer", cp="wise-pool", cptype="person", name="Pool", country="BE")
+    hits = run_rules(b.write(tmp_path / "s.duckdb"))
+    assert fired(hits, "XB01_SHARED_BENEFICIARY", "v0").height == 0

@@ -8,9 +8,10 @@ from detectors.rules.base import Rule
 # A loan: a disbursement, or a credit from a lender of loan size (a BNPL refund of a returned purchase is not one).
 IS_LOAN = "is_in AND (channel = 'loan_disbursement' OR (category = 'lender' AND amount >= {min_loan}))"
 # New telecom contracts among `d` (account, provider, first_day in the window): never paid before the window, and first
-# paid at least settle_days after the store's first booking of the account. A monthly bill first seen in the window's
+# paid at least settle_days after the store's first booking of the account (or the window start). A monthly bill first seen in the window's
 # first month is a contract already running when the store holds no earlier history: unknown, not new.
-NEW_CONTRACTS = """hist AS (SELECT bank_id, account_id, CAST(timezone('Europe/Amsterdam', min(booked_at)) AS DATE) AS since
+NEW_CONTRACTS = """hist AS (SELECT bank_id, account_id, CAST(timezone('Europe/Amsterdam', least(min(booked_at),
+                                  getvariable('window_end') - INTERVAL {days} DAY)) AS DATE) AS since
                            FROM transactions SEMI JOIN d USING (bank_id, account_id) GROUP BY ALL),
                   prior AS (SELECT DISTINCT bank_id, account_id, counterparty_id FROM transactions SEMI JOIN d USING (bank_id, account_id, counterparty_id)
                             WHERE booked_at <= getvariable('window_end') - INTERVAL {days} DAY),
