@@ -76,3 +76,19 @@ def test_payee_of_very_many_accounts_is_not_a_shared_beneficiary(tmp_path):
         b.tx(f"v{i}", 10 + i % 20, 12, "debit", 150, "transfer", cp="wise-pool", cptype="person", name="Pool", country="BE")
     hits = run_rules(b.write(tmp_path / "s.duckdb"))
     assert fired(hits, "XB01_SHARED_BENEFICIARY", "v0").height == 0
+
+
+def test_worker_on_a_wage_sending_a_fixed_sum_home_monthly_is_not_a_debt(tmp_path):
+    """A seasonal worker paid a wage sends the same sum to family every month: XB02's look-alike. Paid weekly from cash
+    income, the same beneficiary makes it fire."""
+    from tests.book import Book
+    from tests.rule_cases import fired, run_rules
+    b = Book()
+    b.account("emp", kind="business", sector="01.13")
+    b.account("w", nationality="PL")
+    for d in (10, 40, 70):
+        b.transfer("emp", "w", d, 9, 1700 + d, "transfer", desc="Loon incl. inhouding huisvesting", src_type="business")
+        b.tx("w", d + 2, 19, "debit", 400, "money_remittance", cp="FAM-w", cptype="person", name="Western Union", country="PL",
+             desc="family")
+    hits = run_rules(b.write(tmp_path / "s.duckdb"))
+    assert fired(hits, "XB02_FIXED_INSTALMENTS", "w").height == 0

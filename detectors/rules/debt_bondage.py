@@ -20,9 +20,13 @@ RULES: list[Rule] = [
          "Identical sums paid at a regular rhythm to one beneficiary abroad, as repayments of a debt.", 3,
          """SELECT bank_id, account_id, flatten(list(ids))[1:50] AS evidence,
                     printf('%d payments of EUR %.0f every %.0f days to one beneficiary abroad', max(n), arg_max(amount, n), arg_max(gap_avg, n)) AS detail
-             FROM instalments WHERE amount * n * 90.0 / {days} >= {min_total_per_90d}
+             FROM instalments i WHERE amount * n * 90.0 / {days} >= {min_total_per_90d}
+               AND (gap_avg <= {max_gap_days_on_wage} OR NOT EXISTS (SELECT 1 FROM wages g WHERE g.bank_id = i.bank_id AND g.account_id = i.account_id))
              GROUP BY ALL""",
-         {"min_payments": 3, "max_gap_sd": 3, "min_total_per_90d": 1000}, role="victim", ctes=("instalments",)),
+         # a worker on a wage who sends the same sum home every month supports a family; a debt is paid weekly, or from
+         # income that is no wage (cash, private persons)
+         {"min_payments": 3, "max_gap_sd": 3, "min_total_per_90d": 1000, "max_gap_days_on_wage": 10}, role="victim",
+         ctes=("instalments", "wages"), reads=("win_wages",)),
     Rule("XB06_STRUCTURED_REMITTANCES", "Remittances just under the threshold", "debt_bondage", ("XB-06",),
          "Several money transfers within 10% below the reporting threshold in a month.", 2,
          """SELECT bank_id, account_id, {ev} AS evidence,
