@@ -124,7 +124,8 @@ def test_shared_wage_table_built_only_for_rules_that_read_it(tmp_path):
     target, _ = test_rules_labour_exploitation.CASES["LE01_WAGE_CASHED"](b, True)
     db = b.write(tmp_path / "s.duckdb")
     wage_rules = [r.id for r in RULES if "win_wages" in r.reads]
-    assert sorted(wage_rules) == ["LE01_WAGE_CASHED", "LE02_WAGE_FORWARDED", "LE05_LOW_WAGE_RENT", "SE19_LUXURY"]
+    assert sorted(wage_rules) == ["LE01_WAGE_CASHED", "LE02_WAGE_FORWARDED", "LE05_LOW_WAGE_RENT", "SE04_NIGHT_CASH", "SE19_LUXURY",
+                                  "XB02_FIXED_INSTALMENTS"]
     con = store.connect(db)
     try:
         define_window(con, DAYS)

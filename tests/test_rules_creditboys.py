@@ -33,7 +33,8 @@ def cd01_telecom(b, pos):
     b.account("v", age=20)
     ev = set()
     for i, telco in enumerate(["KPN", "Vodafone", "Odido"]):
-        first = (30 + 3 * i) if pos else i
+        # near miss: a family's phone plans, monthly bills first booked a week or more into the window (running contracts)
+        first = (40 + 3 * i) if pos else 8 + 6 * i
         for m in range(3):
             if first + 30 * m >= DAYS:
                 break
@@ -68,3 +69,35 @@ def test_rule_fires_with_its_evidence(tmp_path, rule_id):
 @pytest.mark.parametrize("rule_id", sorted(CASES))
 def test_rule_stays_quiet_on_the_near_miss(tmp_path, rule_id):
     check_quiet(tmp_path, rule_id, CASES[rule_id])
+
+
+def _bnpl(b, day, provider, price):
+    """A BNPL purchase in three instalments and the refund of the returned goods."""
+    for m in range(3):
+        b.tx("v", day + 30 * m, 9, "debit", round(price / 3, 2), "direct_debit", cp=f"bnpl-{provider}", cptype="business", name=provider,
+             country="SE" if provider == "Klarna" else "NL")
+    return b.tx("v", day + 10, 10, "credit", price, "transfer", cp=f"bnpl-{provider}", cptype="business", name=provider,
+                country="SE" if provider == "Klarna" else "NL")
+
+
+@pytest.mark.parametrize("rule_id", ["CD02_SEVERAL_LENDERS", "CD_YOUNG_NEW_CREDIT"])
+def test_bnpl_refunds_are_not_loans(tmp_path, rule_id):
+    """A young BNPL shopper gets refunds from several providers: credits from lenders, but not loans."""
+    from tests.book import Book
+    from tests.rule_cases import fired, run_rules
+    b = Book()
+    b.account("v", age=20)
+    for day, provider, price in ((10, "Klarna", 240), (20, "Afterpay", 390), (25, "in3", 150)):
+        _bnpl(b, day, provider, price)
+    hits = run_rules(b.write(tmp_path / "s.duckdb"))
+    assert fired(hits, rule_id, "v").height == 0
+
+
+def test_running_phone_plans_are_not_new_credit(tmp_path):
+    """A young adult's phone plans first billed in the window's first month are running contracts, not new credit."""
+    from tests.book import Book
+    from tests.rule_cases import fired, run_rules
+    b = Book()
+    _, _ = cd01_telecom(b, False)
+    hits = run_rules(b.write(tmp_path / "s.duckdb"))
+    assert fired(hits, "CD_YOUNG_NEW_CREDIT", "v").height == 0 and fired(hits, "CD01_TELECOM_BURST", "v").height == 0

@@ -48,3 +48,47 @@ def test_rule_fires_with_its_evidence(tmp_path, rule_id):
 @pytest.mark.parametrize("rule_id", sorted(CASES))
 def test_rule_stays_quiet_on_the_near_miss(tmp_path, rule_id):
     check_quiet(tmp_path, rule_id, CASES[rule_id])
+
+
+def test_foreign_card_merchant_is_not_a_shared_beneficiary(tmp_path):
+    """Card payments and subscriptions to merchants registered abroad (MT, IE, LU) are not a beneficiary abroad,
+    however many accounts pay them (the look-alike that made XB01 fire on most accounts)."""
+    from tests.book import Book
+    from tests.rule_cases import fired, run_rules
+    b = Book()
+    for i in range(4):
+        b.account(f"v{i}")
+        b.tx(f"v{i}", 10 + i, 12, "debit", 25, "card", cp="m-bet", cptype="business", name="Malta Games Ltd", country="MT", mcc="5816")
+        for m in range(3):
+            b.tx(f"v{i}", 5 + 30 * m, 12, "debit", 10.99, "direct_debit", cp="m-spotify", cptype="business", name="Spotify", country="LU")
+    hits = run_rules(b.write(tmp_path / "s.duckdb"))
+    assert fired(hits, "XB01_SHARED_BENEFICIARY", "v0").height == 0
+    assert hits.filter(hits["rule_id"] == "XB02_FIXED_INSTALMENTS").height == 0
+
+
+def test_payee_of_very_many_accounts_is_not_a_shared_beneficiary(tmp_path):
+    """A counterparty abroad paid by very many accounts is a payment institution or merchant, not a debt collector."""
+    from tests.book import Book
+    from tests.rule_cases import fired, run_rules
+    b = Book()
+    for i in range(30):
+        b.account(f"v{i}")
+        b.tx(f"v{i}", 10 + i % 20, 12, "debit", 150, "transfer", cp="wise-pool", cptype="person", name="Pool", country="BE")
+    hits = run_rules(b.write(tmp_path / "s.duckdb"))
+    assert fired(hits, "XB01_SHARED_BENEFICIARY", "v0").height == 0
+
+
+def test_worker_on_a_wage_sending_a_fixed_sum_home_monthly_is_not_a_debt(tmp_path):
+    """A seasonal worker paid a wage sends the same sum to family every month: XB02's look-alike. Paid weekly from cash
+    income, the same beneficiary makes it fire."""
+    from tests.book import Book
+    from tests.rule_cases import fired, run_rules
+    b = Book()
+    b.account("emp", kind="business", sector="01.13")
+    b.account("w", nationality="PL")
+    for d in (10, 40, 70):
+        b.transfer("emp", "w", d, 9, 1700 + d, "transfer", desc="Loon incl. inhouding huisvesting", src_type="business")
+        b.tx("w", d + 2, 19, "debit", 400, "money_remittance", cp="FAM-w", cptype="person", name="Western Union", country="PL",
+             desc="family")
+    hits = run_rules(b.write(tmp_path / "s.duckdb"))
+    assert fired(hits, "XB02_FIXED_INSTALMENTS", "w").height == 0

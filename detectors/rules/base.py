@@ -48,12 +48,14 @@ class Fragment:
 
 FRAGMENTS: dict[str, Fragment] = {
     "wages": Fragment("wages AS (SELECT * FROM win_wages)", ("win_wages",)),
-    # Identical sums sent abroad to one beneficiary at a steady rhythm, per (account, beneficiary, amount).
+    # Identical sums sent abroad to one beneficiary at a steady rhythm, per (account, beneficiary, amount). A beneficiary is
+    # a person paid by transfer or remittance: a card merchant or subscription registered abroad (IE, LU, MT) is not one.
     "instalments": Fragment("""instalments AS (
     SELECT bank_id, account_id, counterparty_id, amount, count(*) AS n, list(txn_id ORDER BY booked_at) AS ids,
            stddev_pop(gap) AS gap_sd, avg(gap) AS gap_avg, any_value(counterparty_country) AS country
     FROM (SELECT *, date_diff('day', lag(day) OVER (PARTITION BY bank_id, account_id, counterparty_id, amount ORDER BY day), day) AS gap
-          FROM win_tx WHERE NOT is_in AND (channel = 'money_remittance' OR counterparty_country <> 'NL'))
+          FROM win_tx WHERE NOT is_in AND (channel = 'money_remittance' OR counterparty_country <> 'NL')
+            AND counterparty_type = 'person' AND channel IN ('transfer', 'instant_transfer', 'money_remittance'))
     GROUP BY ALL HAVING count(*) >= {min_payments} AND coalesce(stddev_pop(gap), 0) <= {max_gap_sd})"""),
     # Persons paid a wage-sized sum at least twice by one business, and where their money goes on to.
     "workforce": Fragment("""staff AS (

@@ -91,8 +91,8 @@ RULES: list[Rule] = [
              SELECT i.bank_id, i.account_id, flatten(list(i.ids))[1:50] AS evidence,
                     printf('fixed instalments to a beneficiary in %s who gets them from %d accounts', arg_max(i.country, b.senders),
                            max(b.senders)) AS detail
-             FROM instalments i JOIN b USING (counterparty_id) WHERE b.senders >= {min_senders} GROUP BY ALL""",
-         {"min_payments": 3, "max_gap_sd": 3, "min_senders": 3}, constellation=True, ctes=("instalments",)),
+             FROM instalments i JOIN b USING (counterparty_id) WHERE b.senders BETWEEN {min_senders} AND {max_senders} GROUP BY ALL""",
+         {"min_payments": 3, "max_gap_sd": 3, "min_senders": 3, "max_senders": 25}, constellation=True, ctes=("instalments",)),
     Rule("NET_LINKED_TO_REPORTED", "Linked to an escalated or FIU-reported account", "inherit", ("SE-08", "LE-02", "CE-01"),
          "Exchanges money with, or shares a phone or device with, an account an investigator escalated or the FIU holds a report on.", 3,
          """WITH l AS (SELECT dst_bank AS bank_id, dst AS account_id, src AS other, printf('received EUR %.0f from', amount) AS how,
