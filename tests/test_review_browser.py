@@ -91,3 +91,104 @@ def test_refresh_the_screenshots_in_docs(tmp_path):
         d.set_window_size(1400, 2200)
         d.save_screenshot(str(DOCS / "alert.png"))
     assert (DOCS / "queue.png").stat().st_size > 10_000 and (DOCS / "alert.png").stat().st_size > 10_000
+
+
+@pytest.fixture(scope="module")
+def fiu_web(tmp_path_factory):
+    """A store with a planted remittance collector (five senders, two money transfer offices) over 40 background pairs, screened."""
+    from casework.fiu.screen import screen
+    from casework.review.auth import load_users
+    from pipelines import store
+    from tests.test_fiu import END, START, planted_and_background
+    from tests.test_review import users_file
+    assert not browser_missing(), browser_missing()
+    root = tmp_path_factory.mktemp("fiu")
+    db = root / "s.duckdb"
+    con = store.connect(db)
+    planted_and_background().store(con)
+    screen(None, START, END, con=con)
+    con.close()
+    with served(Review(db, load_users(users_file(root / "users.yaml"))).app()) as base:
+        yield base, db, root
+
+
+def test_analyst_screens_fiu_reports_end_to_end(fiu_web):
+    from pipelines import store
+    base, db, root = fiu_web
+    con = store.connect(db)
+    planted = con.execute("SELECT report_ids, themes FROM fiu_subjects WHERE subject_id = 'recv'").fetchall()[0]
+    by_entity = dict(con.execute("""SELECT reporting_entity, list(report_id ORDER BY report_id) FROM fiu_reports
+                                    WHERE list_contains(?, report_id) GROUP BY 1""", [planted[0]]).fetchall())
+    con.close()
+    assert len(by_entity) == 2 and planted[1]                               # two offices reported it, a theme fired
+    with chromium(root / "fiona") as d:
+        d.get(f"{base}/fiu")
+        assert "/login" in d.current_url
+        log_in(d, base, "fiona", PASSWORDS["fiona"])
+        click_and_wait(d, d.find_element("link text", "FIU subjects"))
+        rows = d.find_elements("css selector", "#fiu-queue tr.subject-row")
+        assert len(rows) > 40 and rows[0].get_attribute("data-subject") == "recv"   # the collector above 40 background pairs
+        assert rows[0].find_element("css selector", "td.themes").text == ", ".join(planted[1])
+        click_and_wait(d, rows[0].find_element("link text", "recv"))
+        assert all(t in d.find_element("id", "themes").text for t in planted[1])
+        groups = {g.get_attribute("data-entity"): sorted(r.get_attribute("data-report") for r in g.find_elements("css selector", "tr.report-row"))
+                  for g in d.find_elements("css selector", "#fiu-reports tbody.entity")}
+        assert groups == by_entity
+        rid = by_entity["MTO_WU"][0]
+        row = f'tr[data-report="{rid}"]'
+        assert d.find_element("css selector", f"{row} td.decision").text == "undecided"
+        Select(d.find_element("id", f"decision-{rid}")).select_by_value("suspicious")
+        d.find_element("id", f"typology-{rid}").clear()
+        d.find_element("id", f"typology-{rid}").send_keys("remittance_collector")
+        d.find_element("id", f"note-{rid}").send_keys("five senders, one receiver in NG")
+        click_and_wait(d, d.find_element("id", f"record-{rid}"))
+        assert d.find_element("id", "message").text == f"Recorded: {rid} suspicious"
+        assert d.find_element("css selector", f"{row} td.decision").text == "suspicious (fiona)"
+        others = [r for g in by_entity.values() for r in g if r != rid]
+        assert {d.find_element("css selector", f'tr[data-report="{o}"] td.decision').text for o in others} == {"undecided"}
+        click_and_wait(d, d.find_element("link text", "Audit log"))
+        entry = d.find_element("css selector", "#audit tr:nth-child(2)").text
+        assert all(s in entry for s in ("fiona", "fiu_suspicious", "undecided", "remittance_collector", "five senders, one receiver in NG"))
+    con = store.connect(db)
+    assert con.execute("SELECT report_id, decision, typology, note, user_name FROM fiu_decisions").fetchall() == [
+        (rid, "suspicious", "remittance_collector", "five senders, one receiver in NG", "fiona")]
+    assert con.execute("SELECT count(*) FROM audit_log WHERE action = 'fiu_suspicious' AND user_name = 'fiona'").fetchall() == [(1,)]
+    con.close()
+
+
+def test_an_investigator_gets_no_fiu_queue(fiu_web):
+    base, db, root = fiu_web
+    with chromium(root / "ann") as d:
+        log_in(d, base, "ann", PASSWORDS["ann"])
+        assert d.find_element("link text", "Audit log") and not d.find_elements("link text", "FIU subjects")   # no link
+        for path in ("/fiu", "/fiu/subjects/recv"):                                                         # nor by address
+            d.get(f"{base}{path}")
+            assert d.find_element("id", "error").text == "No such page for you."
+            assert not d.find_elements("id", "fiu-queue") and not d.find_elements("css selector", "tr.report-row")
+
+
+@pytest.mark.skipif(os.environ.get("THB_SCREENSHOTS") != "1", reason="THB_SCREENSHOTS=1 refreshes docs/ screenshots")
+def test_refresh_the_fiu_screenshots_in_docs(tmp_path):
+    """docs/fiu.png (the FIU queue) and docs/fiu_subject.png (the top subject) from a generated FIU extract, screened."""
+    from datetime import date, timedelta
+
+    from casework.fiu.screen import screen
+    from casework.review.auth import hash_password
+    from pipelines.ingest import ingest
+    from synthetic.fiu import generate_fiu
+    generate_fiu(tmp_path / "gen", seed=1)
+    db = tmp_path / "s.duckdb"
+    ingest(tmp_path / "gen" / "FIU_NL", db)
+    end = date(2026, 9, 30)
+    res = screen(db, end - timedelta(days=89), end)
+    top = res.subjects.sort("rank")["subject_id"][0]
+    users = {"fiona": {"password": hash_password("pw"), "role": "analyst"}}
+    with served(Review(db, users).app()) as base, chromium(tmp_path / "c") as d:
+        log_in(d, base, "fiona", "pw")
+        d.get(f"{base}/fiu")
+        DOCS.mkdir(exist_ok=True)
+        d.save_screenshot(str(DOCS / "fiu.png"))
+        d.get(f"{base}/fiu/subjects/{top}")
+        d.set_window_size(1400, 1600)
+        d.save_screenshot(str(DOCS / "fiu_subject.png"))
+    assert (DOCS / "fiu.png").stat().st_size > 10_000 and (DOCS / "fiu_subject.png").stat().st_size > 10_000

@@ -41,7 +41,7 @@ def subject_reports(con: duckdb.DuckDBPyConnection, subject_id: str) -> tuple[di
                       SELECT r.report_id, r.reporting_entity, r.booked_at, r.direction, r.amount_eur, r.channel, r.account_id,
                              r.counterparty_id, r.counterparty_country, r.location_city, r.indicator_code, d.decision, d.decided_by
                       FROM fiu_reports r LEFT JOIN d USING (report_id)
-                      WHERE list_contains(?, r.report_id) ORDER BY r.booked_at""", params=[subj["report_ids"]]).pl()
+                      WHERE list_contains(?, r.report_id) ORDER BY r.reporting_entity, r.booked_at, r.report_id""", params=[subj["report_ids"]]).pl()
     return subj, reps
 
 
@@ -69,7 +69,8 @@ def fiu_routes(review) -> list[Route]:
             subj, reps = subject_reports(con, sid) if _exists(con, "fiu_subjects") else (None, None)
         if subj is None:
             return self.page("error.html", user, csrf, status=404, message=f"No subject {sid[:40]}.")
-        return self.page("fiu_subject.html", user, csrf, s=subj, reports=reps.to_dicts(), decisions=FIU_DECISIONS,
+        by_entity = [(e, g.to_dicts()) for (e,), g in reps.group_by("reporting_entity", maintain_order=True)]  # what each entity saw
+        return self.page("fiu_subject.html", user, csrf, s=subj, by_entity=by_entity, decisions=FIU_DECISIONS,
                          msg=request.query_params.get("msg"))
 
     @post_checked
