@@ -62,8 +62,6 @@ def test_every_mapped_code_is_in_the_schema():
     assert {c["funds"] for c in m["channels"].values()} <= allowed["funds_type"]
 
 
-@pytest.mark.xfail(strict=True, reason="on the harder generator the current detectors label no alert criminal_exploitation "
-                   "(foreign card merchants swamp XB01 as shared beneficiaries); remove when the detectors are retuned")
 def test_every_typology_has_an_alert_to_report(escalated):
     _, _, best, _ = escalated
     assert set(best["typology"]) == set(TYPOLOGIES)
