@@ -9,10 +9,14 @@ import polars as pl
 import pytest
 from starlette.testclient import TestClient
 
-from casework.review.app import COOKIE as COOKIE_NAME, MAX_BODY, Review, csv_cell
-from casework.review.auth import LOCK_AFTER, Sessions, hash_password
+from casework.review.app import COOKIE as COOKIE_NAME
+from casework.review.app import MAX_BODY, Review, csv_cell
+from casework.review.auth import LOCK_AFTER, Sessions
 from pipelines.cli import build_parser, serve_secure_cookies
-from tests.test_review import alert_of, csrf_of, login, site  # noqa: F401 (site is a fixture)
+from tests import test_review
+from tests.test_review import alert_of, csrf_of, login
+
+site = test_review.site   # the shared scored two-bank store
 
 
 def app_of(site, **kw):
