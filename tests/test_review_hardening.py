@@ -72,7 +72,8 @@ def test_failed_logins_slow_down_then_lock_until_an_analyst_unlocks(site):
     review_clock[0] += 10_000
     r = login(c, "ann")
     assert r.status_code == 429 and "locked" in r.text       # no time lifts a lock
-    page = admin.get("/queue").text
+    page = admin.get("/audit").text
+    assert 'name="user" value="ann"' in page and 'name="addr" value="testclient"' in page    # the locks, each with a button
     r = admin.post("/unlock", data={"csrf": csrf_of(page), "user": "ann", "addr": "testclient"})
     assert r.status_code == 200 and "Unlocked" in r.text
     assert login(c, "ann").status_code == 303

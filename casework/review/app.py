@@ -233,7 +233,7 @@ class Review:
         """Analysts lift a login lock: a user name, or a client address."""
         if not user.sees_all_banks:
             return self.page("error.html", user, csrf, status=404, message="No such page for you.")
-        keys = [f"user:{form['user']}"] if form.get("user") else []
+        keys = [f"user:{form['user']}"] if form.get("user") else []   # the audit page lists locked logins with a button each
         keys += [f"addr:{form['addr']}"] if form.get("addr") else []
         done = [k for k in keys if self.sessions.throttle.clear(k)]
         return self.page("error.html", user, csrf, status=200 if done else 404,
@@ -339,7 +339,8 @@ class Review:
     async def audit(self, request: Request, user: User, csrf: str):
         with self.db() as con:
             rows = q.audit_entries(con, user)
-        return self.page("audit.html", user, csrf, rows=rows.to_dicts())
+        locked = self.sessions.throttle.locked() if user.sees_all_banks else []
+        return self.page("audit.html", user, csrf, rows=rows.to_dicts(), locked=locked)
 
     async def home(self, request: Request):
         return RedirectResponse("/queue", status_code=303)
