@@ -17,6 +17,7 @@ import polars as pl
 from sklearn.ensemble import IsolationForest
 
 from detectors.features import describe, feature_names
+from pipelines import store
 
 SHARE_FEATURES = {"p2p_in_share", "night_share", "cash_in_share", "cash_out_share", "pass_through_24h"}
 EUR_FEATURES = {"sum_in", "sum_out", "remit_sum", "vasp_out", "luxury_out", "foreign_out"}
@@ -96,11 +97,10 @@ class AnomalyDetector:
         return out
 
     def save(self, folder: str | Path) -> Path:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{self.version}.joblib"
+        folder = store.private_dir(folder)
+        path = store.private_file(folder / f"{self.version}.joblib")
         joblib.dump(self, path)
-        (folder / "LATEST").write_text(path.name + "\n")
+        store.private_file(folder / "LATEST").write_text(path.name + "\n")
         return path
 
     @staticmethod

@@ -86,7 +86,7 @@ def score_store(db_path: str | Path, out_dir: str | Path, config: Settings | dic
     `overrides` ({"window.days": 30}) go over it. A config that does not fit is a failed run, recorded with why."""
     timer = timer or Stopwatch()
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    store.private_dir(out_dir)
     models_dir = Path(models_dir) if models_dir else Path(str(db_path) + ".models")
     run_id = run_id or datetime.now(timezone.utc).strftime("run-%Y%m%dT%H%M%S-") + uuid.uuid4().hex[:6]
     started = datetime.now(timezone.utc)
@@ -284,6 +284,8 @@ def _persist(con, a: pl.DataFrame, cases: pl.DataFrame, run_id: str) -> pl.DataF
 
 def write_alert_files(alerts: pl.DataFrame, cases: pl.DataFrame, out_dir: Path) -> dict:
     pq, csv, cases_pq = out_dir / "alerts.parquet", out_dir / "alerts.csv", out_dir / "cases.parquet"
+    for path in (pq, csv, cases_pq):
+        store.private_file(path)   # 0600 before a byte is written (the writers truncate, keeping the mode)
     alerts.write_parquet(pq)
     alerts.with_columns(pl.col("evidence").list.join(";"), pl.col("rules").list.join(";")).write_csv(csv)
     cases.write_parquet(cases_pq)

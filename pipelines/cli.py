@@ -351,6 +351,19 @@ def cmd_identities(a) -> int:
     return 0
 
 
+def serve_secure_cookies(host: str, asked: bool | None) -> bool:
+    """Secure cookies unless asked otherwise or served on loopback only (a non-loopback host sits behind a TLS proxy)."""
+    if asked is not None:
+        return asked
+    import ipaddress
+    if host == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True
+
+
 def cmd_serve(a) -> int:
     """The investigators' review page over the store (loopback by default)."""
     import uvicorn
@@ -371,8 +384,9 @@ def cmd_serve(a) -> int:
     if a.identities:
         from casework.goaml import GoamlExporter
         exporter = GoamlExporter(a.db, a.identities, entity)
-    app = Review(a.db, users, exporter, a.goaml_out).app()
-    print(f"review page on http://{a.host}:{a.port}/ ({len(users)} users)")
+    secure = serve_secure_cookies(a.host, a.secure_cookies)
+    app = Review(a.db, users, exporter, a.goaml_out, secure_cookies=secure).app()
+    print(f"review page on http://{a.host}:{a.port}/ ({len(users)} users; cookies {'Secure, for a TLS proxy' if secure else 'not Secure'})")
     uvicorn.run(app, host=a.host, port=a.port, log_level="warning")
     return 0
 
@@ -694,6 +708,8 @@ def build_parser() -> _Parser:
     s.add_argument("--users", default=os.environ.get("THB_USERS", "users.yaml"), help="YAML of users with scrypt hashes and roles")
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (loopback by default)")
     s.add_argument("--port", type=int, default=8765, help="port to listen on")
+    s.add_argument("--secure-cookies", action=argparse.BooleanOptionalAction, default=None,
+                   help="mark cookies Secure (HTTPS only); on by default when --host is not loopback")
     s.add_argument("--identities", help="the bank's identities file: enables goAML export from escalated alerts")
     s.add_argument("--goaml-out", default="goaml-reports", help="folder for goAML reports written from the page")
     s.add_argument("--config", default=str(Path(__file__).resolve().parent.parent / "detectors" / "config.example.yaml"),

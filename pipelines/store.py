@@ -22,7 +22,10 @@ def connect(db_path: str | Path | None = None, memory_limit: str | None = None, 
     limit = memory_limit or os.environ.get("THB_DUCKDB_MEMORY_LIMIT") or DEFAULT_MEMORY_LIMIT
     if not re.fullmatch(r"\s*\d+(\.\d+)?\s*([KMGT]i?B|[KMGT]|bytes|%)?\s*", str(limit), re.IGNORECASE):
         raise ValueError(f"memory limit {str(limit)[:40]!r} is not a size such as 4GB or 512MiB")
+    new = bool(db_path) and not read_only and not Path(db_path).exists()
     con = duckdb.connect(str(db_path) if db_path else ":memory:", read_only=read_only)
+    if new:
+        os.chmod(db_path, 0o600)   # DuckDB refuses a pre-made empty file, so the new store is narrowed right after creation
     try:
         con.execute("SET memory_limit = ?", [str(limit)])
         con.execute("SET TimeZone = 'UTC'")  # naive timestamps in an extract are UTC (contract)
@@ -36,7 +39,29 @@ def connect(db_path: str | Path | None = None, memory_limit: str | None = None, 
     except BaseException:
         con.close()
         raise
+    if db_path and not read_only and Path(f"{db_path}.wal").exists():
+        os.chmod(f"{db_path}.wal", 0o600)
     return con
+
+
+def private_file(path: str | Path) -> Path:
+    """Create (or keep) `path` readable by its owner only, before anything is written into it: stores, alerts,
+    cases and models hold pseudonymised but still personal data, like the goAML reports."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+    return Path(path)
+
+
+def private_dir(path: str | Path) -> Path:
+    """Make a folder for private files; one this call creates is 0700 (an existing folder keeps its mode)."""
+    p = Path(path)
+    if not p.exists():
+        p.mkdir(parents=True, exist_ok=True)
+        os.chmod(p, 0o700)
+    return p
 
 
 def peek(db_path: str | Path) -> duckdb.DuckDBPyConnection:

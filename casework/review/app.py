@@ -10,6 +10,7 @@ the scoring job needs it between requests).
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import re
 import threading
@@ -26,9 +27,9 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from pipelines import store
-from casework.dispositions import ACTIONS, DISMISS_REASONS, DispositionError, record_disposition
+from casework.dispositions import ACTIONS, DISMISS_REASONS, FIU_DECISIONS, DispositionError, record_disposition
 from casework.review import queries as q
-from casework.review.auth import Sessions, User
+from casework.review.auth import Sessions, Throttled, User
 from casework.review.pictures import network_svg, timeline_svg
 from casework.review.fiu_pages import fiu_routes
 
@@ -39,6 +40,61 @@ RAW_IDENTIFIER = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]
 
 def masked(text) -> str:
     return "" if text is None else RAW_IDENTIFIER.sub("[masked]", str(text))
+
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+MAX_BODY = 64 * 1024     # forms are small; anything larger is refused with 413 before it is read whole
+# messages shown after a redirect come from this fixed set, never from the query string's text
+MESSAGES = {**{f"recorded-{k}": f"Recorded: {k}" for k in ACTIONS}, **{f"fiu-recorded-{k}": f"Recorded: {k}" for k in FIU_DECISIONS},
+            "unknown-action": "Not recorded: unknown action.", "wrong-state": "Not recorded: that action does not apply to this alert now.",
+            "needs-reason": f"Not recorded: dismissing needs a reason: one of {', '.join(DISMISS_REASONS)}",
+            "needs-note": "Not recorded: dismissing for 'other' needs a note",
+            "needs-typology": "Not recorded: declaring a report suspicious needs a typology",
+            "not-recorded": "Not recorded: the decision was refused.",
+            "goaml-written": "goAML report written.", "goaml-refused": "goAML report not written: the export refused this alert."}
+REFUSALS = (("unknown action", "unknown-action"), ("unknown decision", "unknown-action"), ("dismissing needs a reason", "needs-reason"),
+            ("dismissing for 'other'", "needs-note"), ("declaring a report suspicious", "needs-typology"), ("alert ", "wrong-state"))
+
+
+def refusal_code(e: Exception) -> str:
+    return next((code for start, code in REFUSALS if str(e).startswith(start)), "not-recorded")
+
+
+def message(code: str | None) -> str | None:
+    return MESSAGES.get(code or "")
+
+
+def csv_cell(column: str, v):
+    """A CSV cell as the page would show it: identifiers in free text masked, and text that a spreadsheet would
+    run as a formula prefixed with ' (numbers stay numbers; id columns are pseudonyms, never free text)."""
+    if v is None:
+        return ""
+    if isinstance(v, list):
+        v = ";".join(str(x) for x in v)
+    if not isinstance(v, str):
+        return v
+    if not column.endswith("_id"):
+        v = masked(v)
+    return "'" + v if v.startswith(FORMULA_START) else v
+
+
+def case_label(case_id: str | None, user: User) -> str | None:
+    """A case id as this user may see it: case ids are 'C-' + the oldest member alert id, which may be another bank's,
+    so an investigator sees a stable hash of it instead (analysts see the real id)."""
+    if not case_id or user.sees_all_banks:
+        return case_id
+    return "C-" + hashlib.sha256(case_id.encode()).hexdigest()[:12]
+
+
+def case_labels(rows: pl.DataFrame, user: User) -> pl.DataFrame:
+    """Rows with case ids, and the case ids quoted in reasons ('..., in case C-...'), as this user may see them."""
+    if user.sees_all_banks or rows.is_empty():
+        return rows
+    ids = [c for c in rows["case_id"].unique().to_list() if c]
+    labels = [case_label(c, user) for c in ids]
+    if not ids:
+        return rows
+    return rows.with_columns(pl.col("case_id").replace(ids, labels), pl.col("reasons").str.replace_many(ids, labels))
 
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -62,6 +118,8 @@ def post_checked(handler):
             return RedirectResponse("/login", status_code=303)
         user, csrf = session
         form = await self.form(request)
+        if form is None:
+            return self.page("error.html", user, csrf, status=413, message="The form was too large.")
         if form.get("csrf") != csrf:
             return self.page("error.html", user, csrf, status=403, message="The form was stale or forged (CSRF check failed). Reload the page and try again.")
         return await handler(self, request, user, csrf, form)
@@ -70,8 +128,9 @@ def post_checked(handler):
 
 class Review:
     def __init__(self, db_path: str | Path, users: dict, exporter=None, goaml_out: str | Path | None = None,
-                 secret: bytes | None = None):
+                 secret: bytes | None = None, secure_cookies: bool = False):
         self.db_path = str(db_path)
+        self.secure_cookies = secure_cookies
         self.sessions = Sessions(users, secret)
         self.exporter = exporter
         self.goaml_out = Path(goaml_out) if goaml_out else None
@@ -81,6 +140,7 @@ class Review:
         self.env.filters["short"] = lambda v, n=8: "" if v is None else str(v)[:n]
         self.env.globals["quote"] = lambda v: quote(str(v), safe="")
         self.env.filters["masked"] = masked
+        self.env.globals["case_label"] = case_label
 
     @contextmanager
     def db(self):
@@ -105,47 +165,89 @@ class Review:
         return self.sessions.read(request.cookies.get(COOKIE))
 
     @staticmethod
-    async def form(request: Request) -> dict[str, str]:
-        body = (await request.body()).decode("utf-8", "replace")
+    async def form(request: Request) -> dict[str, str] | None:
+        """The posted form, or None when it is larger than MAX_BODY (checked while reading, not trusting the header)."""
+        try:
+            if int(request.headers.get("content-length") or 0) > MAX_BODY:
+                return None
+        except ValueError:
+            return None
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BODY:
+                return None
+            chunks.append(chunk)
+        body = b"".join(chunks).decode("utf-8", "replace")
         return {k: v[0] for k, v in parse_qs(body, keep_blank_values=True).items()}
+
+    def cookie(self, r: Response, name: str, value: str) -> None:
+        r.set_cookie(name, value, httponly=True, samesite="strict", secure=self.secure_cookies)
+
+    def bad_request(self, user: User, csrf: str) -> HTMLResponse:
+        return self.page("error.html", user, csrf, status=400, message="Bad request: a filter or page number is not valid.")
 
     # ------------------------------------------------------------------ login
     async def login_page(self, request: Request):
         token = self.sessions.login_token()
         r = self.page("login.html", token=token, next=request.query_params.get("next", "/queue"), error=None)
-        r.set_cookie(LOGIN_COOKIE, token, httponly=True, samesite="strict")
+        self.cookie(r, LOGIN_COOKIE, token)
         return r
 
     async def login(self, request: Request):
         form = await self.form(request)
+        if form is None:
+            return self.page("error.html", status=413, message="The form was too large.")
         nxt = form.get("next") or "/queue"
         if not nxt.startswith("/") or nxt.startswith("//"):
             nxt = "/queue"
         if not self.sessions.valid_login_token(form.get("token"), request.cookies.get(LOGIN_COOKIE)):
             return self.page("login.html", status=403, token=self.sessions.login_token(), next=nxt, error="The login form expired; try again.")
-        cookie = self.sessions.login(form.get("username", ""), form.get("password", ""))
+        addr = request.client.host if request.client else ""
+        try:
+            cookie = self.sessions.login(form.get("username", ""), form.get("password", ""), addr)
+            status, error = 401, "Unknown user or wrong password."
+        except Throttled as t:
+            cookie, status = None, 429
+            error = ("Too many failed logins: this login is locked; ask an analyst to unlock it." if str(t) == "locked"
+                     else "Too many failed logins: wait a little and try again.")
         if cookie is None:
             token = self.sessions.login_token()
-            r = self.page("login.html", status=401, token=token, next=nxt, error="Unknown user or wrong password.")
-            r.set_cookie(LOGIN_COOKIE, token, httponly=True, samesite="strict")
+            r = self.page("login.html", status=status, token=token, next=nxt, error=error)
+            self.cookie(r, LOGIN_COOKIE, token)
             return r
         r = RedirectResponse(nxt, status_code=303)
-        r.set_cookie(COOKIE, cookie, httponly=True, samesite="strict")
+        self.cookie(r, COOKIE, cookie)
         r.delete_cookie(LOGIN_COOKIE)
         return r
 
     @post_checked
     async def logout(self, request, user, csrf, form):
+        self.sessions.logout(request.cookies.get(COOKIE))
         r = RedirectResponse("/login", status_code=303)
         r.delete_cookie(COOKIE)
         return r
+
+    @post_checked
+    async def unlock(self, request, user, csrf, form):
+        """Analysts lift a login lock: a user name, or a client address."""
+        if not user.sees_all_banks:
+            return self.page("error.html", user, csrf, status=404, message="No such page for you.")
+        keys = [f"user:{form['user']}"] if form.get("user") else []   # the audit page lists locked logins with a button each
+        keys += [f"addr:{form['addr']}"] if form.get("addr") else []
+        done = [k for k in keys if self.sessions.throttle.clear(k)]
+        return self.page("error.html", user, csrf, status=200 if done else 404,
+                         message="Unlocked." if done else "Nothing to unlock.")
 
     # ------------------------------------------------------------------ queue
     @login_required
     async def queue(self, request: Request, user: User, csrf: str):
         f = q.QueueFilter.from_params(request.query_params)
+        if f is None:
+            return self.bad_request(user, csrf)
         with self.db() as con:
             rows, total = q.queue(con, user, f)
+            rows = case_labels(rows, user)
             choices = q.filter_choices(con, user)
         pages = max(1, -(-total // q.PAGE))
         return self.page("queue.html", user, csrf, rows=rows.to_dicts(), total=total, f=f, pages=pages, choices=choices)
@@ -153,9 +255,12 @@ class Review:
     @login_required
     async def queue_csv(self, request: Request, user: User, csrf: str):
         f = q.QueueFilter.from_params(request.query_params)
+        if f is None:
+            return self.bad_request(user, csrf)
         with self.db() as con:
             rows, _ = q.queue(con, user, f, limit=None)
         cols = ["rank", "alert_id", "bank_id", "account_id", "score", "typology", "status", "case_id", "case_role", "age_days", "reasons"]
+        rows = case_labels(rows, user)
         return self._csv(rows.select(cols), "queue.csv")
 
     @staticmethod
@@ -164,7 +269,7 @@ class Review:
         w = csv.writer(buf)
         w.writerow(df.columns)
         for r in df.iter_rows():
-            w.writerow(["" if v is None else (";".join(v) if isinstance(v, list) else v) for v in r])
+            w.writerow([csv_cell(c, v) for c, v in zip(df.columns, r)])
         return Response(buf.getvalue(), media_type="text/csv", headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
     # ------------------------------------------------------------------ one alert
@@ -185,10 +290,11 @@ class Review:
                 audit=q.audit_entries(con, user, alert_id).to_dicts(),
                 age_band=q.age_band(a["birth_year"], end.year if end else datetime.now().year),
                 account_days=(end.date() - a["opened_on"]).days if end and a["opened_on"] else None,
-                reasons=[r for r in (a["reasons"] or "").split("; ") if r],
+                reasons=[r.replace(a["case_id"], case_label(a["case_id"], user)) if a["case_id"] else r
+                         for r in (a["reasons"] or "").split("; ") if r],
                 actions=[k for k, (_, allowed) in ACTIONS.items() if a["status"] in allowed],
                 dismiss_reasons=DISMISS_REASONS, can_export=bool(self.exporter) and a["status"] == "escalated",
-                message=request.query_params.get("msg"))
+                message=message(request.query_params.get("msg")))
         return self.page("alert.html", user, csrf, **ctx)
 
     @login_required
@@ -210,10 +316,10 @@ class Review:
                 return self.no_alert(user, csrf, alert_id)
             try:
                 record_disposition(con, alert_id, form.get("action", ""), user.name, form.get("reason") or None, form.get("note") or None)
-                msg = f"Recorded: {form.get('action')}"
+                msg = f"recorded-{form.get('action')}"
             except DispositionError as e:
-                msg = f"Not recorded: {e}"
-        return RedirectResponse(f"/alerts/{quote(alert_id)}?msg={quote(msg)}", status_code=303)
+                msg = refusal_code(e)
+        return RedirectResponse(f"/alerts/{quote(alert_id)}?msg={msg}", status_code=303)
 
     @post_checked
     async def goaml(self, request, user, csrf, form):
@@ -225,15 +331,16 @@ class Review:
             return self.page("error.html", user, csrf, status=404, message="goAML export is not configured (serve --identities).")
         with self.lock:
             written, refused = self.exporter.export(self.goaml_out, user.name, alert=alert_id)
-        msg = f"goAML report written: {written[0].name}" if written else "goAML report not written: " + " ".join(refused)
-        return RedirectResponse(f"/alerts/{quote(alert_id)}?msg={quote(msg)}", status_code=303)
+        msg = "goaml-written" if written else "goaml-refused"
+        return RedirectResponse(f"/alerts/{quote(alert_id)}?msg={msg}", status_code=303)
 
     # ------------------------------------------------------------------ audit log
     @login_required
     async def audit(self, request: Request, user: User, csrf: str):
         with self.db() as con:
             rows = q.audit_entries(con, user)
-        return self.page("audit.html", user, csrf, rows=rows.to_dicts())
+        locked = self.sessions.throttle.locked() if user.sees_all_banks else []
+        return self.page("audit.html", user, csrf, rows=rows.to_dicts(), locked=locked)
 
     async def home(self, request: Request):
         return RedirectResponse("/queue", status_code=303)
@@ -241,7 +348,7 @@ class Review:
     def app(self) -> Starlette:
         return Starlette(routes=[
             Route("/", self.home), Route("/login", self.login_page, methods=["GET"]), Route("/login", self.login, methods=["POST"]),
-            Route("/logout", self.logout, methods=["POST"]), Route("/queue", self.queue), Route("/queue.csv", self.queue_csv),
+            Route("/logout", self.logout, methods=["POST"]), Route("/unlock", self.unlock, methods=["POST"]), Route("/queue", self.queue), Route("/queue.csv", self.queue_csv),
             Route("/alerts/{alert_id}.csv", self.alert_csv), Route("/alerts/{alert_id}", self.alert),
             Route("/alerts/{alert_id}/disposition", self.dispose, methods=["POST"]),
             Route("/alerts/{alert_id}/goaml", self.goaml, methods=["POST"]), Route("/audit", self.audit),

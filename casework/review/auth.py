@@ -25,6 +25,7 @@ import yaml
 ROLES = ("investigator", "analyst")
 SCRYPT = (2 ** 14, 8, 1)
 SESSION_SECONDS = 8 * 3600
+FREE_FAILURES, LOCK_AFTER, MAX_DELAY = 5, 10, 60   # failures before a delay; failures before a lock; longest delay (s)
 
 
 def hash_password(password: str, salt: bytes | None = None) -> str:
@@ -63,6 +64,10 @@ class UsersError(ValueError):
     pass
 
 
+class Throttled(Exception):
+    """Too many failed logins for this user or address: 'wait' or 'locked'."""
+
+
 def load_users(path: str | Path) -> dict[str, dict]:
     data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     users = data.get("users") or {}
@@ -76,30 +81,81 @@ def load_users(path: str | Path) -> dict[str, dict]:
     return users
 
 
+# checked for unknown users, so an unknown name costs one scrypt like a known one (made once, not per attempt)
+DUMMY_HASH = hash_password(secrets.token_hex(8))
+
+
+class Throttle:
+    """Failed logins per key (a user name or a client address): after FREE_FAILURES a growing wait
+    (2, 4, 8 ... up to MAX_DELAY seconds) before the next try, after LOCK_AFTER a lock until an analyst lifts it.
+    In memory: a restart forgets counts and locks (and, with a made-up secret, all sessions)."""
+
+    def __init__(self, clock=time.monotonic):
+        self.clock = clock
+        self.failures: dict[str, int] = {}
+        self.next_try: dict[str, float] = {}
+
+    def refused(self, key: str) -> str | None:
+        """'locked', 'wait' or None (may try)."""
+        if self.failures.get(key, 0) >= LOCK_AFTER:
+            return "locked"
+        return "wait" if self.clock() < self.next_try.get(key, 0.0) else None
+
+    def failed(self, key: str) -> None:
+        n = self.failures[key] = self.failures.get(key, 0) + 1
+        if n >= FREE_FAILURES:
+            self.next_try[key] = self.clock() + min(MAX_DELAY, 2 ** (n - FREE_FAILURES + 1))
+
+    def clear(self, key: str) -> bool:
+        had = key in self.failures
+        self.failures.pop(key, None)
+        self.next_try.pop(key, None)
+        return had
+
+    def locked(self) -> list[str]:
+        return sorted(k for k, n in self.failures.items() if n >= LOCK_AFTER)
+
+
 class Sessions:
-    """Signed, expiring session cookies; nothing is stored server-side."""
+    """Signed, expiring session cookies whose ids must also be live server-side (logout revokes them)."""
 
     def __init__(self, users: dict[str, dict], secret: bytes | None = None):
         self.users = users
         env = os.environ.get("THB_SESSION_SECRET")
         self.secret = secret or (env.encode() if env else secrets.token_bytes(32))
+        self.live: dict[str, float] = {}        # session id -> expiry
+        self.throttle = Throttle()
 
-    def login(self, name: str, password: str) -> str | None:
+    def login(self, name: str, password: str, addr: str = "") -> str | None:
+        """A session cookie, or None; raises Throttled when the user or the address must wait or is locked."""
+        keys = [f"user:{name}", f"addr:{addr}"]
+        for key in keys:
+            why = self.throttle.refused(key)
+            if why:
+                raise Throttled(why)
         u = self.users.get(name)
-        # check a dummy hash for unknown users too, so timing does not tell which names exist
-        ok = check_password(password, u["password"] if u else hash_password("x", b"0" * 16))
+        ok = check_password(password, u["password"] if u else DUMMY_HASH)
         if not (u and ok):
+            for key in keys:
+                self.throttle.failed(key)
             return None
-        body = {"u": name, "exp": int(time.time()) + SESSION_SECONDS, "csrf": secrets.token_urlsafe(24)}
-        return self._sign(body)
+        self.throttle.clear(keys[0])
+        sid, exp = secrets.token_urlsafe(18), int(time.time()) + SESSION_SECONDS
+        self.live = {k: e for k, e in self.live.items() if e >= time.time()}
+        self.live[sid] = exp
+        return self._sign({"u": name, "exp": exp, "csrf": secrets.token_urlsafe(24), "sid": sid})
+
+    def logout(self, cookie: str | None) -> None:
+        body = self._body(cookie)
+        if body:
+            self.live.pop(body.get("sid"), None)
 
     def _sign(self, body: dict) -> str:
         raw = base64.urlsafe_b64encode(json.dumps(body, separators=(",", ":")).encode()).decode()
         mac = hmac.new(self.secret, raw.encode(), hashlib.sha256).hexdigest()
         return f"{raw}.{mac}"
 
-    def read(self, cookie: str | None) -> tuple[User, str] | None:
-        """(user, csrf token) for a valid, unexpired cookie of a user still in the file; else None."""
+    def _body(self, cookie: str | None) -> dict | None:
         if not cookie or "." not in cookie:
             return None
         raw, mac = cookie.rsplit(".", 1)
@@ -108,6 +164,13 @@ class Sessions:
         try:
             body = json.loads(base64.urlsafe_b64decode(raw.encode()))
         except ValueError:
+            return None
+        return body if isinstance(body, dict) else None
+
+    def read(self, cookie: str | None) -> tuple[User, str] | None:
+        """(user, csrf token) for a valid, unexpired, not logged-out cookie of a user still in the file; else None."""
+        body = self._body(cookie)
+        if body is None or body.get("sid") not in self.live:
             return None
         u = self.users.get(body.get("u"))
         if not u or body.get("exp", 0) < time.time():

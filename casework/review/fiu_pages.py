@@ -47,7 +47,7 @@ def subject_reports(con: duckdb.DuckDBPyConnection, subject_id: str) -> tuple[di
 
 def fiu_routes(review) -> list[Route]:
     """Routes bound to a Review (its session checks and templates)."""
-    from casework.review.app import login_required, post_checked
+    from casework.review.app import login_required, message, post_checked, refusal_code
 
     def analysts_only(user, csrf):
         return review.page("error.html", user, csrf, status=404, message="No such page for you.")
@@ -71,7 +71,7 @@ def fiu_routes(review) -> list[Route]:
             return self.page("error.html", user, csrf, status=404, message=f"No subject {sid[:40]}.")
         by_entity = [(e, g.to_dicts()) for (e,), g in reps.group_by("reporting_entity", maintain_order=True)]  # what each entity saw
         return self.page("fiu_subject.html", user, csrf, s=subj, by_entity=by_entity, decisions=FIU_DECISIONS,
-                         msg=request.query_params.get("msg"))
+                         msg=message(request.query_params.get("msg")))
 
     @post_checked
     async def decide(self, request, user, csrf, form):
@@ -80,11 +80,11 @@ def fiu_routes(review) -> list[Route]:
         rid, back = request.path_params["report_id"], form.get("subject", "")
         with self.db() as con:
             try:
-                out = record_fiu_decision(con, rid, form.get("decision", ""), user.name, form.get("typology") or None, form.get("note") or None)
-                msg = f"Recorded: {rid} {out['decision']}"
+                record_fiu_decision(con, rid, form.get("decision", ""), user.name, form.get("typology") or None, form.get("note") or None)
+                msg = f"fiu-recorded-{form.get('decision')}"
             except DispositionError as e:
-                msg = f"Not recorded: {e}"
-        return RedirectResponse(f"/fiu/subjects/{quote(back, safe='')}?msg={quote(msg)}", status_code=303)
+                msg = refusal_code(e)
+        return RedirectResponse(f"/fiu/subjects/{quote(back, safe='')}?msg={msg}", status_code=303)
 
     def bind(handler):
         async def endpoint(request: Request):

@@ -13,6 +13,7 @@ from schemas.settings import WindowSettings
 STATUS_FILTERS = {"active": ("open", "info_requested"), "open": ("open",), "info_requested": ("info_requested",),
                   "escalated": ("escalated",), "reported": ("reported",), "dismissed": ("dismissed",), "all": None}
 PAGE = 50
+MAX_PAGE = 1_000_000     # far beyond any queue; keeps OFFSET inside DuckDB's integers
 
 LATEST = f"""WITH latest AS ({LATEST_ALERTS}),
                  first_seen AS (SELECT alert_id, min(created_at) AS opened_at FROM alerts GROUP BY 1)"""
@@ -29,12 +30,15 @@ class QueueFilter:
     page: int = 1
 
     @classmethod
-    def from_params(cls, p) -> "QueueFilter":
+    def from_params(cls, p) -> "QueueFilter | None":
+        """The filter, or None when min_score or page is not a number in range (the page answers 400)."""
         try:
             score = float(p.get("min_score") or 0)
-            page = max(1, int(p.get("page") or 1))
+            page = int(p.get("page") or 1)
         except ValueError:
-            score, page = 0.0, 1
+            return None
+        if not (1 <= page <= MAX_PAGE) or score != score or abs(score) == float("inf"):
+            return None
         status = p.get("status") or "active"
         return cls(p.get("typology") or "", p.get("bank") or "", status if status in STATUS_FILTERS else "active", score, page)
 

@@ -1,0 +1,199 @@
+"""The review site's hardening: safe CSV exports, login throttling and timing, logout revocation, Secure cookies,
+body limits, fixed messages, bad page numbers, private file modes, case ids that do not leak another bank's alert ids."""
+import io
+import re
+import stat
+import time
+
+import polars as pl
+import pytest
+from starlette.testclient import TestClient
+
+from casework.review.app import COOKIE as COOKIE_NAME
+from casework.review.app import MAX_BODY, Review, csv_cell
+from casework.review.auth import LOCK_AFTER, Sessions
+from pipelines.cli import build_parser, serve_secure_cookies
+from tests import test_review
+from tests.test_review import alert_of, csrf_of, login
+
+site = test_review.site   # the shared scored two-bank store
+
+
+def app_of(site, **kw):
+    root, db, res, users, ids = site
+    return Review(db, users, None, root / "goaml", secret=b"k" * 32, **kw).app()
+
+
+def mode(path):
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+# ---------------------------------------------------------------- 1. CSV exports
+def test_csv_cells_are_neutralised_and_masked():
+    df = pl.DataFrame({"alert_id": ["-A1"], "description": ["=HYPERLINK(\"http://x\")"], "note": ["+31 6 1234 5678 call"],
+                       "reasons": ["@SUM(A1)"], "tab": ["\tx"], "cr": ["\rx"], "ok": ["plain"], "amount": [-20.5]})
+    body = Review._csv(df, "x.csv").body.decode()
+    row = pl.read_csv(io.StringIO(body), infer_schema_length=0).row(0, named=True)
+    assert row["description"] == "'=HYPERLINK(\"http://x\")" and row["reasons"] == "'@SUM(A1)" and row["ok"] == "plain"
+    assert row["note"] == "'+[masked] call" or row["note"] == "[masked] call"
+    assert row["tab"].startswith("'") and row["cr"].startswith("'") and row["alert_id"] == "'-A1"
+    assert row["amount"] == "-20.5"          # numbers stay numbers
+    assert csv_cell("description", "mail me@example.com, iban NL91ABNA0417164300") == "mail [masked], iban [masked]"
+
+
+def test_alert_csv_masks_descriptions_like_the_page(site):
+    root, db, res, users, ids = site
+    c = TestClient(app_of(site))
+    login(c, "ann")
+    body = c.get(f"/alerts/{alert_of(res, 'z')}.csv").text
+    assert "[masked]" in body and "NL91ABNA" not in body and "me@example.com" not in body
+
+
+# ---------------------------------------------------------------- 2. throttling and timing
+def test_failed_logins_slow_down_then_lock_until_an_analyst_unlocks(site):
+    app = app_of(site)
+    review_clock = [1000.0]
+    admin = TestClient(app)
+    assert login(admin, "fiona").status_code == 303
+    sessions = next(r.endpoint.__self__ for r in app.routes if getattr(r, "path", "") == "/login" and "POST" in r.methods).sessions
+    sessions.throttle.clock = lambda: review_clock[0]
+    c = TestClient(app)
+    for _ in range(5):
+        assert login(c, "ann", "wrong").status_code == 401
+    r = login(c, "ann")                      # the right password, but too soon after 5 failures
+    assert r.status_code == 429 and "wait" in r.text
+    waits = []
+    for _ in range(LOCK_AFTER - 5):
+        review_clock[0] += 100
+        before = review_clock[0]
+        assert login(c, "ann", "wrong").status_code == 401
+        waits.append(sessions.throttle.next_try["user:ann"] - before)
+    assert waits == sorted(waits) and waits[-1] > waits[0]      # a growing delay
+    review_clock[0] += 10_000
+    r = login(c, "ann")
+    assert r.status_code == 429 and "locked" in r.text       # no time lifts a lock
+    page = admin.get("/audit").text
+    assert 'name="user" value="ann"' in page and 'name="addr" value="testclient"' in page    # the locks, each with a button
+    r = admin.post("/unlock", data={"csrf": csrf_of(page), "user": "ann", "addr": "testclient"})
+    assert r.status_code == 200 and "Unlocked" in r.text
+    assert login(c, "ann").status_code == 303
+
+
+def test_investigators_cannot_unlock(site):
+    c = TestClient(app_of(site))
+    login(c, "ann")
+    assert c.post("/unlock", data={"csrf": csrf_of(c.get("/queue").text), "user": "bert"}).status_code == 404
+
+
+def test_unknown_users_take_as_long_as_known_ones(site):
+    root, db, res, users, ids = site
+
+    def fastest(name):
+        best = float("inf")
+        for _ in range(3):
+            s = Sessions(users, b"k" * 32)
+            t = time.perf_counter()
+            assert s.login(name, "wrong-password") is None
+            best = min(best, time.perf_counter() - t)
+        return best
+
+    known, unknown = fastest("ann"), fastest("nobody-here")
+    assert 1 / 1.5 < unknown / known < 1.5, (known, unknown)
+
+
+# ---------------------------------------------------------------- 3. logout revokes
+def test_a_logged_out_cookie_is_refused(site):
+    app = app_of(site)
+    c = TestClient(app)
+    login(c, "ann")
+    cookie = c.cookies.get(COOKIE_NAME)
+    assert c.get("/queue", follow_redirects=False).status_code == 200
+    c.post("/logout", data={"csrf": csrf_of(c.get("/queue").text)}, follow_redirects=False)
+    replay = TestClient(app, cookies={COOKIE_NAME: cookie})
+    r = replay.get("/queue", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].startswith("/login")
+
+
+# ---------------------------------------------------------------- 4. Secure cookies
+def test_secure_cookies_by_host_and_switch(site):
+    assert serve_secure_cookies("0.0.0.0", None) and serve_secure_cookies("10.1.2.3", None) and serve_secure_cookies("review.bank", None)
+    assert not serve_secure_cookies("127.0.0.1", None) and not serve_secure_cookies("::1", None) and not serve_secure_cookies("localhost", None)
+    assert not serve_secure_cookies("0.0.0.0", False) and serve_secure_cookies("127.0.0.1", True)
+    p = build_parser()
+    assert p.parse_args(["serve", "--db", "x", "--no-secure-cookies"]).secure_cookies is False
+    assert p.parse_args(["serve", "--db", "x"]).secure_cookies is None
+    c = TestClient(app_of(site, secure_cookies=True), base_url="https://testserver")
+    r = login(c, "ann")
+    assert r.status_code == 303 and "secure" in r.headers["set-cookie"].lower()
+    c = TestClient(app_of(site))
+    assert "secure" not in login(c, "ann").headers["set-cookie"].lower()
+
+
+# ---------------------------------------------------------------- 5. body limits
+def test_large_forms_get_413(site):
+    root, db, res, users, ids = site
+    c = TestClient(app_of(site))
+    big = "x" * (MAX_BODY + 1)
+    assert c.post("/login", data={"username": "ann", "password": big}).status_code == 413
+    login(c, "ann")
+    aid = alert_of(res, "z")
+    csrf = csrf_of(c.get(f"/alerts/{aid}").text)
+    assert c.post(f"/alerts/{aid}/disposition", data={"csrf": csrf, "action": "request_info", "note": big}).status_code == 413
+    assert c.post(f"/alerts/{aid}/disposition", data={"csrf": csrf, "action": "bogus", "note": "x"}).status_code == 200
+
+
+# ---------------------------------------------------------------- 6. no free text from the query string
+def test_messages_come_from_fixed_codes(site):
+    root, db, res, users, ids = site
+    c = TestClient(app_of(site))
+    login(c, "ann")
+    aid = alert_of(res, "z")
+    spoof = "Your session expired, call 0800 123 4567 SPOOFED"
+    assert "SPOOFED" not in c.get(f"/alerts/{aid}", params={"msg": spoof}).text
+    r = c.post(f"/alerts/{aid}/disposition", data={"csrf": csrf_of(c.get(f"/alerts/{aid}").text), "action": "bogus"})
+    assert re.search(r"msg=[a-z-]+$", str(r.url)) and "Not recorded: unknown action." in r.text
+
+
+# ---------------------------------------------------------------- 7. bad page numbers
+@pytest.mark.parametrize("page", ["100000000000000000000", "-1", "0", "abc", "1e3"])
+def test_bad_page_numbers_get_400(site, page):
+    c = TestClient(app_of(site))
+    login(c, "ann")
+    assert c.get("/queue", params={"page": page}).status_code == 400
+    assert c.get("/queue.csv", params={"page": page}).status_code == 400
+    assert c.get("/queue", params={"min_score": "nan"}).status_code == 400
+    assert c.get("/queue", params={"page": "2"}).status_code == 200
+
+
+# ---------------------------------------------------------------- 8. private file modes
+def test_store_alerts_cases_and_models_are_private(site):
+    root, db, res, users, ids = site
+    from pathlib import Path
+    assert mode(Path(db)) == 0o600
+    for name in ("alerts.parquet", "alerts.csv", "cases.parquet"):
+        assert mode(root / "out" / name) == 0o600, name
+    assert mode(root / "out") == 0o700 and mode(root / "m") == 0o700
+    assert all(mode(f) == 0o600 for f in (root / "m").iterdir())
+
+
+# ---------------------------------------------------------------- 9. case ids
+def test_investigators_never_see_another_banks_alert_ids(site):
+    root, db, res, users, ids = site
+    a = res.alerts
+    led = a.filter(pl.col("case_id").is_not_null() & (pl.col("case_id") != "C-" + pl.col("alert_id")))
+    led = led.filter(~pl.col("case_id").str.slice(2).is_in(a.filter(pl.col("bank_id") == led["bank_id"][0])["alert_id"].implode()))
+    assert not led.is_empty(), "the fixture needs a case led by another bank's alert"
+    bank = led["bank_id"][0]
+    user = {"BANK_A": "ann", "BANK_B": "bert"}[bank]
+    other = set(a.filter(pl.col("bank_id") != bank)["alert_id"])
+    mine = a.filter((pl.col("bank_id") == bank) & pl.col("case_id").is_not_null())
+    c = TestClient(app_of(site))
+    login(c, user)
+    pages = [c.get(f"/alerts/{aid}").text for aid in mine["alert_id"]] + [c.get("/queue.csv?status=all").text,
+                                                                          c.get("/queue?status=all").text]
+    for text in pages:
+        assert not [o for o in other if o in text], [text[max(0, text.index(o) - 300):text.index(o) + 50] for o in other if o in text]
+    assert re.search(r"C-[0-9a-f]{12}", pages[0])
+    f = TestClient(app_of(site))
+    login(f, "fiona")
+    assert mine["case_id"][0] in f.get(f"/alerts/{mine['alert_id'][0]}").text    # analysts see the real case id
