@@ -4,6 +4,7 @@ An alert's current state lives in `alert_status`; every change (and every export
 `audit_log` with who, when, what and the state before, so the history can be replayed. The review
 page, the CLI and the goAML export all go through here.
 """
+
 from __future__ import annotations
 
 import json
@@ -34,28 +35,55 @@ class DispositionError(ValueError):
     pass
 
 
-def audit(con: duckdb.DuckDBPyConnection, user: str, action: str, alert_id: str | None = None, bank_id: str | None = None,
-          account_id: str | None = None, previous: str | None = None, new: str | None = None, reason: str | None = None,
-          note: str | None = None, details: dict | None = None) -> str:
+def audit(
+    con: duckdb.DuckDBPyConnection,
+    user: str,
+    action: str,
+    alert_id: str | None = None,
+    bank_id: str | None = None,
+    account_id: str | None = None,
+    previous: str | None = None,
+    new: str | None = None,
+    reason: str | None = None,
+    note: str | None = None,
+    details: dict | None = None,
+) -> str:
     """Append one event to the audit log; returns its id."""
     event_id = uuid.uuid4().hex
-    con.execute("INSERT INTO audit_log VALUES (?, now(), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [event_id, user, action, alert_id, bank_id, account_id, previous, new, reason, note,
-                 json.dumps(details or {}, default=str)])
+    con.execute(
+        "INSERT INTO audit_log VALUES (?, now(), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            event_id,
+            user,
+            action,
+            alert_id,
+            bank_id,
+            account_id,
+            previous,
+            new,
+            reason,
+            note,
+            json.dumps(details or {}, default=str),
+        ],
+    )
     return event_id
 
 
 def alert_state(con: duckdb.DuckDBPyConnection, alert_id: str) -> dict:
-    row = con.execute("""SELECT s.alert_id, s.bank_id, s.account_id, s.status, s.last_score, a.rules
+    row = con.execute(
+        """SELECT s.alert_id, s.bank_id, s.account_id, s.status, s.last_score, a.rules
                          FROM alert_status s LEFT JOIN (SELECT alert_id, arg_max(rules, created_at) AS rules FROM alerts GROUP BY 1) a
-                         USING (alert_id) WHERE s.alert_id = ?""", [alert_id]).fetchall()
+                         USING (alert_id) WHERE s.alert_id = ?""",
+        [alert_id],
+    ).fetchall()
     if not row:
         raise DispositionError(f"no alert {alert_id}")
     return dict(zip(("alert_id", "bank_id", "account_id", "status", "score", "rules"), row[0]))
 
 
-def record_disposition(con: duckdb.DuckDBPyConnection, alert_id: str, action: str, user: str,
-                       reason: str | None = None, note: str | None = None) -> dict:
+def record_disposition(
+    con: duckdb.DuckDBPyConnection, alert_id: str, action: str, user: str, reason: str | None = None, note: str | None = None
+) -> dict:
     """Apply an investigator's decision to one alert, with its audit entry, in one transaction."""
     if action not in ACTIONS:
         raise DispositionError(f"unknown action {action!r}; one of {', '.join(ACTIONS)}")
@@ -68,12 +96,17 @@ def record_disposition(con: duckdb.DuckDBPyConnection, alert_id: str, action: st
     try:
         state = alert_state(con, alert_id)
         if state["status"] not in allowed_from:
-            raise DispositionError(f"alert {alert_id} is {state['status']}; '{action}' applies to {' or '.join(allowed_from)} alerts")
-        con.execute("""UPDATE alert_status SET status = ?, updated_at = now(),
+            raise DispositionError(
+                f"alert {alert_id} is {state['status']}; '{action}' applies to {' or '.join(allowed_from)} alerts"
+            )
+        con.execute(
+            """UPDATE alert_status SET status = ?, updated_at = now(),
                          dismiss_reason = CASE WHEN ? = 'dismissed' THEN ? END,
                          dismissed_score = CASE WHEN ? = 'dismissed' THEN last_score END,
                          dismissed_rules = CASE WHEN ? = 'dismissed' THEN ? END
-                       WHERE alert_id = ?""", [new, new, reason, new, new, state["rules"], alert_id])
+                       WHERE alert_id = ?""",
+            [new, new, reason, new, new, state["rules"], alert_id],
+        )
         audit(con, user, action, alert_id, state["bank_id"], state["account_id"], state["status"], new, reason, note)
         con.execute("COMMIT")
     except BaseException:
@@ -82,13 +115,27 @@ def record_disposition(con: duckdb.DuckDBPyConnection, alert_id: str, action: st
     return {**state, "previous_status": state["status"], "status": new}
 
 
-def mark_reported(con: duckdb.DuckDBPyConnection, alert_id: str, user: str, report_file: str, details: dict | None = None) -> None:
+def mark_reported(
+    con: duckdb.DuckDBPyConnection, alert_id: str, user: str, report_file: str, details: dict | None = None
+) -> None:
     """An escalated alert's FIU report was written: record it on the alert and in the audit log."""
     state = alert_state(con, alert_id)
-    con.execute("UPDATE alert_status SET status = 'reported', reported_at = now(), report_file = ?, updated_at = now() WHERE alert_id = ?",
-                [report_file, alert_id])
-    audit(con, user, "report_goaml", alert_id, state["bank_id"], state["account_id"], state["status"], "reported",
-          note=report_file, details=details)
+    con.execute(
+        "UPDATE alert_status SET status = 'reported', reported_at = now(), report_file = ?, updated_at = now() WHERE alert_id = ?",
+        [report_file, alert_id],
+    )
+    audit(
+        con,
+        user,
+        "report_goaml",
+        alert_id,
+        state["bank_id"],
+        state["account_id"],
+        state["status"],
+        "reported",
+        note=report_file,
+        details=details,
+    )
 
 
 # FIU analysts decide on unusual-transaction reports (not on bank alerts): declared suspicious, a report can be
@@ -96,10 +143,10 @@ def mark_reported(con: duckdb.DuckDBPyConnection, alert_id: str, user: str, repo
 FIU_DECISIONS = ("suspicious", "not_suspicious")
 
 
-def record_fiu_decision(con: duckdb.DuckDBPyConnection, report_id: str, decision: str, user: str, typology: str | None = None,
-                        note: str | None = None) -> dict:
+def record_fiu_decision(
+    con: duckdb.DuckDBPyConnection, report_id: str, decision: str, user: str, typology: str | None = None, note: str | None = None
+) -> dict:
     """Declare one FIU report suspicious or not, with its audit entry, in one transaction. A later decision supersedes."""
-    from pipelines import store
     if decision not in FIU_DECISIONS:
         raise DispositionError(f"unknown decision {decision!r}; one of {', '.join(FIU_DECISIONS)}")
     if decision == "suspicious" and not (typology or "").strip():
@@ -109,13 +156,28 @@ def record_fiu_decision(con: duckdb.DuckDBPyConnection, report_id: str, decision
     rows = con.execute("SELECT bank_id, account_id FROM fiu_reports WHERE report_id = ? LIMIT 1", [report_id]).fetchall()
     if not rows:
         raise DispositionError(f"no FIU report {report_id}")
-    prev = con.execute("SELECT decision FROM fiu_decisions WHERE report_id = ? ORDER BY decided_at DESC LIMIT 1", [report_id]).fetchall()
+    prev = con.execute(
+        "SELECT decision FROM fiu_decisions WHERE report_id = ? ORDER BY decided_at DESC LIMIT 1", [report_id]
+    ).fetchall()
     previous = prev[0][0] if prev else "undecided"
     con.execute("BEGIN TRANSACTION")
     try:
-        event_id = audit(con, user, f"fiu_{decision}", None, rows[0][0], rows[0][1], previous, decision, typology, note,
-                         {"report_id": report_id})
-        con.execute("INSERT INTO fiu_decisions VALUES (?, ?, ?, ?, ?, ?, now())", [event_id, report_id, decision, typology, note, user])
+        event_id = audit(
+            con,
+            user,
+            f"fiu_{decision}",
+            None,
+            rows[0][0],
+            rows[0][1],
+            previous,
+            decision,
+            typology,
+            note,
+            {"report_id": report_id},
+        )
+        con.execute(
+            "INSERT INTO fiu_decisions VALUES (?, ?, ?, ?, ?, ?, now())", [event_id, report_id, decision, typology, note, user]
+        )
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")

@@ -17,6 +17,7 @@ invalid one is an error, never a file. Written reports are recorded on the alert
 when, file) and in the audit log. Reports hold real identities: they are written with mode 0600 and
 nothing here prints them.
 """
+
 from __future__ import annotations
 
 import os
@@ -31,9 +32,9 @@ import polars as pl
 import yaml
 from lxml import etree
 
+from casework.dispositions import LATEST_ALERTS, audit, mark_reported
 from detectors.rules import RULES
 from pipelines import store
-from casework.dispositions import LATEST_ALERTS, audit, mark_reported
 from schemas import typologies
 
 REPO = Path(__file__).resolve().parent.parent
@@ -44,9 +45,23 @@ XSD = Path(os.environ.get("THB_GOAML_XSD") or REPO / "schemas" / "goaml" / "goAM
 AMS = ZoneInfo("Europe/Amsterdam")
 ENTITY_FIELDS = ("rentity_id", "institution_name", "swift", "branch", "reporting_user_code")
 ACCOUNT_FIELDS = ("account", "account_name", "balance", "date_balance", "status_code", "personal_account_type")
-PERSON_FIELDS = ("first_name", "last_name", "gender", "birthdate", "passport_number", "passport_country", "id_number",
-                 "nationality1", "residence", "phone", "id_type", "id_issue_date", "id_expiry_date", "id_issue_country",
-                 "tax_reg_number")
+PERSON_FIELDS = (
+    "first_name",
+    "last_name",
+    "gender",
+    "birthdate",
+    "passport_number",
+    "passport_country",
+    "id_number",
+    "nationality1",
+    "residence",
+    "phone",
+    "id_type",
+    "id_issue_date",
+    "id_expiry_date",
+    "id_issue_country",
+    "tax_reg_number",
+)
 COUNTERPARTY_FIELDS = ("account", "account_name", "swift", "balance", "status_code")
 
 
@@ -57,6 +72,7 @@ class ExportError(ValueError):
 @dataclass
 class Missing:
     """Required fields the identities file (or config) leaves out, per alert and party."""
+
     by_alert: dict = field(default_factory=dict)
 
     def need(self, alert_id: str, party: str, row: dict | None, fields: tuple[str, ...]) -> None:
@@ -131,8 +147,14 @@ def _sub(parent, tag: str, text=None):
 class GoamlExporter:
     """Builds, validates and writes goAML reports for escalated alerts or cases."""
 
-    def __init__(self, db_path: str | Path, identities: str | Path, entity: dict, mapping: dict | None = None,
-                 xsd: str | Path | None = None):
+    def __init__(
+        self,
+        db_path: str | Path,
+        identities: str | Path,
+        entity: dict,
+        mapping: dict | None = None,
+        xsd: str | Path | None = None,
+    ):
         self.db_path = str(db_path)
         self.ids = load_identities(identities)
         self.entity = entity or {}
@@ -141,13 +163,16 @@ class GoamlExporter:
 
     # ------------------------------------------------------------------ selection
     def _alerts(self, con, where: str, params: list) -> pl.DataFrame:
-        return con.sql(f"""
+        return con.sql(
+            f"""
             WITH latest AS ({LATEST_ALERTS})
             SELECT l.alert_id, l.bank_id, l.account_id, l.score, l.typology, l.reasons, l.rules, l.evidence, l.case_id, l.case_role,
                    s.status, a.customer_id, a.customer_type, a.gender, a.nationality, a.opened_on
             FROM latest l JOIN alert_status s USING (alert_id)
             JOIN accounts a ON a.bank_id = l.bank_id AND a.account_id = l.account_id
-            WHERE {where} ORDER BY l.case_id, l.score DESC""", params=params).pl()
+            WHERE {where} ORDER BY l.case_id, l.score DESC""",
+            params=params,
+        ).pl()
 
     def select(self, con, alert: str | None = None, case: str | None = None, escalated: bool = False) -> list[pl.DataFrame]:
         """The alerts of each report to write: one alert, one case, or every escalated alert (one report each)."""
@@ -195,8 +220,11 @@ class GoamlExporter:
         _sub(root, "action", "Escalated after review of an automated alert; evidence transactions listed below.")
         subjects = {r["account_id"]: r for r in group.iter_rows(named=True)}
         evidence = [t for r in group.iter_rows(named=True) for t in (r["evidence"] or [])]
-        txns = con.sql("""SELECT * FROM transactions WHERE list_contains(?, txn_id) ORDER BY booked_at""",
-                       params=[evidence]).pl() if evidence else pl.DataFrame()
+        txns = (
+            con.sql("""SELECT * FROM transactions WHERE list_contains(?, txn_id) ORDER BY booked_at""", params=[evidence]).pl()
+            if evidence
+            else pl.DataFrame()
+        )
         for t in txns.iter_rows(named=True):
             subject = subjects.get(t["account_id"])
             if subject is None:
@@ -212,16 +240,28 @@ class GoamlExporter:
 
     def reason(self, group: pl.DataFrame, user: str) -> str:
         """The explanation FIU-Nederland needs for a subjective-indicator report, in plain words."""
-        words = self.mapping.get("typology_words") or {}    # the mapping file may reword a typology; schemas/typologies.py by default
+        words = (
+            self.mapping.get("typology_words") or {}
+        )  # the mapping file may reword a typology; schemas/typologies.py by default
         parts = []
         for r in group.iter_rows(named=True):
             role = f" Its role in the case: likely {r['case_role']}." if r["case_role"] and r["case_role"] != "linked" else ""
-            victim = (" The holder is assessed as a likely victim, not as a perpetrator; the report is made to"
-                      " protect them and to reach those who exploit them.") if r["case_role"] in ("victim", "mule") else ""
-            parts.append(f"Account {r['account_id'][:12]} (alert {r['alert_id']}, score {r['score']:.2f}) shows signs of "
-                         f"{words.get(r['typology']) or typologies.words(r['typology'])}.{role}{victim} Grounds: {r['reasons']}.")
-        head = (f"Unusual transactions pointing to human trafficking, found by the bank's transaction monitoring "
-                f"(thb-signals) and reviewed and escalated by {user}.")
+            victim = (
+                (
+                    " The holder is assessed as a likely victim, not as a perpetrator; the report is made to"
+                    " protect them and to reach those who exploit them."
+                )
+                if r["case_role"] in ("victim", "mule")
+                else ""
+            )
+            parts.append(
+                f"Account {r['account_id'][:12]} (alert {r['alert_id']}, score {r['score']:.2f}) shows signs of "
+                f"{words.get(r['typology']) or typologies.words(r['typology'])}.{role}{victim} Grounds: {r['reasons']}."
+            )
+        head = (
+            f"Unusual transactions pointing to human trafficking, found by the bank's transaction monitoring "
+            f"(thb-signals) and reviewed and escalated by {user}."
+        )
         if group.height > 1:
             head += f" The {group.height} accounts below are linked by money or shared details (case {group['case_id'][0]})."
         return (head + " " + " ".join(parts))[:8000]
@@ -246,7 +286,7 @@ class GoamlExporter:
             _sub(a, "iban", acc["iban"])
         _sub(a, "personal_account_type", acc.get("personal_account_type"))
         sig = _sub(a, "signatory")
-        _sub(sig, "is_primary", "1")           # this schema fixes the value to 1
+        _sub(sig, "is_primary", "1")  # this schema fixes the value to 1
         self._person_my_client(sig, "t_person", person)
         _sub(sig, "role", acc.get("signatory_role") or ("PAH" if subject["customer_type"] == "person" else "AGENT"))
         _sub(a, "opened", _dt(acc.get("opened") or subject["opened_on"]))
@@ -330,7 +370,7 @@ class GoamlExporter:
         debit = t["direction"] == "debit"
         alert = subject["alert_id"]
         for side in ("from", "to"):
-            mine = (side == "from") == debit          # the subject's own account is on this side
+            mine = (side == "from") == debit  # the subject's own account is on this side
             wrap = _sub(x, f"t_{side}_my_client" if (mine or cash) else f"t_{side}")
             _sub(wrap, f"{side}_funds_code", ch["funds"])
             if t["currency"] and t["currency"] != "EUR" and t["amount_orig"] is not None:
@@ -339,15 +379,16 @@ class GoamlExporter:
                 _sub(fc, "foreign_amount", _amount(t["amount_orig"]))
             if mine:
                 self._account_my_client(wrap, f"{side}_account", subject, alert, missing)
-            elif cash:                                   # cash: the holder hands it in or takes it out
+            elif cash:  # cash: the holder hands it in or takes it out
                 self._person_my_client(wrap, f"{side}_person", self._person(subject, subject["customer_id"]))
             else:
                 self._counterparty(wrap, side, t, alert, missing)
             _sub(wrap, f"{side}_country", "NL" if (mine or cash) else (t["counterparty_country"] or "NL"))
 
     # ------------------------------------------------------------------ writing
-    def export(self, out_dir: str | Path, user: str, alert: str | None = None, case: str | None = None,
-               escalated: bool = False) -> tuple[list[Path], list[str]]:
+    def export(
+        self, out_dir: str | Path, user: str, alert: str | None = None, case: str | None = None, escalated: bool = False
+    ) -> tuple[list[Path], list[str]]:
         """Write every selected report that is complete and valid; returns (files written, reports refused and why)."""
         out_dir = Path(out_dir)
         con = store.connect(self.db_path)

@@ -7,6 +7,7 @@ Each is derived from the first 100 bookings of valid/BANK_A and carries a correc
 manifest is the point. expected.json says what each must produce when a manifest is required (the command
 line's default): the outcome, and the fault or the check id with its number of rows.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,7 +23,7 @@ from pipelines.validation import MAX_LINE_BYTES
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "hostile"
 ROWS = 100
-IBAN = "NL91ABNA0417164300"   # the textbook example IBAN: valid checksum, nobody's account
+IBAN = "NL91ABNA0417164300"  # the textbook example IBAN: valid checksum, nobody's account
 
 
 def _base() -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -43,7 +44,9 @@ def _write(case: str, tx: pl.DataFrame, acc: pl.DataFrame, manifest: bool = True
 
 def _set(df: pl.DataFrame, column: str, rows: list[int], value: str) -> pl.DataFrame:
     """`value` in `column` at the given 0-based rows."""
-    return df.with_columns(pl.when(pl.int_range(pl.len()).is_in(rows)).then(pl.lit(value)).otherwise(pl.col(column)).alias(column))
+    return df.with_columns(
+        pl.when(pl.int_range(pl.len()).is_in(rows)).then(pl.lit(value)).otherwise(pl.col(column)).alias(column)
+    )
 
 
 def build() -> None:
@@ -55,14 +58,23 @@ def build() -> None:
         expected[case] = {"outcome": "rejected", "fault": fault}
 
     # Raw identifiers with trivial formatting: each must be recognised and the submission refused.
-    for case, value in (("iban_leading_space", " " + IBAN), ("iban_tab", "\t" + IBAN), ("iban_no_break_space", "\u00a0" + IBAN),
-                        ("iban_dashes", "NL91-ABNA-0417-1643-00"), ("iban_prefix", "IBAN " + IBAN),
-                        ("iban_lower_case_spaced", "iban: nl91 abna 0417 1643 00"),
-                        ("email_with_spaces", "  jan.jansen@example.nl ")):
+    for case, value in (
+        ("iban_leading_space", " " + IBAN),
+        ("iban_tab", "\t" + IBAN),
+        ("iban_no_break_space", "\u00a0" + IBAN),
+        ("iban_dashes", "NL91-ABNA-0417-1643-00"),
+        ("iban_prefix", "IBAN " + IBAN),
+        ("iban_lower_case_spaced", "iban: nl91 abna 0417 1643 00"),
+        ("email_with_spaces", "  jan.jansen@example.nl "),
+    ):
         _write(case, _set(tx, "counterparty_id", [3, 7], value), acc)
         rejected(case, "raw identifier")
-    for case, value in (("phone_dashes", "06-12345678"), ("phone_trunk_prefix", "+31 (0)6 12345678"),
-                        ("phone_trailing_space", "+31612345678 "), ("phone_double_zero", "0031 6 1234 5678")):
+    for case, value in (
+        ("phone_dashes", "06-12345678"),
+        ("phone_trunk_prefix", "+31 (0)6 12345678"),
+        ("phone_trailing_space", "+31612345678 "),
+        ("phone_double_zero", "0031 6 1234 5678"),
+    ):
         _write(case, tx, _set(acc, "phone_id", [2], value))
         rejected(case, "raw identifier")
 
@@ -97,8 +109,13 @@ def build() -> None:
 
     row_case("amount_below_precision", _set(tx, "amount_eur", [1, 50], "0.001"), acc, "transactions.amount_eur.precision", 2)
     person = acc.with_row_index("i").filter(pl.col("customer_type") == "person")["i"][0]
-    row_case("opened_before_birth", tx,
-             _set(_set(acc, "opened_on", [person], "1990-05-01"), "birth_year", [person], "2001"), "accounts.opened_on.after_birth", 1)
+    row_case(
+        "opened_before_birth",
+        tx,
+        _set(_set(acc, "opened_on", [person], "1990-05-01"), "birth_year", [person], "2001"),
+        "accounts.opened_on.after_birth",
+        1,
+    )
 
     # A line longer than the reader's limit: refused naming the file, the data row and the limit.
     _write("line_too_long", _set(tx, "description", [4], "x" * (MAX_LINE_BYTES + 10)), acc)

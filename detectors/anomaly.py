@@ -4,6 +4,7 @@ Fitted on a reference window and saved with a version; scoring loads the saved m
 score means the same thing from run to run. Each anomalous account is explained by the
 features that set it apart from the typical account of its segment, in words.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -21,7 +22,7 @@ from pipelines import store
 
 SHARE_FEATURES = {"p2p_in_share", "night_share", "cash_in_share", "cash_out_share", "pass_through_24h"}
 EUR_FEATURES = {"sum_in", "sum_out", "remit_sum", "vasp_out", "luxury_out", "foreign_out"}
-NOT_EXPLAINING = {"n_in", "n_out"}   # volume alone is not a reason an investigator can act on
+NOT_EXPLAINING = {"n_in", "n_out"}  # volume alone is not a reason an investigator can act on
 
 
 class AnomalyDetector:
@@ -35,7 +36,7 @@ class AnomalyDetector:
     @staticmethod
     def _matrix(df: pl.DataFrame, names: list[str]) -> np.ndarray:
         x = df.select(names).fill_null(0).to_numpy().astype(np.float64)
-        return np.sign(x) * np.log1p(np.abs(x))     # heavy-tailed counts and sums -> comparable scales
+        return np.sign(x) * np.log1p(np.abs(x))  # heavy-tailed counts and sums -> comparable scales
 
     def fit(self, features: pl.DataFrame) -> "AnomalyDetector":
         for seg in sorted(features["segment"].unique().to_list()):
@@ -43,16 +44,26 @@ class AnomalyDetector:
             if part.height < 20:
                 continue
             x = self._matrix(part, self.features)
-            model = IsolationForest(n_estimators=self.n_estimators, random_state=self.random_state,
-                                    max_samples=min(self.max_samples, part.height) if isinstance(self.max_samples, int) else self.max_samples)
+            model = IsolationForest(
+                n_estimators=self.n_estimators,
+                random_state=self.random_state,
+                max_samples=min(self.max_samples, part.height) if isinstance(self.max_samples, int) else self.max_samples,
+            )
             model.fit(x)
             raw = part.select(self.features).fill_null(0).to_numpy().astype(np.float64)
             q1, med, q3 = np.percentile(raw, [25, 50, 75], axis=0)
             self.models[seg] = model
-            self.reference[seg] = {"scores": np.sort(model.score_samples(x)), "median": med, "iqr": q3 - q1,
-                                   "p90": np.percentile(raw, 90, axis=0), "std": raw.std(axis=0)}
+            self.reference[seg] = {
+                "scores": np.sort(model.score_samples(x)),
+                "median": med,
+                "iqr": q3 - q1,
+                "p90": np.percentile(raw, 90, axis=0),
+                "std": raw.std(axis=0),
+            }
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
-        digest = hashlib.sha256(json.dumps([self.features, features.height, self.n_estimators, self.random_state]).encode()).hexdigest()[:8]
+        digest = hashlib.sha256(
+            json.dumps([self.features, features.height, self.n_estimators, self.random_state]).encode()
+        ).hexdigest()[:8]
         self.version = f"iforest-{stamp}-{digest}"
         return self
 
@@ -67,10 +78,15 @@ class AnomalyDetector:
             raw = model.score_samples(self._matrix(part, self.features))
             ref = self.reference[seg]["scores"]
             normal_share = 1.0 - np.searchsorted(ref, raw, side="right") / len(ref)
-            out.append(part.select("bank_id", "account_id").with_columns(
-                pl.Series("anomaly_raw", raw), pl.Series("anomaly", normal_share)))
+            out.append(
+                part.select("bank_id", "account_id").with_columns(
+                    pl.Series("anomaly_raw", raw), pl.Series("anomaly", normal_share)
+                )
+            )
         if not out:
-            return pl.DataFrame(schema={"bank_id": pl.Utf8, "account_id": pl.Utf8, "anomaly_raw": pl.Float64, "anomaly": pl.Float64})
+            return pl.DataFrame(
+                schema={"bank_id": pl.Utf8, "account_id": pl.Utf8, "anomaly_raw": pl.Float64, "anomaly": pl.Float64}
+            )
         return pl.concat(out)
 
     def explain(self, features: pl.DataFrame, top: int = 3) -> dict[tuple[str, str], str]:
@@ -91,8 +107,11 @@ class AnomalyDetector:
             order = np.argsort(-z, axis=1)[:, :top]
             keys = list(zip(part["bank_id"].to_list(), part["account_id"].to_list()))
             for i, key in enumerate(keys):
-                parts = [f"{words[self.features[j]]}: {_fmt(self.features[j], raw[i, j])}, typical account {_fmt(self.features[j], ref['median'][j])}"
-                         for j in order[i] if z[i, j] > 2]
+                parts = [
+                    f"{words[self.features[j]]}: {_fmt(self.features[j], raw[i, j])}, typical account {_fmt(self.features[j], ref['median'][j])}"
+                    for j in order[i]
+                    if z[i, j] > 2
+                ]
                 out[key] = "; ".join(parts)
         return out
 

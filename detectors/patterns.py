@@ -11,11 +11,11 @@ that pass money on, and each cycle is checked transfer by transfer (time order, 
 Reads win_tx, win_accounts and net_money (detectors.window, detectors.network); returns one row per (pattern,
 account) with the transfers of the pattern in time order as evidence.
 """
+
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-
 import time
+from dataclasses import dataclass, field, replace
 
 import duckdb
 import networkx as nx
@@ -27,6 +27,7 @@ from detectors.network import MONEY_CHANNELS
 @dataclass(frozen=True)
 class Pattern:
     """Rule-like metadata (the attribute names of detectors.rules.Rule) for one laundering pattern."""
+
     id: str
     name: str
     typology: str
@@ -36,10 +37,10 @@ class Pattern:
     params: dict = field(default_factory=dict)
     stage: int = 1
     victim_side: bool = False
-    constellation: bool = True   # a pattern already joins several accounts' transfers
-    role: str | None = None      # payers, intermediaries and collectors alike: no single role
+    constellation: bool = True  # a pattern already joins several accounts' transfers
+    role: str | None = None  # payers, intermediaries and collectors alike: no single role
     attribute: bool = False
-    ctes: tuple[str, ...] = ()   # no SQL fragments or shared tables: the detector is Python over the link graph
+    ctes: tuple[str, ...] = ()  # no SQL fragments or shared tables: the detector is Python over the link graph
     reads: tuple[str, ...] = ()
 
 
@@ -48,27 +49,69 @@ class Pattern:
 # group; ML-01 (funnel: money in from many places, out soon after) for collecting and spreading; ML-05 (inflows passed
 # through and drained within hours) for chains; ML-08 (intermediaries hiding who pays whom) for scatter-gather.
 PATTERNS: list[Pattern] = [
-    Pattern("PT_CYCLE", "Money returns to where it started", "laundering", ("ML-06",),
-            "Money leaves an account, passes through 1-5 others in time order and comes back within days, most of it kept.", 3,
-            {"min_accounts": 2, "max_accounts": 6, "hop_hours": 96, "max_days": 21, "min_kept": 0.7}),
-    Pattern("PT_SCATTER_GATHER", "Split over intermediaries, gathered by one account", "laundering", ("ML-08", "ML-01"),
-            "One account pays several intermediaries, each passes the money on to the same account within days.", 3,
-            {"min_intermediaries": 3, "hop_hours": 120, "max_days": 7}),
-    Pattern("PT_GATHER_SCATTER", "Gathered from several, spread to several", "laundering", ("ML-01", "ML-05"),
-            "An account collects from several senders and soon pays most of it out to several other accounts.", 3,
-            {"min_senders": 3, "min_receivers": 3, "gather_days": 5, "scatter_days": 5, "min_share": 0.7, "max_share": 1.05}),
-    Pattern("PT_FAN_OUT", "Similar amounts to many fresh or rarely used accounts", "laundering", ("ML-01",),
-            "One account pays similar amounts to many accounts that are new or hardly used, within days.", 2,
-            {"min_receivers": 5, "days": 7, "tolerance": 0.15, "max_age_days": 120, "max_activity": 12, "max_pair_n": 2}),
-    Pattern("PT_FAN_IN", "Similar amounts from many one-off senders", "laundering", ("ML-01",),
-            "Many accounts each pay this account a similar amount once or twice within days.", 2,
-            {"min_senders": 5, "days": 7, "tolerance": 0.15, "max_pair_n": 2}),
-    Pattern("PT_STACK", "Layering chain", "laundering", ("ML-05", "ML-01"),
-            "Money passes through several accounts in sequence, each passing most of it on soon after receiving it.", 3,
-            {"hop_hours": 48}),
-    Pattern("PT_BIPARTITE", "Closed group of payers and payees", "laundering", ("ML-06",),
-            "A set of accounts pays a set of other accounts, nearly every payer every payee, with no other money between them.", 2,
-            {"min_side": 2, "min_accounts": 4, "min_density": 0.75, "max_degree": 20}),
+    Pattern(
+        "PT_CYCLE",
+        "Money returns to where it started",
+        "laundering",
+        ("ML-06",),
+        "Money leaves an account, passes through 1-5 others in time order and comes back within days, most of it kept.",
+        3,
+        {"min_accounts": 2, "max_accounts": 6, "hop_hours": 96, "max_days": 21, "min_kept": 0.7},
+    ),
+    Pattern(
+        "PT_SCATTER_GATHER",
+        "Split over intermediaries, gathered by one account",
+        "laundering",
+        ("ML-08", "ML-01"),
+        "One account pays several intermediaries, each passes the money on to the same account within days.",
+        3,
+        {"min_intermediaries": 3, "hop_hours": 120, "max_days": 7},
+    ),
+    Pattern(
+        "PT_GATHER_SCATTER",
+        "Gathered from several, spread to several",
+        "laundering",
+        ("ML-01", "ML-05"),
+        "An account collects from several senders and soon pays most of it out to several other accounts.",
+        3,
+        {"min_senders": 3, "min_receivers": 3, "gather_days": 5, "scatter_days": 5, "min_share": 0.7, "max_share": 1.05},
+    ),
+    Pattern(
+        "PT_FAN_OUT",
+        "Similar amounts to many fresh or rarely used accounts",
+        "laundering",
+        ("ML-01",),
+        "One account pays similar amounts to many accounts that are new or hardly used, within days.",
+        2,
+        {"min_receivers": 5, "days": 7, "tolerance": 0.15, "max_age_days": 120, "max_activity": 12, "max_pair_n": 2},
+    ),
+    Pattern(
+        "PT_FAN_IN",
+        "Similar amounts from many one-off senders",
+        "laundering",
+        ("ML-01",),
+        "Many accounts each pay this account a similar amount once or twice within days.",
+        2,
+        {"min_senders": 5, "days": 7, "tolerance": 0.15, "max_pair_n": 2},
+    ),
+    Pattern(
+        "PT_STACK",
+        "Layering chain",
+        "laundering",
+        ("ML-05", "ML-01"),
+        "Money passes through several accounts in sequence, each passing most of it on soon after receiving it.",
+        3,
+        {"hop_hours": 48},
+    ),
+    Pattern(
+        "PT_BIPARTITE",
+        "Closed group of payers and payees",
+        "laundering",
+        ("ML-06",),
+        "A set of accounts pays a set of other accounts, nearly every payer every payee, with no other money between them.",
+        2,
+        {"min_side": 2, "min_accounts": 4, "min_density": 0.75, "max_degree": 20},
+    ),
 ]
 
 # Shared settings: which transfers count at all, and what passing money on means.
@@ -79,8 +122,16 @@ DEFAULTS = {"min_amount": 200.0, "hop_hours": 120, "keep_min": 0.7, "keep_max": 
 FOUND_DDL = """CREATE OR REPLACE TEMP TABLE pt_found (rule_id VARCHAR, bank_id VARCHAR, account_id VARCHAR, ids VARCHAR[],
                first_at TIMESTAMPTZ, detail VARCHAR)"""
 
-OUT_SCHEMA = {"rule_id": pl.Utf8, "typology": pl.Utf8, "severity": pl.Int32, "victim_side": pl.Boolean, "bank_id": pl.Utf8,
-              "account_id": pl.Utf8, "evidence": pl.List(pl.Utf8), "detail": pl.Utf8}
+OUT_SCHEMA = {
+    "rule_id": pl.Utf8,
+    "typology": pl.Utf8,
+    "severity": pl.Int32,
+    "victim_side": pl.Boolean,
+    "bank_id": pl.Utf8,
+    "account_id": pl.Utf8,
+    "evidence": pl.List(pl.Utf8),
+    "detail": pl.Utf8,
+}
 
 
 class PatternDetector:
@@ -106,15 +157,20 @@ class PatternDetector:
             bad = [k for k in new if k not in p.params and k != "severity"]
             if bad:
                 raise ValueError(f"pattern {p.id} has no parameter(s) {', '.join(bad)}; it has {', '.join(p.params)}")
-            self.patterns.append(replace(p, params={**p.params, **{k: v for k, v in new.items() if k != "severity"}},
-                                         severity=int(new.get("severity", p.severity))))
+            self.patterns.append(
+                replace(
+                    p,
+                    params={**p.params, **{k: v for k, v in new.items() if k != "severity"}},
+                    severity=int(new.get("severity", p.severity)),
+                )
+            )
         # the hop table must reach the longest hop any pattern allows
         self.settings["hop_hours"] = max([self.settings["hop_hours"]] + [p.params.get("hop_hours", 0) for p in self.patterns])
 
     def score(self, con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
         """Needs win_tx, win_accounts and net_money in `con`; leaves pt_tx, pt_hop and pt_found behind for inspection."""
         s = self.settings
-        self.seconds: dict[str, float] = {}   # per step, for the benchmark
+        self.seconds: dict[str, float] = {}  # per step, for the benchmark
         t = time.perf_counter()
         self._candidates(con)
         con.execute(FOUND_DDL)
@@ -126,9 +182,15 @@ class PatternDetector:
             else:
                 con.execute(f"INSERT INTO pt_found {SQL[p.id].format(**{**s, **p.params}, rule=p.id)}")
             self.seconds[p.id] = time.perf_counter() - t
-        meta = pl.DataFrame({"rule_id": [p.id for p in self.patterns], "typology": [p.typology for p in self.patterns],
-                             "severity": [p.severity for p in self.patterns], "victim_side": [p.victim_side for p in self.patterns]},
-                            schema={"rule_id": pl.Utf8, "typology": pl.Utf8, "severity": pl.Int32, "victim_side": pl.Boolean})
+        meta = pl.DataFrame(
+            {
+                "rule_id": [p.id for p in self.patterns],
+                "typology": [p.typology for p in self.patterns],
+                "severity": [p.severity for p in self.patterns],
+                "victim_side": [p.victim_side for p in self.patterns],
+            },
+            schema={"rule_id": pl.Utf8, "typology": pl.Utf8, "severity": pl.Int32, "victim_side": pl.Boolean},
+        )
         # one row per (pattern, account): every instance's transfers, once each, in time order; the first instance's figures
         found = con.sql("""
             WITH f AS (SELECT rule_id, bank_id, account_id, count(*) AS instances, arg_min(detail, first_at) AS detail,
@@ -149,9 +211,9 @@ class PatternDetector:
             CREATE OR REPLACE TEMP TABLE pt_tx AS
             SELECT w.txn_id, m.src_bank, m.src, m.dst_bank, m.dst, w.booked_at, w.amount, m.n AS pair_n
             FROM win_tx w JOIN net_money m ON m.src = w.account_id AND m.dst = w.counterparty_id
-            WHERE NOT w.is_in AND w.channel IN {MONEY_CHANNELS} AND w.amount >= {float(s['min_amount'])}""")
+            WHERE NOT w.is_in AND w.channel IN {MONEY_CHANNELS} AND w.amount >= {float(s["min_amount"])}""")
         con.execute(f"""CREATE OR REPLACE TEMP TABLE pt_busy AS SELECT account_id FROM (
-                            SELECT src AS account_id FROM pt_tx UNION ALL SELECT dst FROM pt_tx) GROUP BY 1 HAVING count(*) > {int(s['max_busy'])}""")
+                            SELECT src AS account_id FROM pt_tx UNION ALL SELECT dst FROM pt_tx) GROUP BY 1 HAVING count(*) > {int(s["max_busy"])}""")
         # Hops: money into an account passed on to another (or back) soon after, most of it kept.
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE pt_hop AS
@@ -159,11 +221,13 @@ class PatternDetector:
                    i.booked_at AS in_at, o.booked_at AS out_at, i.amount AS in_amount, o.amount AS out_amount,
                    date_diff('minute', i.booked_at, o.booked_at) / 60.0 AS hours
             FROM pt_tx i JOIN pt_tx o ON o.src = i.dst AND o.booked_at >= i.booked_at
-                 AND o.booked_at <= i.booked_at + INTERVAL {int(s['hop_hours'])} HOUR
-            WHERE o.amount BETWEEN {float(s['keep_min'])} * i.amount AND {float(s['keep_max'])} * i.amount
+                 AND o.booked_at <= i.booked_at + INTERVAL {int(s["hop_hours"])} HOUR
+            WHERE o.amount BETWEEN {float(s["keep_min"])} * i.amount AND {float(s["keep_max"])} * i.amount
               AND i.dst NOT IN (SELECT account_id FROM pt_busy)""")
-        con.execute("CREATE OR REPLACE TEMP TABLE pt_acc AS SELECT DISTINCT src AS account_id, src_bank AS bank_id FROM pt_tx "
-                    "UNION SELECT dst, dst_bank FROM pt_tx")
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE pt_acc AS SELECT DISTINCT src AS account_id, src_bank AS bank_id FROM pt_tx "
+            "UNION SELECT dst, dst_bank FROM pt_tx"
+        )
 
     def _cycles(self, con: duckdb.DuckDBPyConnection, p: Pattern) -> None:
         """Bounded cycle search on accounts that pass money on, each cycle then followed transfer by transfer."""
@@ -175,15 +239,17 @@ class PatternDetector:
         g.add_edges_from(hops.select("prev", "mid").unique().iter_rows())
         g.add_edges_from(hops.select("mid", "next").unique().iter_rows())
         # edges of money passed on (into and out of each intermediary); the origin of a cycle need not pass anything on
-        while True:   # an account on a cycle both pays and receives: drop the rest until nothing changes
+        while True:  # an account on a cycle both pays and receives: drop the rest until nothing changes
             dead = [v for v in g if g.in_degree(v) == 0 or g.out_degree(v) == 0]
             if not dead:
                 break
             g.remove_nodes_from(dead)
         if g.number_of_nodes() == 0:
             return
-        tx = con.execute("SELECT txn_id, src_bank, src, dst_bank, dst, epoch(booked_at), amount FROM pt_tx WHERE src IN (SELECT unnest(?))",
-                         [list(g.nodes)]).fetchall()
+        tx = con.execute(
+            "SELECT txn_id, src_bank, src, dst_bank, dst, epoch(booked_at), amount FROM pt_tx WHERE src IN (SELECT unnest(?))",
+            [list(g.nodes)],
+        ).fetchall()
         info = {r[0]: r for r in tx}
         by_edge: dict[tuple, list] = {}
         for r in sorted(tx, key=lambda r: r[5]):
@@ -194,19 +260,21 @@ class PatternDetector:
         bank = {r[2]: r[1] for r in tx} | {r[4]: r[3] for r in tx}
         rows, seen = [], set()
         for k, cycle in enumerate(nx.simple_cycles(g, length_bound=int(prm["max_accounts"]))):
-            if k >= int(self.settings["max_cycles"]):   # a dense knot of pass-through accounts: enough to show
+            if k >= int(self.settings["max_cycles"]):  # a dense knot of pass-through accounts: enough to show
                 break
             if len(cycle) < int(prm["min_accounts"]):
                 continue
-            for shift in range(len(cycle)):   # any account of the cycle may be where the money started
+            for shift in range(len(cycle)):  # any account of the cycle may be where the money started
                 order = cycle[shift:] + cycle[:shift]
                 path = self._follow(order, by_edge, nxt, info, prm)
                 if path and tuple(path) not in seen:
                     seen.add(tuple(path))
                     first, last = info[path[0]], info[path[-1]]
                     days = (last[5] - first[5]) / 86400
-                    detail = (f"EUR {first[6]:.0f} went round {len(order)} accounts in {days:.1f} days "
-                              f"and EUR {last[6]:.0f} came back ({len(path)} transfers)")
+                    detail = (
+                        f"EUR {first[6]:.0f} went round {len(order)} accounts in {days:.1f} days "
+                        f"and EUR {last[6]:.0f} came back ({len(path)} transfers)"
+                    )
                     for acc in order:
                         rows.append((p.id, bank[acc], acc, path, first[5], detail))
                     break
@@ -232,11 +300,14 @@ class PatternDetector:
                         return path
                     break
                 want = (order[i], order[(i + 1) % k])
-                options = [o for o in by_edge.get(want, []) if o in nxt.get(path[-1], ())
-                           and info[o][5] - info[path[0]][5] <= float(prm["max_days"]) * 86400]
+                options = [
+                    o
+                    for o in by_edge.get(want, [])
+                    if o in nxt.get(path[-1], ()) and info[o][5] - info[path[0]][5] <= float(prm["max_days"]) * 86400
+                ]
                 if not options:
                     break
-                path.append(options[0])   # earliest: the money moves on at the first chance
+                path.append(options[0])  # earliest: the money moves on at the first chance
         return None
 
 

@@ -1,4 +1,5 @@
 """Runs the rule set over the window and returns one row per (rule, account) hit, and each rule's firing rate."""
+
 from __future__ import annotations
 
 import hashlib
@@ -27,8 +28,11 @@ class RuleDetector:
     @property
     def version(self) -> str:
         """Hash of every rule's SQL and parameters: recorded with each run."""
-        blob = json.dumps([(r.id, r.text, r.params, r.severity) for r in self.rules] + sorted(SHARED_TABLES.items()),
-                          sort_keys=True, default=str)
+        blob = json.dumps(
+            [(r.id, r.text, r.params, r.severity) for r in self.rules] + sorted(SHARED_TABLES.items()),
+            sort_keys=True,
+            default=str,
+        )
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
     def fit(self, con: duckdb.DuckDBPyConnection | None = None) -> "RuleDetector":
@@ -48,16 +52,19 @@ class RuleDetector:
         rendered = {r.id: r.render(days) for r in self.rules}
         needed = {t for r in self.rules for t in r.reads}
         for name in SHARED_TABLES:
-            if name in needed:                                # not when every rule reading it is disabled
+            if name in needed:  # not when every rule reading it is disabled
                 con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {render_shared(name)}")
         con.execute(HITS_DDL)
         for stage in (1, 2):
             for r in (r for r in self.rules if r.stage == stage):
                 typ = "q.typology" if r.typology == INHERIT else "CAST(? AS VARCHAR)"
                 params = [r.id] + ([] if r.typology == INHERIT else [r.typology]) + [int(r.severity), bool(r.victim_side)]
-                try:   # the rule's SQL is code; its config parameters were checked to be numbers (rules.rule_set)
-                    con.execute(f"""INSERT INTO hits SELECT ?, {typ}, ?, ?,
-                                    q.bank_id, q.account_id, CAST(q.evidence AS VARCHAR[]), q.detail FROM ({rendered[r.id]}) q""", params)
+                try:  # the rule's SQL is code; its config parameters were checked to be numbers (rules.rule_set)
+                    con.execute(
+                        f"""INSERT INTO hits SELECT ?, {typ}, ?, ?,
+                                    q.bank_id, q.account_id, CAST(q.evidence AS VARCHAR[]), q.detail FROM ({rendered[r.id]}) q""",
+                        params,
+                    )
                 except duckdb.Error as e:
                     raise RuntimeError(f"rule {r.id} failed: {e}") from e
         return con.execute("SELECT count(*) FROM hits").fetchone()[0]
@@ -73,14 +80,21 @@ def firing_rates(hits: pl.DataFrame, scored: pl.DataFrame, rule_ids: list[str] |
     `scored`: bank_id, accounts_scored."""
     ids = rule_ids if rule_ids is not None else sorted(hits["rule_id"].unique().to_list())
     grid = pl.DataFrame({"rule_id": ids}, schema={"rule_id": pl.Utf8}).join(
-        scored.select(pl.col("bank_id").cast(pl.Utf8), pl.col("accounts_scored").cast(pl.Int64)), how="cross")
+        scored.select(pl.col("bank_id").cast(pl.Utf8), pl.col("accounts_scored").cast(pl.Int64)), how="cross"
+    )
     hit = hits.group_by("rule_id", "bank_id").agg(pl.col("account_id").n_unique().cast(pl.Int64).alias("accounts_hit"))
     per_bank = grid.join(hit, on=["rule_id", "bank_id"], how="left").with_columns(pl.col("accounts_hit").fill_null(0))
-    overall = per_bank.group_by("rule_id").agg(pl.col("accounts_hit").sum(), pl.col("accounts_scored").sum()) \
-                      .with_columns(pl.lit(None, dtype=pl.Utf8).alias("bank_id"))
+    overall = (
+        per_bank.group_by("rule_id")
+        .agg(pl.col("accounts_hit").sum(), pl.col("accounts_scored").sum())
+        .with_columns(pl.lit(None, dtype=pl.Utf8).alias("bank_id"))
+    )
     cols = ["rule_id", "bank_id", "accounts_hit", "accounts_scored"]
-    return pl.concat([per_bank.select(cols), overall.select(cols)]).with_columns(
-        (pl.col("accounts_hit") / pl.col("accounts_scored").clip(1)).alias("rate")).sort("rule_id", "bank_id", nulls_last=True)
+    return (
+        pl.concat([per_bank.select(cols), overall.select(cols)])
+        .with_columns((pl.col("accounts_hit") / pl.col("accounts_scored").clip(1)).alias("rate"))
+        .sort("rule_id", "bank_id", nulls_last=True)
+    )
 
 
 def add_pattern_hits(con: duckdb.DuckDBPyConnection, detector: PatternDetector) -> int:
@@ -89,7 +103,9 @@ def add_pattern_hits(con: duckdb.DuckDBPyConnection, detector: PatternDetector) 
     if found.height:
         con.register("pattern_hits", found)
         try:
-            con.execute("INSERT INTO hits SELECT rule_id, typology, severity, victim_side, bank_id, account_id, evidence, detail FROM pattern_hits")
+            con.execute(
+                "INSERT INTO hits SELECT rule_id, typology, severity, victim_side, bank_id, account_id, evidence, detail FROM pattern_hits"
+            )
         finally:
             con.unregister("pattern_hits")
     return found.height

@@ -10,6 +10,7 @@ cases (detectors/cases.py). Each run is recorded in `runs`, with the settings it
 The run is a list of declared stages (STAGES below; detectors/stages.py runs them): each names the temp
 tables and results it reads and writes, so the graph is visible and a missing input is named, not guessed.
 """
+
 from __future__ import annotations
 
 import json
@@ -34,12 +35,29 @@ from detectors.window import CATEGORIES, define_window
 from pipelines import store
 from schemas.settings import Settings, load_settings, parse_settings
 
-ALERT_COLUMNS = ["run_id", "alert_id", "rank", "bank_id", "account_id", "score", "typology", "reasons", "evidence",
-                 "rules", "rule_score", "anomaly", "status", "case_id", "case_role"]
+ALERT_COLUMNS = [
+    "run_id",
+    "alert_id",
+    "rank",
+    "bank_id",
+    "account_id",
+    "score",
+    "typology",
+    "reasons",
+    "evidence",
+    "rules",
+    "rule_score",
+    "anomaly",
+    "status",
+    "case_id",
+    "case_role",
+]
 
 
 # an error message may quote a value; identifier-like strings are masked before it is stored or logged
-_RAW_IDENTIFIER = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b|[\w.+-]+@[\w-]+\.[\w.]+|\+?\d[\d -]{8,}\d")
+_RAW_IDENTIFIER = re.compile(
+    r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b|[\w.+-]+@[\w-]+\.[\w.]+|\+?\d[\d -]{8,}\d"
+)
 
 
 def mask_identifiers(text: str) -> str:
@@ -49,7 +67,7 @@ def mask_identifiers(text: str) -> str:
 def error_text(exc: BaseException, limit: int = 1000) -> str:
     """What `runs.error` keeps of an exception: its type and message, identifier-like strings masked, bounded."""
     text = mask_identifiers(f"{type(exc).__name__}: {exc}".strip())
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def record_run(con, **cols) -> None:
@@ -69,19 +87,28 @@ class ScoreResult:
     accounts_scored: int
     files: dict
     cases: pl.DataFrame
-    rule_rates: dict = field(default_factory=dict)      # rule -> firing rate overall and per bank, ceiling, weight factor
-    budget_cut: list = field(default_factory=list)      # per bank: allowed, kept, cut, lowest score kept, highest cut
-    warnings: list = field(default_factory=list)        # one line per rule over its firing-rate ceiling
+    rule_rates: dict = field(default_factory=dict)  # rule -> firing rate overall and per bank, ceiling, weight factor
+    budget_cut: list = field(default_factory=list)  # per bank: allowed, kept, cut, lowest score kept, highest cut
+    warnings: list = field(default_factory=list)  # one line per rule over its firing-rate ceiling
 
     def report_lines(self) -> list[str]:
         """The rule-rate warnings and what the budget cut, in words."""
         return self.warnings + budget_lines(self.budget_cut)
 
 
-def score_store(db_path: str | Path, out_dir: str | Path, config: Settings | dict | str | Path | None = None,
-                models_dir: str | Path | None = None, refit: bool = False, mode: str = "fused", run_id: str | None = None,
-                flow_run_id: str | None = None, memory_limit: str | None = None, timer: Stopwatch | None = None,
-                overrides: dict | None = None) -> ScoreResult:
+def score_store(
+    db_path: str | Path,
+    out_dir: str | Path,
+    config: Settings | dict | str | Path | None = None,
+    models_dir: str | Path | None = None,
+    refit: bool = False,
+    mode: str = "fused",
+    run_id: str | None = None,
+    flow_run_id: str | None = None,
+    memory_limit: str | None = None,
+    timer: Stopwatch | None = None,
+    overrides: dict | None = None,
+) -> ScoreResult:
     """Score the store's window. `config`: typed Settings, a mapping of sections or a YAML file (checked the same way);
     `overrides` ({"window.days": 30}) go over it. A config that does not fit is a failed run, recorded with why."""
     timer = timer or Stopwatch()
@@ -95,20 +122,48 @@ def score_store(db_path: str | Path, out_dir: str | Path, config: Settings | dic
     try:
         try:
             settings = _settings(config).with_overrides(**(overrides or {}))
-            params = json.dumps({"db": str(db_path), "out": str(out_dir), "mode": mode, "settings": settings.as_dict()}, default=str)
-            run = run_stages(STAGES, Run(con, settings, timer, context={"run_id": run_id, "mode": mode, "models_dir": models_dir,
-                                                                         "refit": refit}))
+            params = json.dumps(
+                {"db": str(db_path), "out": str(out_dir), "mode": mode, "settings": settings.as_dict()}, default=str
+            )
+            run = run_stages(
+                STAGES,
+                Run(con, settings, timer, context={"run_id": run_id, "mode": mode, "models_dir": models_dir, "refit": refit}),
+            )
             alerts, cases, window, rules = run["alerts"], run["cases"], run["window"], run["rule_detector"]
             files = write_alert_files(alerts, cases, out_dir)
-            record_run(con, run_id=run_id, flow_run_id=flow_run_id, kind="score", started_at=started, parameters=params,
-                       rule_set_hash=rules.version, model_version=run["model"].version, window_start=window.start,
-                       window_end=window.end, rows_in=run["rows_in"], alerts_out=alerts.height,
-                       alerts_new=int((alerts["status"] == "new").sum()) if alerts.height else 0, outcome="ok",
-                       rule_rates=json.dumps(run["rule_rates"]), budget_cut=json.dumps(run["budget_cut"]))
-            return ScoreResult(run_id, alerts, rules.version, run["model"].version, window.start, window.end,
-                               run["features"].height, files, cases, run["rule_rates"], run["budget_cut"],
-                               rate_warnings(run["rule_rates"]))
-        except Exception as exc:   # the failed run is recorded too, with why, then the error goes on to the caller
+            record_run(
+                con,
+                run_id=run_id,
+                flow_run_id=flow_run_id,
+                kind="score",
+                started_at=started,
+                parameters=params,
+                rule_set_hash=rules.version,
+                model_version=run["model"].version,
+                window_start=window.start,
+                window_end=window.end,
+                rows_in=run["rows_in"],
+                alerts_out=alerts.height,
+                alerts_new=int((alerts["status"] == "new").sum()) if alerts.height else 0,
+                outcome="ok",
+                rule_rates=json.dumps(run["rule_rates"]),
+                budget_cut=json.dumps(run["budget_cut"]),
+            )
+            return ScoreResult(
+                run_id,
+                alerts,
+                rules.version,
+                run["model"].version,
+                window.start,
+                window.end,
+                run["features"].height,
+                files,
+                cases,
+                run["rule_rates"],
+                run["budget_cut"],
+                rate_warnings(run["rule_rates"]),
+            )
+        except Exception as exc:  # the failed run is recorded too, with why, then the error goes on to the caller
             _record_failure(con, run_id, flow_run_id, started, params, exc)
             raise
     finally:
@@ -127,21 +182,34 @@ def _record_failure(con, run_id, flow_run_id, started, params, exc) -> None:
     try:
         con.execute("ROLLBACK")
     except Exception:
-        pass   # no transaction was open
+        pass  # no transaction was open
     try:
-        record_run(con, run_id=run_id, flow_run_id=flow_run_id, kind="score", started_at=started, parameters=params,
-                   outcome="failed", error=error_text(exc))
+        record_run(
+            con,
+            run_id=run_id,
+            flow_run_id=flow_run_id,
+            kind="score",
+            started_at=started,
+            parameters=params,
+            outcome="failed",
+            error=error_text(exc),
+        )
     except Exception:
-        pass   # the store itself is the problem; the original error says more than this one
+        pass  # the store itself is the problem; the original error says more than this one
 
 
 def rule_config(s: Settings) -> dict:
     """The mapping the rule and pattern detectors take: rule ids with their parameters, disabled, network, patterns."""
-    return {**s.rules.overrides(), "disabled": list(s.rules.disabled), "network": s.network.model_dump(),
-            "patterns": dict(s.patterns)}
+    return {
+        **s.rules.overrides(),
+        "disabled": list(s.rules.disabled),
+        "network": s.network.model_dump(),
+        "patterns": dict(s.patterns),
+    }
 
 
 # ---- the stages of a scoring run, in order ---------------------------------------------------------------------------
+
 
 def _window(run: Run) -> dict:
     s = run.settings.window
@@ -205,9 +273,12 @@ def _cases(run: Run) -> dict:
     alerts = _assign_alert_ids(run.con, run["alerts"], run.context["run_id"], run.settings.review.dismissed_rise)
     alerts, run["budget_cut"] = AlertBudget(**run.settings.budget.model_dump()).apply(alerts, run["scored"])
     alerts, run["cases"] = CaseGrouper(**run.settings.cases.model_dump()).group(run.con, alerts)
-    run["alerts"] = alerts.with_columns(pl.when(pl.col("corroborated").is_not_null() & pl.col("case_id").is_not_null())
-                                        .then(pl.col("reasons") + ", in case " + pl.col("case_id")).otherwise(pl.col("reasons"))
-                                        .alias("reasons"))
+    run["alerts"] = alerts.with_columns(
+        pl.when(pl.col("corroborated").is_not_null() & pl.col("case_id").is_not_null())
+        .then(pl.col("reasons") + ", in case " + pl.col("case_id"))
+        .otherwise(pl.col("reasons"))
+        .alias("reasons")
+    )
     return {"alerts": run["alerts"].height, "cases": run["cases"].height}
 
 
@@ -217,25 +288,76 @@ def _write_alerts(run: Run) -> dict:
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("window", _window, reads=("transactions", "accounts"), writes=("win_tx", "win_accounts"), gives=("window", "rows_in"),
-          doc="the last N days with local time, night flag and merchant category; accounts with ages and sharing counts"),
-    Stage("features", _features, reads=("win_tx", "win_accounts"), writes=("features", "pass_through"), gives=("features",),
-          doc="about 35 figures per account"),
-    Stage("network", _network, reads=("win_tx", "win_accounts", "accounts"), writes=("net_money", "net_shared", "net_flagged"),
-          doc="the link graph across banks: who pays whom, shared keys, escalated and FIU-reported seeds"),
-    Stage("rules", _rules, reads=("win_tx", "win_accounts", "features", "pass_through", "net_money", "net_shared", "net_flagged"),
-          writes=("hits",), gives=("rule_detector",), doc="the rule catalogue (detectors/rules/), stage-1 then network rules"),
-    Stage("patterns", _patterns, reads=("win_tx", "win_accounts", "net_money", "hits"), writes=("hits",), gives=("hits",),
-          doc="laundering patterns in time over the link graph, added to the hits"),
+    Stage(
+        "window",
+        _window,
+        reads=("transactions", "accounts"),
+        writes=("win_tx", "win_accounts"),
+        gives=("window", "rows_in"),
+        doc="the last N days with local time, night flag and merchant category; accounts with ages and sharing counts",
+    ),
+    Stage(
+        "features",
+        _features,
+        reads=("win_tx", "win_accounts"),
+        writes=("features", "pass_through"),
+        gives=("features",),
+        doc="about 35 figures per account",
+    ),
+    Stage(
+        "network",
+        _network,
+        reads=("win_tx", "win_accounts", "accounts"),
+        writes=("net_money", "net_shared", "net_flagged"),
+        doc="the link graph across banks: who pays whom, shared keys, escalated and FIU-reported seeds",
+    ),
+    Stage(
+        "rules",
+        _rules,
+        reads=("win_tx", "win_accounts", "features", "pass_through", "net_money", "net_shared", "net_flagged"),
+        writes=("hits",),
+        gives=("rule_detector",),
+        doc="the rule catalogue (detectors/rules/), stage-1 then network rules",
+    ),
+    Stage(
+        "patterns",
+        _patterns,
+        reads=("win_tx", "win_accounts", "net_money", "hits"),
+        writes=("hits",),
+        gives=("hits",),
+        doc="laundering patterns in time over the link graph, added to the hits",
+    ),
     Stage("iforest_fit", _iforest_fit, needs=("features",), gives=("model",), doc="fit or load the isolation forest"),
-    Stage("iforest_score", _iforest_score, needs=("features", "model"), gives=("anomaly", "explanations"),
-          doc="anomaly score and its explanation in words"),
-    Stage("fusion", _fuse, reads=("net_money", "net_shared", "win_accounts"), needs=("hits", "anomaly", "explanations", "rule_detector"),
-          gives=("alerts", "rule_rates", "scored"), doc="rule weights by base rate, anomaly, corroboration across linked accounts"),
-    Stage("cases", _cases, reads=("alert_status", "net_money", "net_shared", "hits", "win_accounts"), needs=("alerts", "scored"),
-          gives=("alerts", "cases", "budget_cut"), doc="alert ids kept, dismissed accounts held back, the budget, cases and roles"),
-    Stage("write_alerts", _write_alerts, reads=("alerts", "cases", "alert_status"), needs=("alerts", "cases"),
-          doc="append alerts and cases, update alert_status, in one transaction"),
+    Stage(
+        "iforest_score",
+        _iforest_score,
+        needs=("features", "model"),
+        gives=("anomaly", "explanations"),
+        doc="anomaly score and its explanation in words",
+    ),
+    Stage(
+        "fusion",
+        _fuse,
+        reads=("net_money", "net_shared", "win_accounts"),
+        needs=("hits", "anomaly", "explanations", "rule_detector"),
+        gives=("alerts", "rule_rates", "scored"),
+        doc="rule weights by base rate, anomaly, corroboration across linked accounts",
+    ),
+    Stage(
+        "cases",
+        _cases,
+        reads=("alert_status", "net_money", "net_shared", "hits", "win_accounts"),
+        needs=("alerts", "scored"),
+        gives=("alerts", "cases", "budget_cut"),
+        doc="alert ids kept, dismissed accounts held back, the budget, cases and roles",
+    ),
+    Stage(
+        "write_alerts",
+        _write_alerts,
+        reads=("alerts", "cases", "alert_status"),
+        needs=("alerts", "cases"),
+        doc="append alerts and cases, update alert_status, in one transaction",
+    ),
 )
 
 
@@ -255,7 +377,8 @@ def _assign_alert_ids(con, alerts: pl.DataFrame, run_id: str, rise: float) -> pl
     return a.join(tracked, on=["bank_id", "account_id"], how="left").with_columns(
         pl.when(pl.col("alert_id").is_null()).then(pl.lit("new")).otherwise(pl.lit("updated")).alias("status"),
         pl.col("alert_id").fill_null(pl.lit(run_id + "-") + pl.col("rank").cast(pl.Utf8).str.zfill(5)),
-        pl.lit(run_id).alias("run_id"))
+        pl.lit(run_id).alias("run_id"),
+    )
 
 
 def _persist(con, a: pl.DataFrame, cases: pl.DataFrame, run_id: str) -> pl.DataFrame:
@@ -285,7 +408,7 @@ def _persist(con, a: pl.DataFrame, cases: pl.DataFrame, run_id: str) -> pl.DataF
 def write_alert_files(alerts: pl.DataFrame, cases: pl.DataFrame, out_dir: Path) -> dict:
     pq, csv, cases_pq = out_dir / "alerts.parquet", out_dir / "alerts.csv", out_dir / "cases.parquet"
     for path in (pq, csv, cases_pq):
-        store.private_file(path)   # 0600 before a byte is written (the writers truncate, keeping the mode)
+        store.private_file(path)  # 0600 before a byte is written (the writers truncate, keeping the mode)
     alerts.write_parquet(pq)
     alerts.with_columns(pl.col("evidence").list.join(";"), pl.col("rules").list.join(";")).write_csv(csv)
     cases.write_parquet(cases_pq)

@@ -5,6 +5,7 @@ net_money, hits, ...) and as Python frames in a `Run` (features, hits, anomaly, 
 makes the graph visible (docs/architecture.md is written from it), lets the runner refuse a stage whose
 inputs are missing with the stage's name instead of a CatalogException deep in a rule, and times every stage.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -16,22 +17,23 @@ from detectors.timing import Stopwatch
 @dataclass(frozen=True)
 class Stage:
     name: str
-    run: Callable[["Run"], dict | None]   # returns row counts for the progress line (or None)
-    reads: tuple[str, ...] = ()      # temp tables (or store tables) that must exist before the stage
-    writes: tuple[str, ...] = ()     # temp tables the stage must leave behind
-    needs: tuple[str, ...] = ()      # Python results (Run.results keys) from earlier stages
-    gives: tuple[str, ...] = ()      # Python results it adds
+    run: Callable[["Run"], dict | None]  # returns row counts for the progress line (or None)
+    reads: tuple[str, ...] = ()  # temp tables (or store tables) that must exist before the stage
+    writes: tuple[str, ...] = ()  # temp tables the stage must leave behind
+    needs: tuple[str, ...] = ()  # Python results (Run.results keys) from earlier stages
+    gives: tuple[str, ...] = ()  # Python results it adds
     doc: str = ""
 
 
 @dataclass
 class Run:
     """What the stages share: the connection, the settings, and the Python results by name."""
+
     con: Any
     settings: Any
     timer: Stopwatch = field(default_factory=Stopwatch)
     results: dict[str, Any] = field(default_factory=dict)
-    context: dict[str, Any] = field(default_factory=dict)   # run id, paths, mode: fixed for the run
+    context: dict[str, Any] = field(default_factory=dict)  # run id, paths, mode: fixed for the run
 
     def __getitem__(self, key: str) -> Any:
         return self.results[key]
@@ -45,7 +47,10 @@ class StageError(RuntimeError):
 
 
 def tables(con) -> set[str]:
-    return {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() UNION ALL SELECT view_name FROM duckdb_views()").fetchall()}
+    return {
+        r[0]
+        for r in con.execute("SELECT table_name FROM duckdb_tables() UNION ALL SELECT view_name FROM duckdb_views()").fetchall()
+    }
 
 
 def run_stages(stages: list[Stage] | tuple[Stage, ...], run: Run) -> Run:

@@ -1,6 +1,7 @@
 """Stage timings and progress: `with timer.stage("load") as info: ...` adds the elapsed seconds; what the stage
 puts in `info` (row counts) goes with its time to the `on_stage` callback, so long work reports each stage as it
 finishes (stderr on the command line, the run logger in a Prefect run)."""
+
 from __future__ import annotations
 
 import os
@@ -26,7 +27,7 @@ class Stopwatch:
         finally:
             elapsed = time.perf_counter() - t
             self.times[name] = self.times.get(name, 0.0) + elapsed
-        if self.on_stage is not None:   # only for a stage that finished (not while an exception passes)
+        if self.on_stage is not None:  # only for a stage that finished (not while an exception passes)
             self.on_stage(name, elapsed, info)
 
 
@@ -36,7 +37,9 @@ def quiet_by_default() -> bool:
 
 
 def stage_line(name: str, seconds: float, info: dict) -> str:
-    counts = ", ".join(f"{k.replace('_', ' ')} {v:,}" if isinstance(v, int) else f"{k.replace('_', ' ')} {v}" for k, v in info.items())
+    counts = ", ".join(
+        f"{k.replace('_', ' ')} {v:,}" if isinstance(v, int) else f"{k.replace('_', ' ')} {v}" for k, v in info.items()
+    )
     return f"{name}: {seconds:.1f} s" + (f" ({counts})" if counts else "")
 
 

@@ -6,6 +6,7 @@ iDEAL payments carry no MCC, so names do that work there — indicators.md §2 a
 `win_accounts` adds holder age, account age and how many customers share the address, phone and
 devices of each account.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -17,19 +18,28 @@ import duckdb
 CATEGORIES: dict[str, tuple[list[str], list[str]]] = {
     "adult_ads": (["7273", "5967"], ["kinky", "sexjob", "escort", "redlights", "adult", "classified"]),
     "advertising": (["7311", "7399"], []),
-    "lodging": (["7011", "6513"] + [str(m) for m in range(3501, 4000)], ["hotel", "hostel", "airbnb", "booking.com", "pension", " inn"]),
+    "lodging": (
+        ["7011", "6513"] + [str(m) for m in range(3501, 4000)],
+        ["hotel", "hostel", "airbnb", "booking.com", "pension", " inn"],
+    ),
     "taxi": (["4121"], ["uber", "bolt", "taxi"]),
-    "telecom": (["4814", "4812"], ["kpn", "vodafone", "odido", "t-mobile", "lebara", "lycamobile", "simyo", "ben", "tele2", "ortel", "vectone", "youfone"]),
+    "telecom": (
+        ["4814", "4812"],
+        ["kpn", "vodafone", "odido", "t-mobile", "lebara", "lycamobile", "simyo", "ben", "tele2", "ortel", "vectone", "youfone"],
+    ),
     "luxury": (["5944", "5511", "5521", "8099", "5813"], ["juwelier", "louis vuitton", "gucci", "rolex", "prestige"]),
     "vasp": (["6051"], ["bitvavo", "coinbase", "bitonic", "binance", "kraken", "crypto"]),
     "gambling": (["7995"], ["casino", "unibet", "holland casino", "toto", "bet365"]),
-    "lender": ([], ["krediet", "lening", "ferratum", "qander", "santander consumer", "in3", "klarna", "freo", "afterpay", "bnpl"]),
+    "lender": (
+        [],
+        ["krediet", "lening", "ferratum", "qander", "santander consumer", "in3", "klarna", "freo", "afterpay", "bnpl"],
+    ),
     "grocery": (["5411", "5499", "5462"], []),
     "utilities": (["4900"], ["eneco", "vattenfall", "essent", "greenchoice"]),
     "prepaid": (["6540"], ["paysafe", "prepaid"]),
 }
 
-NIGHT_FROM, NIGHT_TO = 22, 6     # indicators.md SE-04: 22:00-06:00
+NIGHT_FROM, NIGHT_TO = 22, 6  # indicators.md SE-04: 22:00-06:00
 TIMEZONE = "Europe/Amsterdam"
 
 
@@ -58,22 +68,26 @@ def _category_sql(categories: dict) -> tuple[str, list]:
     return ("CASE " + " ".join(parts) + " ELSE NULL END") if parts else "CAST(NULL AS VARCHAR)", params
 
 
-def define_window(con: duckdb.DuckDBPyConnection, days: int = 90, end: datetime | None = None,
-                  categories: dict | None = None) -> Window:
+def define_window(
+    con: duckdb.DuckDBPyConnection, days: int = 90, end: datetime | None = None, categories: dict | None = None
+) -> Window:
     """Create temp views win_tx and win_accounts over the last `days` days of the store."""
     if end is None:
         end = con.execute("SELECT max(booked_at) FROM transactions").fetchone()[0]
         if end is None:
             raise ValueError("the store has no transactions to score")
-    con.execute("SET VARIABLE window_end = CAST(? AS TIMESTAMPTZ)", [end.isoformat()])   # bound once, read by the queries below
+    con.execute("SET VARIABLE window_end = CAST(? AS TIMESTAMPTZ)", [end.isoformat()])  # bound once, read by the queries below
     end_sql = "getvariable('window_end')"
     cat, cat_params = _category_sql(categories or CATEGORIES)
     in_window = f"t.booked_at > {end_sql} - INTERVAL {int(days)} DAY AND t.booked_at <= {end_sql}"
     # Categories are decided once per distinct (mcc, counterparty name), not once per booking.
-    con.execute(f"""
+    con.execute(
+        f"""
         CREATE OR REPLACE TEMP TABLE win_categories AS
         SELECT mcc, counterparty_name, {cat} AS category
-        FROM (SELECT DISTINCT mcc, counterparty_name FROM transactions t WHERE {in_window}) t""", cat_params)
+        FROM (SELECT DISTINCT mcc, counterparty_name FROM transactions t WHERE {in_window}) t""",
+        cat_params,
+    )
     # Only the columns rules and features read: the window is the hot table of a scoring run.
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE win_tx AS

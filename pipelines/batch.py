@@ -2,6 +2,7 @@
 
 Kept free of Prefect so they are tested directly; `pipelines/flows.py` only wires them into tasks.
 """
+
 from __future__ import annotations
 
 import json
@@ -53,22 +54,38 @@ def is_transient(exc: BaseException | None) -> bool:
 def outcome_record(out: IngestOutcome) -> dict:
     """What a flow keeps of an ingest (JSON-serialisable), plus the HTML report for filing."""
     v = out.validation
-    return {"path": out.path, "submission_id": out.submission_id, "outcome": out.outcome, "accepted": out.accepted,
-            "message": out.message, "rows_loaded": out.rows_loaded, "rows_quarantined": out.rows_quarantined,
-            "rows_in": sum((v.rows or {}).values()) if v is not None else 0,
-            "report_html": html_report(v) if v is not None else None}
+    return {
+        "path": out.path,
+        "submission_id": out.submission_id,
+        "outcome": out.outcome,
+        "accepted": out.accepted,
+        "message": out.message,
+        "rows_loaded": out.rows_loaded,
+        "rows_quarantined": out.rows_quarantined,
+        "rows_in": sum((v.rows or {}).values()) if v is not None else 0,
+        "report_html": html_report(v) if v is not None else None,
+    }
 
 
 def top_alerts_table(alerts: list[dict], n: int = 25) -> list[dict]:
     """Rows for the Prefect table artifact: no identifiers at all, only what an analyst triages by."""
-    return [{"rank": int(a["rank"]), "score": round(float(a["score"]), 3), "typology": a["typology"],
-             "reasons": (a["reasons"] or "")[:300]} for a in alerts[:n]]
+    return [
+        {
+            "rank": int(a["rank"]),
+            "score": round(float(a["score"]), 3),
+            "typology": a["typology"],
+            "reasons": (a["reasons"] or "")[:300],
+        }
+        for a in alerts[:n]
+    ]
 
 
 def typology_counts(db: str | Path, run_id: str) -> dict[str, int]:
     con = store.connect(db)
     try:
-        return dict(con.execute("SELECT typology, count(*) FROM alerts WHERE run_id = ? GROUP BY 1 ORDER BY 1", [run_id]).fetchall())
+        return dict(
+            con.execute("SELECT typology, count(*) FROM alerts WHERE run_id = ? GROUP BY 1 ORDER BY 1", [run_id]).fetchall()
+        )
     finally:
         con.close()
 
@@ -76,8 +93,11 @@ def typology_counts(db: str | Path, run_id: str) -> dict[str, int]:
 def previous_run(db: str | Path, run_id: str) -> str | None:
     con = store.connect(db)
     try:
-        row = con.execute("""SELECT run_id FROM runs WHERE kind = 'score' AND run_id <> ? AND started_at <
-                             (SELECT started_at FROM runs WHERE run_id = ?) ORDER BY started_at DESC LIMIT 1""", [run_id, run_id]).fetchone()
+        row = con.execute(
+            """SELECT run_id FROM runs WHERE kind = 'score' AND run_id <> ? AND started_at <
+                             (SELECT started_at FROM runs WHERE run_id = ?) ORDER BY started_at DESC LIMIT 1""",
+            [run_id, run_id],
+        ).fetchone()
         return row[0] if row else None
     finally:
         con.close()
@@ -91,12 +111,19 @@ def run_summary_markdown(submissions: list[dict], score: dict | None, now: dict[
     if submissions:
         lines += ["| submission | outcome | rows loaded | rows quarantined | message |", "| --- | --- | --- | --- | --- |"]
         for s in submissions:
-            lines.append(f"| {Path(s['path']).name} | {s['outcome']} | {sum(s['rows_loaded'].values())} | "
-                         f"{sum(s['rows_quarantined'].values())} | {s['message'].replace('|', '/')} |")
+            lines.append(
+                f"| {Path(s['path']).name} | {s['outcome']} | {sum(s['rows_loaded'].values())} | "
+                f"{sum(s['rows_quarantined'].values())} | {s['message'].replace('|', '/')} |"
+            )
         lines.append("")
     if score:
-        lines += [f"**Scoring run** `{score['run_id']}`: {score['alerts']} alerts ({score['new']} new), rules `{score['rule_set_hash']}`, "
-                  f"model `{score['model_version']}`", "", "| typology | alerts | previous run | change |", "| --- | --- | --- | --- |"]
+        lines += [
+            f"**Scoring run** `{score['run_id']}`: {score['alerts']} alerts ({score['new']} new), rules `{score['rule_set_hash']}`, "
+            f"model `{score['model_version']}`",
+            "",
+            "| typology | alerts | previous run | change |",
+            "| --- | --- | --- | --- |",
+        ]
         for t in sorted(set(now) | set(before or {})):
             b = (before or {}).get(t)
             change = "" if b is None else f"{now.get(t, 0) - b:+d}"
@@ -116,33 +143,68 @@ def _fusion_report_markdown(score: dict) -> list[str]:
     lines = []
     over = score.get("rules_over_ceiling") or {}
     if over:
-        lines += ["", "**Warning: rules over their firing-rate ceiling** (their weight in fusion is scaled down by ceiling / rate)", "",
-                  "| rule | accounts hit | rate | ceiling | per bank (rate, weight factor) |", "| --- | --- | --- | --- | --- |"]
+        lines += [
+            "",
+            "**Warning: rules over their firing-rate ceiling** (their weight in fusion is scaled down by ceiling / rate)",
+            "",
+            "| rule | accounts hit | rate | ceiling | per bank (rate, weight factor) |",
+            "| --- | --- | --- | --- | --- |",
+        ]
         for rule, r in over.items():
             banks = ", ".join(f"{b}: {v['rate']:.1%}, x{v['weight_factor']:.3g}" for b, v in r["by_bank"].items())
-            lines.append(f"| {rule} | {r['accounts_hit']} of {r['accounts_scored']} | {r['rate']:.1%} | {r['ceiling']:.1%} | {banks} |")
+            lines.append(
+                f"| {rule} | {r['accounts_hit']} of {r['accounts_scored']} | {r['rate']:.1%} | {r['ceiling']:.1%} | {banks} |"
+            )
     cut = score.get("budget_cut") or []
     if cut:
-        lines += ["", "**Alert budget** (per bank, best first)", "",
-                  "| bank | accounts scored | budget | candidates | kept | cut | lowest score kept | highest score cut |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+        lines += [
+            "",
+            "**Alert budget** (per bank, best first)",
+            "",
+            "| bank | accounts scored | budget | candidates | kept | cut | lowest score kept | highest score cut |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
         for c in cut:
-            lines.append(f"| {c['bank_id']} | {c['accounts_scored']} | {_or_dash(c['allowed'], 'd')} | {c['candidates']} | "
-                         f"{c['kept']} | {c['cut']} | {_or_dash(c['lowest_kept'], '.3f')} | {_or_dash(c['highest_cut'], '.3f')} |")
+            lines.append(
+                f"| {c['bank_id']} | {c['accounts_scored']} | {_or_dash(c['allowed'], 'd')} | {c['candidates']} | "
+                f"{c['kept']} | {c['cut']} | {_or_dash(c['lowest_kept'], '.3f')} | {_or_dash(c['highest_cut'], '.3f')} |"
+            )
     return lines
 
 
-def record_batch_run(db: str | Path, run_id: str, flow_run_id: str | None, started: datetime, params: dict,
-                     submissions: list[dict], score: dict | None, outcome: str, error: str | None = None) -> None:
+def record_batch_run(
+    db: str | Path,
+    run_id: str,
+    flow_run_id: str | None,
+    started: datetime,
+    params: dict,
+    submissions: list[dict],
+    score: dict | None,
+    outcome: str,
+    error: str | None = None,
+) -> None:
     from detectors.scoring import record_run
+
     con = store.connect(db)
     try:
         sc = score or {}
-        record_run(con, run_id=run_id, flow_run_id=flow_run_id, kind="batch", started_at=started,
-                   parameters=json.dumps(params, default=str), rule_set_hash=sc.get("rule_set_hash"),
-                   model_version=sc.get("model_version"), window_start=sc.get("window_start"), window_end=sc.get("window_end"),
-                   rows_in=sum(s["rows_in"] for s in submissions),
-                   rows_quarantined=sum(sum(s["rows_quarantined"].values()) for s in submissions),
-                   alerts_out=sc.get("alerts", 0), alerts_new=sc.get("new", 0), outcome=outcome, error=error)
+        record_run(
+            con,
+            run_id=run_id,
+            flow_run_id=flow_run_id,
+            kind="batch",
+            started_at=started,
+            parameters=json.dumps(params, default=str),
+            rule_set_hash=sc.get("rule_set_hash"),
+            model_version=sc.get("model_version"),
+            window_start=sc.get("window_start"),
+            window_end=sc.get("window_end"),
+            rows_in=sum(s["rows_in"] for s in submissions),
+            rows_quarantined=sum(sum(s["rows_quarantined"].values()) for s in submissions),
+            alerts_out=sc.get("alerts", 0),
+            alerts_new=sc.get("new", 0),
+            outcome=outcome,
+            error=error,
+        )
     finally:
         con.close()

@@ -5,6 +5,7 @@ path, a malformed file, a locked store). A user error is one line on stderr, nev
 shows the traceback. `main()` maps the known exception types to that line; each command checks its own
 paths first, so a typo never creates an empty store or an empty inbox.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,7 +16,7 @@ from pathlib import Path
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
-DEMO_MARKER = ".thb-signals-demo"   # written into a folder `demo` made, so it only ever empties its own folder
+DEMO_MARKER = ".thb-signals-demo"  # written into a folder `demo` made, so it only ever empties its own folder
 
 
 class _Parser(argparse.ArgumentParser):
@@ -52,6 +53,7 @@ def _file(path: str | None, what: str) -> Path | None:
 def _yaml(path: str | None, what: str) -> Path | None:
     """A YAML file that exists and is a mapping; names the line of a syntax error."""
     import yaml
+
     p = _file(path, what)
     if p is None:
         return None
@@ -77,10 +79,11 @@ def _store(path: str, need: str | None = None) -> str:
         raise UsageError(f"store {path} is not a file")
     if need:
         from pipelines import store
+
         con = store.peek(p)
         try:
             tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-            if need == "alerts":   # scored at least once (an empty queue is fine)
+            if need == "alerts":  # scored at least once (an empty queue is fine)
                 empty = "runs" not in tables or not con.execute("SELECT count(*) FROM runs").fetchone()[0]
             else:
                 empty = need not in tables or not con.execute(f"SELECT count(*) FROM {need}").fetchone()[0]
@@ -89,7 +92,9 @@ def _store(path: str, need: str | None = None) -> str:
         if empty and need == "alerts":
             raise UsageError(f"store {path} has never been scored: run `thb-signals score --db {path} --out <folder>` first")
         if empty:
-            raise UsageError(f"store {path} holds no {need}: ingest a submission first (`thb-signals ingest <folder> --db {path}`)")
+            raise UsageError(
+                f"store {path} holds no {need}: ingest a submission first (`thb-signals ingest <folder> --db {path}`)"
+            )
     return str(p)
 
 
@@ -100,16 +105,27 @@ def _lock_holder(pid: int) -> tuple[str, str]:
     except OSError:
         cmd = ""
     if " serve" in cmd:
-        return "the review page (thb-signals serve)", f"stop it (Ctrl-C in its terminal, or kill {pid}), run this command, then start it again"
+        return (
+            "the review page (thb-signals serve)",
+            f"stop it (Ctrl-C in its terminal, or kill {pid}), run this command, then start it again",
+        )
     if re.search(r" (batch|run)\b|prefect", cmd):
-        return "a batch or scoring run (thb-signals batch/run or a Prefect flow)", "wait until it has finished, then run this again"
+        return (
+            "a batch or scoring run (thb-signals batch/run or a Prefect flow)",
+            "wait until it has finished, then run this again",
+        )
     if re.search(r" (ingest|score|dispose|export-goaml|identities)\b", cmd):
-        return f"another thb-signals command ({cmd.split('thb-signals', 1)[-1].split()[0] if 'thb-signals' in cmd else 'thb-signals'})", \
-            "wait until it has finished, then run this again"
+        return (
+            f"another thb-signals command ({cmd.split('thb-signals', 1)[-1].split()[0] if 'thb-signals' in cmd else 'thb-signals'})",
+            "wait until it has finished, then run this again",
+        )
     if "duckdb" in cmd.split(" ")[0]:
         return "a DuckDB shell", "close it (.quit), then run this again"
     if cmd:
-        return f"another program ({Path(cmd.split(' ')[0]).name})", f"close its connection to the store (or stop process {pid}), then run this again"
+        return (
+            f"another program ({Path(cmd.split(' ')[0]).name})",
+            f"close its connection to the store (or stop process {pid}), then run this again",
+        )
     return "another process", f"stop process {pid} or wait until it has finished, then run this again"
 
 
@@ -117,7 +133,9 @@ def _user_error(e: BaseException) -> str | None:
     """The one line for a known kind of user error; None for anything else (a bug: the traceback is shown)."""
     import duckdb
     import yaml
+
     from schemas.store import StoreVersionError
+
     if isinstance(e, (UsageError, StoreVersionError)):
         return str(e)
     if isinstance(e, duckdb.IOException):
@@ -132,13 +150,14 @@ def _user_error(e: BaseException) -> str | None:
         return f"{e.filename}: {e.strerror}" if e.filename else str(e)
     if isinstance(e, yaml.YAMLError):
         return f"a YAML file is malformed: {e}".split("\n")[0]
-    if isinstance(e, ValueError):   # bad values in a config, a key file, a size or a date
+    if isinstance(e, ValueError):  # bad values in a config, a key file, a size or a date
         return str(e).split("\n")[0]
     return None
 
 
 def cmd_contract(a) -> int:
     from schemas.contract import markdown
+
     print(markdown())
     return 0
 
@@ -146,6 +165,7 @@ def cmd_contract(a) -> int:
 def cmd_validate(a) -> int:
     from pipelines.report import html_report, summary_text
     from pipelines.validation import validate
+
     _folder(a.submission, "submission")
     if a.report and not Path(a.report).resolve().parent.is_dir():
         raise UsageError(f"--report {a.report}: folder {Path(a.report).parent} does not exist")
@@ -161,17 +181,24 @@ def cmd_ingest(a) -> int:
     from detectors.timing import Progress
     from pipelines.ingest import ingest
     from pipelines.report import summary_text
+
     for path in a.submissions:
         _folder(path, "submission")
     _new_store_ok(a.db)
     worst = 0
     progress = Progress(a.quiet)
     for path in a.submissions:
-        if _is_goaml(path):   # FIU: a folder of goAML XML reports (needs --key-file)
+        if _is_goaml(path):  # FIU: a folder of goAML XML reports (needs --key-file)
             worst = max(worst, cmd_ingest_goaml(path, a))
             continue
-        out = ingest(path, a.db, a.memory_limit, require_manifest=not a.no_manifest,
-                     timer=progress.stopwatch(f"{Path(path).name}: "), progress=progress)
+        out = ingest(
+            path,
+            a.db,
+            a.memory_limit,
+            require_manifest=not a.no_manifest,
+            timer=progress.stopwatch(f"{Path(path).name}: "),
+            progress=progress,
+        )
         if out.validation is not None:
             print(summary_text(out.validation))
         print(f"  -> {out.outcome}: {out.message} [{out.submission_id}]")
@@ -190,6 +217,7 @@ def _new_store_ok(db: str) -> None:
 
 def cmd_pseudonymise(a) -> int:
     from pipelines.pseudonymise import pseudonymise
+
     _folder(a.raw_dir, "raw extract folder")
     _file(a.key_file, "key file")
     if Path(a.out_dir).resolve() == Path(a.raw_dir).resolve():
@@ -203,10 +231,20 @@ def cmd_pseudonymise(a) -> int:
 def cmd_generate(a) -> int:
     if a.fiu:
         return cmd_generate_fiu(a)
-    from synthetic.generate import generate
     from detectors.timing import Progress
-    info = generate(a.out_dir, accounts=a.accounts, days=a.days, banks=a.banks, seed=a.seed,
-                    fmt=a.format, end=a.end, family=a.family, progress=Progress(a.quiet))
+    from synthetic.generate import generate
+
+    info = generate(
+        a.out_dir,
+        accounts=a.accounts,
+        days=a.days,
+        banks=a.banks,
+        seed=a.seed,
+        fmt=a.format,
+        end=a.end,
+        family=a.family,
+        progress=Progress(a.quiet),
+    )
     for bank, n in info["transactions"].items():
         print(f"{bank}: {n} transactions, {info['accounts'][bank]} accounts -> {Path(a.out_dir) / bank}")
     print(f"labels: {info['labels']} rows -> {Path(a.out_dir) / 'labels.parquet'}")
@@ -215,7 +253,9 @@ def cmd_generate(a) -> int:
 
 def cmd_evaluate(a) -> int:
     import json
+
     from synthetic.evaluate import EvaluationError, evaluate, format_table
+
     if a.subjects:
         return cmd_evaluate_subjects(a)
     try:
@@ -230,6 +270,7 @@ def cmd_evaluate(a) -> int:
 def _settings(a):
     """The typed settings of the --config file (defaults without one), flags over the file; one clear line when wrong."""
     from schemas.settings import load_settings
+
     _yaml(getattr(a, "config", None), "config")
     return load_settings(getattr(a, "config", None)).with_overrides(**{"window.days": getattr(a, "window_days", None)})
 
@@ -239,13 +280,24 @@ def cmd_score(a) -> int:
     from detectors.scoring import score_store
     from detectors.timing import Progress
     from pipelines.report import print_alerts
+
     _store(a.db, "transactions")
     settings = _settings(a)
-    res = score_store(a.db, a.out, settings, models_dir=a.models, refit=a.refit, mode=a.mode,
-                      memory_limit=a.memory_limit, timer=Progress(a.quiet).stopwatch("score "))
-    print(f"run {res.run_id}: window {res.window_start:%Y-%m-%d} .. {res.window_end:%Y-%m-%d}, {res.accounts_scored} accounts scored, "
-          f"{res.alerts.height} alerts ({int((res.alerts['status'] == 'new').sum()) if res.alerts.height else 0} new); "
-          f"rules {res.rule_set_hash}, model {res.model_version}")
+    res = score_store(
+        a.db,
+        a.out,
+        settings,
+        models_dir=a.models,
+        refit=a.refit,
+        mode=a.mode,
+        memory_limit=a.memory_limit,
+        timer=Progress(a.quiet).stopwatch("score "),
+    )
+    print(
+        f"run {res.run_id}: window {res.window_start:%Y-%m-%d} .. {res.window_end:%Y-%m-%d}, {res.accounts_scored} accounts scored, "
+        f"{res.alerts.height} alerts ({int((res.alerts['status'] == 'new').sum()) if res.alerts.height else 0} new); "
+        f"rules {res.rule_set_hash}, model {res.model_version}"
+    )
     for line in res.warnings:
         print(line, file=sys.stderr)
     for line in budget_lines(res.budget_cut):
@@ -267,16 +319,27 @@ def cmd_run(a) -> int:
             print("some submissions were rejected (see above); scoring what is loaded", file=sys.stderr)
         return cmd_score(a) or rc
     from pipelines.flows import run_flow
-    _settings(a)   # fail fast on a bad config, before the flow starts
+
+    _settings(a)  # fail fast on a bad config, before the flow starts
     _new_store_ok(a.db)
-    res = run_flow([str(p) for p in a.submissions], a.db, a.out, config=a.config, mode=a.mode, require_manifest=not a.no_manifest,
-                   window_days=a.window_days)
+    res = run_flow(
+        [str(p) for p in a.submissions],
+        a.db,
+        a.out,
+        config=a.config,
+        mode=a.mode,
+        require_manifest=not a.no_manifest,
+        window_days=a.window_days,
+    )
     return _print_flow_result(res, a.top)
 
 
 def _print_flow_result(res: dict, top: int) -> int:
     for s in res["submissions"]:
-        print(f"{Path(s['path']).name}: {s['outcome']}: {s['message']}" + (f" (filed as {s['filed_as']})" if s.get("filed_as") else ""))
+        print(
+            f"{Path(s['path']).name}: {s['outcome']}: {s['message']}"
+            + (f" (filed as {s['filed_as']})" if s.get("filed_as") else "")
+        )
     sc = res["score"]
     if sc:
         print(f"\nrun {sc['run_id']}: {sc['alerts']} alerts ({sc['new']} new) -> {sc['files']['parquet']}")
@@ -293,6 +356,7 @@ def cmd_batch(a) -> int:
     _yaml(a.config, "config")
     _new_store_ok(a.db)
     from pipelines.flows import batch_scoring_flow
+
     res = batch_scoring_flow(a.inbox, a.db, a.out, config=a.config, require_manifest=not a.no_manifest)
     return _print_flow_result(res, a.top)
 
@@ -300,17 +364,21 @@ def cmd_batch(a) -> int:
 def cmd_rules(a) -> int:
     """Every rule an analyst can tune: id, typology, indicators, severity, parameters, description."""
     from detectors.rules import RULES
+
     for r in RULES:
         params = ", ".join(f"{k}={v}" for k, v in r.params.items())
-        print(f"{r.id:<28} {r.typology:<22} sev {r.severity}  [{', '.join(r.indicators)}]\n"
-              f"    {r.description}\n    parameters: {params or '-'}")
+        print(
+            f"{r.id:<28} {r.typology:<22} sev {r.severity}  [{', '.join(r.indicators)}]\n"
+            f"    {r.description}\n    parameters: {params or '-'}"
+        )
     return 0
 
 
 def cmd_dispose(a) -> int:
     """An investigator's decision on one alert from the command line (the review page does the same)."""
-    from pipelines import store
     from casework.dispositions import DispositionError, record_disposition
+    from pipelines import store
+
     con = store.connect(_store(a.db, "alerts"))
     try:
         out = record_disposition(con, a.alert, a.action, a.user, a.reason, a.note)
@@ -326,6 +394,7 @@ def cmd_dispose(a) -> int:
 def cmd_export_goaml(a) -> int:
     """goAML XML for escalated alerts; names files and refusals, never the identities inside them."""
     from casework.goaml import ExportError, GoamlExporter
+
     _store(a.db, "alerts")
     _file(a.identities, "identities file")
     entity = _settings(a).goaml.entity()
@@ -346,6 +415,7 @@ def cmd_export_goaml(a) -> int:
 
 def cmd_identities(a) -> int:
     from synthetic.identities import write_identities
+
     _store(a.db, "accounts")
     print(f"wrote {write_identities(a.db, a.out)} (invented identities for a synthetic store)")
     return 0
@@ -356,6 +426,7 @@ def serve_secure_cookies(host: str, asked: bool | None) -> bool:
     if asked is not None:
         return asked
     import ipaddress
+
     if host == "localhost":
         return False
     try:
@@ -370,6 +441,7 @@ def cmd_serve(a) -> int:
 
     from casework.review.app import Review
     from casework.review.auth import UsersError, load_users
+
     _store(a.db, "alerts")
     _yaml(a.users, "users file")
     entity = _settings(a).goaml.entity()
@@ -383,10 +455,13 @@ def cmd_serve(a) -> int:
     exporter = None
     if a.identities:
         from casework.goaml import GoamlExporter
+
         exporter = GoamlExporter(a.db, a.identities, entity)
     secure = serve_secure_cookies(a.host, a.secure_cookies)
     app = Review(a.db, users, exporter, a.goaml_out, secure_cookies=secure).app()
-    print(f"review page on http://{a.host}:{a.port}/ ({len(users)} users; cookies {'Secure, for a TLS proxy' if secure else 'not Secure'})")
+    print(
+        f"review page on http://{a.host}:{a.port}/ ({len(users)} users; cookies {'Secure, for a TLS proxy' if secure else 'not Secure'})"
+    )
     uvicorn.run(app, host=a.host, port=a.port, log_level="warning")
     return 0
 
@@ -395,6 +470,7 @@ def cmd_hash_password(a) -> int:
     import getpass
 
     from casework.review.auth import hash_password
+
     pw = os.environ.get("THB_PASSWORD") or getpass.getpass("password: ")
     if not pw.strip():
         raise UsageError("the password is empty; give one (THB_PASSWORD or at the prompt)")
@@ -405,6 +481,7 @@ def cmd_hash_password(a) -> int:
 def cmd_bench(a) -> int:
     from detectors.timing import Progress
     from synthetic.bench import HEADER, bench, parse_size
+
     sizes = [parse_size(x) for x in a.sizes.split(",")]
     print(HEADER)
     rep = bench(sizes, Path(a.out), reps=a.reps, memory_limit=a.memory_limit, progress=Progress(a.quiet))
@@ -420,12 +497,13 @@ def cmd_status(a) -> int:
     import duckdb
 
     from pipelines.status import StoreBusy, format_status, store_status
+
     try:
         print(format_status(store_status(a.db, a.inbox, a.runs)))
     except (StoreBusy, FileNotFoundError) as e:
         print(f"thb-signals status: {e}", file=sys.stderr)
         return 1
-    except duckdb.Error as e:   # not a DuckDB file, or one from a newer DuckDB
+    except duckdb.Error as e:  # not a DuckDB file, or one from a newer DuckDB
         print(f"thb-signals status: {a.db}: cannot be read as a store: {str(e).splitlines()[0]}", file=sys.stderr)
         return 1
     return 0
@@ -434,14 +512,16 @@ def cmd_status(a) -> int:
 def cmd_demo(a) -> int:
     """The README's first command: load the shipped sample extracts and show what was loaded."""
     import shutil
+
     from pipelines.demo import run_demo
+
     out = Path(a.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {a.out} is a file, not a folder")
     if out.is_dir() and any(out.iterdir()) and not (out / DEMO_MARKER).exists():
         raise UsageError(f"--out {a.out} is a folder the demo did not make and it is not empty; give a new or empty folder")
     if (out / DEMO_MARKER).exists():
-        shutil.rmtree(out)   # the demo's own earlier output
+        shutil.rmtree(out)  # the demo's own earlier output
     out.mkdir(parents=True, exist_ok=True)
     (out / DEMO_MARKER).write_text("made by `thb-signals demo`; the demo empties this folder when it runs again\n")
     return run_demo(out)
@@ -449,17 +529,23 @@ def cmd_demo(a) -> int:
 
 # ---- FIU workflow: screen themes over reports, decide, disseminate (casework/fiu) ----------------------------------------
 
+
 def cmd_generate_fiu(a) -> int:
     from synthetic.fiu import generate_fiu
+
     info = generate_fiu(a.out_dir, reports=a.reports, networks=a.networks, seed=a.seed, end=a.end, days=a.days, fmt=a.format)
-    print(f"FIU extract: {info['reports']} reports from {info['entities']} reporting entities, {info['accounts']} accounts -> {info['folder']}")
+    print(
+        f"FIU extract: {info['reports']} reports from {info['entities']} reporting entities, {info['accounts']} accounts -> {info['folder']}"
+    )
     print(f"labels: {info['labelled_subjects']} subjects in {info['networks']} planted networks -> {info['labels']}")
     return 0
 
 
 def cmd_evaluate_subjects(a) -> int:
     import json
+
     from synthetic.evaluate import EvaluationError, evaluate_subjects
+
     try:
         m = evaluate_subjects(a.subjects, a.labels)
     except EvaluationError as e:
@@ -475,6 +561,7 @@ def cmd_evaluate_subjects(a) -> int:
 
 def cmd_screen(a) -> int:
     from casework.fiu.screen import ScreenError, parse_period, screen
+
     try:
         start, end = parse_period(a.period)
     except ScreenError as e:
@@ -488,8 +575,10 @@ def cmd_screen(a) -> int:
         print(f"not run: {line}", file=sys.stderr)
     s = res.subjects
     hit = int((s["themes"].list.len() > 0).sum()) if s.height else 0
-    print(f"{res.screen_id}: {res.reports} reports in {start}..{end}, {len(res.themes_run)} themes run, {s.height} subjects "
-          f"({hit} hit by a theme, {s['network_id'].n_unique() if s.height else 0} networks)")
+    print(
+        f"{res.screen_id}: {res.reports} reports in {start}..{end}, {len(res.themes_run)} themes run, {s.height} subjects "
+        f"({hit} hit by a theme, {s['network_id'].n_unique() if s.height else 0} networks)"
+    )
     if res.files:
         print(f"ranked subjects written to {res.files['parquet']}")
     for r in s.head(a.top).iter_rows(named=True):
@@ -500,6 +589,7 @@ def cmd_screen(a) -> int:
 def cmd_themes(a) -> int:
     from casework.fiu.screen import theme_summary
     from casework.fiu.themes import load_themes
+
     themes, problems = load_themes(a.themes)
     print(theme_summary(themes))
     for p in problems:
@@ -510,6 +600,7 @@ def cmd_themes(a) -> int:
 def cmd_fiu_decide(a) -> int:
     from casework.dispositions import DispositionError, record_fiu_decision
     from pipelines import store
+
     con = store.connect(a.db)
     try:
         out = record_fiu_decision(con, a.report, a.decision, a.user, a.typology, a.note)
@@ -524,6 +615,7 @@ def cmd_fiu_decide(a) -> int:
 
 def cmd_disseminate(a) -> int:
     from casework.fiu.disseminate import DisseminationError, disseminate
+
     try:
         written = disseminate(a.db, a.out, a.user, a.identities)
     except DisseminationError as e:
@@ -539,11 +631,13 @@ def cmd_disseminate(a) -> int:
 
 def _is_goaml(path) -> bool:
     from pipelines.goaml_intake import is_goaml_folder
+
     return is_goaml_folder(path)
 
 
 def cmd_ingest_goaml(path, a) -> int:
     from pipelines.goaml_intake import ingest_goaml
+
     if not getattr(a, "key_file", None):
         print(f"thb-signals ingest: {path} holds goAML reports; pseudonymising them needs --key-file", file=sys.stderr)
         return 2
@@ -570,6 +664,7 @@ def add_fiu_commands(command) -> None:
     s.add_argument("--themes", action="append", help="a folder of the analyst's own theme YAML files (repeatable)")
 
     from casework.dispositions import FIU_DECISIONS
+
     s = command("fiu-decide", "FIU: declare a report suspicious or not (audit log)", cmd_fiu_decide)
     s.add_argument("--db", required=True, help="an existing, screened store")
     s.add_argument("--report", required=True, help="report_id")
@@ -584,6 +679,7 @@ def add_fiu_commands(command) -> None:
     s.add_argument("--identities", help="file mapping pseudonymous ids to names (else parties stay pseudonymous)")
     s.add_argument("--user", default=os.environ.get("USER", "unknown"), help="who disseminates (audit log)")
 
+
 # ---- end of FIU workflow ------------------------------------------------------------------------------------------------
 
 
@@ -594,22 +690,31 @@ def build_parser() -> _Parser:
 
     def command(name: str, help: str, func) -> _Parser:
         s = sub.add_parser(name, help=help, description=help)
-        s.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                       help="show the full traceback of an error instead of one line")
+        s.add_argument(
+            "--debug",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help="show the full traceback of an error instead of one line",
+        )
         s.set_defaults(func=func)
         return s
 
     def no_manifest(s):
-        s.add_argument("--no-manifest", action="store_true",
-                       help="accept a submission without manifest.json (by default it is refused)")
+        s.add_argument(
+            "--no-manifest", action="store_true", help="accept a submission without manifest.json (by default it is refused)"
+        )
 
     command("contract", "print the extract contract as generated from schemas/", cmd_contract)
 
     s = command("validate", "check a submission without loading it", cmd_validate)
     s.add_argument("submission", help="the submission folder (transactions, accounts and manifest.json)")
     s.add_argument("--report", help="write an HTML report here")
-    s.add_argument("--gx-sample-rows", type=int, default=100_000,
-                   help="rows per file the Great Expectations suite runs on (0: skip); SQL checks cover every row")
+    s.add_argument(
+        "--gx-sample-rows",
+        type=int,
+        default=100_000,
+        help="rows per file the Great Expectations suite runs on (0: skip); SQL checks cover every row",
+    )
     no_manifest(s)
 
     s = command("ingest", "validate and load submissions into DuckDB", cmd_ingest)
@@ -633,12 +738,18 @@ def build_parser() -> _Parser:
     s.add_argument("--seed", type=int, default=1, help="random seed (the same seed gives the same files)")
     s.add_argument("--format", choices=("parquet", "csv"), default="parquet", help="file format of the submissions")
     s.add_argument("--end", default="2026-09-30", help="last day of the period")
-    s.add_argument("--fiu", action="store_true", help="an FIU extract (reports from every kind of obliged entity) and fiu_labels.parquet")
+    s.add_argument(
+        "--fiu", action="store_true", help="an FIU extract (reports from every kind of obliged entity) and fiu_labels.parquet"
+    )
     s.add_argument("--reports", type=int, default=6000, help="with --fiu: size of the background (about twice as many reports)")
     s.add_argument("--networks", type=int, default=40, help="with --fiu: planted trafficking networks")
     s.add_argument("--quiet", action="store_true", help="no progress on stderr (also when CI=true)")
-    s.add_argument("--family", choices=("tune", "holdout"), default="tune",
-                   help="generator settings: tune (for tuning detectors) or holdout (for reporting; never tune on it)")
+    s.add_argument(
+        "--family",
+        choices=("tune", "holdout"),
+        default="tune",
+        help="generator settings: tune (for tuning detectors) or holdout (for reporting; never tune on it)",
+    )
 
     s = command("evaluate", "score an alert table (or an FIU subject list) against labels", cmd_evaluate)
     what = s.add_mutually_exclusive_group(required=True)
@@ -649,11 +760,17 @@ def build_parser() -> _Parser:
 
     def scoring_args(s):
         s.add_argument("--out", required=True, help="folder for alerts.parquet and alerts.csv")
-        s.add_argument("--config", help="YAML settings: window, rules, network, fusion, cases, budget, review (docs/configuration.md)")
-        s.add_argument("--window-days", type=_positive, help="the scoring window in days (overrides window.days of the config; default 90)")
+        s.add_argument(
+            "--config", help="YAML settings: window, rules, network, fusion, cases, budget, review (docs/configuration.md)"
+        )
+        s.add_argument(
+            "--window-days", type=_positive, help="the scoring window in days (overrides window.days of the config; default 90)"
+        )
         s.add_argument("--models", help="folder of saved anomaly models (default: DB.models)")
         s.add_argument("--refit", action="store_true", help="fit the anomaly model on this window and save a new version")
-        s.add_argument("--mode", choices=("fused", "rules", "anomaly"), default="fused", help="ablation: score with one part only")
+        s.add_argument(
+            "--mode", choices=("fused", "rules", "anomaly"), default="fused", help="ablation: score with one part only"
+        )
         s.add_argument("--top", type=int, default=15, help="alerts to print")
         s.add_argument("--quiet", action="store_true", help="no progress on stderr (also when CI=true)")
 
@@ -679,6 +796,7 @@ def build_parser() -> _Parser:
     no_manifest(s)
 
     from casework.dispositions import ACTIONS, DISMISS_REASONS
+
     s = command("dispose", "record a decision on an alert: escalate, dismiss, request_info, reopen", cmd_dispose)
     s.add_argument("--db", required=True, help="an existing, scored store")
     s.add_argument("--alert", required=True, help="alert id")
@@ -695,8 +813,11 @@ def build_parser() -> _Parser:
     pick.add_argument("--escalated", action="store_true", help="every escalated alert, one report each")
     s.add_argument("--identities", required=True, help="the bank's file mapping pseudonymous ids to identities (CSV or Parquet)")
     s.add_argument("--out", required=True, help="folder for the XML reports")
-    s.add_argument("--config", default=str(Path(__file__).resolve().parent.parent / "detectors" / "config.example.yaml"),
-                   help="YAML with a goaml: section naming the reporting entity")
+    s.add_argument(
+        "--config",
+        default=str(Path(__file__).resolve().parent.parent / "detectors" / "config.example.yaml"),
+        help="YAML with a goaml: section naming the reporting entity",
+    )
     s.add_argument("--user", default=os.environ.get("USER", "unknown"), help="who exports (audit log)")
 
     s = command("identities", "invent a complete identities file for a synthetic store (tests, demo)", cmd_identities)
@@ -705,15 +826,24 @@ def build_parser() -> _Parser:
 
     s = command("serve", "the investigators' review page: queue, alerts, decisions, audit, exports", cmd_serve)
     s.add_argument("--db", required=True, help="an existing, scored store")
-    s.add_argument("--users", default=os.environ.get("THB_USERS", "users.yaml"), help="YAML of users with scrypt hashes and roles")
+    s.add_argument(
+        "--users", default=os.environ.get("THB_USERS", "users.yaml"), help="YAML of users with scrypt hashes and roles"
+    )
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (loopback by default)")
     s.add_argument("--port", type=int, default=8765, help="port to listen on")
-    s.add_argument("--secure-cookies", action=argparse.BooleanOptionalAction, default=None,
-                   help="mark cookies Secure (HTTPS only); on by default when --host is not loopback")
+    s.add_argument(
+        "--secure-cookies",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="mark cookies Secure (HTTPS only); on by default when --host is not loopback",
+    )
     s.add_argument("--identities", help="the bank's identities file: enables goAML export from escalated alerts")
     s.add_argument("--goaml-out", default="goaml-reports", help="folder for goAML reports written from the page")
-    s.add_argument("--config", default=str(Path(__file__).resolve().parent.parent / "detectors" / "config.example.yaml"),
-                   help="YAML with a goaml: section naming the reporting entity")
+    s.add_argument(
+        "--config",
+        default=str(Path(__file__).resolve().parent.parent / "detectors" / "config.example.yaml"),
+        help="YAML with a goaml: section naming the reporting entity",
+    )
 
     command("hash-password", "print a scrypt hash for users.yaml (reads THB_PASSWORD or asks)", cmd_hash_password)
 

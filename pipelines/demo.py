@@ -1,5 +1,6 @@
 """The demo behind `make demo`: the shipped samples through validation, then a generated two-bank
 extract through ingest and scoring, ending with the ranked alerts and how good they are."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,8 +13,11 @@ SAMPLES = Path(__file__).resolve().parent.parent / "data_samples"
 
 
 def _load_samples(db: Path) -> None:
-    subs = sorted((SAMPLES / "valid").glob("BANK_*")) + [SAMPLES / "fiu" / "FIU_NL", SAMPLES / "broken" / "negative_amount",
-                                                          SAMPLES / "broken" / "wrong_delimiter"]
+    subs = sorted((SAMPLES / "valid").glob("BANK_*")) + [
+        SAMPLES / "fiu" / "FIU_NL",
+        SAMPLES / "broken" / "negative_amount",
+        SAMPLES / "broken" / "wrong_delimiter",
+    ]
     print(f"== 1. The shipped sample submissions into {db}\n")
     for path in subs:
         res = ingest(path, db)
@@ -22,8 +26,10 @@ def _load_samples(db: Path) -> None:
         print(f"  -> {res.outcome}: {res.message}\n")
     con = store.connect(db, read_only=True)
     try:
-        counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-                  for t in ("transactions", "accounts", "fiu_reports", "quarantine", "submissions")}
+        counts = {
+            t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+            for t in ("transactions", "accounts", "fiu_reports", "quarantine", "submissions")
+        }
     finally:
         con.close()
     print("  store: " + ", ".join(f"{t} {n}" for t, n in counts.items()) + "\n")
@@ -50,8 +56,10 @@ def run_demo(out: Path, accounts: int = 20_000, seed: int = 1) -> int:
     print_alerts(res.alerts, 20)
     print("\n== 4. The largest cases (connected alerts, worked once)\n")
     for c in res.cases.filter(res.cases["accounts"] > 1).sort("accounts", descending=True).head(5).iter_rows(named=True):
-        print(f"  {c['case_id']}  {c['typology']:<22} {c['accounts']:>3} accounts at {', '.join(c['banks'])}; "
-              f"{c['roles']}; EUR {c['money_eur']:,.0f} moved inside")
+        print(
+            f"  {c['case_id']}  {c['typology']:<22} {c['accounts']:>3} accounts at {', '.join(c['banks'])}; "
+            f"{c['roles']}; EUR {c['money_eur']:,.0f} moved inside"
+        )
     print("\n== 5. How good (labels are known because the data is synthetic)\n")
     print(format_table(evaluate(res.alerts, extracts / "labels.parquet")))
     ids = write_identities(db, out / "identities.csv")
@@ -59,5 +67,5 @@ def run_demo(out: Path, accounts: int = 20_000, seed: int = 1) -> int:
   review page:  thb-signals hash-password  (put the hash in a users.yaml, see README), then
                 thb-signals serve --db {db} --users users.yaml --identities {ids}
   FIU reports:  thb-signals dispose --db {db} --alert <id> --action escalate --user <you>, then
-                thb-signals export-goaml --db {db} --escalated --identities {ids} --out {out / 'goaml'}""")
+                thb-signals export-goaml --db {db} --escalated --identities {ids} --out {out / "goaml"}""")
     return 0

@@ -4,6 +4,7 @@ Tasks receive paths, never DuckDB connections (one writer per database file; eac
 and closes its own). Tasks run one after another because DuckDB allows one writer per file;
 where one machine is outgrown, the scoring stages are what fans out (prefect-dask), not ingest.
 """
+
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -14,8 +15,17 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run
 from prefect.tasks import exponential_backoff
 
-from pipelines.batch import (file_submission, is_transient, new_submissions, outcome_record, previous_run, record_batch_run,
-                             run_summary_markdown, top_alerts_table, typology_counts)
+from pipelines.batch import (
+    file_submission,
+    is_transient,
+    new_submissions,
+    outcome_record,
+    previous_run,
+    record_batch_run,
+    run_summary_markdown,
+    top_alerts_table,
+    typology_counts,
+)
 from pipelines.ingest import ingest
 
 
@@ -28,33 +38,57 @@ def retry_if_transient(task, task_run, state) -> bool:
     return False
 
 
-@task(retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=2), retry_condition_fn=retry_if_transient,
-      task_run_name="ingest {path}")
+@task(
+    retries=3,
+    retry_delay_seconds=exponential_backoff(backoff_factor=2),
+    retry_condition_fn=retry_if_transient,
+    task_run_name="ingest {path}",
+)
 def ingest_submission(path: str, db: str, require_manifest: bool = False) -> dict:
     log = get_run_logger()
-    return outcome_record(ingest(path, db, require_manifest=require_manifest, timer=_logging_stopwatch(log, Path(path).name + " "), progress=lambda message: log.info("%s", message)))
+    return outcome_record(
+        ingest(
+            path,
+            db,
+            require_manifest=require_manifest,
+            timer=_logging_stopwatch(log, Path(path).name + " "),
+            progress=lambda message: log.info("%s", message),
+        )
+    )
 
 
 def _logging_stopwatch(log, prefix: str = ""):
     """Each stage's time and row counts in the run's log, as the stage finishes."""
     from detectors.timing import Stopwatch, stage_line
+
     return Stopwatch(on_stage=lambda name, seconds, info: log.info("%s", stage_line(prefix + name, seconds, info)))
 
 
 @task(retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=2), retry_condition_fn=retry_if_transient)
 def score_store_task(db: str, out: str, config: str | None, window_days: int | None, mode: str) -> dict:
     from detectors.scoring import score_store
-    cfg, over = config, {"window.days": window_days}   # a flow parameter overrides the file; a bad file is a failed run
-    res = score_store(db, out, cfg, mode=mode, flow_run_id=_flow_run_id(), timer=_logging_stopwatch(get_run_logger(), "score "),
-                      overrides=over)
+
+    cfg, over = config, {"window.days": window_days}  # a flow parameter overrides the file; a bad file is a failed run
+    res = score_store(
+        db, out, cfg, mode=mode, flow_run_id=_flow_run_id(), timer=_logging_stopwatch(get_run_logger(), "score "), overrides=over
+    )
     for line in res.warnings:
         get_run_logger().warning(line)
     alerts = res.alerts.to_dicts()
-    return {"run_id": res.run_id, "alerts": res.alerts.height, "new": sum(1 for a in alerts if a["status"] == "new"),
-            "rule_set_hash": res.rule_set_hash, "model_version": res.model_version,
-            "window_start": res.window_start.isoformat(), "window_end": res.window_end.isoformat(),
-            "files": res.files, "top": top_alerts_table(alerts), "warnings": res.report_lines(), "budget_cut": res.budget_cut,
-            "rules_over_ceiling": {k: v for k, v in res.rule_rates.items() if v["over_ceiling"]}}
+    return {
+        "run_id": res.run_id,
+        "alerts": res.alerts.height,
+        "new": sum(1 for a in alerts if a["status"] == "new"),
+        "rule_set_hash": res.rule_set_hash,
+        "model_version": res.model_version,
+        "window_start": res.window_start.isoformat(),
+        "window_end": res.window_end.isoformat(),
+        "files": res.files,
+        "top": top_alerts_table(alerts),
+        "warnings": res.report_lines(),
+        "budget_cut": res.budget_cut,
+        "rules_over_ceiling": {k: v for k, v in res.rule_rates.items() if v["over_ceiling"]},
+    }
 
 
 def _flow_run_id() -> str | None:
@@ -64,12 +98,15 @@ def _flow_run_id() -> str | None:
 
 def _has_transactions(db: str) -> bool:
     from pipelines import store
+
     if not Path(db).exists():
         return False
     con = store.connect(db)
     try:
-        return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'transactions'").fetchone()[0]
-                    and con.execute("SELECT count(*) FROM transactions").fetchone()[0])
+        return bool(
+            con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'transactions'").fetchone()[0]
+            and con.execute("SELECT count(*) FROM transactions").fetchone()[0]
+        )
     finally:
         con.close()
 
@@ -83,8 +120,17 @@ def _ingest_all(paths: list[str], db: str, file_them: bool, require_manifest: bo
             rec = state.result()
         else:
             err = state.result(raise_on_failure=False)
-            rec = {"path": p, "submission_id": None, "outcome": "failed", "accepted": False, "message": f"ingest failed: {err}",
-                   "rows_loaded": {}, "rows_quarantined": {}, "rows_in": 0, "report_html": None}
+            rec = {
+                "path": p,
+                "submission_id": None,
+                "outcome": "failed",
+                "accepted": False,
+                "message": f"ingest failed: {err}",
+                "rows_loaded": {},
+                "rows_quarantined": {},
+                "rows_in": 0,
+                "report_html": None,
+            }
         report = rec.pop("report_html")
         if file_them:
             rec["filed_as"] = str(file_submission(p, rec["accepted"], report))
@@ -97,14 +143,27 @@ def _publish(db: str, submissions: list[dict], score: dict | None) -> None:
     prev = previous_run(db, score["run_id"]) if score else None
     before = typology_counts(db, prev) if prev else None
     if score:
-        create_table_artifact(key="top-alerts", table=score["top"],
-                              description=f"Top alerts of scoring run {score['run_id']} (no identifiers)")
-    create_markdown_artifact(key="run-summary", markdown=run_summary_markdown(submissions, score, now, before),
-                             description="Submissions accepted and rejected, alerts per typology against the previous run")
+        create_table_artifact(
+            key="top-alerts", table=score["top"], description=f"Top alerts of scoring run {score['run_id']} (no identifiers)"
+        )
+    create_markdown_artifact(
+        key="run-summary",
+        markdown=run_summary_markdown(submissions, score, now, before),
+        description="Submissions accepted and rejected, alerts per typology against the previous run",
+    )
 
 
-def _score_and_publish(db: str, out: str, config: str | None, window_days: int, mode: str, subs: list[dict],
-                       run_id: str, started: datetime, params: dict) -> dict:
+def _score_and_publish(
+    db: str,
+    out: str,
+    config: str | None,
+    window_days: int,
+    mode: str,
+    subs: list[dict],
+    run_id: str,
+    started: datetime,
+    params: dict,
+) -> dict:
     """After ingesting: score what is loaded (if anything), publish the artifacts, record the run. A run that fails
     is recorded as failed with its error, and the flow run fails (which is what Prefect notifications act on)."""
     try:
@@ -112,6 +171,7 @@ def _score_and_publish(db: str, out: str, config: str | None, window_days: int, 
         _publish(db, subs, score)
     except Exception as exc:
         from detectors.scoring import error_text
+
         record_batch_run(db, run_id, _flow_run_id(), started, params, subs, None, "failed", error=error_text(exc))
         raise
     record_batch_run(db, run_id, _flow_run_id(), started, params, subs, score, "ok")
@@ -133,18 +193,35 @@ def score_flow(db: str, out: str, window_days: int | None = None, config: str | 
 
 
 @flow(name="run")
-def run_flow(paths: list[str], db: str, out: str, window_days: int | None = None, config: str | None = None, mode: str = "fused",
-             require_manifest: bool = False) -> dict:
+def run_flow(
+    paths: list[str],
+    db: str,
+    out: str,
+    window_days: int | None = None,
+    config: str | None = None,
+    mode: str = "fused",
+    require_manifest: bool = False,
+) -> dict:
     """`thb-signals run`: ingest the given submissions, then score."""
     started = datetime.now(timezone.utc)
     subs = _ingest_all(paths, db, file_them=False, require_manifest=require_manifest)
-    return _score_and_publish(db, out, config, window_days, mode, subs, f"run-{started:%Y%m%dT%H%M%S%f}", started,
-                              {"paths": paths, "db": db, "out": out, "config": config})
+    return _score_and_publish(
+        db,
+        out,
+        config,
+        window_days,
+        mode,
+        subs,
+        f"run-{started:%Y%m%dT%H%M%S%f}",
+        started,
+        {"paths": paths, "db": db, "out": out, "config": config},
+    )
 
 
 @flow(name="batch-scoring")
-def batch_scoring_flow(inbox: str, db: str, out: str, window_days: int | None = None, config: str | None = None,
-                       require_manifest: bool = False) -> dict:
+def batch_scoring_flow(
+    inbox: str, db: str, out: str, window_days: int | None = None, config: str | None = None, require_manifest: bool = False
+) -> dict:
     """The scheduled run: every new submission in the inbox is ingested and filed under processed/ or
     rejected/ (with its validation report), then the store is scored and the result published."""
     log = get_run_logger()
@@ -154,5 +231,14 @@ def batch_scoring_flow(inbox: str, db: str, out: str, window_days: int | None = 
     subs = _ingest_all(paths, db, file_them=True, require_manifest=require_manifest)
     for s in subs:
         (log.info if s["accepted"] else log.warning)("%s: %s: %s", Path(s["path"]).name, s["outcome"], s["message"])
-    return _score_and_publish(db, out, config, window_days, "fused", subs, f"batch-{started:%Y%m%dT%H%M%S%f}", started,
-                              {"inbox": inbox, "db": db, "out": out, "window_days": window_days, "config": config})
+    return _score_and_publish(
+        db,
+        out,
+        config,
+        window_days,
+        "fused",
+        subs,
+        f"batch-{started:%Y%m%dT%H%M%S%f}",
+        started,
+        {"inbox": inbox, "db": db, "out": out, "window_days": window_days, "config": config},
+    )

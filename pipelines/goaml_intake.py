@@ -7,6 +7,7 @@ is replaced by its keyed hash with the partners' key (pipelines/pseudonymise.py)
 in the banks' extracts and no raw number enters the store. Private persons' names are never stored, only a business
 counterparty's name. The project's own export (casework/goaml.py) reads back as the transactions it was made from.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -39,8 +40,9 @@ class GoamlIntake:
 
     @property
     def message(self) -> str:
-        return (f"loaded {self.loaded} transactions from {self.reports} goAML reports; "
-                f"quarantined {len(self.quarantined)} report(s)")
+        return (
+            f"loaded {self.loaded} transactions from {self.reports} goAML reports; quarantined {len(self.quarantined)} report(s)"
+        )
 
 
 def is_goaml_folder(path: str | Path) -> bool:
@@ -76,7 +78,7 @@ def _rows(doc, key: bytes, report_file: str, channels: dict) -> list[dict]:
         other = "to" if side == "from" else "from"
         mine = x.find(f"t_{side}_my_client/{side}_account")
         if mine is None:
-            continue   # no client account of the reporting institution in this transaction
+            continue  # no client account of the reporting institution in this transaction
         wrap = x.find(f"t_{other}_my_client")
         wrap = wrap if wrap is not None else x.find(f"t_{other}")
         cp_acc = wrap.find(f"{other}_account") if wrap is not None else None
@@ -84,21 +86,33 @@ def _rows(doc, key: bytes, report_file: str, channels: dict) -> list[dict]:
         funds = _text(x, f"t_{side}_my_client/{side}_funds_code") or ""
         bank = (_text(mine, "non_bank_institution") or "false") == "false"
         cp_number = _account_number(cp_acc)
-        out.append({
-            "txn_id": _text(x, "transactionnumber"), "bank_id": (f"BANK_{rentity}" if bank else rentity),
-            "account_id": pseudonym(_account_number(mine) or "", key),
-            "booked_at": _text(x, "date_transaction"), "direction": "debit" if side == "from" else "credit",
-            "amount_eur": float(_text(x, "amount_local") or 0), "currency": _text(x, f"t_{side}_my_client/{side}_foreign_currency/foreign_currency_code"),
-            "amount_orig": _text(x, f"t_{side}_my_client/{side}_foreign_currency/foreign_amount"),
-            "channel": channels.get((_text(x, "transmode_code") or "-", funds), "other"),
-            "counterparty_id": pseudonym(cp_number, key) if cp_number else None,
-            "counterparty_type": "person" if cp_number and cp_acc.find("t_entity") is None else ("business" if cp_ent is not None or cp_acc is not None else None),
-            "counterparty_name": _text(cp_ent, "name") if cp_ent is not None else None,
-            "counterparty_country": _text(wrap, f"{other}_country") if wrap is not None else None,
-            "mcc": None, "merchant_id": None, "location_city": _text(x, "transaction_location"),
-            "description": _text(x, "transaction_description"), "device_id": None,
-            "report_id": report_id, "reporting_entity": f"BANK_{rentity}" if bank else rentity,
-            "indicator_code": "|".join(indicators) or None})
+        out.append(
+            {
+                "txn_id": _text(x, "transactionnumber"),
+                "bank_id": (f"BANK_{rentity}" if bank else rentity),
+                "account_id": pseudonym(_account_number(mine) or "", key),
+                "booked_at": _text(x, "date_transaction"),
+                "direction": "debit" if side == "from" else "credit",
+                "amount_eur": float(_text(x, "amount_local") or 0),
+                "currency": _text(x, f"t_{side}_my_client/{side}_foreign_currency/foreign_currency_code"),
+                "amount_orig": _text(x, f"t_{side}_my_client/{side}_foreign_currency/foreign_amount"),
+                "channel": channels.get((_text(x, "transmode_code") or "-", funds), "other"),
+                "counterparty_id": pseudonym(cp_number, key) if cp_number else None,
+                "counterparty_type": "person"
+                if cp_number and cp_acc.find("t_entity") is None
+                else ("business" if cp_ent is not None or cp_acc is not None else None),
+                "counterparty_name": _text(cp_ent, "name") if cp_ent is not None else None,
+                "counterparty_country": _text(wrap, f"{other}_country") if wrap is not None else None,
+                "mcc": None,
+                "merchant_id": None,
+                "location_city": _text(x, "transaction_location"),
+                "description": _text(x, "transaction_description"),
+                "device_id": None,
+                "report_id": report_id,
+                "reporting_entity": f"BANK_{rentity}" if bank else rentity,
+                "indicator_code": "|".join(indicators) or None,
+            }
+        )
     return out
 
 
@@ -129,21 +143,41 @@ def ingest_goaml(folder: str | Path, db_path: str | Path, key_file: str | Path) 
     try:
         con.execute("BEGIN TRANSACTION")
         if rows:
-            df = pl.DataFrame(rows, schema_overrides={"amount_orig": pl.Utf8}).with_columns(
-                pl.col("booked_at").str.to_datetime(time_zone="Europe/Amsterdam", time_unit="us", ambiguous="earliest")
-                .dt.convert_time_zone("UTC"), pl.col("amount_orig").cast(pl.Float64)).select(COLUMNS)
+            df = (
+                pl.DataFrame(rows, schema_overrides={"amount_orig": pl.Utf8})
+                .with_columns(
+                    pl.col("booked_at")
+                    .str.to_datetime(time_zone="Europe/Amsterdam", time_unit="us", ambiguous="earliest")
+                    .dt.convert_time_zone("UTC"),
+                    pl.col("amount_orig").cast(pl.Float64),
+                )
+                .select(COLUMNS)
+            )
             con.register("goaml_df", df)
             con.execute("DELETE FROM fiu_reports WHERE (bank_id, txn_id) IN (SELECT (bank_id, txn_id) FROM goaml_df)")
             con.execute("INSERT INTO fiu_reports SELECT *, ? FROM goaml_df", [res.submission_id])
             con.unregister("goaml_df")
             res.loaded = df.height
         for name, msg in quarantine:
-            con.execute("INSERT INTO quarantine VALUES (?, ?, NULL, 'goaml.schema', NULL, ?, NULL, NULL, now())",
-                        [res.submission_id, name, msg[:2000]])
+            con.execute(
+                "INSERT INTO quarantine VALUES (?, ?, NULL, 'goaml.schema', NULL, ?, NULL, NULL, now())",
+                [res.submission_id, name, msg[:2000]],
+            )
         outcome = "loaded_with_quarantine" if quarantine else ("loaded" if rows else "rejected")
-        con.execute("INSERT INTO submissions VALUES (?, 'goAML', 'fiu_goaml', NULL, NULL, ?, ?, ?, ?, ?, ?, 0, now(), ?, ?)",
-                    [res.submission_id, str(folder), json.dumps([p.name for p in files]), digest,
-                     json.dumps({"reports": len(files)}), res.loaded, len(quarantine), outcome, res.message])
+        con.execute(
+            "INSERT INTO submissions VALUES (?, 'goAML', 'fiu_goaml', NULL, NULL, ?, ?, ?, ?, ?, ?, 0, now(), ?, ?)",
+            [
+                res.submission_id,
+                str(folder),
+                json.dumps([p.name for p in files]),
+                digest,
+                json.dumps({"reports": len(files)}),
+                res.loaded,
+                len(quarantine),
+                outcome,
+                res.message,
+            ],
+        )
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")

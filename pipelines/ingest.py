@@ -5,6 +5,7 @@ original record, so nothing is lost), the rest replace any earlier rows with the
 (bank_id, txn_id) / (bank_id, account_id), and a `submissions` row records the outcome.
 A crash anywhere before COMMIT leaves the store as it was.
 """
+
 from __future__ import annotations
 
 import json
@@ -14,9 +15,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+from detectors.timing import Stopwatch
 from pipelines import store
 from pipelines.submission import Submission, SubmissionRejected, open_submission
-from detectors.timing import Stopwatch
 from pipelines.validation import Validation, quote, run_checks, stage
 from schemas import contract
 
@@ -25,7 +26,7 @@ from schemas import contract
 class IngestOutcome:
     path: str
     submission_id: str
-    outcome: str                      # loaded | loaded_with_quarantine | duplicate | rejected
+    outcome: str  # loaded | loaded_with_quarantine | duplicate | rejected
     message: str = ""
     rows_loaded: dict[str, int] = field(default_factory=dict)
     rows_quarantined: dict[str, int] = field(default_factory=dict)
@@ -49,36 +50,76 @@ def _submission_id(sub: Submission | None, path: Path) -> str:
     return f"{bank}-{stamp}"
 
 
-def _record(con, sid: str, sub: Submission | None, path: Path, outcome: str, message: str,
-            rows_in: dict | None = None, loaded: int = 0, quarantined: int = 0, replaced: int = 0) -> None:
+def _record(
+    con,
+    sid: str,
+    sub: Submission | None,
+    path: Path,
+    outcome: str,
+    message: str,
+    rows_in: dict | None = None,
+    loaded: int = 0,
+    quarantined: int = 0,
+    replaced: int = 0,
+) -> None:
     period = sub.period if sub else None
     kind = None if sub is None else ("fiu" if sub.fiu else "bank")
-    con.execute("INSERT INTO submissions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now(), ?, ?)", [
-        sid, sub.bank_id if sub else None, kind, period[0] if period else None, period[1] if period else None,
-        str(path), json.dumps(sub.sha256 if sub else {}), sub.fingerprint if sub else None,
-        json.dumps(rows_in or {}), loaded, quarantined, replaced, outcome, message])
+    con.execute(
+        "INSERT INTO submissions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now(), ?, ?)",
+        [
+            sid,
+            sub.bank_id if sub else None,
+            kind,
+            period[0] if period else None,
+            period[1] if period else None,
+            str(path),
+            json.dumps(sub.sha256 if sub else {}),
+            sub.fingerprint if sub else None,
+            json.dumps(rows_in or {}),
+            loaded,
+            quarantined,
+            replaced,
+            outcome,
+            message,
+        ],
+    )
 
 
-def _load_file(con, sid: str, name: str, target: str, cols: tuple[contract.Column, ...], key: tuple[str, ...]) -> tuple[int, int, int]:
+def _load_file(
+    con, sid: str, name: str, target: str, cols: tuple[contract.Column, ...], key: tuple[str, ...]
+) -> tuple[int, int, int]:
     """Quarantine failing rows of stg_<name>, replace same-key rows in `target`, insert the rest."""
-    con.execute(f"""INSERT INTO quarantine
+    con.execute(
+        f"""INSERT INTO quarantine
         SELECT ?, f.file, f.row, f.check_id, f."column", f.reason, f.value, to_json(s), now()
-        FROM failures f JOIN stg_{name} s ON s.__row = f.row WHERE f.file = ?""", [sid, name])
+        FROM failures f JOIN stg_{name} s ON s.__row = f.row WHERE f.file = ?""",
+        [sid, name],
+    )
     quarantined = con.execute("SELECT count(DISTINCT row) FROM failures WHERE file = ?", [name]).fetchall()[0][0]
     casts = ", ".join(f"CAST(s.{quote(c.name)} AS {c.sql_type}) AS {quote(c.name)}" for c in cols)
-    ok = (f"(SELECT {casts} FROM stg_{name} s ANTI JOIN (SELECT DISTINCT row FROM failures WHERE file = $file) b "
-          f"ON s.__row = b.row)") if quarantined else f"(SELECT {casts} FROM stg_{name} s)"
+    ok = (
+        (
+            f"(SELECT {casts} FROM stg_{name} s ANTI JOIN (SELECT DISTINCT row FROM failures WHERE file = $file) b "
+            f"ON s.__row = b.row)"
+        )
+        if quarantined
+        else f"(SELECT {casts} FROM stg_{name} s)"
+    )
     file = {"file": name} if quarantined else {}
     replaced = 0
-    earlier = con.execute(f"SELECT count(*) FROM (SELECT 1 FROM {target} WHERE bank_id IN "
-                          f"(SELECT DISTINCT CAST(bank_id AS VARCHAR) FROM stg_{name}) LIMIT 1)").fetchone()[0]
-    if earlier:   # a resubmission: rows with the same key are replaced
+    earlier = con.execute(
+        f"SELECT count(*) FROM (SELECT 1 FROM {target} WHERE bank_id IN "
+        f"(SELECT DISTINCT CAST(bank_id AS VARCHAR) FROM stg_{name}) LIMIT 1)"
+    ).fetchone()[0]
+    if earlier:  # a resubmission: rows with the same key are replaced
         on = " AND ".join(f"t.{quote(k)} = o.{quote(k)}" for k in key)
         replaced = con.execute(f"DELETE FROM {target} t USING {ok} o WHERE {on}", file).fetchall()[0][0]
     names = ", ".join(quote(c.name) for c in cols)
-    con.execute("SET preserve_insertion_order = false")   # the store's row order carries no meaning; about 10% faster
+    con.execute("SET preserve_insertion_order = false")  # the store's row order carries no meaning; about 10% faster
     try:
-        loaded = con.execute(f"INSERT INTO {target} ({names}, submission_id) SELECT {names}, $sid FROM {ok}", {"sid": sid, **file}).fetchall()[0][0]
+        loaded = con.execute(
+            f"INSERT INTO {target} ({names}, submission_id) SELECT {names}, $sid FROM {ok}", {"sid": sid, **file}
+        ).fetchall()[0][0]
     finally:
         con.execute("RESET preserve_insertion_order")
     return loaded, quarantined, replaced
@@ -91,14 +132,22 @@ def _load_all(con, sid: str, sub: Submission) -> tuple[dict, dict, int]:
         loaded["accounts"], quarantined["accounts"] = n, q
         checkpoint("after_accounts")
     target = "fiu_reports" if sub.fiu else "transactions"
-    n, q, replaced = _load_file(con, sid, "transactions", target, contract.columns("transactions", sub.fiu), ("bank_id", "txn_id"))
+    n, q, replaced = _load_file(
+        con, sid, "transactions", target, contract.columns("transactions", sub.fiu), ("bank_id", "txn_id")
+    )
     loaded["transactions"], quarantined["transactions"] = n, q
     checkpoint("after_transactions")
     return loaded, quarantined, replaced
 
 
-def ingest(path: str | Path, db_path: str | Path, memory_limit: str | None = None, timer: Stopwatch | None = None,
-           require_manifest: bool = False, progress: Callable[[str], None] | None = None) -> IngestOutcome:
+def ingest(
+    path: str | Path,
+    db_path: str | Path,
+    memory_limit: str | None = None,
+    timer: Stopwatch | None = None,
+    require_manifest: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> IngestOutcome:
     """Validate and load one submission folder into the store at `db_path` (`require_manifest`: refuse one without).
     `progress` hears rows read and checks done as they happen; the timer's `on_stage` gets each stage's time and counts."""
     path = Path(path)
@@ -112,8 +161,10 @@ def ingest(path: str | Path, db_path: str | Path, memory_limit: str | None = Non
             _record(con, sid, None, path, "rejected", str(e))
             return IngestOutcome(str(path), sid, "rejected", str(e), validation=Validation(Submission(path, {}), fault=e))
         sid = _submission_id(sub, path)
-        earlier = con.execute("SELECT submission_id FROM submissions WHERE fingerprint = ? AND outcome LIKE 'loaded%' "
-                              "ORDER BY loaded_at LIMIT 1", [sub.fingerprint]).fetchone()
+        earlier = con.execute(
+            "SELECT submission_id FROM submissions WHERE fingerprint = ? AND outcome LIKE 'loaded%' ORDER BY loaded_at LIMIT 1",
+            [sub.fingerprint],
+        ).fetchone()
         if earlier:
             msg = f"identical files were already loaded as {earlier[0]}; nothing loaded again"
             _record(con, sid, sub, path, "duplicate", msg)
@@ -123,7 +174,9 @@ def ingest(path: str | Path, db_path: str | Path, memory_limit: str | None = Non
             with timer.stage("validate") as info:
                 v = stage(con, sub)
                 if progress:
-                    progress(f"{path.name}: {sum(v.rows.values()):,} rows read ({', '.join(f'{k} {n:,}' for k, n in v.rows.items())})")
+                    progress(
+                        f"{path.name}: {sum(v.rows.values()):,} rows read ({', '.join(f'{k} {n:,}' for k, n in v.rows.items())})"
+                    )
                 run_checks(con, v, progress)
                 info.update(rows_read=sum(v.rows.values()), checks=len(v.results), rows_failing=sum(v.rejected_rows.values()))
             with timer.stage("load") as info:
@@ -131,8 +184,9 @@ def ingest(path: str | Path, db_path: str | Path, memory_limit: str | None = Non
                 info.update(rows_loaded=sum(loaded.values()), rows_quarantined=sum(quarantined.values()))
             total_q = sum(quarantined.values())
             outcome = "loaded_with_quarantine" if total_q else "loaded"
-            msg = (f"loaded {', '.join(f'{v_} {k}' for k, v_ in loaded.items())}; quarantined {total_q} rows"
-                   + (f"; replaced {replaced} earlier transactions" if replaced else ""))
+            msg = f"loaded {', '.join(f'{v_} {k}' for k, v_ in loaded.items())}; quarantined {total_q} rows" + (
+                f"; replaced {replaced} earlier transactions" if replaced else ""
+            )
             _record(con, sid, sub, path, outcome, msg, v.rows, sum(loaded.values()), total_q, replaced)
             con.execute("DROP TABLE IF EXISTS stg_transactions; DROP TABLE IF EXISTS stg_accounts; DROP TABLE IF EXISTS failures")
             con.execute("COMMIT")

@@ -5,6 +5,7 @@ ipad/opad construction), so the same IBAN gets the same id at every bank and a 1
 file never passes through a Python loop. Values are normalised first (trimmed, upper case,
 spaces removed) so 'NL91 ABNA 0417 1643 00' and 'nl91abna0417164300' hash alike.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -17,7 +18,7 @@ from pipelines.submission import write_manifest
 from schemas.checks import quote
 from schemas.contract import PSEUDONYMISED
 
-ID_HEX_CHARS = 32   # 128 bits of the HMAC: collision-free at any realistic scale, half the storage
+ID_HEX_CHARS = 32  # 128 bits of the HMAC: collision-free at any realistic scale, half the storage
 
 
 def read_key(key_file: str | Path) -> bytes:
@@ -64,13 +65,16 @@ def pseudonymise(raw_dir: str | Path, out_dir: str | Path, key_file: str | Path)
                 src = raw_dir / f"{stem}{suffix}"
                 if not src.exists():
                     continue
-                reader = ("read_parquet($src)" if suffix == ".parquet"
-                          else "read_csv($src, header=true, delim=',', all_varchar=true)")
+                reader = (
+                    "read_parquet($src)" if suffix == ".parquet" else "read_csv($src, header=true, delim=',', all_varchar=true)"
+                )
                 cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {reader}", {"src": str(src)}).fetchall()]
                 select = ", ".join(f"{sql_pseudonym(c)} AS {quote(c)}" if c in id_cols else quote(c) for c in cols)
                 dst = out_dir / src.name
                 fmt = "(FORMAT parquet, COMPRESSION zstd)" if suffix == ".parquet" else "(FORMAT csv, HEADER true)"
-                params = {"src": str(src), "dst": str(dst)} | ({"ipad": ipad, "opad": opad} if any(c in id_cols for c in cols) else {})
+                params = {"src": str(src), "dst": str(dst)} | (
+                    {"ipad": ipad, "opad": opad} if any(c in id_cols for c in cols) else {}
+                )
                 con.execute(f"COPY (SELECT {select} FROM {reader}) TO $dst {fmt}", params)
                 rows[dst.name] = con.execute(f"SELECT count(*) FROM {reader}", {"src": str(src)}).fetchone()[0]
     finally:

@@ -4,6 +4,7 @@ The store is opened read-only, so a status check never blocks a running batch an
 another process holds the store (DuckDB allows one writer, and then no reader in another process) the check
 says so in one line instead of waiting or failing with a traceback.
 """
+
 from __future__ import annotations
 
 import re
@@ -12,12 +13,11 @@ from pathlib import Path
 
 import duckdb
 
-
 from detectors.scoring import mask_identifiers
 from pipelines import store
 from pipelines.batch import PROCESSED, REJECTED
 
-WORKED = ("open", "info_requested", "escalated")   # alert states someone still has to act on
+WORKED = ("open", "info_requested", "escalated")  # alert states someone still has to act on
 
 
 class StoreBusy(Exception):
@@ -31,8 +31,10 @@ def _open_read_only(db: Path) -> duckdb.DuckDBPyConnection:
         if "lock" not in str(e).lower():
             raise
         pid = re.search(r"PID (\d+)", str(e))
-        raise StoreBusy(f"{db} is in use by another process{f' (PID {pid.group(1)})' if pid else ''}, "
-                        "probably a batch run; try again when it has finished") from None
+        raise StoreBusy(
+            f"{db} is in use by another process{f' (PID {pid.group(1)})' if pid else ''}, "
+            "probably a batch run; try again when it has finished"
+        ) from None
 
 
 def _tables(con) -> set[str]:
@@ -40,7 +42,9 @@ def _tables(con) -> set[str]:
 
 
 def _columns(con, table: str) -> set[str]:
-    return {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]).fetchall()}
+    return {
+        r[0] for r in con.execute("SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]).fetchall()
+    }
 
 
 def inbox_status(inbox: Path) -> dict:
@@ -48,10 +52,18 @@ def inbox_status(inbox: Path) -> dict:
     if not inbox.is_dir():
         return {"path": str(inbox), "exists": False, "waiting": []}
     waiting = []
-    for p in sorted(x for x in inbox.iterdir() if x.is_dir() and x.name not in (PROCESSED, REJECTED) and not x.name.startswith(".")):
+    for p in sorted(
+        x for x in inbox.iterdir() if x.is_dir() and x.name not in (PROCESSED, REJECTED) and not x.name.startswith(".")
+    ):
         files = [f for f in p.rglob("*") if f.is_file()]
-        waiting.append({"name": p.name, "files": len(files), "bytes": sum(f.stat().st_size for f in files),
-                        "since": datetime.fromtimestamp(p.stat().st_mtime, timezone.utc)})
+        waiting.append(
+            {
+                "name": p.name,
+                "files": len(files),
+                "bytes": sum(f.stat().st_size for f in files),
+                "since": datetime.fromtimestamp(p.stat().st_mtime, timezone.utc),
+            }
+        )
     filed = {k: sum(1 for x in (inbox / k).iterdir() if x.is_dir()) if (inbox / k).is_dir() else 0 for k in (PROCESSED, REJECTED)}
     return {"path": str(inbox), "exists": True, "waiting": waiting, "filed": filed}
 
@@ -62,8 +74,15 @@ def store_status(db: str | Path, inbox: str | Path | None = None, last_runs: int
     if not db.is_file():
         raise FileNotFoundError(f"{db}: no store there")
     wal = Path(str(db) + ".wal")
-    out: dict = {"db": str(db), "bytes": db.stat().st_size + (wal.stat().st_size if wal.exists() else 0),
-                 "runs": [], "submissions": {}, "recent_submissions": [], "alerts_open": [], "rows": {}}
+    out: dict = {
+        "db": str(db),
+        "bytes": db.stat().st_size + (wal.stat().st_size if wal.exists() else 0),
+        "runs": [],
+        "submissions": {},
+        "recent_submissions": [],
+        "alerts_open": [],
+        "rows": {},
+    }
     con = _open_read_only(db)
     try:
         tables = _tables(con)
@@ -72,22 +91,62 @@ def store_status(db: str | Path, inbox: str | Path | None = None, last_runs: int
                 out["rows"][t] = con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
         if "runs" in tables:
             error = "error" if "error" in _columns(con, "runs") else "NULL"
-            out["runs"] = [dict(zip(("run_id", "kind", "outcome", "started_at", "seconds", "rows_in", "rows_quarantined", "alerts_out",
-                                     "alerts_new", "error"), r)) for r in con.execute(f"""
+            out["runs"] = [
+                dict(
+                    zip(
+                        (
+                            "run_id",
+                            "kind",
+                            "outcome",
+                            "started_at",
+                            "seconds",
+                            "rows_in",
+                            "rows_quarantined",
+                            "alerts_out",
+                            "alerts_new",
+                            "error",
+                        ),
+                        r,
+                    )
+                )
+                for r in con.execute(
+                    f"""
                 SELECT run_id, kind, outcome, started_at, date_diff('millisecond', started_at, ended_at) / 1000.0, rows_in,
                        rows_quarantined, alerts_out, alerts_new, {error}
-                FROM runs ORDER BY started_at DESC LIMIT ?""", [last_runs]).fetchall()]
+                FROM runs ORDER BY started_at DESC LIMIT ?""",
+                    [last_runs],
+                ).fetchall()
+            ]
         if "submissions" in tables:
             out["submissions"] = dict(con.execute("SELECT outcome, count(*) FROM submissions GROUP BY 1 ORDER BY 1").fetchall())
-            out["recent_submissions"] = [dict(zip(("submission_id", "bank_id", "outcome", "rows_loaded", "rows_quarantined",
-                                                   "loaded_at", "message", "path"), r)) for r in con.execute("""
+            out["recent_submissions"] = [
+                dict(
+                    zip(
+                        (
+                            "submission_id",
+                            "bank_id",
+                            "outcome",
+                            "rows_loaded",
+                            "rows_quarantined",
+                            "loaded_at",
+                            "message",
+                            "path",
+                        ),
+                        r,
+                    )
+                )
+                for r in con.execute("""
                 SELECT submission_id, bank_id, outcome, rows_loaded, rows_quarantined, loaded_at, message, path
-                FROM submissions ORDER BY loaded_at DESC LIMIT 5""").fetchall()]
+                FROM submissions ORDER BY loaded_at DESC LIMIT 5""").fetchall()
+            ]
         if "alert_status" in tables:
-            out["alerts_open"] = con.execute("""
+            out["alerts_open"] = con.execute(
+                """
                 SELECT bank_id, count(*) FILTER (status = 'open'), count(*) FILTER (status = 'info_requested'),
                        count(*) FILTER (status = 'escalated')
-                FROM alert_status WHERE status IN (SELECT unnest(?)) GROUP BY 1 ORDER BY 1""", [list(WORKED)]).fetchall()
+                FROM alert_status WHERE status IN (SELECT unnest(?)) GROUP BY 1 ORDER BY 1""",
+                [list(WORKED)],
+            ).fetchall()
     finally:
         con.close()
     if inbox is not None:
@@ -123,7 +182,9 @@ def format_status(s: dict) -> str:
     loaded = sum(n for k, n in subs.items() if k and k.startswith("loaded"))
     lines += ["", f"submissions: {loaded} loaded, {subs.get('rejected', 0)} rejected, {subs.get('duplicate', 0)} duplicates"]
     for r in s["recent_submissions"]:
-        lines.append(f"  {_when(r['loaded_at'])}  {r['bank_id'] or Path(r['path'] or '?').name:<10} {r['outcome']:<22} {mask_identifiers(r['message'] or '')[:160]}")
+        lines.append(
+            f"  {_when(r['loaded_at'])}  {r['bank_id'] or Path(r['path'] or '?').name:<10} {r['outcome']:<22} {mask_identifiers(r['message'] or '')[:160]}"
+        )
     lines += ["", "alerts to work per bank (open / info requested / escalated):"]
     lines += [f"  {bank}: {o} / {i} / {e}" for bank, o, i, e in s["alerts_open"]] or ["  none"]
     if "inbox" in s:
@@ -132,7 +193,9 @@ def format_status(s: dict) -> str:
         if not ib["exists"]:
             lines.append(f"inbox {ib['path']}: does not exist (the batch creates it)")
         else:
-            lines.append(f"inbox {ib['path']}: {len(ib['waiting'])} submissions waiting"
-                         f" ({ib['filed'][PROCESSED]} processed, {ib['filed'][REJECTED]} rejected so far)")
+            lines.append(
+                f"inbox {ib['path']}: {len(ib['waiting'])} submissions waiting"
+                f" ({ib['filed'][PROCESSED]} processed, {ib['filed'][REJECTED]} rejected so far)"
+            )
             lines += [f"  {w['name']}: {w['files']} files, {_size(w['bytes'])}, since {_when(w['since'])}" for w in ib["waiting"]]
     return "\n".join(lines)

@@ -1,4 +1,5 @@
 """The DuckDB store: the one way code opens it (connection settings, and the schema brought up to date)."""
+
 from __future__ import annotations
 
 import os
@@ -10,11 +11,13 @@ import duckdb
 
 from schemas.store import check_version, migrate
 
-DEFAULT_MEMORY_LIMIT = "3GB"   # DuckDB spills past this; keeps a 10M-row run near 4 GiB of RSS on any machine
+DEFAULT_MEMORY_LIMIT = "3GB"  # DuckDB spills past this; keeps a 10M-row run near 4 GiB of RSS on any machine
 _MIGRATING = threading.Lock()  # connections of one process share the database: one upgrades it, the others then see it done
 
 
-def connect(db_path: str | Path | None = None, memory_limit: str | None = None, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+def connect(
+    db_path: str | Path | None = None, memory_limit: str | None = None, read_only: bool = False
+) -> duckdb.DuckDBPyConnection:
     """Open the store at `db_path`, upgraded to this code's schema (schemas/store.py); a read-only connection
     only checks the version and raises StoreVersionError naming the store when it is older or newer.
     Without a path: an in-memory scratch database with the same settings and no store tables.
@@ -25,7 +28,7 @@ def connect(db_path: str | Path | None = None, memory_limit: str | None = None, 
     new = bool(db_path) and not read_only and not Path(db_path).exists()
     con = duckdb.connect(str(db_path) if db_path else ":memory:", read_only=read_only)
     if new:
-        os.chmod(db_path, 0o600)   # DuckDB refuses a pre-made empty file, so the new store is narrowed right after creation
+        os.chmod(db_path, 0o600)  # DuckDB refuses a pre-made empty file, so the new store is narrowed right after creation
     try:
         con.execute("SET memory_limit = ?", [str(limit)])
         con.execute("SET TimeZone = 'UTC'")  # naive timestamps in an extract are UTC (contract)

@@ -2,6 +2,7 @@
 
 A file-level fault rejects the whole submission (nothing is loaded); it always names the file.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -26,7 +27,7 @@ class SubmissionRejected(Exception):
 @dataclass
 class Submission:
     path: Path
-    files: dict[str, Path]                 # contract file name -> path on disk
+    files: dict[str, Path]  # contract file name -> path on disk
     manifest: dict | None = None
     sha256: dict[str, str] = field(default_factory=dict)
     fiu: bool = False
@@ -38,7 +39,7 @@ class Submission:
     @property
     def period(self) -> tuple[date, date] | None:
         m = self.manifest or {}
-        if m.get("period_start") and m.get("period_end"):   # checked against the manifest schema on open
+        if m.get("period_start") and m.get("period_end"):  # checked against the manifest schema on open
             return date.fromisoformat(m["period_start"]), date.fromisoformat(m["period_end"])
         return None
 
@@ -89,23 +90,37 @@ def _schema_reason(e) -> str:
 def check_manifest(manifest: object) -> None:
     """Validate a parsed manifest against schemas/manifest.schema.json; raise naming the field and the reason."""
     import jsonschema
+
     schema = json.loads(MANIFEST_SCHEMA.read_text(encoding="utf-8"))
     validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
     if isinstance(manifest, dict) and "contract" in manifest and manifest["contract"] != CONTRACT_VERSION:
-        raise SubmissionRejected("manifest.json", "wrong contract version",
-                                 f"contract is {str(manifest['contract'])[:20]!r}; this loader reads version {CONTRACT_VERSION}")
+        raise SubmissionRejected(
+            "manifest.json",
+            "wrong contract version",
+            f"contract is {str(manifest['contract'])[:20]!r}; this loader reads version {CONTRACT_VERSION}",
+        )
     errors = sorted(validator.iter_errors(manifest), key=lambda e: (list(e.absolute_path), e.validator))
     if errors:
         e = jsonschema.exceptions.best_match(errors) if len(errors) > 1 else errors[0]
         if e.parent is not None and e.parent.validator == "propertyNames":
-            raise SubmissionRejected("manifest.json", "invalid manifest",
-                                     f"field {_field(e.absolute_path)}: {str(e.instance)[:60]!r} is not a contract file name "
-                                     "(transactions or accounts, .csv or .parquet)")
-        raise SubmissionRejected("manifest.json", "invalid manifest", f"field {_field(e.absolute_path)}: {_schema_reason(e)}"
-                                 + (f" ({len(errors) - 1} more problems)" if len(errors) > 1 else ""))
+            raise SubmissionRejected(
+                "manifest.json",
+                "invalid manifest",
+                f"field {_field(e.absolute_path)}: {str(e.instance)[:60]!r} is not a contract file name "
+                "(transactions or accounts, .csv or .parquet)",
+            )
+        raise SubmissionRejected(
+            "manifest.json",
+            "invalid manifest",
+            f"field {_field(e.absolute_path)}: {_schema_reason(e)}"
+            + (f" ({len(errors) - 1} more problems)" if len(errors) > 1 else ""),
+        )
     if manifest["period_start"] > manifest["period_end"]:
-        raise SubmissionRejected("manifest.json", "invalid manifest",
-                                 f"field period_end: {manifest['period_end']} is before period_start {manifest['period_start']}")
+        raise SubmissionRejected(
+            "manifest.json",
+            "invalid manifest",
+            f"field period_end: {manifest['period_end']} is before period_start {manifest['period_start']}",
+        )
 
 
 def open_submission(folder: str | Path, require_manifest: bool = False) -> Submission:
@@ -115,8 +130,10 @@ def open_submission(folder: str | Path, require_manifest: bool = False) -> Submi
     if not folder.is_dir():
         raise SubmissionRejected(str(folder), "not a folder", "a submission is a folder with transactions and accounts files")
     links = sorted(p.name for p in folder.iterdir() if p.is_symlink())
-    if links:   # a link could make the loader read (and hash, and store) any file on this machine
-        raise SubmissionRejected(links[0], "symbolic link", "a submission may hold only plain files; copy the file in instead of linking it")
+    if links:  # a link could make the loader read (and hash, and store) any file on this machine
+        raise SubmissionRejected(
+            links[0], "symbolic link", "a submission may hold only plain files; copy the file in instead of linking it"
+        )
     files: dict[str, Path] = {}
     for stem in ("transactions", "accounts"):
         p = _find(folder, stem)
@@ -138,9 +155,12 @@ def open_submission(folder: str | Path, require_manifest: bool = False) -> Submi
             raise SubmissionRejected("manifest.json", "unreadable manifest", str(e)) from e
         check_manifest(manifest)
     elif require_manifest:
-        raise SubmissionRejected("manifest.json", "missing manifest",
-                                 f"no manifest.json in {folder}; it names the bank, the period and each file's rows and sha256 "
-                                 "(give --no-manifest to accept a submission without one)")
+        raise SubmissionRejected(
+            "manifest.json",
+            "missing manifest",
+            f"no manifest.json in {folder}; it names the bank, the period and each file's rows and sha256 "
+            "(give --no-manifest to accept a submission without one)",
+        )
     sub = Submission(folder, files, manifest)
     sub.sha256 = {p.name: file_sha256(p) for p in files.values()}
     if manifest is not None:
@@ -149,11 +169,16 @@ def open_submission(folder: str | Path, require_manifest: bool = False) -> Submi
                 raise SubmissionRejected(name, "missing file", "listed in manifest.json but not in the folder")
             want = meta["sha256"]
             if want.lower() != sub.sha256[name]:
-                raise SubmissionRejected(name, "sha256 mismatch",
-                                         f"manifest says {want[:12]}…, file is {sub.sha256[name][:12]}… (file changed or truncated in transit)")
+                raise SubmissionRejected(
+                    name,
+                    "sha256 mismatch",
+                    f"manifest says {want[:12]}…, file is {sub.sha256[name][:12]}… (file changed or truncated in transit)",
+                )
         unlisted = sorted(set(sub.sha256) - set(manifest["files"]))
         if unlisted:
-            raise SubmissionRejected(unlisted[0], "not in manifest", "the file is in the folder but manifest.json does not list it")
+            raise SubmissionRejected(
+                unlisted[0], "not in manifest", "the file is in the folder but manifest.json does not list it"
+            )
     return sub
 
 
@@ -165,9 +190,7 @@ def manifest_rows(sub: Submission, name: str) -> int | None:
 
 def write_manifest(folder: Path, bank_id: str, period_start: str, period_end: str, rows: dict[str, int]) -> dict:
     """The manifest a submitter writes next to its files (used by the generator and pseudonymiser)."""
-    files = {p.name: {"rows": rows[p.name], "sha256": file_sha256(p)}
-             for p in sorted(folder.iterdir()) if p.name in rows}
-    m = {"contract": CONTRACT_VERSION, "bank_id": bank_id, "period_start": period_start,
-         "period_end": period_end, "files": files}
+    files = {p.name: {"rows": rows[p.name], "sha256": file_sha256(p)} for p in sorted(folder.iterdir()) if p.name in rows}
+    m = {"contract": CONTRACT_VERSION, "bank_id": bank_id, "period_start": period_start, "period_end": period_end, "files": files}
     (folder / "manifest.json").write_text(json.dumps(m, indent=2) + "\n", encoding="utf-8")
     return m

@@ -7,6 +7,7 @@ compiled to one SQL query that finds the failing rows. Each kind of check is def
 `schemas.checks`, its SQL beside its GX expectation; the GX suite (`schemas.gx_suite`) runs on a
 bounded sample for the report. Both come from one definition, so they cannot drift apart.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -23,11 +24,11 @@ from schemas.codes import IBAN_LENGTHS
 from schemas.contract import Check
 
 EXAMPLES = 5
-MAX_LINE_BYTES = 65_536   # a CSV line longer than this is refused: a booking is well under 1 kB, a hostile file is not
+MAX_LINE_BYTES = 65_536  # a CSV line longer than this is refused: a booking is well under 1 kB, a hostile file is not
 PERIOD_TZ = contract.PERIOD_TZ
 RE_IBAN_SHAPE = r"[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}"
 RE_EMAIL = r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}"
-RE_PHONE = r"(\+|00)[1-9][0-9]{7,14}|0[1-9][0-9]{8}"   # on the compact form: only '+' and digits left
+RE_PHONE = r"(\+|00)[1-9][0-9]{7,14}|0[1-9][0-9]{8}"  # on the compact form: only '+' and digits left
 # Trivial formatting a raw identifier may carry: Unicode spaces (tab, no-break, thin), format characters
 # (zero-width, BOM), dashes of every kind, brackets, dots, slashes, colons; and an `IBAN` or `tel` prefix.
 RE_SEPARATORS = r"[\s\p{Z}\p{Cf}\p{Pd}()\[\]./:]"
@@ -50,17 +51,17 @@ CREATE OR REPLACE TEMP MACRO id_trimmed(s) AS
 class CheckResult:
     check: Check
     failing: int
-    examples: list[tuple[int, str | None]]   # (row number, value as text)
+    examples: list[tuple[int, str | None]]  # (row number, value as text)
 
 
 @dataclass
 class Validation:
     submission: Submission
-    rows: dict[str, int] = field(default_factory=dict)           # staged rows per file
+    rows: dict[str, int] = field(default_factory=dict)  # staged rows per file
     results: list[CheckResult] = field(default_factory=list)
     rejected_rows: dict[str, int] = field(default_factory=dict)  # distinct quarantined rows per file
     warnings: list[str] = field(default_factory=list)
-    gx: list[dict] = field(default_factory=list)                 # GX expectation outcomes on the sample
+    gx: list[dict] = field(default_factory=list)  # GX expectation outcomes on the sample
     fault: SubmissionRejected | None = None
 
     @property
@@ -76,8 +77,10 @@ def _read_expr(path: Path) -> str:
     """The reader of one file, for `con.execute(sql, [str(path)])`: the path is bound, never spliced."""
     if path.suffix == ".parquet":
         return "(SELECT file_row_number + 1 AS __row, * EXCLUDE (file_row_number) FROM read_parquet(?, file_row_number=true))"
-    return (f"(SELECT row_number() OVER () AS __row, * FROM read_csv(?, header=true, delim=',', quote='\"', "
-            f"escape='\"', all_varchar=true, encoding='utf-8', strict_mode=true, null_padding=false, max_line_size={MAX_LINE_BYTES}))")
+    return (
+        f"(SELECT row_number() OVER () AS __row, * FROM read_csv(?, header=true, delim=',', quote='\"', "
+        f"escape='\"', all_varchar=true, encoding='utf-8', strict_mode=true, null_padding=false, max_line_size={MAX_LINE_BYTES}))"
+    )
 
 
 def _first_long_line(path: Path, limit: int) -> int | None:
@@ -101,8 +104,9 @@ def _check_csv_header(path: Path) -> None:
     if "," not in text:
         for d, name in ((";", "semicolon"), ("\t", "tab"), ("|", "pipe")):
             if d in text:
-                raise SubmissionRejected(path.name, "wrong delimiter",
-                                         f"the header is separated by {name}s; the contract requires commas")
+                raise SubmissionRejected(
+                    path.name, "wrong delimiter", f"the header is separated by {name}s; the contract requires commas"
+                )
 
 
 def _first_bad_utf8(path: Path) -> tuple[int, int] | None:
@@ -116,8 +120,8 @@ def _first_bad_utf8(path: Path) -> tuple[int, int] | None:
                 carry = b""
             except UnicodeDecodeError as e:
                 if e.reason == "unexpected end of data" and len(data) - e.start < 4:
-                    carry = data[e.start:]
-                    data = data[:e.start]
+                    carry = data[e.start :]
+                    data = data[: e.start]
                 else:
                     return line + data[: e.start].count(b"\n"), offset + e.start
             line += data.count(b"\n")
@@ -132,23 +136,27 @@ def stage(con: duckdb.DuckDBPyConnection, sub: Submission) -> Validation:
     for name, path in sub.files.items():
         if path.suffix == ".csv":
             _check_csv_header(path)
+
         def read(sql: str):
             try:
                 return con.execute(sql, [str(path)])
             except duckdb.Error as e:
                 bad = _first_bad_utf8(path) if path.suffix == ".csv" else None
                 if bad:
-                    raise SubmissionRejected(path.name, "wrong encoding",
-                                             f"line {bad[0]} (byte {bad[1]}) is not UTF-8; the contract requires UTF-8") from e
+                    raise SubmissionRejected(
+                        path.name, "wrong encoding", f"line {bad[0]} (byte {bad[1]}) is not UTF-8; the contract requires UTF-8"
+                    ) from e
                 long = _first_long_line(path, MAX_LINE_BYTES) if path.suffix == ".csv" and "line size" in str(e) else None
                 if long:
-                    raise SubmissionRejected(path.name, "line too long",
-                                             f"data row {long - 1} (line {long}) is longer than the reader's limit of "
-                                             f"{MAX_LINE_BYTES:,} bytes") from e
-                first = str(e).split("\n")[0].strip()   # never the rest: DuckDB quotes the offending line
+                    raise SubmissionRejected(
+                        path.name,
+                        "line too long",
+                        f"data row {long - 1} (line {long}) is longer than the reader's limit of {MAX_LINE_BYTES:,} bytes",
+                    ) from e
+                first = str(e).split("\n")[0].strip()  # never the rest: DuckDB quotes the offending line
                 raise SubmissionRejected(path.name, "unreadable file", first) from e
 
-        reader = _read_expr(path)   # the path itself is bound by read()
+        reader = _read_expr(path)  # the path itself is bound by read()
         cols = [r[0] for r in read(f"DESCRIBE SELECT * FROM {reader}").fetchall()]
         if name == "transactions":
             sub.fiu = "report_id" in cols
@@ -187,7 +195,7 @@ def _raw_identifier_sql(value: str, compact: str) -> str:
     """True for a value that is a raw IBAN (valid mod-97 checksum), e-mail address or phone number once its
     trivial formatting is gone. `compact` is id_compact(value): separators, prefixes and case removed."""
     lengths = "[" + ", ".join(f"'{cc}{n}'" for cc, n in IBAN_LENGTHS.items()) + "]"
-    countries = ", ".join(f"'{cc}'" for cc in IBAN_LENGTHS)   # cheap first filter before any regex
+    countries = ", ".join(f"'{cc}'" for cc in IBAN_LENGTHS)  # cheap first filter before any regex
     return f"""CASE WHEN substr({compact}, 1, 2) IN ({countries})
                          AND regexp_full_match({compact}, '{RE_IBAN_SHAPE}')
                          AND list_contains({lengths}, substr({compact}, 1, 2) || CAST(length({compact}) AS VARCHAR))
@@ -213,13 +221,19 @@ def _refuse_raw_identifiers(con: duckdb.DuckDBPyConnection, sub: Submission) -> 
             if not found:
                 con.execute("DROP TABLE id_values")
                 continue
-            n, rows = con.execute(f"""SELECT count(*), list(__row ORDER BY __row)[1:?] FROM stg_{name}
-                                      WHERE {col} IN (SELECT v FROM id_values)""", [EXAMPLES]).fetchall()[0]
+            n, rows = con.execute(
+                f"""SELECT count(*), list(__row ORDER BY __row)[1:?] FROM stg_{name}
+                                      WHERE {col} IN (SELECT v FROM id_values)""",
+                [EXAMPLES],
+            ).fetchall()[0]
             con.execute("DROP TABLE id_values")
-            raise SubmissionRejected(sub.files[name].name, "raw identifier",
-                                     f"column {c.name}: {n} rows hold what looks like a raw IBAN, e-mail or phone "
-                                     f"number (rows {', '.join(map(str, rows))}); only pseudonymous ids may be submitted "
-                                     f"(run `thb-signals pseudonymise` first)")
+            raise SubmissionRejected(
+                sub.files[name].name,
+                "raw identifier",
+                f"column {c.name}: {n} rows hold what looks like a raw IBAN, e-mail or phone "
+                f"number (rows {', '.join(map(str, rows))}); only pseudonymous ids may be submitted "
+                f"(run `thb-signals pseudonymise` first)",
+            )
 
 
 def fail_predicate(check: Check, sub: Submission, staged: str | None = None) -> str:
@@ -235,32 +249,46 @@ def run_checks(con: duckdb.DuckDBPyConnection, v: Validation, progress: Callable
     """Find every failing row; leave them in temp table `failures` (file, row, check_id, column, reason, value).
     `progress` hears of each file's checks as they finish (a large file takes seconds)."""
     sub = v.submission
-    con.execute("CREATE OR REPLACE TEMP TABLE failures (file VARCHAR, row BIGINT, check_id VARCHAR, "
-                "\"column\" VARCHAR, reason VARCHAR, value VARCHAR)")
-    applicable = {name: [c for c in contract.checks(name, fiu=sub.fiu, has_manifest=sub.manifest is not None,
-                                                    has_accounts="accounts" in sub.files)
-                         if c.kind != "in_period" or sub.period]
-                  for name in sub.files}
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE failures (file VARCHAR, row BIGINT, check_id VARCHAR, "
+        '"column" VARCHAR, reason VARCHAR, value VARCHAR)'
+    )
+    applicable = {
+        name: [
+            c
+            for c in contract.checks(
+                name, fiu=sub.fiu, has_manifest=sub.manifest is not None, has_accounts="accounts" in sub.files
+            )
+            if c.kind != "in_period" or sub.period
+        ]
+        for name in sub.files
+    }
     # accounts first: transactions are checked against the accounts that pass.
     for name in sorted(sub.files, key=lambda n: n != "accounts"):
         types = {r[0]: r[1] for r in con.execute(f"DESCRIBE stg_{name}").fetchall()}
         for check in applicable[name]:
             rows_sql, params = check_type(check).failing_rows(check, sub, types.get(check.column))
-            con.execute(f"INSERT INTO failures SELECT ?, __row, ?, ?, ?, left(value, 200) FROM ({rows_sql})",
-                        [name, check.id, check.column, check.reason, *params])
+            con.execute(
+                f"INSERT INTO failures SELECT ?, __row, ?, ?, ?, left(value, 200) FROM ({rows_sql})",
+                [name, check.id, check.column, check.reason, *params],
+            )
         if progress:
             progress(f"{sub.path.name}/{name}: {len(applicable[name])} checks done on {v.rows.get(name, 0):,} rows")
-    summary = con.execute("""
+    summary = con.execute(
+        """
         SELECT check_id, count(*), list([CAST(row AS VARCHAR), value] ORDER BY row)[1:?]
-        FROM failures GROUP BY check_id""", [EXAMPLES]).fetchall()
+        FROM failures GROUP BY check_id""",
+        [EXAMPLES],
+    ).fetchall()
     by_id = {cid: (n, [(int(r), val) for r, val in ex]) for cid, n, ex in summary}
     v.results = [CheckResult(check, *by_id.get(check.id, (0, []))) for name in sub.files for check in applicable[name]]
     v.rejected_rows = dict(con.execute("SELECT file, count(DISTINCT row) FROM failures GROUP BY file").fetchall())
     return v
 
 
-def validate(path: str | Path, con: duckdb.DuckDBPyConnection | None = None, gx_sample_rows: int = 0,
-             require_manifest: bool = False) -> Validation:
+def validate(
+    path: str | Path, con: duckdb.DuckDBPyConnection | None = None, gx_sample_rows: int = 0, require_manifest: bool = False
+) -> Validation:
     """Open, stage and check a submission. File-level faults come back in `.fault`, never raised."""
     own = con is None
     con = con or store.connect(None)
@@ -273,6 +301,7 @@ def validate(path: str | Path, con: duckdb.DuckDBPyConnection | None = None, gx_
         run_checks(con, v)
         if gx_sample_rows:
             from schemas.gx_suite import validate_sample
+
             v.gx = validate_sample(con, v, gx_sample_rows)
         return v
     finally:

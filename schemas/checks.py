@@ -8,6 +8,7 @@ adding one class here, with both halves, so the two cannot drift apart.
 SQL comes back as (text, parameters): values from a submission (the manifest's bank_id and period) are
 bound as parameters, never spliced; only contract-owned names and constants are written into the text.
 """
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -70,7 +71,7 @@ class NotNull(CheckType):
         col = f"t.{quote(check.column)}"
         if staged and staged != "VARCHAR":
             return f"({col} IS NULL)", []
-        t = txt(check.column)   # blank = only spaces; trim() only for values that start with one (cheap at 10 M rows)
+        t = txt(check.column)  # blank = only spaces; trim() only for values that start with one (cheap at 10 M rows)
         return f"({col} IS NULL OR {t} = '' OR (prefix({t}, ' ') AND trim({t}) = ''))", []
 
     def expectation(self, check, E, context):
@@ -81,8 +82,11 @@ class Format(CheckType):
     def predicate(self, check, sub, staged):
         col, p = f"t.{quote(check.column)}", check.params
         if typed_ok(staged, p["sql_type"]):
-            return (f"({col} IS NOT NULL AND TRY_CAST({col} AS {p['sql_type']}) IS NULL)" if p["sql_type"] != "TIMESTAMPTZ"
-                    else "false"), []
+            return (
+                f"({col} IS NOT NULL AND TRY_CAST({col} AS {p['sql_type']}) IS NULL)"
+                if p["sql_type"] != "TIMESTAMPTZ"
+                else "false"
+            ), []
         typed = f"TRY_CAST({col} AS {p['sql_type']}) IS NULL" if p["sql_type"] != "VARCHAR" else "false"
         return f"({col} IS NOT NULL AND (NOT regexp_full_match(trim({txt(check.column)}), {literal(p['regex'])}) OR {typed}))", []
 
@@ -101,11 +105,15 @@ class InSet(CheckType):
         # long code lists: a hash anti-join, not 250 comparisons a row
         codes = "(SELECT unnest([" + ", ".join(literal(x) for x in check.params["values"]) + "]) AS code)"
         value = txt(check.column)
-        return (f"SELECT t.__row, {value} AS value FROM stg_{check.file} t ANTI JOIN {codes} c ON {value} = c.code "
-                f"WHERE t.{quote(check.column)} IS NOT NULL"), []
+        return (
+            f"SELECT t.__row, {value} AS value FROM stg_{check.file} t ANTI JOIN {codes} c ON {value} = c.code "
+            f"WHERE t.{quote(check.column)} IS NOT NULL"
+        ), []
 
     def expectation(self, check, E, context):
-        return E.ExpectColumnValuesToBeInSet(column=check.column, value_set=list(check.params["values"]), meta={"check_id": check.id})
+        return E.ExpectColumnValuesToBeInSet(
+            column=check.column, value_set=list(check.params["values"]), meta={"check_id": check.id}
+        )
 
 
 class Range(CheckType):
@@ -120,8 +128,13 @@ class Range(CheckType):
 
     def expectation(self, check, E, context):
         p = check.params
-        return E.ExpectColumnValuesToBeBetween(column=f"{check.column}__value", min_value=p.get("min"), max_value=p.get("max"),
-                                               strict_min=bool(p.get("strict_min")), meta={"check_id": check.id})
+        return E.ExpectColumnValuesToBeBetween(
+            column=f"{check.column}__value",
+            min_value=p.get("min"),
+            max_value=p.get("max"),
+            strict_min=bool(p.get("strict_min")),
+            meta={"check_id": check.id},
+        )
 
     def sample_columns(self, check):
         return [f"TRY_CAST({quote(check.column)} AS DOUBLE) AS {quote(check.column + '__value')}"]
@@ -135,9 +148,13 @@ class Precision(CheckType):
         return f"({num} > 0 AND {num} < {float(check.params['step'])!r})", []
 
     def expectation(self, check, E, context):
-        return E.ExpectColumnValuesToBeBetween(column=f"{check.column}__value", min_value=check.params["step"],
-                                               row_condition=f"{check.column}__value>0", condition_parser="pandas",
-                                               meta={"check_id": check.id})
+        return E.ExpectColumnValuesToBeBetween(
+            column=f"{check.column}__value",
+            min_value=check.params["step"],
+            row_condition=f"{check.column}__value>0",
+            condition_parser="pandas",
+            meta={"check_id": check.id},
+        )
 
     def sample_columns(self, check):
         return [f"TRY_CAST({quote(check.column)} AS DOUBLE) AS {quote(check.column + '__value')}"]
@@ -150,8 +167,9 @@ class RequiredIf(CheckType):
 
     def expectation(self, check, E, context):
         other, value = check.params["when"]
-        return E.ExpectColumnValuesToNotBeNull(column=check.column, row_condition=f'{other}=="{value}"',
-                                               condition_parser="pandas", meta={"check_id": check.id})
+        return E.ExpectColumnValuesToNotBeNull(
+            column=check.column, row_condition=f'{other}=="{value}"', condition_parser="pandas", meta={"check_id": check.id}
+        )
 
 
 class NotBeforeYear(CheckType):
@@ -165,16 +183,20 @@ class NotBeforeYear(CheckType):
         return E.ExpectColumnValuesToBeBetween(column=f"{check.column}__after_year", min_value=0, meta={"check_id": check.id})
 
     def sample_columns(self, check):
-        return [f"year(TRY_CAST({quote(check.column)} AS DATE)) - TRY_CAST({quote(check.params['year'])} AS INTEGER) "
-                f"AS {quote(check.column + '__after_year')}"]
+        return [
+            f"year(TRY_CAST({quote(check.column)} AS DATE)) - TRY_CAST({quote(check.params['year'])} AS INTEGER) "
+            f"AS {quote(check.column + '__after_year')}"
+        ]
 
 
 class Unique(CheckType):
     def failing_rows(self, check, sub, staged=None):
         table, key_cols = f"stg_{check.file}", ", ".join(quote(k) for k in check.params["key"])
-        dup = f"(SELECT {key_cols} FROM {table} GROUP BY ALL HAVING count(*) > 1)"   # cheap hash pass; the window sees duplicates only
-        return (f"SELECT t.__row, {txt(check.column)} AS value FROM (SELECT s.*, row_number() OVER (PARTITION BY {key_cols} ORDER BY __row) "
-                f"AS __n FROM {table} s SEMI JOIN {dup} d USING ({key_cols})) t WHERE t.__n > 1 AND t.{quote(check.column)} IS NOT NULL"), []
+        dup = f"(SELECT {key_cols} FROM {table} GROUP BY ALL HAVING count(*) > 1)"  # cheap hash pass; the window sees duplicates only
+        return (
+            f"SELECT t.__row, {txt(check.column)} AS value FROM (SELECT s.*, row_number() OVER (PARTITION BY {key_cols} ORDER BY __row) "
+            f"AS __n FROM {table} s SEMI JOIN {dup} d USING ({key_cols})) t WHERE t.__n > 1 AND t.{quote(check.column)} IS NOT NULL"
+        ), []
 
     def expectation(self, check, E, context):
         return E.ExpectCompoundColumnsToBeUnique(column_list=list(check.params["key"]), meta={"check_id": check.id})
@@ -183,9 +205,11 @@ class Unique(CheckType):
 class InAccounts(CheckType):
     def failing_rows(self, check, sub, staged=None):
         ok = "(SELECT a.bank_id, a.account_id FROM stg_accounts a WHERE a.__row NOT IN (SELECT row FROM failures WHERE file = 'accounts'))"
-        return (f"SELECT t.__row, {txt(check.column)} AS value FROM stg_{check.file} t ANTI JOIN {ok} a "
-                f"ON CAST(a.account_id AS VARCHAR) = CAST(t.account_id AS VARCHAR) AND CAST(a.bank_id AS VARCHAR) = CAST(t.bank_id AS VARCHAR) "
-                f"WHERE t.account_id IS NOT NULL"), []
+        return (
+            f"SELECT t.__row, {txt(check.column)} AS value FROM stg_{check.file} t ANTI JOIN {ok} a "
+            f"ON CAST(a.account_id AS VARCHAR) = CAST(t.account_id AS VARCHAR) AND CAST(a.bank_id AS VARCHAR) = CAST(t.bank_id AS VARCHAR) "
+            f"WHERE t.account_id IS NOT NULL"
+        ), []
 
     def expectation(self, check, E, context):
         return E.ExpectColumnValuesToBeInSet(column="__bank_account", value_set=context["accounts"], meta={"check_id": check.id})
@@ -197,13 +221,17 @@ class InAccounts(CheckType):
 class InPeriod(CheckType):
     def predicate(self, check, sub, staged):
         start, end = sub.period
-        ts = f"TRY_CAST(t.{quote(check.column)} AS TIMESTAMPTZ)"   # the period's dates are Dutch calendar days
-        return (f"({ts} < timezone(?, CAST(? AS TIMESTAMP)) OR {ts} >= timezone(?, CAST(? AS TIMESTAMP)))",
-                [PERIOD_TZ, f"{start} 00:00:00", PERIOD_TZ, f"{end + timedelta(days=1)} 00:00:00"])
+        ts = f"TRY_CAST(t.{quote(check.column)} AS TIMESTAMPTZ)"  # the period's dates are Dutch calendar days
+        return (
+            f"({ts} < timezone(?, CAST(? AS TIMESTAMP)) OR {ts} >= timezone(?, CAST(? AS TIMESTAMP)))",
+            [PERIOD_TZ, f"{start} 00:00:00", PERIOD_TZ, f"{end + timedelta(days=1)} 00:00:00"],
+        )
 
     def expectation(self, check, E, context):
         start, end = context["period"]
-        return E.ExpectColumnValuesToBeBetween(column=f"{check.column}__value", min_value=start, max_value=end, meta={"check_id": check.id})
+        return E.ExpectColumnValuesToBeBetween(
+            column=f"{check.column}__value", min_value=start, max_value=end, meta={"check_id": check.id}
+        )
 
     def sample_columns(self, check):
         return [f"TRY_CAST({quote(check.column)} AS TIMESTAMPTZ) AS {quote(check.column + '__value')}"]
@@ -220,9 +248,17 @@ class EqualsManifest(CheckType):
 
 
 CHECK_TYPES: dict[str, CheckType] = {
-    "not_null": NotNull(), "format": Format(), "in_set": InSet(), "range": Range(), "precision": Precision(),
-    "required_if": RequiredIf(), "not_before_year": NotBeforeYear(), "unique": Unique(), "in_accounts": InAccounts(),
-    "in_period": InPeriod(), "equals_manifest": EqualsManifest(),
+    "not_null": NotNull(),
+    "format": Format(),
+    "in_set": InSet(),
+    "range": Range(),
+    "precision": Precision(),
+    "required_if": RequiredIf(),
+    "not_before_year": NotBeforeYear(),
+    "unique": Unique(),
+    "in_accounts": InAccounts(),
+    "in_period": InPeriod(),
+    "equals_manifest": EqualsManifest(),
 }
 
 

@@ -5,6 +5,7 @@ This module is the single definition of what a submission may contain. The DuckD
 and the `thb-signals contract` documentation are all generated from the tables below, so they
 cannot drift apart. See ../shared/extract-contract.md for the human-readable reference.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -14,13 +15,21 @@ import pyarrow as pa
 from schemas.codes import ISO_COUNTRIES, ISO_CURRENCIES
 
 CONTRACT_VERSION = 1
-PERIOD_TZ = "Europe/Amsterdam"   # manifest periods are Dutch calendar days
-AMOUNT_STEP = 0.01               # amounts are stored as DECIMAL(18,2): a smaller positive amount would become 0.00
+PERIOD_TZ = "Europe/Amsterdam"  # manifest periods are Dutch calendar days
+AMOUNT_STEP = 0.01  # amounts are stored as DECIMAL(18,2): a smaller positive amount would become 0.00
 
 DIRECTIONS = ("credit", "debit")
 CHANNELS = (
-    "transfer", "instant_transfer", "card", "cash_deposit", "cash_withdrawal", "direct_debit",
-    "money_remittance", "loan_disbursement", "wallet", "other",
+    "transfer",
+    "instant_transfer",
+    "card",
+    "cash_deposit",
+    "cash_withdrawal",
+    "direct_debit",
+    "money_remittance",
+    "loan_disbursement",
+    "wallet",
+    "other",
 )
 COUNTERPARTY_TYPES = ("person", "business", "unknown")
 CUSTOMER_TYPES = ("person", "business")
@@ -49,11 +58,11 @@ _TYPES = {
 class Column:
     name: str
     sql_type: str
-    required: bool                      # the column must be in the file
-    nullable: bool = True               # its values may be empty
+    required: bool  # the column must be in the file
+    nullable: bool = True  # its values may be empty
     enum: tuple[str, ...] | None = None
-    regex: str | None = None            # extra textual format (beyond the type's)
-    identifier: bool = False            # pseudonymous id: raw IBAN, e-mail or phone refused
+    regex: str | None = None  # extra textual format (beyond the type's)
+    identifier: bool = False  # pseudonymous id: raw IBAN, e-mail or phone refused
     meaning: str = ""
 
     @property
@@ -68,11 +77,12 @@ class Column:
 @dataclass(frozen=True)
 class Check:
     """One row-level rule. `kind` selects how SQL and GX express it; `params` tunes it."""
+
     id: str
-    file: str            # transactions | accounts
+    file: str  # transactions | accounts
     column: str
-    kind: str            # a key of schemas.checks.CHECK_TYPES (not_null, format, in_set, range, precision, ...)
-    reason: str          # what a bank's data team reads
+    kind: str  # a key of schemas.checks.CHECK_TYPES (not_null, format, in_set, range, precision, ...)
+    reason: str  # what a bank's data team reads
     params: dict = field(default_factory=dict)
 
 
@@ -154,18 +164,21 @@ def _column_checks(file: str, cols: tuple[Column, ...]) -> list[Check]:
             out.append(Check(f"{file}.{c.name}.not_null", file, c.name, "not_null", "is required and empty"))
         fmt = c.regex or c.type_regex
         if fmt:
-            what = {"TIMESTAMPTZ": "an ISO 8601 timestamp", "DATE": "a date YYYY-MM-DD",
-                    "INTEGER": "a whole number"}.get(c.sql_type, "a decimal number with '.'")
+            what = {"TIMESTAMPTZ": "an ISO 8601 timestamp", "DATE": "a date YYYY-MM-DD", "INTEGER": "a whole number"}.get(
+                c.sql_type, "a decimal number with '.'"
+            )
             if c.regex == RE_MCC:
                 what = "4 digits"
             elif c.regex == RE_SECTOR:
                 what = "an SBI code such as 78.20"
-            out.append(Check(f"{file}.{c.name}.format", file, c.name, "format", f"must be {what}",
-                             {"regex": fmt, "sql_type": c.sql_type}))
+            out.append(
+                Check(
+                    f"{file}.{c.name}.format", file, c.name, "format", f"must be {what}", {"regex": fmt, "sql_type": c.sql_type}
+                )
+            )
         if c.enum:
             shown = ", ".join(c.enum) if len(c.enum) <= 12 else f"an ISO code ({len(c.enum)} allowed)"
-            out.append(Check(f"{file}.{c.name}.in_set", file, c.name, "in_set", f"must be one of: {shown}",
-                             {"values": c.enum}))
+            out.append(Check(f"{file}.{c.name}.in_set", file, c.name, "in_set", f"must be one of: {shown}", {"values": c.enum}))
     return out
 
 
@@ -174,39 +187,92 @@ def checks(file: str, fiu: bool = False, has_manifest: bool = False, has_account
     out = _column_checks(file, columns(file, fiu))
     if file == "transactions":
         out += [
-            Check("transactions.amount_eur.positive", file, "amount_eur", "range", "must be > 0",
-                  {"min": 0, "strict_min": True}),
-            Check("transactions.amount_eur.precision", file, "amount_eur", "precision",
-                  f"is below the contract's precision of {AMOUNT_STEP} EUR (it would be stored as 0.00)", {"step": AMOUNT_STEP}),
-            Check("transactions.txn_id.unique", file, "txn_id", "unique",
-                  "duplicates an earlier row's txn_id for the same bank_id", {"key": ("bank_id", "txn_id")}),
+            Check("transactions.amount_eur.positive", file, "amount_eur", "range", "must be > 0", {"min": 0, "strict_min": True}),
+            Check(
+                "transactions.amount_eur.precision",
+                file,
+                "amount_eur",
+                "precision",
+                f"is below the contract's precision of {AMOUNT_STEP} EUR (it would be stored as 0.00)",
+                {"step": AMOUNT_STEP},
+            ),
+            Check(
+                "transactions.txn_id.unique",
+                file,
+                "txn_id",
+                "unique",
+                "duplicates an earlier row's txn_id for the same bank_id",
+                {"key": ("bank_id", "txn_id")},
+            ),
         ]
         if has_accounts:
-            out.append(Check("transactions.account_id.in_accounts", file, "account_id", "in_accounts",
-                             "is not among the accepted rows of the accounts file for this bank_id"))
+            out.append(
+                Check(
+                    "transactions.account_id.in_accounts",
+                    file,
+                    "account_id",
+                    "in_accounts",
+                    "is not among the accepted rows of the accounts file for this bank_id",
+                )
+            )
         if has_manifest:
             out += [
-                Check("transactions.booked_at.in_period", file, "booked_at", "in_period",
-                      "falls outside the manifest's period_start..period_end"),
-                Check("transactions.bank_id.manifest", file, "bank_id", "equals_manifest",
-                      "differs from the manifest's bank_id"),
+                Check(
+                    "transactions.booked_at.in_period",
+                    file,
+                    "booked_at",
+                    "in_period",
+                    "falls outside the manifest's period_start..period_end",
+                ),
+                Check("transactions.bank_id.manifest", file, "bank_id", "equals_manifest", "differs from the manifest's bank_id"),
             ]
     elif file == "accounts":
         out += [
-            Check("accounts.birth_year.range", file, "birth_year", "range", "must be between 1900 and 2030",
-                  {"min": 1900, "max": 2030}),
-            Check("accounts.opened_on.after_birth", file, "opened_on", "not_before_year",
-                  "lies before the holder's birth_year (an impossible record)", {"year": "birth_year"}),
-            Check("accounts.birth_year.persons", file, "birth_year", "required_if",
-                  "is required for customer_type person", {"when": ("customer_type", "person")}),
-            Check("accounts.sector_code.businesses", file, "sector_code", "required_if",
-                  "is required for customer_type business", {"when": ("customer_type", "business")}),
-            Check("accounts.account_id.unique", file, "account_id", "unique",
-                  "duplicates an earlier row's account_id for the same bank_id", {"key": ("bank_id", "account_id")}),
+            Check(
+                "accounts.birth_year.range",
+                file,
+                "birth_year",
+                "range",
+                "must be between 1900 and 2030",
+                {"min": 1900, "max": 2030},
+            ),
+            Check(
+                "accounts.opened_on.after_birth",
+                file,
+                "opened_on",
+                "not_before_year",
+                "lies before the holder's birth_year (an impossible record)",
+                {"year": "birth_year"},
+            ),
+            Check(
+                "accounts.birth_year.persons",
+                file,
+                "birth_year",
+                "required_if",
+                "is required for customer_type person",
+                {"when": ("customer_type", "person")},
+            ),
+            Check(
+                "accounts.sector_code.businesses",
+                file,
+                "sector_code",
+                "required_if",
+                "is required for customer_type business",
+                {"when": ("customer_type", "business")},
+            ),
+            Check(
+                "accounts.account_id.unique",
+                file,
+                "account_id",
+                "unique",
+                "duplicates an earlier row's account_id for the same bank_id",
+                {"key": ("bank_id", "account_id")},
+            ),
         ]
         if has_manifest:
-            out.append(Check("accounts.bank_id.manifest", file, "bank_id", "equals_manifest",
-                             "differs from the manifest's bank_id"))
+            out.append(
+                Check("accounts.bank_id.manifest", file, "bank_id", "equals_manifest", "differs from the manifest's bank_id")
+            )
     return out
 
 
@@ -217,7 +283,9 @@ def markdown() -> str:
         lines += [f"## {file}", "", "| column | type | required | values |", "| --- | --- | --- | --- |"]
         for c in columns(file):
             values = ", ".join(c.enum) if c.enum and len(c.enum) <= 12 else ("ISO code" if c.enum else (c.regex or ""))
-            lines.append(f"| `{c.name}` | {c.sql_type} | {'yes' if not c.nullable else ('column' if c.required else 'no')} | {values} |")
+            lines.append(
+                f"| `{c.name}` | {c.sql_type} | {'yes' if not c.nullable else ('column' if c.required else 'no')} | {values} |"
+            )
         lines += ["", "Row checks:", ""]
         lines += [f"- `{k.id}`: {k.column} {k.reason}" for k in checks(file, has_manifest=True)]
         lines.append("")

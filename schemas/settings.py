@@ -6,6 +6,7 @@ flags override the file (`Settings.with_overrides`), and each run records the va
 (`Settings.as_dict`). Rule parameters are checked against the rule catalogue by detectors.rules.rule_set,
 which owns them; here they are only required to be numbers.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,7 +24,7 @@ class _Section(BaseModel):
 
 class Category(_Section):
     mccs: tuple[str, ...] = ()
-    names: tuple[str, ...] = ()        # lower-case name keywords
+    names: tuple[str, ...] = ()  # lower-case name keywords
 
 
 class WindowSettings(_Section):
@@ -33,6 +34,7 @@ class WindowSettings(_Section):
 
 class RuleSettings(_Section):
     """`disabled` rule ids, and per rule id its parameter overrides (and `severity`, 1..3)."""
+
     model_config = ConfigDict(extra="allow", frozen=True)
     disabled: tuple[str, ...] = ()
 
@@ -66,7 +68,9 @@ class FusionSettings(_Section):
     min_score: float = Field(0.25, ge=0, le=1, description="alert threshold, a floor under the budget")
     rule_rate_ceiling: float = Field(0.005, gt=0, le=1, description="a rule firing on more of a bank's accounts is flooding")
     rule_rate_ceilings: dict[str, float] | None = Field(None, description="per rule id: its own ceiling")
-    rule_rate_min_accounts: int = Field(10, ge=0, description="a rule is never flooding while it fires on this many accounts or fewer")
+    rule_rate_min_accounts: int = Field(
+        10, ge=0, description="a rule is never flooding while it fires on this many accounts or fewer"
+    )
     corroboration_weight: float = Field(0.4, ge=0, le=1, description="how much of the remaining gap full corroboration closes")
     corroboration_full: int = Field(4, ge=1, description="linked accounts, and indicators beyond the first, for full weight")
     corroboration_min_score: float = Field(0.05, ge=0, le=1, description="an account counts as linked evidence from this score")
@@ -81,13 +85,17 @@ class CaseSettings(_Section):
 
 
 class BudgetSettings(_Section):
-    share: float | None = Field(0.01, gt=0, le=1, description="most alerts per bank per run, as a share of scored accounts (null: off)")
+    share: float | None = Field(
+        0.01, gt=0, le=1, description="most alerts per bank per run, as a share of scored accounts (null: off)"
+    )
     max_alerts: int | None = Field(None, ge=1, description="most alerts per bank per run (null: no absolute cap)")
     min_alerts: int = Field(10, ge=0, description="room for at least this many in a small extract")
 
 
 class ReviewSettings(_Section):
-    dismissed_rise: float = Field(0.15, ge=-1, le=1, description="a dismissed account is raised again only if its score rises this much")
+    dismissed_rise: float = Field(
+        0.15, ge=-1, le=1, description="a dismissed account is raised again only if its score rises this much"
+    )
     page_size: int = Field(50, ge=5, le=500)
 
 
@@ -106,7 +114,9 @@ class Settings(_Section):
     window: WindowSettings = WindowSettings()
     rules: RuleSettings = RuleSettings()
     network: NetworkSettings = NetworkSettings()
-    patterns: dict[str, float | int] = Field(default_factory=dict, description="laundering-pattern settings (detectors/patterns.py)")
+    patterns: dict[str, float | int] = Field(
+        default_factory=dict, description="laundering-pattern settings (detectors/patterns.py)"
+    )
     fusion: FusionSettings = FusionSettings()
     cases: CaseSettings = CaseSettings()
     budget: BudgetSettings = BudgetSettings()
@@ -128,8 +138,12 @@ class Settings(_Section):
         return parse_settings(data, "flags")
 
 
-_HINTS = {"window_days": "now window.days", "disabled": "now rules.disabled", "categories": "now window.categories",
-          "dismissed_rise": "now review.dismissed_rise"}
+_HINTS = {
+    "window_days": "now window.days",
+    "disabled": "now rules.disabled",
+    "categories": "now window.categories",
+    "dismissed_rise": "now review.dismissed_rise",
+}
 
 
 class SettingsError(ValueError):
@@ -148,8 +162,14 @@ def parse_settings(data: Any, source: str = "config") -> Settings:
         path = ".".join(str(p) for p in first["loc"])
         what = "unknown key" if first["type"] == "extra_forbidden" else first["msg"].removeprefix("Value error, ")
         if first["type"] == "extra_forbidden" and len(first["loc"]) == 1:
-            what += " (" + _HINTS.get(path, "rule overrides go under rules:" if path.isupper() else
-                                      f"sections are {', '.join(Settings.model_fields)}") + ")"
+            what += (
+                " ("
+                + _HINTS.get(
+                    path,
+                    "rule overrides go under rules:" if path.isupper() else f"sections are {', '.join(Settings.model_fields)}",
+                )
+                + ")"
+            )
         more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
         raise SettingsError(f"{source}: {path}: {what}{more}") from None
 

@@ -8,6 +8,7 @@ are the column changes since, each idempotent (ADD COLUMN IF NOT EXISTS) because
 may already have them. Scratch tables of a run (win_tx, stg_*, failures, ...) are not the store's and
 stay with the code that makes them. docs/store.md lists the tables and how to add a migration.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -34,64 +35,78 @@ def _contract_table(table: str, cols: tuple[contract.Column, ...]) -> str:
 
 
 MIGRATIONS: tuple[Migration, ...] = (
-    Migration(1, "the tables as ingest, scoring and the review created them before numbered migrations", (
-        # intake (pipelines/ingest.py)
-        _contract_table("transactions", contract.TRANSACTIONS),
-        _contract_table("accounts", contract.ACCOUNTS),
-        _contract_table("fiu_reports", contract.TRANSACTIONS + contract.FIU_EXTRA),
-        """CREATE TABLE IF NOT EXISTS submissions (
+    Migration(
+        1,
+        "the tables as ingest, scoring and the review created them before numbered migrations",
+        (
+            # intake (pipelines/ingest.py)
+            _contract_table("transactions", contract.TRANSACTIONS),
+            _contract_table("accounts", contract.ACCOUNTS),
+            _contract_table("fiu_reports", contract.TRANSACTIONS + contract.FIU_EXTRA),
+            """CREATE TABLE IF NOT EXISTS submissions (
         submission_id VARCHAR, bank_id VARCHAR, kind VARCHAR, period_start DATE, period_end DATE,
         path VARCHAR, files JSON, fingerprint VARCHAR, rows_in JSON, rows_loaded BIGINT,
         rows_quarantined BIGINT, rows_replaced BIGINT, loaded_at TIMESTAMPTZ, outcome VARCHAR, message VARCHAR)""",
-        """CREATE TABLE IF NOT EXISTS quarantine (
+            """CREATE TABLE IF NOT EXISTS quarantine (
         submission_id VARCHAR, file VARCHAR, "row" BIGINT, check_id VARCHAR, "column" VARCHAR,
         reason VARCHAR, value VARCHAR, record JSON, quarantined_at TIMESTAMPTZ)""",
-        # scoring (detectors/scoring.py)
-        """CREATE TABLE IF NOT EXISTS alerts (run_id VARCHAR, alert_id VARCHAR, rank INTEGER, bank_id VARCHAR,
+            # scoring (detectors/scoring.py)
+            """CREATE TABLE IF NOT EXISTS alerts (run_id VARCHAR, alert_id VARCHAR, rank INTEGER, bank_id VARCHAR,
         account_id VARCHAR, score DOUBLE, typology VARCHAR, reasons VARCHAR, evidence VARCHAR[], rules VARCHAR[],
         rule_score DOUBLE, anomaly DOUBLE, status VARCHAR, created_at TIMESTAMPTZ)""",
-        """CREATE TABLE IF NOT EXISTS cases (run_id VARCHAR, case_id VARCHAR, typology VARCHAR, accounts INTEGER,
+            """CREATE TABLE IF NOT EXISTS cases (run_id VARCHAR, case_id VARCHAR, typology VARCHAR, accounts INTEGER,
         banks VARCHAR[], account_ids VARCHAR[], roles VARCHAR, money_eur DOUBLE, score DOUBLE, created_at TIMESTAMPTZ)""",
-        """CREATE TABLE IF NOT EXISTS alert_status (alert_id VARCHAR, bank_id VARCHAR, account_id VARCHAR,
+            """CREATE TABLE IF NOT EXISTS alert_status (alert_id VARCHAR, bank_id VARCHAR, account_id VARCHAR,
         status VARCHAR, opened_run VARCHAR, last_run VARCHAR, last_score DOUBLE, updated_at TIMESTAMPTZ)""",
-        """CREATE TABLE IF NOT EXISTS runs (run_id VARCHAR, flow_run_id VARCHAR, kind VARCHAR, started_at TIMESTAMPTZ,
+            """CREATE TABLE IF NOT EXISTS runs (run_id VARCHAR, flow_run_id VARCHAR, kind VARCHAR, started_at TIMESTAMPTZ,
         ended_at TIMESTAMPTZ, parameters JSON, rule_set_hash VARCHAR, model_version VARCHAR, window_start TIMESTAMPTZ,
         window_end TIMESTAMPTZ, rows_in BIGINT, rows_quarantined BIGINT, alerts_out BIGINT, alerts_new BIGINT, outcome VARCHAR)""",
-        # casework (casework/dispositions.py)
-        """CREATE TABLE IF NOT EXISTS audit_log (event_id VARCHAR, logged_at TIMESTAMPTZ, user_name VARCHAR, action VARCHAR,
+            # casework (casework/dispositions.py)
+            """CREATE TABLE IF NOT EXISTS audit_log (event_id VARCHAR, logged_at TIMESTAMPTZ, user_name VARCHAR, action VARCHAR,
         alert_id VARCHAR, bank_id VARCHAR, account_id VARCHAR, previous_status VARCHAR, new_status VARCHAR,
         reason VARCHAR, note VARCHAR, details JSON)""",
-    )),
-    Migration(2, "alerts grouped into cases; dispositions and goAML reports kept on alert_status", (
-        "ALTER TABLE alerts ADD COLUMN IF NOT EXISTS case_id VARCHAR",
-        "ALTER TABLE alerts ADD COLUMN IF NOT EXISTS case_role VARCHAR",
-        "ALTER TABLE alert_status ADD COLUMN IF NOT EXISTS dismiss_reason VARCHAR",
-        "ALTER TABLE alert_status ADD COLUMN IF NOT EXISTS dismissed_score DOUBLE",
-        "ALTER TABLE alert_status ADD COLUMN IF NOT EXISTS dismissed_rules VARCHAR[]",
-        "ALTER TABLE alert_status ADD COLUMN IF NOT EXISTS reported_at TIMESTAMPTZ",
-        "ALTER TABLE alert_status ADD COLUMN IF NOT EXISTS report_file VARCHAR",
-    )),
-    Migration(3, "the FIU's screening: runs, theme hits, ranked subjects, decisions on reports, disseminations", (
-        """CREATE TABLE IF NOT EXISTS fiu_screens (screen_id VARCHAR, period_start DATE, period_end DATE, reports BIGINT,
+        ),
+    ),
+    Migration(
+        2,
+        "alerts grouped into cases; dispositions and goAML reports kept on alert_status",
+        (
+            "ALTER TABLE alerts ADD COLUMN IF NOT EXISTS case_id VARCHAR",
+            "ALTER TABLE alerts ADD COLUMN IF NOT EXISTS case_role VARCHAR",
+            "ALTER TABLE alert_status ADD COLUMN IF NOT EXISTS dismiss_reason VARCHAR",
+            "ALTER TABLE alert_status ADD COLUMN IF NOT EXISTS dismissed_score DOUBLE",
+            "ALTER TABLE alert_status ADD COLUMN IF NOT EXISTS dismissed_rules VARCHAR[]",
+            "ALTER TABLE alert_status ADD COLUMN IF NOT EXISTS reported_at TIMESTAMPTZ",
+            "ALTER TABLE alert_status ADD COLUMN IF NOT EXISTS report_file VARCHAR",
+        ),
+    ),
+    Migration(
+        3,
+        "the FIU's screening: runs, theme hits, ranked subjects, decisions on reports, disseminations",
+        (
+            """CREATE TABLE IF NOT EXISTS fiu_screens (screen_id VARCHAR, period_start DATE, period_end DATE, reports BIGINT,
         themes VARCHAR[], theme_errors JSON, subjects BIGINT, created_at TIMESTAMPTZ)""",
-        """CREATE TABLE IF NOT EXISTS fiu_theme_hits (screen_id VARCHAR, theme_id VARCHAR, typology VARCHAR,
+            """CREATE TABLE IF NOT EXISTS fiu_theme_hits (screen_id VARCHAR, theme_id VARCHAR, typology VARCHAR,
         subject_id VARCHAR, report_id VARCHAR, period_start DATE, period_end DATE, created_at TIMESTAMPTZ)""",
-        """CREATE TABLE IF NOT EXISTS fiu_subjects (screen_id VARCHAR, period_start DATE, period_end DATE, "rank" BIGINT,
+            """CREATE TABLE IF NOT EXISTS fiu_subjects (screen_id VARCHAR, period_start DATE, period_end DATE, "rank" BIGINT,
         subject_id VARCHAR, network_id VARCHAR, score DOUBLE, themes VARCHAR[], typologies VARCHAR[], reporting_entities VARCHAR[],
         reports BIGINT, amount_eur DOUBLE, escalated_alert BOOLEAN, network_size BIGINT, network_themes VARCHAR[],
         reasons VARCHAR, report_ids VARCHAR[], created_at TIMESTAMPTZ)""",
-        """CREATE TABLE IF NOT EXISTS fiu_decisions (event_id VARCHAR, report_id VARCHAR, decision VARCHAR, typology VARCHAR,
+            """CREATE TABLE IF NOT EXISTS fiu_decisions (event_id VARCHAR, report_id VARCHAR, decision VARCHAR, typology VARCHAR,
         note VARCHAR, user_name VARCHAR, decided_at TIMESTAMPTZ)""",
-        """CREATE TABLE IF NOT EXISTS fiu_disseminations (package_id VARCHAR, network_id VARCHAR, report_id VARCHAR,
+            """CREATE TABLE IF NOT EXISTS fiu_disseminations (package_id VARCHAR, network_id VARCHAR, report_id VARCHAR,
         user_name VARCHAR, disseminated_at TIMESTAMPTZ, path VARCHAR)""",
-    )),
-    Migration(4, "a failed run keeps why it failed", (
-        "ALTER TABLE runs ADD COLUMN IF NOT EXISTS error VARCHAR",
-    )),
-    Migration(5, "each run keeps every rule's firing rate and what the alert budget cut", (
-        "ALTER TABLE runs ADD COLUMN IF NOT EXISTS rule_rates JSON",
-        "ALTER TABLE runs ADD COLUMN IF NOT EXISTS budget_cut JSON",
-    )),
+        ),
+    ),
+    Migration(4, "a failed run keeps why it failed", ("ALTER TABLE runs ADD COLUMN IF NOT EXISTS error VARCHAR",)),
+    Migration(
+        5,
+        "each run keeps every rule's firing rate and what the alert budget cut",
+        (
+            "ALTER TABLE runs ADD COLUMN IF NOT EXISTS rule_rates JSON",
+            "ALTER TABLE runs ADD COLUMN IF NOT EXISTS budget_cut JSON",
+        ),
+    ),
 )
 LATEST = MIGRATIONS[-1].version
 VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER, applied_at TIMESTAMPTZ)"
@@ -109,8 +124,10 @@ def current_version(con: duckdb.DuckDBPyConnection) -> int:
 
 
 def too_new(found: int, where: str = "the store") -> StoreVersionError:
-    return StoreVersionError(f"{where} is at schema version {found}, newer than this code knows ({LATEST}): "
-                             "use the thb-signals release that wrote it or a later one")
+    return StoreVersionError(
+        f"{where} is at schema version {found}, newer than this code knows ({LATEST}): "
+        "use the thb-signals release that wrote it or a later one"
+    )
 
 
 def migrate(con: duckdb.DuckDBPyConnection, where: str = "the store") -> list[int]:
@@ -146,5 +163,7 @@ def check_version(con: duckdb.DuckDBPyConnection, where: str = "the store") -> N
         raise too_new(found, where)
     if found < LATEST:
         made = "made before numbered migrations" if found == 0 else f"at schema version {found}"
-        raise StoreVersionError(f"{where} is {made}; this code needs version {LATEST}. Open it once writable "
-                                "(any ingest, score or dispose does) to upgrade it, then read it again")
+        raise StoreVersionError(
+            f"{where} is {made}; this code needs version {LATEST}. Open it once writable "
+            "(any ingest, score or dispose does) to upgrade it, then read it again"
+        )

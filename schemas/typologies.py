@@ -5,6 +5,7 @@ synthetic generator all read this registry, so a new typology is one entry here 
 generator's scenario ids; `words` is how a report to FIU-Nederland names it (casework/goaml.py).
 `planted`: the generator plants scenarios of it (laundering is a mechanic shared by all typologies, not planted).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -19,14 +20,17 @@ class Typology:
     planted: bool = True
 
 
-TYPOLOGIES: dict[str, Typology] = {t.id: t for t in (
-    Typology("sexual_exploitation", "Sexual exploitation", "SE", "sexual exploitation (human trafficking)"),
-    Typology("labour_exploitation", "Labour exploitation", "LE", "labour exploitation (human trafficking)"),
-    Typology("criminal_exploitation", "Criminal exploitation", "CE", "criminal exploitation (forced crime, money mules)"),
-    Typology("creditboys", "Creditboys", "CD", "coerced credit and phone contracts ('creditboys')"),
-    Typology("debt_bondage", "Debt bondage", "XB", "debt bondage along a migration route"),
-    Typology("laundering", "Laundering", "ML", "laundering of trafficking proceeds", planted=False),
-)}
+TYPOLOGIES: dict[str, Typology] = {
+    t.id: t
+    for t in (
+        Typology("sexual_exploitation", "Sexual exploitation", "SE", "sexual exploitation (human trafficking)"),
+        Typology("labour_exploitation", "Labour exploitation", "LE", "labour exploitation (human trafficking)"),
+        Typology("criminal_exploitation", "Criminal exploitation", "CE", "criminal exploitation (forced crime, money mules)"),
+        Typology("creditboys", "Creditboys", "CD", "coerced credit and phone contracts ('creditboys')"),
+        Typology("debt_bondage", "Debt bondage", "XB", "debt bondage along a migration route"),
+        Typology("laundering", "Laundering", "ML", "laundering of trafficking proceeds", planted=False),
+    )
+}
 
 # Fusion's label for an account only the anomaly model flags: not a typology, but a report may still name it.
 ANOMALY = "anomaly"

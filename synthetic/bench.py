@@ -5,6 +5,7 @@ window, features, rules, isolation-forest fit and score, fusion, write alerts. T
 query over the same Parquet files computing the feature stage's aggregates per account in one pass.
 Figures go to bench/results/bench-<time>.json with the machine's cores and memory.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 REPO = Path(__file__).resolve().parent.parent
-TXNS_PER_ACCOUNT = 121          # what the generator books per account in 90 days (family tune)
+TXNS_PER_ACCOUNT = 121  # what the generator books per account in 90 days (family tune)
 
 
 def parse_size(text: str) -> int:
@@ -38,11 +39,15 @@ def machine() -> dict:
                 mem = int(line.split()[1]) * 1024
     except OSError:
         pass
-    return {"cores": os.cpu_count(), "memory_gib": round(mem / 2**30, 1), "python": platform.python_version(),
-            "platform": platform.platform()}
+    return {
+        "cores": os.cpu_count(),
+        "memory_gib": round(mem / 2**30, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
 
 
-REPLICATE_ABOVE = 20_000_000   # the generator holds a whole extract in memory (about 0.53 GB per million rows)
+REPLICATE_ABOVE = 20_000_000  # the generator holds a whole extract in memory (about 0.53 GB per million rows)
 
 
 def ensure_extract(size: int, cache: Path) -> Path:
@@ -56,6 +61,7 @@ def ensure_extract(size: int, cache: Path) -> Path:
         base = ensure_extract(10_000_000, cache)
         return replicate_extract(base, folder, round(size / 10_000_000))
     from synthetic.generate import generate
+
     generate(folder, accounts=max(300, size // TXNS_PER_ACCOUNT), days=90, banks=2, seed=1)
     return folder
 
@@ -67,6 +73,7 @@ def replicate_extract(base: Path, folder: Path, copies: int) -> Path:
     from pipelines import store
     from pipelines.submission import write_manifest
     from schemas.contract import PSEUDONYMISED
+
     con = store.connect(None, "4GB")
     folder.mkdir(parents=True)
     for i in range(copies):
@@ -77,18 +84,22 @@ def replicate_extract(base: Path, folder: Path, copies: int) -> Path:
             rows = {}
             for file, cols in PSEUDONYMISED.items():
                 src = bank / f"{file}.parquet"
-                swap = ", ".join([f"md5({c} || '-{i}') AS {c}" for c in cols] + [f"'{out.name}' AS bank_id"] +
-                                 ([f"'R{i}-' || txn_id AS txn_id"] if file == "transactions" else []))
+                swap = ", ".join(
+                    [f"md5({c} || '-{i}') AS {c}" for c in cols]
+                    + [f"'{out.name}' AS bank_id"]
+                    + ([f"'R{i}-' || txn_id AS txn_id"] if file == "transactions" else [])
+                )
                 con.execute(f"COPY (SELECT * REPLACE ({swap}) FROM read_parquet('{src}')) TO '{out / src.name}' (FORMAT parquet)")
                 rows[src.name] = manifest["files"][src.name]["rows"]
             write_manifest(out, out.name, manifest["period_start"], manifest["period_end"], rows)
     con.close()
-    shutil.copy(base / "labels.parquet", folder / "labels.parquet")    # marks the cache entry complete
+    shutil.copy(base / "labels.parquet", folder / "labels.parquet")  # marks the cache entry complete
     return folder
 
 
 def _worker(kind: str, extract: str, memory_limit: str | None) -> dict:
     import resource
+
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     extract = Path(extract)
     banks = sorted(p for p in extract.iterdir() if p.is_dir())
@@ -97,6 +108,7 @@ def _worker(kind: str, extract: str, memory_limit: str | None) -> dict:
         import duckdb
 
         from detectors.features import FEATURES
+
         files = [str(b / "transactions.parquet") for b in banks]
         con = duckdb.connect()
         if memory_limit:
@@ -118,12 +130,16 @@ def _worker(kind: str, extract: str, memory_limit: str | None) -> dict:
             SELECT t.bank_id, t.account_id, {aggs} FROM t GROUP BY ALL""")
         rows, booked = con.execute("SELECT count(*), sum(n_in + n_out) FROM floor").fetchall()[0]
         stages = {"floor": time.perf_counter() - t0}
-        result = {"accounts": rows, "transactions_aggregated": int(booked),
-                  "columns": len(con.execute("DESCRIBE floor").fetchall())}
+        result = {
+            "accounts": rows,
+            "transactions_aggregated": int(booked),
+            "columns": len(con.execute("DESCRIBE floor").fetchall()),
+        }
     else:
         from detectors.scoring import score_store
-        from pipelines.ingest import ingest
         from detectors.timing import Stopwatch
+        from pipelines.ingest import ingest
+
         timer = Stopwatch()
         work = Path(tempfile.mkdtemp(prefix="thb-bench-"))
         try:
@@ -140,25 +156,42 @@ def _worker(kind: str, extract: str, memory_limit: str | None) -> dict:
             shutil.rmtree(work, ignore_errors=True)
     total = time.perf_counter() - t0
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    return {**result, "stages": {k: round(v, 3) for k, v in stages.items()}, "total_s": round(total, 3),
-            "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),   # steadier than wall time on a shared machine
-            "peak_rss_gib": round(usage.ru_maxrss * 1024 / 2**30, 3)}
+    return {
+        **result,
+        "stages": {k: round(v, 3) for k, v in stages.items()},
+        "total_s": round(total, 3),
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),  # steadier than wall time on a shared machine
+        "peak_rss_gib": round(usage.ru_maxrss * 1024 / 2**30, 3),
+    }
 
 
 def _run_worker(kind: str, extract: Path, memory_limit: str | None) -> dict:
-    cmd = [sys.executable, "-m", "synthetic.bench", "--worker", kind, str(extract)] + (["--memory-limit", memory_limit] if memory_limit else [])
+    cmd = [sys.executable, "-m", "synthetic.bench", "--worker", kind, str(extract)] + (
+        ["--memory-limit", memory_limit] if memory_limit else []
+    )
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
     if proc.returncode != 0:
         raise RuntimeError(f"bench worker {kind} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def bench(sizes: list[int], out: Path, reps: int = 3, cache: Path | None = None, memory_limit: str | None = None,
-          progress: Callable[[str], None] | None = None) -> dict:
+def bench(
+    sizes: list[int],
+    out: Path,
+    reps: int = 3,
+    cache: Path | None = None,
+    memory_limit: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict:
     progress = progress or (lambda message: None)
     cache = cache or REPO / "bench" / "cache"
-    report = {"when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(), "reps": reps,
-              "memory_limit": memory_limit, "sizes": []}
+    report = {
+        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "reps": reps,
+        "memory_limit": memory_limit,
+        "sizes": [],
+    }
     for size in sizes:
         t = time.perf_counter()
         progress(f"bench {size:,}: extract (generated once, then cached under {cache})")
@@ -171,19 +204,31 @@ def bench(sizes: list[int], out: Path, reps: int = 3, cache: Path | None = None,
                 progress(f"bench {size:,}: {kind} run {i + 1}/{reps}: {done[-1]['total_s']:.1f} s")
         med = lambda xs: round(statistics.median(xs), 3)
         stages = {k: med([r["stages"].get(k, 0.0) for r in runs]) for k in runs[0]["stages"]}
-        entry = {"requested": size, "transactions": runs[0]["transactions"], "accounts": runs[0]["accounts"],
-                 "alerts": runs[0]["alerts"], "generate_s": round(gen_s, 1), "stages_median_s": stages,
-                 "total_median_s": med([r["total_s"] for r in runs]), "cpu_median_s": med([r["cpu_s"] for r in runs]),
-                 "floor_median_s": med([f["total_s"] for f in floors]),
-                 "peak_rss_gib_max": max(r["peak_rss_gib"] for r in runs), "runs": runs, "floors": floors}
+        entry = {
+            "requested": size,
+            "transactions": runs[0]["transactions"],
+            "accounts": runs[0]["accounts"],
+            "alerts": runs[0]["alerts"],
+            "generate_s": round(gen_s, 1),
+            "stages_median_s": stages,
+            "total_median_s": med([r["total_s"] for r in runs]),
+            "cpu_median_s": med([r["cpu_s"] for r in runs]),
+            "floor_median_s": med([f["total_s"] for f in floors]),
+            "peak_rss_gib_max": max(r["peak_rss_gib"] for r in runs),
+            "runs": runs,
+            "floors": floors,
+        }
         entry["multiple_of_floor"] = round(entry["total_median_s"] / entry["floor_median_s"], 2)
         report["sizes"].append(entry)
         print(format_row(entry), flush=True)
     if len(report["sizes"]) >= 2:
         a, b = report["sizes"][0], report["sizes"][-1]
-        report["scaling"] = {"from": a["transactions"], "to": b["transactions"],
-                             "time_ratio": round(b["total_median_s"] / a["total_median_s"], 2),
-                             "size_ratio": round(b["transactions"] / a["transactions"], 2)}
+        report["scaling"] = {
+            "from": a["transactions"],
+            "to": b["transactions"],
+            "time_ratio": round(b["total_median_s"] / a["total_median_s"], 2),
+            "size_ratio": round(b["transactions"] / a["transactions"], 2),
+        }
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"bench-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}.json"
     path.write_text(json.dumps(report, indent=2) + "\n")
@@ -192,19 +237,24 @@ def bench(sizes: list[int], out: Path, reps: int = 3, cache: Path | None = None,
 
 
 STAGES = ["validate", "load", "window", "features", "rules", "iforest_fit", "iforest_score", "fusion", "cases", "write_alerts"]
-HEADER = ("| transactions | total s | CPU s | floor s | x floor | peak RSS GiB | validate | load | window | features | rules (incl. links) | "
-          "iforest fit | iforest score | fusion | cases | write |\n|" + " --- |" * 16)
+HEADER = (
+    "| transactions | total s | CPU s | floor s | x floor | peak RSS GiB | validate | load | window | features | rules (incl. links) | "
+    "iforest fit | iforest score | fusion | cases | write |\n|" + " --- |" * 16
+)
 
 
 def format_row(e: dict) -> str:
     s = e["stages_median_s"]
-    return (f"| {e['transactions']:,} | {e['total_median_s']:.1f} | {e.get('cpu_median_s', 0):.0f} | {e['floor_median_s']:.2f} | "
-            f"{e['multiple_of_floor']:.1f} | "
-            f"{e['peak_rss_gib_max']:.2f} | " + " | ".join(f"{s.get(c, 0):.1f}" for c in STAGES) + " |")
+    return (
+        f"| {e['transactions']:,} | {e['total_median_s']:.1f} | {e.get('cpu_median_s', 0):.0f} | {e['floor_median_s']:.2f} | "
+        f"{e['multiple_of_floor']:.1f} | "
+        f"{e['peak_rss_gib_max']:.2f} | " + " | ".join(f"{s.get(c, 0):.1f}" for c in STAGES) + " |"
+    )
 
 
 if __name__ == "__main__":
     import argparse
+
     p = argparse.ArgumentParser()
     p.add_argument("--worker", choices=("pipeline", "floor"), required=True)
     p.add_argument("extract")

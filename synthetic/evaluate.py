@@ -3,6 +3,7 @@
 Budgets are shares of all labelled accounts (the generator labels every account, background
 ones as typology `none`), because an investigator's capacity is a number of accounts.
 """
+
 from __future__ import annotations
 
 import math
@@ -13,7 +14,7 @@ from sklearn.metrics import average_precision_score
 
 ALERT_COLUMNS = ("bank_id", "account_id", "score", "rank")
 LABEL_COLUMNS = ("bank_id", "account_id", "typology", "role")
-SUBTLETY_BINS = (("low", 0.0, 1 / 3), ("mid", 1 / 3, 2 / 3), ("high", 2 / 3, 1.0001))   # scenario subtlety, 0 blatant .. 1 subtle
+SUBTLETY_BINS = (("low", 0.0, 1 / 3), ("mid", 1 / 3, 2 / 3), ("high", 2 / 3, 1.0001))  # scenario subtlety, 0 blatant .. 1 subtle
 
 
 class EvaluationError(ValueError):
@@ -41,16 +42,22 @@ def evaluate(alerts, labels) -> dict:
     lab = raw_labels.select("bank_id", "account_id", "typology", "role")
     a = a.sort(["rank", "score"], descending=[False, True]).unique(["bank_id", "account_id"], keep="first", maintain_order=True)
     has_typ = "typology" in a.columns
-    ranked = a.select("bank_id", "account_id", "score", *(["typology"] if has_typ else [])) \
-              .rename({"typology": "alert_typology"} if has_typ else {}) \
-              .join(lab, on=["bank_id", "account_id"], how="left") \
-              .with_columns(pl.col("typology").fill_null("none"), pl.col("role").fill_null("unknown"))
+    ranked = (
+        a.select("bank_id", "account_id", "score", *(["typology"] if has_typ else []))
+        .rename({"typology": "alert_typology"} if has_typ else {})
+        .join(lab, on=["bank_id", "account_id"], how="left")
+        .with_columns(pl.col("typology").fill_null("none"), pl.col("role").fill_null("unknown"))
+    )
     n = lab.height
     pos = lab.filter(pl.col("typology") != "none")
     n_pos = pos.height
     is_pos = ranked["typology"] != "none"
-    out: dict = {"accounts": n, "positives": n_pos, "alerts": a.height,
-                 "alerts_not_in_labels": int((ranked["role"] == "unknown").sum())}
+    out: dict = {
+        "accounts": n,
+        "positives": n_pos,
+        "alerts": a.height,
+        "alerts_not_in_labels": int((ranked["role"] == "unknown").sum()),
+    }
     for k in (50, 100, 200):
         out[f"precision@{k}"] = round(float(is_pos.head(k).sum()) / k, 4)
     for pct in (1, 2):
@@ -60,19 +67,22 @@ def evaluate(alerts, labels) -> dict:
     b2 = out["budget@2%"]
     top = ranked.head(b2)
     out["recall_by_typology@2%"] = {
-        t: round(top.filter(pl.col("typology") == t).height / m, 4)
-        for t, m in sorted(pos.group_by("typology").len().iter_rows())}
+        t: round(top.filter(pl.col("typology") == t).height / m, 4) for t, m in sorted(pos.group_by("typology").len().iter_rows())
+    }
     out["recall_by_role@2%"] = {
         f"{t}/{r}": round(top.filter((pl.col("typology") == t) & (pl.col("role") == r)).height / m, 4)
-        for t, r, m in sorted(pos.group_by("typology", "role").len().iter_rows())}
+        for t, r, m in sorted(pos.group_by("typology", "role").len().iter_rows())
+    }
     out["recall_by_role_any_typology@2%"] = {
         r: round(top.filter((pl.col("role") == r) & (pl.col("typology") != "none")).height / m, 4)
-        for r, m in sorted(pos.group_by("role").len().iter_rows())}
+        for r, m in sorted(pos.group_by("role").len().iter_rows())
+    }
     out["recall_by_subtlety@2%"] = recall_by_subtlety(top, raw_labels)
     out["recall_by_pattern@2%"] = recall_by_pattern(top, raw_labels)
     out["hard_negative_share@2%"] = round(top.filter(pl.col("role") == "hard_negative").height / b2, 4) if b2 else None
-    scores = lab.join(a.select("bank_id", "account_id", "score"), on=["bank_id", "account_id"], how="left") \
-                .with_columns(pl.col("score").fill_null(0.0))
+    scores = lab.join(a.select("bank_id", "account_id", "score"), on=["bank_id", "account_id"], how="left").with_columns(
+        pl.col("score").fill_null(0.0)
+    )
     y = (scores["typology"] != "none").to_numpy()
     out["average_precision"] = round(float(average_precision_score(y, scores["score"].to_numpy())), 4) if n_pos else None
     if has_typ:
@@ -89,8 +99,9 @@ def recall_by_subtlety(top: pl.DataFrame, labels: pl.DataFrame) -> dict:
     labels without a subtlety column are left out."""
     if "subtlety" not in labels.columns:
         return {}
-    pos = labels.filter((pl.col("typology") != "none") & pl.col("subtlety").is_not_null()) \
-                .select("bank_id", "account_id", "subtlety")
+    pos = labels.filter((pl.col("typology") != "none") & pl.col("subtlety").is_not_null()).select(
+        "bank_id", "account_id", "subtlety"
+    )
     hit = pos.join(top.select("bank_id", "account_id"), on=["bank_id", "account_id"], how="semi")
     out = {}
     for name, lo, hi in SUBTLETY_BINS:
@@ -120,16 +131,29 @@ def case_metrics(alerts: pl.DataFrame, labels: pl.DataFrame) -> dict:
     if "case_id" not in alerts.columns or "scenario_id" not in labels.columns:
         return {"case_grouping@2%": None, "scenarios_grouped@2%": None, "case_purity@2%": None}
     x = alerts.select("bank_id", "account_id", "case_id").join(
-        labels.select("bank_id", "account_id", "scenario_id", "typology"), on=["bank_id", "account_id"], how="left")
+        labels.select("bank_id", "account_id", "scenario_id", "typology"), on=["bank_id", "account_id"], how="left"
+    )
     planted = x.filter(pl.col("typology").is_not_null() & (pl.col("typology") != "none"))
-    per = planted.group_by("scenario_id", "case_id").len().group_by("scenario_id").agg(
-        (pl.col("len").max() / pl.col("len").sum()).alias("grouping"), pl.col("len").sum().alias("alerted")).filter(pl.col("alerted") >= 2)
-    purity = x.with_columns(pl.coalesce("scenario_id", pl.lit("bg-") + pl.col("account_id")).alias("sid")) \
-              .group_by("case_id", "sid").len().group_by("case_id").agg(
-                  (pl.col("len").max() / pl.col("len").sum()).alias("purity"), pl.col("len").sum().alias("size")).filter(pl.col("size") >= 2)
-    return {"case_grouping@2%": round(float(per["grouping"].mean()), 4) if per.height else None,
-            "scenarios_grouped@2%": round(float((per["grouping"] >= 0.9).mean()), 4) if per.height else None,
-            "case_purity@2%": round(float(purity["purity"].mean()), 4) if purity.height else None}
+    per = (
+        planted.group_by("scenario_id", "case_id")
+        .len()
+        .group_by("scenario_id")
+        .agg((pl.col("len").max() / pl.col("len").sum()).alias("grouping"), pl.col("len").sum().alias("alerted"))
+        .filter(pl.col("alerted") >= 2)
+    )
+    purity = (
+        x.with_columns(pl.coalesce("scenario_id", pl.lit("bg-") + pl.col("account_id")).alias("sid"))
+        .group_by("case_id", "sid")
+        .len()
+        .group_by("case_id")
+        .agg((pl.col("len").max() / pl.col("len").sum()).alias("purity"), pl.col("len").sum().alias("size"))
+        .filter(pl.col("size") >= 2)
+    )
+    return {
+        "case_grouping@2%": round(float(per["grouping"].mean()), 4) if per.height else None,
+        "scenarios_grouped@2%": round(float((per["grouping"] >= 0.9).mean()), 4) if per.height else None,
+        "case_purity@2%": round(float(purity["purity"].mean()), 4) if purity.height else None,
+    }
 
 
 def format_table(m: dict) -> str:
@@ -144,11 +168,14 @@ def format_table(m: dict) -> str:
     bins = {name: f"[{lo:.2f}, {min(hi, 1.0):.2f}{']' if hi > 1 else ')'}" for name, lo, hi in SUBTLETY_BINS}
     rows += [(f"  recall@2% subtlety {b} {bins[b]}", v) for b, v in m.get("recall_by_subtlety@2%", {}).items()]
     rows += [(f"  recall@2% pattern {p}", v) for p, v in m.get("recall_by_pattern@2%", {}).items()]
-    rows += [("average precision", m["average_precision"]), ("hard-negative share @2%", m["hard_negative_share@2%"]),
-             ("typology accuracy (true positives)", m["typology_accuracy"]),
-             ("cases: scenario grouping @2% (mean)", m.get("case_grouping@2%")),
-             ("cases: scenarios >= 90% in one case @2%", m.get("scenarios_grouped@2%")),
-             ("cases: purity @2% (mean)", m.get("case_purity@2%"))]
+    rows += [
+        ("average precision", m["average_precision"]),
+        ("hard-negative share @2%", m["hard_negative_share@2%"]),
+        ("typology accuracy (true positives)", m["typology_accuracy"]),
+        ("cases: scenario grouping @2% (mean)", m.get("case_grouping@2%")),
+        ("cases: scenarios >= 90% in one case @2%", m.get("scenarios_grouped@2%")),
+        ("cases: purity @2% (mean)", m.get("case_purity@2%")),
+    ]
     if m["alerts_not_in_labels"]:
         rows.append(("alerts on unlabelled accounts", m["alerts_not_in_labels"]))
     width = max(len(r[0]) for r in rows)
@@ -164,18 +191,32 @@ def evaluate_subjects(subjects, labels, first: int = 100, budget_share: float = 
     """Of the first `first` subjects, the share that is trafficking-related; and the share of planted networks with at
     least one subject within the review budget (a share of all subjects screened: an analyst opens the network from it)."""
     s = _read(subjects, SUBJECT_COLUMNS, "subjects").sort("rank").unique("subject_id", keep="first", maintain_order=True)
-    lab = _read(labels, SUBJECT_LABEL_COLUMNS, "labels").filter(pl.col("typology") != "none") \
+    lab = (
+        _read(labels, SUBJECT_LABEL_COLUMNS, "labels")
+        .filter(pl.col("typology") != "none")
         .select("subject_id", pl.col("network_id").alias("planted_network"), pl.col("typology").alias("planted_typology"))
+    )
     ranked = s.select("subject_id", "rank").join(lab, on="subject_id", how="left", maintain_order="left")
     budget = max(1, math.ceil(s.height * budget_share))
     nets = lab["planted_network"].n_unique()
     found = ranked.head(budget).filter(pl.col("planted_network").is_not_null())["planted_network"].unique()
-    per_typ = lab.unique("planted_network").group_by("planted_typology").agg(
-        pl.col("planted_network").is_in(found.implode()).mean().round(4).alias("recall"))
+    per_typ = (
+        lab.unique("planted_network")
+        .group_by("planted_typology")
+        .agg(pl.col("planted_network").is_in(found.implode()).mean().round(4).alias("recall"))
+    )
     first_n = ranked.head(first)
-    return {"subjects": s.height, "planted_subjects": lab.height, "planted_networks": nets,
-            f"trafficking_share@first{first}": round(float(first_n["planted_network"].is_not_null().mean()), 4) if first_n.height else None,
-            f"budget@{budget_share:.0%}": budget,
-            f"network_recall@{budget_share:.0%}": round(found.len() / nets, 4) if nets else None,
-            "network_recall_by_typology": dict(sorted(per_typ.iter_rows())),
-            "subject_recall@budget": round(float(ranked.head(budget)["planted_network"].is_not_null().sum()) / lab.height, 4) if lab.height else None}
+    return {
+        "subjects": s.height,
+        "planted_subjects": lab.height,
+        "planted_networks": nets,
+        f"trafficking_share@first{first}": round(float(first_n["planted_network"].is_not_null().mean()), 4)
+        if first_n.height
+        else None,
+        f"budget@{budget_share:.0%}": budget,
+        f"network_recall@{budget_share:.0%}": round(found.len() / nets, 4) if nets else None,
+        "network_recall_by_typology": dict(sorted(per_typ.iter_rows())),
+        "subject_recall@budget": round(float(ranked.head(budget)["planted_network"].is_not_null().sum()) / lab.height, 4)
+        if lab.height
+        else None,
+    }

@@ -1,11 +1,27 @@
 """Columnar builder for synthetic bookings: every stream adds whole numpy arrays, never single rows."""
+
 from __future__ import annotations
 
 import numpy as np
 import polars as pl
 
-COLUMNS = ("acc", "day", "minute", "direction", "amount", "channel", "cp_acc", "cp_ext", "cp_type", "cp_name",
-           "cp_country", "mcc", "city", "description", "device")
+COLUMNS = (
+    "acc",
+    "day",
+    "minute",
+    "direction",
+    "amount",
+    "channel",
+    "cp_acc",
+    "cp_ext",
+    "cp_type",
+    "cp_name",
+    "cp_country",
+    "mcc",
+    "city",
+    "description",
+    "device",
+)
 
 
 class Cat:
@@ -36,13 +52,13 @@ class Events:
             return np.full(n, -1, dtype=np.int32)
         if isinstance(v, (str, np.str_)):
             return np.full(n, voc.setdefault(str(v), len(voc)), dtype=np.int32)
-        if isinstance(v, Cat):   # words indexed by an int array: no per-row strings at all
+        if isinstance(v, Cat):  # words indexed by an int array: no per-row strings at all
             table = np.array([-1 if w is None else voc.setdefault(str(w), len(voc)) for w in v.words], dtype=np.int32)
             return table[np.broadcast_to(np.asarray(v.index), (n,))]
         arr = np.asarray(v)
         if arr.ndim == 0:
             return self._codes(k, None if arr.item() is None else str(arr.item()), n)
-        if arr.dtype.kind in "iu":   # integer keys (devices): unique on ints is cheap
+        if arr.dtype.kind in "iu":  # integer keys (devices): unique on ints is cheap
             uniq, inv = np.unique(arr, return_inverse=True)
             table = np.array([voc.setdefault(str(u), len(voc)) for u in uniq.tolist()], dtype=np.int32)
             return table[inv].astype(np.int32)
@@ -58,17 +74,48 @@ class Events:
         out[isnull] = -1
         return out
 
-    def add(self, acc, day, minute, direction, amount, channel, *, cp_acc=-1, cp_ext=None, cp_type=None,
-            cp_name=None, cp_country=None, mcc=None, city=None, description=None, device=None) -> None:
+    def add(
+        self,
+        acc,
+        day,
+        minute,
+        direction,
+        amount,
+        channel,
+        *,
+        cp_acc=-1,
+        cp_ext=None,
+        cp_type=None,
+        cp_name=None,
+        cp_country=None,
+        mcc=None,
+        city=None,
+        description=None,
+        device=None,
+    ) -> None:
         acc = np.asarray(acc, dtype=np.int64)
         n = len(acc)
         if n == 0:
             return
         day = np.broadcast_to(np.asarray(day, dtype=np.int64), (n,))
         keep = (day >= 0) & (day < self.days)
-        cols = {"acc": acc, "day": day, "minute": minute, "direction": direction, "amount": amount,
-                "channel": channel, "cp_acc": cp_acc, "cp_ext": cp_ext, "cp_type": cp_type, "cp_name": cp_name,
-                "cp_country": cp_country, "mcc": mcc, "city": city, "description": description, "device": device}
+        cols = {
+            "acc": acc,
+            "day": day,
+            "minute": minute,
+            "direction": direction,
+            "amount": amount,
+            "channel": channel,
+            "cp_acc": cp_acc,
+            "cp_ext": cp_ext,
+            "cp_type": cp_type,
+            "cp_name": cp_name,
+            "cp_country": cp_country,
+            "mcc": mcc,
+            "city": city,
+            "description": description,
+            "device": device,
+        }
         for k, v in cols.items():
             if k in NUMERIC:
                 arr = np.broadcast_to(np.asarray(v, dtype=np.float64 if k == "amount" else np.int64), (n,))
@@ -76,13 +123,52 @@ class Events:
                 arr = self._codes(k, v, n)
             self.parts[k].append(arr[keep])
 
-    def transfer(self, src, dst, day, minute, amount, channel="transfer", *, description=None, device_src=None,
-                 src_type="person", dst_type="person", src_name=None, dst_name=None, city=None) -> None:
+    def transfer(
+        self,
+        src,
+        dst,
+        day,
+        minute,
+        amount,
+        channel="transfer",
+        *,
+        description=None,
+        device_src=None,
+        src_type="person",
+        dst_type="person",
+        src_name=None,
+        dst_name=None,
+        city=None,
+    ) -> None:
         """Money between two population accounts: a debit on src and a credit on dst."""
-        self.add(src, day, minute, "debit", amount, channel, cp_acc=dst, cp_type=dst_type, cp_name=dst_name,
-                 cp_country="NL", description=description, device=device_src, city=city)
-        self.add(dst, day, minute, "credit", amount, channel, cp_acc=src, cp_type=src_type, cp_name=src_name,
-                 cp_country="NL", description=description)
+        self.add(
+            src,
+            day,
+            minute,
+            "debit",
+            amount,
+            channel,
+            cp_acc=dst,
+            cp_type=dst_type,
+            cp_name=dst_name,
+            cp_country="NL",
+            description=description,
+            device=device_src,
+            city=city,
+        )
+        self.add(
+            dst,
+            day,
+            minute,
+            "credit",
+            amount,
+            channel,
+            cp_acc=src,
+            cp_type=src_type,
+            cp_name=src_name,
+            cp_country="NL",
+            description=description,
+        )
 
     def frame(self) -> pl.DataFrame:
         data = {}
@@ -104,13 +190,13 @@ def _dtype(k: str):
 
 def minutes(rng: np.random.Generator, n: int, profile: str) -> np.ndarray:
     """Minute of the local day for n bookings with a time-of-day profile."""
-    if profile == "day":        # shops, card spending: 08-22, peak late afternoon
+    if profile == "day":  # shops, card spending: 08-22, peak late afternoon
         h = np.clip(rng.normal(15, 3.2, n), 7, 22.9)
-    elif profile == "office":   # batch payments, salaries, direct debits
+    elif profile == "office":  # batch payments, salaries, direct debits
         h = rng.uniform(6, 10, n)
     elif profile == "evening":  # p2p among friends
         h = np.clip(rng.normal(18, 3.5, n), 7, 23.9)
-    elif profile == "night":    # 22:00-05:59
+    elif profile == "night":  # 22:00-05:59
         h = (rng.uniform(22, 30, n)) % 24
     elif profile == "any":
         h = rng.uniform(0, 24, n)

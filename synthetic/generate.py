@@ -3,6 +3,7 @@
 Deterministic for a seed; vectorised (numpy arrays per stream, polars for ids and writing).
 Labels go to OUT_DIR/labels.parquet, never into a submission folder.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -15,12 +16,12 @@ import numpy as np
 import polars as pl
 
 from pipelines.submission import write_manifest
+from schemas import contract
 from synthetic.events import Events
 from synthetic.families import family as get_family
 from synthetic.laundering import plant_laundering
 from synthetic.population import POSTCODE_AREA, SECTORS, background, make_population
 from synthetic.typologies import hard_negative_events, plan, scenario_events
-from schemas import contract
 
 
 def bank_name(i: int) -> str:
@@ -32,12 +33,21 @@ def _ids(values: pl.Series, seed: int, kind: str) -> pl.Series:
     uniq = values.drop_nulls().unique(maintain_order=True)
     hexes = [hashlib.blake2b(f"{seed}:{kind}:{v}".encode(), digest_size=16).hexdigest() for v in uniq.to_list()]
     mapping = pl.DataFrame({"k": uniq, "v": pl.Series(hexes, dtype=pl.Utf8)})
-    return (pl.DataFrame({"k": values}).join(mapping, on="k", how="left", maintain_order="left")["v"])
+    return pl.DataFrame({"k": values}).join(mapping, on="k", how="left", maintain_order="left")["v"]
 
 
-def generate(out_dir: str | Path, accounts: int = 20_000, days: int = 90, banks: int = 2, seed: int = 1,
-             fmt: str = "parquet", end: str = "2026-09-30", family: str = "tune", laundering: bool = True,
-             progress: Callable[[str], None] | None = None) -> dict:
+def generate(
+    out_dir: str | Path,
+    accounts: int = 20_000,
+    days: int = 90,
+    banks: int = 2,
+    seed: int = 1,
+    fmt: str = "parquet",
+    end: str = "2026-09-30",
+    family: str = "tune",
+    laundering: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> dict:
     progress = progress or (lambda message: None)
     started = time.perf_counter()
     out_dir = Path(out_dir)
@@ -60,12 +70,15 @@ def generate(out_dir: str | Path, accounts: int = 20_000, days: int = 90, banks:
     bank_of = np.array([bank_name(b) for b in range(banks)])[pop.bank]
     n = tx.height
     sec = rng.integers(0, 60, n)
-    local = (pl.lit(datetime.combine(start_d, datetime.min.time()))
-             + pl.duration(days=pl.col("day"), minutes=pl.col("minute"), seconds=pl.Series(sec)))
+    local = pl.lit(datetime.combine(start_d, datetime.min.time())) + pl.duration(
+        days=pl.col("day"), minutes=pl.col("minute"), seconds=pl.Series(sec)
+    )
+    tx = tx.with_columns(local.dt.replace_time_zone("Europe/Amsterdam", ambiguous="earliest", non_existent="null").alias("ts"))
     tx = tx.with_columns(
-        local.dt.replace_time_zone("Europe/Amsterdam", ambiguous="earliest", non_existent="null").alias("ts"))
-    tx = tx.with_columns(pl.col("ts").fill_null(
-        (local + pl.duration(hours=1)).dt.replace_time_zone("Europe/Amsterdam", ambiguous="earliest", non_existent="null")))
+        pl.col("ts").fill_null(
+            (local + pl.duration(hours=1)).dt.replace_time_zone("Europe/Amsterdam", ambiguous="earliest", non_existent="null")
+        )
+    )
     tx = tx.with_columns(pl.col("ts").dt.convert_time_zone("UTC").alias("booked_at"))
     is_bus = pl.Series(pop.is_business)
     tx = tx.with_columns(
@@ -79,16 +92,20 @@ def generate(out_dir: str | Path, accounts: int = 20_000, days: int = 90, banks:
     tx = tx.with_columns(
         pl.coalesce(pl.Series(cp_pop_id), _ids(tx["cp_ext"].cast(pl.Utf8), seed, "counterparty")).alias("counterparty_id"),
         pl.when(pl.col("cp_acc").is_not_null())
-          .then(pl.when(pl.Series(cp_bus)).then(pl.lit("business")).otherwise(pl.lit("person")))
-          .otherwise(pl.col("cp_type")).alias("counterparty_type"),
+        .then(pl.when(pl.Series(cp_bus)).then(pl.lit("business")).otherwise(pl.lit("person")))
+        .otherwise(pl.col("cp_type"))
+        .alias("counterparty_type"),
         _ids(tx["device"].cast(pl.Utf8), seed, "device").alias("device_id"),
     )
     tx = tx.with_columns(
-        pl.when(pl.col("counterparty_type") == "person").then(
-            pl.when(pl.col("channel") == "money_remittance").then(pl.col("cp_name")).otherwise(None)
-        ).otherwise(pl.col("cp_name")).alias("counterparty_name"),
+        pl.when(pl.col("counterparty_type") == "person")
+        .then(pl.when(pl.col("channel") == "money_remittance").then(pl.col("cp_name")).otherwise(None))
+        .otherwise(pl.col("cp_name"))
+        .alias("counterparty_name"),
         pl.when(pl.col("mcc").is_not_null() & pl.col("cp_name").is_not_null())
-          .then(pl.col("cp_name").cast(pl.Utf8).str.to_lowercase().str.replace_all("[^a-z0-9]", "")).otherwise(None).alias("merchant_id"),
+        .then(pl.col("cp_name").cast(pl.Utf8).str.to_lowercase().str.replace_all("[^a-z0-9]", ""))
+        .otherwise(None)
+        .alias("merchant_id"),
         pl.Series("bank_idx", pop.bank[tx["acc"].to_numpy()]),
     ).sort(["bank_idx", "booked_at", "acc"])
     tx = tx.with_columns(
@@ -108,20 +125,22 @@ def generate(out_dir: str | Path, accounts: int = 20_000, days: int = 90, banks:
     opened = [date.fromordinal(today_ord - int(a)) for a in age_days]
     persons_mask = ~pop.is_business
     postcode = np.char.add(POSTCODE_AREA[pop.city].astype(str), rng.integers(10, 99, pop.n).astype(str))
-    accounts_df = pl.DataFrame({
-        "account_id": acc_ids,
-        "bank_id": bank_of,
-        "customer_id": _ids(pl.Series(np.arange(pop.n)), seed, "customer"),
-        "customer_type": np.where(pop.is_business, "business", "person"),
-        "opened_on": opened,
-        "birth_year": pl.Series(np.where(persons_mask, end_d.year - pop.age, 0)).cast(pl.Int32),
-        "gender": pl.Series(np.where(persons_mask, pop.gender, None).tolist(), dtype=pl.Utf8),
-        "nationality": np.where(persons_mask, pop.nationality, "NL"),
-        "postcode": postcode,
-        "address_id": _ids(pl.Series(pop.household), seed, "address"),
-        "phone_id": _ids(pl.Series(pop.phone), seed, "phone"),
-        "sector_code": pl.Series([SECTORS[s][0] if s >= 0 else None for s in pop.sector], dtype=pl.Utf8),
-    }).with_columns(pl.when(pl.col("customer_type") == "business").then(None).otherwise(pl.col("birth_year")).alias("birth_year"))
+    accounts_df = pl.DataFrame(
+        {
+            "account_id": acc_ids,
+            "bank_id": bank_of,
+            "customer_id": _ids(pl.Series(np.arange(pop.n)), seed, "customer"),
+            "customer_type": np.where(pop.is_business, "business", "person"),
+            "opened_on": opened,
+            "birth_year": pl.Series(np.where(persons_mask, end_d.year - pop.age, 0)).cast(pl.Int32),
+            "gender": pl.Series(np.where(persons_mask, pop.gender, None).tolist(), dtype=pl.Utf8),
+            "nationality": np.where(persons_mask, pop.nationality, "NL"),
+            "postcode": postcode,
+            "address_id": _ids(pl.Series(pop.household), seed, "address"),
+            "phone_id": _ids(pl.Series(pop.phone), seed, "phone"),
+            "sector_code": pl.Series([SECTORS[s][0] if s >= 0 else None for s in pop.sector], dtype=pl.Utf8),
+        }
+    ).with_columns(pl.when(pl.col("customer_type") == "business").then(None).otherwise(pl.col("birth_year")).alias("birth_year"))
 
     typ = np.full(pop.n, "none", dtype=object)
     role = np.full(pop.n, "background", dtype=object)
@@ -137,33 +156,46 @@ def generate(out_dir: str | Path, accounts: int = 20_000, days: int = 90, banks:
             else:
                 kind[idx] = sc.extra.get("kind")
     pattern = np.full(pop.n, None, dtype=object)
-    if laundered is not None:   # laundering patterns and their look-alikes (synthetic/laundering.py)
+    if laundered is not None:  # laundering patterns and their look-alikes (synthetic/laundering.py)
         acc = laundered["acc"].to_numpy()
-        typ[acc], role[acc], scen[acc], pattern[acc] = [laundered[c].to_numpy() for c in ("typology", "role", "scenario_id", "pattern")]
-        hn = laundered.filter(pl.col("role") == "hard_negative")     # HN-<look-alike>-NNN
+        typ[acc], role[acc], scen[acc], pattern[acc] = [
+            laundered[c].to_numpy() for c in ("typology", "role", "scenario_id", "pattern")
+        ]
+        hn = laundered.filter(pl.col("role") == "hard_negative")  # HN-<look-alike>-NNN
         kind[hn["acc"].to_numpy()] = hn["scenario_id"].str.split("-").list.get(1).to_numpy()
-    labels = pl.DataFrame({"account_id": acc_ids, "bank_id": bank_of, "typology": typ.astype(str),
-                           "role": role.astype(str), "scenario_id": pl.Series(scen.tolist(), dtype=pl.Utf8),
-                           "subtlety": pl.Series(subtle).fill_nan(None),    # scenario subtlety, 0 blatant .. 1 subtle
-                           "indicators": pl.Series(shown.tolist(), dtype=pl.Utf8),    # the indicators the scenario shows
-                           "lookalike": pl.Series(kind.tolist(), dtype=pl.Utf8),    # hard negatives: which look-alike
-                           "family": pl.Series([fam.name] * pop.n, dtype=pl.Utf8),
-                           "pattern": pl.Series(pattern.tolist(), dtype=pl.Utf8)})    # laundering pattern, if any
+    labels = pl.DataFrame(
+        {
+            "account_id": acc_ids,
+            "bank_id": bank_of,
+            "typology": typ.astype(str),
+            "role": role.astype(str),
+            "scenario_id": pl.Series(scen.tolist(), dtype=pl.Utf8),
+            "subtlety": pl.Series(subtle).fill_nan(None),  # scenario subtlety, 0 blatant .. 1 subtle
+            "indicators": pl.Series(shown.tolist(), dtype=pl.Utf8),  # the indicators the scenario shows
+            "lookalike": pl.Series(kind.tolist(), dtype=pl.Utf8),  # hard negatives: which look-alike
+            "family": pl.Series([fam.name] * pop.n, dtype=pl.Utf8),
+            "pattern": pl.Series(pattern.tolist(), dtype=pl.Utf8),
+        }
+    )  # laundering pattern, if any
 
     out_dir.mkdir(parents=True, exist_ok=True)
     info = {"transactions": {}, "accounts": {}, "labels": labels.height}
-    progress(f"generate: {tx_out.height:,} transactions for {accounts_df.height:,} accounts in {time.perf_counter() - started:.1f} s")
+    progress(
+        f"generate: {tx_out.height:,} transactions for {accounts_df.height:,} accounts in {time.perf_counter() - started:.1f} s"
+    )
     for b in range(banks):
         name = bank_name(b)
         folder = out_dir / name
         folder.mkdir(parents=True, exist_ok=True)
         t = tx_out.filter(pl.col("bank_id") == name).with_columns(
-            [pl.col(c).cast(pl.Utf8) for c, dt in tx_out.schema.items() if dt == pl.Categorical])
+            [pl.col(c).cast(pl.Utf8) for c, dt in tx_out.schema.items() if dt == pl.Categorical]
+        )
         a = accounts_df.filter(pl.col("bank_id") == name)
         _write(t, folder / f"transactions.{fmt}")
         _write(a, folder / f"accounts.{fmt}")
-        write_manifest(folder, name, start_d.isoformat(), end_d.isoformat(),
-                       {f"transactions.{fmt}": t.height, f"accounts.{fmt}": a.height})
+        write_manifest(
+            folder, name, start_d.isoformat(), end_d.isoformat(), {f"transactions.{fmt}": t.height, f"accounts.{fmt}": a.height}
+        )
         info["transactions"][name], info["accounts"][name] = t.height, a.height
         progress(f"generate: {name} written ({t.height:,} transactions) at {time.perf_counter() - started:.1f} s")
     labels.write_parquet(out_dir / "labels.parquet")
@@ -174,6 +206,7 @@ def _write(df: pl.DataFrame, path: Path) -> None:
     if path.suffix == ".parquet":
         df.write_parquet(path, compression="zstd", statistics=True)
     else:
-        out = df.with_columns([pl.col(c).dt.strftime("%Y-%m-%dT%H:%M:%S%:z") for c, t in df.schema.items()
-                               if isinstance(t, pl.Datetime)])
+        out = df.with_columns(
+            [pl.col(c).dt.strftime("%Y-%m-%dT%H:%M:%S%:z") for c, t in df.schema.items() if isinstance(t, pl.Datetime)]
+        )
         out.write_csv(path)

@@ -8,14 +8,45 @@ Counterparties outside the store get what a bank knows from the payment message 
 BIC) with balance 0.00 and status '-' (goAML's 'unknown'): this FIU's schema requires both on every
 account.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
 
 from pipelines import store
 
-FIRST = ["Anna", "Sanne", "Fleur", "Lotte", "Daan", "Sem", "Milan", "Noah", "Eva", "Iris", "Bram", "Ruben", "Maria", "Ioana", "Piotr", "Chidi"]
-LAST = ["de Vries", "Jansen", "Bakker", "Visser", "Smit", "Meijer", "de Boer", "Mulder", "Kowalski", "Popescu", "Okafor", "Nguyen"]
+FIRST = [
+    "Anna",
+    "Sanne",
+    "Fleur",
+    "Lotte",
+    "Daan",
+    "Sem",
+    "Milan",
+    "Noah",
+    "Eva",
+    "Iris",
+    "Bram",
+    "Ruben",
+    "Maria",
+    "Ioana",
+    "Piotr",
+    "Chidi",
+]
+LAST = [
+    "de Vries",
+    "Jansen",
+    "Bakker",
+    "Visser",
+    "Smit",
+    "Meijer",
+    "de Boer",
+    "Mulder",
+    "Kowalski",
+    "Popescu",
+    "Okafor",
+    "Nguyen",
+]
 
 
 def write_identities(db_path: str | Path, out: str | Path) -> Path:
@@ -68,7 +99,7 @@ def write_identities(db_path: str | Path, out: str | Path) -> Path:
             SELECT pseudonymous_id, account, account_name, '0.00', '2026-09-30', '-', 'B', NULL, 'XTRNXX2A',
                    NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
             FROM ext
-        ) TO '{out}' (FORMAT {'parquet' if out.suffix == '.parquet' else 'csv'})""")
+        ) TO '{out}' (FORMAT {"parquet" if out.suffix == ".parquet" else "csv"})""")
     finally:
         con.close()
     return out

@@ -8,6 +8,7 @@ pooling into one household account every month, a landlord collecting rent and p
 
 Labels: one row per planted account (population index `acc`, typology, role, scenario_id, pattern).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,14 +17,14 @@ import polars as pl
 from synthetic.events import Events
 
 PATTERNS = ("cycle", "scatter_gather", "gather_scatter", "fan_out", "stack", "bipartite", "fan_in")
-PATTERNS_PER_ACCOUNT = 0.0003       # patterns of each kind per account (3 of each per 10,000 accounts: all fit a 2% budget)
+PATTERNS_PER_ACCOUNT = 0.0003  # patterns of each kind per account (3 of each per 10,000 accounts: all fit a 2% budget)
 LOOKALIKES = ("salary_split", "family_pool", "landlord")
 
 
 class _Planter:
     def __init__(self, ev: Events, rng: np.random.Generator, pool: list[int]):
         self.ev, self.rng, self.pool, self.labels = ev, rng, pool, []
-        self.horizon = max(ev.days - 20, 1) * 24.0     # a pattern starts early enough to finish inside a long window
+        self.horizon = max(ev.days - 20, 1) * 24.0  # a pattern starts early enough to finish inside a long window
 
     def take(self, k: int) -> np.ndarray:
         out = np.array(self.pool[:k], dtype=np.int64)
@@ -36,8 +37,15 @@ class _Planter:
         day = (hours // 24).astype(np.int64)
         minute = ((hours % 24) * 60).astype(np.int64)
         channel = np.where(self.rng.random(len(hours)) < 0.5, "instant_transfer", "transfer")
-        self.ev.transfer(np.asarray(src), np.asarray(dst), day, minute, np.round(np.asarray(amount, dtype=float), 2), channel,
-                         description=description)
+        self.ev.transfer(
+            np.asarray(src),
+            np.asarray(dst),
+            day,
+            minute,
+            np.round(np.asarray(amount, dtype=float), 2),
+            channel,
+            description=description,
+        )
 
     def label(self, acc, typology, role, sid, pattern=None) -> None:
         for a in np.atleast_1d(acc):
@@ -94,7 +102,7 @@ class _Planter:
         r = self.rng
         k = int(r.integers(6, 11))
         payer, dst = self.take(1), self.take(k)
-        fresh = r.random(k) < 0.7                     # mule accounts opened for the purpose
+        fresh = r.random(k) < 0.7  # mule accounts opened for the purpose
         pop.account_age_days[dst[fresh]] = r.integers(5, 90, int(fresh.sum()))
         base = r.uniform(500, 3000)
         self.pay(np.repeat(payer, k), dst, r.uniform(0, self.horizon) + r.uniform(0, 96, k), base * r.uniform(0.93, 1.07, k))
@@ -132,7 +140,9 @@ class _Planter:
         keep = r.random(len(src)) < 0.85
         keep[0] = keep[-1] = True
         src, dst = src[keep], dst[keep]
-        self.pay(src, dst, r.uniform(0, self.horizon) + r.uniform(0, 240, len(src)), np.exp(r.normal(np.log(1000), 0.4, len(src))))
+        self.pay(
+            src, dst, r.uniform(0, self.horizon) + r.uniform(0, 240, len(src)), np.exp(r.normal(np.log(1000), 0.4, len(src)))
+        )
         self.label(s, "laundering", "sender", sid, "bipartite")
         self.label(d, "laundering", "receiver", sid, "bipartite")
 
@@ -145,7 +155,9 @@ class _Planter:
         pop.household[own] = pop.household[earner[0]]
         part = float(pop.salary[earner[0]]) * r.uniform(0.12, 0.2)
         for d in range(24, self.ev.days, 30):
-            self.pay(np.repeat(earner, k), own, d * 24 + 10 + r.uniform(0, 2, k), part * r.uniform(0.97, 1.03, k), "Eigen rekening")
+            self.pay(
+                np.repeat(earner, k), own, d * 24 + 10 + r.uniform(0, 2, k), part * r.uniform(0.97, 1.03, k), "Eigen rekening"
+            )
         self.label(np.r_[earner, own], "none", "hard_negative", sid)
 
     def family_pool(self, sid, pop):
@@ -190,5 +202,8 @@ def plant_laundering(ev: Events, pop, rng: np.random.Generator, taken: np.ndarra
                 break
             sid = f"HN-{kind}-{i:03d}"
             p.landlord(sid) if kind == "landlord" else getattr(p, kind)(sid, pop)
-    return pl.DataFrame(p.labels, schema={"acc": pl.Int64, "typology": pl.Utf8, "role": pl.Utf8, "scenario_id": pl.Utf8,
-                                          "pattern": pl.Utf8}, orient="row")
+    return pl.DataFrame(
+        p.labels,
+        schema={"acc": pl.Int64, "typology": pl.Utf8, "role": pl.Utf8, "scenario_id": pl.Utf8, "pattern": pl.Utf8},
+        orient="row",
+    )

@@ -6,6 +6,7 @@ and evaluate each ranking at the 2% budget, by pattern (synthetic/evaluate.py):
 - distinct senders: every account by its number of distinct transfer senders in the window (the old laundering signal).
 Also the firing rate of each pattern on background accounts (goal: at most 0.5 %) and the stage's time.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,8 +27,9 @@ from synthetic.generate import generate
 
 
 def _ranked(df: pl.DataFrame, score: str) -> pl.DataFrame:
-    return df.sort(score, "bank_id", "account_id", descending=[True, False, False]) \
-             .with_columns(pl.col(score).cast(pl.Float64).alias("score"), pl.int_range(1, pl.len() + 1).alias("rank"))
+    return df.sort(score, "bank_id", "account_id", descending=[True, False, False]).with_columns(
+        pl.col(score).cast(pl.Float64).alias("score"), pl.int_range(1, pl.len() + 1).alias("rank")
+    )
 
 
 def measure(seed: int, accounts: int) -> dict:
@@ -50,21 +52,39 @@ def measure(seed: int, accounts: int) -> dict:
     pat = _ranked(hits.group_by("bank_id", "account_id").agg((pl.col("severity").sum() * 10 + pl.len()).alias("s")), "s")
     base = _ranked(senders, "senders")
     bg = labels.filter(pl.col("role") == "background")
-    firing = {r: round(hits.filter(pl.col("rule_id") == r).join(bg, on=["bank_id", "account_id"], how="semi").height / bg.height, 5)
-              for r in sorted(hits["rule_id"].unique().to_list())}
+    firing = {
+        r: round(hits.filter(pl.col("rule_id") == r).join(bg, on=["bank_id", "account_id"], how="semi").height / bg.height, 5)
+        for r in sorted(hits["rule_id"].unique().to_list())
+    }
     any_rate = round(hits.join(bg, on=["bank_id", "account_id"], how="semi")["account_id"].n_unique() / bg.height, 5)
     hn = labels.filter(pl.col("role") == "hard_negative")
-    out = {"seed": seed, "accounts": accounts, "pattern_seconds": round(seconds, 2), "hit_rows": hits.height,
-           "accounts_hit": pat.height, "background_firing": firing, "background_firing_any": any_rate,
-           "hard_negatives_hit": hits.join(hn, on=["bank_id", "account_id"], how="semi")["account_id"].n_unique(),
-           "hard_negatives": hn.height}
+    out = {
+        "seed": seed,
+        "accounts": accounts,
+        "pattern_seconds": round(seconds, 2),
+        "hit_rows": hits.height,
+        "accounts_hit": pat.height,
+        "background_firing": firing,
+        "background_firing_any": any_rate,
+        "hard_negatives_hit": hits.join(hn, on=["bank_id", "account_id"], how="semi")["account_id"].n_unique(),
+        "hard_negatives": hn.height,
+    }
     planted = labels.filter(pl.col("pattern").is_not_null())
-    out["hit_share_by_pattern"] = {k: round(v, 4) for k, v in planted.with_columns(
-        pl.col("account_id").is_in(hits["account_id"].implode()).alias("hit")).group_by("pattern").agg(pl.col("hit").mean()).sort("pattern").iter_rows()}
+    out["hit_share_by_pattern"] = {
+        k: round(v, 4)
+        for k, v in planted.with_columns(pl.col("account_id").is_in(hits["account_id"].implode()).alias("hit"))
+        .group_by("pattern")
+        .agg(pl.col("hit").mean())
+        .sort("pattern")
+        .iter_rows()
+    }
     for name, ranked in (("patterns", pat), ("distinct_senders", base)):
         m = evaluate(ranked, labels)
-        out[name] = {"recall_by_pattern@2%": m["recall_by_pattern@2%"], "budget@2%": m["budget@2%"],
-                     "average_precision": m["average_precision"]}
+        out[name] = {
+            "recall_by_pattern@2%": m["recall_by_pattern@2%"],
+            "budget@2%": m["budget@2%"],
+            "average_precision": m["average_precision"],
+        }
     return out
 
 

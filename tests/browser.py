@@ -1,5 +1,6 @@
 """A real browser for end-to-end tests: the review app served by uvicorn in a thread, Debian's headless chromium
 driven by selenium through Debian's chromedriver (no browser download: this machine's network is closed)."""
+
 from __future__ import annotations
 
 import shutil
@@ -15,13 +16,27 @@ from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import WebDriverWait
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage", "--window-size=1400,1000"]
+FLAGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1400,1000",
+]
 
 
 def browser_missing() -> str | None:
     missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not shutil.which(p)]
-    return f"{' and '.join(missing)} not installed (Debian packages chromium, chromium-driver; `make test` installs them)" if missing else None
+    return (
+        f"{' and '.join(missing)} not installed (Debian packages chromium, chromium-driver; `make test` installs them)"
+        if missing
+        else None
+    )
 
 
 @contextmanager

@@ -18,10 +18,12 @@ def samples() -> Path:
 @pytest.fixture
 def copy_sample(tmp_path):
     """Copy a shipped sample folder into tmp so a test may change it."""
+
     def _copy(rel: str) -> Path:
         dst = tmp_path / rel.replace("/", "_")
         shutil.copytree(SAMPLES / rel, dst)
         return dst
+
     return _copy
 
 
@@ -30,6 +32,7 @@ def generated_store(root: Path, accounts: int = 4000, days: int = 60, seed: int 
     loaded into root/s.duckdb."""
     from pipelines.ingest import ingest
     from synthetic.generate import generate
+
     generate(root / "gen", accounts=accounts, days=days, banks=2, seed=seed, laundering=laundering)
     db = root / "s.duckdb"
     for bank in ("BANK_A", "BANK_B"):
@@ -41,5 +44,6 @@ def generated_store(root: Path, accounts: int = 4000, days: int = 60, seed: int 
 def prefect_harness():
     """One temporary Prefect server for every flow test of the session (startup costs seconds)."""
     from prefect.testing.utilities import prefect_test_harness
+
     with prefect_test_harness(server_startup_timeout=90):
         yield

@@ -3,6 +3,7 @@ two checks every rule gets (fires with its evidence on the positive store, stays
 
 A case builder takes a Book and `pos` and returns (the account the rule must fire on, txn ids the evidence
 must overlap; empty when the rule gives no evidence)."""
+
 from detectors.features import compute_features
 from detectors.rule_detector import RuleDetector
 from detectors.window import define_window

@@ -1,5 +1,6 @@
 """The command line: a user error is one clear line and exit 2, never a traceback; stores and inboxes are never
 created by a typo; --debug shows the traceback; every option explains itself."""
+
 import shutil
 import subprocess
 import sys
@@ -47,13 +48,16 @@ def test_ingest_into_missing_folder(tmp_path, capsys):
     one_line_error(capsys, "folder", "does not exist")
 
 
-@pytest.mark.parametrize("argv", [
-    ["score", "--out", "OUT"],
-    ["dispose", "--alert", "a1", "--action", "escalate", "--user", "u"],
-    ["export-goaml", "--escalated", "--identities", "ids.csv", "--out", "OUT"],
-    ["serve"],
-    ["identities", "--out", "ids.csv"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["score", "--out", "OUT"],
+        ["dispose", "--alert", "a1", "--action", "escalate", "--user", "u"],
+        ["export-goaml", "--escalated", "--identities", "ids.csv", "--out", "OUT"],
+        ["serve"],
+        ["identities", "--out", "ids.csv"],
+    ],
+)
 def test_store_that_does_not_exist_is_refused_not_created(tmp_path, capsys, argv):
     db = tmp_path / "typo.duckdb"
     argv = [x.replace("OUT", str(tmp_path / "out")) for x in argv] + ["--db", str(db)]
@@ -68,8 +72,14 @@ def test_score_an_empty_store(tmp_path, capsys):
     one_line_error(capsys, "holds no transactions", "ingest")
 
 
-@pytest.mark.parametrize("argv", [["dispose", "--alert", "a1", "--action", "escalate", "--user", "u"], ["serve"],
-                                  ["export-goaml", "--escalated", "--identities", "x.csv", "--out", "o"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["dispose", "--alert", "a1", "--action", "escalate", "--user", "u"],
+        ["serve"],
+        ["export-goaml", "--escalated", "--identities", "x.csv", "--out", "o"],
+    ],
+)
 def test_store_never_scored(tmp_path, capsys, argv):
     db = store_with(tmp_path, "CREATE TABLE transactions (txn_id VARCHAR)", "INSERT INTO transactions VALUES ('t1')")
     assert main(argv + ["--db", db]) == 2
@@ -90,7 +100,7 @@ def test_malformed_yaml_config_names_the_line(tmp_path, capsys):
 
 
 def test_malformed_users_file(tmp_path, capsys):
-    db = store_with(tmp_path, "CREATE TABLE runs (run_id VARCHAR); INSERT INTO runs VALUES ('r1')")   # scored once
+    db = store_with(tmp_path, "CREATE TABLE runs (run_id VARCHAR); INSERT INTO runs VALUES ('r1')")  # scored once
     users = tmp_path / "users.yaml"
     users.write_text("users:\n  ann: {role: admin\n")
     assert main(["serve", "--db", db, "--users", str(users)]) == 2
@@ -108,7 +118,9 @@ def test_pseudonymise_missing_or_short_key(tmp_path, capsys):
 
 
 def test_bad_memory_limit(tmp_path, capsys):
-    assert main(["ingest", str(SAMPLES / "valid" / "BANK_A"), "--db", str(tmp_path / "s.duckdb"), "--memory-limit", "4GB'; --"]) == 2
+    assert (
+        main(["ingest", str(SAMPLES / "valid" / "BANK_A"), "--db", str(tmp_path / "s.duckdb"), "--memory-limit", "4GB'; --"]) == 2
+    )
     one_line_error(capsys, "memory limit", "4GB or 512MiB")
 
 
@@ -184,7 +196,11 @@ def test_usage_errors_exit_2():
 def test_every_option_has_help():
     parser = build_parser()
     sub = next(a for a in parser._actions if a.choices and isinstance(a.choices, dict))
-    missing = [f"{name} {act.dest}" for name, p in sub.choices.items() for act in p._actions
-               if act.dest != "help" and not (act.help or "").strip()]
+    missing = [
+        f"{name} {act.dest}"
+        for name, p in sub.choices.items()
+        for act in p._actions
+        if act.dest != "help" and not (act.help or "").strip()
+    ]
     assert not missing, missing
-    assert all((a.help or "").strip() for a in sub._choices_actions)   # and every command
+    assert all((a.help or "").strip() for a in sub._choices_actions)  # and every command

@@ -1,12 +1,13 @@
 """Investigator decisions: state changes with their audit entries, dismissals that stick, escalations that propagate."""
+
 import duckdb
 import polars as pl
 import pytest
 
+from casework.dispositions import DispositionError, mark_reported, record_disposition
 from detectors.scoring import score_store
 from pipelines import store
 from pipelines.cli import main
-from casework.dispositions import DispositionError, mark_reported, record_disposition
 from tests.book import Book
 from tests.test_network import _ring
 
@@ -27,7 +28,7 @@ def _alert_of(res, account):
 def ring(tmp_path):
     b = Book()
     _ring(b)
-    b.account("friend")                           # pays the controller, nothing else suspicious of its own
+    b.account("friend")  # pays the controller, nothing else suspicious of its own
     b.transfer("friend", "ctrl", 30, 14, 700)
     b.tx("friend", 31, 12, "debit", 40, "card", cp="m-ah", cptype="business", name="Albert Heijn", mcc="5411", city="Utrecht")
     db = b.write(tmp_path / "s.duckdb")
@@ -50,8 +51,10 @@ def test_decisions_change_state_and_are_audited(ring):
         log = con.sql("SELECT user_name, action, previous_status, new_status, note FROM audit_log ORDER BY logged_at").fetchall()
     finally:
         con.close()
-    assert log == [("ann", "request_info", "open", "info_requested", "ask for the tenancy contract"),
-                   ("bob", "escalate", "info_requested", "escalated", None)]
+    assert log == [
+        ("ann", "request_info", "open", "info_requested", "ask for the tenancy contract"),
+        ("bob", "escalate", "info_requested", "escalated", None),
+    ]
     assert _status(db, alert) == "escalated"
 
 
@@ -88,8 +91,9 @@ def test_an_escalated_account_lifts_the_accounts_linked_to_it(ring):
 def test_a_dismissed_account_is_not_raised_again_for_the_same_reasons(ring):
     tmp, db, res = ring
     alert = _alert_of(res, "z")
-    assert main(["dispose", "--db", str(db), "--alert", alert, "--action", "dismiss", "--user", "ann",
-                 "--reason", "explained"]) == 0
+    assert (
+        main(["dispose", "--db", str(db), "--alert", alert, "--action", "dismiss", "--user", "ann", "--reason", "explained"]) == 0
+    )
     again = score_store(db, tmp / "out2", models_dir=tmp / "m")
     assert "z" not in set(again.alerts["account_id"])
     # unless the score rises materially: a threshold of -1 counts any score as a rise

@@ -1,4 +1,5 @@
 """goAML export: valid reports for every typology, the indicator mapping, goAML formats, named refusals, the record."""
+
 import re
 from pathlib import Path
 
@@ -7,12 +8,12 @@ import polars as pl
 import pytest
 from lxml import etree
 
-from detectors.scoring import score_store
-from schemas.settings import load_settings
-from pipelines import store
-from pipelines.cli import main
 from casework.dispositions import record_disposition
 from casework.goaml import MAPPING, XSD, GoamlExporter, indicator_codes, load_mapping
+from detectors.scoring import score_store
+from pipelines import store
+from pipelines.cli import main
+from schemas.settings import load_settings
 from synthetic.identities import write_identities
 from tests.conftest import generated_store
 
@@ -52,8 +53,10 @@ def test_the_shipped_schema_is_the_fius(tmp_path):
 def test_every_mapped_code_is_in_the_schema():
     xsd = etree.parse(str(XSD))
     ns = {"xs": "http://www.w3.org/2001/XMLSchema"}
-    allowed = {t: {e.get("value") for e in xsd.findall(f".//xs:simpleType[@name='{t}']//xs:enumeration", ns)}
-               for t in ("report_indicator_type", "report_type", "conduction_type", "funds_type", "submission_type")}
+    allowed = {
+        t: {e.get("value") for e in xsd.findall(f".//xs:simpleType[@name='{t}']//xs:enumeration", ns)}
+        for t in ("report_indicator_type", "report_type", "conduction_type", "funds_type", "submission_type")
+    }
     m = load_mapping(MAPPING)
     codes = set(m["always"]) | {c for cs in m["indicators"].values() for c in cs}
     assert codes and codes <= allowed["report_indicator_type"], codes - allowed["report_indicator_type"]
@@ -69,14 +72,14 @@ def test_every_typology_has_an_alert_to_report(escalated):
 
 def test_reports_for_each_typology_validate_and_are_recorded(escalated, tmp_path):
     root, db, best, ids = escalated
-    assert best["typology"].n_unique() >= 3          # every typology the detectors alert on (all five: test above)
+    assert best["typology"].n_unique() >= 3  # every typology the detectors alert on (all five: test above)
     written, refused = _exporter(db, ids).export(tmp_path / "r", "bob", escalated=True)
     assert not refused and len(written) == best.height
     schema = etree.XMLSchema(etree.parse(str(SHARED_XSD if SHARED_XSD.exists() else XSD)))
     for path in written:
         doc = etree.parse(str(path))
         schema.assertValid(doc)
-        assert path.stat().st_mode & 0o077 == 0           # identities inside: owner only
+        assert path.stat().st_mode & 0o077 == 0  # identities inside: owner only
         alert = doc.findtext("entity_reference")
         row = best.filter(pl.col("alert_id") == alert).row(0, named=True)
         # the indicator mapping is applied: exactly the mapped codes of the rules that fired
@@ -89,7 +92,9 @@ def test_reports_for_each_typology_validate_and_are_recorded(escalated, tmp_path
         assert "human trafficking" in doc.findtext("reason") and row["reasons"][:40] in doc.findtext("reason")
     con = duckdb.connect(str(db), read_only=True)
     try:
-        rec = con.execute("""SELECT count(*), count(DISTINCT report_file) FROM alert_status WHERE status = 'reported'""").fetchone()
+        rec = con.execute(
+            """SELECT count(*), count(DISTINCT report_file) FROM alert_status WHERE status = 'reported'"""
+        ).fetchone()
         log = con.execute("SELECT count(*) FROM audit_log WHERE action = 'report_goaml'").fetchone()[0]
     finally:
         con.close()
@@ -102,8 +107,11 @@ def test_one_report_maps_the_amounts_and_parties_of_a_transaction(escalated, tmp
     try:
         alert = best.filter(pl.col("typology") == "labour_exploitation")["alert_id"][0]
         con.execute("UPDATE alert_status SET status = 'escalated' WHERE alert_id = ?", [alert])
-        first = con.execute("""SELECT t.txn_id, t.amount_eur, t.direction FROM transactions t
-                               WHERE t.txn_id = (SELECT evidence[1] FROM alerts WHERE alert_id = ? LIMIT 1)""", [alert]).fetchone()
+        first = con.execute(
+            """SELECT t.txn_id, t.amount_eur, t.direction FROM transactions t
+                               WHERE t.txn_id = (SELECT evidence[1] FROM alerts WHERE alert_id = ? LIMIT 1)""",
+            [alert],
+        ).fetchone()
     finally:
         con.close()
     written, _ = _exporter(db, ids).export(tmp_path / "r", "bob", alert=alert)
@@ -125,10 +133,26 @@ def test_a_missing_identity_field_names_it_and_writes_nothing(escalated, tmp_pat
         con.close()
     table = pl.read_csv(ids, infer_schema_length=0)
     broken = tmp_path / "ids.csv"
-    table.with_columns(pl.when(pl.col("pseudonymous_id") == holder).then(None).otherwise(pl.col("passport_number"))
-                       .alias("passport_number")).write_csv(broken)
-    code = main(["export-goaml", "--db", str(db), "--alert", alert, "--identities", str(broken), "--out", str(tmp_path / "r"),
-                 "--config", str(CONFIG), "--user", "bob"])
+    table.with_columns(
+        pl.when(pl.col("pseudonymous_id") == holder).then(None).otherwise(pl.col("passport_number")).alias("passport_number")
+    ).write_csv(broken)
+    code = main(
+        [
+            "export-goaml",
+            "--db",
+            str(db),
+            "--alert",
+            alert,
+            "--identities",
+            str(broken),
+            "--out",
+            str(tmp_path / "r"),
+            "--config",
+            str(CONFIG),
+            "--user",
+            "bob",
+        ]
+    )
     assert code == 1
     assert f"alert {alert}: holder {holder[:8]} lacks passport_number" in capsys.readouterr().err
     assert not (tmp_path / "r").exists() or not list((tmp_path / "r").iterdir())
@@ -156,6 +180,19 @@ def test_only_escalated_alerts_are_reported(escalated, tmp_path):
         other = con.execute("SELECT alert_id FROM alert_status WHERE status = 'open' LIMIT 1").fetchone()[0]
     finally:
         con.close()
-    code = main(["export-goaml", "--db", str(db), "--alert", other, "--identities", str(ids), "--out", str(tmp_path / "r"),
-                 "--config", str(CONFIG)])
+    code = main(
+        [
+            "export-goaml",
+            "--db",
+            str(db),
+            "--alert",
+            other,
+            "--identities",
+            str(ids),
+            "--out",
+            str(tmp_path / "r"),
+            "--config",
+            str(CONFIG),
+        ]
+    )
     assert code == 2 and not (tmp_path / "r").exists()

@@ -1,5 +1,6 @@
 """The hostile-input corpus (data_samples/hostile/): every case gives its expected outcome, nothing of a refused
 submission is loaded, and no raw identifier is stored or echoed. Rebuilt by data_samples/build_hostile.py."""
+
 import json
 import re
 
@@ -13,7 +14,7 @@ from tests.conftest import SAMPLES
 
 HOSTILE = SAMPLES / "hostile"
 EXPECTED = json.loads((HOSTILE / "expected.json").read_text())
-RAW = re.compile(r"0417\s*-?1643|1234\s*-?5678|jan\.jansen")   # parts of the planted IBAN, phone and e-mail
+RAW = re.compile(r"0417\s*-?1643|1234\s*-?5678|jan\.jansen")  # parts of the planted IBAN, phone and e-mail
 
 
 def test_corpus_is_complete():
@@ -45,9 +46,15 @@ def test_hostile_case_loads_nothing_it_should_not(tmp_path, case):
     con = duckdb.connect(str(db), read_only=True)
     try:
         if want["outcome"] == "rejected":
-            assert [con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("transactions", "accounts", "quarantine")] == [0, 0, 0]
-        stored = " ".join(str(v) for t in ("submissions", "quarantine", "transactions", "accounts")
-                          for row in con.execute(f"SELECT * FROM {t}").fetchall() for v in row)
+            assert [
+                con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("transactions", "accounts", "quarantine")
+            ] == [0, 0, 0]
+        stored = " ".join(
+            str(v)
+            for t in ("submissions", "quarantine", "transactions", "accounts")
+            for row in con.execute(f"SELECT * FROM {t}").fetchall()
+            for v in row
+        )
         assert not RAW.search(stored)
         assert con.execute("SELECT count(*) FROM transactions WHERE amount_eur <= 0").fetchone()[0] == 0
     finally:
@@ -68,11 +75,18 @@ def test_long_line_names_file_row_and_limit():
 
 
 def test_manifest_faults_name_the_field():
-    details = {c: validate(HOSTILE / c, require_manifest=True).fault.detail for c, w in EXPECTED.items() if w.get("fault") == "invalid manifest"}
+    details = {
+        c: validate(HOSTILE / c, require_manifest=True).fault.detail
+        for c, w in EXPECTED.items()
+        if w.get("fault") == "invalid manifest"
+    }
     assert details["manifest_files_list"].startswith("field files:")
     assert details["manifest_file_entry_string"].startswith("field files.accounts.csv:")
     assert details["manifest_rows_text"].startswith("field files.transactions.csv.rows: must be of type integer")
-    assert details["manifest_reversed_period"].startswith("field period_end:") and "before period_start" in details["manifest_reversed_period"]
+    assert (
+        details["manifest_reversed_period"].startswith("field period_end:")
+        and "before period_start" in details["manifest_reversed_period"]
+    )
     assert "'" not in details["manifest_bank_id_injection"].split(":")[0]
 
 

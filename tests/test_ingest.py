@@ -1,4 +1,5 @@
 """Loading: quarantine, all-or-nothing, idempotency, resubmission, crash safety, FIU extracts."""
+
 import json
 import os
 import subprocess
@@ -18,8 +19,10 @@ EXPECTED = json.loads((SAMPLES / "broken" / "expected.json").read_text())
 def counts(db):
     con = duckdb.connect(str(db), read_only=True)
     try:
-        return {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-                for t in ("transactions", "accounts", "quarantine", "fiu_reports")}
+        return {
+            t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+            for t in ("transactions", "accounts", "quarantine", "fiu_reports")
+        }
     finally:
         con.close()
 
@@ -31,11 +34,15 @@ def test_valid_submissions_load(samples, tmp_path):
     assert a.outcome == b.outcome == "loaded"
     c = counts(db)
     assert c["transactions"] == a.rows_loaded["transactions"] + b.rows_loaded["transactions"]
-    listed = sum(json.loads((samples / "valid" / b / "manifest.json").read_text())["files"]["transactions.csv"]["rows"]
-                 for b in ("BANK_A", "BANK_B"))
+    listed = sum(
+        json.loads((samples / "valid" / b / "manifest.json").read_text())["files"]["transactions.csv"]["rows"]
+        for b in ("BANK_A", "BANK_B")
+    )
     assert c["transactions"] == listed and c["quarantine"] == 0
     con = duckdb.connect(str(db), read_only=True)
-    types = dict(con.execute("SELECT column_name, data_type FROM information_schema.columns WHERE table_name='transactions'").fetchall())
+    types = dict(
+        con.execute("SELECT column_name, data_type FROM information_schema.columns WHERE table_name='transactions'").fetchall()
+    )
     assert types["booked_at"] == "TIMESTAMP WITH TIME ZONE" and types["amount_eur"] == "DECIMAL(18,2)"
 
 
@@ -50,15 +57,19 @@ def test_broken_submission_outcome(samples, tmp_path, case):
     sub = con.execute("SELECT outcome, message FROM submissions").fetchall()
     assert sub[0][0] == want["outcome"]
     if want["outcome"] == "rejected":
-        assert c["transactions"] == c["accounts"] == c["quarantine"] == 0    # nothing loaded
+        assert c["transactions"] == c["accounts"] == c["quarantine"] == 0  # nothing loaded
         assert want["fault"] in sub[0][1]
     else:
-        q = con.execute("SELECT count(*), min(\"row\"), any_value(reason), any_value(record) FROM quarantine WHERE check_id = ?",
-                        [want["check_id"]]).fetchone()
+        q = con.execute(
+            'SELECT count(*), min("row"), any_value(reason), any_value(record) FROM quarantine WHERE check_id = ?',
+            [want["check_id"]],
+        ).fetchone()
         assert q[0] == want["rows"] and q[1] >= 1 and q[2]
-        assert json.loads(q[3])["__row"] == q[1] or q[0] > 1          # the whole original record is kept
+        assert json.loads(q[3])["__row"] == q[1] or q[0] > 1  # the whole original record is kept
         staged = sum(out.validation.rows.values())
-        assert c["transactions"] + c["accounts"] + out.rows_quarantined["transactions"] + out.rows_quarantined["accounts"] == staged
+        assert (
+            c["transactions"] + c["accounts"] + out.rows_quarantined["transactions"] + out.rows_quarantined["accounts"] == staged
+        )
 
 
 def test_same_files_load_once(samples, tmp_path):
@@ -77,17 +88,26 @@ def test_corrected_resubmission_replaces_rows(copy_sample, tmp_path):
     assert ingest(first, db).rows_quarantined["transactions"] == 3
     fixed = copy_sample("valid/BANK_A")
     tx = pl.read_csv(fixed / "transactions.csv", infer_schema=False)
-    tx = tx.with_columns(pl.when(pl.col("txn_id") == "BANK_A-T000000010").then(pl.lit("999.99"))
-                         .otherwise(pl.col("amount_eur")).alias("amount_eur"))
+    tx = tx.with_columns(
+        pl.when(pl.col("txn_id") == "BANK_A-T000000010")
+        .then(pl.lit("999.99"))
+        .otherwise(pl.col("amount_eur"))
+        .alias("amount_eur")
+    )
     tx.write_csv(fixed / "transactions.csv")
     n_acc = json.loads((fixed / "manifest.json").read_text())["files"]["accounts.csv"]["rows"]
     write_manifest(fixed, "BANK_A", "2026-09-01", "2026-09-30", {"transactions.csv": tx.height, "accounts.csv": n_acc})
     out = ingest(fixed, db)
     assert out.outcome == "loaded" and out.rows_replaced == tx.height - 3
     con = duckdb.connect(str(db), read_only=True)
-    assert con.execute("SELECT count(*), count(DISTINCT (bank_id, txn_id)) FROM transactions").fetchone() == (tx.height, tx.height)
-    assert con.execute("SELECT amount_eur FROM transactions WHERE txn_id='BANK_A-T000000010'").fetchone()[0] == __import__("decimal").Decimal("999.99")
-    assert con.execute("SELECT count(*) FROM submissions").fetchone()[0] == 2      # both entries kept
+    assert con.execute("SELECT count(*), count(DISTINCT (bank_id, txn_id)) FROM transactions").fetchone() == (
+        tx.height,
+        tx.height,
+    )
+    assert con.execute("SELECT amount_eur FROM transactions WHERE txn_id='BANK_A-T000000010'").fetchone()[0] == __import__(
+        "decimal"
+    ).Decimal("999.99")
+    assert con.execute("SELECT count(*) FROM submissions").fetchone()[0] == 2  # both entries kept
 
 
 def test_exception_mid_load_leaves_store_unchanged(samples, tmp_path, monkeypatch):
@@ -99,6 +119,7 @@ def test_exception_mid_load_leaves_store_unchanged(samples, tmp_path, monkeypatc
     def boom(name):
         if name == "after_transactions":
             raise OSError("disk full (injected)")
+
     monkeypatch.setattr(ing, "checkpoint", boom)
     with pytest.raises(OSError):
         ingest(samples / "valid" / "BANK_B", db)
@@ -109,13 +130,12 @@ def test_killed_process_mid_load_leaves_store_unchanged(samples, tmp_path):
     db = tmp_path / "s.duckdb"
     ingest(samples / "valid" / "BANK_A", db)
     before = counts(db)
-    code = ("import sys; from pipelines.ingest import ingest; "
-            f"ingest({str(samples / 'valid' / 'BANK_B')!r}, {str(db)!r})")
+    code = f"import sys; from pipelines.ingest import ingest; ingest({str(samples / 'valid' / 'BANK_B')!r}, {str(db)!r})"
     env = {**os.environ, "THB_CRASH_AT": "after_transactions"}
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True)
     assert proc.returncode == 137
     assert counts(db) == before
-    assert ingest(samples / "valid" / "BANK_B", db).outcome == "loaded"   # and the store is usable after
+    assert ingest(samples / "valid" / "BANK_B", db).outcome == "loaded"  # and the store is usable after
 
 
 def test_fiu_extract_loads_into_fiu_reports(samples, tmp_path):
@@ -130,6 +150,9 @@ def test_fiu_extract_loads_into_fiu_reports(samples, tmp_path):
 
 def test_cli_ingest_summary(samples, tmp_path, capsys):
     from pipelines.cli import main
-    rc = main(["ingest", str(samples / "valid" / "BANK_A"), str(samples / "broken" / "empty_file"), "--db", str(tmp_path / "s.duckdb")])
+
+    rc = main(
+        ["ingest", str(samples / "valid" / "BANK_A"), str(samples / "broken" / "empty_file"), "--db", str(tmp_path / "s.duckdb")]
+    )
     out = capsys.readouterr().out
     assert rc == 1 and "-> loaded" in out and "-> rejected" in out and "empty file" in out

@@ -1,4 +1,5 @@
 """The link graph, cases and their roles, the constellation weight of network rules, case metrics."""
+
 import polars as pl
 
 from detectors.cases import CaseGrouper
@@ -16,7 +17,19 @@ def _night_life(b, account):
     for k in range(12):
         b.tx(account, 2 + 7 * k, 23, "debit", 100, "cash_withdrawal", mcc="6011", city="Amsterdam")
     for i, city in enumerate(["Utrecht", "Breda", "Zwolle", "Utrecht", "Breda", "Zwolle"]):
-        b.tx(account, 4 + 12 * i, 21, "debit", 90, "card", cp=f"h-{city}", cptype="business", name=f"Hotel {city}", mcc="7011", city=city)
+        b.tx(
+            account,
+            4 + 12 * i,
+            21,
+            "debit",
+            90,
+            "card",
+            cp=f"h-{city}",
+            cptype="business",
+            name=f"Hotel {city}",
+            mcc="7011",
+            city=city,
+        )
 
 
 def _victim(b, v, bank, controller):
@@ -34,8 +47,8 @@ def _ring(b):
     b.account("ctrl", gender="m", bank="BANK_B")
     _victim(b, "v1", "BANK_A", "ctrl")
     _victim(b, "v2", "BANK_B", "ctrl")
-    b.account("z")                                   # alerted elsewhere, unrelated
-    b.transfer("v1-client0", "z", 50, 22, 150)       # a client of v1 also pays z: clients must not merge cases
+    b.account("z")  # alerted elsewhere, unrelated
+    b.transfer("v1-client0", "z", 50, 22, 150)  # a client of v1 also pays z: clients must not merge cases
     _night_life(b, "z")
 
 
@@ -48,9 +61,15 @@ def _scored(b, tmp_path):
 
 
 def _alerts(accounts, typology="sexual_exploitation"):
-    return pl.DataFrame({"bank_id": [a[0] for a in accounts], "account_id": [a[1] for a in accounts],
-                         "alert_id": [f"A-{i:03d}" for i in range(len(accounts))], "score": [0.9 - 0.1 * i for i in range(len(accounts))],
-                         "typology": [typology] * len(accounts)})
+    return pl.DataFrame(
+        {
+            "bank_id": [a[0] for a in accounts],
+            "account_id": [a[1] for a in accounts],
+            "alert_id": [f"A-{i:03d}" for i in range(len(accounts))],
+            "score": [0.9 - 0.1 * i for i in range(len(accounts))],
+            "typology": [typology] * len(accounts),
+        }
+    )
 
 
 def test_money_edges_cross_banks_with_both_sides_evidence(tmp_path):
@@ -76,7 +95,7 @@ def test_victims_at_two_banks_form_one_case_through_their_unalerted_controller(t
     alerts, cases = CaseGrouper().group(con, _alerts([("BANK_A", "v1"), ("BANK_B", "v2"), ("BANK_A", "z")]))
     case = dict(zip(alerts["account_id"], alerts["case_id"]))
     assert case["v1"] == case["v2"] != case["z"]
-    assert case["v1"] == "C-A-000"                   # the oldest alert id names the case
+    assert case["v1"] == "C-A-000"  # the oldest alert id names the case
     ring = cases.filter(pl.col("case_id") == case["v1"]).row(0, named=True)
     assert ring["accounts"] == 2 and ring["banks"] == ["BANK_A", "BANK_B"] and ring["money_eur"] == 3600.0
     con.close()
@@ -96,7 +115,7 @@ def test_roles_in_a_case(tmp_path):
 def test_a_weak_tie_does_not_merge_cases(tmp_path):
     b = Book()
     _ring(b)
-    b.transfer("v1", "z", 70, 13, 40)                # one small Tikkie between two alerted accounts
+    b.transfer("v1", "z", 70, 13, 40)  # one small Tikkie between two alerted accounts
     con = _scored(b, tmp_path)
     alerts, _ = CaseGrouper().group(con, _alerts([("BANK_A", "v1"), ("BANK_A", "z")]))
     assert alerts["case_id"].n_unique() == 2
@@ -116,19 +135,34 @@ def test_a_crowded_hub_key_is_ignored(tmp_path):
 
 
 def test_a_lone_network_rule_is_not_halved():
-    hits = pl.DataFrame({"rule_id": ["NET_COLLECTOR", "SE10_TAXI"], "typology": ["sexual_exploitation"] * 2, "severity": [3, 3],
-                         "victim_side": [False, True], "bank_id": ["B", "B"], "account_id": ["c", "t"],
-                         "evidence": [["x"], ["y"]], "detail": ["d", "d"]})
+    hits = pl.DataFrame(
+        {
+            "rule_id": ["NET_COLLECTOR", "SE10_TAXI"],
+            "typology": ["sexual_exploitation"] * 2,
+            "severity": [3, 3],
+            "victim_side": [False, True],
+            "bank_id": ["B", "B"],
+            "account_id": ["c", "t"],
+            "evidence": [["x"], ["y"]],
+            "detail": ["d", "d"],
+        }
+    )
     anomaly = pl.DataFrame({"bank_id": ["B", "B"], "account_id": ["c", "t"], "anomaly": [0.5, 0.5]})
     out = dict(zip(*Fusion().fuse(hits, anomaly, {}).select("account_id", "score").to_dict(as_series=False).values()))
-    assert abs(out["c"] - 0.45) < 1e-9 and "t" not in out     # the taxi rule alone: 0.225, under the threshold
+    assert abs(out["c"] - 0.45) < 1e-9 and "t" not in out  # the taxi rule alone: 0.225, under the threshold
 
 
 def test_case_metrics_on_known_tables():
-    labels = pl.DataFrame({"bank_id": ["B"] * 6, "account_id": list("abcdef"),
-                           "typology": ["se", "se", "se", "le", "le", "none"], "scenario_id": ["S1", "S1", "S1", "L1", "L1", None]})
+    labels = pl.DataFrame(
+        {
+            "bank_id": ["B"] * 6,
+            "account_id": list("abcdef"),
+            "typology": ["se", "se", "se", "le", "le", "none"],
+            "scenario_id": ["S1", "S1", "S1", "L1", "L1", None],
+        }
+    )
     alerts = pl.DataFrame({"bank_id": ["B"] * 6, "account_id": list("abcdef"), "case_id": ["k1", "k1", "k2", "k3", "k3", "k3"]})
     m = case_metrics(alerts, labels)
     assert m["case_grouping@2%"] == round((2 / 3 + 1) / 2, 4)
     assert m["scenarios_grouped@2%"] == 0.5
-    assert m["case_purity@2%"] == round((1 + 2 / 3) / 2, 4)        # k1 pure; k3 two of L1 and one background
+    assert m["case_purity@2%"] == round((1 + 2 / 3) / 2, 4)  # k1 pure; k3 two of L1 and one background

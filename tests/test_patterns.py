@@ -1,5 +1,6 @@
 """Laundering patterns (detectors/patterns.py) on hand-made win_tx / win_accounts / net_money: each fires on its
 shape and stays quiet on a near miss that breaks one condition (time, amount kept, count, or a relation)."""
+
 from datetime import datetime, timedelta, timezone
 
 import duckdb
@@ -25,7 +26,9 @@ class Graph:
         self.acc(src), self.acc(dst)
         at = T0 + timedelta(hours=hours)
         self.n += 1
-        self.rows.append((f"T{self.n:04d}-d", "BANK_A" if src < "m" else "BANK_B", src, at, float(amount), False, dst, "transfer"))
+        self.rows.append(
+            (f"T{self.n:04d}-d", "BANK_A" if src < "m" else "BANK_B", src, at, float(amount), False, dst, "transfer")
+        )
         self.rows.append((f"T{self.n:04d}-c", "BANK_A" if dst < "m" else "BANK_B", dst, at, float(amount), True, src, "transfer"))
         return f"T{self.n:04d}-d"
 
@@ -33,7 +36,9 @@ class Graph:
         """Ordinary card spending: makes an account busy (not 'rarely used')."""
         for k in range(count):
             self.n += 1
-            self.rows.append((f"C{self.n:04d}", "BANK_A" if a < "m" else "BANK_B", a, T0 + timedelta(hours=k), 20.0, False, None, "card"))
+            self.rows.append(
+                (f"C{self.n:04d}", "BANK_A" if a < "m" else "BANK_B", a, T0 + timedelta(hours=k), 20.0, False, None, "card")
+            )
 
     def run(self, **overrides):
         con = duckdb.connect()
@@ -41,9 +46,14 @@ class Graph:
                        amount DOUBLE, is_in BOOLEAN, counterparty_id VARCHAR, channel VARCHAR)""")
         if self.rows:
             con.executemany("INSERT INTO win_tx VALUES (?, ?, ?, ?, ?, ?, ?, ?)", self.rows)
-        con.execute("CREATE TEMP TABLE win_accounts (bank_id VARCHAR, account_id VARCHAR, customer_type VARCHAR, account_age_days INTEGER)")
+        con.execute(
+            "CREATE TEMP TABLE win_accounts (bank_id VARCHAR, account_id VARCHAR, customer_type VARCHAR, account_age_days INTEGER)"
+        )
         if self.accounts:
-            con.executemany("INSERT INTO win_accounts VALUES (?, ?, ?, ?)", [("BANK_A" if a < "m" else "BANK_B", a, kind, age) for a, (age, kind) in self.accounts.items()])
+            con.executemany(
+                "INSERT INTO win_accounts VALUES (?, ?, ?, ?)",
+                [("BANK_A" if a < "m" else "BANK_B", a, kind, age) for a, (age, kind) in self.accounts.items()],
+            )
         con.execute("""CREATE TEMP TABLE net_money AS
                        SELECT any_value(bank_id) AS src_bank, account_id AS src, any_value(CASE WHEN counterparty_id < 'm' THEN 'BANK_A' ELSE 'BANK_B' END) AS dst_bank,
                               counterparty_id AS dst, count(*) AS n, sum(amount) AS amount, min(booked_at) AS first_at, max(booked_at) AS last_at
@@ -75,11 +85,11 @@ def test_cycle_fires_with_evidence_in_time_order():
 
 def test_cycle_length_bound_two_to_six_accounts():
     g = Graph()
-    g.pay("a1", "b2", 0, 3000), g.pay("b2", "a1", 30, 2900)   # two accounts: out and back
+    g.pay("a1", "b2", 0, 3000), g.pay("b2", "a1", 30, 2900)  # two accounts: out and back
     six = [f"c{k}" for k in range(6)]
     for k in range(6):
         g.pay(six[k], six[(k + 1) % 6], 10 * k, 3000 - 20 * k)
-    seven = [f"n{k}" for k in range(7)]   # seven accounts: past the bound
+    seven = [f"n{k}" for k in range(7)]  # seven accounts: past the bound
     for k in range(7):
         g.pay(seven[k], seven[(k + 1) % 7], 10 * k, 3000 - 20 * k)
     assert fired(g.run(), "PT_CYCLE") == ["a1", "b2"] + six
@@ -87,10 +97,10 @@ def test_cycle_length_bound_two_to_six_accounts():
 
 
 def test_cycle_near_misses_too_slow_or_amount_not_kept():
-    g = Graph()   # comes back after 30 days
+    g = Graph()  # comes back after 30 days
     g.pay("a1", "b2", 0, 5000), g.pay("b2", "c3", 20, 4900), g.pay("c3", "a1", 24 * 30, 4800)
-    g.pay("e1", "f2", 0, 5000), g.pay("f2", "g3", 20, 1000), g.pay("g3", "e1", 40, 990)   # only a fifth passed on
-    g.pay("h1", "i2", 10, 3000), g.pay("i2", "j3", 0, 2950), g.pay("j3", "h1", 20, 2900)   # i2 pays on BEFORE it receives
+    g.pay("e1", "f2", 0, 5000), g.pay("f2", "g3", 20, 1000), g.pay("g3", "e1", 40, 990)  # only a fifth passed on
+    g.pay("h1", "i2", 10, 3000), g.pay("i2", "j3", 0, 2950), g.pay("j3", "h1", 20, 2900)  # i2 pays on BEFORE it receives
     assert fired(g.run(), "PT_CYCLE") == []
 
 
@@ -98,7 +108,7 @@ def test_scatter_gather_fires_and_near_miss_with_two_intermediaries():
     g = Graph()
     for k, m in enumerate(["m1", "m2", "m3"]):
         g.pay("s0", m, k, 2000), g.pay(m, "zd", 30 + k, 1950)
-    for k, m in enumerate(["n1", "n2"]):   # only two intermediaries
+    for k, m in enumerate(["n1", "n2"]):  # only two intermediaries
         g.pay("s9", m, k, 2000), g.pay(m, "zz", 30 + k, 1950)
     hits = g.run()
     assert fired(hits, "PT_SCATTER_GATHER") == ["m1", "m2", "m3", "s0", "zd"]
@@ -111,7 +121,7 @@ def test_gather_scatter_fires_and_near_miss_keeping_the_money():
         g.pay(s, "hub", k, 1000)
     for k, r in enumerate(["r1", "r2", "r3"]):
         g.pay("hub", r, 40 + k, 950)
-    for k, s in enumerate(["b1", "b2", "b3"]):   # a landlord: collects rent, passes a small part on
+    for k, s in enumerate(["b1", "b2", "b3"]):  # a landlord: collects rent, passes a small part on
         g.pay(s, "lnd", k, 1000)
     for k, r in enumerate(["q1", "q2", "q3"]):
         g.pay("lnd", r, 40 + k, 250)
@@ -124,11 +134,11 @@ def test_fan_out_to_fresh_accounts_and_near_miss_to_busy_ones():
     for k in range(5):
         g.acc(f"f{k}", age=30)
         g.pay("boss", f"f{k}", k * 5, 900 + 10 * k)
-    for k in range(5):   # same payments to long-held, busy accounts: family or staff, not mules
+    for k in range(5):  # same payments to long-held, busy accounts: family or staff, not mules
         g.acc(f"o{k}", age=4000)
         g.noise(f"o{k}", 20)
         g.pay("aunt", f"o{k}", k * 5, 900 + 10 * k)
-    g.acc("old", age=4000), g.noise("old", 20), g.pay("boss", "old", 30, 930)   # in the same burst: part of the fan
+    g.acc("old", age=4000), g.noise("old", 20), g.pay("boss", "old", 30, 930)  # in the same burst: part of the fan
     hits = g.run()
     assert fired(hits, "PT_FAN_OUT") == ["boss", "f0", "f1", "f2", "f3", "f4", "old"]
     assert "6 accounts" in hits[("PT_FAN_OUT", "boss")]["detail"] and "5 of them new" in hits[("PT_FAN_OUT", "boss")]["detail"]
@@ -146,7 +156,7 @@ def test_fan_in_fires_and_monthly_family_pooling_does_not():
     g = Graph()
     for k in range(5):
         g.pay(f"s{k}", "coll", k * 3, 500)
-    for month in range(3):   # family pooling: the same four pay every month
+    for month in range(3):  # family pooling: the same four pay every month
         for k in range(5):
             g.pay(f"fam{k}", "pool", 24 * 30 * month + k, 500)
     hits = g.run()
@@ -156,8 +166,8 @@ def test_fan_in_fires_and_monthly_family_pooling_does_not():
 def test_stack_fires_and_near_miss_slow_second_hop():
     g = Graph()
     ids = [g.pay("a1", "b2", 0, 3000), g.pay("b2", "c3", 5, 2950), g.pay("c3", "d4", 12, 2900)]
-    g.pay("e1", "f2", 0, 3000), g.pay("f2", "g3", 5, 2950), g.pay("g3", "h4", 24 * 6, 2900)   # held six days
-    g.pay("ten", "lnd", 0, 1200), g.pay("lnd", "zag", 20, 1100)   # rent passed to a managing agent: one hop only
+    g.pay("e1", "f2", 0, 3000), g.pay("f2", "g3", 5, 2950), g.pay("g3", "h4", 24 * 6, 2900)  # held six days
+    g.pay("ten", "lnd", 0, 1200), g.pay("lnd", "zag", 20, 1100)  # rent passed to a managing agent: one hop only
     hits = g.run()
     assert fired(hits, "PT_STACK") == ["a1", "b2", "c3", "d4"]
     assert hits[("PT_STACK", "d4")]["evidence"] == ids
@@ -174,7 +184,7 @@ def test_bipartite_fires_and_near_miss_with_money_between_payers():
     for i, s in enumerate(["p1", "p2", "p3"]):
         for j, r in enumerate(["r1", "r2"]):
             g2.pay(s, r, 10 * i + j, 700)
-    g2.pay("p1", "p2", 100, 300)   # the payers also pay each other: a family, not a closed scheme
+    g2.pay("p1", "p2", 100, 300)  # the payers also pay each other: a family, not a closed scheme
     assert fired(g2.run(), "PT_BIPARTITE") == []
 
 
@@ -190,7 +200,7 @@ def test_busy_payment_hub_is_not_an_intermediary():
     g = Graph()
     g.pay("a1", "b2", 0, 3000), g.pay("b2", "c3", 5, 2950), g.pay("c3", "d4", 12, 2900)
     assert fired(g.run(), "PT_STACK") == ["a1", "b2", "c3", "d4"]
-    for k in range(4):   # b2 also moves money with many others: past max_busy it is a hub, not a mule
+    for k in range(4):  # b2 also moves money with many others: past max_busy it is a hub, not a mule
         g.pay(f"x{k}", "b2", 100 + k, 500)
     assert fired(g.run(patterns={"max_busy": 5}), "PT_STACK") == []
 

@@ -1,4 +1,5 @@
 """Pseudonymisation: keyed, deterministic, the same in SQL and Python, and its output validates."""
+
 import polars as pl
 
 from pipelines.pseudonymise import pseudonym, pseudonymise
@@ -35,7 +36,7 @@ def test_same_key_same_id_other_key_other_id(tmp_path):
     assert set(a["account_id"]) & set(c["account_id"]) == set()
     key = k1.read_bytes()
     assert a["account_id"][0] == pseudonym("NL91ABNA0417164300", key)
-    assert pseudonym("nl91 abna 0417 1643 00", key) == pseudonym("NL91ABNA0417164300", key)   # formatting does not matter
+    assert pseudonym("nl91 abna 0417 1643 00", key) == pseudonym("NL91ABNA0417164300", key)  # formatting does not matter
     assert "NL91" not in (tmp_path / "o1" / "transactions.csv").read_text()
 
 

@@ -1,4 +1,5 @@
 """The review page's handlers: logins, bank isolation, filters, decisions with CSRF and audit, exports."""
+
 import re
 
 import duckdb
@@ -7,23 +8,30 @@ import pytest
 import yaml
 from starlette.testclient import TestClient
 
-from detectors.scoring import score_store
 from casework.goaml import GoamlExporter
 from casework.review.app import Review, masked
 from casework.review.auth import UsersError, check_password, hash_password, load_users
+from detectors.scoring import score_store
 from synthetic.identities import write_identities
 from tests.book import Book
 from tests.test_network import _ring
 
 PASSWORDS = {"ann": "ann-secret", "bert": "bert-secret", "fiona": "fiona-secret"}
-GOAML_ENTITY = {"rentity_id": 1234, "institution_name": "Voorbeeldbank N.V.", "swift": "VBNKNL2A", "branch": "Utrecht",
-                "reporting_user_code": "thb-signals"}
+GOAML_ENTITY = {
+    "rentity_id": 1234,
+    "institution_name": "Voorbeeldbank N.V.",
+    "swift": "VBNKNL2A",
+    "branch": "Utrecht",
+    "reporting_user_code": "thb-signals",
+}
 
 
 def users_file(path):
-    users = {"ann": {"password": hash_password(PASSWORDS["ann"]), "role": "investigator", "bank": "BANK_A"},
-             "bert": {"password": hash_password(PASSWORDS["bert"]), "role": "investigator", "bank": "BANK_B"},
-             "fiona": {"password": hash_password(PASSWORDS["fiona"]), "role": "analyst"}}
+    users = {
+        "ann": {"password": hash_password(PASSWORDS["ann"]), "role": "investigator", "bank": "BANK_A"},
+        "bert": {"password": hash_password(PASSWORDS["bert"]), "role": "investigator", "bank": "BANK_B"},
+        "fiona": {"password": hash_password(PASSWORDS["fiona"]), "role": "analyst"},
+    }
     path.write_text(yaml.safe_dump({"users": users}))
     return path
 
@@ -50,8 +58,11 @@ def client(site, exporter=False):
 
 def login(c, name, password=None):
     token = re.search(r'name="token" value="([^"]+)"', c.get("/login").text).group(1)
-    return c.post("/login", data={"token": token, "next": "/queue", "username": name, "password": password or PASSWORDS[name]},
-                  follow_redirects=False)
+    return c.post(
+        "/login",
+        data={"token": token, "next": "/queue", "username": name, "password": password or PASSWORDS[name]},
+        follow_redirects=False,
+    )
 
 
 def alert_of(res, account):
@@ -65,7 +76,7 @@ def csrf_of(html):
 def test_passwords_hash_and_check():
     h = hash_password("s3cret")
     assert h.startswith("scrypt$") and check_password("s3cret", h) and not check_password("S3cret", h)
-    assert not check_password("s3cret", "plain-text") and hash_password("s3cret") != h     # salted
+    assert not check_password("s3cret", "plain-text") and hash_password("s3cret") != h  # salted
 
 
 def test_users_file_is_checked(tmp_path):
@@ -105,14 +116,16 @@ def test_an_investigator_sees_only_their_bank(site):
     html = c.get("/queue?status=all").text
     shown = set(re.findall(r'data-alert="([^"]+)"', html))
     assert shown == set(res.alerts.filter(pl.col("bank_id") == "BANK_A")["alert_id"])
-    other = alert_of(res, "ctrl")                                   # BANK_B's alert, opened by link
+    other = alert_of(res, "ctrl")  # BANK_B's alert, opened by link
     assert c.get(f"/alerts/{other}").status_code == 404
     assert c.get(f"/alerts/{other}.csv").status_code == 404
     assert c.post(f"/alerts/{other}/disposition", data={"csrf": csrf_of(html), "action": "escalate"}).status_code == 404
     assert set(pl.read_csv(c.get("/queue.csv?status=all").content)["bank_id"]) == {"BANK_A"}
     # the network around v1 shows the link to bank B's controller, but not its id or alert
     page = c.get(f"/alerts/{alert_of(res, 'v1')}").text
-    assert "not visible" in page and "ctrl" not in re.sub(r"<[^>]+>", " ", page.split('id="network"')[1].split('id="counterparties"')[0])
+    assert "not visible" in page and "ctrl" not in re.sub(
+        r"<[^>]+>", " ", page.split('id="network"')[1].split('id="counterparties"')[0]
+    )
 
 
 def test_an_analyst_sees_all_and_filters(site):
@@ -125,8 +138,10 @@ def test_an_analyst_sees_all_and_filters(site):
     assert set(rows) == set(res.alerts.filter(pl.col("typology") == typ)["alert_id"])
     high = re.findall(r'data-alert="([^"]+)"', c.get("/queue?status=all&min_score=0.99").text)
     assert set(high) == set(res.alerts.filter(pl.col("score") >= 0.99)["alert_id"])
-    assert re.findall(r'data-alert="', c.get("/queue?status=all&bank=BANK_B").text).__len__() == \
-        res.alerts.filter(pl.col("bank_id") == "BANK_B").height
+    assert (
+        re.findall(r'data-alert="', c.get("/queue?status=all&bank=BANK_B").text).__len__()
+        == res.alerts.filter(pl.col("bank_id") == "BANK_B").height
+    )
 
 
 def test_the_alert_page_tells_the_story(site):
@@ -135,7 +150,7 @@ def test_the_alert_page_tells_the_story(site):
     login(c, "fiona")
     a = res.alerts.filter(pl.col("account_id") == "v1").row(0, named=True)
     html = c.get(f"/alerts/{a['alert_id']}").text
-    assert html.count('class="evidence"') == len(a["evidence"])       # every evidence booking highlighted
+    assert html.count('class="evidence"') == len(a["evidence"])  # every evidence booking highlighted
     assert "<svg" in html and 'class="network"' in html and "money out" in html
     assert a["reasons"].split("; ")[0][:30] in html and a["run_id"] in html
     body = c.get(f"/alerts/{a['alert_id']}.csv").content
@@ -160,13 +175,17 @@ def test_decisions_need_the_csrf_token_and_land_in_the_audit_log(site, tmp_path)
     assert c.post(f"/alerts/{aid}/disposition", data={"csrf": "forged", "action": "request_info"}).status_code == 403
     r = c.post(f"/alerts/{aid}/disposition", data={"csrf": csrf_of(page), "action": "dismiss", "reason": ""})
     assert "Not recorded: dismissing needs a reason" in r.text
-    r = c.post(f"/alerts/{aid}/disposition", data={"csrf": csrf_of(page), "action": "request_info", "note": "ask about the hotels"})
+    r = c.post(
+        f"/alerts/{aid}/disposition", data={"csrf": csrf_of(page), "action": "request_info", "note": "ask about the hotels"}
+    )
     assert "Recorded: request_info" in r.text and 'id="status">info_requested' in r.text
     audit = c.get("/audit").text
     assert "ask about the hotels" in audit and "request_info" in audit
     con = duckdb.connect(str(db), read_only=True)
     try:
-        assert con.execute("SELECT user_name, new_status FROM audit_log WHERE alert_id = ?", [aid]).fetchall() == [("ann", "info_requested")]
+        assert con.execute("SELECT user_name, new_status FROM audit_log WHERE alert_id = ?", [aid]).fetchall() == [
+            ("ann", "info_requested")
+        ]
     finally:
         con.close()
 
@@ -177,7 +196,7 @@ def test_an_escalated_alert_offers_the_goaml_export(site):
     login(c, "bert")
     aid = alert_of(res, "v2")
     page = c.get(f"/alerts/{aid}").text
-    assert "do-goaml" not in page                                    # not before escalation
+    assert "do-goaml" not in page  # not before escalation
     page = c.post(f"/alerts/{aid}/disposition", data={"csrf": csrf_of(page), "action": "escalate"}).text
     assert "do-goaml" in page
     page = c.post(f"/alerts/{aid}/goaml", data={"csrf": csrf_of(page)}).text

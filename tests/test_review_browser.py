@@ -1,4 +1,5 @@
 """End to end in headless chromium: log in, queue, filter, open an alert, escalate, see the audit entry, bank isolation."""
+
 import os
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from casework.review.app import Review
 from tests.browser import browser_missing, chromium, click_and_wait, log_in, served
 from tests.test_review import PASSWORDS, alert_of, site  # noqa: F401  (site is the shared store fixture)
 
-pytestmark = pytest.mark.slow   # a real browser; `make test-fast` leaves these out
+pytestmark = pytest.mark.slow  # a real browser; `make test-fast` leaves these out
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
@@ -30,7 +31,7 @@ def test_investigator_works_an_alert_end_to_end(web):
     base, res, profile = web
     with chromium(profile / "ann") as d:
         d.get(f"{base}/queue")
-        assert "/login" in d.current_url                                     # every page needs a login
+        assert "/login" in d.current_url  # every page needs a login
         log_in(d, base, "ann", PASSWORDS["ann"])
         assert d.current_url.endswith("/queue")
         rows = d.find_elements("css selector", "tr.alert-row")
@@ -46,7 +47,7 @@ def test_investigator_works_an_alert_end_to_end(web):
         target = alert_of(res, "v1")
         click_and_wait(d, d.find_element("css selector", f'tr[data-alert="{target}"] a'))
         assert d.find_element("id", "status").text == "open"
-        assert d.find_elements("css selector", "#timeline tr.evidence")          # the evidence is highlighted
+        assert d.find_elements("css selector", "#timeline tr.evidence")  # the evidence is highlighted
         assert d.find_element("css selector", "#network svg")
         click_and_wait(d, d.find_element("id", "do-escalate"))
         assert d.find_element("id", "message").text == "Recorded: escalate"
@@ -62,20 +63,21 @@ def test_a_bank_b_investigator_cannot_open_bank_as_alert(web):
     with chromium(profile / "bert") as d:
         log_in(d, base, "bert", PASSWORDS["bert"])
         listed = {r.get_attribute("data-alert") for r in d.find_elements("css selector", "tr.alert-row")}
-        theirs = alert_of(res, "z")                                           # bank A's alert
+        theirs = alert_of(res, "z")  # bank A's alert
         assert theirs not in listed
-        d.get(f"{base}/alerts/{theirs}")                                      # by link
+        d.get(f"{base}/alerts/{theirs}")  # by link
         assert d.find_element("id", "error").text == f"No alert {theirs} for you."
-        assert not d.find_elements("id", "decide")                           # no page, no forms
+        assert not d.find_elements("id", "decide")  # no page, no forms
 
 
 @pytest.mark.skipif(os.environ.get("THB_SCREENSHOTS") != "1", reason="THB_SCREENSHOTS=1 refreshes docs/ screenshots")
 def test_refresh_the_screenshots_in_docs(tmp_path):
     """docs/queue.png and docs/alert.png from a generated 20,000-account store (make screenshots)."""
+    from casework.review.auth import hash_password
     from detectors.scoring import score_store
     from pipelines.ingest import ingest
-    from casework.review.auth import hash_password
     from synthetic.generate import generate
+
     generate(tmp_path / "gen", accounts=20_000, days=90, banks=2, seed=1)
     db = tmp_path / "s.duckdb"
     for bank in ("BANK_A", "BANK_B"):
@@ -101,6 +103,7 @@ def fiu_web(tmp_path_factory):
     from pipelines import store
     from tests.test_fiu import END, START, planted_and_background
     from tests.test_review import users_file
+
     assert not browser_missing(), browser_missing()
     root = tmp_path_factory.mktemp("fiu")
     db = root / "s.duckdb"
@@ -114,25 +117,35 @@ def fiu_web(tmp_path_factory):
 
 def test_analyst_screens_fiu_reports_end_to_end(fiu_web):
     from pipelines import store
+
     base, db, root = fiu_web
     con = store.connect(db)
     planted = con.execute("SELECT report_ids, themes FROM fiu_subjects WHERE subject_id = 'recv'").fetchall()[0]
-    by_entity = dict(con.execute("""SELECT reporting_entity, list(report_id ORDER BY report_id) FROM fiu_reports
-                                    WHERE list_contains(?, report_id) GROUP BY 1""", [planted[0]]).fetchall())
+    by_entity = dict(
+        con.execute(
+            """SELECT reporting_entity, list(report_id ORDER BY report_id) FROM fiu_reports
+                                    WHERE list_contains(?, report_id) GROUP BY 1""",
+            [planted[0]],
+        ).fetchall()
+    )
     con.close()
-    assert len(by_entity) == 2 and planted[1]                               # two offices reported it, a theme fired
+    assert len(by_entity) == 2 and planted[1]  # two offices reported it, a theme fired
     with chromium(root / "fiona") as d:
         d.get(f"{base}/fiu")
         assert "/login" in d.current_url
         log_in(d, base, "fiona", PASSWORDS["fiona"])
         click_and_wait(d, d.find_element("link text", "FIU subjects"))
         rows = d.find_elements("css selector", "#fiu-queue tr.subject-row")
-        assert len(rows) > 40 and rows[0].get_attribute("data-subject") == "recv"   # the collector above 40 background pairs
+        assert len(rows) > 40 and rows[0].get_attribute("data-subject") == "recv"  # the collector above 40 background pairs
         assert rows[0].find_element("css selector", "td.themes").text == ", ".join(planted[1])
         click_and_wait(d, rows[0].find_element("link text", "recv"))
         assert all(t in d.find_element("id", "themes").text for t in planted[1])
-        groups = {g.get_attribute("data-entity"): sorted(r.get_attribute("data-report") for r in g.find_elements("css selector", "tr.report-row"))
-                  for g in d.find_elements("css selector", "#fiu-reports tbody.entity")}
+        groups = {
+            g.get_attribute("data-entity"): sorted(
+                r.get_attribute("data-report") for r in g.find_elements("css selector", "tr.report-row")
+            )
+            for g in d.find_elements("css selector", "#fiu-reports tbody.entity")
+        }
         assert groups == by_entity
         rid = by_entity["MTO_WU"][0]
         row = f'tr[data-report="{rid}"]'
@@ -148,11 +161,17 @@ def test_analyst_screens_fiu_reports_end_to_end(fiu_web):
         assert {d.find_element("css selector", f'tr[data-report="{o}"] td.decision').text for o in others} == {"undecided"}
         click_and_wait(d, d.find_element("link text", "Audit log"))
         entry = d.find_element("css selector", "#audit tr:nth-child(2)").text
-        assert all(s in entry for s in ("fiona", "fiu_suspicious", "undecided", "remittance_collector", "five senders, one receiver in NG"))
+        assert all(
+            s in entry
+            for s in ("fiona", "fiu_suspicious", "undecided", "remittance_collector", "five senders, one receiver in NG")
+        )
     con = store.connect(db)
     assert con.execute("SELECT report_id, decision, typology, note, user_name FROM fiu_decisions").fetchall() == [
-        (rid, "suspicious", "remittance_collector", "five senders, one receiver in NG", "fiona")]
-    assert con.execute("SELECT count(*) FROM audit_log WHERE action = 'fiu_suspicious' AND user_name = 'fiona'").fetchall() == [(1,)]
+        (rid, "suspicious", "remittance_collector", "five senders, one receiver in NG", "fiona")
+    ]
+    assert con.execute("SELECT count(*) FROM audit_log WHERE action = 'fiu_suspicious' AND user_name = 'fiona'").fetchall() == [
+        (1,)
+    ]
     con.close()
 
 
@@ -160,8 +179,8 @@ def test_an_investigator_gets_no_fiu_queue(fiu_web):
     base, db, root = fiu_web
     with chromium(root / "ann") as d:
         log_in(d, base, "ann", PASSWORDS["ann"])
-        assert d.find_element("link text", "Audit log") and not d.find_elements("link text", "FIU subjects")   # no link
-        for path in ("/fiu", "/fiu/subjects/recv"):                                                         # nor by address
+        assert d.find_element("link text", "Audit log") and not d.find_elements("link text", "FIU subjects")  # no link
+        for path in ("/fiu", "/fiu/subjects/recv"):  # nor by address
             d.get(f"{base}{path}")
             assert d.find_element("id", "error").text == "No such page for you."
             assert not d.find_elements("id", "fiu-queue") and not d.find_elements("css selector", "tr.report-row")
@@ -176,6 +195,7 @@ def test_refresh_the_fiu_screenshots_in_docs(tmp_path):
     from casework.review.auth import hash_password
     from pipelines.ingest import ingest
     from synthetic.fiu import generate_fiu
+
     generate_fiu(tmp_path / "gen", seed=1)
     db = tmp_path / "s.duckdb"
     ingest(tmp_path / "gen" / "FIU_NL", db)

@@ -1,5 +1,6 @@
 """The review site's hardening: safe CSV exports, login throttling and timing, logout revocation, Secure cookies,
 body limits, fixed messages, bad page numbers, private file modes, case ids that do not leak another bank's alert ids."""
+
 import io
 import re
 import stat
@@ -16,7 +17,7 @@ from pipelines.cli import build_parser, serve_secure_cookies
 from tests import test_review
 from tests.test_review import alert_of, csrf_of, login
 
-site = test_review.site   # the shared scored two-bank store
+site = test_review.site  # the shared scored two-bank store
 
 
 def app_of(site, **kw):
@@ -30,14 +31,24 @@ def mode(path):
 
 # ---------------------------------------------------------------- 1. CSV exports
 def test_csv_cells_are_neutralised_and_masked():
-    df = pl.DataFrame({"alert_id": ["-A1"], "description": ["=HYPERLINK(\"http://x\")"], "note": ["+31 6 1234 5678 call"],
-                       "reasons": ["@SUM(A1)"], "tab": ["\tx"], "cr": ["\rx"], "ok": ["plain"], "amount": [-20.5]})
+    df = pl.DataFrame(
+        {
+            "alert_id": ["-A1"],
+            "description": ['=HYPERLINK("http://x")'],
+            "note": ["+31 6 1234 5678 call"],
+            "reasons": ["@SUM(A1)"],
+            "tab": ["\tx"],
+            "cr": ["\rx"],
+            "ok": ["plain"],
+            "amount": [-20.5],
+        }
+    )
     body = Review._csv(df, "x.csv").body.decode()
     row = pl.read_csv(io.StringIO(body), infer_schema_length=0).row(0, named=True)
-    assert row["description"] == "'=HYPERLINK(\"http://x\")" and row["reasons"] == "'@SUM(A1)" and row["ok"] == "plain"
+    assert row["description"] == '\'=HYPERLINK("http://x")' and row["reasons"] == "'@SUM(A1)" and row["ok"] == "plain"
     assert row["note"] == "'+[masked] call" or row["note"] == "[masked] call"
     assert row["tab"].startswith("'") and row["cr"].startswith("'") and row["alert_id"] == "'-A1"
-    assert row["amount"] == "-20.5"          # numbers stay numbers
+    assert row["amount"] == "-20.5"  # numbers stay numbers
     assert csv_cell("description", "mail me@example.com, iban NL91ABNA0417164300") == "mail [masked], iban [masked]"
 
 
@@ -55,12 +66,14 @@ def test_failed_logins_slow_down_then_lock_until_an_analyst_unlocks(site):
     review_clock = [1000.0]
     admin = TestClient(app)
     assert login(admin, "fiona").status_code == 303
-    sessions = next(r.endpoint.__self__ for r in app.routes if getattr(r, "path", "") == "/login" and "POST" in r.methods).sessions
+    sessions = next(
+        r.endpoint.__self__ for r in app.routes if getattr(r, "path", "") == "/login" and "POST" in r.methods
+    ).sessions
     sessions.throttle.clock = lambda: review_clock[0]
     c = TestClient(app)
     for _ in range(5):
         assert login(c, "ann", "wrong").status_code == 401
-    r = login(c, "ann")                      # the right password, but too soon after 5 failures
+    r = login(c, "ann")  # the right password, but too soon after 5 failures
     assert r.status_code == 429 and "wait" in r.text
     waits = []
     for _ in range(LOCK_AFTER - 5):
@@ -68,12 +81,12 @@ def test_failed_logins_slow_down_then_lock_until_an_analyst_unlocks(site):
         before = review_clock[0]
         assert login(c, "ann", "wrong").status_code == 401
         waits.append(sessions.throttle.next_try["user:ann"] - before)
-    assert waits == sorted(waits) and waits[-1] > waits[0]      # a growing delay
+    assert waits == sorted(waits) and waits[-1] > waits[0]  # a growing delay
     review_clock[0] += 10_000
     r = login(c, "ann")
-    assert r.status_code == 429 and "locked" in r.text       # no time lifts a lock
+    assert r.status_code == 429 and "locked" in r.text  # no time lifts a lock
     page = admin.get("/audit").text
-    assert 'name="user" value="ann"' in page and 'name="addr" value="testclient"' in page    # the locks, each with a button
+    assert 'name="user" value="ann"' in page and 'name="addr" value="testclient"' in page  # the locks, each with a button
     r = admin.post("/unlock", data={"csrf": csrf_of(page), "user": "ann", "addr": "testclient"})
     assert r.status_code == 200 and "Unlocked" in r.text
     assert login(c, "ann").status_code == 303
@@ -116,8 +129,16 @@ def test_a_logged_out_cookie_is_refused(site):
 
 # ---------------------------------------------------------------- 4. Secure cookies
 def test_secure_cookies_by_host_and_switch(site):
-    assert serve_secure_cookies("0.0.0.0", None) and serve_secure_cookies("10.1.2.3", None) and serve_secure_cookies("review.bank", None)
-    assert not serve_secure_cookies("127.0.0.1", None) and not serve_secure_cookies("::1", None) and not serve_secure_cookies("localhost", None)
+    assert (
+        serve_secure_cookies("0.0.0.0", None)
+        and serve_secure_cookies("10.1.2.3", None)
+        and serve_secure_cookies("review.bank", None)
+    )
+    assert (
+        not serve_secure_cookies("127.0.0.1", None)
+        and not serve_secure_cookies("::1", None)
+        and not serve_secure_cookies("localhost", None)
+    )
     assert not serve_secure_cookies("0.0.0.0", False) and serve_secure_cookies("127.0.0.1", True)
     p = build_parser()
     assert p.parse_args(["serve", "--db", "x", "--no-secure-cookies"]).secure_cookies is False
@@ -169,6 +190,7 @@ def test_bad_page_numbers_get_400(site, page):
 def test_store_alerts_cases_and_models_are_private(site):
     root, db, res, users, ids = site
     from pathlib import Path
+
     assert mode(Path(db)) == 0o600
     for name in ("alerts.parquet", "alerts.csv", "cases.parquet"):
         assert mode(root / "out" / name) == 0o600, name
@@ -181,7 +203,9 @@ def test_investigators_never_see_another_banks_alert_ids(site):
     root, db, res, users, ids = site
     a = res.alerts
     led = a.filter(pl.col("case_id").is_not_null() & (pl.col("case_id") != "C-" + pl.col("alert_id")))
-    led = led.filter(~pl.col("case_id").str.slice(2).is_in(a.filter(pl.col("bank_id") == led["bank_id"][0])["alert_id"].implode()))
+    led = led.filter(
+        ~pl.col("case_id").str.slice(2).is_in(a.filter(pl.col("bank_id") == led["bank_id"][0])["alert_id"].implode())
+    )
     assert not led.is_empty(), "the fixture needs a case led by another bank's alert"
     bank = led["bank_id"][0]
     user = {"BANK_A": "ann", "BANK_B": "bert"}[bank]
@@ -189,11 +213,15 @@ def test_investigators_never_see_another_banks_alert_ids(site):
     mine = a.filter((pl.col("bank_id") == bank) & pl.col("case_id").is_not_null())
     c = TestClient(app_of(site))
     login(c, user)
-    pages = [c.get(f"/alerts/{aid}").text for aid in mine["alert_id"]] + [c.get("/queue.csv?status=all").text,
-                                                                          c.get("/queue?status=all").text]
+    pages = [c.get(f"/alerts/{aid}").text for aid in mine["alert_id"]] + [
+        c.get("/queue.csv?status=all").text,
+        c.get("/queue?status=all").text,
+    ]
     for text in pages:
-        assert not [o for o in other if o in text], [text[max(0, text.index(o) - 300):text.index(o) + 50] for o in other if o in text]
+        assert not [o for o in other if o in text], [
+            text[max(0, text.index(o) - 300) : text.index(o) + 50] for o in other if o in text
+        ]
     assert re.search(r"C-[0-9a-f]{12}", pages[0])
     f = TestClient(app_of(site))
     login(f, "fiona")
-    assert mine["case_id"][0] in f.get(f"/alerts/{mine['alert_id'][0]}").text    # analysts see the real case id
+    assert mine["case_id"][0] in f.get(f"/alerts/{mine['alert_id'][0]}").text  # analysts see the real case id

@@ -1,5 +1,6 @@
 """The rule catalogue as a whole: complete, declared honestly (shared tables, typologies, roles), configurable.
 Each rule's must-fire and near-miss tests live in tests/test_rules_<typology>.py."""
+
 import re
 
 import pytest
@@ -23,13 +24,20 @@ from tests import (
 from tests.book import DAYS, Book
 from tests.rule_cases import fired, run_rules
 
-CASE_MODULES = (test_rules_sexual_exploitation, test_rules_labour_exploitation, test_rules_criminal_exploitation, test_rules_creditboys,
-                test_rules_debt_bondage, test_rules_laundering, test_rules_network)
+CASE_MODULES = (
+    test_rules_sexual_exploitation,
+    test_rules_labour_exploitation,
+    test_rules_criminal_exploitation,
+    test_rules_creditboys,
+    test_rules_debt_bondage,
+    test_rules_laundering,
+    test_rules_network,
+)
 
 
 def test_every_rule_has_a_case_and_the_catalogue_is_complete():
     cases = [r for m in CASE_MODULES for r in m.CASES]
-    assert sorted(cases) == sorted(r.id for r in RULES)          # each rule tested once, in its typology's module
+    assert sorted(cases) == sorted(r.id for r in RULES)  # each rule tested once, in its typology's module
     assert len(RULES) >= 25
     typologies = {r.typology for r in RULES}
     assert {"sexual_exploitation", "labour_exploitation", "criminal_exploitation", "creditboys", "debt_bondage"} <= typologies
@@ -73,6 +81,7 @@ def test_fragments_join_the_rules_own_with_clause():
 
 def test_case_role_lists_come_from_the_rules():
     from detectors import cases
+
     assert cases.CONTROLLER_RULES == tuple(r.id for r in RULES if r.role == "controller")
     assert cases.EMPLOYER_RULES == tuple(r.id for r in RULES if r.role == "employer")
     assert cases.VICTIM_RULES == tuple(r.id for r in RULES if r.role in ("victim", "mule"))
@@ -89,13 +98,14 @@ def test_shared_cluster_excludes_the_attribute_rules_by_their_flag():
 
 def test_scenario_prefixes_are_the_registry_prefixes():
     from synthetic.typologies import SCENARIO_PREFIX
+
     assert SCENARIO_PREFIX == {t.id: t.prefix for t in TYPOLOGIES.values() if t.planted}
     assert SCENARIO_PREFIX["debt_bondage"] == "XB" and "laundering" not in SCENARIO_PREFIX
 
 
 def test_thresholds_come_from_config(tmp_path):
     b = Book()
-    target, _ = test_rules_sexual_exploitation.se10_taxi(b, False)            # 20 rides: below the default 15 per 30 days
+    target, _ = test_rules_sexual_exploitation.se10_taxi(b, False)  # 20 rides: below the default 15 per 30 days
     db = b.write(tmp_path / "s.duckdb")
     assert fired(run_rules(db), "SE10_TAXI", target).height == 0
     assert fired(run_rules(db, {"SE10_TAXI": {"min_per_30d": 5}}), "SE10_TAXI", target).height == 1
@@ -114,6 +124,7 @@ def test_example_config_is_valid():
 
     from detectors.scoring import rule_config
     from schemas.settings import load_settings
+
     cfg = rule_config(load_settings(Path(__file__).resolve().parent.parent / "detectors" / "config.example.yaml"))
     rules = {r.id: r for r in rule_set(cfg)}
     assert rules["SE10_TAXI"].severity == 1 and rules["SE07_CLIENT_PAYMENTS"].params["min_senders"] == 8
@@ -124,8 +135,14 @@ def test_shared_wage_table_built_only_for_rules_that_read_it(tmp_path):
     target, _ = test_rules_labour_exploitation.CASES["LE01_WAGE_CASHED"](b, True)
     db = b.write(tmp_path / "s.duckdb")
     wage_rules = [r.id for r in RULES if "win_wages" in r.reads]
-    assert sorted(wage_rules) == ["LE01_WAGE_CASHED", "LE02_WAGE_FORWARDED", "LE05_LOW_WAGE_RENT", "SE04_NIGHT_CASH", "SE19_LUXURY",
-                                  "XB02_FIXED_INSTALMENTS"]
+    assert sorted(wage_rules) == [
+        "LE01_WAGE_CASHED",
+        "LE02_WAGE_FORWARDED",
+        "LE05_LOW_WAGE_RENT",
+        "SE04_NIGHT_CASH",
+        "SE19_LUXURY",
+        "XB02_FIXED_INSTALMENTS",
+    ]
     con = store.connect(db)
     try:
         define_window(con, DAYS)
@@ -142,8 +159,9 @@ def test_evidence_is_the_earliest_bookings_in_time_order(tmp_path):
     """An account with more bookings than the evidence holds shows the same, earliest ones every run."""
     b = Book()
     b.account("m")
-    ids = [b.tx("m", day, 12, "debit", 20, "card", name="Shop", city="Utrecht", device=f"dev{day % 3}")
-           for day in range(80, 20, -1)]                     # booked newest first: scan order is not time order
+    ids = [
+        b.tx("m", day, 12, "debit", 20, "card", name="Shop", city="Utrecht", device=f"dev{day % 3}") for day in range(80, 20, -1)
+    ]  # booked newest first: scan order is not time order
     hits = run_rules(b.write(tmp_path / "s.duckdb"))
     hit = fired(hits, "ML_MANY_DEVICES", "m")
     assert hit.height == 1 and list(hit["evidence"][0]) == list(reversed(ids))[:30]

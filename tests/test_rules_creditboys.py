@@ -1,4 +1,5 @@
 """Creditboys rules: for each, a small store where it must fire (with the right evidence) and a near miss where it must not."""
+
 import pytest
 
 from detectors.rules import creditboys
@@ -38,7 +39,9 @@ def cd01_telecom(b, pos):
         for m in range(3):
             if first + 30 * m >= DAYS:
                 break
-            t = b.tx("v", first + 30 * m, 6, "debit", 60, "direct_debit", cp=f"dd-{telco}", cptype="business", name=telco, mcc="4814")
+            t = b.tx(
+                "v", first + 30 * m, 6, "debit", 60, "direct_debit", cp=f"dd-{telco}", cptype="business", name=telco, mcc="4814"
+            )
             if m == 0:
                 ev.add(t)
     return "v", ev
@@ -74,10 +77,30 @@ def test_rule_stays_quiet_on_the_near_miss(tmp_path, rule_id):
 def _bnpl(b, day, provider, price):
     """A BNPL purchase in three instalments and the refund of the returned goods."""
     for m in range(3):
-        b.tx("v", day + 30 * m, 9, "debit", round(price / 3, 2), "direct_debit", cp=f"bnpl-{provider}", cptype="business", name=provider,
-             country="SE" if provider == "Klarna" else "NL")
-    return b.tx("v", day + 10, 10, "credit", price, "transfer", cp=f"bnpl-{provider}", cptype="business", name=provider,
-                country="SE" if provider == "Klarna" else "NL")
+        b.tx(
+            "v",
+            day + 30 * m,
+            9,
+            "debit",
+            round(price / 3, 2),
+            "direct_debit",
+            cp=f"bnpl-{provider}",
+            cptype="business",
+            name=provider,
+            country="SE" if provider == "Klarna" else "NL",
+        )
+    return b.tx(
+        "v",
+        day + 10,
+        10,
+        "credit",
+        price,
+        "transfer",
+        cp=f"bnpl-{provider}",
+        cptype="business",
+        name=provider,
+        country="SE" if provider == "Klarna" else "NL",
+    )
 
 
 @pytest.mark.parametrize("rule_id", ["CD02_SEVERAL_LENDERS", "CD_YOUNG_NEW_CREDIT"])
@@ -85,6 +108,7 @@ def test_bnpl_refunds_are_not_loans(tmp_path, rule_id):
     """A young BNPL shopper gets refunds from several providers: credits from lenders, but not loans."""
     from tests.book import Book
     from tests.rule_cases import fired, run_rules
+
     b = Book()
     b.account("v", age=20)
     for day, provider, price in ((10, "Klarna", 240), (20, "Afterpay", 390), (25, "in3", 150)):
@@ -97,6 +121,7 @@ def test_running_phone_plans_are_not_new_credit(tmp_path):
     """A young adult's phone plans first billed in the window's first month are running contracts, not new credit."""
     from tests.book import Book
     from tests.rule_cases import fired, run_rules
+
     b = Book()
     _, _ = cd01_telecom(b, False)
     hits = run_rules(b.write(tmp_path / "s.duckdb"))

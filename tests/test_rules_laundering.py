@@ -1,4 +1,5 @@
 """Laundering rules: for each, a small store where it must fire (with the right evidence) and a near miss where it must not."""
+
 import pytest
 
 from detectors.rules import laundering
@@ -17,8 +18,10 @@ def ml03_cash_only(b, pos):
 
 def ml_many_devices(b, pos):
     b.account("v")
-    return "v", {b.tx("v", 5 + i, 10, "debit", 20, "transfer", cp="x", cptype="business", device=f"dev-{i if pos else 0}")
-                 for i in range(3)}
+    return "v", {
+        b.tx("v", 5 + i, 10, "debit", 20, "transfer", cp="x", cptype="business", device=f"dev-{i if pos else 0}")
+        for i in range(3)
+    }
 
 
 CASES = {

@@ -1,4 +1,5 @@
 """Network rules: for each, a small store where it must fire (with the right evidence) and a near miss where it must not."""
+
 import pytest
 
 from detectors.rules import network
@@ -69,8 +70,18 @@ def net_instalment_beneficiary(b, pos):
     for i in range(3):
         b.account(f"v{i}", nationality="NG")
         for k in range(3):
-            t = b.tx(f"v{i}", 5 + i + 30 * k, 12, "debit", 300, "money_remittance", cp="BEN-1" if pos else f"BEN-{i}",
-                     cptype="person", name="Western Union", country="NG")
+            t = b.tx(
+                f"v{i}",
+                5 + i + 30 * k,
+                12,
+                "debit",
+                300,
+                "money_remittance",
+                cp="BEN-1" if pos else f"BEN-{i}",
+                cptype="person",
+                name="Western Union",
+                country="NG",
+            )
             if i == 0:
                 ev.add(t)
     return "v0", ev

@@ -1,4 +1,5 @@
 """Typed settings: defaults once, unknown keys and wrong types refused with the key's path, flags over the file."""
+
 import pytest
 
 from schemas.settings import Settings, SettingsError, load_settings, parse_settings
@@ -12,17 +13,20 @@ def test_defaults_and_the_shipped_example_load():
     assert ex.as_dict()["window"]["days"] == ex.window.days
 
 
-@pytest.mark.parametrize("data, says", [
-    ({"fusion": {"min_score": "high"}}, "fusion.min_score: Input should be a valid number"),
-    ({"fusion": {"min_scor": 0.3}}, "fusion.min_scor: unknown key"),
-    ({"window": {"days": 3}}, "window.days: Input should be greater than or equal to 7"),
-    ({"budget": {"share": 2}}, "budget.share: Input should be less than or equal to 1"),
-    ({"rules": {"SE07_CLIENT_PAYMENTS": {"min_senders": "eight"}}}, "SE07_CLIENT_PAYMENTS.min_senders: expected a number"),
-    ({"rules": {"SE07_CLIENT_PAYMENTS": 8}}, "SE07_CLIENT_PAYMENTS: expected a mapping"),
-    ({"SE07_CLIENT_PAYMENTS": {"min_senders": 8}}, "SE07_CLIENT_PAYMENTS: unknown key (rule overrides go under rules:)"),
-    ({"window_days": 30}, "window_days: unknown key (now window.days)"),
-    (["window"], "must be a mapping of sections"),
-])
+@pytest.mark.parametrize(
+    "data, says",
+    [
+        ({"fusion": {"min_score": "high"}}, "fusion.min_score: Input should be a valid number"),
+        ({"fusion": {"min_scor": 0.3}}, "fusion.min_scor: unknown key"),
+        ({"window": {"days": 3}}, "window.days: Input should be greater than or equal to 7"),
+        ({"budget": {"share": 2}}, "budget.share: Input should be less than or equal to 1"),
+        ({"rules": {"SE07_CLIENT_PAYMENTS": {"min_senders": "eight"}}}, "SE07_CLIENT_PAYMENTS.min_senders: expected a number"),
+        ({"rules": {"SE07_CLIENT_PAYMENTS": 8}}, "SE07_CLIENT_PAYMENTS: expected a mapping"),
+        ({"SE07_CLIENT_PAYMENTS": {"min_senders": 8}}, "SE07_CLIENT_PAYMENTS: unknown key (rule overrides go under rules:)"),
+        ({"window_days": 30}, "window_days: unknown key (now window.days)"),
+        (["window"], "must be a mapping of sections"),
+    ],
+)
 def test_bad_values_are_refused_with_the_path(data, says):
     with pytest.raises(SettingsError) as e:
         parse_settings(data, "my.yaml")

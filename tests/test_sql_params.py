@@ -3,6 +3,7 @@ detectors/, casework/ and schemas/. Each name it interpolates must be on the all
 contract columns, code-owned SQL fragments or constants. Values from a submission, a config file or a web
 request (bank ids, periods, paths, run ids, thresholds) are bound as parameters instead; a number may be
 written in only through int()/float()."""
+
 import ast
 import re
 from pathlib import Path
@@ -10,24 +11,82 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("pipelines", "detectors", "casework", "schemas")
 SQL = re.compile(r"\b(SELECT|INSERT|DELETE|UPDATE|CREATE|WHERE|COPY|SET|ALTER|DROP|JOIN|VALUES|LIMIT|OFFSET|INTERVAL)\b")
-NUMERIC = {"int", "float", "len", "bool"}   # their result is a number, whatever went in
+NUMERIC = {"int", "float", "len", "bool"}  # their result is a number, whatever went in
 
 ALLOWED = {
     # contract-owned: file and column names, check definitions and the SQL built from them (schemas/checks.py)
-    "name", "col", "cols", "column", "names", "casts", "select", "target", "table", "key_cols", "on", "check", "txt", "quote",
-    "pred", "value", "codes", "dup", "ok", "rows_sql", "need", "t", "extra", "body", "typ", "CASE_COLUMNS",
+    "name",
+    "col",
+    "cols",
+    "column",
+    "names",
+    "casts",
+    "select",
+    "target",
+    "table",
+    "key_cols",
+    "on",
+    "check",
+    "txt",
+    "quote",
+    "pred",
+    "value",
+    "codes",
+    "dup",
+    "ok",
+    "rows_sql",
+    "need",
+    "t",
+    "extra",
+    "body",
+    "typ",
+    "CASE_COLUMNS",
     # code-owned SQL fragments and constants
-    "reader", "fmt", "MAX_LINE_BYTES", "RE_SEPARATORS", "RE_EDGE_SPACE", "_raw_identifier_sql", "EV", "WAGE_WORDS",
-    "DAILY_SQL", "PASS_THROUGH_SQL", "MONEY_CHANNELS", "TIMEZONE", "NIGHT_FROM", "NIGHT_TO", "aggs", "counts", "counted",
-    "flags", "scaled", "sql", "LATEST", "LATEST_ALERTS",
+    "reader",
+    "fmt",
+    "MAX_LINE_BYTES",
+    "RE_SEPARATORS",
+    "RE_EDGE_SPACE",
+    "_raw_identifier_sql",
+    "EV",
+    "WAGE_WORDS",
+    "DAILY_SQL",
+    "PASS_THROUGH_SQL",
+    "MONEY_CHANNELS",
+    "TIMEZONE",
+    "NIGHT_FROM",
+    "NIGHT_TO",
+    "aggs",
+    "counts",
+    "counted",
+    "flags",
+    "scaled",
+    "sql",
+    "LATEST",
+    "LATEST_ALERTS",
     # built from code with ? placeholders only (their values are bound): window, categories, filters, paging
-    "end_sql", "in_window", "cat", "where", "scope", "base", "lim",
+    "end_sql",
+    "in_window",
+    "cat",
+    "where",
+    "scope",
+    "base",
+    "lim",
     # rules: SQL is code; config parameters are checked to be numbers or rule ids (detectors.rules.rule_set)
-    "r", "rendered", "render_shared",
+    "r",
+    "rendered",
+    "render_shared",
     # FIU screening: table names, weights and fragments chosen by the code (theme parameters are bound as $name)
-    "source", "escalated", "w", "kinds", "has_accounts", "by",
+    "source",
+    "escalated",
+    "w",
+    "kinds",
+    "has_accounts",
+    "by",
     # laundering patterns: SQL is code; settings and PT_ parameters are numbers (schemas/settings.py checks them)
-    "SQL", "s", "p",
+    "SQL",
+    "s",
+    "p",
     # status: a column name chosen by the code ("error" or NULL on an old store)
     "error",
 }
@@ -49,6 +108,7 @@ def interpolated_names(expr: ast.AST) -> set[str]:
             out.add(n.id)
         for c in ast.iter_child_nodes(n):
             visit(c)
+
     visit(expr)
     return out
 
@@ -78,11 +138,11 @@ def test_no_sql_from_outside_values():
 
 
 def test_the_scan_finds_a_spliced_value():
-    src = '''
+    src = """
 def f(con, sub, days, path):
     con.execute(f"SELECT * FROM stg_{name} WHERE bank_id IS DISTINCT FROM '{sub.bank_id}'")
     con.execute(f"SELECT * FROM read_csv('{path}') WHERE x > now() - INTERVAL {int(days)} DAY")
     con.execute(f"SELECT * FROM t WHERE {' AND '.join(c for c in conds)}")
-'''
+"""
     names = sql_fstring_names(src)
     assert {"sub", "path", "conds"} <= set(names) and "days" not in names and "c" not in names

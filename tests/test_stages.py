@@ -1,4 +1,5 @@
 """The stage runner: declared inputs checked before, outputs after, every stage timed."""
+
 import pytest
 
 from detectors.stages import Run, Stage, StageError, check_graph, run_stages
@@ -13,9 +14,16 @@ def test_runs_in_order_and_times_each_stage():
     con = store.connect(None)
     seen = []
     from detectors.timing import Stopwatch
-    stages = [Stage("a", _make("t_a"), writes=("t_a",)),
-              Stage("b", lambda r: r.results.update(n=r.con.execute("SELECT count(*) FROM t_a").fetchone()[0]),
-                    reads=("t_a",), gives=("n",))]
+
+    stages = [
+        Stage("a", _make("t_a"), writes=("t_a",)),
+        Stage(
+            "b",
+            lambda r: r.results.update(n=r.con.execute("SELECT count(*) FROM t_a").fetchone()[0]),
+            reads=("t_a",),
+            gives=("n",),
+        ),
+    ]
     run = run_stages(stages, Run(con, None, timer=Stopwatch(on_stage=lambda name, s, info: seen.append(name))))
     assert run["n"] == 1 and seen == ["a", "b"] and set(run.timer.times) == {"a", "b"}
 
@@ -29,8 +37,10 @@ def test_missing_input_and_missing_output_are_named():
 
 
 def test_check_graph_finds_a_read_nobody_writes():
-    check_graph([Stage("a", _make("t_a"), writes=("t_a",)), Stage("b", _make("t_b"), reads=("t_a", "transactions"))],
-                store_tables={"transactions"})
+    check_graph(
+        [Stage("a", _make("t_a"), writes=("t_a",)), Stage("b", _make("t_b"), reads=("t_a", "transactions"))],
+        store_tables={"transactions"},
+    )
     with pytest.raises(StageError, match="stage b reads t_z"):
         check_graph([Stage("a", _make("t_a"), writes=("t_a",)), Stage("b", _make("t_b"), reads=("t_z",))])
 
@@ -38,12 +48,15 @@ def test_check_graph_finds_a_read_nobody_writes():
 def test_the_scoring_graph_is_wired_and_documented():
     """Every stage of a scoring run reads only what an earlier stage or the store provides, and
     docs/architecture.md lists each stage with the tables it reads and writes."""
+    import re
     from pathlib import Path
 
     from detectors.scoring import STAGES
     from schemas.store import MIGRATIONS
-    import re
-    store_tables = {m for mig in MIGRATIONS for sql in mig.statements for m in re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", sql)}
+
+    store_tables = {
+        m for mig in MIGRATIONS for sql in mig.statements for m in re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", sql)
+    }
     check_graph(STAGES, store_tables | {"transactions", "accounts", "fiu_reports"})
     doc = (Path(__file__).resolve().parent.parent / "docs" / "architecture.md").read_text()
     for st in STAGES:

@@ -1,7 +1,7 @@
 """`thb-signals status` (read-only, one line when the store is busy), failed runs in `runs`, progress on stderr."""
+
 import subprocess
 import sys
-import time
 
 import duckdb
 import pytest
@@ -12,6 +12,7 @@ from pipelines.cli import main
 from pipelines.ingest import ingest
 from tests.conftest import SAMPLES
 
+
 def _failing_rule_run(db, out):
     """A scoring run whose rule stage fails midway (as a rule whose SQL no longer binds would)."""
     from unittest import mock
@@ -20,6 +21,7 @@ def _failing_rule_run(db, out):
 
     def broken(self, con, days):
         raise RuntimeError("rule SE01_AD_PREMIUM failed: Binder Error: no_such_column")
+
     with mock.patch.object(RuleDetector, "run_rules", broken):
         return score_store(db, out, {})
 
@@ -35,6 +37,7 @@ def scored(tmp_path_factory):
     with pytest.raises(RuntimeError, match="rule SE01_AD_PREMIUM failed") as failure:
         _failing_rule_run(db, root / "out")
     import shutil
+
     shutil.copytree(SAMPLES / "valid" / "BANK_B", root / "inbox" / "BANK_B")
     (root / "inbox" / "processed").mkdir()
     return root, db, ok, str(failure.value)
@@ -63,17 +66,27 @@ def test_status_shows_runs_submissions_open_alerts_size_and_inbox(scored, capsys
     assert f"transactions {tx:,}" in out and (" MB (" in out.splitlines()[0] or " KB (" in out.splitlines()[0])
     run_lines = [line for line in out.splitlines() if ok.run_id in line]
     assert len(run_lines) == 1 and " ok " in run_lines[0] and f"alerts {ok.alerts.height:,}" in run_lines[0]
-    assert " failed " in out and "error: RuntimeError: rule SE01_AD_PREMIUM failed: Binder Error" in out and "no_such_column" in out
+    assert (
+        " failed " in out and "error: RuntimeError: rule SE01_AD_PREMIUM failed: Binder Error" in out and "no_such_column" in out
+    )
     assert "submissions: 1 loaded, 1 rejected" in out and "empty file" in out
     assert f"BANK_A: {open_a} / 0 / 0" in out and open_a == ok.alerts.height
     assert "1 submissions waiting (0 processed, 0 rejected so far)" in out and "  BANK_B: 3 files" in out
-    assert db.stat().st_mtime_ns == before      # read-only: nothing written
+    assert db.stat().st_mtime_ns == before  # read-only: nothing written
 
 
 def test_status_says_in_one_line_when_another_process_holds_the_store(scored, capsys):
     _, db, _, _ = scored
-    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
-                               "print('ready', flush=True); time.sleep(60)", str(db)], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('ready', flush=True); time.sleep(60)",
+            str(db),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "ready"
         assert main(["status", "--db", str(db)]) == 1
@@ -114,13 +127,15 @@ def test_ingest_and_score_show_progress_on_stderr_unless_quiet(tmp_path, capsys,
     assert "BANK_A: 3,504 rows read (transactions 3,432, accounts 72)" in cap.err
     assert "BANK_A/transactions: " in cap.err and " checks done on 3,432 rows" in cap.err
     assert "BANK_A: validate: " in cap.err and "BANK_A: load: " in cap.err and "rows loaded 3,504" in cap.err
-    assert "rows read" not in cap.out                     # results on stdout, progress on stderr
+    assert "rows read" not in cap.out  # results on stdout, progress on stderr
     assert main(["score", "--db", db, "--out", str(tmp_path / "out"), "--top", "1"]) == 0
     err = capsys.readouterr().err
     stages = [line.split(":")[0] for line in err.splitlines() if line.startswith("score ")]
     from detectors.scoring import STAGES
+
     assert stages == [f"score {st.name}" for st in STAGES] and stages[:3] == ["score window", "score features", "score network"]
     from detectors.rules import RULES
+
     assert f"(rules {len(RULES)}, hits " in err and "(alerts " in err
 
 
@@ -137,7 +152,7 @@ def test_progress_is_quiet_with_quiet_or_on_ci(tmp_path, capsys, monkeypatch, ho
     assert main(["score", "--db", db, "--out", str(tmp_path / "out"), "--top", "1", *flag]) == 0
     assert main(["generate", str(tmp_path / "gen"), "--accounts", "300", "--days", "20", "--banks", "1", *flag]) == 0
     cap = capsys.readouterr()
-    progress = [line for line in cap.err.splitlines() if not line.startswith("WARNING: rule ")]   # flooding rules are not progress
+    progress = [line for line in cap.err.splitlines() if not line.startswith("WARNING: rule ")]  # flooding rules are not progress
     assert progress == [] and "alerts written to" in cap.out
 
 
@@ -150,6 +165,7 @@ def test_generate_reports_progress(tmp_path, capsys, monkeypatch):
 
 def test_progress_writes_nothing_when_disabled():
     import io
+
     buf = io.StringIO()
     Progress(quiet=True, stream=buf)("x")
     Progress(quiet=False, stream=buf).stage("rules", 1.25, {"hits": 1234})

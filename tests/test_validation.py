@@ -1,4 +1,5 @@
 """Validation: every fault class is named (file, row, column), SQL and GX agree, CLI exit codes."""
+
 import json
 
 import pytest
@@ -33,7 +34,7 @@ def test_broken_sample_gives_its_error(samples, case):
 def test_row_numbers_point_at_the_bad_rows(samples):
     v = validate(samples / "broken" / "negative_amount")
     r = next(r for r in v.results if r.check.id == "transactions.amount_eur.positive")
-    assert [row for row, _ in r.examples] == [5, 10, 100]   # data rows 5, 10, 100 (header not counted)
+    assert [row for row, _ in r.examples] == [5, 10, 100]  # data rows 5, 10, 100 (header not counted)
     assert {val for _, val in r.examples} == {"-12.50"}
 
 
@@ -72,6 +73,7 @@ def test_validate_cli_exit_codes_and_report(samples, tmp_path, capsys):
 
 def test_parquet_and_csv_validate_alike(tmp_path):
     from synthetic.generate import generate
+
     generate(tmp_path / "pq", accounts=150, days=10, banks=1, seed=3, fmt="parquet")
     generate(tmp_path / "csv", accounts=150, days=10, banks=1, seed=3, fmt="csv")
     a, b = validate(tmp_path / "pq" / "BANK_A"), validate(tmp_path / "csv" / "BANK_A")
@@ -84,11 +86,19 @@ def test_blank_means_null_or_only_spaces():
     from pipelines.submission import Submission
     from pipelines.validation import fail_predicate
     from schemas import contract
-    check = next(c for c in contract.checks("transactions", fiu=False, has_manifest=False, has_accounts=True)
-                 if c.id == "transactions.txn_id.not_null")
+
+    check = next(
+        c
+        for c in contract.checks("transactions", fiu=False, has_manifest=False, has_accounts=True)
+        if c.id == "transactions.txn_id.not_null"
+    )
     con = duckdb.connect()
-    con.execute("CREATE TABLE t AS SELECT * FROM (VALUES (1, NULL), (2, ''), (3, '   '), (4, ' x'), (5, 'x '), (6, 'x')) v(__row, txn_id)")
-    failing = con.execute(f"SELECT __row FROM t WHERE {fail_predicate(check, Submission(None, {}), 'VARCHAR')} ORDER BY 1").fetchall()
+    con.execute(
+        "CREATE TABLE t AS SELECT * FROM (VALUES (1, NULL), (2, ''), (3, '   '), (4, ' x'), (5, 'x '), (6, 'x')) v(__row, txn_id)"
+    )
+    failing = con.execute(
+        f"SELECT __row FROM t WHERE {fail_predicate(check, Submission(None, {}), 'VARCHAR')} ORDER BY 1"
+    ).fetchall()
     assert [r for (r,) in failing] == [1, 2, 3]
 
 
@@ -98,17 +108,30 @@ def test_raw_identifier_names_count_and_rows(tmp_path):
 
     from pipelines.submission import write_manifest
     from synthetic.generate import generate
+
     generate(tmp_path / "x", accounts=150, days=10, banks=1, seed=4)
     bank = tmp_path / "x" / "BANK_A"
     tx = pl.read_parquet(bank / "transactions.parquet")
-    rows = [3, 4, 40]   # 1-based data rows
-    tx = tx.with_row_index("i").with_columns(
-        pl.when(pl.col("i").is_in([r - 1 for r in rows])).then(pl.lit("nl91 abna 0417 1643 00")).otherwise(pl.col("counterparty_id"))
-        .alias("counterparty_id")).drop("i")
+    rows = [3, 4, 40]  # 1-based data rows
+    tx = (
+        tx.with_row_index("i")
+        .with_columns(
+            pl.when(pl.col("i").is_in([r - 1 for r in rows]))
+            .then(pl.lit("nl91 abna 0417 1643 00"))
+            .otherwise(pl.col("counterparty_id"))
+            .alias("counterparty_id")
+        )
+        .drop("i")
+    )
     tx.write_parquet(bank / "transactions.parquet")
     manifest = json.loads((bank / "manifest.json").read_text())
-    write_manifest(bank, manifest["bank_id"], manifest["period_start"], manifest["period_end"],
-                   {k: v["rows"] for k, v in manifest["files"].items()})
+    write_manifest(
+        bank,
+        manifest["bank_id"],
+        manifest["period_start"],
+        manifest["period_end"],
+        {k: v["rows"] for k, v in manifest["files"].items()},
+    )
     v = validate(bank)
     assert v.fault is not None and v.fault.fault == "raw identifier"
     assert "column counterparty_id: 3 rows" in str(v.fault) and "rows 3, 4, 40" in str(v.fault)
@@ -122,6 +145,7 @@ def test_manifest_bank_id_is_bound_not_spliced():
     from pipelines.submission import Submission
     from schemas import contract
     from schemas.checks import check_type
+
     check = next(c for c in contract.checks("transactions", has_manifest=True) if c.kind == "equals_manifest")
     con = duckdb.connect()
     con.execute("CREATE TABLE stg_transactions AS SELECT * FROM (VALUES (1, 'BANK_A'), (2, 'BANK_A')) v(__row, bank_id)")
@@ -136,11 +160,34 @@ def test_raw_identifier_test_near_misses():
     import duckdb
 
     from pipelines.validation import _MACROS, _raw_identifier_sql
-    found = [" NL91ABNA0417164300", "nl91-abna-0417-1643-00", "IBAN:\u00a0NL91 ABNA 0417 1643 00", "\u2007DE89370400440532013000",
-             " jan@example.nl\t", "mailto:jan@example.nl", "06-12345678", "06 1234 5678", "+31 (0)6 12345678", "0031-6-12345678",
-             "+32 470 12 34 56", "tel:+31612345678"]
-    kept = ["06d0f68771e5d29279236362782564df", "NL91ABNA0417164301", "NL91-ABNA-0417-1643-01", "2026-09-01", "12345678",
-            "061234567", "+31 6 123", "jan@example", "BANK_A-T000000001", "0000000000", "de89370400440532013000ab"]
+
+    found = [
+        " NL91ABNA0417164300",
+        "nl91-abna-0417-1643-00",
+        "IBAN:\u00a0NL91 ABNA 0417 1643 00",
+        "\u2007DE89370400440532013000",
+        " jan@example.nl\t",
+        "mailto:jan@example.nl",
+        "06-12345678",
+        "06 1234 5678",
+        "+31 (0)6 12345678",
+        "0031-6-12345678",
+        "+32 470 12 34 56",
+        "tel:+31612345678",
+    ]
+    kept = [
+        "06d0f68771e5d29279236362782564df",
+        "NL91ABNA0417164301",
+        "NL91-ABNA-0417-1643-01",
+        "2026-09-01",
+        "12345678",
+        "061234567",
+        "+31 6 123",
+        "jan@example",
+        "BANK_A-T000000001",
+        "0000000000",
+        "de89370400440532013000ab",
+    ]
     con = duckdb.connect()
     con.execute(_MACROS)
     con.execute("CREATE TABLE v AS SELECT unnest(?) AS v", [found + kept])

@@ -3,6 +3,7 @@
 Same pattern as pipelines/flows.py: the task gets paths, opens and closes its own DuckDB connection, retries only a
 locked database or an I/O error, and publishes a table artifact without identifiers beyond pseudonymous ids.
 """
+
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
@@ -22,23 +23,39 @@ def previous_month(today: date) -> tuple[date, date]:
 @task(retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=2), retry_condition_fn=retry_if_transient)
 def screen_task(db: str, start: str, end: str, themes: list[str] | None, out: str | None) -> dict:
     from casework.fiu.screen import screen
+
     res = screen(db, date.fromisoformat(start), date.fromisoformat(end), themes, out)
     top = res.subjects.head(25).select("rank", "score", "subject_id", "network_id", "reasons").to_dicts()
-    return {"screen_id": res.screen_id, "reports": res.reports, "themes_run": res.themes_run, "theme_errors": res.theme_errors,
-            "subjects": res.subjects.height, "files": res.files, "top": top}
+    return {
+        "screen_id": res.screen_id,
+        "reports": res.reports,
+        "themes_run": res.themes_run,
+        "theme_errors": res.theme_errors,
+        "subjects": res.subjects.height,
+        "files": res.files,
+        "top": top,
+    }
 
 
 @flow(name="fiu-screen")
 def fiu_screen_flow(db: str, out: str | None = None, period: str | None = None, themes: list[str] | None = None) -> dict:
     """Screen one period's FIU reports with every enabled theme (default: the previous calendar month)."""
     from casework.fiu.screen import parse_period
+
     log = get_run_logger()
     start, end = parse_period(period) if period else previous_month(datetime.now(timezone.utc).date())
     res = screen_task(db, start.isoformat(), end.isoformat(), themes, out)
     for line in res["theme_errors"]:
         log.warning("theme not run: %s", line)
-    create_table_artifact(key="fiu-top-subjects", table=res["top"], description=f"Top subjects of {res['screen_id']} ({start}..{end})")
-    create_markdown_artifact(key="fiu-screen-summary", markdown=(
-        f"**{res['screen_id']}**: {res['reports']} reports in {start}..{end}, themes run: {', '.join(res['themes_run'])}; "
-        f"{res['subjects']} subjects ranked." + ("\n\nNot run:\n" + "\n".join(f"- {x}" for x in res["theme_errors"]) if res["theme_errors"] else "")))
+    create_table_artifact(
+        key="fiu-top-subjects", table=res["top"], description=f"Top subjects of {res['screen_id']} ({start}..{end})"
+    )
+    create_markdown_artifact(
+        key="fiu-screen-summary",
+        markdown=(
+            f"**{res['screen_id']}**: {res['reports']} reports in {start}..{end}, themes run: {', '.join(res['themes_run'])}; "
+            f"{res['subjects']} subjects ranked."
+            + ("\n\nNot run:\n" + "\n".join(f"- {x}" for x in res["theme_errors"]) if res["theme_errors"] else "")
+        ),
+    )
     return res

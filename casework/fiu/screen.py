@@ -6,6 +6,7 @@ the connected components, so one receiver reported by a bank and by a money tran
 the people paying him are one network with him. Businesses (hotels, lenders, platforms) never link subjects: they
 would join everyone.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,15 @@ from casework.fiu.themes import Theme, ThemeError, create_period_view, load_them
 from pipelines import store
 
 # Points per piece of evidence; the subject list is ranked on their sum (reasons name each part).
-WEIGHTS = {"theme": 3.0, "extra_typology": 1.0, "extra_entity": 0.75, "amount_per_ln_keur": 0.5, "escalated_alert": 3.0,
-           "network_theme": 1.5, "in_theme_reports": 1.0}
+WEIGHTS = {
+    "theme": 3.0,
+    "extra_typology": 1.0,
+    "extra_entity": 0.75,
+    "amount_per_ln_keur": 0.5,
+    "escalated_alert": 3.0,
+    "network_theme": 1.5,
+    "in_theme_reports": 1.0,
+}
 MAX_LINK_ROUNDS = 50
 
 
@@ -71,8 +79,10 @@ def link_subjects(con: duckdb.DuckDBPyConnection, source: str = "fiu_period") ->
             SELECT d.account_id, f.first_account FROM {source} d
             JOIN (SELECT device_id, min(account_id) AS first_account FROM {source} WHERE device_id IS NOT NULL GROUP BY 1) f USING (device_id))
         SELECT a, b FROM e WHERE a <> b UNION SELECT b, a FROM e WHERE a <> b""")
-    con.execute("CREATE OR REPLACE TEMP TABLE subject_label AS SELECT DISTINCT subject_id AS node, subject_id AS comp FROM subject_reports")
-    for _ in range(MAX_LINK_ROUNDS):   # min-label propagation: one SQL pass per round, rounds ~ network diameter
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE subject_label AS SELECT DISTINCT subject_id AS node, subject_id AS comp FROM subject_reports"
+    )
+    for _ in range(MAX_LINK_ROUNDS):  # min-label propagation: one SQL pass per round, rounds ~ network diameter
         con.execute("""CREATE OR REPLACE TEMP TABLE subject_label_next AS
             SELECT l.node, least(l.comp, coalesce(min(n.comp), l.comp)) AS comp
             FROM subject_label l LEFT JOIN subject_edges e ON e.a = l.node LEFT JOIN subject_label n ON n.node = e.b
@@ -88,9 +98,13 @@ def link_subjects(con: duckdb.DuckDBPyConnection, source: str = "fiu_period") ->
 
 def _score(con: duckdb.DuckDBPyConnection, screen_id: str, start: date, end: date) -> pl.DataFrame:
     w = WEIGHTS
-    escalated = ("SELECT DISTINCT account_id AS subject_id FROM alert_status WHERE status IN ('escalated', 'reported')"
-                 if _table_exists(con, "alert_status") else "SELECT CAST(NULL AS VARCHAR) AS subject_id WHERE false")
-    return con.sql(f"""
+    escalated = (
+        "SELECT DISTINCT account_id AS subject_id FROM alert_status WHERE status IN ('escalated', 'reported')"
+        if _table_exists(con, "alert_status")
+        else "SELECT CAST(NULL AS VARCHAR) AS subject_id WHERE false"
+    )
+    return con.sql(
+        f"""
         WITH per AS (
             SELECT subject_id, count(DISTINCT report_id) AS reports, list(DISTINCT reporting_entity ORDER BY reporting_entity) AS entities,
                    sum(amount_eur) AS amount_eur, list(DISTINCT report_id ORDER BY report_id) AS report_ids
@@ -116,13 +130,13 @@ def _score(con: duckdb.DuckDBPyConnection, screen_id: str, start: date, end: dat
             LEFT JOIN in_hits ih ON ih.subject_id = per.subject_id),
         p AS (
             SELECT *,
-                   {w['theme']} * len(themes) AS p_themes,
-                   {w['extra_typology']} * greatest(len(typologies) - 1, 0) AS p_typ,
-                   {w['extra_entity']} * least(len(reporting_entities) - 1, 4) AS p_ent,
-                   {w['amount_per_ln_keur']} * ln(1 + amount_eur / 1000) AS p_amt,
-                   {w['escalated_alert']} * (CASE WHEN escalated_alert THEN 1 WHEN network_escalated THEN 0.5 ELSE 0 END) AS p_esc,
-                   {w['network_theme']} * least(len(network_themes), 3) AS p_net,
-                   {w['in_theme_reports']} * CAST(in_theme_reports AS INTEGER) AS p_in
+                   {w["theme"]} * len(themes) AS p_themes,
+                   {w["extra_typology"]} * greatest(len(typologies) - 1, 0) AS p_typ,
+                   {w["extra_entity"]} * least(len(reporting_entities) - 1, 4) AS p_ent,
+                   {w["amount_per_ln_keur"]} * ln(1 + amount_eur / 1000) AS p_amt,
+                   {w["escalated_alert"]} * (CASE WHEN escalated_alert THEN 1 WHEN network_escalated THEN 0.5 ELSE 0 END) AS p_esc,
+                   {w["network_theme"]} * least(len(network_themes), 3) AS p_net,
+                   {w["in_theme_reports"]} * CAST(in_theme_reports AS INTEGER) AS p_in
             FROM s)
         SELECT ? AS screen_id, ?::DATE AS period_start, ?::DATE AS period_end,
                row_number() OVER (ORDER BY score DESC, subject_id) AS "rank", subject_id, network_id, score, themes, typologies,
@@ -138,11 +152,19 @@ def _score(con: duckdb.DuckDBPyConnection, screen_id: str, start: date, end: dat
                    printf('EUR %,.0f in %d report(s)', amount_eur, reports)) AS reasons,
                report_ids, now() AS created_at
         FROM (SELECT *, round(p_themes + p_typ + p_ent + p_amt + p_esc + p_net + p_in, 3) AS score FROM p)
-        ORDER BY "rank" """, params=[screen_id, start, end]).pl()
+        ORDER BY "rank" """,
+        params=[screen_id, start, end],
+    ).pl()
 
 
-def screen(db_path: str | Path, period_start: date, period_end: date, theme_dirs: list[str | Path] | None = None,
-           out: str | Path | None = None, con: duckdb.DuckDBPyConnection | None = None) -> ScreenResult:
+def screen(
+    db_path: str | Path,
+    period_start: date,
+    period_end: date,
+    theme_dirs: list[str | Path] | None = None,
+    out: str | Path | None = None,
+    con: duckdb.DuckDBPyConnection | None = None,
+) -> ScreenResult:
     """Run the themes over the period, link, score and store the ranked subjects (and a parquet when `out` is given)."""
     own = con is None
     con = con or store.connect(db_path)
@@ -160,21 +182,28 @@ def screen(db_path: str | Path, period_start: date, period_end: date, theme_dirs
                 continue
             ran.append(t.id)
             frames.append(df.with_columns(pl.lit(t.id).alias("theme_id"), pl.lit(t.typology).alias("typology")))
-        hits = pl.concat(frames) if frames else pl.DataFrame(schema={"subject_id": pl.Utf8, "report_id": pl.Utf8,
-                                                                     "theme_id": pl.Utf8, "typology": pl.Utf8})
+        hits = (
+            pl.concat(frames)
+            if frames
+            else pl.DataFrame(schema={"subject_id": pl.Utf8, "report_id": pl.Utf8, "theme_id": pl.Utf8, "typology": pl.Utf8})
+        )
         con.register("hits_df", hits)
         con.execute("CREATE OR REPLACE TEMP TABLE hits AS SELECT * FROM hits_df")
         con.unregister("hits_df")
         link_subjects(con)
         subjects = _score(con, screen_id, period_start, period_end)
         con.execute("BEGIN TRANSACTION")
-        con.execute("""INSERT INTO fiu_theme_hits SELECT ?, theme_id, typology, subject_id, report_id, ?, ?, now() FROM hits""",
-                    [screen_id, period_start, period_end])
+        con.execute(
+            """INSERT INTO fiu_theme_hits SELECT ?, theme_id, typology, subject_id, report_id, ?, ?, now() FROM hits""",
+            [screen_id, period_start, period_end],
+        )
         con.register("subjects_df", subjects)
         con.execute("INSERT INTO fiu_subjects SELECT * FROM subjects_df")
         con.unregister("subjects_df")
-        con.execute("INSERT INTO fiu_screens VALUES (?, ?, ?, ?, ?, ?, ?, now())",
-                    [screen_id, period_start, period_end, n_reports, ran, json.dumps(problems), subjects.height])
+        con.execute(
+            "INSERT INTO fiu_screens VALUES (?, ?, ?, ?, ?, ?, ?, now())",
+            [screen_id, period_start, period_end, n_reports, ran, json.dumps(problems), subjects.height],
+        )
         con.execute("COMMIT")
         files = {}
         if out:
@@ -190,4 +219,6 @@ def screen(db_path: str | Path, period_start: date, period_end: date, theme_dirs
 
 
 def theme_summary(themes: list[Theme]) -> str:
-    return "\n".join(f"{t.id:<34} {t.typology:<22} [{', '.join(t.indicators)}] {'' if t.enabled else '(disabled)'}" for t in themes)
+    return "\n".join(
+        f"{t.id:<34} {t.typology:<22} [{', '.join(t.indicators)}] {'' if t.enabled else '(disabled)'}" for t in themes
+    )

@@ -5,6 +5,7 @@ view `fiu_period` (the reports of the period, with `entity_kind` and the subject
 `subject_id` and `report_id`. Parameters are bound as `$name` (never pasted into the SQL), and so are `$period_start`
 and `$period_end`. A theme whose SQL fails is reported in one line and the others still run.
 """
+
 from __future__ import annotations
 
 import re
@@ -23,8 +24,16 @@ RE_PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 RE_INDICATOR = re.compile(r"^(SE|LE|CE|CD|XB|ML|KYC)-\d{2}$")
 
 # Kind of obliged entity from the reporting-entity id's prefix (the FIU's register of reporting entities, in short).
-ENTITY_KINDS = {"BANK": "bank", "MTO": "money_transfer", "PI": "payment_institution", "CASINO": "casino", "CRYPTO": "crypto",
-                "DEALER": "dealer", "LENDER": "lender", "TELCO": "telecom"}
+ENTITY_KINDS = {
+    "BANK": "bank",
+    "MTO": "money_transfer",
+    "PI": "payment_institution",
+    "CASINO": "casino",
+    "CRYPTO": "crypto",
+    "DEALER": "dealer",
+    "LENDER": "lender",
+    "TELCO": "telecom",
+}
 
 
 class ThemeError(ValueError):
@@ -81,9 +90,17 @@ def load_theme(path: Path) -> Theme:
         raise ThemeError("parameters must be a mapping of name: value")
     for k, v in params.items():
         _check_param(doc["id"], k, v)
-    return Theme(id=str(doc["id"]), name=str(doc["name"]), typology=str(doc["typology"]), indicators=[str(i) for i in inds],
-                 sql=str(doc["sql"]), parameters=params, description=str(doc.get("description") or "").strip(),
-                 enabled=bool(doc.get("enabled", True)), path=str(path))
+    return Theme(
+        id=str(doc["id"]),
+        name=str(doc["name"]),
+        typology=str(doc["typology"]),
+        indicators=[str(i) for i in inds],
+        sql=str(doc["sql"]),
+        parameters=params,
+        description=str(doc.get("description") or "").strip(),
+        enabled=bool(doc.get("enabled", True)),
+        path=str(path),
+    )
 
 
 def load_themes(extra_dirs: list[str | Path] | None = None) -> tuple[list[Theme], list[str]]:
@@ -109,13 +126,19 @@ def create_period_view(con: duckdb.DuckDBPyConnection, period_start: date, perio
     """`fiu_period`: the reports booked in the period (end inclusive, Amsterdam days), with the entity kind and birth year."""
     kinds = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in ENTITY_KINDS.items())
     has_accounts = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'accounts'").fetchall()[0][0]
-    by = ("LEFT JOIN (SELECT account_id, max(birth_year) AS birth_year FROM accounts GROUP BY 1) b USING (account_id)"
-          if has_accounts else "")
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE fiu_period AS
+    by = (
+        "LEFT JOIN (SELECT account_id, max(birth_year) AS birth_year FROM accounts GROUP BY 1) b USING (account_id)"
+        if has_accounts
+        else ""
+    )
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE fiu_period AS
         SELECT r.*, CASE split_part(upper(r.reporting_entity), '_', 1) {kinds} ELSE 'other' END AS entity_kind,
-               {'b.birth_year' if has_accounts else 'CAST(NULL AS INTEGER)'} AS birth_year
+               {"b.birth_year" if has_accounts else "CAST(NULL AS INTEGER)"} AS birth_year
         FROM fiu_reports r {by}
-        WHERE timezone('Europe/Amsterdam', r.booked_at)::DATE BETWEEN ? AND ?""", [period_start, period_end])
+        WHERE timezone('Europe/Amsterdam', r.booked_at)::DATE BETWEEN ? AND ?""",
+        [period_start, period_end],
+    )
     return con.execute("SELECT count(*) FROM fiu_period").fetchall()[0][0]
 
 

@@ -7,6 +7,7 @@ session's CSRF token; an investigator reaching another bank's alert gets 404, as
 The store is opened per request under one lock (DuckDB allows one writing process per file, and
 the scoring job needs it between requests).
 """
+
 from __future__ import annotations
 
 import csv
@@ -26,16 +27,18 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from pipelines import store
 from casework.dispositions import ACTIONS, DISMISS_REASONS, FIU_DECISIONS, DispositionError, record_disposition
 from casework.review import queries as q
 from casework.review.auth import Sessions, Throttled, User
-from casework.review.pictures import network_svg, timeline_svg
 from casework.review.fiu_pages import fiu_routes
+from casework.review.pictures import network_svg, timeline_svg
+from pipelines import store
 
 COOKIE, LOGIN_COOKIE = "thb_session", "thb_login"
 # free text (payment descriptions) may carry identifiers the extract contract keeps out of id columns
-RAW_IDENTIFIER = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b|[\w.+-]+@[\w-]+\.[\w.]+|\+?\d[\d -]{8,}\d")
+RAW_IDENTIFIER = re.compile(
+    r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b|[\w.+-]+@[\w-]+\.[\w.]+|\+?\d[\d -]{8,}\d"
+)
 
 
 def masked(text) -> str:
@@ -43,17 +46,28 @@ def masked(text) -> str:
 
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-MAX_BODY = 64 * 1024     # forms are small; anything larger is refused with 413 before it is read whole
+MAX_BODY = 64 * 1024  # forms are small; anything larger is refused with 413 before it is read whole
 # messages shown after a redirect come from this fixed set, never from the query string's text
-MESSAGES = {**{f"recorded-{k}": f"Recorded: {k}" for k in ACTIONS}, **{f"fiu-recorded-{k}": f"Recorded: {k}" for k in FIU_DECISIONS},
-            "unknown-action": "Not recorded: unknown action.", "wrong-state": "Not recorded: that action does not apply to this alert now.",
-            "needs-reason": f"Not recorded: dismissing needs a reason: one of {', '.join(DISMISS_REASONS)}",
-            "needs-note": "Not recorded: dismissing for 'other' needs a note",
-            "needs-typology": "Not recorded: declaring a report suspicious needs a typology",
-            "not-recorded": "Not recorded: the decision was refused.",
-            "goaml-written": "goAML report written.", "goaml-refused": "goAML report not written: the export refused this alert."}
-REFUSALS = (("unknown action", "unknown-action"), ("unknown decision", "unknown-action"), ("dismissing needs a reason", "needs-reason"),
-            ("dismissing for 'other'", "needs-note"), ("declaring a report suspicious", "needs-typology"), ("alert ", "wrong-state"))
+MESSAGES = {
+    **{f"recorded-{k}": f"Recorded: {k}" for k in ACTIONS},
+    **{f"fiu-recorded-{k}": f"Recorded: {k}" for k in FIU_DECISIONS},
+    "unknown-action": "Not recorded: unknown action.",
+    "wrong-state": "Not recorded: that action does not apply to this alert now.",
+    "needs-reason": f"Not recorded: dismissing needs a reason: one of {', '.join(DISMISS_REASONS)}",
+    "needs-note": "Not recorded: dismissing for 'other' needs a note",
+    "needs-typology": "Not recorded: declaring a report suspicious needs a typology",
+    "not-recorded": "Not recorded: the decision was refused.",
+    "goaml-written": "goAML report written.",
+    "goaml-refused": "goAML report not written: the export refused this alert.",
+}
+REFUSALS = (
+    ("unknown action", "unknown-action"),
+    ("unknown decision", "unknown-action"),
+    ("dismissing needs a reason", "needs-reason"),
+    ("dismissing for 'other'", "needs-note"),
+    ("declaring a report suspicious", "needs-typology"),
+    ("alert ", "wrong-state"),
+)
 
 
 def refusal_code(e: Exception) -> str:
@@ -102,16 +116,19 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 def login_required(handler):
     """GET handlers: a valid session, else the login page (coming back here after)."""
+
     async def wrapped(self, request: Request):
         session = self.who(request)
         if session is None:
             return RedirectResponse(f"/login?next={quote(str(request.url.path))}", status_code=303)
         return await handler(self, request, *session)
+
     return wrapped
 
 
 def post_checked(handler):
     """POST handlers: login and a CSRF token that matches the session's."""
+
     async def wrapped(self, request: Request):
         session = self.who(request)
         if session is None:
@@ -121,14 +138,28 @@ def post_checked(handler):
         if form is None:
             return self.page("error.html", user, csrf, status=413, message="The form was too large.")
         if form.get("csrf") != csrf:
-            return self.page("error.html", user, csrf, status=403, message="The form was stale or forged (CSRF check failed). Reload the page and try again.")
+            return self.page(
+                "error.html",
+                user,
+                csrf,
+                status=403,
+                message="The form was stale or forged (CSRF check failed). Reload the page and try again.",
+            )
         return await handler(self, request, user, csrf, form)
+
     return wrapped
 
 
 class Review:
-    def __init__(self, db_path: str | Path, users: dict, exporter=None, goaml_out: str | Path | None = None,
-                 secret: bytes | None = None, secure_cookies: bool = False):
+    def __init__(
+        self,
+        db_path: str | Path,
+        users: dict,
+        exporter=None,
+        goaml_out: str | Path | None = None,
+        secret: bytes | None = None,
+        secure_cookies: bool = False,
+    ):
         self.db_path = str(db_path)
         self.secure_cookies = secure_cookies
         self.sessions = Sessions(users, secret)
@@ -154,8 +185,15 @@ class Review:
     # ------------------------------------------------------------------ plumbing
     def page(self, name: str, user: User | None = None, csrf: str | None = None, status: int = 200, **ctx) -> HTMLResponse:
         html = self.env.get_template(name).render(user=user, csrf=csrf, **ctx)
-        return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY",
-                                                               "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'"})
+        return HTMLResponse(
+            html,
+            status_code=status,
+            headers={
+                "Cache-Control": "no-store",
+                "X-Frame-Options": "DENY",
+                "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'",
+            },
+        )
 
     def no_alert(self, user: User, csrf: str, alert_id: str) -> HTMLResponse:
         """Unknown and another bank's alert look the same: 404."""
@@ -202,15 +240,20 @@ class Review:
         if not nxt.startswith("/") or nxt.startswith("//"):
             nxt = "/queue"
         if not self.sessions.valid_login_token(form.get("token"), request.cookies.get(LOGIN_COOKIE)):
-            return self.page("login.html", status=403, token=self.sessions.login_token(), next=nxt, error="The login form expired; try again.")
+            return self.page(
+                "login.html", status=403, token=self.sessions.login_token(), next=nxt, error="The login form expired; try again."
+            )
         addr = request.client.host if request.client else ""
         try:
             cookie = self.sessions.login(form.get("username", ""), form.get("password", ""), addr)
             status, error = 401, "Unknown user or wrong password."
         except Throttled as t:
             cookie, status = None, 429
-            error = ("Too many failed logins: this login is locked; ask an analyst to unlock it." if str(t) == "locked"
-                     else "Too many failed logins: wait a little and try again.")
+            error = (
+                "Too many failed logins: this login is locked; ask an analyst to unlock it."
+                if str(t) == "locked"
+                else "Too many failed logins: wait a little and try again."
+            )
         if cookie is None:
             token = self.sessions.login_token()
             r = self.page("login.html", status=status, token=token, next=nxt, error=error)
@@ -233,11 +276,12 @@ class Review:
         """Analysts lift a login lock: a user name, or a client address."""
         if not user.sees_all_banks:
             return self.page("error.html", user, csrf, status=404, message="No such page for you.")
-        keys = [f"user:{form['user']}"] if form.get("user") else []   # the audit page lists locked logins with a button each
+        keys = [f"user:{form['user']}"] if form.get("user") else []  # the audit page lists locked logins with a button each
         keys += [f"addr:{form['addr']}"] if form.get("addr") else []
         done = [k for k in keys if self.sessions.throttle.clear(k)]
-        return self.page("error.html", user, csrf, status=200 if done else 404,
-                         message="Unlocked." if done else "Nothing to unlock.")
+        return self.page(
+            "error.html", user, csrf, status=200 if done else 404, message="Unlocked." if done else "Nothing to unlock."
+        )
 
     # ------------------------------------------------------------------ queue
     @login_required
@@ -259,7 +303,19 @@ class Review:
             return self.bad_request(user, csrf)
         with self.db() as con:
             rows, _ = q.queue(con, user, f, limit=None)
-        cols = ["rank", "alert_id", "bank_id", "account_id", "score", "typology", "status", "case_id", "case_role", "age_days", "reasons"]
+        cols = [
+            "rank",
+            "alert_id",
+            "bank_id",
+            "account_id",
+            "score",
+            "typology",
+            "status",
+            "case_id",
+            "case_role",
+            "age_days",
+            "reasons",
+        ]
         rows = case_labels(rows, user)
         return self._csv(rows.select(cols), "queue.csv")
 
@@ -283,18 +339,27 @@ class Review:
             end = q.window_end(con)
             tl = q.timeline(con, a["bank_id"], a["account_id"], a["evidence"])
             ctx = dict(
-                a=a, timeline=tl.to_dicts(), timeline_svg=timeline_svg(tl),
+                a=a,
+                timeline=tl.to_dicts(),
+                timeline_svg=timeline_svg(tl),
                 counterparties=q.counterparties(con, a["bank_id"], a["account_id"]).to_dicts(),
-                network_svg=network_svg(a["account_id"], net := q.network(con, user, a["account_id"])), network=net.to_dicts(),
-                history=q.history(con, alert_id).to_dicts(), case=q.case_members(con, user, a["case_id"], alert_id).to_dicts(),
+                network_svg=network_svg(a["account_id"], net := q.network(con, user, a["account_id"])),
+                network=net.to_dicts(),
+                history=q.history(con, alert_id).to_dicts(),
+                case=q.case_members(con, user, a["case_id"], alert_id).to_dicts(),
                 audit=q.audit_entries(con, user, alert_id).to_dicts(),
                 age_band=q.age_band(a["birth_year"], end.year if end else datetime.now().year),
                 account_days=(end.date() - a["opened_on"]).days if end and a["opened_on"] else None,
-                reasons=[r.replace(a["case_id"], case_label(a["case_id"], user)) if a["case_id"] else r
-                         for r in (a["reasons"] or "").split("; ") if r],
+                reasons=[
+                    r.replace(a["case_id"], case_label(a["case_id"], user)) if a["case_id"] else r
+                    for r in (a["reasons"] or "").split("; ")
+                    if r
+                ],
                 actions=[k for k, (_, allowed) in ACTIONS.items() if a["status"] in allowed],
-                dismiss_reasons=DISMISS_REASONS, can_export=bool(self.exporter) and a["status"] == "escalated",
-                message=message(request.query_params.get("msg")))
+                dismiss_reasons=DISMISS_REASONS,
+                can_export=bool(self.exporter) and a["status"] == "escalated",
+                message=message(request.query_params.get("msg")),
+            )
         return self.page("alert.html", user, csrf, **ctx)
 
     @login_required
@@ -315,7 +380,9 @@ class Review:
             if q.alert(con, user, alert_id) is None:
                 return self.no_alert(user, csrf, alert_id)
             try:
-                record_disposition(con, alert_id, form.get("action", ""), user.name, form.get("reason") or None, form.get("note") or None)
+                record_disposition(
+                    con, alert_id, form.get("action", ""), user.name, form.get("reason") or None, form.get("note") or None
+                )
                 msg = f"recorded-{form.get('action')}"
             except DispositionError as e:
                 msg = refusal_code(e)
@@ -346,10 +413,20 @@ class Review:
         return RedirectResponse("/queue", status_code=303)
 
     def app(self) -> Starlette:
-        return Starlette(routes=[
-            Route("/", self.home), Route("/login", self.login_page, methods=["GET"]), Route("/login", self.login, methods=["POST"]),
-            Route("/logout", self.logout, methods=["POST"]), Route("/unlock", self.unlock, methods=["POST"]), Route("/queue", self.queue), Route("/queue.csv", self.queue_csv),
-            Route("/alerts/{alert_id}.csv", self.alert_csv), Route("/alerts/{alert_id}", self.alert),
-            Route("/alerts/{alert_id}/disposition", self.dispose, methods=["POST"]),
-            Route("/alerts/{alert_id}/goaml", self.goaml, methods=["POST"]), Route("/audit", self.audit),
-            *fiu_routes(self)])
+        return Starlette(
+            routes=[
+                Route("/", self.home),
+                Route("/login", self.login_page, methods=["GET"]),
+                Route("/login", self.login, methods=["POST"]),
+                Route("/logout", self.logout, methods=["POST"]),
+                Route("/unlock", self.unlock, methods=["POST"]),
+                Route("/queue", self.queue),
+                Route("/queue.csv", self.queue_csv),
+                Route("/alerts/{alert_id}.csv", self.alert_csv),
+                Route("/alerts/{alert_id}", self.alert),
+                Route("/alerts/{alert_id}/disposition", self.dispose, methods=["POST"]),
+                Route("/alerts/{alert_id}/goaml", self.goaml, methods=["POST"]),
+                Route("/audit", self.audit),
+                *fiu_routes(self),
+            ]
+        )

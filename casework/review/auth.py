@@ -8,6 +8,7 @@ Investigators see their own bank's alerts only; analysts (FIU) see all. `thb-sig
 makes a hash. Sessions are HMAC-signed cookies (HttpOnly, SameSite=Strict) that carry the user and a
 CSRF token every form must return; the signing key comes from THB_SESSION_SECRET or is made at start.
 """
+
 from __future__ import annotations
 
 import base64
@@ -23,9 +24,9 @@ from pathlib import Path
 import yaml
 
 ROLES = ("investigator", "analyst")
-SCRYPT = (2 ** 14, 8, 1)
+SCRYPT = (2**14, 8, 1)
 SESSION_SECONDS = 8 * 3600
-FREE_FAILURES, LOCK_AFTER, MAX_DELAY = 5, 10, 60   # failures before a delay; failures before a lock; longest delay (s)
+FREE_FAILURES, LOCK_AFTER, MAX_DELAY = 5, 10, 60  # failures before a delay; failures before a lock; longest delay (s)
 
 
 def hash_password(password: str, salt: bytes | None = None) -> str:
@@ -123,7 +124,7 @@ class Sessions:
         self.users = users
         env = os.environ.get("THB_SESSION_SECRET")
         self.secret = secret or (env.encode() if env else secrets.token_bytes(32))
-        self.live: dict[str, float] = {}        # session id -> expiry
+        self.live: dict[str, float] = {}  # session id -> expiry
         self.throttle = Throttle()
 
     def login(self, name: str, password: str, addr: str = "") -> str | None:

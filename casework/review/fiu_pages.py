@@ -1,5 +1,6 @@
 """The FIU queue on the review site: the latest screening's ranked subjects, the reports behind one subject, and a
 decision per report (suspicious or not). For analysts only: an investigator gets the same 404 as an unknown page."""
+
 from __future__ import annotations
 
 from urllib.parse import quote
@@ -22,12 +23,17 @@ def _exists(con, name: str) -> bool:
 def latest_subjects(con: duckdb.DuckDBPyConnection, limit: int = FIU_PAGE) -> tuple[dict | None, pl.DataFrame]:
     if not _exists(con, "fiu_screens"):
         return None, pl.DataFrame()
-    scr = con.sql("SELECT screen_id, period_start, period_end, reports, themes, created_at FROM fiu_screens ORDER BY created_at DESC LIMIT 1").pl()
+    scr = con.sql(
+        "SELECT screen_id, period_start, period_end, reports, themes, created_at FROM fiu_screens ORDER BY created_at DESC LIMIT 1"
+    ).pl()
     if scr.is_empty():
         return None, pl.DataFrame()
     screen = scr.row(0, named=True)
-    rows = con.sql("""SELECT "rank", subject_id, network_id, score, themes, reporting_entities, reports, amount_eur, reasons
-                      FROM fiu_subjects WHERE screen_id = ? ORDER BY "rank" LIMIT ?""", params=[screen["screen_id"], limit]).pl()
+    rows = con.sql(
+        """SELECT "rank", subject_id, network_id, score, themes, reporting_entities, reports, amount_eur, reasons
+                      FROM fiu_subjects WHERE screen_id = ? ORDER BY "rank" LIMIT ?""",
+        params=[screen["screen_id"], limit],
+    ).pl()
     return screen, rows
 
 
@@ -36,12 +42,15 @@ def subject_reports(con: duckdb.DuckDBPyConnection, subject_id: str) -> tuple[di
     if s.is_empty():
         return None, pl.DataFrame()
     subj = s.row(0, named=True)
-    reps = con.sql("""WITH d AS (SELECT report_id, arg_max(decision, decided_at) AS decision, arg_max(user_name, decided_at) AS decided_by
+    reps = con.sql(
+        """WITH d AS (SELECT report_id, arg_max(decision, decided_at) AS decision, arg_max(user_name, decided_at) AS decided_by
                                  FROM fiu_decisions GROUP BY 1)
                       SELECT r.report_id, r.reporting_entity, r.booked_at, r.direction, r.amount_eur, r.channel, r.account_id,
                              r.counterparty_id, r.counterparty_country, r.location_city, r.indicator_code, d.decision, d.decided_by
                       FROM fiu_reports r LEFT JOIN d USING (report_id)
-                      WHERE list_contains(?, r.report_id) ORDER BY r.reporting_entity, r.booked_at, r.report_id""", params=[subj["report_ids"]]).pl()
+                      WHERE list_contains(?, r.report_id) ORDER BY r.reporting_entity, r.booked_at, r.report_id""",
+        params=[subj["report_ids"]],
+    ).pl()
     return subj, reps
 
 
@@ -69,9 +78,18 @@ def fiu_routes(review) -> list[Route]:
             subj, reps = subject_reports(con, sid) if _exists(con, "fiu_subjects") else (None, None)
         if subj is None:
             return self.page("error.html", user, csrf, status=404, message=f"No subject {sid[:40]}.")
-        by_entity = [(e, g.to_dicts()) for (e,), g in reps.group_by("reporting_entity", maintain_order=True)]  # what each entity saw
-        return self.page("fiu_subject.html", user, csrf, s=subj, by_entity=by_entity, decisions=FIU_DECISIONS,
-                         msg=message(request.query_params.get("msg")))
+        by_entity = [
+            (e, g.to_dicts()) for (e,), g in reps.group_by("reporting_entity", maintain_order=True)
+        ]  # what each entity saw
+        return self.page(
+            "fiu_subject.html",
+            user,
+            csrf,
+            s=subj,
+            by_entity=by_entity,
+            decisions=FIU_DECISIONS,
+            msg=message(request.query_params.get("msg")),
+        )
 
     @post_checked
     async def decide(self, request, user, csrf, form):
@@ -80,7 +98,9 @@ def fiu_routes(review) -> list[Route]:
         rid, back = request.path_params["report_id"], form.get("subject", "")
         with self.db() as con:
             try:
-                record_fiu_decision(con, rid, form.get("decision", ""), user.name, form.get("typology") or None, form.get("note") or None)
+                record_fiu_decision(
+                    con, rid, form.get("decision", ""), user.name, form.get("typology") or None, form.get("note") or None
+                )
                 msg = f"fiu-recorded-{form.get('decision')}"
             except DispositionError as e:
                 msg = refusal_code(e)
@@ -89,7 +109,11 @@ def fiu_routes(review) -> list[Route]:
     def bind(handler):
         async def endpoint(request: Request):
             return await handler(review, request)
+
         return endpoint
 
-    return [Route("/fiu", bind(queue)), Route("/fiu/subjects/{subject_id}", bind(subject)),
-            Route("/fiu/reports/{report_id}/decision", bind(decide), methods=["POST"])]
+    return [
+        Route("/fiu", bind(queue)),
+        Route("/fiu/subjects/{subject_id}", bind(subject)),
+        Route("/fiu/reports/{report_id}/decision", bind(decide), methods=["POST"]),
+    ]

@@ -1,4 +1,5 @@
 """Small server-side SVG pictures for the alert page: the network around an account and its timeline."""
+
 from __future__ import annotations
 
 import math
@@ -19,8 +20,10 @@ def _colour(links: str) -> str:
 def network_svg(center: str, links: pl.DataFrame, width: int = 560, height: int = 380) -> str:
     """The account in the middle, linked accounts on a circle; alerted ones filled, edges coloured by link kind."""
     cx, cy, r = width / 2, height / 2, min(width, height) / 2 - 60
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
-             f'aria-label="network of linked accounts" class="network">']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+        f'aria-label="network of linked accounts" class="network">'
+    ]
     n = max(links.height, 1)
     nodes = []
     for i, row in enumerate(links.iter_rows(named=True)):
@@ -28,26 +31,37 @@ def network_svg(center: str, links: pl.DataFrame, width: int = 560, height: int 
         x, y = cx + r * math.cos(a), cy + r * math.sin(a)
         colour = _colour(row["links"])
         width_px = 1 + min(5, (row["amount"] or 0) / 2000)
-        parts.append(f'<line x1="{cx:.0f}" y1="{cy:.0f}" x2="{x:.0f}" y2="{y:.0f}" stroke="{colour}" stroke-width="{width_px:.1f}"/>')
+        parts.append(
+            f'<line x1="{cx:.0f}" y1="{cy:.0f}" x2="{x:.0f}" y2="{y:.0f}" stroke="{colour}" stroke-width="{width_px:.1f}"/>'
+        )
         nodes.append((x, y, row))
     for x, y, row in nodes:
         label = (row["other"] or "other bank")[:8]
         fill = "#f4a261" if row["alert_id"] else "#fff"
-        title = escape(f"{row['links']}" + (f", EUR {row['amount']:,.0f}" if row["amount"] else "") +
-                       (f", alert score {row['score']:.2f}" if row["score"] is not None else ""))
+        title = escape(
+            f"{row['links']}"
+            + (f", EUR {row['amount']:,.0f}" if row["amount"] else "")
+            + (f", alert score {row['score']:.2f}" if row["score"] is not None else "")
+        )
         node = f'<circle cx="{x:.0f}" cy="{y:.0f}" r="14" fill="{fill}" stroke="#333"><title>{title}</title></circle>'
         if row["alert_id"]:
             node = f'<a href="/alerts/{escape(row["alert_id"])}">{node}</a>'
         parts.append(node)
         parts.append(f'<text x="{x:.0f}" y="{y + 28:.0f}" text-anchor="middle" font-size="11">{escape(label)}</text>')
         if row["role"] and row["alert_id"]:
-            parts.append(f'<text x="{x:.0f}" y="{y + 40:.0f}" text-anchor="middle" font-size="10" fill="#555">{escape(row["role"])}</text>')
+            parts.append(
+                f'<text x="{x:.0f}" y="{y + 40:.0f}" text-anchor="middle" font-size="10" fill="#555">{escape(row["role"])}</text>'
+            )
     parts.append(f'<circle cx="{cx:.0f}" cy="{cy:.0f}" r="20" fill="#e63946" stroke="#333"/>')
-    parts.append(f'<text x="{cx:.0f}" y="{cy + 36:.0f}" text-anchor="middle" font-size="12" font-weight="bold">{escape(center[:8])}</text>')
+    parts.append(
+        f'<text x="{cx:.0f}" y="{cy + 36:.0f}" text-anchor="middle" font-size="12" font-weight="bold">{escape(center[:8])}</text>'
+    )
     y0 = 16
     for key, colour in LINK_COLOURS.items():
-        parts.append(f'<line x1="8" y1="{y0}" x2="28" y2="{y0}" stroke="{colour}" stroke-width="3"/>'
-                     f'<text x="32" y="{y0 + 4}" font-size="11">{escape(key)}</text>')
+        parts.append(
+            f'<line x1="8" y1="{y0}" x2="28" y2="{y0}" stroke="{colour}" stroke-width="3"/>'
+            f'<text x="32" y="{y0 + 4}" font-size="11">{escape(key)}</text>'
+        )
         y0 += 16
     parts.append("</svg>")
     return "".join(parts)
@@ -61,14 +75,18 @@ def timeline_svg(tl: pl.DataFrame, width: int = 900, height: int = 120) -> str:
     span = max((t1 - t0).total_seconds(), 1.0)
     top = max(float(tl["amount_eur"].max()), 1.0)
     mid = height / 2
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" aria-label="timeline" class="timeline">',
-             f'<line x1="0" y1="{mid}" x2="{width}" y2="{mid}" stroke="#999"/>']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" aria-label="timeline" class="timeline">',
+        f'<line x1="0" y1="{mid}" x2="{width}" y2="{mid}" stroke="#999"/>',
+    ]
     for row in tl.sort("evidence").iter_rows(named=True):
         x = 5 + (width - 10) * (row["booked_at"] - t0).total_seconds() / span
         h = 4 + (mid - 8) * math.sqrt(float(row["amount_eur"]) / top)
         y2 = mid - h if row["direction"] == "credit" else mid + h
         colour = "#d62828" if row["evidence"] else "#9aa5b1"
-        parts.append(f'<line x1="{x:.1f}" y1="{mid}" x2="{x:.1f}" y2="{y2:.1f}" stroke="{colour}" stroke-width="2">'
-                     f'<title>{escape(str(row["booked_at"])[:16])} {row["direction"]} EUR {row["amount_eur"]:,.2f} {escape(row["channel"])}</title></line>')
+        parts.append(
+            f'<line x1="{x:.1f}" y1="{mid}" x2="{x:.1f}" y2="{y2:.1f}" stroke="{colour}" stroke-width="2">'
+            f"<title>{escape(str(row['booked_at'])[:16])} {row['direction']} EUR {row['amount_eur']:,.2f} {escape(row['channel'])}</title></line>"
+        )
     parts.append(f'<text x="4" y="12" font-size="10">in</text><text x="4" y="{height - 4}" font-size="10">out</text></svg>')
     return "".join(parts)

@@ -1,4 +1,5 @@
 """What the review page reads from the store, always narrowed to the banks the user may see."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -10,15 +11,22 @@ from casework.dispositions import LATEST_ALERTS
 from casework.review.auth import User
 from schemas.settings import WindowSettings
 
-STATUS_FILTERS = {"active": ("open", "info_requested"), "open": ("open",), "info_requested": ("info_requested",),
-                  "escalated": ("escalated",), "reported": ("reported",), "dismissed": ("dismissed",), "all": None}
+STATUS_FILTERS = {
+    "active": ("open", "info_requested"),
+    "open": ("open",),
+    "info_requested": ("info_requested",),
+    "escalated": ("escalated",),
+    "reported": ("reported",),
+    "dismissed": ("dismissed",),
+    "all": None,
+}
 PAGE = 50
-MAX_PAGE = 1_000_000     # far beyond any queue; keeps OFFSET inside DuckDB's integers
+MAX_PAGE = 1_000_000  # far beyond any queue; keeps OFFSET inside DuckDB's integers
 
 LATEST = f"""WITH latest AS ({LATEST_ALERTS}),
                  first_seen AS (SELECT alert_id, min(created_at) AS opened_at FROM alerts GROUP BY 1)"""
 
-WINDOW_DAYS = WindowSettings().days   # the default scoring window, defined once in schemas/settings.py
+WINDOW_DAYS = WindowSettings().days  # the default scoring window, defined once in schemas/settings.py
 
 
 @dataclass
@@ -44,7 +52,14 @@ class QueueFilter:
 
     def query(self, **changes) -> str:
         from urllib.parse import urlencode
-        d = {"typology": self.typology, "bank": self.bank, "status": self.status, "min_score": self.min_score or "", "page": self.page}
+
+        d = {
+            "typology": self.typology,
+            "bank": self.bank,
+            "status": self.status,
+            "min_score": self.min_score or "",
+            "page": self.page,
+        }
         d.update(changes)
         return urlencode({k: v for k, v in d.items() if v not in ("", None)})
 
@@ -72,7 +87,7 @@ def queue(con: duckdb.DuckDBPyConnection, user: User, f: QueueFilter, limit: int
         SELECT l.alert_id, l.bank_id, l.account_id, l.score, l.typology, l.reasons, l.case_id, l.case_role, s.status,
                o.opened_at, date_diff('day', o.opened_at, now()) AS age_days, l.evidence, l.rules
         FROM latest l JOIN alert_status s USING (alert_id) JOIN first_seen o USING (alert_id)
-        WHERE {' AND '.join(where)}"""
+        WHERE {" AND ".join(where)}"""
     total = con.execute(f"SELECT count(*) FROM ({base})", params).fetchall()[0][0]
     page = f" LIMIT {int(limit)} OFFSET {int((f.page - 1) * limit)}" if limit else ""
     rows = con.sql(f"{base} ORDER BY l.score DESC, l.alert_id{page}", params=params).pl()
@@ -90,12 +105,15 @@ def filter_choices(con: duckdb.DuckDBPyConnection, user: User) -> dict:
 def alert(con: duckdb.DuckDBPyConnection, user: User, alert_id: str) -> dict | None:
     """One alert as the user may see it, or None (unknown, or another bank's)."""
     scope, params = _scope(user)
-    row = con.sql(f"""{LATEST}
+    row = con.sql(
+        f"""{LATEST}
         SELECT l.* EXCLUDE (status), s.status, s.dismiss_reason, s.reported_at, s.report_file, o.opened_at,
                a.customer_type, a.birth_year, a.opened_on, a.nationality, a.gender
         FROM latest l JOIN alert_status s USING (alert_id) JOIN first_seen o USING (alert_id)
         JOIN accounts a ON a.bank_id = l.bank_id AND a.account_id = l.account_id
-        WHERE l.alert_id = ? AND {scope}""", params=[alert_id] + params).pl()
+        WHERE l.alert_id = ? AND {scope}""",
+        params=[alert_id] + params,
+    ).pl()
     return row.row(0, named=True) if row.height else None
 
 
@@ -113,34 +131,53 @@ def window_end(con: duckdb.DuckDBPyConnection):
     return con.execute("SELECT max(booked_at) FROM transactions").fetchall()[0][0]
 
 
-def timeline(con: duckdb.DuckDBPyConnection, bank_id: str, account_id: str, evidence: list[str], days: int = WINDOW_DAYS,
-             limit: int | None = 400) -> pl.DataFrame:
+def timeline(
+    con: duckdb.DuckDBPyConnection,
+    bank_id: str,
+    account_id: str,
+    evidence: list[str],
+    days: int = WINDOW_DAYS,
+    limit: int | None = 400,
+) -> pl.DataFrame:
     """The account's bookings in the window, newest first, evidence flagged."""
     lim = f"LIMIT {int(limit)}" if limit else ""
-    return con.sql(f"""
+    return (
+        con.sql(
+            f"""
         SELECT txn_id, booked_at, direction, CAST(amount_eur AS DOUBLE) AS amount_eur, channel, counterparty_id, counterparty_type,
                counterparty_name, counterparty_country, location_city, description, list_contains(?, txn_id) AS evidence
         FROM transactions WHERE bank_id = ? AND account_id = ?
           AND booked_at > (SELECT max(booked_at) FROM transactions) - INTERVAL {int(days)} DAY
-        ORDER BY evidence DESC, booked_at DESC {lim}""", params=[evidence or [], bank_id, account_id]).pl().sort("booked_at", descending=True)
+        ORDER BY evidence DESC, booked_at DESC {lim}""",
+            params=[evidence or [], bank_id, account_id],
+        )
+        .pl()
+        .sort("booked_at", descending=True)
+    )
 
 
 def counterparties(con: duckdb.DuckDBPyConnection, bank_id: str, account_id: str, days: int = WINDOW_DAYS) -> pl.DataFrame:
-    return con.sql(f"""
+    return con.sql(
+        f"""
         SELECT coalesce(counterparty_id, '(' || channel || ')') AS counterparty, any_value(counterparty_type) AS type,
                any_value(counterparty_name) FILTER (counterparty_type = 'business') AS name,
                coalesce(sum(amount_eur) FILTER (direction = 'credit'), 0) AS money_in,
                coalesce(sum(amount_eur) FILTER (direction = 'debit'), 0) AS money_out, count(*) AS bookings
         FROM transactions WHERE bank_id = ? AND account_id = ?
           AND booked_at > (SELECT max(booked_at) FROM transactions) - INTERVAL {int(days)} DAY
-        GROUP BY 1 ORDER BY greatest(money_in, money_out) DESC LIMIT 12""", params=[bank_id, account_id]).pl()
+        GROUP BY 1 ORDER BY greatest(money_in, money_out) DESC LIMIT 12""",
+        params=[bank_id, account_id],
+    ).pl()
 
 
-def network(con: duckdb.DuckDBPyConnection, user: User, account_id: str, days: int = WINDOW_DAYS, limit: int = 16) -> pl.DataFrame:
+def network(
+    con: duckdb.DuckDBPyConnection, user: User, account_id: str, days: int = WINDOW_DAYS, limit: int = 16
+) -> pl.DataFrame:
     """Accounts linked to this one by money (either way, EUR 500+ or 3+ transfers), address, phone or device.
 
     Linked accounts of banks the user may not see are shown without their id or alert."""
-    rows = con.sql(f"""
+    rows = con.sql(
+        f"""
         WITH w AS (SELECT * FROM transactions WHERE booked_at > (SELECT max(booked_at) FROM transactions) - INTERVAL {int(days)} DAY),
              me AS (SELECT * FROM accounts WHERE account_id = ?),
              money AS (SELECT counterparty_id AS other, 'money ' || CASE WHEN direction = 'debit' THEN 'out' ELSE 'in' END AS link,
@@ -165,32 +202,42 @@ def network(con: duckdb.DuckDBPyConnection, user: User, account_id: str, days: i
         FROM links l JOIN (SELECT DISTINCT account_id, bank_id FROM accounts) a ON a.account_id = l.other
         LEFT JOIN alerted x ON x.account_id = l.other
         ORDER BY x.score DESC NULLS LAST, l.amount DESC NULLS LAST LIMIT {int(limit)}""",
-                   params=[account_id, account_id, account_id, account_id]).pl()
+        params=[account_id, account_id, account_id, account_id],
+    ).pl()
     visible = pl.lit(True) if user.sees_all_banks else (pl.col("bank_id") == user.bank)
     return rows.with_columns(
         pl.when(visible).then(pl.col("other")).otherwise(pl.lit(None)).alias("other"),
         pl.when(visible).then(pl.col("alert_id")).otherwise(pl.lit(None)).alias("alert_id"),
-        pl.when(visible).then(pl.col("score")).otherwise(pl.lit(None)).alias("score"))
+        pl.when(visible).then(pl.col("score")).otherwise(pl.lit(None)).alias("score"),
+    )
 
 
 def history(con: duckdb.DuckDBPyConnection, alert_id: str) -> pl.DataFrame:
-    return con.sql("""SELECT a.run_id, a.created_at, a.rank, a.score, a.typology, a.status AS run_status, array_length(a.rules) AS rules
-                          FROM alerts a WHERE a.alert_id = ? ORDER BY a.created_at DESC""", params=[alert_id]).pl()
+    return con.sql(
+        """SELECT a.run_id, a.created_at, a.rank, a.score, a.typology, a.status AS run_status, array_length(a.rules) AS rules
+                          FROM alerts a WHERE a.alert_id = ? ORDER BY a.created_at DESC""",
+        params=[alert_id],
+    ).pl()
 
 
 def case_members(con: duckdb.DuckDBPyConnection, user: User, case_id: str | None, alert_id: str) -> pl.DataFrame:
     if not case_id:
         return pl.DataFrame()
     scope, params = _scope(user)
-    return con.sql(f"""{LATEST}
+    return con.sql(
+        f"""{LATEST}
         SELECT l.alert_id, l.bank_id, l.account_id, l.score, l.typology, l.case_role, s.status
         FROM latest l JOIN alert_status s USING (alert_id)
-        WHERE l.case_id = ? AND l.alert_id <> ? AND {scope} ORDER BY l.score DESC""", params=[case_id, alert_id] + params).pl()
+        WHERE l.case_id = ? AND l.alert_id <> ? AND {scope} ORDER BY l.score DESC""",
+        params=[case_id, alert_id] + params,
+    ).pl()
 
 
 def audit_entries(con: duckdb.DuckDBPyConnection, user: User, alert_id: str | None = None, limit: int = 200) -> pl.DataFrame:
     scope, params = ("TRUE", []) if user.sees_all_banks else ("bank_id = ?", [user.bank])
     where = [scope] + (["alert_id = ?"] if alert_id else [])
-    return con.sql(f"""SELECT logged_at, user_name, action, alert_id, bank_id, previous_status, new_status, reason, note
-                           FROM audit_log WHERE {' AND '.join(where)} ORDER BY logged_at DESC LIMIT {int(limit)}""",
-                   params=params + ([alert_id] if alert_id else [])).pl()
+    return con.sql(
+        f"""SELECT logged_at, user_name, action, alert_id, bank_id, previous_status, new_status, reason, note
+                           FROM audit_log WHERE {" AND ".join(where)} ORDER BY logged_at DESC LIMIT {int(limit)}""",
+        params=params + ([alert_id] if alert_id else []),
+    ).pl()

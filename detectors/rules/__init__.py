@@ -5,6 +5,7 @@ criminal_exploitation, creditboys, debt_bondage), laundering for the mechanics t
 for the rules over the link graph; base holds the Rule record, its rendering and the shared fragments
 and tables. RULES is the catalogue in run order (network rules last).
 """
+
 from __future__ import annotations
 
 from detectors.rules import (

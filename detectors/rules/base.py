@@ -9,6 +9,7 @@ typology 'inherit', the typology it inherits. All SQL is a plain string with one
 {name}: a rule's parameters (overridable from a YAML config without code changes), {per30} (scales
 counts to 30 days), {days} (the window), {ev} (the usual evidence list) and the constants in CONSTANTS.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
@@ -17,10 +18,30 @@ from schemas.typologies import INHERIT, TYPOLOGIES
 
 WAGE_WORDS = r"(?i)(salaris|salary|loon|wage|payroll|uitbetaling loon)"
 RENT_WORDS = r"(?i)(huur|rent|kamer|housing|huisvesting|room)"
-RISK_SECTORS = ("78.20", "78.10", "01.13", "01.19", "01.30", "45.20", "96.02", "96.01", "81.21", "81.22", "56.10", "55.10", "10.11", "49.41")
+RISK_SECTORS = (
+    "78.20",
+    "78.10",
+    "01.13",
+    "01.19",
+    "01.30",
+    "45.20",
+    "96.02",
+    "96.01",
+    "81.21",
+    "81.22",
+    "56.10",
+    "55.10",
+    "10.11",
+    "49.41",
+)
 # The evidence most rules return: the account's bookings they grouped, in time order, at most 50.
 EV = "list(txn_id ORDER BY booked_at)[1:50]"
-CONSTANTS = {"ev": EV, "rent_words": RENT_WORDS, "wage_words": WAGE_WORDS, "risk_sectors": ", ".join(f"'{s}'" for s in RISK_SECTORS)}
+CONSTANTS = {
+    "ev": EV,
+    "rent_words": RENT_WORDS,
+    "wage_words": WAGE_WORDS,
+    "risk_sectors": ", ".join(f"'{s}'" for s in RISK_SECTORS),
+}
 
 # Tables several rules read, built once per run before any rule (RuleDetector.score) instead of once per rule,
 # and only when an enabled rule declares it in `reads`.
@@ -42,6 +63,7 @@ def render_shared(name: str) -> str:
 @dataclass(frozen=True)
 class Fragment:
     """Common table expressions several rules start from (without the WITH); `reads`: the shared tables they read."""
+
     sql: str
     reads: tuple[str, ...] = ()
 
@@ -79,18 +101,18 @@ ROLES = ("victim", "mule", "controller", "employer")
 class Rule:
     id: str
     name: str
-    typology: str               # an id in schemas/typologies.py, or 'inherit' (the SQL returns the typology)
+    typology: str  # an id in schemas/typologies.py, or 'inherit' (the SQL returns the typology)
     indicators: tuple[str, ...]
-    description: str            # for an investigator
-    severity: int               # 1 low .. 3 high (indicators.md strength A=3, B=2, C=1)
+    description: str  # for an investigator
+    severity: int  # 1 low .. 3 high (indicators.md strength A=3, B=2, C=1)
     sql: str
     params: dict = field(default_factory=dict)
-    stage: int = 1              # 2: reads the stage-1 hits (network rules)
+    stage: int = 1  # 2: reads the stage-1 hits (network rules)
     # The account it fires on is likely the exploited person ('victim', 'mule': victim-side signals that feed the
     # network rules), the one who collects ('controller') or the business using the workers ('employer'); cases read it.
     role: str | None = None
     constellation: bool = False  # already joins several indicators across accounts: not a lone indicator in fusion
-    attribute: bool = False     # fires on a shared attribute (address, device), not behaviour: NET_SHARED_CLUSTER skips it
+    attribute: bool = False  # fires on a shared attribute (address, device), not behaviour: NET_SHARED_CLUSTER skips it
     ctes: tuple[str, ...] = ()  # FRAGMENTS the SQL starts from, in order
     reads: tuple[str, ...] = ()  # SHARED_TABLES the SQL reads (its fragments' included)
 
@@ -117,7 +139,7 @@ class Rule:
             return self.sql
         head = "WITH " + ",\n  ".join(FRAGMENTS[c].sql for c in self.ctes)
         body = self.sql.lstrip()
-        return head + (",\n  " + body[len("WITH "):] if body.startswith("WITH ") else "\n" + body)
+        return head + (",\n  " + body[len("WITH ") :] if body.startswith("WITH ") else "\n" + body)
 
     def render(self, days: int) -> str:
         # {per30} renders as '30.0 / days' so 'count(*) * 30.0 / 90' stays exact (9 * 30 / 90 == 3)
@@ -130,7 +152,18 @@ def sql_list(rules: list[Rule]) -> str:
 
 
 # Config keys that are not rule ids: read by the window, network, cases, fusion, scoring and goAML export.
-SETTINGS = ("disabled", "categories", "fusion", "window_days", "network", "cases", "dismissed_rise", "goaml", "patterns", "budget")
+SETTINGS = (
+    "disabled",
+    "categories",
+    "fusion",
+    "window_days",
+    "network",
+    "cases",
+    "dismissed_rise",
+    "goaml",
+    "patterns",
+    "budget",
+)
 
 
 def rule_set(rules: list[Rule], overrides: dict | None = None) -> list[Rule]:
@@ -138,7 +171,9 @@ def rule_set(rules: list[Rule], overrides: dict | None = None) -> list[Rule]:
     overrides = overrides or {}
     disabled = set(overrides.get("disabled", []))
     known = {r.id for r in rules}
-    unknown = [k for k in overrides if k not in known and k not in SETTINGS and not k.startswith("PT_")]   # PT_: detectors.patterns
+    unknown = [
+        k for k in overrides if k not in known and k not in SETTINGS and not k.startswith("PT_")
+    ]  # PT_: detectors.patterns
     if unknown:
         raise ValueError(f"config names unknown rules: {', '.join(unknown)}")
     out = []

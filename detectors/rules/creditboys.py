@@ -1,4 +1,5 @@
 """Creditboys (CD indicators): loans and phone contracts taken out in a (young) victim's name and passed on."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -19,9 +20,14 @@ NEW_CONTRACTS = """hist AS (SELECT bank_id, account_id, CAST(timezone('Europe/Am
                                     WHERE d.first_day >= hist.since + {settle_days}),"""
 
 RULES: list[Rule] = [
-    Rule("CD02_SEVERAL_LENDERS", "Loans from several lenders in a month", "creditboys", ("CD-02",),
-         "Credit from two or more lenders within 30 days.", 3,
-         """WITH l AS (SELECT *, count(DISTINCT counterparty_id) OVER (PARTITION BY bank_id, account_id ORDER BY day
+    Rule(
+        "CD02_SEVERAL_LENDERS",
+        "Loans from several lenders in a month",
+        "creditboys",
+        ("CD-02",),
+        "Credit from two or more lenders within 30 days.",
+        3,
+        """WITH l AS (SELECT *, count(DISTINCT counterparty_id) OVER (PARTITION BY bank_id, account_id ORDER BY day
                               RANGE BETWEEN INTERVAL 29 DAY PRECEDING AND CURRENT ROW) AS lenders FROM win_tx
                        WHERE {is_loan})
              SELECT l.bank_id, l.account_id, list(l.txn_id ORDER BY l.booked_at)[1:50] AS evidence,
@@ -29,10 +35,17 @@ RULES: list[Rule] = [
                            coalesce(CAST(any_value(a.holder_age) AS VARCHAR), '?')) AS detail
              FROM l JOIN win_accounts a USING (bank_id, account_id)
              GROUP BY ALL HAVING max(l.lenders) >= {min_lenders}""",
-         {"min_lenders": 2, "min_loan": 500}, role="victim"),
-    Rule("CD02_LOAN_PASSED_ON", "Loan passed on at once", "creditboys", ("CD-02",),
-         "Most of a loan leaves within 48 hours, in cash or to a private person.", 3,
-         """WITH l AS (SELECT * FROM win_tx WHERE {is_loan}),
+        {"min_lenders": 2, "min_loan": 500},
+        role="victim",
+    ),
+    Rule(
+        "CD02_LOAN_PASSED_ON",
+        "Loan passed on at once",
+        "creditboys",
+        ("CD-02",),
+        "Most of a loan leaves within 48 hours, in cash or to a private person.",
+        3,
+        """WITH l AS (SELECT * FROM win_tx WHERE {is_loan}),
                   o AS (SELECT l.bank_id, l.account_id, l.txn_id, l.amount, sum(x.amount) AS out, list(x.txn_id) AS ids
                         FROM l JOIN (SELECT * FROM win_tx SEMI JOIN l USING (bank_id, account_id)) x ON x.bank_id = l.bank_id AND x.account_id = l.account_id AND NOT x.is_in
                              AND (x.channel = 'cash_withdrawal' OR x.counterparty_type = 'person')
@@ -41,10 +54,17 @@ RULES: list[Rule] = [
              SELECT bank_id, account_id, flatten(list(list_prepend(txn_id, ids)))[1:50] AS evidence,
                     printf('%d loans, %d%% passed on within 48h', count(*), CAST(100 * sum(out) / sum(amount) AS INT)) AS detail
              FROM o WHERE out >= {min_share} * amount GROUP BY ALL""",
-         {"min_share": 0.7, "min_loan": 500}, role="victim"),
-    Rule("CD01_TELECOM_BURST", "Burst of new phone contracts", "creditboys", ("CD-01",),
-         "Two or more new telecom contracts with different providers within two weeks.", 3,
-         """WITH d AS (SELECT bank_id, account_id, counterparty_id, min(day) AS first_day, arg_min(txn_id, day) AS txn_id
+        {"min_share": 0.7, "min_loan": 500},
+        role="victim",
+    ),
+    Rule(
+        "CD01_TELECOM_BURST",
+        "Burst of new phone contracts",
+        "creditboys",
+        ("CD-01",),
+        "Two or more new telecom contracts with different providers within two weeks.",
+        3,
+        """WITH d AS (SELECT bank_id, account_id, counterparty_id, min(day) AS first_day, arg_min(txn_id, day) AS txn_id
                        FROM win_tx WHERE NOT is_in AND channel = 'direct_debit' AND category = 'telecom' GROUP BY ALL),
                   {new_contracts}
                   n AS (SELECT * FROM new_contracts),
@@ -54,10 +74,17 @@ RULES: list[Rule] = [
              SELECT bank_id, account_id, list(txn_id ORDER BY txn_id) AS evidence,
                     printf('%d new telecom contracts started within %d days', max(near), {within_days}) AS detail
              FROM pairs GROUP BY ALL HAVING max(near) >= {min_contracts}""",
-         {"settle_days": 35, "within_days": 14, "min_contracts": 2}, role="victim"),
-    Rule("CD_YOUNG_NEW_CREDIT", "New credit or contracts in a young adult's name", "creditboys", ("CD-01", "CD-02", "SE-24"),
-         "A holder aged 18-25 takes new loans or starts new phone contracts: the profile creditboys target.", 2,
-         """WITH d AS (SELECT bank_id, account_id, counterparty_id, min(day) AS first_day FROM win_tx
+        {"settle_days": 35, "within_days": 14, "min_contracts": 2},
+        role="victim",
+    ),
+    Rule(
+        "CD_YOUNG_NEW_CREDIT",
+        "New credit or contracts in a young adult's name",
+        "creditboys",
+        ("CD-01", "CD-02", "SE-24"),
+        "A holder aged 18-25 takes new loans or starts new phone contracts: the profile creditboys target.",
+        2,
+        """WITH d AS (SELECT bank_id, account_id, counterparty_id, min(day) AS first_day FROM win_tx
                         WHERE NOT is_in AND channel = 'direct_debit' AND category = 'telecom' GROUP BY ALL),
                   {new_contracts}
                   c AS (SELECT bank_id, account_id, txn_id, booked_at, counterparty_id FROM win_tx WHERE {is_loan}
@@ -70,6 +97,8 @@ RULES: list[Rule] = [
              FROM c JOIN win_accounts a USING (bank_id, account_id)
              WHERE a.holder_age BETWEEN {min_age} AND {max_age}
              GROUP BY ALL HAVING count(DISTINCT c.counterparty_id) >= {min_new}""",
-         {"min_age": 18, "max_age": 25, "settle_days": 35, "min_new": 2, "min_loan": 500}, role="victim"),
+        {"min_age": 18, "max_age": 25, "settle_days": 35, "min_new": 2, "min_loan": 500},
+        role="victim",
+    ),
 ]
 RULES = [replace(r, sql=r.sql.replace("{is_loan}", IS_LOAN).replace("{new_contracts}", NEW_CONTRACTS)) for r in RULES]
