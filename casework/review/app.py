@@ -27,11 +27,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from casework.dispositions import ACTIONS, DISMISS_REASONS, FIU_DECISIONS, DispositionError, record_disposition
+from casework.dispositions import ACTIONS, DISMISS_REASONS, DispositionError, record_disposition
 from casework.review import queries as q
 from casework.review.auth import Sessions, Throttled, User
 from casework.review.fiu_pages import fiu_routes
 from casework.review.pictures import network_svg, timeline_svg
+from casework.review.web import login_required, message, post_checked, refusal_code
 from pipelines import store
 
 COOKIE, LOGIN_COOKIE = "thb_session", "thb_login"
@@ -47,35 +48,6 @@ def masked(text) -> str:
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 MAX_BODY = 64 * 1024  # forms are small; anything larger is refused with 413 before it is read whole
-# messages shown after a redirect come from this fixed set, never from the query string's text
-MESSAGES = {
-    **{f"recorded-{k}": f"Recorded: {k}" for k in ACTIONS},
-    **{f"fiu-recorded-{k}": f"Recorded: {k}" for k in FIU_DECISIONS},
-    "unknown-action": "Not recorded: unknown action.",
-    "wrong-state": "Not recorded: that action does not apply to this alert now.",
-    "needs-reason": f"Not recorded: dismissing needs a reason: one of {', '.join(DISMISS_REASONS)}",
-    "needs-note": "Not recorded: dismissing for 'other' needs a note",
-    "needs-typology": "Not recorded: declaring a report suspicious needs a typology",
-    "not-recorded": "Not recorded: the decision was refused.",
-    "goaml-written": "goAML report written.",
-    "goaml-refused": "goAML report not written: the export refused this alert.",
-}
-REFUSALS = (
-    ("unknown action", "unknown-action"),
-    ("unknown decision", "unknown-action"),
-    ("dismissing needs a reason", "needs-reason"),
-    ("dismissing for 'other'", "needs-note"),
-    ("declaring a report suspicious", "needs-typology"),
-    ("alert ", "wrong-state"),
-)
-
-
-def refusal_code(e: Exception) -> str:
-    return next((code for start, code in REFUSALS if str(e).startswith(start)), "not-recorded")
-
-
-def message(code: str | None) -> str | None:
-    return MESSAGES.get(code or "")
 
 
 def csv_cell(column: str, v):
@@ -112,42 +84,6 @@ def case_labels(rows: pl.DataFrame, user: User) -> pl.DataFrame:
 
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-
-
-def login_required(handler):
-    """GET handlers: a valid session, else the login page (coming back here after)."""
-
-    async def wrapped(self, request: Request):
-        session = self.who(request)
-        if session is None:
-            return RedirectResponse(f"/login?next={quote(str(request.url.path))}", status_code=303)
-        return await handler(self, request, *session)
-
-    return wrapped
-
-
-def post_checked(handler):
-    """POST handlers: login and a CSRF token that matches the session's."""
-
-    async def wrapped(self, request: Request):
-        session = self.who(request)
-        if session is None:
-            return RedirectResponse("/login", status_code=303)
-        user, csrf = session
-        form = await self.form(request)
-        if form is None:
-            return self.page("error.html", user, csrf, status=413, message="The form was too large.")
-        if form.get("csrf") != csrf:
-            return self.page(
-                "error.html",
-                user,
-                csrf,
-                status=403,
-                message="The form was stale or forged (CSRF check failed). Reload the page and try again.",
-            )
-        return await handler(self, request, user, csrf, form)
-
-    return wrapped
 
 
 class Review:

@@ -12,6 +12,7 @@ from starlette.responses import RedirectResponse
 from starlette.routing import Route
 
 from casework.dispositions import FIU_DECISIONS, DispositionError, record_fiu_decision
+from casework.review.web import login_required, message, post_checked, refusal_code
 
 FIU_PAGE = 100
 
@@ -56,7 +57,6 @@ def subject_reports(con: duckdb.DuckDBPyConnection, subject_id: str) -> tuple[di
 
 def fiu_routes(review) -> list[Route]:
     """Routes bound to a Review (its session checks and templates)."""
-    from casework.review.app import login_required, message, post_checked, refusal_code
 
     def analysts_only(user, csrf):
         return review.page("error.html", user, csrf, status=404, message="No such page for you.")
