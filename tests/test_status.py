@@ -163,8 +163,10 @@ def test_generate_reports_progress(tmp_path, capsys, monkeypatch):
     assert "generate: " in err and "transactions for 300 accounts" in err and "BANK_A written" in err
 
 
-def test_progress_writes_nothing_when_disabled():
+def test_progress_writes_nothing_when_disabled(monkeypatch):
     import io
+
+    monkeypatch.delenv("CI", raising=False)   # CI=true silences progress like --quiet (tested above)
 
     buf = io.StringIO()
     Progress(quiet=True, stream=buf)("x")
