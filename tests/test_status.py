@@ -166,7 +166,7 @@ def test_generate_reports_progress(tmp_path, capsys, monkeypatch):
 def test_progress_writes_nothing_when_disabled(monkeypatch):
     import io
 
-    monkeypatch.delenv("CI", raising=False)   # CI=true silences progress like --quiet (tested above)
+    monkeypatch.delenv("CI", raising=False)  # CI=true silences progress like --quiet (tested above)
 
     buf = io.StringIO()
     Progress(quiet=True, stream=buf)("x")
