@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import re
 import threading
 from contextlib import contextmanager
 from datetime import datetime
@@ -33,17 +32,15 @@ from casework.review.auth import Sessions, Throttled, User
 from casework.review.fiu_pages import fiu_routes
 from casework.review.pictures import network_svg, timeline_svg
 from casework.review.web import login_required, message, post_checked, refusal_code
+from detectors.scoring import mask_identifiers
 from pipelines import store
 
 COOKIE, LOGIN_COOKIE = "thb_session", "thb_login"
 # free text (payment descriptions) may carry identifiers the extract contract keeps out of id columns
-RAW_IDENTIFIER = re.compile(
-    r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b|[\w.+-]+@[\w-]+\.[\w.]+|\+?\d[\d -]{8,}\d"
-)
 
 
 def masked(text) -> str:
-    return "" if text is None else RAW_IDENTIFIER.sub("[masked]", str(text))
+    return "" if text is None else mask_identifiers(str(text))  # the same masking as stored run errors
 
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
