@@ -148,6 +148,10 @@ def _user_error(e: BaseException) -> str | None:
         return f"{e.filename}: no such file or folder" if e.filename else str(e)
     if isinstance(e, OSError):
         return f"{e.filename}: {e.strerror}" if e.filename else str(e)
+    import polars as pl
+
+    if isinstance(e, pl.exceptions.PolarsError):  # a file given as Parquet or CSV that is not one
+        return "could not read a data file: " + str(e).split("\n")[0]
     if isinstance(e, yaml.YAMLError):
         return f"a YAML file is malformed: {e}".split("\n")[0]
     if isinstance(e, ValueError):  # bad values in a config, a key file, a size or a date
@@ -601,6 +605,7 @@ def cmd_fiu_decide(a) -> int:
     from casework.dispositions import DispositionError, record_fiu_decision
     from pipelines import store
 
+    _store(a.db)
     con = store.connect(a.db)
     try:
         out = record_fiu_decision(con, a.report, a.decision, a.user, a.typology, a.note)
@@ -616,6 +621,7 @@ def cmd_fiu_decide(a) -> int:
 def cmd_disseminate(a) -> int:
     from casework.fiu.disseminate import DisseminationError, disseminate
 
+    _store(a.db)
     try:
         written = disseminate(a.db, a.out, a.user, a.identities)
     except DisseminationError as e:

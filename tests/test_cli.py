@@ -204,3 +204,20 @@ def test_every_option_has_help():
     ]
     assert not missing, missing
     assert all((a.help or "").strip() for a in sub._choices_actions)  # and every command
+
+
+@pytest.mark.parametrize(
+    "args", [["disseminate", "--out", "OUT"], ["fiu-decide", "--report", "R1", "--decision", "not_suspicious", "--user", "a"]]
+)
+def test_fiu_commands_refuse_a_store_that_does_not_exist(tmp_path, capsys, args):
+    db = tmp_path / "none.duckdb"
+    assert main([args[0], "--db", str(db), *[str(tmp_path / "o") if x == "OUT" else x for x in args[1:]]]) == 2
+    one_line_error(capsys, "none.duckdb", "does not exist")
+    assert not db.exists()  # nothing created by a mistyped path
+
+
+def test_evaluate_a_file_that_is_not_parquet(tmp_path, capsys):
+    junk = tmp_path / "junk.parquet"
+    junk.write_text("not parquet\n")
+    assert main(["evaluate", "--subjects", str(junk), "--labels", str(junk)]) == 2
+    one_line_error(capsys, "could not read a data file", "parquet")
