@@ -77,7 +77,20 @@ def click_and_wait(driver, element) -> None:
     """Click something that loads a new page, and wait until it has (the old page's <html> goes stale)."""
     old = driver.find_element("tag name", "html")
     element.click()
-    WebDriverWait(driver, 10).until(staleness_of(old))
+    WebDriverWait(driver, 10).until(lambda d: _gone(old))
+
+
+def _gone(element) -> bool:
+    """staleness_of, plus chromedriver's other word for it: while the new page replaces the old one it may answer
+    'Node with given id does not belong to the document' instead of a stale-element error."""
+    from selenium.common.exceptions import WebDriverException
+
+    try:
+        return staleness_of(element)(None)
+    except WebDriverException as e:
+        if "does not belong to the document" in str(e):
+            return True
+        raise
 
 
 def log_in(driver, base: str, user: str, password: str) -> None:
