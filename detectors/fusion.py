@@ -119,15 +119,28 @@ class Fusion:
                 "label": [f"{r.name} [{', '.join(r.indicators)}]" for r in catalogue],
                 "indicators": [list(r.indicators[:1]) if r.id not in LINK_ONLY_RULES else [] for r in catalogue],  # its first
                 "constellation": [r.constellation for r in catalogue],
-            }
+                "footprint": [r.footprint for r in catalogue],
+            },
+            schema_overrides={"footprint": pl.Utf8},
         )
         factors = self.rule_factors(rates).select("rule_id", "bank_id", "factor", rate=pl.col("rate"))
         h = (
             hits.join(factors, on=["rule_id", "bank_id"], how="left")
+            .join(labels.select("rule_id", "footprint"), on="rule_id", how="left")
             .with_columns(pl.col("factor").fill_null(1.0))
             .with_columns(
                 (pl.col("severity").replace_strict(SEVERITY_WEIGHT, return_dtype=pl.Float64) * pl.col("factor")).alias("w"),
                 (pl.col("factor") < 1).alias("flooding"),
+            )
+            .with_columns(  # the rules of one lawful activity's footprint add up to its strongest one (Rule.footprint)
+                pl.when(
+                    pl.col("footprint").is_not_null()
+                    & (pl.col("w").rank("ordinal", descending=True).over("bank_id", "account_id", "footprint") > 1)
+                )
+                .then(0.0)
+                .otherwise(pl.col("w"))
+                .alias("w_family"),
+                pl.coalesce("footprint", "rule_id").alias("family"),
             )
         )
         per_typ = (
@@ -159,10 +172,11 @@ class Fusion:
         agg = (
             reasons.group_by("bank_id", "account_id")
             .agg(
-                (1 - (1 - pl.col("w")).product()).alias("rule_score"),
-                # a network rule already joins indicators over several accounts: it counts as two; a flooding rule counts as none
+                (1 - (1 - pl.col("w_family")).product()).alias("rule_score"),
+                # a network rule already joins indicators over several accounts: it counts as two; a flooding rule counts
+                # as none; the rules of one footprint count as one
                 (
-                    pl.col("rule_id").filter(sound).n_unique()
+                    pl.col("family").filter(sound).n_unique()
                     + pl.col("rule_id").filter(sound & pl.col("constellation")).n_unique()
                 ).alias("n_rules"),
                 pl.col("rule_id").alias("rules"),

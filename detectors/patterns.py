@@ -40,6 +40,7 @@ class Pattern:
     constellation: bool = True  # a pattern already joins several accounts' transfers
     role: str | None = None  # payers, intermediaries and collectors alike: no single role
     attribute: bool = False
+    footprint: str | None = None  # money moving in a pattern is no lawful activity's ordinary footprint
     ctes: tuple[str, ...] = ()  # no SQL fragments or shared tables: the detector is Python over the link graph
     reads: tuple[str, ...] = ()
 

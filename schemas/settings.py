@@ -86,7 +86,7 @@ class CaseSettings(_Section):
 
 class BudgetSettings(_Section):
     share: float | None = Field(
-        0.01, gt=0, le=1, description="most alerts per bank per run, as a share of scored accounts (null: off)"
+        0.02, gt=0, le=1, description="most alerts per bank per run, as a share of scored accounts (null: off)"
     )
     max_alerts: int | None = Field(None, ge=1, description="most alerts per bank per run (null: no absolute cap)")
     min_alerts: int = Field(10, ge=0, description="room for at least this many in a small extract")

@@ -17,7 +17,9 @@ import polars as pl
 from synthetic.events import Events
 
 PATTERNS = ("cycle", "scatter_gather", "gather_scatter", "fan_out", "stack", "bipartite", "fan_in")
-PATTERNS_PER_ACCOUNT = 0.0003  # patterns of each kind per account (3 of each per 10,000 accounts: all fit a 2% budget)
+PATTERNS_PER_ACCOUNT = (
+    0.00015  # patterns of each kind per account (3 of each per 20,000 accounts: laundering about a third of planted accounts)
+)
 LOOKALIKES = ("salary_split", "family_pool", "landlord")
 
 

@@ -281,3 +281,23 @@ def test_run_summary_names_flooding_rules_and_the_budget_cut():
     md = run_summary_markdown([], score, {"creditboys": 10}, None)
     assert "| CD01_TELECOM_BURST | 300 of 1000 | 30.0% | 0.5% | A: 30.0%, x0.0333 |" in md
     assert "| A | 1000 | 10 | 30 | 10 | 20 | 0.810 | 0.800 |" in md
+
+
+def test_the_footprint_of_lawful_sex_work_alone_counts_as_one_indicator():
+    """Ads, clients' payments and night cash are what any sex worker's account shows (legal in the Netherlands): together
+    they count as one indicator, discounted like a lone rule; the same footprint with money passed on is a constellation."""
+    footprint = ("SE01_AD_MICRO", "SE07_CLIENT_PAYMENTS", "SE04_NIGHT_CASH")
+    assert all(r.footprint == "sex_work" for r in RULES if r.id in footprint)
+    hits = _hits([(r, "A", "A-00001") for r in footprint] + [(r, "A", "A-00002") for r in (*footprint, "CE01_YOUNG_MULE")])
+    acc = Fusion().account_scores(hits, _population({"A": 1000}), {}).filter(pl.col("rule_score") > 0)
+    scores = dict(zip(acc["account_id"], acc["score"]))
+    n_rules = dict(zip(acc["account_id"], acc["n_rules"]))
+    assert n_rules == {"A-00001": 1, "A-00002": 2}
+    strongest = max(SEVERITY_WEIGHT[r.severity] for r in RULES if r.id in footprint)
+    assert math.isclose(scores["A-00001"], strongest * Fusion().single_rule_factor)  # no anomaly lift at 0.5
+    assert scores["A-00002"] > 2 * scores["A-00001"]
+    # near miss: two rules of different families are two indicators, as before
+    two = Fusion().account_scores(
+        _hits([("SE01_AD_MICRO", "A", "A-00003"), ("SE02_HOTELS", "A", "A-00003")]), _population({"A": 1000}), {}
+    )
+    assert two.filter(pl.col("account_id") == "A-00003")["n_rules"][0] == 2

@@ -113,6 +113,11 @@ class Rule:
     role: str | None = None
     constellation: bool = False  # already joins several indicators across accounts: not a lone indicator in fusion
     attribute: bool = False  # fires on a shared attribute (address, device), not behaviour: NET_SHARED_CLUSTER skips it
+    # The lawful activity whose ordinary footprint the rule sees (e.g. 'sex_work': ads, clients' payments, night cash).
+    # Licensed sex work is legal in the Netherlands and transactions alone hardly tell it from forced sex work
+    # (indicators.md, general caveat): in fusion all rules of one footprint count as one indicator family, so an
+    # account needs evidence beyond the activity itself (money passed on, control, spending out of profile).
+    footprint: str | None = None
     ctes: tuple[str, ...] = ()  # FRAGMENTS the SQL starts from, in order
     reads: tuple[str, ...] = ()  # SHARED_TABLES the SQL reads (its fragments' included)
 
