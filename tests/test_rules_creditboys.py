@@ -52,7 +52,21 @@ def cd_young(b, pos):
     return "v", {_loan(b, 30, "Ferratum"), _loan(b, 40, "Qander")}
 
 
+def cd02_collector(b, pos):
+    """Two young borrowers each pass part of a fresh loan to one man; near miss: a private seller paid from one buyer's
+    loan, and a friend who pays him without any loan."""
+    b.account("c", gender="m")
+    ev = set()
+    for i, who in enumerate(("v1", "v2")):
+        b.account(who, age=20)
+        if pos or i == 0:
+            b.tx(who, 30 + i, 9, "credit", 2000, "loan_disbursement", cp=f"lend-{i}", cptype="business", name="Ferratum")
+        ev.add(b.transfer(who, "c", 31 + i, 20, 900 if pos else 1900)[1])
+    return "c", ev
+
+
 CASES = {
+    "CD02_LOAN_COLLECTOR": cd02_collector,
     "CD02_SEVERAL_LENDERS": cd02_lenders,
     "CD02_LOAN_PASSED_ON": cd02_passed_on,
     "CD01_TELECOM_BURST": cd01_telecom,

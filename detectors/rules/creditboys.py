@@ -100,5 +100,27 @@ RULES: list[Rule] = [
         {"min_age": 18, "max_age": 25, "settle_days": 35, "min_new": 2, "min_loan": 500},
         role="victim",
     ),
+    Rule(
+        "CD02_LOAN_COLLECTOR",
+        "Collects loan money from several people",
+        "creditboys",
+        ("CD-02",),
+        "Several people each pay this account soon after a loan was paid out to them: the other side of CD-02.",
+        3,
+        # A private seller is paid from one buyer's loan; several borrowers passing part of their fresh loans to one
+        # person within two days is the creditboy's collection, even when each passes on only a part or some in cash.
+        """WITH l AS (SELECT account_id AS borrower, booked_at AS lent_at, amount AS loan FROM win_tx WHERE {is_loan}),
+                  p AS (SELECT DISTINCT x.bank_id, x.account_id, x.txn_id, x.amount, x.counterparty_id AS sender
+                        FROM win_tx x JOIN l ON l.borrower = x.counterparty_id
+                         AND x.booked_at BETWEEN l.lent_at AND l.lent_at + INTERVAL {within_hours} HOUR
+                        WHERE x.is_in AND x.counterparty_type = 'person' AND x.amount >= {min_share} * l.loan)
+             SELECT bank_id, account_id, list(DISTINCT txn_id ORDER BY txn_id)[1:50] AS evidence,
+                    printf('receives EUR %.0f from %d people within %dh of a loan paid out to them', sum(amount),
+                           count(DISTINCT sender), {within_hours}) AS detail
+             FROM p GROUP BY ALL HAVING count(DISTINCT sender) >= {min_borrowers}""",
+        {"min_loan": 500, "min_share": 0.25, "within_hours": 48, "min_borrowers": 2},
+        role="controller",
+        constellation=True,
+    ),
 ]
 RULES = [replace(r, sql=r.sql.replace("{is_loan}", IS_LOAN).replace("{new_contracts}", NEW_CONTRACTS)) for r in RULES]
