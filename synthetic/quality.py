@@ -71,6 +71,11 @@ def run(seeds: list[int], accounts: int, family: str = "tune", product_only: boo
                         "recall_by_subtlety@2%": m["recall_by_subtlety@2%"],
                         "recall_by_typology@2%": m["recall_by_typology@2%"],
                         "recall_by_role@2%": m["recall_by_role@2%"],
+                        "recall_by_pattern@2%": m["recall_by_pattern@2%"],
+                        # the highest firing rate of any rule over all scored accounts (planted ones included)
+                        "max_rule_rate": max(
+                            ((v["rate"], k) for k, v in res.rule_rates.items() if v.get("rate") is not None), default=(0.0, None)
+                        ),
                     }
                 )
                 print(json.dumps(rows[-1]), flush=True)
