@@ -22,7 +22,7 @@ import yaml
 from lxml import etree
 
 from pipelines import store
-from pipelines.pseudonymise import pseudonym, read_key
+from pipelines.pseudonymise import key_id, pseudonym, read_key
 from schemas import contract
 
 REPO = Path(__file__).resolve().parent.parent
@@ -165,7 +165,7 @@ def ingest_goaml(folder: str | Path, db_path: str | Path, key_file: str | Path) 
             )
         outcome = "loaded_with_quarantine" if quarantine else ("loaded" if rows else "rejected")
         con.execute(
-            "INSERT INTO submissions VALUES (?, 'goAML', 'fiu_goaml', NULL, NULL, ?, ?, ?, ?, ?, ?, 0, now(), ?, ?)",
+            "INSERT INTO submissions VALUES (?, 'goAML', 'fiu_goaml', NULL, NULL, ?, ?, ?, ?, ?, ?, 0, now(), ?, ?, ?)",
             [
                 res.submission_id,
                 str(folder),
@@ -176,6 +176,7 @@ def ingest_goaml(folder: str | Path, db_path: str | Path, key_file: str | Path) 
                 len(quarantine),
                 outcome,
                 res.message,
+                key_id(key),
             ],
         )
         con.execute("COMMIT")

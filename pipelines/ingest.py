@@ -65,7 +65,7 @@ def _record(
     period = sub.period if sub else None
     kind = None if sub is None else ("fiu" if sub.fiu else "bank")
     con.execute(
-        "INSERT INTO submissions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now(), ?, ?)",
+        "INSERT INTO submissions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now(), ?, ?, ?)",
         [
             sid,
             sub.bank_id if sub else None,
@@ -81,6 +81,7 @@ def _record(
             replaced,
             outcome,
             message,
+            (sub.manifest or {}).get("key_id") if sub else None,
         ],
     )
 
