@@ -48,15 +48,23 @@ def link(last: tuple[int, str] | None, entry: Mapping, fields: Iterable[str]) ->
     return {"seq": seq, "prev_hash": prev, "entry_hash": entry_hash(prev, with_seq, fields)}
 
 
-def first_broken(rows: Iterable[Mapping], fields: Iterable[str]) -> tuple[int | None, int, str]:
+def first_broken(
+    rows: Iterable[Mapping], fields: Iterable[str], anchors: Mapping[int, str] | None = None
+) -> tuple[int | None, int, str]:
     """Walk the entries in seq order: (the first broken seq or None, entries checked, why it broke).
     Broken: a gap or repeat in seq, a prev_hash that is not the previous entry's hash, or content that no longer
-    hashes to its entry_hash."""
-    fields = tuple(fields)
-    prev, expected, n = GENESIS, 1, 0
+    hashes to its entry_hash. A log whose first entries were purged after the legal period starts later: its first
+    entry must point to an anchor, the hash of the last purged entry that the (chained) purge entry recorded."""
+    fields, anchors = tuple(fields), anchors or {}
+    prev, expected, n = None, None, 0
     for row in rows:
         n += 1
         seq = row.get("seq")
+        if expected is None:  # the first entry: seq 1 from the genesis hash, or just after a recorded purge
+            expected = seq if isinstance(seq, int) and seq > 0 else 1
+            prev = GENESIS if expected == 1 else anchors.get(expected - 1)
+            if prev is None:
+                return seq, n, "the entries before it were removed without a purge record"
         if seq != expected:
             return (seq if seq is not None else expected), n, f"entry {expected} is missing or out of order"
         if row.get("prev_hash") != prev:
@@ -65,3 +73,8 @@ def first_broken(rows: Iterable[Mapping], fields: Iterable[str]) -> tuple[int | 
             return seq, n, "its content was changed after it was written"
         prev, expected = row["entry_hash"], expected + 1
     return None, n, ""
+
+
+def purge_anchor(deleted: list[tuple[int, str]]) -> tuple[int, str] | None:
+    """(seq, entry_hash) of the last of the purged entries: what the log's new first entry must point to."""
+    return max(deleted) if deleted else None

@@ -87,19 +87,37 @@ def audit(
     last = con.execute("SELECT seq, entry_hash FROM audit_log WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1").fetchall()
     entry |= audit_chain.link(last[0] if last else None, entry, AUDIT_FIELDS)
     cols = AUDIT_FIELDS + ("prev_hash", "entry_hash")
-    con.execute(
-        f"INSERT INTO audit_log ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})", [entry[c] for c in cols]
-    )
+    con.execute(f"INSERT INTO audit_log ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})", [entry[c] for c in cols])
     return entry["event_id"]
 
 
-def audit_rows(con: duckdb.DuckDBPyConnection) -> tuple[list[dict], int]:
-    """The chained audit entries in sequence order, and how many entries predate the chain (written before it existed)."""
+def audit_rows(con: duckdb.DuckDBPyConnection) -> tuple[list[dict], int, dict[int, str]]:
+    """The chained audit entries in sequence order, how many entries predate the chain (written before it existed),
+    and the anchors purges left (last purged seq -> its hash), for audit_chain.first_broken."""
     cols = AUDIT_FIELDS + ("prev_hash", "entry_hash")
     cur = con.execute(f"SELECT {', '.join(cols)} FROM audit_log WHERE seq IS NOT NULL ORDER BY seq")
     rows = [dict(zip(cols, r)) for r in cur.fetchall()]
     legacy = con.execute("SELECT count(*) FROM audit_log WHERE seq IS NULL").fetchall()[0][0]
-    return rows, legacy
+    anchors = {}
+    for r in rows:
+        if r["action"] == "purge_log":
+            d = json.loads(r["details"] or "{}")
+            anchors[int(d["purged_through"])] = d["anchor_hash"]
+    return rows, legacy, anchors
+
+
+def purge_audit(con: duckdb.DuckDBPyConnection, before, user: str) -> tuple[str, int]:
+    """Retention for the audit log: delete the entries logged before `before` (with the unchained ones before it) and
+    append a chained 'purge_log' entry naming the last one deleted, so the shortened log still verifies."""
+    gone = con.execute(
+        "SELECT seq, entry_hash FROM audit_log WHERE logged_at < ? AND seq IS NOT NULL ORDER BY seq", [before]
+    ).fetchall()
+    n = con.execute("DELETE FROM audit_log WHERE logged_at < ?", [before]).fetchall()[0][0]
+    anchor = audit_chain.purge_anchor(gone)
+    if anchor:
+        details = {"purged_through": anchor[0], "anchor_hash": anchor[1], "deleted": n, "before": before}
+        audit(con, user, "purge_log", details=details)
+    return "audit_log", n
 
 
 def alert_state(con: duckdb.DuckDBPyConnection, alert_id: str) -> dict:

@@ -871,6 +871,9 @@ def build_parser() -> _Parser:
     s.add_argument("--out", default="demo-out", help="a new or empty folder (or one an earlier demo made) for the demo's files")
 
     add_fiu_commands(command)
+    from pipelines.cli_privacy import add_privacy_commands
+
+    add_privacy_commands(command)
     return p
 
 

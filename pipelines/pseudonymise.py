@@ -112,9 +112,7 @@ def pseudonymise(raw_dir: str | Path, out_dir: str | Path, key_file: str | Path)
                 select = ", ".join(f"{sql_pseudonym(c, len(key))} AS {quote(c)}" if c in id_cols else quote(c) for c in cols)
                 dst = out_dir / src.name
                 fmt = "(FORMAT parquet, COMPRESSION zstd)" if suffix == ".parquet" else "(FORMAT csv, HEADER true)"
-                params = {"src": str(src), "dst": str(dst)} | (
-                    pad_params(key) if any(c in id_cols for c in cols) else {}
-                )
+                params = {"src": str(src), "dst": str(dst)} | (pad_params(key) if any(c in id_cols for c in cols) else {})
                 con.execute(f"COPY (SELECT {select} FROM {reader}) TO $dst {fmt}", params)
                 rows[dst.name] = con.execute(f"SELECT count(*) FROM {reader}", {"src": str(src)}).fetchone()[0]
     finally:
