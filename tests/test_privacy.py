@@ -293,3 +293,30 @@ def test_purge_of_an_old_store_keeps_the_unchained_entries_counted(tmp_path, cap
     now = datetime.now(timezone.utc)
     res = purge(db, parse_settings({}), now + timedelta(days=1), dry_run=True, logs=log_purgers())
     assert res.deleted["audit_log"] == 0
+
+
+def test_the_weekly_purge_deployment_runs_the_purge_flow(tmp_path):
+    import inspect
+
+    import yaml
+    from prefect.logging import disable_run_logger
+
+    from pipelines import flows
+
+    deployments = yaml.safe_load((SAMPLES.parent / "prefect.yaml").read_text())["deployments"]
+    purge_dep = next(d for d in deployments if d["name"] == "weekly-purge")
+    assert purge_dep["entrypoint"] == "pipelines/flows.py:purge_flow" and purge_dep["schedules"][0]["active"]
+    assert set(purge_dep["parameters"]) <= set(inspect.signature(flows.purge_flow.fn).parameters)
+    db = tmp_path / "s.duckdb"
+    con = store.connect(db)
+    _fill(con)  # its rows are dated 2025-2031: relative to today only the one below has expired
+    con.execute("INSERT INTO quarantine (submission_id, reason, quarantined_at) VALUES ('s', 'old', ?)", [_t("2020-01-01")])
+    con.close()
+    with disable_run_logger():
+        out = flows.purge_flow.fn(str(db), user="flow")
+    assert out["deleted"]["quarantine"] == 1 and not out["dry_run"]
+    con = store.connect(db)
+    try:
+        assert con.execute("SELECT user_name FROM purge_log").fetchall() == [("flow",)]
+    finally:
+        con.close()
