@@ -320,3 +320,27 @@ def test_the_weekly_purge_deployment_runs_the_purge_flow(tmp_path):
         assert con.execute("SELECT user_name FROM purge_log").fetchall() == [("flow",)]
     finally:
         con.close()
+
+
+def test_the_record_of_processing_lists_every_table_and_column_of_the_store(tmp_path):
+    text = (SAMPLES.parent / "docs" / "privacy.md").read_text(encoding="utf-8")
+    documented: dict[str, list[str]] = {}
+    table = None
+    for line in text.splitlines():
+        if m := re.fullmatch(r"## `(\w+)`", line):
+            table = documented.setdefault(m.group(1), [])
+        elif table is not None and (m := re.match(r"\| `(\w+)` \| (.+?) \|$", line)):
+            table.append(m.group(1))
+    con = store.connect(tmp_path / "s.duckdb")
+    try:
+        rows = con.execute(
+            "SELECT table_name, list(column_name ORDER BY ordinal_position) FROM information_schema.columns GROUP BY 1"
+        ).fetchall()
+    finally:
+        con.close()
+    stored = {t: list(cols) for t, cols in rows}
+    assert sorted(documented) == sorted(stored)
+    for t, cols in stored.items():
+        assert documented[t] == cols, t
+    for section in text.split("\n## ")[1:]:  # each table says where its data comes from, how long and who sees it
+        assert all(w in section for w in ("Source:", "Retention:", "Seen by:")), section.splitlines()[0]
