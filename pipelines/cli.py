@@ -114,7 +114,7 @@ def _lock_holder(pid: int) -> tuple[str, str]:
             "a batch or scoring run (thb-signals batch/run or a Prefect flow)",
             "wait until it has finished, then run this again",
         )
-    if re.search(r" (ingest|score|dispose|export-goaml|identities)\b", cmd):
+    if re.search(r" (ingest|score|dispose|export-goaml|identities|purge|rekey)\b", cmd):
         return (
             f"another thb-signals command ({cmd.split('thb-signals', 1)[-1].split()[0] if 'thb-signals' in cmd else 'thb-signals'})",
             "wait until it has finished, then run this again",

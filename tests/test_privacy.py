@@ -344,3 +344,12 @@ def test_the_record_of_processing_lists_every_table_and_column_of_the_store(tmp_
         assert documented[t] == cols, t
     for section in text.split("\n## ")[1:]:  # each table says where its data comes from, how long and who sees it
         assert all(w in section for w in ("Source:", "Retention:", "Seen by:")), section.splitlines()[0]
+
+
+def test_the_manifest_names_the_key_by_a_public_id_only():
+    from pipelines.submission import SubmissionRejected, check_manifest
+
+    m = json.loads((SAMPLES / "valid" / "BANK_A" / "manifest.json").read_text())
+    check_manifest(m | {"key_id": key_id(b"partners-shared-key-0001")})
+    with pytest.raises(SubmissionRejected, match="key_id"):
+        check_manifest(m | {"key_id": "partners-shared-key-0001"})  # a key pasted where its id belongs is refused
