@@ -140,6 +140,12 @@ def ingest_goaml(folder: str | Path, db_path: str | Path, key_file: str | Path) 
         res.reports += 1
     res.quarantined = [f"{name}: {msg}" for name, msg in quarantine]
     con = store.connect(db_path)
+    from pipelines.rekey import current_key_id
+
+    ours = current_key_id(con)
+    if ours and ours != key_id(key):  # ids under another key would link to nothing
+        con.close()
+        raise ValueError(f"{key_file}: key {key_id(key)} is not the store's current key {ours} (use the current key file)")
     try:
         con.execute("BEGIN TRANSACTION")
         if rows:

@@ -45,7 +45,7 @@ def current_key_id(con: duckdb.DuckDBPyConnection) -> str | None:
     if row:
         return row[0][0]
     row = con.execute(
-        "SELECT key_id FROM submissions WHERE key_id IS NOT NULL AND kind <> 'fiu_goaml' ORDER BY loaded_at DESC LIMIT 1"
+        "SELECT key_id FROM submissions WHERE key_id IS NOT NULL ORDER BY loaded_at DESC LIMIT 1"
     ).fetchall()
     return row[0][0] if row else None
 

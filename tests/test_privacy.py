@@ -15,7 +15,7 @@ from pipelines import store
 from pipelines.cli import main
 from pipelines.cli_privacy import log_purgers
 from pipelines.ingest import ingest
-from pipelines.pseudonymise import key_id, pseudonym, pseudonymise
+from pipelines.pseudonymise import key_id, pseudonym, pseudonymise, read_key
 from pipelines.purge import RULES, purge
 from pipelines.rekey import LIST_COLUMNS, PSEUDONYM_COLUMNS, RekeyError, rekey
 from schemas.contract import PSEUDONYMISED
@@ -353,3 +353,18 @@ def test_the_manifest_names_the_key_by_a_public_id_only():
     check_manifest(m | {"key_id": key_id(b"partners-shared-key-0001")})
     with pytest.raises(SubmissionRejected, match="key_id"):
         check_manifest(m | {"key_id": "partners-shared-key-0001"})  # a key pasted where its id belongs is refused
+
+
+def test_goaml_intake_refuses_a_key_that_is_not_the_stores(tmp_path):
+    from pipelines.goaml_intake import ingest_goaml
+
+    db, old, new = tmp_path / "fiu.duckdb", tmp_path / "old", tmp_path / "new"
+    old.write_text("partners-shared-key-0001\n")
+    new.write_text("partners-shared-key-0001\nthe-rotated-partners-key-0002\n")
+    con = store.connect(db)
+    con.execute("INSERT INTO key_versions VALUES (?, ?, 'dpo', now(), '{}')", [key_id(read_key(new)), key_id(read_key(old))])
+    con.close()
+    (tmp_path / "xml").mkdir()
+    with pytest.raises(ValueError, match="is not the store's current key"):
+        ingest_goaml(tmp_path / "xml", db, old)
+    assert ingest_goaml(tmp_path / "xml", db, new).loaded == 0  # the current chain is accepted
