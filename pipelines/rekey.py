@@ -44,9 +44,7 @@ def current_key_id(con: duckdb.DuckDBPyConnection) -> str | None:
     row = con.execute("SELECT key_id FROM key_versions ORDER BY activated_at DESC LIMIT 1").fetchall()
     if row:
         return row[0][0]
-    row = con.execute(
-        "SELECT key_id FROM submissions WHERE key_id IS NOT NULL ORDER BY loaded_at DESC LIMIT 1"
-    ).fetchall()
+    row = con.execute("SELECT key_id FROM submissions WHERE key_id IS NOT NULL ORDER BY loaded_at DESC LIMIT 1").fetchall()
     return row[0][0] if row else None
 
 
