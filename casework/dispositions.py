@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import datetime, timezone
 
 import duckdb
+
+from casework import audit_chain
 
 # The current row of every alert: `alerts` keeps one row per alert per run.
 LATEST_ALERTS = "SELECT * FROM alerts QUALIFY row_number() OVER (PARTITION BY alert_id ORDER BY created_at DESC) = 1"
@@ -35,6 +38,23 @@ class DispositionError(ValueError):
     pass
 
 
+AUDIT_FIELDS = (
+    "seq",
+    "event_id",
+    "logged_at",
+    "user_name",
+    "action",
+    "alert_id",
+    "bank_id",
+    "account_id",
+    "previous_status",
+    "new_status",
+    "reason",
+    "note",
+    "details",
+)
+
+
 def audit(
     con: duckdb.DuckDBPyConnection,
     user: str,
@@ -48,25 +68,56 @@ def audit(
     note: str | None = None,
     details: dict | None = None,
 ) -> str:
-    """Append one event to the audit log; returns its id."""
-    event_id = uuid.uuid4().hex
-    con.execute(
-        "INSERT INTO audit_log VALUES (?, now(), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            event_id,
-            user,
-            action,
-            alert_id,
-            bank_id,
-            account_id,
-            previous,
-            new,
-            reason,
-            note,
-            json.dumps(details or {}, default=str),
-        ],
+    """Append one event to the audit log, chained to the one before it (casework/audit_chain); returns its id.
+    The one writer of the decision log: re-point this (and audit_rows) to move the log to another database."""
+    entry = dict(
+        event_id=uuid.uuid4().hex,
+        logged_at=datetime.now(timezone.utc),
+        user_name=user,
+        action=action,
+        alert_id=alert_id,
+        bank_id=bank_id,
+        account_id=account_id,
+        previous_status=previous,
+        new_status=new,
+        reason=reason,
+        note=note,
+        details=json.dumps(details or {}, default=str),
     )
-    return event_id
+    last = con.execute("SELECT seq, entry_hash FROM audit_log WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1").fetchall()
+    entry |= audit_chain.link(last[0] if last else None, entry, AUDIT_FIELDS)
+    cols = AUDIT_FIELDS + ("prev_hash", "entry_hash")
+    con.execute(f"INSERT INTO audit_log ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})", [entry[c] for c in cols])
+    return entry["event_id"]
+
+
+def audit_rows(con: duckdb.DuckDBPyConnection) -> tuple[list[dict], int, dict[int, str]]:
+    """The chained audit entries in sequence order, how many entries predate the chain (written before it existed),
+    and the anchors purges left (last purged seq -> its hash), for audit_chain.first_broken."""
+    cols = AUDIT_FIELDS + ("prev_hash", "entry_hash")
+    cur = con.execute(f"SELECT {', '.join(cols)} FROM audit_log WHERE seq IS NOT NULL ORDER BY seq")
+    rows = [dict(zip(cols, r)) for r in cur.fetchall()]
+    legacy = con.execute("SELECT count(*) FROM audit_log WHERE seq IS NULL").fetchall()[0][0]
+    anchors = {}
+    for r in rows:
+        if r["action"] == "purge_log":
+            d = json.loads(r["details"] or "{}")
+            anchors[int(d["purged_through"])] = d["anchor_hash"]
+    return rows, legacy, anchors
+
+
+def purge_audit(con: duckdb.DuckDBPyConnection, before, user: str) -> tuple[str, int]:
+    """Retention for the audit log: delete the entries logged before `before` (with the unchained ones before it) and
+    append a chained 'purge_log' entry naming the last one deleted, so the shortened log still verifies."""
+    gone = con.execute(
+        "SELECT seq, entry_hash FROM audit_log WHERE logged_at < ? AND seq IS NOT NULL ORDER BY seq", [before]
+    ).fetchall()
+    n = con.execute("DELETE FROM audit_log WHERE logged_at < ?", [before]).fetchall()[0][0]
+    anchor = audit_chain.purge_anchor(gone)
+    if anchor:
+        details = {"purged_through": anchor[0], "anchor_hash": anchor[1], "deleted": n, "before": before}
+        audit(con, user, "purge_log", details=details)
+    return "audit_log", n
 
 
 def alert_state(con: duckdb.DuckDBPyConnection, alert_id: str) -> dict:

@@ -32,6 +32,8 @@ import polars as pl
 import yaml
 from lxml import etree
 
+from casework import victims
+from casework.access_log import log_access
 from casework.dispositions import LATEST_ALERTS, audit, mark_reported
 from detectors.rules import RULES
 from pipelines import store
@@ -225,10 +227,15 @@ class GoamlExporter:
             if evidence
             else pl.DataFrame()
         )
+        in_case = self._case_accounts(con, group)
         for t in txns.iter_rows(named=True):
             subject = subjects.get(t["account_id"])
             if subject is None:
                 continue
+            if victims.is_victim(subject):  # only what the report needs: no free text, no private person outside the case
+                t = {**t, "description": None}
+                if t["counterparty_type"] == "person" and t["counterparty_id"] not in in_case:
+                    t = {**t, "counterparty_id": None, "counterparty_type": "protected", "counterparty_name": "private person"}
             self._transaction(root, t, subject, missing)
         if not txns.height:
             missing.need(ref, "alert", {}, ("evidence transactions",))
@@ -237,6 +244,15 @@ class GoamlExporter:
         for c in codes:
             _sub(ind, "indicator", c)
         return root, missing
+
+    @staticmethod
+    def _case_accounts(con, group: pl.DataFrame) -> set[str]:
+        """The alerted accounts of the group's cases: a victim's counterparties the report may name."""
+        cases = [c for c in group["case_id"].unique().to_list() if c]
+        if not cases:
+            return set(group["account_id"].to_list())
+        rows = con.execute("SELECT DISTINCT account_id FROM alerts WHERE list_contains(?, case_id)", [cases]).fetchall()
+        return {r[0] for r in rows} | set(group["account_id"].to_list())
 
     def reason(self, group: pl.DataFrame, user: str) -> str:
         """The explanation FIU-Nederland needs for a subjective-indicator report, in plain words."""
@@ -387,7 +403,14 @@ class GoamlExporter:
 
     # ------------------------------------------------------------------ writing
     def export(
-        self, out_dir: str | Path, user: str, alert: str | None = None, case: str | None = None, escalated: bool = False
+        self,
+        out_dir: str | Path,
+        user: str,
+        alert: str | None = None,
+        case: str | None = None,
+        escalated: bool = False,
+        role: str = "operator",
+        address: str | None = None,
     ) -> tuple[list[Path], list[str]]:
         """Write every selected report that is complete and valid; returns (files written, reports refused and why)."""
         out_dir = Path(out_dir)
@@ -409,8 +432,9 @@ class GoamlExporter:
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
                 with os.fdopen(fd, "wb") as f:
                     f.write(data)
-                for a in group["alert_id"].to_list():
+                for a, bank in group.select("alert_id", "bank_id").iter_rows():
                     mark_reported(con, a, user, path.name, {"indicators": [i.text for i in root.iter("indicator")]})
+                    log_access(con, user, role, "export", "report", a, bank, address, path.name)
                 written.append(path)
             if problems:
                 audit(con, user, "report_goaml_refused", note="\n".join(problems))

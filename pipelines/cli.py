@@ -114,7 +114,7 @@ def _lock_holder(pid: int) -> tuple[str, str]:
             "a batch or scoring run (thb-signals batch/run or a Prefect flow)",
             "wait until it has finished, then run this again",
         )
-    if re.search(r" (ingest|score|dispose|export-goaml|identities)\b", cmd):
+    if re.search(r" (ingest|score|dispose|export-goaml|identities|purge|rekey)\b", cmd):
         return (
             f"another thb-signals command ({cmd.split('thb-signals', 1)[-1].split()[0] if 'thb-signals' in cmd else 'thb-signals'})",
             "wait until it has finished, then run this again",
@@ -871,6 +871,9 @@ def build_parser() -> _Parser:
     s.add_argument("--out", default="demo-out", help="a new or empty folder (or one an earlier demo made) for the demo's files")
 
     add_fiu_commands(command)
+    from pipelines.cli_privacy import add_privacy_commands
+
+    add_privacy_commands(command)
     return p
 
 

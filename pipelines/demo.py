@@ -35,6 +35,27 @@ def _load_samples(db: Path) -> None:
     print("  store: " + ", ".join(f"{t} {n}" for t, n in counts.items()) + "\n")
 
 
+def _privacy(db: Path, alerts) -> None:
+    """A decision, then the checks a data-protection officer runs: the audit chain and what a purge would delete."""
+    from casework.access_log import verify
+    from casework.dispositions import record_disposition
+    from pipelines.cli_privacy import log_purgers
+    from pipelines.purge import purge
+    from schemas.settings import Settings
+
+    print("\n== 6. Privacy: the hash-chained logs and retention (thb-signals verify-audit, purge --dry-run)\n")
+    con = store.connect(db)
+    try:
+        for alert_id in alerts["alert_id"].head(2).to_list():
+            record_disposition(con, alert_id, "request_info", "demo", note="demo decision")
+        for name, broken, n, _, why in verify(con):
+            print(f"  {name}: {n} entries, " + ("chain intact" if broken is None else f"broken at entry {broken}: {why}"))
+    finally:
+        con.close()
+    print("  " + purge(db, Settings(), dry_run=True, user="demo", logs=log_purgers()).line())
+    print("  (bookings are kept for the scoring window plus a margin; a scheduled purge deletes them: see docs/privacy.md)")
+
+
 def run_demo(out: Path, accounts: int = 20_000, seed: int = 1) -> int:
     from detectors.scoring import score_store
     from synthetic.evaluate import evaluate, format_table
@@ -62,8 +83,9 @@ def run_demo(out: Path, accounts: int = 20_000, seed: int = 1) -> int:
         )
     print("\n== 5. How good (labels are known because the data is synthetic)\n")
     print(format_table(evaluate(res.alerts, extracts / "labels.parquet")))
+    _privacy(db, res.alerts)
     ids = write_identities(db, out / "identities.csv")
-    print(f"""\n== 6. Next\n
+    print(f"""\n== 7. Next\n
   review page:  thb-signals hash-password  (put the hash in a users.yaml, see README), then
                 thb-signals serve --db {db} --users users.yaml --identities {ids}
   FIU reports:  thb-signals dispose --db {db} --alert <id> --action escalate --user <you>, then

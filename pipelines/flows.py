@@ -242,3 +242,16 @@ def batch_scoring_flow(
         started,
         {"inbox": inbox, "db": db, "out": out, "window_days": window_days, "config": config},
     )
+
+
+@flow(name="purge")
+def purge_flow(db: str, config: str | None = None, dry_run: bool = False, user: str = "prefect-purge") -> dict:
+    """Retention: delete what has expired (pipelines/purge.py, periods from the config's retention: section) and record
+    it in purge_log. The logs' own purge functions come from the command line's entry point (they live in casework)."""
+    from pipelines.cli_privacy import log_purgers
+    from pipelines.purge import purge
+    from schemas.settings import load_settings
+
+    res = purge(db, load_settings(config), dry_run=dry_run, user=user, logs=log_purgers())
+    get_run_logger().info("%s", res.line())
+    return {"purge_id": res.purge_id, "dry_run": res.dry_run, "deleted": res.deleted}

@@ -22,7 +22,7 @@ import yaml
 from lxml import etree
 
 from pipelines import store
-from pipelines.pseudonymise import pseudonym, read_key
+from pipelines.pseudonymise import key_id, pseudonym, read_key
 from schemas import contract
 
 REPO = Path(__file__).resolve().parent.parent
@@ -140,6 +140,12 @@ def ingest_goaml(folder: str | Path, db_path: str | Path, key_file: str | Path) 
         res.reports += 1
     res.quarantined = [f"{name}: {msg}" for name, msg in quarantine]
     con = store.connect(db_path)
+    from pipelines.rekey import current_key_id
+
+    ours = current_key_id(con)
+    if ours and ours != key_id(key):  # ids under another key would link to nothing
+        con.close()
+        raise ValueError(f"{key_file}: key {key_id(key)} is not the store's current key {ours} (use the current key file)")
     try:
         con.execute("BEGIN TRANSACTION")
         if rows:
@@ -165,7 +171,7 @@ def ingest_goaml(folder: str | Path, db_path: str | Path, key_file: str | Path) 
             )
         outcome = "loaded_with_quarantine" if quarantine else ("loaded" if rows else "rejected")
         con.execute(
-            "INSERT INTO submissions VALUES (?, 'goAML', 'fiu_goaml', NULL, NULL, ?, ?, ?, ?, ?, ?, 0, now(), ?, ?)",
+            "INSERT INTO submissions VALUES (?, 'goAML', 'fiu_goaml', NULL, NULL, ?, ?, ?, ?, ?, ?, 0, now(), ?, ?, ?)",
             [
                 res.submission_id,
                 str(folder),
@@ -176,6 +182,7 @@ def ingest_goaml(folder: str | Path, db_path: str | Path, key_file: str | Path) 
                 len(quarantine),
                 outcome,
                 res.message,
+                key_id(key),
             ],
         )
         con.execute("COMMIT")

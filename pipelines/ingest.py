@@ -65,7 +65,7 @@ def _record(
     period = sub.period if sub else None
     kind = None if sub is None else ("fiu" if sub.fiu else "bank")
     con.execute(
-        "INSERT INTO submissions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now(), ?, ?)",
+        "INSERT INTO submissions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now(), ?, ?, ?)",
         [
             sid,
             sub.bank_id if sub else None,
@@ -81,6 +81,7 @@ def _record(
             replaced,
             outcome,
             message,
+            (sub.manifest or {}).get("key_id") if sub else None,
         ],
     )
 
@@ -140,6 +141,19 @@ def _load_all(con, sid: str, sub: Submission) -> tuple[dict, dict, int]:
     return loaded, quarantined, replaced
 
 
+def _stale_key(con, sub: Submission) -> str | None:
+    """A submission pseudonymised with another key than the store's would not link to anything: refuse it by name."""
+    from pipelines.rekey import current_key_id
+
+    theirs, ours = (sub.manifest or {}).get("key_id"), current_key_id(con)
+    if theirs and ours and theirs != ours:
+        return (
+            f"manifest.json: key_id: the ids were made with key {theirs}, the store is under key {ours} "
+            "(pseudonymise again with the current key file)"
+        )
+    return None
+
+
 def ingest(
     path: str | Path,
     db_path: str | Path,
@@ -169,6 +183,16 @@ def ingest(
             msg = f"identical files were already loaded as {earlier[0]}; nothing loaded again"
             _record(con, sid, sub, path, "duplicate", msg)
             return IngestOutcome(str(path), sid, "duplicate", msg)
+        stale = _stale_key(con, sub)
+        if stale:
+            _record(con, sid, sub, path, "rejected", stale)
+            return IngestOutcome(
+                str(path),
+                sid,
+                "rejected",
+                stale,
+                validation=Validation(sub, fault=SubmissionRejected("manifest.json", "key_id", stale.split(": ", 2)[-1])),
+            )
         con.execute("BEGIN TRANSACTION")
         try:
             with timer.stage("validate") as info:

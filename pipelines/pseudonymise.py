@@ -4,6 +4,12 @@ HMAC-SHA256 with the key the partners share, computed inside DuckDB (sha256 over
 ipad/opad construction), so the same IBAN gets the same id at every bank and a 10-million-row
 file never passes through a Python loop. Values are normalised first (trimmed, upper case,
 spaces removed) so 'NL91 ABNA 0417 1643 00' and 'nl91abna0417164300' hash alike.
+
+Keys are versioned. A key file holds the key chain, one key per line, oldest first; after a rotation the
+pseudonym is the new key's HMAC of the old pseudonym (HMAC(k2, HMAC(k1, iban))). That is what lets the store be
+re-keyed without the raw identifiers (`thb-signals rekey` applies the new key to every stored pseudonym) while
+accounts submitted before and after the rotation still link; someone holding a leaked old key alone can no longer
+compute a stored id. `key_id` names a key without revealing it; the manifest carries the chain's last one.
 """
 
 from __future__ import annotations
@@ -21,11 +27,24 @@ from schemas.contract import PSEUDONYMISED
 ID_HEX_CHARS = 32  # 128 bits of the HMAC: collision-free at any realistic scale, half the storage
 
 
-def read_key(key_file: str | Path) -> bytes:
-    key = Path(key_file).read_bytes().strip()
-    if len(key) < 16:
-        raise ValueError(f"{key_file}: the key must be at least 16 bytes")
-    return key
+def read_key(key_file: str | Path) -> tuple[bytes, ...]:
+    """The key chain in a key file: one key per line, oldest first (a file of one line: one key)."""
+    keys = tuple(k.strip() for k in Path(key_file).read_bytes().splitlines() if k.strip())
+    if not keys:
+        raise ValueError(f"{key_file}: no key in the file")
+    for n, key in enumerate(keys, 1):
+        if len(key) < 16:
+            raise ValueError(f"{key_file}: line {n}: the key must be at least 16 bytes")
+    return keys
+
+
+def _chain(key: bytes | tuple[bytes, ...]) -> tuple[bytes, ...]:
+    return (key,) if isinstance(key, bytes) else tuple(key)
+
+
+def key_id(key: bytes | tuple[bytes, ...]) -> str:
+    """A key's public name (of a chain: its newest key): a keyed hash of a fixed text, so it reveals nothing."""
+    return hmac.new(_chain(key)[-1], b"thb-signals key id", hashlib.sha256).hexdigest()[:16]
 
 
 def _pads(key: bytes) -> tuple[str, str]:
@@ -39,23 +58,44 @@ def normalise(value: str) -> str:
     return value.strip().upper().replace(" ", "")
 
 
-def pseudonym(value: str, key: bytes) -> str:
-    """The same function in Python, for tests and for a bank's own tooling."""
-    return hmac.new(key, normalise(value).encode(), hashlib.sha256).hexdigest()[:ID_HEX_CHARS]
+def pseudonym(value: str, key: bytes | tuple[bytes, ...]) -> str:
+    """The same function in Python, for tests and for a bank's own tooling; a chain applies its keys in turn."""
+    for k in _chain(key):
+        value = hmac.new(k, normalise(value).encode(), hashlib.sha256).hexdigest()[:ID_HEX_CHARS]
+    return value
 
 
-def sql_pseudonym(column: str) -> str:
-    """The HMAC of a contract column; the key's pads are the bound parameters $ipad and $opad."""
-    norm = f"upper(replace(trim(CAST({quote(column)} AS VARCHAR)), ' ', ''))"
-    digest = "sha256(unhex($opad) || unhex(sha256(unhex($ipad) || encode(" + norm + "))))"
-    return f"CASE WHEN {quote(column)} IS NULL THEN NULL ELSE left({digest}, {ID_HEX_CHARS}) END"
+def _sql_layer(expr: str, layer: int) -> str:
+    norm = f"upper(replace(trim(CAST({expr} AS VARCHAR)), ' ', ''))"
+    pads = ("$ipad", "$opad") if layer == 0 else (f"$ipad{int(layer)}", f"$opad{int(layer)}")
+    digest = f"sha256(unhex({pads[1]}) || unhex(sha256(unhex({pads[0]}) || encode({norm}))))"
+    return f"left({digest}, {ID_HEX_CHARS})"
+
+
+def sql_pseudonym(column: str, layers: int = 1, expr: str | None = None) -> str:
+    """The HMAC of a column (or of `expr`, code-owned SQL) under a key chain of `layers` keys; the pads are the bound
+    parameters $ipad/$opad (first key), $ipad1/$opad1 (second) ... (`pad_params`)."""
+    value = expr or quote(column)
+    out = value
+    for layer in range(layers):
+        out = _sql_layer(out, layer)
+    return f"CASE WHEN {value} IS NULL THEN NULL ELSE {out} END"
+
+
+def pad_params(key: bytes | tuple[bytes, ...]) -> dict[str, str]:
+    """The bound parameters `sql_pseudonym` needs for this key (chain)."""
+    params = {}
+    for layer, k in enumerate(_chain(key)):
+        ipad, opad = _pads(k)
+        suffix = "" if layer == 0 else str(layer)
+        params |= {f"ipad{suffix}": ipad, f"opad{suffix}": opad}
+    return params
 
 
 def pseudonymise(raw_dir: str | Path, out_dir: str | Path, key_file: str | Path) -> dict[str, int]:
     """Hash the identifier columns of every contract file in raw_dir into out_dir (same format)."""
     raw_dir, out_dir = Path(raw_dir), Path(out_dir)
     key = read_key(key_file)
-    ipad, opad = _pads(key)
     out_dir.mkdir(parents=True, exist_ok=True)
     con = store.connect()
     rows: dict[str, int] = {}
@@ -69,12 +109,10 @@ def pseudonymise(raw_dir: str | Path, out_dir: str | Path, key_file: str | Path)
                     "read_parquet($src)" if suffix == ".parquet" else "read_csv($src, header=true, delim=',', all_varchar=true)"
                 )
                 cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {reader}", {"src": str(src)}).fetchall()]
-                select = ", ".join(f"{sql_pseudonym(c)} AS {quote(c)}" if c in id_cols else quote(c) for c in cols)
+                select = ", ".join(f"{sql_pseudonym(c, len(key))} AS {quote(c)}" if c in id_cols else quote(c) for c in cols)
                 dst = out_dir / src.name
                 fmt = "(FORMAT parquet, COMPRESSION zstd)" if suffix == ".parquet" else "(FORMAT csv, HEADER true)"
-                params = {"src": str(src), "dst": str(dst)} | (
-                    {"ipad": ipad, "opad": opad} if any(c in id_cols for c in cols) else {}
-                )
+                params = {"src": str(src), "dst": str(dst)} | (pad_params(key) if any(c in id_cols for c in cols) else {})
                 con.execute(f"COPY (SELECT {select} FROM {reader}) TO $dst {fmt}", params)
                 rows[dst.name] = con.execute(f"SELECT count(*) FROM {reader}", {"src": str(src)}).fetchone()[0]
     finally:
@@ -82,5 +120,5 @@ def pseudonymise(raw_dir: str | Path, out_dir: str | Path, key_file: str | Path)
     manifest = raw_dir / "manifest.json"
     if manifest.exists():
         m = json.loads(manifest.read_text(encoding="utf-8"))
-        write_manifest(out_dir, m.get("bank_id"), m.get("period_start"), m.get("period_end"), rows)
+        write_manifest(out_dir, m.get("bank_id"), m.get("period_start"), m.get("period_end"), rows, key_id(key))
     return rows

@@ -188,9 +188,13 @@ def manifest_rows(sub: Submission, name: str) -> int | None:
     return int(rows) if rows is not None else None
 
 
-def write_manifest(folder: Path, bank_id: str, period_start: str, period_end: str, rows: dict[str, int]) -> dict:
+def write_manifest(
+    folder: Path, bank_id: str, period_start: str, period_end: str, rows: dict[str, int], key_id: str | None = None
+) -> dict:
     """The manifest a submitter writes next to its files (used by the generator and pseudonymiser)."""
     files = {p.name: {"rows": rows[p.name], "sha256": file_sha256(p)} for p in sorted(folder.iterdir()) if p.name in rows}
     m = {"contract": CONTRACT_VERSION, "bank_id": bank_id, "period_start": period_start, "period_end": period_end, "files": files}
+    if key_id:
+        m["key_id"] = key_id  # which pseudonymisation key made the ids (pipelines/pseudonymise.key_id)
     (folder / "manifest.json").write_text(json.dumps(m, indent=2) + "\n", encoding="utf-8")
     return m

@@ -110,6 +110,27 @@ class GoamlSettings(_Section):
         return {k: v for k, v in self.model_dump().items() if v is not None}
 
 
+class RetentionSettings(_Section):
+    """How long each kind of data is kept (`thb-signals purge`, pipelines/purge.py); docs/privacy.md per table."""
+
+    window_margin_days: int = Field(
+        30, ge=0, le=3650, description="bookings and accounts: the scoring window (window.days) plus this margin"
+    )
+    quarantine_days: int = Field(30, ge=1, le=365, description="rows that failed a check: long enough to correct a submission")
+    dismissed_days: int = Field(
+        365, ge=30, le=3650, description="dismissed alerts and their evidence, and FIU screening results, after the decision"
+    )
+    legal_years: int = Field(
+        5, ge=5, le=30, description="escalated and reported alerts, decisions, the audit and access logs (Wwft: at least 5 years)"
+    )
+
+    @model_validator(mode="after")
+    def _dismissed_within_legal(self) -> "RetentionSettings":
+        if self.dismissed_days > self.legal_years * 365:
+            raise ValueError(f"dismissed_days ({self.dismissed_days}) must not exceed legal_years ({self.legal_years}) in days")
+        return self
+
+
 class Settings(_Section):
     window: WindowSettings = WindowSettings()
     rules: RuleSettings = RuleSettings()
@@ -122,6 +143,7 @@ class Settings(_Section):
     budget: BudgetSettings = BudgetSettings()
     review: ReviewSettings = ReviewSettings()
     goaml: GoamlSettings = GoamlSettings()
+    retention: RetentionSettings = RetentionSettings()
 
     def as_dict(self) -> dict:
         """What a run records: every value it used, defaults included."""

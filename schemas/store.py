@@ -107,6 +107,23 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE runs ADD COLUMN IF NOT EXISTS budget_cut JSON",
         ),
     ),
+    Migration(
+        9,
+        "privacy: purge records, the pseudonymisation key's version, hash-chained audit and access logs",
+        (
+            """CREATE TABLE IF NOT EXISTS purge_log (purge_id VARCHAR, purged_at TIMESTAMPTZ, dry_run BOOLEAN, user_name VARCHAR,
+        cutoffs JSON, deleted JSON)""",
+            "ALTER TABLE submissions ADD COLUMN IF NOT EXISTS key_id VARCHAR",
+            """CREATE TABLE IF NOT EXISTS key_versions (key_id VARCHAR, previous_key_id VARCHAR, user_name VARCHAR,
+        activated_at TIMESTAMPTZ, rekeyed JSON)""",
+            "ALTER TABLE audit_log ADD COLUMN IF NOT EXISTS seq BIGINT",
+            "ALTER TABLE audit_log ADD COLUMN IF NOT EXISTS prev_hash VARCHAR",
+            "ALTER TABLE audit_log ADD COLUMN IF NOT EXISTS entry_hash VARCHAR",
+            """CREATE TABLE IF NOT EXISTS access_log (seq BIGINT, logged_at TIMESTAMPTZ, user_name VARCHAR, role VARCHAR,
+        action VARCHAR, object_kind VARCHAR, object_id VARCHAR, bank_id VARCHAR, address VARCHAR, reason VARCHAR,
+        prev_hash VARCHAR, entry_hash VARCHAR)""",
+        ),
+    ),
 )
 LATEST = MIGRATIONS[-1].version
 VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER, applied_at TIMESTAMPTZ)"

@@ -73,6 +73,12 @@ def csrf_of(html):
     return re.search(r'name="csrf" value="([^"]+)"', html).group(1)
 
 
+def reveal(c, alert_id, reason="judging the whole case, with its counterparties"):
+    """A likely victim's counterparties and descriptions show after a reason is given (casework/victims.py)."""
+    csrf = csrf_of(c.get(f"/alerts/{alert_id}").text)
+    return c.post(f"/alerts/{alert_id}/reveal", data={"csrf": csrf, "reason": reason}, follow_redirects=False)
+
+
 def test_passwords_hash_and_check():
     h = hash_password("s3cret")
     assert h.startswith("scrypt$") and check_password("s3cret", h) and not check_password("S3cret", h)
@@ -121,7 +127,10 @@ def test_an_investigator_sees_only_their_bank(site):
     assert c.get(f"/alerts/{other}.csv").status_code == 404
     assert c.post(f"/alerts/{other}/disposition", data={"csrf": csrf_of(html), "action": "escalate"}).status_code == 404
     assert set(pl.read_csv(c.get("/queue.csv?status=all").content)["bank_id"]) == {"BANK_A"}
-    # the network around v1 shows the link to bank B's controller, but not its id or alert
+    # the network around v1 shows the link to bank B's controller, but not its id or alert (v1 is a likely victim:
+    # its links show once ann gives a reason, tests/test_privacy_review.py)
+    reason = {"csrf": csrf_of(html), "reason": "checking who collects from this account"}
+    assert c.post(f"/alerts/{alert_of(res, 'v1')}/reveal", data=reason, follow_redirects=False).status_code == 303
     page = c.get(f"/alerts/{alert_of(res, 'v1')}").text
     assert "not visible" in page and "ctrl" not in re.sub(
         r"<[^>]+>", " ", page.split('id="network"')[1].split('id="counterparties"')[0]
@@ -149,6 +158,7 @@ def test_the_alert_page_tells_the_story(site):
     c = client(site)
     login(c, "fiona")
     a = res.alerts.filter(pl.col("account_id") == "v1").row(0, named=True)
+    assert reveal(c, a["alert_id"]).status_code == 303  # v1 is a likely victim
     html = c.get(f"/alerts/{a['alert_id']}").text
     assert html.count('class="evidence"') == len(a["evidence"])  # every evidence booking highlighted
     assert "<svg" in html and 'class="network"' in html and "money out" in html
@@ -162,6 +172,7 @@ def test_free_text_never_shows_raw_identifiers(site):
     assert masked("ref NL91ABNA0417164300 mail me@example.com tel +31 6 12345678") == "ref [masked] mail [masked] tel [masked]"
     c = client(site)
     login(c, "fiona")
+    reveal(c, alert_of(site[2], "z"))  # z is a likely victim: its descriptions show only after a reason
     html = c.get(f"/alerts/{alert_of(site[2], 'z')}").text
     assert "NL91ABNA0417164300" not in html and "me@example.com" not in html and "[masked]" in html
 

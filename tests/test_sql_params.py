@@ -89,6 +89,12 @@ ALLOWED = {
     "p",
     # status: a column name chosen by the code ("error" or NULL on an old store)
     "error",
+    # privacy: retention rules and re-keying statements are code (cut-offs and key pads bound as $name); log columns
+    "KEPT_EVIDENCE",
+    "rule",
+    "record",
+    "sets",
+    "COLUMNS",
 }
 
 

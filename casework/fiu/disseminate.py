@@ -240,10 +240,12 @@ def disseminate(
                     "route_requests": [r["country"] for r in pkg["route_requests"]],
                 }
             )
+        from casework.access_log import log_access
         from casework.dispositions import audit
 
         for w in written:
             audit(con, user, "fiu_disseminate", note=w["folder"], details=w)
+            log_access(con, user, "analyst", "export", "dissemination", w["package_id"], reason=w["folder"])
         return written
     finally:
         if own:

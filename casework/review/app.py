@@ -26,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from casework import access_log, victims
 from casework.dispositions import ACTIONS, DISMISS_REASONS, DispositionError, record_disposition
 from casework.review import queries as q
 from casework.review.auth import Sessions, Throttled, User
@@ -155,6 +156,12 @@ class Review:
     def cookie(self, r: Response, name: str, value: str) -> None:
         r.set_cookie(name, value, httponly=True, samesite="strict", secure=self.secure_cookies)
 
+    @staticmethod
+    def accessed(con, request: Request, user: User, action: str, kind: str, object_id=None, bank_id=None, reason=None) -> None:
+        """Every page or export that shows an account, alert, case or report: who, when, what, from where."""
+        addr = request.client.host if request.client else None
+        access_log.log_access(con, user.name, user.role, action, kind, object_id, bank_id, addr, reason)
+
     def bad_request(self, user: User, csrf: str) -> HTMLResponse:
         return self.page("error.html", user, csrf, status=400, message="Bad request: a filter or page number is not valid.")
 
@@ -226,6 +233,7 @@ class Review:
             rows, total = q.queue(con, user, f)
             rows = case_labels(rows, user)
             choices = q.filter_choices(con, user)
+            self.accessed(con, request, user, "view", "queue", f.query(), f.bank or user.bank)
         pages = max(1, -(-total // q.PAGE))
         return self.page("queue.html", user, csrf, rows=rows.to_dicts(), total=total, f=f, pages=pages, choices=choices)
 
@@ -236,6 +244,7 @@ class Review:
             return self.bad_request(user, csrf)
         with self.db() as con:
             rows, _ = q.queue(con, user, f, limit=None)
+            self.accessed(con, request, user, "export", "queue", f.query(), f.bank or user.bank)
         cols = [
             "rank",
             "alert_id",
@@ -270,13 +279,20 @@ class Review:
             if a is None:
                 return self.no_alert(user, csrf, alert_id)
             end = q.window_end(con)
+            protected = victims.is_victim(a) and not access_log.revealed(con, user.name, alert_id)
+            self.accessed(con, request, user, "view", "alert", alert_id, a["bank_id"])
             tl = q.timeline(con, a["bank_id"], a["account_id"], a["evidence"])
+            tl = victims.hide(tl) if protected else tl
+            net = q.network(con, user, a["account_id"])
+            net = net.head(0) if protected else net  # who a victim is linked to is a counterparty too
             ctx = dict(
                 a=a,
+                protected=protected,
+                victim=victims.is_victim(a),
                 timeline=tl.to_dicts(),
                 timeline_svg=timeline_svg(tl),
-                counterparties=q.counterparties(con, a["bank_id"], a["account_id"]).to_dicts(),
-                network_svg=network_svg(a["account_id"], net := q.network(con, user, a["account_id"])),
+                counterparties=[] if protected else q.counterparties(con, a["bank_id"], a["account_id"]).to_dicts(),
+                network_svg=network_svg(a["account_id"], net),
                 network=net.to_dicts(),
                 history=q.history(con, alert_id).to_dicts(),
                 case=q.case_members(con, user, a["case_id"], alert_id).to_dicts(),
@@ -303,7 +319,8 @@ class Review:
             if a is None:
                 return self.no_alert(user, csrf, alert_id)
             tl = q.timeline(con, a["bank_id"], a["account_id"], a["evidence"], limit=None)
-        tl = tl.with_columns(pl.lit(alert_id).alias("alert_id"))
+            self.accessed(con, request, user, "export", "alert", alert_id, a["bank_id"])
+        tl = victims.for_export(tl.with_columns(pl.lit(alert_id).alias("alert_id")), a)
         return self._csv(tl, f"alert-{alert_id}.csv")
 
     @post_checked
@@ -322,6 +339,21 @@ class Review:
         return RedirectResponse(f"/alerts/{quote(alert_id)}?msg={msg}", status_code=303)
 
     @post_checked
+    async def reveal(self, request, user, csrf, form):
+        """A victim's counterparties and free text, for one hour, to an investigator who gives a reason (logged)."""
+        alert_id = request.path_params["alert_id"]
+        reason = victims.reveal_reason(form.get("reason"))
+        with self.db() as con:
+            a = q.alert(con, user, alert_id)
+            if a is None:
+                return self.no_alert(user, csrf, alert_id)
+            if reason:
+                self.accessed(con, request, user, "reveal", "alert", alert_id, a["bank_id"], reason)
+        return RedirectResponse(
+            f"/alerts/{quote(alert_id)}?msg={'revealed' if reason else 'needs-reveal-reason'}", status_code=303
+        )
+
+    @post_checked
     async def goaml(self, request, user, csrf, form):
         alert_id = request.path_params["alert_id"]
         with self.db() as con:
@@ -330,7 +362,8 @@ class Review:
         if not self.exporter:
             return self.page("error.html", user, csrf, status=404, message="goAML export is not configured (serve --identities).")
         with self.lock:
-            written, refused = self.exporter.export(self.goaml_out, user.name, alert=alert_id)
+            addr = request.client.host if request.client else None
+            written, refused = self.exporter.export(self.goaml_out, user.name, alert=alert_id, role=user.role, address=addr)
         msg = "goaml-written" if written else "goaml-refused"
         return RedirectResponse(f"/alerts/{quote(alert_id)}?msg={msg}", status_code=303)
 
@@ -339,8 +372,19 @@ class Review:
     async def audit(self, request: Request, user: User, csrf: str):
         with self.db() as con:
             rows = q.audit_entries(con, user)
+            self.accessed(con, request, user, "view", "audit_log")
         locked = self.sessions.throttle.locked() if user.sees_all_banks else []
         return self.page("audit.html", user, csrf, rows=rows.to_dicts(), locked=locked)
+
+    @login_required
+    async def access(self, request: Request, user: User, csrf: str):
+        """The access log: for auditors only."""
+        if not user.is_auditor:
+            return self.page("error.html", user, csrf, status=404, message="No such page for you.")
+        with self.db() as con:
+            rows = access_log.entries(con)
+            self.accessed(con, request, user, "view", "access_log")
+        return self.page("access.html", user, csrf, rows=rows.to_dicts())
 
     async def home(self, request: Request):
         return RedirectResponse("/queue", status_code=303)
@@ -359,7 +403,9 @@ class Review:
                 Route("/alerts/{alert_id}", self.alert),
                 Route("/alerts/{alert_id}/disposition", self.dispose, methods=["POST"]),
                 Route("/alerts/{alert_id}/goaml", self.goaml, methods=["POST"]),
+                Route("/alerts/{alert_id}/reveal", self.reveal, methods=["POST"]),
                 Route("/audit", self.audit),
+                Route("/access", self.access),
                 *fiu_routes(self),
             ]
         )

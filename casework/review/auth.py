@@ -4,7 +4,9 @@ users.yaml:
     users:
       ann:   {password: "scrypt$16384$8$1$<salt hex>$<hash hex>", role: investigator, bank: BANK_A}
       fiona: {password: "scrypt$...", role: analyst}
-Investigators see their own bank's alerts only; analysts (FIU) see all. `thb-signals hash-password`
+      dora:  {password: "scrypt$...", role: auditor}
+Investigators see their own bank's alerts only; analysts (FIU) see all; auditors see the decision and access logs
+and nothing else (no alert, account, case or report). `thb-signals hash-password`
 makes a hash. Sessions are HMAC-signed cookies (HttpOnly, SameSite=Strict) that carry the user and a
 CSRF token every form must return; the signing key comes from THB_SESSION_SECRET or is made at start.
 """
@@ -23,7 +25,8 @@ from pathlib import Path
 
 import yaml
 
-ROLES = ("investigator", "analyst")
+ROLES = ("investigator", "analyst", "auditor")
+AUDITOR_PATHS = ("/audit", "/access", "/logout")  # all an auditor may open
 SCRYPT = (2**14, 8, 1)
 SESSION_SECONDS = 8 * 3600
 FREE_FAILURES, LOCK_AFTER, MAX_DELAY = 5, 10, 60  # failures before a delay; failures before a lock; longest delay (s)
@@ -56,6 +59,14 @@ class User:
     @property
     def sees_all_banks(self) -> bool:
         return self.role == "analyst"
+
+    @property
+    def is_auditor(self) -> bool:
+        return self.role == "auditor"
+
+    @property
+    def sees_all_logs(self) -> bool:
+        return self.role in ("analyst", "auditor")
 
     def may_see(self, bank_id: str) -> bool:
         return self.sees_all_banks or bank_id == self.bank

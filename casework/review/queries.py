@@ -234,7 +234,7 @@ def case_members(con: duckdb.DuckDBPyConnection, user: User, case_id: str | None
 
 
 def audit_entries(con: duckdb.DuckDBPyConnection, user: User, alert_id: str | None = None, limit: int = 200) -> pl.DataFrame:
-    scope, params = ("TRUE", []) if user.sees_all_banks else ("bank_id = ?", [user.bank])
+    scope, params = ("TRUE", []) if user.sees_all_logs else ("bank_id = ?", [user.bank])
     where = [scope] + (["alert_id = ?"] if alert_id else [])
     return con.sql(
         f"""SELECT logged_at, user_name, action, alert_id, bank_id, previous_status, new_status, reason, note

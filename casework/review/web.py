@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse
 
 from casework.dispositions import ACTIONS, DISMISS_REASONS, FIU_DECISIONS
+from casework.review.auth import AUDITOR_PATHS
 
 # messages shown after a redirect come from this fixed set, never from the query string's text
 MESSAGES = {
@@ -23,6 +24,8 @@ MESSAGES = {
     "not-recorded": "Not recorded: the decision was refused.",
     "goaml-written": "goAML report written.",
     "goaml-refused": "goAML report not written: the export refused this alert.",
+    "revealed": "Shown for the next hour; your reason is in the access log.",
+    "needs-reveal-reason": "Not shown: give a reason of at least 10 characters (it is logged).",
 }
 REFUSALS = (
     ("unknown action", "unknown-action"),
@@ -42,6 +45,13 @@ def message(code: str | None) -> str | None:
     return MESSAGES.get(code or "")
 
 
+def auditor_refused(review, request: Request, user, csrf):
+    """Auditors see the logs and nothing else: the queue sends them to the audit log, any other page is a 404."""
+    if request.url.path in ("/", "/queue"):
+        return RedirectResponse("/audit", status_code=303)
+    return review.page("error.html", user, csrf, status=404, message="No such page for you.")
+
+
 def login_required(handler):
     """GET handlers: a valid session, else the login page (coming back here after)."""
 
@@ -49,6 +59,8 @@ def login_required(handler):
         session = self.who(request)
         if session is None:
             return RedirectResponse(f"/login?next={quote(str(request.url.path))}", status_code=303)
+        if session[0].is_auditor and request.url.path not in AUDITOR_PATHS:
+            return auditor_refused(self, request, *session)
         return await handler(self, request, *session)
 
     return wrapped
@@ -62,6 +74,8 @@ def post_checked(handler):
         if session is None:
             return RedirectResponse("/login", status_code=303)
         user, csrf = session
+        if user.is_auditor and request.url.path not in AUDITOR_PATHS:
+            return auditor_refused(self, request, user, csrf)
         form = await self.form(request)
         if form is None:
             return self.page("error.html", user, csrf, status=413, message="The form was too large.")

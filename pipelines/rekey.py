@@ -1,0 +1,104 @@
+"""Key rotation: re-key every pseudonym in the store with a new key, keeping every link.
+
+A stored id is the current key chain's HMAC of an identifier (pipelines/pseudonymise.py). Rotating appends a key to
+the chain, so the new id of anything is the new key's HMAC of its old id: the store is re-keyed by applying that to
+every pseudonym column below, and banks pseudonymising with the longer chain produce the same ids from the raw
+identifiers. The same account therefore keeps one id across tables and across submissions before and after the
+rotation. Everything runs in DuckDB SQL (the key's pads bound), in one transaction, recorded in `key_versions`.
+The decision and access logs are not rewritten (rewriting them would break their hash chain); their entries keep the
+ids of their time, and the alert ids that link them to alerts do not depend on the key.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+
+from pipelines import store
+from pipelines.pseudonymise import key_id, pad_params, read_key, sql_pseudonym
+from schemas.contract import PSEUDONYMISED
+
+# Every column of the store that holds a pseudonym (a keyed hash of an identifier), per table. A test checks that
+# each contract identifier column of every store table is here, and the record of processing (docs/privacy.md).
+PSEUDONYM_COLUMNS: dict[str, tuple[str, ...]] = {
+    "transactions": PSEUDONYMISED["transactions"],
+    "accounts": PSEUDONYMISED["accounts"],
+    "fiu_reports": PSEUDONYMISED["transactions"],
+    "alerts": ("account_id",),
+    "alert_status": ("account_id",),
+    "fiu_theme_hits": ("subject_id",),
+    "fiu_subjects": ("subject_id",),
+}
+LIST_COLUMNS: dict[str, tuple[str, ...]] = {"cases": ("account_ids",)}  # VARCHAR[] of pseudonyms
+QUARANTINE_ID_COLUMNS = tuple(sorted({c for cols in PSEUDONYMISED.values() for c in cols}))
+
+
+class RekeyError(ValueError):
+    pass
+
+
+def current_key_id(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The key the store's ids are under: the last rotation's, else the newest submission's that names one."""
+    row = con.execute("SELECT key_id FROM key_versions ORDER BY activated_at DESC LIMIT 1").fetchall()
+    if row:
+        return row[0][0]
+    row = con.execute("SELECT key_id FROM submissions WHERE key_id IS NOT NULL ORDER BY loaded_at DESC LIMIT 1").fetchall()
+    return row[0][0] if row else None
+
+
+def _statements() -> list[tuple[str, str]]:
+    """(table, UPDATE statement) for every pseudonym in the store; the new key's pads are $ipad/$opad."""
+    out = []
+    for table, cols in PSEUDONYM_COLUMNS.items():
+        sets = ", ".join(f"{col} = {sql_pseudonym(col)}" for col in cols)
+        out.append((table, f"UPDATE {table} SET {sets}"))
+    for table, cols in LIST_COLUMNS.items():
+        sets = ", ".join(f"{col} = list_transform({col}, lambda x: {sql_pseudonym('x', expr='x')})" for col in cols)
+        out.append((table, f"UPDATE {table} SET {sets}"))
+    # a quarantined row keeps the failing value and the whole record: re-key the id fields of both
+    names = ", ".join(f"'{c}'" for c in QUARANTINE_ID_COLUMNS)
+    value = sql_pseudonym("value")
+    record = "record"
+    for c in QUARANTINE_ID_COLUMNS:
+        field = f"json_extract_string(record, '$.{c}')"
+        patch = f"CASE WHEN {field} IS NULL THEN json('{{}}') ELSE json_object('{c}', {sql_pseudonym(c, expr=field)}) END"
+        record = f"json_merge_patch({record}, {patch})"
+    out.append(("quarantine", f'UPDATE quarantine SET value = CASE WHEN "column" IN ({names}) THEN {value} ELSE value END'))
+    out.append(("quarantine", f"UPDATE quarantine SET record = {record} WHERE record IS NOT NULL"))
+    return out
+
+
+def rekey_store(con: duckdb.DuckDBPyConnection, old_key: tuple[bytes, ...], new_key: tuple[bytes, ...], user: str) -> dict:
+    """Apply the new key to every stored pseudonym, in one transaction; refuses a store that is not under the old key."""
+    old_id, new_id = key_id(old_key), key_id(new_key)
+    if old_id == new_id:
+        raise RekeyError("the new key is the old key: nothing to rotate")
+    found = current_key_id(con)
+    if found is not None and found != old_id:
+        raise RekeyError(f"the store's ids are under key {found}, not the old key given ({old_id}): use that key's file")
+    params = pad_params(new_key[-1])
+    counts: dict[str, int] = {}
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for table, sql in _statements():
+            n = con.execute(sql, params).fetchall()[0][0]
+            counts[table] = max(counts.get(table, 0), n)
+        con.execute("INSERT INTO key_versions VALUES (?, ?, ?, now(), ?)", [new_id, found or old_id, user, json.dumps(counts)])
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return {"old_key_id": old_id, "new_key_id": new_id, "rows": counts}
+
+
+def rekey(db: str | Path, old_key_file: str | Path, new_key_file: str | Path, user: str = "rekey") -> dict:
+    """The old key file holds the store's current key (chain); the new key file the chain with the new key last, or
+    just the new key. Either way the new key (the last line) is applied."""
+    old_key, new_key = read_key(old_key_file), read_key(new_key_file)
+    con = store.connect(db)
+    try:
+        return rekey_store(con, old_key, new_key, user)
+    finally:
+        con.close()

@@ -1,0 +1,370 @@
+"""Privacy by design: retention (purge), key rotation (rekey), the hash-chained logs (verify-audit), the record of
+processing (docs/privacy.md) against the store."""
+
+import json
+import re
+import shutil
+from datetime import datetime, timedelta, timezone
+
+import polars as pl
+import pytest
+
+from casework import audit_chain, dispositions
+from casework.access_log import log_access, verify
+from pipelines import store
+from pipelines.cli import main
+from pipelines.cli_privacy import log_purgers
+from pipelines.ingest import ingest
+from pipelines.pseudonymise import key_id, pseudonym, pseudonymise, read_key
+from pipelines.purge import RULES, purge
+from pipelines.rekey import LIST_COLUMNS, PSEUDONYM_COLUMNS, RekeyError, rekey
+from schemas.contract import PSEUDONYMISED
+from schemas.settings import SettingsError, parse_settings
+from tests.conftest import SAMPLES
+from tests.test_pseudonymise import _raw
+
+AS_OF = datetime(2031, 6, 30, tzinfo=timezone.utc)  # window 90 + margin 30: bookings before 2031-03-02 expire
+
+
+def _t(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
+
+
+def _fill(con) -> None:
+    """Rows on both sides of every cut-off: names say what should happen to them."""
+    subs = [("s_old", "2031-01-01"), ("s_new", "2031-06-01"), ("s_ancient", "2025-01-01")]
+    for sid, at in subs:
+        con.execute("INSERT INTO submissions (submission_id, bank_id, loaded_at) VALUES (?, 'B', ?)", [sid, _t(at)])
+    tx = [
+        ("gone_old", "acc_gone", "2031-01-01", "s_old"),
+        ("keep_new", "acc_new", "2031-06-01", "s_new"),
+        ("keep_ev_reported", "acc_rep", "2031-01-01", "s_old"),
+        ("gone_ev_dismissed_expired", "acc_gone", "2029-01-01", "s_old"),
+        ("keep_ev_dismissed_recent", "acc_dis", "2031-01-01", "s_old"),
+        ("gone_ev_reported_expired", "acc_gone", "2025-01-01", "s_ancient"),
+    ]
+    for txn, acc, at, sid in tx:
+        con.execute(
+            "INSERT INTO transactions (bank_id, txn_id, account_id, booked_at, submission_id) VALUES ('B', ?, ?, ?, ?)",
+            [txn, acc, _t(at), sid],
+        )
+    for acc, sid in (("acc_gone", "s_old"), ("acc_new", "s_new"), ("acc_rep", "s_old"), ("acc_dis", "s_old")):
+        con.execute("INSERT INTO accounts (bank_id, account_id, submission_id) VALUES ('B', ?, ?)", [acc, sid])
+    alerts = [  # alert, account, status, decided, evidence
+        ("A_rep", "acc_rep", "reported", "2031-01-10", ["keep_ev_reported"]),
+        ("A_dis_old", "acc_gone", "dismissed", "2029-06-01", ["gone_ev_dismissed_expired"]),
+        ("A_dis_new", "acc_dis", "dismissed", "2031-01-15", ["keep_ev_dismissed_recent"]),
+        ("A_rep_old", "acc_gone", "reported", "2025-02-01", ["gone_ev_reported_expired"]),
+        ("A_open_old", "acc_new", "open", "2020-01-01", []),
+    ]
+    for aid, acc, status, at, ev in alerts:
+        con.execute(
+            """INSERT INTO alerts (run_id, alert_id, bank_id, account_id, evidence, created_at, case_id)
+               VALUES ('r', ?, 'B', ?, ?, ?, ?)""",
+            [aid, acc, ev, _t(at), "C-" + aid],
+        )
+        con.execute(
+            "INSERT INTO alert_status (alert_id, bank_id, account_id, status, updated_at) VALUES (?, 'B', ?, ?, ?)",
+            [aid, acc, status, _t(at)],
+        )
+        con.execute("INSERT INTO cases (run_id, case_id, created_at) VALUES ('r', ?, ?)", ["C-" + aid, _t(at)])
+    con.execute("INSERT INTO quarantine (submission_id, reason, quarantined_at) VALUES ('s_old', 'gone', ?)", [_t("2031-05-01")])
+    con.execute("INSERT INTO quarantine (submission_id, reason, quarantined_at) VALUES ('s_new', 'keep', ?)", [_t("2031-06-15")])
+
+
+def _ids(con, table, col):
+    return sorted(r[0] for r in con.execute(f"SELECT {col} FROM {table}").fetchall())
+
+
+def _at(monkeypatch, when: datetime):
+    """Log entries written 'at' a given time (the logs take their time from datetime.now)."""
+
+    class Clock(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return when
+
+    monkeypatch.setattr(dispositions, "datetime", Clock)
+    import casework.access_log as access_log
+
+    monkeypatch.setattr(access_log, "datetime", Clock)
+
+
+def test_purge_deletes_expired_rows_and_nothing_else(tmp_path, monkeypatch):
+    db = tmp_path / "s.duckdb"
+    con = store.connect(db)
+    _fill(con)
+    _at(monkeypatch, _t("2024-01-01"))
+    for i in range(3):
+        dispositions.audit(con, "ann", "escalate", f"old{i}")
+        log_access(con, "ann", "investigator", "view", "alert", f"old{i}")
+    _at(monkeypatch, _t("2031-01-01"))
+    dispositions.audit(con, "ann", "escalate", "A_rep")
+    log_access(con, "ann", "investigator", "view", "alert", "A_rep")
+    con.close()
+    monkeypatch.undo()
+
+    res = purge(db, parse_settings({}), AS_OF, user="dpo", logs=log_purgers())
+    con = store.connect(db)
+    try:
+        assert _ids(con, "transactions", "txn_id") == ["keep_ev_dismissed_recent", "keep_ev_reported", "keep_new"]
+        assert _ids(con, "accounts", "account_id") == ["acc_dis", "acc_new", "acc_rep"]
+        assert _ids(con, "alerts", "alert_id") == ["A_dis_new", "A_open_old", "A_rep"]
+        assert _ids(con, "alert_status", "alert_id") == ["A_dis_new", "A_open_old", "A_rep"]
+        assert _ids(con, "cases", "case_id") == ["C-A_dis_new", "C-A_open_old", "C-A_rep"]
+        assert _ids(con, "quarantine", "reason") == ["keep"]
+        assert _ids(con, "submissions", "submission_id") == ["s_new", "s_old"]
+        # the logs lost their three 2024 entries and gained a purge entry each; both chains still verify
+        assert [r[0] for r in con.execute("SELECT alert_id FROM audit_log ORDER BY seq").fetchall()] == ["A_rep", None]
+        assert _ids(con, "access_log", "action") == ["purge_log", "view"]
+        assert all(broken is None for _, broken, *_ in verify(con))
+        record = con.execute("SELECT dry_run, user_name, deleted FROM purge_log").fetchall()
+        assert len(record) == 1 and record[0][:2] == (False, "dpo")
+        deleted = json.loads(record[0][2])
+        assert deleted == res.deleted
+        assert {k: deleted[k] for k in ("transactions", "accounts", "alerts", "quarantine", "audit_log", "access_log")} == {
+            "transactions": 3,
+            "accounts": 1,
+            "alerts": 2,
+            "quarantine": 1,
+            "audit_log": 3,
+            "access_log": 3,
+        }
+    finally:
+        con.close()
+    assert main(["verify-audit", "--db", str(db)]) == 0
+
+
+def test_purge_dry_run_counts_and_changes_nothing(tmp_path, capsys):
+    db = tmp_path / "s.duckdb"
+    con = store.connect(db)
+    _fill(con)
+    before = {r.table: con.execute(f"SELECT count(*) FROM {r.table}").fetchall()[0][0] for r in RULES}
+    con.close()
+    assert main(["purge", "--db", str(db), "--dry-run", "--as-of", "2031-06-30"]) == 0
+    out = capsys.readouterr().out
+    assert "would delete" in out and "transactions 3" in out and "alerts 2" in out
+    con = store.connect(db)
+    try:
+        after = {r.table: con.execute(f"SELECT count(*) FROM {r.table}").fetchall()[0][0] for r in RULES}
+        assert after == before
+        assert con.execute("SELECT count(*) FROM purge_log").fetchall()[0][0] == 0
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize(
+    "retention, message",
+    [
+        ({"legal_years": 3}, "retention.legal_years: Input should be greater than or equal to 5"),
+        ({"dismissed_days": 4000}, "retention.dismissed_days"),
+        ({"keep_forever": True}, "retention.keep_forever: unknown key"),
+        ({"legal_years": 5, "dismissed_days": 2000}, "must not exceed legal_years"),
+    ],
+)
+def test_retention_settings_refuse_what_the_law_or_sense_does_not_allow(retention, message):
+    with pytest.raises(SettingsError, match=re.escape(message)):
+        parse_settings({"retention": retention})
+
+
+def test_an_altered_old_audit_entry_is_caught_at_its_sequence_number(tmp_path, capsys):
+    db = tmp_path / "s.duckdb"
+    con = store.connect(db)
+    for i in range(5):
+        dispositions.audit(con, "ann", "dismiss", f"a{i}", "B", f"acc{i}", "open", "dismissed", "explained")
+        log_access(con, "ann", "investigator", "view", "alert", f"a{i}", "B", "127.0.0.1")
+    con.close()
+    assert main(["verify-audit", "--db", str(db)]) == 0
+    assert "intact: audit_log 5 entries, access_log 5 entries" in capsys.readouterr().out
+
+    con = store.connect(db)  # someone rewrites history: entry 2 was a dismissal by bob, not ann
+    con.execute("UPDATE audit_log SET user_name = 'bob' WHERE seq = 2")
+    con.close()
+    assert main(["verify-audit", "--db", str(db)]) == 1
+    out = capsys.readouterr().out.strip()
+    assert out == f"{db}: audit_log broken at entry 2: its content was changed after it was written"
+
+    con = store.connect(db)  # put it back, then delete an access entry in the middle
+    con.execute("UPDATE audit_log SET user_name = 'ann' WHERE seq = 2")
+    con.execute("DELETE FROM access_log WHERE seq = 3")
+    con.close()
+    assert main(["verify-audit", "--db", str(db)]) == 1
+    assert "access_log broken at entry 4: entry 3 is missing or out of order" in capsys.readouterr().out
+
+
+def test_chain_verification_on_plain_rows():
+    fields = ("seq", "who", "what")
+    rows, last = [], None
+    for who in ("ann", "bob", "cy"):
+        entry = {"who": who, "what": "view"}
+        entry |= audit_chain.link(last, entry, fields)
+        rows.append(entry)
+        last = (entry["seq"], entry["entry_hash"])
+    assert audit_chain.first_broken(rows, fields) == (None, 3, "")
+    assert audit_chain.first_broken(rows[1:], fields)[0] == 2  # head cut off without a purge record
+    assert audit_chain.first_broken(rows[1:], fields, {1: rows[0]["entry_hash"]}) == (None, 2, "")
+    swapped = [rows[0], rows[2], rows[1]]
+    assert audit_chain.first_broken(swapped, fields)[0] == 3
+
+
+def _submission(tmp_path, name, raw, key_file):
+    (raw / "manifest.json").write_text((SAMPLES / "valid" / "BANK_A" / "manifest.json").read_text())
+    pseudonymise(raw, tmp_path / name, key_file)
+    return tmp_path / name
+
+
+def test_rekey_keeps_links_across_the_rotation(tmp_path, capsys):
+    k1, k2, chain = tmp_path / "k1", tmp_path / "k2", tmp_path / "k12"
+    k1.write_text("partners-shared-key-0001\n")
+    k2.write_text("the-rotated-partners-key-0002\n")
+    chain.write_text("partners-shared-key-0001\nthe-rotated-partners-key-0002\n")
+    raw = _raw(tmp_path)
+    tx = pl.read_csv(raw / "transactions.csv", infer_schema=False)
+    (tmp_path / "r2").mkdir()
+    shutil.copy(raw / "accounts.csv", tmp_path / "r2" / "accounts.csv")
+    tx.tail(25).write_csv(tmp_path / "r2" / "transactions.csv")
+    tx.head(25).write_csv(raw / "transactions.csv")
+    before = _submission(tmp_path, "o1", raw, k1)
+    assert json.loads((before / "manifest.json").read_text())["key_id"] == key_id(k1.read_bytes().strip())
+    db = tmp_path / "s.duckdb"
+    assert ingest(before, db).outcome == "loaded"
+    con = store.connect(db)
+    con.execute(
+        """INSERT INTO quarantine (submission_id, "column", value, record) VALUES ('q', 'account_id', ?, ?)""",
+        [pseudonym("NL91ABNA0417164300", k1.read_bytes().strip()), json.dumps({"account_id": "X", "amount": "1"})],
+    )
+    con.close()
+
+    assert main(["rekey", "--db", str(db), "--old-key-file", str(k2), "--new-key-file", str(k1)]) == 2
+    assert "not the old key given" in capsys.readouterr().err
+    out = rekey(db, k1, k2, "dpo")
+    assert out["rows"]["transactions"] == 25 and out["new_key_id"] == key_id(k2.read_bytes().strip())
+
+    stale = _submission(tmp_path, "o_stale", tmp_path / "r2", k1)  # a bank still on the old key: refused by name
+    res = ingest(stale, db)
+    assert res.outcome == "rejected" and "key_id" in res.message
+    after = _submission(tmp_path, "o2", tmp_path / "r2", chain)  # banks now use the chain (old, new)
+    assert ingest(after, db).outcome == "loaded"
+
+    keys = (b"partners-shared-key-0001", b"the-rotated-partners-key-0002")
+    con = store.connect(db)
+    try:
+        ids = {r[0] for r in con.execute("SELECT DISTINCT account_id FROM transactions").fetchall()}
+        raw_ids = set(tx["account_id"].to_list())
+        assert ids == {pseudonym(a, keys) for a in raw_ids}  # before and after the rotation: one id per account
+        by_sub = con.execute("SELECT submission_id, list(DISTINCT account_id) FROM transactions GROUP BY 1").fetchall()
+        assert len(by_sub) == 2 and set(by_sub[0][1]) & set(by_sub[1][1])  # the same accounts in both submissions link
+        orphans = "SELECT count(*) FROM transactions t ANTI JOIN accounts a USING (bank_id, account_id)"
+        assert con.execute(orphans).fetchall()[0][0] == 0
+        value, record = con.execute("SELECT value, record FROM quarantine WHERE submission_id = 'q'").fetchall()[0]
+        assert value == pseudonym("NL91ABNA0417164300", keys)
+        assert json.loads(record) == {"account_id": pseudonym("X", (keys[1],)), "amount": "1"}
+        assert con.execute("SELECT key_id, previous_key_id FROM key_versions").fetchall() == [(key_id(keys), key_id(keys[0]))]
+    finally:
+        con.close()
+    with pytest.raises(RekeyError, match="the new key is the old key"):
+        rekey(db, k2, k2)
+
+
+def test_every_identifier_column_of_the_store_is_rekeyed(tmp_path):
+    """A new table holding a contract identifier column must join PSEUDONYM_COLUMNS (or be a log, which keeps its ids)."""
+    con = store.connect(tmp_path / "s.duckdb")
+    try:
+        cols = con.execute("SELECT table_name, column_name FROM information_schema.columns").fetchall()
+    finally:
+        con.close()
+    identifiers = {c for cs in PSEUDONYMISED.values() for c in cs} | {"subject_id", "account_ids"}
+    logs = {"audit_log", "access_log"}
+    covered = {(t, c) for t, cs in (PSEUDONYM_COLUMNS | LIST_COLUMNS).items() for c in cs}
+    missing = {(t, c) for t, c in cols if c in identifiers and t not in logs and t != "quarantine"} - covered
+    assert missing == set()
+
+
+def test_purge_of_an_old_store_keeps_the_unchained_entries_counted(tmp_path, capsys):
+    db = tmp_path / "s.duckdb"
+    con = store.connect(db)
+    con.execute(
+        "INSERT INTO audit_log (event_id, logged_at, user_name, action) VALUES ('e0', ?, 'ann', 'escalate')", [_t("2026-01-01")]
+    )
+    dispositions.audit(con, "ann", "escalate", "a1")
+    con.close()
+    assert main(["verify-audit", "--db", str(db)]) == 0
+    assert "audit_log 1 entries (+1 from before the chain)" in capsys.readouterr().out
+    now = datetime.now(timezone.utc)
+    res = purge(db, parse_settings({}), now + timedelta(days=1), dry_run=True, logs=log_purgers())
+    assert res.deleted["audit_log"] == 0
+
+
+def test_the_weekly_purge_deployment_runs_the_purge_flow(tmp_path):
+    import inspect
+
+    import yaml
+    from prefect.logging import disable_run_logger
+
+    from pipelines import flows
+
+    deployments = yaml.safe_load((SAMPLES.parent / "prefect.yaml").read_text())["deployments"]
+    purge_dep = next(d for d in deployments if d["name"] == "weekly-purge")
+    assert purge_dep["entrypoint"] == "pipelines/flows.py:purge_flow" and purge_dep["schedules"][0]["active"]
+    assert set(purge_dep["parameters"]) <= set(inspect.signature(flows.purge_flow.fn).parameters)
+    db = tmp_path / "s.duckdb"
+    con = store.connect(db)
+    _fill(con)  # its rows are dated 2025-2031: relative to today only the one below has expired
+    con.execute("INSERT INTO quarantine (submission_id, reason, quarantined_at) VALUES ('s', 'old', ?)", [_t("2020-01-01")])
+    con.close()
+    with disable_run_logger():
+        out = flows.purge_flow.fn(str(db), user="flow")
+    assert out["deleted"]["quarantine"] == 1 and not out["dry_run"]
+    con = store.connect(db)
+    try:
+        assert con.execute("SELECT user_name FROM purge_log").fetchall() == [("flow",)]
+    finally:
+        con.close()
+
+
+def test_the_record_of_processing_lists_every_table_and_column_of_the_store(tmp_path):
+    text = (SAMPLES.parent / "docs" / "privacy.md").read_text(encoding="utf-8")
+    documented: dict[str, list[str]] = {}
+    table = None
+    for line in text.splitlines():
+        if m := re.fullmatch(r"## `(\w+)`", line):
+            table = documented.setdefault(m.group(1), [])
+        elif table is not None and (m := re.match(r"\| `(\w+)` \| (.+?) \|$", line)):
+            table.append(m.group(1))
+    con = store.connect(tmp_path / "s.duckdb")
+    try:
+        rows = con.execute(
+            "SELECT table_name, list(column_name ORDER BY ordinal_position) FROM information_schema.columns GROUP BY 1"
+        ).fetchall()
+    finally:
+        con.close()
+    stored = {t: list(cols) for t, cols in rows}
+    assert sorted(documented) == sorted(stored)
+    for t, cols in stored.items():
+        assert documented[t] == cols, t
+    for section in text.split("\n## ")[1:]:  # each table says where its data comes from, how long and who sees it
+        assert all(w in section for w in ("Source:", "Retention:", "Seen by:")), section.splitlines()[0]
+
+
+def test_the_manifest_names_the_key_by_a_public_id_only():
+    from pipelines.submission import SubmissionRejected, check_manifest
+
+    m = json.loads((SAMPLES / "valid" / "BANK_A" / "manifest.json").read_text())
+    check_manifest(m | {"key_id": key_id(b"partners-shared-key-0001")})
+    with pytest.raises(SubmissionRejected, match="key_id"):
+        check_manifest(m | {"key_id": "partners-shared-key-0001"})  # a key pasted where its id belongs is refused
+
+
+def test_goaml_intake_refuses_a_key_that_is_not_the_stores(tmp_path):
+    from pipelines.goaml_intake import ingest_goaml
+
+    db, old, new = tmp_path / "fiu.duckdb", tmp_path / "old", tmp_path / "new"
+    old.write_text("partners-shared-key-0001\n")
+    new.write_text("partners-shared-key-0001\nthe-rotated-partners-key-0002\n")
+    con = store.connect(db)
+    con.execute("INSERT INTO key_versions VALUES (?, ?, 'dpo', now(), '{}')", [key_id(read_key(new)), key_id(read_key(old))])
+    con.close()
+    (tmp_path / "xml").mkdir()
+    with pytest.raises(ValueError, match="is not the store's current key"):
+        ingest_goaml(tmp_path / "xml", db, old)
+    assert ingest_goaml(tmp_path / "xml", db, new).loaded == 0  # the current chain is accepted
