@@ -29,7 +29,9 @@ from starlette.routing import Route
 from casework.dispositions import ACTIONS, DISMISS_REASONS, DispositionError, record_disposition
 from casework.review import queries as q
 from casework.review.auth import Sessions, Throttled, User
+from casework.review.case_pages import case_routes
 from casework.review.fiu_pages import fiu_routes
+from casework.review import formatting as fmt
 from casework.review.pictures import network_svg, timeline_svg
 from casework.review.web import login_required, message, post_checked, refusal_code
 from detectors.scoring import mask_identifiers
@@ -100,7 +102,10 @@ class Review:
         self.goaml_out = Path(goaml_out) if goaml_out else None
         self.lock = threading.Lock()
         self.env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
-        self.env.filters["eur"] = lambda v: "-" if v is None else f"EUR {float(v):,.2f}"
+        self.env.filters["eur"] = fmt.eur
+        self.env.filters["short_id"] = fmt.short_id
+        self.env.filters["clip"] = fmt.clip
+        self.env.filters["tidy"] = fmt.tidy_amounts
         self.env.filters["short"] = lambda v, n=8: "" if v is None else str(v)[:n]
         self.env.globals["quote"] = lambda v: quote(str(v), safe="")
         self.env.filters["masked"] = masked
@@ -161,7 +166,7 @@ class Review:
     # ------------------------------------------------------------------ login
     async def login_page(self, request: Request):
         token = self.sessions.login_token()
-        r = self.page("login.html", token=token, next=request.query_params.get("next", "/queue"), error=None)
+        r = self.page("login.html", token=token, next=request.query_params.get("next", "/cases"), error=None)
         self.cookie(r, LOGIN_COOKIE, token)
         return r
 
@@ -169,9 +174,9 @@ class Review:
         form = await self.form(request)
         if form is None:
             return self.page("error.html", status=413, message="The form was too large.")
-        nxt = form.get("next") or "/queue"
+        nxt = form.get("next") or "/cases"
         if not nxt.startswith("/") or nxt.startswith("//"):
-            nxt = "/queue"
+            nxt = "/cases"
         if not self.sessions.valid_login_token(form.get("token"), request.cookies.get(LOGIN_COOKIE)):
             return self.page(
                 "login.html", status=403, token=self.sessions.login_token(), next=nxt, error="The login form expired; try again."
@@ -343,7 +348,7 @@ class Review:
         return self.page("audit.html", user, csrf, rows=rows.to_dicts(), locked=locked)
 
     async def home(self, request: Request):
-        return RedirectResponse("/queue", status_code=303)
+        return RedirectResponse("/cases", status_code=303)
 
     def app(self) -> Starlette:
         return Starlette(
@@ -361,5 +366,6 @@ class Review:
                 Route("/alerts/{alert_id}/goaml", self.goaml, methods=["POST"]),
                 Route("/audit", self.audit),
                 *fiu_routes(self),
+                *case_routes(self),
             ]
         )
