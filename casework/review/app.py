@@ -276,9 +276,12 @@ class Review:
                 return self.no_alert(user, csrf, alert_id)
             end = q.window_end(con)
             tl = q.timeline(con, a["bank_id"], a["account_id"], a["evidence"])
+            ev = q.timeline(con, a["bank_id"], a["account_id"], a["evidence"], limit=None).filter(pl.col("evidence"))
             ctx = dict(
                 a=a,
                 timeline=tl.to_dicts(),
+                evidence=ev.to_dicts(),
+                case_ref=case_label(a["case_id"], user),
                 timeline_svg=timeline_svg(tl),
                 counterparties=q.counterparties(con, a["bank_id"], a["account_id"]).to_dicts(),
                 network_svg=network_svg(a["account_id"], net := q.network(con, user, a["account_id"])),
@@ -287,9 +290,9 @@ class Review:
                 case=q.case_members(con, user, a["case_id"], alert_id).to_dicts(),
                 audit=q.audit_entries(con, user, alert_id).to_dicts(),
                 age_band=q.age_band(a["birth_year"], end.year if end else datetime.now().year),
-                account_days=(end.date() - a["opened_on"]).days if end and a["opened_on"] else None,
+                account_age=fmt.age(a["opened_on"], end),
                 reasons=[
-                    r.replace(a["case_id"], case_label(a["case_id"], user)) if a["case_id"] else r
+                    fmt.tidy_amounts(r.replace(a["case_id"], case_label(a["case_id"], user)) if a["case_id"] else r)
                     for r in (a["reasons"] or "").split("; ")
                     if r
                 ],
