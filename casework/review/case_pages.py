@@ -87,7 +87,7 @@ def case_routes(review) -> list[Route]:
             rows, _ = cq.ranked_cases(con, user, f, limit=None)
         if rows.is_empty():
             return self._csv(pl.DataFrame({"rank": [], "case_id": []}), "cases.csv")
-        leads = pl.col("lead_accounts").list.eval(pl.element().fill_null("(another bank)").str.slice(0, 8))
+        leads = pl.col("lead_accounts").list.eval(pl.element().str.slice(0, 8).fill_null("(another bank)"))
         out = rows.select(
             "rank",
             pl.col("ref").alias("case_id"),

@@ -87,8 +87,10 @@ def case_network_svg(nodes: pl.DataFrame, edges: pl.DataFrame, shared: pl.DataFr
     pairs = {(e["src"], e["dst"]) for e in edges.iter_rows(named=True)}
     top_amounts = sorted(edges["amount"].to_list(), reverse=True)[:LABELLED_EDGES] if edges.height else []
     cut = top_amounts[-1] if top_amounts else 0
+    shown = {r["account_id"]: (r["account_id"] if r["visible"] else "") for r in nodes.iter_rows(named=True)}
     for e in edges.iter_rows(named=True):
-        parts.append(_money_edge(xy(e["src"]), xy(e["dst"]), e, (e["dst"], e["src"]) in pairs, e["amount"] >= cut))
+        ends = (shown.get(e["src"], ""), shown.get(e["dst"], ""))  # another bank's id never reaches the page
+        parts.append(_money_edge(xy(e["src"]), xy(e["dst"]), e, (e["dst"], e["src"]) in pairs, e["amount"] >= cut, ends))
     for r in nodes.iter_rows(named=True):
         parts.append(_node(xy(r["account_id"]), r))
     parts.append("</svg>")
@@ -123,7 +125,9 @@ def _shape(x: float, y: float, r: float, fill: str, shape: str, dashed: bool = F
     return f'<circle cx="{x:.0f}" cy="{y:.0f}" r="{r:.0f}" fill="{fill}" stroke="{stroke}"{dash}/>'
 
 
-def _money_edge(a: tuple[float, float], b: tuple[float, float], e: dict, both_ways: bool, labelled: bool) -> str:
+def _money_edge(
+    a: tuple[float, float], b: tuple[float, float], e: dict, both_ways: bool, labelled: bool, ends: tuple[str, str]
+) -> str:
     (x1, y1), (x2, y2) = a, b
     dx, dy = x2 - x1, y2 - y1
     d = math.hypot(dx, dy) or 1.0
@@ -136,7 +140,7 @@ def _money_edge(a: tuple[float, float], b: tuple[float, float], e: dict, both_wa
     text = f"{eur(e['amount'])} · {e['n']}×"
     title = escape(f"{text}, {e['first']:%Y-%m-%d} to {e['last']:%Y-%m-%d}")
     out = (
-        f'<path class="money-edge" data-src="{escape(e["src"])}" data-dst="{escape(e["dst"])}" d="M{sx:.0f},{sy:.0f} '
+        f'<path class="money-edge" data-src="{escape(ends[0])}" data-dst="{escape(ends[1])}" d="M{sx:.0f},{sy:.0f} '
         f'Q{cx:.0f},{cy:.0f} {ex:.0f},{ey:.0f}" fill="none" stroke="{MONEY_COLOUR}" stroke-opacity="0.75" '
         f'stroke-width="{w:.1f}" marker-end="url(#arrow)"><title>{title}</title></path>'
     )
@@ -156,7 +160,8 @@ def _node(p: tuple[float, float], r: dict) -> str:
     score = f", score {r['score']:.2f}" if r["score"] is not None and r["visible"] else ""
     title = escape(f"{words}{score}" + ("" if r["visible"] else f", {r['bank_id'] or 'another bank'}: id not shown"))
     body = _shape(x, y, 13 if shape == "square" else 12, fill, shape, dashed=r["role"] == "hub", stroke="#222")
-    body = f"<g class=\"node role-{escape(r['role'])}\">{body}<title>{title}</title></g>"
+    shown = escape(r["account_id"]) if r["visible"] else ""
+    body = f'<g class="node role-{escape(r["role"])}" data-account="{shown}">{body}<title>{title}</title></g>'
     if r["visible"] and r["alert_id"]:
         body = f'<a href="/alerts/{escape(r["alert_id"])}">{body}</a>'
     colour = "#222" if r["visible"] else "#868e96"

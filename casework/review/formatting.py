@@ -8,11 +8,11 @@ from datetime import date, datetime
 
 
 def eur(v) -> str:
-    """EUR 22,828 for whole euros and large sums, EUR 49.99 when the cents say something."""
+    """EUR 22,828 for whole euros, EUR 1,025.40 when there are cents: one thousands separator everywhere."""
     if v is None:
         return "-"
-    v = float(v)
-    if abs(v) >= 1000 or v == int(v):
+    v = round(float(v), 2)
+    if v == int(v):
         return f"EUR {v:,.0f}"
     return f"EUR {v:,.2f}"
 
