@@ -25,11 +25,16 @@ def visible_text(html):
 
 def test_people_read_numbers_ages_ids_and_long_reasons():
     assert eur(22828) == "EUR 22,828" and eur(5122.0) == "EUR 5,122" and eur(49.99) == "EUR 49.99" and eur(None) == "-"
-    assert tidy_amounts("wage EUR 1043, rent EUR 22828.5 to a private person") == "wage EUR 1,043, rent EUR 22,828.50 to a private person"
+    assert (
+        tidy_amounts("wage EUR 1043, rent EUR 22828.5 to a private person")
+        == "wage EUR 1,043, rent EUR 22,828.50 to a private person"
+    )
     from datetime import date
 
     assert age(date(1986, 10, 1), date(2026, 10, 1)) == "40 years" and age(date(2026, 7, 15), date(2026, 10, 1)) == "2 months"
-    assert age(date(2024, 8, 1), date(2026, 10, 1)) == "2 years 2 months" and age(date(2026, 9, 20), date(2026, 10, 1)) == "11 days"
+    assert (
+        age(date(2024, 8, 1), date(2026, 10, 1)) == "2 years 2 months" and age(date(2026, 9, 20), date(2026, 10, 1)) == "11 days"
+    )
     assert short_id("run-20261201T050325-c97047-00001") == "A-261201-00001"
     assert short_id("C-run-20261201T050325-c97047-00010") == "C-261201-00010"
     long = "Collects from accounts that show victim signals " * 5

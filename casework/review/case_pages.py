@@ -45,7 +45,9 @@ def case_message(params) -> str | None:
         done, skipped = int(params.get("n") or 0), int(params.get("skipped") or 0)
     except ValueError:
         return text
-    return f"{text}: {done} recorded" + (f", {skipped} skipped (already decided or not in a state it applies to)" if skipped else "")
+    return f"{text}: {done} recorded" + (
+        f", {skipped} skipped (already decided or not in a state it applies to)" if skipped else ""
+    )
 
 
 def _leads(row: dict, user) -> list[dict]:
@@ -138,8 +140,10 @@ def case_routes(review) -> list[Route]:
             }
             for r in m.drop("evidence", "rules").to_dicts()
         ]
-        names = {r["account_id"]: (short_account(r["account_id"]) if r["visible"] else f"{r['bank_id']} account")
-                 for r in nodes.to_dicts()}
+        names = {
+            r["account_id"]: (short_account(r["account_id"]) if r["visible"] else f"{r['bank_id']} account")
+            for r in nodes.to_dicts()
+        }
         edge_rows = [{**e, "payer": names[e["src"]], "payee": names[e["dst"]]} for e in edges.to_dicts()]
         visible_alerts = m.filter(pl.col("visible"))
         ctx = dict(
@@ -216,7 +220,9 @@ def case_routes(review) -> list[Route]:
         if not self.exporter:
             return self.page("error.html", user, csrf, status=404, message="goAML export is not configured (serve --identities).")
         with self.lock:
-            written, _ = self.exporter.export(self.goaml_out, user.name, case=case_id, bank=None if user.sees_all_banks else user.bank)
+            written, _ = self.exporter.export(
+                self.goaml_out, user.name, case=case_id, bank=None if user.sees_all_banks else user.bank
+            )
         return _back(ref, "goaml-written" if written else "goaml-refused")
 
     def bind(handler):

@@ -181,12 +181,16 @@ def weekly_bars_svg(weeks: pl.DataFrame, label: str, width: int = 900, height: i
     top_amount = max(float(weeks["amount"].max()), 1.0)
     n = weeks.height
     bw = (width - left - right) / n
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" aria-label="{escape(label)}" class="weekly">']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" aria-label="{escape(label)}" class="weekly">'
+    ]
     base = height - bottom
     for frac in (0, 0.5, 1):
         y = base - frac * (base - top)
         parts.append(f'<line x1="{left}" y1="{y:.0f}" x2="{width - right}" y2="{y:.0f}" stroke="#dee2e6"/>')
-        parts.append(f'<text x="{left - 6}" y="{y + 4:.0f}" font-size="10" text-anchor="end">{escape(eur(frac * top_amount))}</text>')
+        parts.append(
+            f'<text x="{left - 6}" y="{y + 4:.0f}" font-size="10" text-anchor="end">{escape(eur(frac * top_amount))}</text>'
+        )
     for i, w in enumerate(weeks.iter_rows(named=True)):
         h = (base - top) * w["amount"] / top_amount
         x = left + i * bw
@@ -195,6 +199,8 @@ def weekly_bars_svg(weeks: pl.DataFrame, label: str, width: int = 900, height: i
             f"<title>week of {w['week']:%Y-%m-%d}: {escape(eur(w['amount']))} in {w['n']} payments</title></rect>"
         )
         if n <= 16 or i % 2 == 0:
-            parts.append(f'<text x="{x + bw / 2:.0f}" y="{base + 14}" font-size="10" text-anchor="middle">{w["week"]:%d %b}</text>')
+            parts.append(
+                f'<text x="{x + bw / 2:.0f}" y="{base + 14}" font-size="10" text-anchor="middle">{w["week"]:%d %b}</text>'
+            )
     parts.append(f'<text x="{left}" y="{height - 4}" font-size="10" fill="#555">week starting (Monday)</text></svg>')
     return "".join(parts)

@@ -60,7 +60,9 @@ def _capped(col: str, per: float) -> pl.Expr:
     return ((pl.col(col) - 1) / per).clip(0, 1)
 
 
-def ranked_cases(con: duckdb.DuckDBPyConnection, user: User, f: QueueFilter, limit: int | None = CASE_PAGE) -> tuple[pl.DataFrame, int]:
+def ranked_cases(
+    con: duckdb.DuckDBPyConnection, user: User, f: QueueFilter, limit: int | None = CASE_PAGE
+) -> tuple[pl.DataFrame, int]:
     """One row per case the user may see, best first, with its leads (controllers and employers first) and status counts."""
     m = members(con, user)
     if m.is_empty():
@@ -187,9 +189,7 @@ def network(con: duckdb.DuckDBPyConnection, user: User, m: pl.DataFrame, days: i
     mine = pl.lit(True) if user.sees_all_banks else pl.col("bank_id").is_null() | (pl.col("bank_id") == user.bank)
     nodes = pl.concat(
         [
-            m.select(
-                "account_id", "bank_id", "alert_id", "score", pl.col("case_role").alias("role"), pl.col("visible")
-            ),
+            m.select("account_id", "bank_id", "alert_id", "score", pl.col("case_role").alias("role"), pl.col("visible")),
             hub.select(
                 "account_id",
                 pl.col("bank_id").cast(pl.Utf8),
@@ -226,8 +226,15 @@ def proceeds(con: duckdb.DuckDBPyConnection, leads: list[str], case_accounts: li
     into the case, other). One row per lead, week, flow, kind and country."""
     if not leads:
         return pl.DataFrame(
-            schema={"account_id": pl.Utf8, "week": pl.Date, "flow": pl.Utf8, "kind": pl.Utf8, "country": pl.Utf8,
-                    "amount": pl.Float64, "bookings": pl.Int64}
+            schema={
+                "account_id": pl.Utf8,
+                "week": pl.Date,
+                "flow": pl.Utf8,
+                "kind": pl.Utf8,
+                "country": pl.Utf8,
+                "amount": pl.Float64,
+                "bookings": pl.Int64,
+            }
         )
     cat, cat_params = _category_sql({k: CATEGORIES[k] for k in ("vasp", "luxury")})
     win = _window(days)
