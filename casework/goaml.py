@@ -81,8 +81,11 @@ def check_entity(entity: dict | None) -> dict:
         raise ExportError(
             f"goAML export needs the bank's reporting entity: set goaml: {', '.join(gone)} in --config (see detectors/config.example.yaml)"
         )
-    example = (yaml.safe_load(EXAMPLE_CONFIG.read_text(encoding="utf-8")) or {}).get("goaml") or {} if EXAMPLE_CONFIG.exists() else {}
-    if example and (str(entity["rentity_id"]) == str(example.get("rentity_id")) or entity["institution_name"] == example.get("institution_name")):
+    example = {}
+    if EXAMPLE_CONFIG.exists():
+        example = (yaml.safe_load(EXAMPLE_CONFIG.read_text(encoding="utf-8")) or {}).get("goaml") or {}
+    same_id = str(entity["rentity_id"]) == str(example.get("rentity_id"))
+    if example and (same_id or entity["institution_name"] == example.get("institution_name")):
         raise ExportError(
             f"goAML export refuses the example reporting entity ({example.get('institution_name')}, id {example.get('rentity_id')}): "
             "set the bank's own goaml: section in --config"

@@ -8,7 +8,10 @@ import duckdb
 import polars as pl
 
 from casework.review.formatting import age, clip, eur, short_id, tidy_amounts
-from tests.test_review import alert_of, client, csrf_of, login, site  # noqa: F401  (site is the shared store fixture)
+from tests import test_review
+from tests.test_review import alert_of, client, csrf_of, login
+
+site = test_review.site  # the shared scored two-bank store
 
 
 def case_of(res, account):

@@ -27,11 +27,11 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from casework.dispositions import ACTIONS, DISMISS_REASONS, DispositionError, record_disposition
+from casework.review import formatting as fmt
 from casework.review import queries as q
 from casework.review.auth import Sessions, Throttled, User
 from casework.review.case_pages import case_routes
 from casework.review.fiu_pages import fiu_routes
-from casework.review import formatting as fmt
 from casework.review.pictures import network_svg, timeline_svg
 from casework.review.web import login_required, message, post_checked, refusal_code
 from detectors.scoring import mask_identifiers
