@@ -145,11 +145,11 @@ def network(con: duckdb.DuckDBPyConnection, user: User, m: pl.DataFrame, days: i
     that victims pass money to), money edges between them (direction, amount, count) and the shared address, phone or
     device keys. Returns (nodes, money edges, shared edges); accounts of other banks carry no id."""
     ids = m["account_id"].to_list()
-    win = _window(days)
+    in_window = _window(days)
     chans = list(MONEY_CHANNELS)
     hub = con.sql(
         f"""WITH pair AS (SELECT account_id, counterparty_id, sum(amount_eur) AS amount, count(*) AS n
-                          FROM transactions WHERE {win} AND list_contains(?, account_id) AND counterparty_id IS NOT NULL
+                          FROM transactions WHERE {in_window} AND list_contains(?, account_id) AND counterparty_id IS NOT NULL
                             AND counterparty_type = 'person' AND NOT list_contains(?, counterparty_id)
                             AND list_contains(?, channel)
                           GROUP BY 1, 2 HAVING sum(amount_eur) >= ? OR count(*) >= ?)
@@ -159,13 +159,13 @@ def network(con: duckdb.DuckDBPyConnection, user: User, m: pl.DataFrame, days: i
     ).pl()
     node_ids = ids + hub["account_id"].to_list()
     edges = con.sql(
-        f"""WITH t AS (SELECT * FROM transactions WHERE {win} AND list_contains(?, channel)),
+        f"""WITH t AS (SELECT * FROM transactions WHERE {in_window} AND list_contains(?, channel)),
                  e AS (SELECT account_id AS src, counterparty_id AS dst, amount_eur, booked_at FROM t
                        WHERE direction = 'debit' AND list_contains(?, account_id) AND list_contains(?, counterparty_id)
                        UNION ALL
                        SELECT counterparty_id, account_id, amount_eur, booked_at FROM t
                        WHERE direction = 'credit' AND list_contains(?, account_id) AND list_contains(?, counterparty_id)
-                         AND counterparty_id NOT IN (SELECT account_id FROM transactions WHERE {win} AND list_contains(?, account_id)))
+                         AND counterparty_id NOT IN (SELECT account_id FROM transactions WHERE {in_window} AND list_contains(?, account_id)))
             SELECT src, dst, CAST(sum(amount_eur) AS DOUBLE) AS amount, count(*) AS n, min(booked_at) AS first, max(booked_at) AS last
             FROM e WHERE src <> dst GROUP BY 1, 2 ORDER BY amount DESC""",
         params=[chans, node_ids, node_ids, node_ids, node_ids, node_ids],
@@ -176,7 +176,7 @@ def network(con: duckdb.DuckDBPyConnection, user: User, m: pl.DataFrame, days: i
                        UNION SELECT DISTINCT account_id, 'phone', phone_id FROM accounts
                        WHERE list_contains(?, account_id) AND phone_id IS NOT NULL
                        UNION SELECT DISTINCT account_id, 'device', device_id FROM transactions
-                       WHERE {win} AND list_contains(?, account_id) AND device_id IS NOT NULL)
+                       WHERE {in_window} AND list_contains(?, account_id) AND device_id IS NOT NULL)
             SELECT kind, key, list(DISTINCT account_id ORDER BY account_id) AS accounts FROM k
             GROUP BY 1, 2 HAVING count(DISTINCT account_id) >= 2 ORDER BY 1, 2""",
         params=[node_ids, node_ids, node_ids],
@@ -205,15 +205,15 @@ def network(con: duckdb.DuckDBPyConnection, user: User, m: pl.DataFrame, days: i
 
 def money_over_time(edges_src: pl.DataFrame, con: duckdb.DuckDBPyConnection, node_ids: list[str], days: int = WINDOW_DAYS):
     """Money between the case's accounts per week (debits, or credits whose payer is not in the store)."""
-    win = _window(days)
+    in_window = _window(days)
     return con.sql(
-        f"""WITH t AS (SELECT * FROM transactions WHERE {win} AND list_contains(?, channel)),
+        f"""WITH t AS (SELECT * FROM transactions WHERE {in_window} AND list_contains(?, channel)),
                  e AS (SELECT amount_eur, booked_at FROM t WHERE direction = 'debit' AND list_contains(?, account_id)
                          AND list_contains(?, counterparty_id)
                        UNION ALL
                        SELECT amount_eur, booked_at FROM t WHERE direction = 'credit' AND list_contains(?, account_id)
                          AND list_contains(?, counterparty_id)
-                         AND counterparty_id NOT IN (SELECT account_id FROM transactions WHERE {win} AND list_contains(?, account_id)))
+                         AND counterparty_id NOT IN (SELECT account_id FROM transactions WHERE {in_window} AND list_contains(?, account_id)))
             SELECT CAST(date_trunc('week', booked_at) AS DATE) AS week, CAST(sum(amount_eur) AS DOUBLE) AS amount, count(*) AS n
             FROM e GROUP BY 1 ORDER BY 1""",
         params=[list(MONEY_CHANNELS), node_ids, node_ids, node_ids, node_ids, node_ids],
@@ -237,9 +237,9 @@ def proceeds(con: duckdb.DuckDBPyConnection, leads: list[str], case_accounts: li
             }
         )
     cat, cat_params = _category_sql({k: CATEGORIES[k] for k in ("vasp", "luxury")})
-    win = _window(days)
+    in_window = _window(days)
     return con.sql(
-        f"""WITH t AS (SELECT t.*, {cat} AS category FROM transactions t WHERE {win} AND list_contains(?, t.account_id)),
+        f"""WITH t AS (SELECT t.*, {cat} AS category FROM transactions t WHERE {in_window} AND list_contains(?, t.account_id)),
                  k AS (SELECT account_id, CAST(date_trunc('week', booked_at) AS DATE) AS week,
                               CASE WHEN direction = 'credit' THEN 'in from the case' ELSE 'out' END AS flow,
                               CASE WHEN direction = 'credit' THEN 'from victims or workers'
