@@ -292,7 +292,7 @@ class Review:
                 age_band=q.age_band(a["birth_year"], end.year if end else datetime.now().year),
                 account_age=fmt.age(a["opened_on"], end),
                 reasons=[
-                    fmt.tidy_amounts(r.replace(a["case_id"], case_label(a["case_id"], user)) if a["case_id"] else r)
+                    fmt.tidy_amounts(r.replace(a["case_id"], fmt.short_id(case_label(a["case_id"], user))) if a["case_id"] else r)
                     for r in (a["reasons"] or "").split("; ")
                     if r
                 ],

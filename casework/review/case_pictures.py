@@ -21,7 +21,7 @@ ROLE_STYLE = {  # role -> (fill, shape, what the legend says)
 }
 SHARED_COLOUR = {"address": "#2b8a3e", "phone": "#5f3dc4", "device": "#e67700"}
 MONEY_COLOUR = "#343a40"
-LABELLED_EDGES = 14  # the largest money edges carry their amount on the picture; the rest in their tooltip and the table
+LABELLED_EDGES = 10  # the largest money edges carry their amount on the picture; the rest in their tooltip and the table
 
 
 def _node_label(row: dict) -> str:
@@ -51,20 +51,50 @@ def layout(nodes: pl.DataFrame, edges: pl.DataFrame, shared: pl.DataFrame, seed:
     return {n: ((p[0] - x0) / ((x1 - x0) or 1), (p[1] - y0) / ((y1 - y0) or 1)) for n, p in pos.items()}
 
 
+def spread(points: dict, box: tuple[float, float, float, float], gap: float = 56, rounds: int = 80) -> dict:
+    """Push apart nodes closer than `gap` pixels (labels sit under them), inside the box: a layout is about distances in
+    the graph, a reader needs room for every label."""
+    keys = list(points)
+    p = {k: list(v) for k, v in points.items()}
+    x0, y0, x1, y1 = box
+    for _ in range(rounds):
+        moved = False
+        for i, a in enumerate(keys):
+            for b in keys[i + 1 :]:
+                dx, dy = p[b][0] - p[a][0], p[b][1] - p[a][1]
+                d = math.hypot(dx, dy)
+                if d >= gap:
+                    continue
+                if d < 1e-6:
+                    dx, dy, d = 1.0, 0.5, math.hypot(1.0, 0.5)
+                push = (gap - d) / 2
+                ux, uy = dx / d * push, dy / d * push
+                p[a][0], p[a][1], p[b][0], p[b][1] = p[a][0] - ux, p[a][1] - uy, p[b][0] + ux, p[b][1] + uy
+                moved = True
+        for k in keys:
+            p[k][0], p[k][1] = min(max(p[k][0], x0), x1), min(max(p[k][1], y0), y1)
+        if not moved:
+            break
+    return {k: (v[0], v[1]) for k, v in p.items()}
+
+
 def case_network_svg(nodes: pl.DataFrame, edges: pl.DataFrame, shared: pl.DataFrame) -> str:
     """Who pays whom (arrows, amount and count), shared address/phone/device (dashed, through a small key node), roles by
     shape and colour, every account of the case; alerted accounts the user may open are links."""
     n = nodes.height + shared.height
-    width, height = 960, int(min(900, 360 + 26 * n))
+    width, height = 1100, int(min(1000, 380 + 24 * n))
     left, top, right, bottom = 60, 110, 60, 50
     pos = layout(nodes, edges, shared)
+    pixels = spread(
+        {k: (left + px * (width - left - right), top + py * (height - top - bottom)) for k, (px, py) in pos.items()},
+        (left, top, width - right, height - bottom),
+    )
 
     def xy(key: str) -> tuple[float, float]:
-        px, py = pos[key]
-        return left + px * (width - left - right), top + py * (height - top - bottom)
+        return pixels[key]
 
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" style="max-width:100%;height:auto" role="img" '
         f'aria-label="the case as a network: who pays whom, shared details" class="case-network">',
         '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse">'
         f'<path d="M0,0 L10,5 L0,10 z" fill="{MONEY_COLOUR}"/></marker></defs>',
@@ -88,9 +118,15 @@ def case_network_svg(nodes: pl.DataFrame, edges: pl.DataFrame, shared: pl.DataFr
     top_amounts = sorted(edges["amount"].to_list(), reverse=True)[:LABELLED_EDGES] if edges.height else []
     cut = top_amounts[-1] if top_amounts else 0
     shown = {r["account_id"]: (r["account_id"] if r["visible"] else "") for r in nodes.iter_rows(named=True)}
+    placed: list[tuple[float, float]] = []  # edge labels already drawn: a label that would sit on one is left to the tooltip
     for e in edges.iter_rows(named=True):
         ends = (shown.get(e["src"], ""), shown.get(e["dst"], ""))  # another bank's id never reaches the page
-        parts.append(_money_edge(xy(e["src"]), xy(e["dst"]), e, (e["dst"], e["src"]) in pairs, e["amount"] >= cut, ends))
+        (x1, y1), (x2, y2) = xy(e["src"]), xy(e["dst"])
+        mid = ((x1 + x2) / 2, (y1 + y2) / 2)
+        free = e["amount"] >= cut and all(abs(mid[0] - q[0]) > 70 or abs(mid[1] - q[1]) > 14 for q in placed)
+        if free:
+            placed.append(mid)
+        parts.append(_money_edge(xy(e["src"]), xy(e["dst"]), e, (e["dst"], e["src"]) in pairs, free, ends))
     for r in nodes.iter_rows(named=True):
         parts.append(_node(xy(r["account_id"]), r))
     parts.append("</svg>")
@@ -107,13 +143,13 @@ def _legend() -> list[str]:
         f'<line x1="8" y1="42" x2="40" y2="42" stroke="{MONEY_COLOUR}" stroke-width="2" marker-end="url(#arrow)"/>'
         '<text x="46" y="46" font-size="11">money paid (EUR total · transfers), arrow to the payee</text>'
     )
-    x = 380
+    x = 390
     for kind, colour in SHARED_COLOUR.items():
         out.append(
             f'<line x1="{x}" y1="42" x2="{x + 28}" y2="42" stroke="{colour}" stroke-width="1.5" stroke-dasharray="5,4"/>'
             f'<text x="{x + 32}" y="46" font-size="11">same {kind}</text>'
         )
-        x += 110
+        x += 125
     out.append('<text x="8" y="66" font-size="11" fill="#555">grey label: another bank\'s account (no id shown)</text>')
     return out
 
@@ -175,7 +211,7 @@ def weekly_bars_svg(weeks: pl.DataFrame, label: str, width: int = 900, height: i
     """Bars per week with a date axis and an amount axis."""
     if weeks.is_empty():
         return '<p class="muted">No money between the case\'s accounts in the window.</p>'
-    left, right, top, bottom = 70, 10, 12, 34
+    left, right, top, bottom = 90, 10, 12, 34
     every_week = pl.DataFrame({"week": pl.date_range(weeks["week"].min(), weeks["week"].max(), "1w", eager=True)})
     weeks = every_week.join(weeks, on="week", how="left").with_columns(pl.col("amount", "n").fill_null(0))
     top_amount = max(float(weeks["amount"].max()), 1.0)
@@ -189,7 +225,7 @@ def weekly_bars_svg(weeks: pl.DataFrame, label: str, width: int = 900, height: i
         y = base - frac * (base - top)
         parts.append(f'<line x1="{left}" y1="{y:.0f}" x2="{width - right}" y2="{y:.0f}" stroke="#dee2e6"/>')
         parts.append(
-            f'<text x="{left - 6}" y="{y + 4:.0f}" font-size="10" text-anchor="end">{escape(eur(frac * top_amount))}</text>'
+            f'<text x="{left - 6}" y="{y + 4:.0f}" font-size="10" text-anchor="end">{escape(eur(round(frac * top_amount)))}</text>'
         )
     for i, w in enumerate(weeks.iter_rows(named=True)):
         h = (base - top) * w["amount"] / top_amount
