@@ -51,7 +51,7 @@ def layout(nodes: pl.DataFrame, edges: pl.DataFrame, shared: pl.DataFrame, seed:
     return {n: ((p[0] - x0) / ((x1 - x0) or 1), (p[1] - y0) / ((y1 - y0) or 1)) for n, p in pos.items()}
 
 
-def spread(points: dict, box: tuple[float, float, float, float], gap: float = 56, rounds: int = 80) -> dict:
+def spread(points: dict, box: tuple[float, float, float, float], gap: float = 66, rounds: int = 200) -> dict:
     """Push apart nodes closer than `gap` pixels (labels sit under them), inside the box: a layout is about distances in
     the graph, a reader needs room for every label."""
     keys = list(points)
