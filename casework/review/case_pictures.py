@@ -48,7 +48,12 @@ def layout(nodes: pl.DataFrame, edges: pl.DataFrame, shared: pl.DataFrame, seed:
     xs = [p[0] for p in pos.values()]
     ys = [p[1] for p in pos.values()]
     x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
-    return {n: ((p[0] - x0) / ((x1 - x0) or 1), (p[1] - y0) / ((y1 - y0) or 1)) for n, p in pos.items()}
+    unit = {n: ((p[0] - x0) / ((x1 - x0) or 1), (p[1] - y0) / ((y1 - y0) or 1)) for n, p in pos.items()}
+    # half of each coordinate by its rank: dense clusters open up and the canvas fills, the order of nodes stays
+    last = max(len(unit) - 1, 1)
+    rank_x = {n: i / last for i, n in enumerate(sorted(unit, key=lambda k: unit[k][0]))}
+    rank_y = {n: i / last for i, n in enumerate(sorted(unit, key=lambda k: unit[k][1]))}
+    return {n: (0.5 * u[0] + 0.5 * rank_x[n], 0.5 * u[1] + 0.5 * rank_y[n]) for n, u in unit.items()}
 
 
 def spread(points: dict, box: tuple[float, float, float, float], gap: float = 66, rounds: int = 200) -> dict:
