@@ -49,7 +49,7 @@ test-fast: $(TEST_STAMP)
 	$(BIN)/python -m pytest -m "not slow"
 
 screenshots: $(TEST_STAMP) browser
-	THB_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/test_review_browser.py -k screenshots
+	THB_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/test_review_browser.py tests/test_review_cases_browser.py -k screenshots
 
 bench: $(STAMP)
 	$(BIN)/thb-signals bench

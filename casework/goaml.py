@@ -71,6 +71,30 @@ class ExportError(ValueError):
     pass
 
 
+EXAMPLE_CONFIG = REPO / "detectors" / "config.example.yaml"
+
+
+def check_entity(entity: dict | None) -> dict:
+    """The reporting entity, or one clear line: every report names the bank that files it, so the export never falls back
+    to a placeholder (the example config's entity is one: it is refused like a missing one)."""
+    entity = entity or {}
+    gone = [f for f in ENTITY_FIELDS if not _has(entity, f)]
+    if gone:
+        raise ExportError(
+            f"goAML export needs the bank's reporting entity: set goaml: {', '.join(gone)} in --config (see detectors/config.example.yaml)"
+        )
+    example = {}
+    if EXAMPLE_CONFIG.exists():
+        example = (yaml.safe_load(EXAMPLE_CONFIG.read_text(encoding="utf-8")) or {}).get("goaml") or {}
+    same_id = str(entity["rentity_id"]) == str(example.get("rentity_id"))
+    if example and (same_id or entity["institution_name"] == example.get("institution_name")):
+        raise ExportError(
+            f"goAML export refuses the example reporting entity ({example.get('institution_name')}, id {example.get('rentity_id')}): "
+            "set the bank's own goaml: section in --config"
+        )
+    return entity
+
+
 @dataclass
 class Missing:
     """Required fields the identities file (or config) leaves out, per alert and party."""
@@ -119,6 +143,17 @@ def indicator_codes(rule_ids: list[str], mapping: dict) -> list[str]:
     return codes
 
 
+def escalated_by(con, alert_ids: list[str]) -> list[str]:
+    """Who escalated these alerts, from the audit log (the latest escalation of each): the report names the investigator
+    who decided, not whoever runs the export."""
+    rows = con.execute(
+        """SELECT DISTINCT arg_max(user_name, logged_at) FROM audit_log WHERE action = 'escalate' AND list_contains(?, alert_id)
+           GROUP BY alert_id ORDER BY 1""",
+        [alert_ids],
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
 def _name(s: str) -> str:
     """goAML name fields allow [a-zA-Z0-9 .'-] only: transliterate accents, drop the rest."""
     s = unicodedata.normalize("NFKD", str(s)).encode("ascii", "ignore").decode()
@@ -158,8 +193,8 @@ class GoamlExporter:
         xsd: str | Path | None = None,
     ):
         self.db_path = str(db_path)
+        self.entity = check_entity(entity)
         self.ids = load_identities(identities)
-        self.entity = entity or {}
         self.mapping = mapping or load_mapping()
         self.schema = etree.XMLSchema(etree.parse(str(xsd or XSD)))
 
@@ -176,8 +211,11 @@ class GoamlExporter:
             params=params,
         ).pl()
 
-    def select(self, con, alert: str | None = None, case: str | None = None, escalated: bool = False) -> list[pl.DataFrame]:
-        """The alerts of each report to write: one alert, one case, or every escalated alert (one report each)."""
+    def select(
+        self, con, alert: str | None = None, case: str | None = None, escalated: bool = False, bank: str | None = None
+    ) -> list[pl.DataFrame]:
+        """The alerts of each report to write: one alert, one case (its escalated accounts; only `bank`'s when given: a bank
+        reports its own customers), or every escalated alert (one report each)."""
         if alert:
             a = self._alerts(con, "l.alert_id = ?", [alert])
             if a.height == 0:
@@ -187,7 +225,7 @@ class GoamlExporter:
             a = self._alerts(con, "l.case_id = ?", [case])
             if a.height == 0:
                 raise ExportError(f"no case {case}")
-            a = a.filter(pl.col("status") == "escalated")
+            a = a.filter((pl.col("status") == "escalated") & ((pl.col("bank_id") == bank) if bank else pl.lit(True)))
             if a.height == 0:
                 raise ExportError(f"case {case} has no escalated alert")
             groups = [a]
@@ -218,7 +256,7 @@ class GoamlExporter:
         _sub(root, "submission_date", _dt(datetime.now(timezone.utc)))
         _sub(root, "currency_code_local", self.mapping.get("currency_code_local", "EUR"))
         _sub(root, "reporting_user_code", self.entity.get("reporting_user_code") or user)
-        _sub(root, "reason", self.reason(group, user))
+        _sub(root, "reason", self.reason(group, escalated_by(con, group["alert_id"].to_list())))
         _sub(root, "action", "Escalated after review of an automated alert; evidence transactions listed below.")
         subjects = {r["account_id"]: r for r in group.iter_rows(named=True)}
         evidence = [t for r in group.iter_rows(named=True) for t in (r["evidence"] or [])]
@@ -254,7 +292,7 @@ class GoamlExporter:
         rows = con.execute("SELECT DISTINCT account_id FROM alerts WHERE list_contains(?, case_id)", [cases]).fetchall()
         return {r[0] for r in rows} | set(group["account_id"].to_list())
 
-    def reason(self, group: pl.DataFrame, user: str) -> str:
+    def reason(self, group: pl.DataFrame, escalators: list[str]) -> str:
         """The explanation FIU-Nederland needs for a subjective-indicator report, in plain words."""
         words = (
             self.mapping.get("typology_words") or {}
@@ -276,7 +314,7 @@ class GoamlExporter:
             )
         head = (
             f"Unusual transactions pointing to human trafficking, found by the bank's transaction monitoring "
-            f"(thb-signals) and reviewed and escalated by {user}."
+            f"(thb-signals), reviewed and escalated by {' and '.join(escalators) or 'an investigator'}."
         )
         if group.height > 1:
             head += f" The {group.height} accounts below are linked by money or shared details (case {group['case_id'][0]})."
@@ -411,13 +449,14 @@ class GoamlExporter:
         escalated: bool = False,
         role: str = "operator",
         address: str | None = None,
+        bank: str | None = None,
     ) -> tuple[list[Path], list[str]]:
         """Write every selected report that is complete and valid; returns (files written, reports refused and why)."""
         out_dir = Path(out_dir)
         con = store.connect(self.db_path)
         written, problems = [], []
         try:
-            for group in self.select(con, alert, case, escalated):
+            for group in self.select(con, alert, case, escalated, bank):
                 root, missing = self.build(con, group, user)
                 if missing.by_alert:
                     problems.append(missing.message())
@@ -432,9 +471,9 @@ class GoamlExporter:
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
                 with os.fdopen(fd, "wb") as f:
                     f.write(data)
-                for a, bank in group.select("alert_id", "bank_id").iter_rows():
+                for a, alert_bank in group.select("alert_id", "bank_id").iter_rows():
                     mark_reported(con, a, user, path.name, {"indicators": [i.text for i in root.iter("indicator")]})
-                    log_access(con, user, role, "export", "report", a, bank, address, path.name)
+                    log_access(con, user, role, "export", "report", a, alert_bank, address, path.name)
                 written.append(path)
             if problems:
                 audit(con, user, "report_goaml_refused", note="\n".join(problems))

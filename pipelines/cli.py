@@ -458,9 +458,13 @@ def cmd_serve(a) -> int:
         return 2
     exporter = None
     if a.identities:
-        from casework.goaml import GoamlExporter
+        from casework.goaml import ExportError, GoamlExporter
 
-        exporter = GoamlExporter(a.db, a.identities, entity)
+        try:
+            exporter = GoamlExporter(a.db, a.identities, entity)
+        except ExportError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     secure = serve_secure_cookies(a.host, a.secure_cookies)
     app = Review(a.db, users, exporter, a.goaml_out, secure_cookies=secure).app()
     print(

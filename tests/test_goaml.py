@@ -18,7 +18,8 @@ from synthetic.identities import write_identities
 from tests.conftest import generated_store
 
 REPO = Path(__file__).resolve().parent.parent
-CONFIG = REPO / "detectors" / "config.example.yaml"
+CONFIG = REPO / "tests" / "goaml_entity.yaml"  # a made-up bank: the example config's entity is refused
+EXAMPLE_CONFIG = REPO / "detectors" / "config.example.yaml"
 SHARED_XSD = REPO.parent / "shared" / "goaml" / "goAMLSchema-5.0.2.xsd"
 TYPOLOGIES = ("sexual_exploitation", "labour_exploitation", "criminal_exploitation", "creditboys", "debt_bondage")
 
@@ -73,7 +74,7 @@ def test_every_typology_has_an_alert_to_report(escalated):
 def test_reports_for_each_typology_validate_and_are_recorded(escalated, tmp_path):
     root, db, best, ids = escalated
     assert best["typology"].n_unique() >= 3  # every typology the detectors alert on (all five: test above)
-    written, refused = _exporter(db, ids).export(tmp_path / "r", "bob", escalated=True)
+    written, refused = _exporter(db, ids).export(tmp_path / "r", "xq-exporter", escalated=True)  # xq exports what bob escalated
     assert not refused and len(written) == best.height
     schema = etree.XMLSchema(etree.parse(str(SHARED_XSD if SHARED_XSD.exists() else XSD)))
     for path in written:
@@ -90,6 +91,7 @@ def test_reports_for_each_typology_validate_and_are_recorded(escalated, tmp_path
         assert doc.findtext("currency_code_local") == "EUR"
         assert len(doc.findall("transaction")) == min(len(row["evidence"]), 100)
         assert "human trafficking" in doc.findtext("reason") and row["reasons"][:40] in doc.findtext("reason")
+        assert "escalated by bob" in doc.findtext("reason") and "xq-exporter" not in doc.findtext("reason")  # who decided, from the audit
     con = duckdb.connect(str(db), read_only=True)
     try:
         rec = con.execute(
@@ -196,3 +198,56 @@ def test_only_escalated_alerts_are_reported(escalated, tmp_path):
         ]
     )
     assert code == 2 and not (tmp_path / "r").exists()
+
+
+def test_trafficking_indicators_map_to_no_drug_code_and_say_where_each_comes_from():
+    m = load_mapping(MAPPING)
+    drugs = {i: cs for i, cs in m["indicators"].items() for c in cs if c.startswith("DRG")}
+    assert not drugs, drugs
+    lines = [ln for ln in MAPPING.read_text().splitlines() if re.match(r"\s+[A-Z]{2}-\d\d:", ln)]
+    assert len(lines) == len(m["indicators"]) and all("<-" in ln for ln in lines)  # each code with its source description
+
+
+def test_no_or_the_example_reporting_entity_is_refused_in_one_line(escalated, tmp_path, capsys):
+    from casework.goaml import ExportError
+
+    root, db, best, ids = escalated
+    with pytest.raises(ExportError, match="example reporting entity"):
+        GoamlExporter(db, ids, load_settings(EXAMPLE_CONFIG).goaml.entity())
+    with pytest.raises(ExportError, match="needs the bank's reporting entity: set goaml: rentity_id"):
+        GoamlExporter(db, ids, {})
+    argv = ["export-goaml", "--db", str(db), "--escalated", "--identities", str(ids), "--out", str(tmp_path / "r")]
+    assert main(argv + ["--config", str(EXAMPLE_CONFIG)]) == 2
+    assert main(argv) == 2  # without --config the settings are the example's: refused the same way, never written
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all("example reporting entity (Voorbeeldbank N.V., id 1234)" in e for e in err)
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_case_is_one_report_with_its_escalated_accounts_and_a_bank_reports_its_own(escalated, tmp_path):
+    root, db, best, ids = escalated
+    con = store.connect(db)
+    try:
+        case = con.execute(
+            """WITH l AS (SELECT * FROM alerts QUALIFY row_number() OVER (PARTITION BY alert_id ORDER BY created_at DESC) = 1)
+               SELECT l.case_id FROM l JOIN alert_status s USING (alert_id) GROUP BY 1
+               HAVING count(DISTINCT l.bank_id) = 2 AND bool_and(s.status = 'open') ORDER BY count(*) DESC LIMIT 1"""
+        ).fetchall()[0][0]
+        members = con.execute(
+            "SELECT alert_id, bank_id FROM alerts WHERE case_id = ? GROUP BY ALL ORDER BY 1", [case]
+        ).fetchall()
+        for alert_id, _ in members:
+            record_disposition(con, alert_id, "escalate", "carol")
+    finally:
+        con.close()
+    written, refused = _exporter(db, ids).export(tmp_path / "one", "eve", case=case, bank="BANK_A")
+    assert not refused and len(written) == 1
+    own = {a for a, b in members if b == "BANK_A"}
+    doc = etree.parse(str(written[0]))
+    assert {t.findtext("internal_ref_number") for t in doc.iter("transaction")} == own  # only the bank's own customers
+    others = {a for a, b in members if b == "BANK_B"}
+    written, refused = _exporter(db, ids).export(tmp_path / "all", "eve", case=case)
+    doc = etree.parse(str(written[0]))
+    assert len(written) == 1 and {t.findtext("internal_ref_number") for t in doc.iter("transaction")} == others
+    assert doc.findtext("entity_reference") == (case if len(others) > 1 else sorted(others)[0])
+    assert "escalated by carol" in doc.findtext("reason")

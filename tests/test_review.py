@@ -18,11 +18,11 @@ from tests.test_network import _ring
 
 PASSWORDS = {"ann": "ann-secret", "bert": "bert-secret", "fiona": "fiona-secret"}
 GOAML_ENTITY = {
-    "rentity_id": 1234,
-    "institution_name": "Voorbeeldbank N.V.",
-    "swift": "VBNKNL2A",
-    "branch": "Utrecht",
-    "reporting_user_code": "thb-signals",
+    "rentity_id": 4711,
+    "institution_name": "Testbank N.V.",
+    "swift": "TESTNL2A",
+    "branch": "Amersfoort",
+    "reporting_user_code": "thb-signals-test",
 }
 
 

@@ -33,6 +33,8 @@ def test_investigator_works_an_alert_end_to_end(web):
         d.get(f"{base}/queue")
         assert "/login" in d.current_url  # every page needs a login
         log_in(d, base, "ann", PASSWORDS["ann"])
+        assert d.current_url.endswith("/cases")  # the case queue is the default view; the account queue one click away
+        click_and_wait(d, d.find_element("id", "to-accounts"))
         assert d.current_url.endswith("/queue")
         rows = d.find_elements("css selector", "tr.alert-row")
         assert {r.get_attribute("data-alert") for r in rows} == set(res.alerts.filter(pl.col("bank_id") == "BANK_A")["alert_id"])
@@ -62,6 +64,7 @@ def test_a_bank_b_investigator_cannot_open_bank_as_alert(web):
     base, res, profile = web
     with chromium(profile / "bert") as d:
         log_in(d, base, "bert", PASSWORDS["bert"])
+        d.get(f"{base}/queue")
         listed = {r.get_attribute("data-alert") for r in d.find_elements("css selector", "tr.alert-row")}
         theirs = alert_of(res, "z")  # bank A's alert
         assert theirs not in listed
@@ -87,6 +90,7 @@ def test_refresh_the_screenshots_in_docs(tmp_path):
     best = res.alerts.filter(pl.col("case_role") == "controller").sort("score", descending=True)["alert_id"][0]
     with served(Review(db, users).app()) as base, chromium(tmp_path / "c") as d:
         log_in(d, base, "fiona", "pw")
+        d.get(f"{base}/queue")  # login lands on the case queue (docs/cases.png); this is the account queue
         DOCS.mkdir(exist_ok=True)
         d.save_screenshot(str(DOCS / "queue.png"))
         d.get(f"{base}/alerts/{best}")

@@ -28,8 +28,10 @@ from starlette.routing import Route
 
 from casework import access_log, victims
 from casework.dispositions import ACTIONS, DISMISS_REASONS, DispositionError, record_disposition
+from casework.review import formatting as fmt
 from casework.review import queries as q
 from casework.review.auth import Sessions, Throttled, User
+from casework.review.case_pages import case_routes
 from casework.review.fiu_pages import fiu_routes
 from casework.review.pictures import network_svg, timeline_svg
 from casework.review.web import login_required, message, post_checked, refusal_code
@@ -101,7 +103,10 @@ class Review:
         self.goaml_out = Path(goaml_out) if goaml_out else None
         self.lock = threading.Lock()
         self.env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
-        self.env.filters["eur"] = lambda v: "-" if v is None else f"EUR {float(v):,.2f}"
+        self.env.filters["eur"] = fmt.eur
+        self.env.filters["short_id"] = fmt.short_id
+        self.env.filters["clip"] = fmt.clip
+        self.env.filters["tidy"] = fmt.tidy_amounts
         self.env.filters["short"] = lambda v, n=8: "" if v is None else str(v)[:n]
         self.env.globals["quote"] = lambda v: quote(str(v), safe="")
         self.env.filters["masked"] = masked
@@ -168,7 +173,7 @@ class Review:
     # ------------------------------------------------------------------ login
     async def login_page(self, request: Request):
         token = self.sessions.login_token()
-        r = self.page("login.html", token=token, next=request.query_params.get("next", "/queue"), error=None)
+        r = self.page("login.html", token=token, next=request.query_params.get("next", "/cases"), error=None)
         self.cookie(r, LOGIN_COOKIE, token)
         return r
 
@@ -176,9 +181,9 @@ class Review:
         form = await self.form(request)
         if form is None:
             return self.page("error.html", status=413, message="The form was too large.")
-        nxt = form.get("next") or "/queue"
+        nxt = form.get("next") or "/cases"
         if not nxt.startswith("/") or nxt.startswith("//"):
-            nxt = "/queue"
+            nxt = "/cases"
         if not self.sessions.valid_login_token(form.get("token"), request.cookies.get(LOGIN_COOKIE)):
             return self.page(
                 "login.html", status=403, token=self.sessions.login_token(), next=nxt, error="The login form expired; try again."
@@ -283,6 +288,8 @@ class Review:
             self.accessed(con, request, user, "view", "alert", alert_id, a["bank_id"])
             tl = q.timeline(con, a["bank_id"], a["account_id"], a["evidence"])
             tl = victims.hide(tl) if protected else tl
+            ev = q.timeline(con, a["bank_id"], a["account_id"], a["evidence"], limit=None).filter(pl.col("evidence"))
+            ev = victims.hide(ev) if protected else ev
             net = q.network(con, user, a["account_id"])
             net = net.head(0) if protected else net  # who a victim is linked to is a counterparty too
             ctx = dict(
@@ -290,6 +297,8 @@ class Review:
                 protected=protected,
                 victim=victims.is_victim(a),
                 timeline=tl.to_dicts(),
+                evidence=ev.to_dicts(),
+                case_ref=case_label(a["case_id"], user),
                 timeline_svg=timeline_svg(tl),
                 counterparties=[] if protected else q.counterparties(con, a["bank_id"], a["account_id"]).to_dicts(),
                 network_svg=network_svg(a["account_id"], net),
@@ -298,9 +307,9 @@ class Review:
                 case=q.case_members(con, user, a["case_id"], alert_id).to_dicts(),
                 audit=q.audit_entries(con, user, alert_id).to_dicts(),
                 age_band=q.age_band(a["birth_year"], end.year if end else datetime.now().year),
-                account_days=(end.date() - a["opened_on"]).days if end and a["opened_on"] else None,
+                account_age=fmt.age(a["opened_on"], end),
                 reasons=[
-                    r.replace(a["case_id"], case_label(a["case_id"], user)) if a["case_id"] else r
+                    fmt.tidy_amounts(r.replace(a["case_id"], fmt.short_id(case_label(a["case_id"], user))) if a["case_id"] else r)
                     for r in (a["reasons"] or "").split("; ")
                     if r
                 ],
@@ -387,7 +396,7 @@ class Review:
         return self.page("access.html", user, csrf, rows=rows.to_dicts())
 
     async def home(self, request: Request):
-        return RedirectResponse("/queue", status_code=303)
+        return RedirectResponse("/cases", status_code=303)
 
     def app(self) -> Starlette:
         return Starlette(
@@ -407,5 +416,6 @@ class Review:
                 Route("/audit", self.audit),
                 Route("/access", self.access),
                 *fiu_routes(self),
+                *case_routes(self),
             ]
         )

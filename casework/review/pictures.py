@@ -7,6 +7,8 @@ from html import escape
 
 import polars as pl
 
+from casework.review.formatting import eur
+
 LINK_COLOURS = {"money": "#b03030", "same address": "#2a6f97", "same phone": "#6a4c93", "same device": "#e07a00"}
 
 
@@ -40,7 +42,7 @@ def network_svg(center: str, links: pl.DataFrame, width: int = 560, height: int 
         fill = "#f4a261" if row["alert_id"] else "#fff"
         title = escape(
             f"{row['links']}"
-            + (f", EUR {row['amount']:,.0f}" if row["amount"] else "")
+            + (f", {eur(row['amount'])}" if row["amount"] else "")
             + (f", alert score {row['score']:.2f}" if row["score"] is not None else "")
         )
         node = f'<circle cx="{x:.0f}" cy="{y:.0f}" r="14" fill="{fill}" stroke="#333"><title>{title}</title></circle>'
@@ -67,26 +69,41 @@ def network_svg(center: str, links: pl.DataFrame, width: int = 560, height: int 
     return "".join(parts)
 
 
-def timeline_svg(tl: pl.DataFrame, width: int = 900, height: int = 120) -> str:
-    """Bookings over the window: money in above the axis, out below, evidence in red."""
+def timeline_svg(tl: pl.DataFrame, width: int = 900, height: int = 150) -> str:
+    """Bookings over the window: money in above the middle line, out below, evidence in red; dates along the bottom."""
     if tl.height == 0:
         return ""
     t0, t1 = tl["booked_at"].min(), tl["booked_at"].max()
     span = max((t1 - t0).total_seconds(), 1.0)
     top = max(float(tl["amount_eur"].max()), 1.0)
-    mid = height / 2
+    plot, left = height - 26, 30
+    mid = plot / 2
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" aria-label="timeline" class="timeline">',
-        f'<line x1="0" y1="{mid}" x2="{width}" y2="{mid}" stroke="#999"/>',
+        f'<line x1="{left}" y1="{mid}" x2="{width}" y2="{mid}" stroke="#999"/>',
+        f'<line x1="{left}" y1="{plot}" x2="{width}" y2="{plot}" stroke="#333"/>',
     ]
+
+    def x_of(t) -> float:
+        return left + 5 + (width - left - 10) * (t - t0).total_seconds() / span
+
+    ticks = 8 if span > 8 * 86400 else 4
+    for i in range(ticks + 1):  # the date axis: evenly spaced days, labelled
+        t = t0 + (t1 - t0) * i / ticks
+        x = x_of(t)
+        parts.append(
+            f'<line class="tick" x1="{x:.1f}" y1="{plot}" x2="{x:.1f}" y2="{plot + 4}" stroke="#333"/>'
+            f'<text class="tick-label" x="{x:.1f}" y="{plot + 16}" font-size="10" text-anchor="middle">{t:%d %b %Y}</text>'
+        )
     for row in tl.sort("evidence").iter_rows(named=True):
-        x = 5 + (width - 10) * (row["booked_at"] - t0).total_seconds() / span
+        x = x_of(row["booked_at"])
         h = 4 + (mid - 8) * math.sqrt(float(row["amount_eur"]) / top)
         y2 = mid - h if row["direction"] == "credit" else mid + h
         colour = "#d62828" if row["evidence"] else "#9aa5b1"
         parts.append(
             f'<line x1="{x:.1f}" y1="{mid}" x2="{x:.1f}" y2="{y2:.1f}" stroke="{colour}" stroke-width="2">'
-            f"<title>{escape(str(row['booked_at'])[:16])} {row['direction']} EUR {row['amount_eur']:,.2f} {escape(row['channel'])}</title></line>"
+            f"<title>{escape(str(row['booked_at'])[:16])} {row['direction']} {escape(eur(row['amount_eur']))} "
+            f"{escape(row['channel'])}</title></line>"
         )
-    parts.append(f'<text x="4" y="12" font-size="10">in</text><text x="4" y="{height - 4}" font-size="10">out</text></svg>')
+    parts.append(f'<text x="4" y="12" font-size="10">in</text><text x="4" y="{plot - 4}" font-size="10">out</text></svg>')
     return "".join(parts)

@@ -47,7 +47,7 @@ def message(code: str | None) -> str | None:
 
 def auditor_refused(review, request: Request, user, csrf):
     """Auditors see the logs and nothing else: the queue sends them to the audit log, any other page is a 404."""
-    if request.url.path in ("/", "/queue"):
+    if request.url.path in ("/", "/queue", "/cases"):
         return RedirectResponse("/audit", status_code=303)
     return review.page("error.html", user, csrf, status=404, message="No such page for you.")
 
