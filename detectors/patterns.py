@@ -9,7 +9,8 @@ most of its amount. DuckDB cuts the window down to transfers between accounts in
 that pass money on, and each cycle is checked transfer by transfer (time order, time bound, amount kept).
 
 Reads win_tx, win_accounts and net_money (detectors.window, detectors.network); returns one row per (pattern,
-account) with the transfers of the pattern in time order as evidence.
+account) with the transfers of the pattern as evidence: the account's own bookings of them first (a payee's credit
+booking, a payer's debit), then the pattern's other transfers, each part in time order.
 """
 
 from __future__ import annotations
@@ -196,8 +197,20 @@ class PatternDetector:
         found = con.sql("""
             WITH f AS (SELECT rule_id, bank_id, account_id, count(*) AS instances, arg_min(detail, first_at) AS detail,
                               list_distinct(flatten(list(ids))) AS ids FROM pt_found GROUP BY ALL),
-                 e AS (SELECT x.rule_id, x.bank_id, x.account_id, list(t.txn_id ORDER BY t.booked_at, t.txn_id)[1:50] AS evidence
-                       FROM (SELECT rule_id, bank_id, account_id, unnest(ids) AS txn_id FROM f) x JOIN pt_tx t USING (txn_id) GROUP BY ALL)
+                 t AS (SELECT x.rule_id, x.bank_id, x.account_id, t.txn_id, t.booked_at, t.src, t.dst, t.amount
+                       FROM (SELECT rule_id, bank_id, account_id, unnest(ids) AS txn_id FROM f) x JOIN pt_tx t USING (txn_id)),
+                 -- the account's own side first: a payee's credit booking of a pattern transfer (pt_tx holds the payer's side)
+                 own_in AS (SELECT t.rule_id, t.bank_id, t.account_id, t.booked_at, t.txn_id AS via,
+                                   arg_min(c.txn_id, abs(date_diff('minute', c.booked_at, t.booked_at))) AS txn_id
+                            FROM t JOIN win_tx c ON t.dst = t.account_id AND c.bank_id = t.bank_id AND c.account_id = t.account_id
+                             AND c.is_in AND c.counterparty_id = t.src AND c.amount = t.amount
+                             AND c.booked_at BETWEEN t.booked_at - INTERVAL 2 DAY AND t.booked_at + INTERVAL 2 DAY
+                            GROUP BY t.rule_id, t.bank_id, t.account_id, t.txn_id, t.booked_at),
+                 ev AS (SELECT rule_id, bank_id, account_id, txn_id, booked_at, 0 AS side FROM own_in
+                        UNION ALL SELECT rule_id, bank_id, account_id, txn_id, booked_at, CASE WHEN src = account_id THEN 0 ELSE 1 END
+                        FROM t ANTI JOIN own_in o ON o.via = t.txn_id AND o.rule_id = t.rule_id AND o.account_id = t.account_id),
+                 e AS (SELECT rule_id, bank_id, account_id, list(txn_id ORDER BY side, booked_at, txn_id)[1:50] AS evidence
+                       FROM ev GROUP BY ALL)
             SELECT f.rule_id, f.bank_id, f.account_id, e.evidence,
                    f.detail || CASE WHEN f.instances > 1 THEN printf(' (and %d more like it)', f.instances - 1) ELSE '' END AS detail
             FROM f JOIN e USING (rule_id, bank_id, account_id) ORDER BY bank_id, account_id, rule_id""").pl()

@@ -91,7 +91,9 @@ def test_reports_for_each_typology_validate_and_are_recorded(escalated, tmp_path
         assert doc.findtext("currency_code_local") == "EUR"
         assert len(doc.findall("transaction")) == min(len(row["evidence"]), 100)
         assert "human trafficking" in doc.findtext("reason") and row["reasons"][:40] in doc.findtext("reason")
-        assert "escalated by bob" in doc.findtext("reason") and "xq-exporter" not in doc.findtext("reason")  # who decided, from the audit
+        assert "escalated by bob" in doc.findtext("reason") and "xq-exporter" not in doc.findtext(
+            "reason"
+        )  # who decided, from the audit
     con = duckdb.connect(str(db), read_only=True)
     try:
         rec = con.execute(
@@ -233,9 +235,7 @@ def test_a_case_is_one_report_with_its_escalated_accounts_and_a_bank_reports_its
                SELECT l.case_id FROM l JOIN alert_status s USING (alert_id) GROUP BY 1
                HAVING count(DISTINCT l.bank_id) = 2 AND bool_and(s.status = 'open') ORDER BY count(*) DESC LIMIT 1"""
         ).fetchall()[0][0]
-        members = con.execute(
-            "SELECT alert_id, bank_id FROM alerts WHERE case_id = ? GROUP BY ALL ORDER BY 1", [case]
-        ).fetchall()
+        members = con.execute("SELECT alert_id, bank_id FROM alerts WHERE case_id = ? GROUP BY ALL ORDER BY 1", [case]).fetchall()
         for alert_id, _ in members:
             record_disposition(con, alert_id, "escalate", "carol")
     finally:

@@ -79,7 +79,9 @@ def test_cycle_fires_with_evidence_in_time_order():
     ids = [g.pay("a1", "b2", 0, 5000), g.pay("b2", "c3", 20, 4900), g.pay("c3", "d4", 50, 4800), g.pay("d4", "a1", 80, 4700)]
     hits = g.run()
     assert fired(hits, "PT_CYCLE") == ["a1", "b2", "c3", "d4"]
-    assert hits[("PT_CYCLE", "c3")]["evidence"] == ids
+    # c3's own bookings first (its credit of b2's transfer, its debit to d4), then the cycle's other transfers in time order
+    assert hits[("PT_CYCLE", "c3")]["evidence"] == [ids[1].replace("-d", "-c"), ids[2], ids[0], ids[3]]
+    assert hits[("PT_CYCLE", "a1")]["evidence"][:2] == [ids[0], ids[3].replace("-d", "-c")]
     assert "went round 4 accounts" in hits[("PT_CYCLE", "a1")]["detail"]
 
 
@@ -170,7 +172,11 @@ def test_stack_fires_and_near_miss_slow_second_hop():
     g.pay("ten", "lnd", 0, 1200), g.pay("lnd", "zag", 20, 1100)  # rent passed to a managing agent: one hop only
     hits = g.run()
     assert fired(hits, "PT_STACK") == ["a1", "b2", "c3", "d4"]
-    assert hits[("PT_STACK", "d4")]["evidence"] == ids
+    assert hits[("PT_STACK", "d4")]["evidence"] == [
+        ids[2].replace("-d", "-c"),
+        ids[0],
+        ids[1],
+    ]  # the last payee's own credit first
 
 
 def test_bipartite_fires_and_near_miss_with_money_between_payers():
