@@ -214,9 +214,18 @@ def rule_config(s: Settings) -> dict:
 def _window(run: Run) -> dict:
     s = run.settings.window
     categories = {**CATEGORIES, **{k: (list(v.mccs), list(v.names)) for k, v in s.categories.items()}}
-    run["window"] = define_window(run.con, s.days, categories=categories)
+    run["window"] = define_window(run.con, s.days, end=window_end(s.as_of), categories=categories)  # tuning: --as-of
     run["rows_in"] = run.con.execute("SELECT count(*) FROM win_tx").fetchone()[0]
+    if s.as_of is not None and not run["rows_in"]:
+        raise ValueError(f"window.as_of {s.as_of}: the store has no transactions in the {s.days} days up to that day")
     return {"transactions": run["rows_in"]}
+
+
+def window_end(as_of) -> datetime | None:
+    """The window of `--as-of DAY` ends with that day's last instant (UTC); None: at the store's last booking."""
+    if as_of is None:
+        return None
+    return datetime.combine(as_of, datetime.max.time(), tzinfo=timezone.utc)
 
 
 def _features(run: Run) -> dict:
@@ -244,7 +253,8 @@ def _iforest_fit(run: Run) -> dict:
     models_dir = run.context["models_dir"]
     if run.context["refit"] or not (models_dir / "LATEST").exists():
         run["model"] = AnomalyDetector().fit(run["features"])
-        run["model"].save(models_dir)
+        if run.context.get("save_model", True):  # tuning: a backtest fits in memory and saves nothing
+            run["model"].save(models_dir)
         return {"model": "fitted"}
     run["model"] = AnomalyDetector.load(models_dir)
     return {"model": "loaded"}
@@ -270,7 +280,8 @@ def _fuse(run: Run) -> dict:
 
 
 def _cases(run: Run) -> dict:
-    alerts = _assign_alert_ids(run.con, run["alerts"], run.context["run_id"], run.settings.review.dismissed_rise)
+    rise = None if run.context.get("what_if") else run.settings.review.dismissed_rise  # tuning: a backtest holds none back
+    alerts = _assign_alert_ids(run.con, run["alerts"], run.context["run_id"], rise)
     alerts, run["budget_cut"] = AlertBudget(**run.settings.budget.model_dump()).apply(alerts, run["scored"])
     alerts, run["cases"] = CaseGrouper(**run.settings.cases.model_dump()).group(run.con, alerts)
     run["alerts"] = alerts.with_columns(
@@ -361,10 +372,10 @@ STAGES: tuple[Stage, ...] = (
 )
 
 
-def _assign_alert_ids(con, alerts: pl.DataFrame, run_id: str, rise: float) -> pl.DataFrame:
+def _assign_alert_ids(con, alerts: pl.DataFrame, run_id: str, rise: float | None) -> pl.DataFrame:
     """Reuse the alert_id of an account's alert that is still being worked (status 'updated'), else a new one
     (status 'new'). An account whose alert was dismissed is not alerted again for the same reasons unless its
-    score rose by `rise` or more since the dismissal."""
+    score rose by `rise` or more since the dismissal (rise None: a what-if run, nothing held back)."""
     tracked = con.sql("""SELECT bank_id, account_id, max(alert_id) AS alert_id FROM alert_status
                          WHERE status <> 'dismissed' GROUP BY ALL""").pl()
     dismissed = con.sql("""SELECT bank_id, account_id, max(dismissed_score) AS dismissed_score,
@@ -372,7 +383,9 @@ def _assign_alert_ids(con, alerts: pl.DataFrame, run_id: str, rise: float) -> pl
                            FROM alert_status WHERE status = 'dismissed' GROUP BY ALL""").pl()
     a = alerts.join(dismissed, on=["bank_id", "account_id"], how="left")
     same_reasons = pl.col("rules").list.set_difference(pl.col("dismissed_rules")).list.len() == 0
-    suppressed = pl.col("dismissed_score").is_not_null() & same_reasons & (pl.col("score") < pl.col("dismissed_score") + rise)
+    suppressed = pl.col("dismissed_score").is_not_null() & same_reasons & (pl.col("score") < pl.col("dismissed_score") + (rise or 0))
+    if rise is None:
+        suppressed = pl.lit(False)
     a = a.filter(~suppressed.fill_null(False)).drop("dismissed_score", "dismissed_rules")
     return a.join(tracked, on=["bank_id", "account_id"], how="left").with_columns(
         pl.when(pl.col("alert_id").is_null()).then(pl.lit("new")).otherwise(pl.lit("updated")).alias("status"),
