@@ -76,9 +76,7 @@ def backtest(
             if not run:
                 raise BacktestError(f"no successful run {against} in store {db} (thb-signals status lists the runs)")
             as_of = as_of or run[0][0].date()
-            before = con.execute(
-                "SELECT bank_id, account_id, score, typology, rules FROM alerts WHERE run_id = ?", [against]
-            ).pl()
+            before = con.sql("SELECT bank_id, account_id, score, typology, rules FROM alerts WHERE run_id = ?", params=[against]).pl()
             baseline_name, base_settings = f"the alerts of run {against}", None
         else:
             base_settings, baseline_name = _baseline_settings(con, as_of)
