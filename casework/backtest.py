@@ -76,7 +76,9 @@ def backtest(
             if not run:
                 raise BacktestError(f"no successful run {against} in store {db} (thb-signals status lists the runs)")
             as_of = as_of or run[0][0].date()
-            before = con.sql("SELECT bank_id, account_id, score, typology, rules FROM alerts WHERE run_id = ?", params=[against]).pl()
+            before = con.sql(
+                "SELECT bank_id, account_id, score, typology, rules FROM alerts WHERE run_id = ?", params=[against]
+            ).pl()
             baseline_name, base_settings = f"the alerts of run {against}", None
         else:
             base_settings, baseline_name = _baseline_settings(con, as_of)
@@ -140,7 +142,9 @@ def compare(before: pl.DataFrame, after: pl.DataFrame, decisions: pl.DataFrame) 
     def table(by: str) -> dict:
         cb, ca, cl, cg = (_count(x, by) for x in (b, a, lost, gained))
         keys = sorted(set(cb) | set(ca), key=str)
-        return {str(k): {"before": cb.get(k, 0), "after": ca.get(k, 0), "gained": cg.get(k, 0), "lost": cl.get(k, 0)} for k in keys}
+        return {
+            str(k): {"before": cb.get(k, 0), "after": ca.get(k, 0), "gained": cg.get(k, 0), "lost": cl.get(k, 0)} for k in keys
+        }
 
     dismissed_lost = lost.filter(pl.col("decision") == "dismissed")
     return {
@@ -206,7 +210,9 @@ def bars_svg(title: str, rows: list[tuple[str, float | None, float | None]], fmt
         for i, (v, colour) in enumerate(((x0, "#9aa5b1"), (x1, "#2a6f97"))):
             yy = y + i * bar
             if v is not None:
-                parts.append(f'<rect x="{label_w}" y="{yy}" width="{max(v * scale, 0.5):.1f}" height="{bar - 1}" fill="{colour}"/>')
+                parts.append(
+                    f'<rect x="{label_w}" y="{yy}" width="{max(v * scale, 0.5):.1f}" height="{bar - 1}" fill="{colour}"/>'
+                )
             parts.append(
                 f'<text x="{label_w + (v or 0) * scale + 4:.1f}" y="{yy + bar - 1}" font-size="9">{escape("-" if v is None else fmt(v))}</text>'
             )

@@ -27,7 +27,10 @@ def labels_frame(con, banks: list[str] | None = None) -> tuple[pl.DataFrame, int
         decided.filter(pl.col("label").is_not_null())
         .join(typ, on="alert_id", how="left")
         .with_columns(
-            pl.when(pl.col("label") == 1).then(pl.col("alert_typology").fill_null("unknown")).otherwise(pl.lit("none")).alias("typology"),
+            pl.when(pl.col("label") == 1)
+            .then(pl.col("alert_typology").fill_null("unknown"))
+            .otherwise(pl.lit("none"))
+            .alias("typology"),
             pl.when(pl.col("label") == 1)
             .then(pl.col("status"))
             .otherwise(pl.lit("dismissed:") + pl.col("dismiss_reason"))

@@ -104,9 +104,8 @@ def rule_stats(con, since: date | None = None, until: date | None = None, banks:
 
 def format_stats(stats: dict) -> str:
     p = stats["period"]
-    head = (
-        f"{stats['runs']} scoring runs with a window ending {p['since'] or 'any time'} .. {p['until'] or 'now'}"
-        + (f", banks {', '.join(stats['banks'])}" if stats["banks"] else "")
+    head = f"{stats['runs']} scoring runs with a window ending {p['since'] or 'any time'} .. {p['until'] or 'now'}" + (
+        f", banks {', '.join(stats['banks'])}" if stats["banks"] else ""
     )
     cols = f"{'rule':<30} {'fired':>7} {'share':>7} {'alerts':>7} {'driven':>7} {'escal':>6} {'rep':>5} {'dism':>5} {'open':>5}  dismissed by reason"
     lines = [head, "", cols]
