@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import re
 from datetime import date, datetime, timezone
 
 import polars as pl
@@ -182,8 +183,13 @@ def _tiny_store(path):
     """Two runs (one in September, one in October), three rules, two banks, four alerts with decisions."""
     con = store.connect(path)
     rates = {
-        "R1": {"by_bank": {"A": {"accounts_hit": 4, "accounts_scored": 100}, "B": {"accounts_hit": 1, "accounts_scored": 50}}},
-        "R2": {"by_bank": {"A": {"accounts_hit": 2, "accounts_scored": 100}}},
+        "R1": {
+            "by_bank": {
+                "BANK_A": {"accounts_hit": 4, "accounts_scored": 100},
+                "BANK_B": {"accounts_hit": 1, "accounts_scored": 50},
+            }
+        },
+        "R2": {"by_bank": {"BANK_A": {"accounts_hit": 2, "accounts_scored": 100}}},
     }
     for run, end in (("r1", "2026-09-30"), ("r2", "2026-10-31")):
         con.execute(
@@ -191,11 +197,11 @@ def _tiny_store(path):
             [run, end, end, json.dumps(rates)],
         )
     alerts = [  # alert, run, bank, rules (first = top reason)
-        ("a1", "r1", "A", ["R1", "R2"]),
-        ("a1", "r2", "A", ["R1", "R2"]),  # the same alert raised again: counts once
-        ("a2", "r1", "A", ["R2"]),
-        ("a3", "r1", "B", ["R1"]),
-        ("a4", "r2", "A", ["R1"]),
+        ("a1", "r1", "BANK_A", ["R1", "R2"]),
+        ("a1", "r2", "BANK_A", ["R1", "R2"]),  # the same alert raised again: counts once
+        ("a2", "r1", "BANK_A", ["R2"]),
+        ("a3", "r1", "BANK_B", ["R1"]),
+        ("a4", "r2", "BANK_A", ["R1"]),
     ]
     for alert, run, bank, rules in alerts:
         con.execute(
@@ -203,10 +209,10 @@ def _tiny_store(path):
             [run, alert, bank, "acc-" + alert, rules],
         )
     for alert, bank, status, reason in (
-        ("a1", "A", "escalated", None),
-        ("a2", "A", "dismissed", "explained"),
-        ("a3", "B", "dismissed", "data_error"),
-        ("a4", "A", "open", None),
+        ("a1", "BANK_A", "escalated", None),
+        ("a2", "BANK_A", "dismissed", "explained"),
+        ("a3", "BANK_B", "dismissed", "data_error"),
+        ("a4", "BANK_A", "open", None),
     ):
         con.execute(
             "INSERT INTO alert_status (alert_id, bank_id, account_id, status, dismiss_reason) VALUES (?, ?, ?, ?, ?)",
@@ -228,7 +234,7 @@ def test_rule_stats_count_right_on_a_tiny_store(tmp_path):
         assert (r2["alerts_with_rule"], r2["alerts_driven"], r2["dismissed_by_reason"]) == (2, 1, {"explained": 1})
         sept = rule_stats(con, until=date(2026, 9, 30))
         assert sept["runs"] == 1 and sept["rules"]["R1"]["alerts_driven"] == 2 and sept["rules"]["R1"]["still_open"] == 0
-        bank_b = rule_stats(con, banks=["B"])
+        bank_b = rule_stats(con, banks=["BANK_B"])
         assert bank_b["rules"]["R1"]["accounts_hit"] == 2 and bank_b["rules"]["R1"]["alerts_driven"] == 1
         assert bank_b["rules"]["R1"]["escalated"] == 0 and "R2" not in bank_b["rules"]
     finally:
@@ -241,3 +247,28 @@ def test_rules_stats_command(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["runs"] == 1 and out["rules"]["R1"]["alerts_driven"] == 2
     assert main(["rules", "--stats"]) == 2
+
+
+def test_rules_page_scopes_figures_to_the_users_bank(tmp_path):
+    from starlette.testclient import TestClient
+
+    from casework.review.app import Review
+    from casework.review.auth import load_users
+    from tests.test_review import login, users_file
+
+    _tiny_store(tmp_path / "tiny.duckdb").close()
+    users = load_users(users_file(tmp_path / "users.yaml"))
+
+    def driven(name: str, query: str = "") -> dict:
+        c = TestClient(Review(tmp_path / "tiny.duckdb", users, None, tmp_path / "goaml", secret=b"k" * 32).app())
+        login(c, name)
+        page = c.get("/rules" + query)
+        assert page.status_code == 200
+        return dict(re.findall(r'data-rule="(\w+)">.*?<td class="driven">(\d+)</td>', page.text, re.S))
+
+    assert driven("fiona") == {"R1": "3", "R2": "1"}
+    assert driven("bert") == {"R1": "1"}  # bank B: one alert driven by R1, nothing of bank A
+    assert driven("ann", "?until=2026-09-30") == {"R1": "1", "R2": "1"}
+    c = TestClient(Review(tmp_path / "tiny.duckdb", users, None, tmp_path / "goaml", secret=b"k" * 32).app())
+    login(c, "ann")
+    assert c.get("/rules?since=yesterday").status_code == 400

@@ -31,6 +31,7 @@ from casework.review import queries as q
 from casework.review.auth import Sessions, Throttled, User
 from casework.review.fiu_pages import fiu_routes
 from casework.review.pictures import network_svg, timeline_svg
+from casework.review.rules_pages import rules_routes
 from casework.review.web import login_required, message, post_checked, refusal_code
 from detectors.scoring import mask_identifiers
 from pipelines import store
@@ -361,5 +362,6 @@ class Review:
                 Route("/alerts/{alert_id}/goaml", self.goaml, methods=["POST"]),
                 Route("/audit", self.audit),
                 *fiu_routes(self),
+                *rules_routes(self),  # tuning: rule effectiveness
             ]
         )
