@@ -25,9 +25,10 @@ import polars as pl
 from detectors.anomaly import AnomalyDetector
 from detectors.cases import CASE_COLUMNS, CaseGrouper
 from detectors.features import compute_features
-from detectors.fusion import AlertBudget, Fusion, budget_lines, rate_warnings
+from detectors.fusion import AlertBudget, Fusion, blend_learned, budget_lines, rate_warnings
 from detectors.network import build_links
 from detectors.patterns import PatternDetector
+from detectors.reranker import Reranker, design
 from detectors.rule_detector import RuleDetector, add_pattern_hits
 from detectors.stages import Run, Stage, run_stages
 from detectors.timing import Stopwatch
@@ -148,6 +149,7 @@ def score_store(
                 outcome="ok",
                 rule_rates=json.dumps(run["rule_rates"]),
                 budget_cut=json.dumps(run["budget_cut"]),
+                reranker_version=run["reranker"],  # tuning: migration 8
             )
             return ScoreResult(
                 run_id,
@@ -279,6 +281,20 @@ def _fuse(run: Run) -> dict:
     return {"alerts": run["alerts"].height}
 
 
+def _rerank(run: Run) -> dict:
+    """tuning: blend in the re-ranker learned from decisions (detectors/reranker.py), if one was fitted and it is enabled."""
+    s, run["reranker"] = run.settings.rerank, None
+    model = Reranker.latest(run.context["models_dir"]) if s.enabled else None
+    if model is None or run["alerts"].height == 0:
+        return {"reranker": "none"}
+    keys = ["bank_id", "account_id"]
+    x = design(run["features"], run["hits"]).join(run["alerts"].select(keys), on=keys, how="semi")
+    learned = x.select("bank_id", "account_id").with_columns(pl.Series("p", model.predict(x)), pl.Series("why", model.explain(x)))
+    weight = model.weight(s.max_weight, s.half_weight_decisions)
+    run["alerts"], run["reranker"] = blend_learned(run["alerts"], learned, weight, model.decisions), model.version
+    return {"decisions": model.decisions, "weight": round(weight, 3)}
+
+
 def _cases(run: Run) -> dict:
     rise = None if run.context.get("what_if") else run.settings.review.dismissed_rise  # tuning: a backtest holds none back
     alerts = _assign_alert_ids(run.con, run["alerts"], run.context["run_id"], rise)
@@ -353,6 +369,13 @@ STAGES: tuple[Stage, ...] = (
         needs=("hits", "anomaly", "explanations", "rule_detector"),
         gives=("alerts", "rule_rates", "scored"),
         doc="rule weights by base rate, anomaly, corroboration across linked accounts",
+    ),
+    Stage(
+        "rerank",
+        _rerank,
+        needs=("alerts", "features", "hits"),
+        gives=("alerts", "reranker"),
+        doc="blend in the re-ranker learned from investigators' decisions, if one was fitted (else nothing changes)",
     ),
     Stage(
         "cases",

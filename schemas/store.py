@@ -107,6 +107,11 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE runs ADD COLUMN IF NOT EXISTS budget_cut JSON",
         ),
     ),
+    Migration(
+        8,
+        "each run keeps the version of the re-ranker learned from decisions that it blended in (NULL: none)",
+        ("ALTER TABLE runs ADD COLUMN IF NOT EXISTS reranker_version VARCHAR",),
+    ),
 )
 LATEST = MIGRATIONS[-1].version
 VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER, applied_at TIMESTAMPTZ)"

@@ -138,7 +138,7 @@ def test_a_fresh_store_has_every_table_at_the_latest_version(tmp_path):
         shape = _shape(con)
         versions = con.execute("SELECT version FROM schema_version ORDER BY version").fetchall()
         assert set(shape) == TABLES
-        assert [v for (v,) in versions] == list(range(1, schema.LATEST + 1)) and schema.LATEST >= 2
+        assert [v for (v,) in versions] == [m.version for m in schema.MIGRATIONS] and schema.LATEST >= 2  # gaps are fine
         assert _columns(con, "transactions") == [c.name for c in contract.TRANSACTIONS] + ["submission_id"]
         assert _columns(con, "fiu_reports") == [c.name for c in contract.TRANSACTIONS + contract.FIU_EXTRA] + ["submission_id"]
         assert _columns(con, "accounts") == [c.name for c in contract.ACCOUNTS] + ["submission_id"]
@@ -165,7 +165,7 @@ def test_connecting_twice_is_idempotent(tmp_path):
     try:
         assert _shape(con) == first
         assert schema.migrate(con) == []
-        assert con.execute("SELECT count(*) FROM schema_version").fetchone()[0] == schema.LATEST
+        assert con.execute("SELECT count(*) FROM schema_version").fetchone()[0] == len(schema.MIGRATIONS)
     finally:
         con.close()
 
