@@ -47,8 +47,8 @@ def fit_reranker(db: str | Path, settings: Settings, models_dir: str | Path | No
             f"not enough decisions to learn from: {pos} escalated or reported (needs {s.min_positives}), "
             f"{neg} dismissed as explained or lawful business (needs {s.min_negatives}); the ranking stays as it is"
         )
-    run = scratch_run(db, settings, models_dir, until="iforest_fit")
-    x = design(run["features"], run["hits"]).join(labels, on=KEYS, how="inner")
+    run = scratch_run(db, settings, models_dir, until="rerank")  # the scores before learning, as the run will blend them
+    x = design(run["features"], run["hits"], run["alerts"]).join(labels, on=KEYS, how="inner")
     if x["label"].n_unique() < 2:
         raise LearningError("the decided accounts have no activity in this window, or only one kind of decision")
     model = Reranker(random_state=seed).fit(x.drop("label"), x["label"].to_numpy())

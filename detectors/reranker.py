@@ -30,15 +30,18 @@ from pipelines import store
 
 KEYS = ["bank_id", "account_id"]
 FOLDER = "reranker"
+# the score fusion gave the account: learning starts from it, so an account unlike any decided one keeps its rank
+SCORE_COLUMNS = {"fused_score": "the score before learning", "rule_score": "the rules' score", "anomaly": "the anomaly score"}
 
 
 def rule_columns() -> list[str]:
     return [f"rule:{r.id}" for r in RULES + PATTERNS]
 
 
-def design(features: pl.DataFrame, hits: pl.DataFrame) -> pl.DataFrame:
-    """One row per account of `features`: its features and a 0/1 column per catalogue rule it hit (and `top_rule`:
-    its heaviest rule, for the words)."""
+def design(features: pl.DataFrame, hits: pl.DataFrame, scored: pl.DataFrame) -> pl.DataFrame:
+    """One row per account of `features`: its features, its fused score, rule score and anomaly (from `scored`, the
+    ranked alerts before learning; 0 for an account below the floor), a 0/1 column per catalogue rule it hit, and
+    `top_rule`: its heaviest rule, for the words."""
     cols = rule_columns()
     if hits.height:
         on = (
@@ -53,14 +56,19 @@ def design(features: pl.DataFrame, hits: pl.DataFrame) -> pl.DataFrame:
         wide = pl.DataFrame(schema={"bank_id": pl.Utf8, "account_id": pl.Utf8, "top_rule": pl.Utf8})
     missing = [c for c in cols if c not in wide.columns]
     wide = wide.with_columns(*(pl.lit(0, dtype=pl.Int8).alias(c) for c in missing))
-    out = features.select(*KEYS, *feature_names()).join(wide.select(*KEYS, "top_rule", *cols), on=KEYS, how="left")
-    return out.with_columns(*(pl.col(c).fill_null(0) for c in cols))
+    scores = scored.select(*KEYS, pl.col("score").alias("fused_score"), "rule_score", "anomaly")
+    out = (
+        features.select(*KEYS, *feature_names())
+        .join(scores, on=KEYS, how="left")
+        .join(wide.select(*KEYS, "top_rule", *cols), on=KEYS, how="left")
+    )
+    return out.with_columns(*(pl.col(c).fill_null(0) for c in [*cols, *SCORE_COLUMNS]))
 
 
 class Reranker:
-    def __init__(self, random_state: int = 0, C: float = 0.5):
+    def __init__(self, random_state: int = 0, C: float = 0.1):
         self.random_state, self.C = random_state, C
-        self.columns = feature_names() + rule_columns()
+        self.columns = feature_names() + list(SCORE_COLUMNS) + rule_columns()
         self.model = None
         self.version: str | None = None
         self.decisions = 0
@@ -109,7 +117,7 @@ class Reranker:
         contrib = (self._matrix(x) - scaler.mean_) / np.where(scaler.scale_ > 0, scaler.scale_, 1) * lr.coef_.ravel()
         words = describe()
         names = {f"rule:{r.id}": f"rule {r.id}" for r in RULES + PATTERNS}
-        label = [names.get(c) or words.get(c, c) for c in self.columns]
+        label = [names.get(c) or SCORE_COLUMNS.get(c) or words.get(c, c) for c in self.columns]
         out = []
         for i, rule in enumerate(x["top_rule"].to_list()):
             parts = []

@@ -288,7 +288,7 @@ def _rerank(run: Run) -> dict:
     if model is None or run["alerts"].height == 0:
         return {"reranker": "none"}
     keys = ["bank_id", "account_id"]
-    x = design(run["features"], run["hits"]).join(run["alerts"].select(keys), on=keys, how="semi")
+    x = design(run["features"], run["hits"], run["alerts"]).join(run["alerts"].select(keys), on=keys, how="semi")
     learned = x.select("bank_id", "account_id").with_columns(pl.Series("p", model.predict(x)), pl.Series("why", model.explain(x)))
     weight = model.weight(s.max_weight, s.half_weight_decisions)
     run["alerts"], run["reranker"] = blend_learned(run["alerts"], learned, weight, model.decisions), model.version

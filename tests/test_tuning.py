@@ -5,6 +5,7 @@ import json
 import re
 from datetime import date, datetime, timezone
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -272,3 +273,78 @@ def test_rules_page_scopes_figures_to_the_users_bank(tmp_path):
     c = TestClient(Review(tmp_path / "tiny.duckdb", users, None, tmp_path / "goaml", secret=b"k" * 32).app())
     login(c, "ann")
     assert c.get("/rules?since=yesterday").status_code == 400
+
+
+# ---- the re-ranker learned from decisions ---------------------------------------------------------------------------
+
+
+def _toy_design(seed: int, n: int = 200):
+    from detectors.features import feature_names
+    from detectors.reranker import rule_columns
+
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < 0.4).astype(int)
+    cols = {f: rng.gamma(2.0, 10.0, n) + 30 * y * (i % 5 == 0) for i, f in enumerate(feature_names())}
+    cols |= {"fused_score": rng.random(n) * 0.5 + 0.3 * y, "rule_score": rng.random(n), "anomaly": rng.random(n)}
+    rules = {c: ((rng.random(n) < 0.2) | ((y == 1) & (rng.random(n) < 0.5))).astype(np.int8) for c in rule_columns()}
+    x = pl.DataFrame(
+        {"bank_id": ["B"] * n, "account_id": [f"a{i:04d}" for i in range(n)], **cols, "top_rule": ["SE01_AD_MICRO"] * n, **rules}
+    )
+    return x, y
+
+
+def test_reranker_is_deterministic_for_a_seed():
+    from detectors.reranker import Reranker
+
+    x, y = _toy_design(1)
+    a, b = Reranker(random_state=4).fit(x, y), Reranker(random_state=4).fit(x.reverse(), y[::-1])  # row order does not matter
+    assert np.array_equal(a.predict(x), b.predict(x)) and a.version.split("-")[-1] == b.version.split("-")[-1]
+    assert a.explain(x.head(3)) == b.explain(x.head(3))
+    assert a.predict(x)[y == 1].mean() > a.predict(x)[y == 0].mean() + 0.2  # it learned something
+    assert "similar alerts (SE01_AD_MICRO) were escalated" in a.explain(x.head(1))[0]
+    assert 0 < a.weight(0.5, 200) < a.weight(0.5, 20) < 0.5  # more decisions relative to the half point: more weight
+
+
+def test_blend_with_no_weight_changes_nothing():
+    from detectors.fusion import blend_learned
+
+    alerts = pl.DataFrame(
+        {"rank": [1, 2], "bank_id": ["B", "B"], "account_id": ["x", "y"], "score": [0.9, 0.5], "reasons": ["r", "s"]}
+    )
+    learned = pl.DataFrame({"bank_id": ["B", "B"], "account_id": ["x", "y"], "p": [0.0, 1.0], "why": ["w", "v"]})
+    assert blend_learned(alerts, learned, 0.0, 10).equals(alerts)
+    moved = blend_learned(alerts, learned, 0.5, 10)
+    assert moved["account_id"].to_list() == ["y", "x"] and moved["rank"].to_list() == [1, 2]
+    assert moved["reasons"][0].startswith("s; Learned from 10 decisions: probability 1.0; v")
+
+
+def test_with_no_decisions_the_ranking_is_exactly_todays(tmp_path):
+    from casework.learning import LearningError, fit_reranker
+
+    db = generated_store(tmp_path, accounts=2000, days=45, seed=11)
+    res = score_store(db, tmp_path / "out", models_dir=tmp_path / "m")
+    with pytest.raises(LearningError, match="0 escalated or reported \\(needs 30\\), 0 dismissed"):
+        fit_reranker(db, Settings(), models_dir=tmp_path / "m")
+    assert not (tmp_path / "m" / "reranker").exists()
+    off = scratch_run(db, Settings().with_overrides(**{"rerank.enabled": False}), tmp_path / "m")["alerts"]
+    on = scratch_run(db, Settings(), tmp_path / "m")
+    ranking = ["rank", "bank_id", "account_id", "score", "typology", "rules"]
+    assert on["reranker"] is None and on["alerts"].select(ranking).equals(off.select(ranking))
+    assert on["alerts"].select("account_id", "score").equals(res.alerts.select("account_id", "score"))
+    con = store.peek(db)
+    try:
+        assert con.execute("SELECT reranker_version FROM runs").fetchall() == [(None,)]
+    finally:
+        con.close()
+
+
+def test_fitted_reranker_blends_in_and_is_recorded(decided, tmp_path):
+    from casework.learning import fit_reranker
+
+    root, db, res, ids = decided
+    few = Settings().with_overrides(**{"rerank.min_positives": 2, "rerank.min_negatives": 2})
+    out = fit_reranker(db, few, models_dir=tmp_path / "m", seed=3)
+    assert (out["positives"], out["negatives"]) == (3, 2) and 0 < out["weight"] < 0.05
+    run = scratch_run(db, few, tmp_path / "m")
+    assert run["reranker"] == out["version"]
+    assert run["alerts"]["reasons"].str.contains("Learned from 5 decisions: probability").all()
