@@ -123,7 +123,7 @@ class Reranker:
             parts = []
             if rule and rule in self.by_rule:
                 esc, dis = self.by_rule[rule]
-                parts.append(f"similar alerts ({rule}) were escalated {esc} times and dismissed {dis} times")
+                parts.append(f"similar alerts ({rule}) were escalated {_times(esc)} and dismissed {_times(dis)}")
             up = [label[j] for j in np.argsort(-contrib[i])[:top] if contrib[i, j] > 0.25]
             down = [label[j] for j in np.argsort(contrib[i])[:top] if contrib[i, j] < -0.25]
             if up:
@@ -147,3 +147,7 @@ class Reranker:
         if not marker.exists():
             return None
         return joblib.load(marker.parent / marker.read_text().strip())
+
+
+def _times(n: int) -> str:
+    return "once" if n == 1 else f"{n} times"
