@@ -234,3 +234,39 @@ def record_fiu_decision(
         con.execute("ROLLBACK")
         raise
     return {"report_id": report_id, "previous": previous, "decision": decision, "typology": typology, "event_id": event_id}
+
+
+# ---- decisions as data (tuning: backtest, rule effectiveness, labels, re-ranker) -------------------------------------
+# The ONE place that reads decisions for analysis: when decisions move to another database, only this changes.
+POSITIVE_STATUSES = ("escalated", "reported")  # an investigator found grounds: a positive label
+NEGATIVE_REASONS = ("explained", "lawful_business")  # dismissed on the merits: a negative label (data_error etc. are not)
+
+
+def decisions_frame(con: duckdb.DuckDBPyConnection, banks: list[str] | None = None):
+    """Every alert's current decision as a polars frame: alert_id, bank_id, account_id, status, dismiss_reason,
+    decided_at (the last decision in the audit log; NULL while nothing was decided) and label (1 positive,
+    0 negative, NULL: open, or dismissed for a reason that says nothing about the account). `banks`: only these."""
+    import polars as pl
+
+    rows = con.execute(
+        """SELECT s.alert_id, s.bank_id, s.account_id, s.status, s.dismiss_reason, d.decided_at,
+                  CASE WHEN s.status IN (SELECT unnest(CAST(? AS VARCHAR[]))) THEN 1
+                       WHEN s.status = 'dismissed' AND s.dismiss_reason IN (SELECT unnest(CAST(? AS VARCHAR[]))) THEN 0 END
+                  AS label
+           FROM alert_status s
+           LEFT JOIN (SELECT alert_id, max(logged_at) AS decided_at FROM audit_log
+                      WHERE action IN ('escalate', 'dismiss', 'report_goaml') GROUP BY 1) d USING (alert_id)
+           WHERE ? IS NULL OR list_contains(CAST(? AS VARCHAR[]), s.bank_id)
+           ORDER BY s.bank_id, s.account_id, s.alert_id""",
+        [list(POSITIVE_STATUSES), list(NEGATIVE_REASONS), banks, banks],
+    ).fetchall()
+    schema = {
+        "alert_id": pl.Utf8,
+        "bank_id": pl.Utf8,
+        "account_id": pl.Utf8,
+        "status": pl.Utf8,
+        "dismiss_reason": pl.Utf8,
+        "decided_at": pl.Datetime("us", "UTC"),
+        "label": pl.Int8,
+    }
+    return pl.DataFrame(rows, schema=schema, orient="row")

@@ -437,3 +437,29 @@ def budget_lines(report: list[dict]) -> list[str]:
         for r in report
         if r["cut"]
     ]
+
+
+# ---- tuning: the re-ranker learned from investigators' decisions (detectors/reranker.py) ------------------------------
+LEARNED = "Learned from {} decisions: "  # the reason's prefix
+
+
+def blend_learned(alerts: pl.DataFrame, learned: pl.DataFrame, weight: float, decisions: int) -> pl.DataFrame:
+    """alerts (ranked) and per account the re-ranker's probability `p` and its words `why` -> score
+    (1 - weight) * score + weight * p, best first, re-ranked, the words appended to the reasons. An account without a
+    probability keeps its score; weight 0 changes nothing."""
+    if weight <= 0 or alerts.height == 0:
+        return alerts
+    a = alerts.join(learned.select(*KEYS, "p", "why"), on=KEYS, how="left")
+    words = pl.format(LEARNED + "probability {}; {}", pl.lit(decisions), pl.col("p").round(2), pl.col("why"))
+    a = a.with_columns(
+        pl.when(pl.col("p").is_not_null())
+        .then((1 - weight) * pl.col("score") + weight * pl.col("p"))
+        .otherwise(pl.col("score"))
+        .alias("score"),
+        pl.when(pl.col("p").is_not_null())
+        .then(pl.concat_str([pl.col("reasons").replace("", None), words], separator="; ", ignore_nulls=True))
+        .otherwise(pl.col("reasons"))
+        .alias("reasons"),
+    ).drop("p", "why")
+    a = a.sort(["score", "bank_id", "account_id"], descending=[True, False, False])
+    return a.with_columns(pl.int_range(1, pl.len() + 1).alias("rank"))

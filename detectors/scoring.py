@@ -25,9 +25,10 @@ import polars as pl
 from detectors.anomaly import AnomalyDetector
 from detectors.cases import CASE_COLUMNS, CaseGrouper
 from detectors.features import compute_features
-from detectors.fusion import AlertBudget, Fusion, budget_lines, rate_warnings
+from detectors.fusion import AlertBudget, Fusion, blend_learned, budget_lines, rate_warnings
 from detectors.network import build_links
 from detectors.patterns import PatternDetector
+from detectors.reranker import Reranker, design
 from detectors.rule_detector import RuleDetector, add_pattern_hits
 from detectors.stages import Run, Stage, run_stages
 from detectors.timing import Stopwatch
@@ -148,6 +149,7 @@ def score_store(
                 outcome="ok",
                 rule_rates=json.dumps(run["rule_rates"]),
                 budget_cut=json.dumps(run["budget_cut"]),
+                reranker_version=run["reranker"],  # tuning: migration 8
             )
             return ScoreResult(
                 run_id,
@@ -214,9 +216,18 @@ def rule_config(s: Settings) -> dict:
 def _window(run: Run) -> dict:
     s = run.settings.window
     categories = {**CATEGORIES, **{k: (list(v.mccs), list(v.names)) for k, v in s.categories.items()}}
-    run["window"] = define_window(run.con, s.days, categories=categories)
+    run["window"] = define_window(run.con, s.days, end=window_end(s.as_of), categories=categories)  # tuning: --as-of
     run["rows_in"] = run.con.execute("SELECT count(*) FROM win_tx").fetchone()[0]
+    if s.as_of is not None and not run["rows_in"]:
+        raise ValueError(f"window.as_of {s.as_of}: the store has no transactions in the {s.days} days up to that day")
     return {"transactions": run["rows_in"]}
+
+
+def window_end(as_of) -> datetime | None:
+    """The window of `--as-of DAY` ends with that day's last instant (UTC); None: at the store's last booking."""
+    if as_of is None:
+        return None
+    return datetime.combine(as_of, datetime.max.time(), tzinfo=timezone.utc)
 
 
 def _features(run: Run) -> dict:
@@ -244,7 +255,8 @@ def _iforest_fit(run: Run) -> dict:
     models_dir = run.context["models_dir"]
     if run.context["refit"] or not (models_dir / "LATEST").exists():
         run["model"] = AnomalyDetector().fit(run["features"])
-        run["model"].save(models_dir)
+        if run.context.get("save_model", True):  # tuning: a backtest fits in memory and saves nothing
+            run["model"].save(models_dir)
         return {"model": "fitted"}
     run["model"] = AnomalyDetector.load(models_dir)
     return {"model": "loaded"}
@@ -269,8 +281,23 @@ def _fuse(run: Run) -> dict:
     return {"alerts": run["alerts"].height}
 
 
+def _rerank(run: Run) -> dict:
+    """tuning: blend in the re-ranker learned from decisions (detectors/reranker.py), if one was fitted and it is enabled."""
+    s, run["reranker"] = run.settings.rerank, None
+    model = Reranker.latest(run.context["models_dir"]) if s.enabled else None
+    if model is None or run["alerts"].height == 0:
+        return {"reranker": "none"}
+    keys = ["bank_id", "account_id"]
+    x = design(run["features"], run["hits"], run["alerts"]).join(run["alerts"].select(keys), on=keys, how="semi")
+    learned = x.select("bank_id", "account_id").with_columns(pl.Series("p", model.predict(x)), pl.Series("why", model.explain(x)))
+    weight = model.weight(s.max_weight, s.half_weight_decisions)
+    run["alerts"], run["reranker"] = blend_learned(run["alerts"], learned, weight, model.decisions), model.version
+    return {"decisions": model.decisions, "weight": round(weight, 3)}
+
+
 def _cases(run: Run) -> dict:
-    alerts = _assign_alert_ids(run.con, run["alerts"], run.context["run_id"], run.settings.review.dismissed_rise)
+    rise = None if run.context.get("what_if") else run.settings.review.dismissed_rise  # tuning: a backtest holds none back
+    alerts = _assign_alert_ids(run.con, run["alerts"], run.context["run_id"], rise)
     alerts, run["budget_cut"] = AlertBudget(**run.settings.budget.model_dump()).apply(alerts, run["scored"])
     alerts, run["cases"] = CaseGrouper(**run.settings.cases.model_dump()).group(run.con, alerts)
     run["alerts"] = alerts.with_columns(
@@ -344,6 +371,13 @@ STAGES: tuple[Stage, ...] = (
         doc="rule weights by base rate, anomaly, corroboration across linked accounts",
     ),
     Stage(
+        "rerank",
+        _rerank,
+        needs=("alerts", "features", "hits"),
+        gives=("alerts", "reranker"),
+        doc="blend in the re-ranker learned from investigators' decisions, if one was fitted (else nothing changes)",
+    ),
+    Stage(
         "cases",
         _cases,
         reads=("alert_status", "net_money", "net_shared", "hits", "win_accounts"),
@@ -361,10 +395,10 @@ STAGES: tuple[Stage, ...] = (
 )
 
 
-def _assign_alert_ids(con, alerts: pl.DataFrame, run_id: str, rise: float) -> pl.DataFrame:
+def _assign_alert_ids(con, alerts: pl.DataFrame, run_id: str, rise: float | None) -> pl.DataFrame:
     """Reuse the alert_id of an account's alert that is still being worked (status 'updated'), else a new one
     (status 'new'). An account whose alert was dismissed is not alerted again for the same reasons unless its
-    score rose by `rise` or more since the dismissal."""
+    score rose by `rise` or more since the dismissal (rise None: a what-if run, nothing held back)."""
     tracked = con.sql("""SELECT bank_id, account_id, max(alert_id) AS alert_id FROM alert_status
                          WHERE status <> 'dismissed' GROUP BY ALL""").pl()
     dismissed = con.sql("""SELECT bank_id, account_id, max(dismissed_score) AS dismissed_score,
@@ -372,7 +406,9 @@ def _assign_alert_ids(con, alerts: pl.DataFrame, run_id: str, rise: float) -> pl
                            FROM alert_status WHERE status = 'dismissed' GROUP BY ALL""").pl()
     a = alerts.join(dismissed, on=["bank_id", "account_id"], how="left")
     same_reasons = pl.col("rules").list.set_difference(pl.col("dismissed_rules")).list.len() == 0
-    suppressed = pl.col("dismissed_score").is_not_null() & same_reasons & (pl.col("score") < pl.col("dismissed_score") + rise)
+    suppressed = pl.col("dismissed_score").is_not_null() & same_reasons & (pl.col("score") < pl.col("dismissed_score") + (rise or 0))
+    if rise is None:
+        suppressed = pl.lit(False)
     a = a.filter(~suppressed.fill_null(False)).drop("dismissed_score", "dismissed_rules")
     return a.join(tracked, on=["bank_id", "account_id"], how="left").with_columns(
         pl.when(pl.col("alert_id").is_null()).then(pl.lit("new")).otherwise(pl.lit("updated")).alias("status"),

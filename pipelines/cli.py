@@ -276,7 +276,9 @@ def _settings(a):
     from schemas.settings import load_settings
 
     _yaml(getattr(a, "config", None), "config")
-    return load_settings(getattr(a, "config", None)).with_overrides(**{"window.days": getattr(a, "window_days", None)})
+    return load_settings(getattr(a, "config", None)).with_overrides(
+        **{"window.days": getattr(a, "window_days", None), "window.as_of": getattr(a, "as_of", None)}
+    )
 
 
 def cmd_score(a) -> int:
@@ -334,6 +336,7 @@ def cmd_run(a) -> int:
         mode=a.mode,
         require_manifest=not a.no_manifest,
         window_days=a.window_days,
+        as_of=a.as_of.isoformat() if a.as_of else None,
     )
     return _print_flow_result(res, a.top)
 
@@ -368,6 +371,9 @@ def cmd_batch(a) -> int:
 def cmd_rules(a) -> int:
     """Every rule an analyst can tune: id, typology, indicators, severity, parameters, description."""
     from detectors.rules import RULES
+
+    if getattr(a, "stats", False):
+        return cmd_rule_stats(a)
 
     for r in RULES:
         params = ", ".join(f"{k}={v}" for k, v in r.params.items())
@@ -690,6 +696,105 @@ def add_fiu_commands(command) -> None:
     s.add_argument("--user", default=os.environ.get("USER", "unknown"), help="who disseminates (audit log)")
 
 
+# ---- tuning: backtest, rule effectiveness, labels, re-ranker ----------------------------------------------------------
+
+
+def add_tuning_rules_args(s) -> None:
+    s.add_argument("--stats", action="store_true", help="with --db: how each rule fired and what investigators decided")
+    s.add_argument("--db", help="with --stats: an existing, scored store")
+    s.add_argument("--since", type=_day, help="with --stats: first day of the period (alerts raised from this day)")
+    s.add_argument("--until", type=_day, help="with --stats: last day of the period")
+    s.add_argument("--bank", action="append", help="with --stats: only this bank's figures (repeatable)")
+    s.add_argument("--json", action="store_true", help="with --stats: print the figures as JSON")
+
+
+def add_tuning_commands(command) -> None:
+    s = command("backtest", "score a config in a scratch copy and compare it with the current one (the queue is untouched)", cmd_backtest)
+    s.add_argument("--db", required=True, help="an existing, scored store (opened read-only)")
+    s.add_argument("--config", required=True, help="the new YAML settings to try")
+    s.add_argument("--as-of", type=_day, help="the window ends on this day (YYYY-MM-DD)")
+    s.add_argument("--window-days", type=_positive, help="the scoring window in days (overrides window.days of the config)")
+    s.add_argument("--against", help="compare with the alerts this run raised (default: the current config, scored alike)")
+    s.add_argument("--models", help="folder of saved models (default: DB.models); read, never written")
+    s.add_argument("--out", help="folder for backtest.json, backtest.txt and backtest.html")
+    s.add_argument("--json", action="store_true", help="print the figures as JSON")
+    s.add_argument("--quiet", action="store_true", help="no progress on stderr (also when CI=true)")
+
+    s = command("labels", "write investigators' decisions as a labels file that `evaluate` reads", cmd_labels)
+    s.add_argument("--db", required=True, help="an existing, scored store")
+    s.add_argument("--out", required=True, help="labels.csv or labels.parquet")
+    s.add_argument("--bank", action="append", help="only this bank's decisions (repeatable)")
+
+    s = command("rerank", "fit the re-ranker on investigators' decisions and save it beside the anomaly model", cmd_rerank)
+    s.add_argument("--db", required=True, help="an existing, scored store (opened read-only)")
+    s.add_argument("--config", help="YAML settings (rerank: min_positives, min_negatives, ...)")
+    s.add_argument("--as-of", type=_day, help="features from the window ending on this day (default: the last booking)")
+    s.add_argument("--models", help="folder of saved models (default: DB.models)")
+    s.add_argument("--seed", type=int, default=0, help="random seed (the same decisions and seed give the same model)")
+
+
+def cmd_backtest(a) -> int:
+    import json
+
+    from casework.backtest import backtest, format_text, write_outputs
+
+    _store(a.db, "alerts")
+    settings = _settings(a)
+    report = backtest(a.db, settings, against=a.against, models_dir=a.models)
+    if a.out:
+        files = write_outputs(report, a.out)
+        print(f"wrote {files['json']}, {files['text']} and {files['html']}", file=sys.stderr)
+    print(json.dumps(report, indent=2, default=str) if a.json else format_text(report))
+    return 0
+
+
+def cmd_rule_stats(a) -> int:
+    import json
+
+    from casework.rule_stats import format_stats, rule_stats
+    from pipelines import store
+
+    if not a.db:
+        raise UsageError("rules --stats needs --db STORE")
+    con = store.connect(_store(a.db, "alerts"), read_only=True)
+    try:
+        stats = rule_stats(con, a.since, a.until, a.bank)
+    finally:
+        con.close()
+    print(json.dumps(stats, indent=2, default=str) if a.json else format_stats(stats))
+    return 0
+
+
+def cmd_labels(a) -> int:
+    from casework.labels import write_labels
+    from pipelines import store
+
+    con = store.connect(_store(a.db, "alerts"), read_only=True)
+    try:
+        n = write_labels(con, a.out, a.bank)
+    finally:
+        con.close()
+    print(f"wrote {a.out}: {n['positives']} positive and {n['negatives']} negative labels ({n['skipped']} decisions are no label)")
+    return 0
+
+
+def cmd_rerank(a) -> int:
+    from casework.learning import LearningError, fit_reranker
+
+    _store(a.db, "alerts")
+    settings = _settings(a)
+    try:
+        out = fit_reranker(a.db, settings, models_dir=a.models, seed=a.seed)
+    except LearningError as e:
+        print(f"thb-signals rerank: {e}", file=sys.stderr)
+        return 1
+    print(
+        f"re-ranker {out['version']} fitted on {out['positives']} positive and {out['negatives']} negative decisions, "
+        f"weight {out['weight']:.2f}; saved to {out['path']}"
+    )
+    return 0
+
+
 # ---- end of FIU workflow ------------------------------------------------------------------------------------------------
 
 
@@ -776,6 +881,7 @@ def build_parser() -> _Parser:
         s.add_argument(
             "--window-days", type=_positive, help="the scoring window in days (overrides window.days of the config; default 90)"
         )
+        s.add_argument("--as-of", type=_day, help="the window ends on this day (YYYY-MM-DD), to replay a past month")
         s.add_argument("--models", help="folder of saved anomaly models (default: DB.models)")
         s.add_argument("--refit", action="store_true", help="fit the anomaly model on this window and save a new version")
         s.add_argument(
@@ -864,7 +970,9 @@ def build_parser() -> _Parser:
     s.add_argument("--memory-limit", default=None, help="DuckDB memory_limit for the runs, e.g. 4GB")
     s.add_argument("--quiet", action="store_true", help="no progress on stderr (also when CI=true)")
 
-    command("rules", "list the detection rules with their indicators and parameters", cmd_rules)
+    s = command("rules", "list the detection rules with their indicators and parameters", cmd_rules)
+    add_tuning_rules_args(s)
+    add_tuning_commands(command)
 
     s = command("status", "last runs, submissions, open alerts per bank, store size, inbox (read-only)", cmd_status)
     s.add_argument("--db", required=True, help="an existing store")
@@ -879,6 +987,15 @@ def build_parser() -> _Parser:
 
     add_privacy_commands(command)
     return p
+
+
+def _day(text: str):
+    from datetime import date
+
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a day as YYYY-MM-DD") from None
 
 
 def _positive(text: str) -> int:

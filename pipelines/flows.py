@@ -65,10 +65,10 @@ def _logging_stopwatch(log, prefix: str = ""):
 
 
 @task(retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=2), retry_condition_fn=retry_if_transient)
-def score_store_task(db: str, out: str, config: str | None, window_days: int | None, mode: str) -> dict:
+def score_store_task(db: str, out: str, config: str | None, window_days: int | None, mode: str, as_of: str | None = None) -> dict:
     from detectors.scoring import score_store
 
-    cfg, over = config, {"window.days": window_days}  # a flow parameter overrides the file; a bad file is a failed run
+    cfg, over = config, {"window.days": window_days, "window.as_of": as_of}  # flow parameters override the file; a bad one fails the run
     res = score_store(
         db, out, cfg, mode=mode, flow_run_id=_flow_run_id(), timer=_logging_stopwatch(get_run_logger(), "score "), overrides=over
     )
@@ -163,11 +163,12 @@ def _score_and_publish(
     run_id: str,
     started: datetime,
     params: dict,
+    as_of: str | None = None,
 ) -> dict:
     """After ingesting: score what is loaded (if anything), publish the artifacts, record the run. A run that fails
     is recorded as failed with its error, and the flow run fails (which is what Prefect notifications act on)."""
     try:
-        score = score_store_task(db, out, config, window_days, mode) if _has_transactions(db) else None
+        score = score_store_task(db, out, config, window_days, mode, as_of) if _has_transactions(db) else None
         _publish(db, subs, score)
     except Exception as exc:
         from detectors.scoring import error_text
@@ -185,9 +186,12 @@ def ingest_flow(paths: list[str], db: str) -> list[dict]:
 
 
 @flow(name="score")
-def score_flow(db: str, out: str, window_days: int | None = None, config: str | None = None, mode: str = "fused") -> dict:
-    """Features, rules, isolation forest, fusion, alerts; publishes the top alerts and a summary."""
-    score = score_store_task(db, out, config, window_days, mode)
+def score_flow(
+    db: str, out: str, window_days: int | None = None, config: str | None = None, mode: str = "fused", as_of: str | None = None
+) -> dict:
+    """Features, rules, isolation forest, fusion, alerts; publishes the top alerts and a summary. `as_of` (YYYY-MM-DD):
+    the window ends on that day, to replay a past month."""
+    score = score_store_task(db, out, config, window_days, mode, as_of)
     _publish(db, [], score)
     return score
 
@@ -201,6 +205,7 @@ def run_flow(
     config: str | None = None,
     mode: str = "fused",
     require_manifest: bool = False,
+    as_of: str | None = None,
 ) -> dict:
     """`thb-signals run`: ingest the given submissions, then score."""
     started = datetime.now(timezone.utc)
@@ -214,13 +219,20 @@ def run_flow(
         subs,
         f"run-{started:%Y%m%dT%H%M%S%f}",
         started,
-        {"paths": paths, "db": db, "out": out, "config": config},
+        {"paths": paths, "db": db, "out": out, "config": config, "as_of": as_of},
+        as_of,
     )
 
 
 @flow(name="batch-scoring")
 def batch_scoring_flow(
-    inbox: str, db: str, out: str, window_days: int | None = None, config: str | None = None, require_manifest: bool = False
+    inbox: str,
+    db: str,
+    out: str,
+    window_days: int | None = None,
+    config: str | None = None,
+    require_manifest: bool = False,
+    as_of: str | None = None,
 ) -> dict:
     """The scheduled run: every new submission in the inbox is ingested and filed under processed/ or
     rejected/ (with its validation report), then the store is scored and the result published."""
@@ -240,7 +252,8 @@ def batch_scoring_flow(
         subs,
         f"batch-{started:%Y%m%dT%H%M%S%f}",
         started,
-        {"inbox": inbox, "db": db, "out": out, "window_days": window_days, "config": config},
+        {"inbox": inbox, "db": db, "out": out, "window_days": window_days, "config": config, "as_of": as_of},
+        as_of,
     )
 
 

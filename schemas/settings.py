@@ -9,6 +9,7 @@ which owns them; here they are only required to be numbers.
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ class Category(_Section):
 class WindowSettings(_Section):
     days: int = Field(90, ge=7, le=731, description="the scoring window: the last N days in the store")
     categories: dict[str, Category] = Field(default_factory=dict, description="extra merchant/counterparty dictionaries")
+    as_of: date | None = Field(None, description="the window ends on this day (UTC), to replay a past month; null: the last booking")
 
 
 class RuleSettings(_Section):
@@ -99,6 +101,18 @@ class ReviewSettings(_Section):
     page_size: int = Field(50, ge=5, le=500)
 
 
+class RerankSettings(_Section):
+    """The re-ranker learned from investigators' decisions (detectors/reranker.py); without a fitted model nothing changes."""
+
+    enabled: bool = Field(True, description="blend a fitted re-ranker into the score (false: today's ranking)")
+    min_positives: int = Field(30, ge=1, le=100_000, description="escalated or reported decisions needed before fitting")
+    min_negatives: int = Field(30, ge=1, le=100_000, description="dismissals (explained, lawful business) needed before fitting")
+    max_weight: float = Field(0.5, ge=0, le=1, description="the most the re-ranker's probability can weigh in the blend")
+    half_weight_decisions: int = Field(
+        200, ge=1, le=1_000_000, description="decisions at which the re-ranker gets half of max_weight (weight grows with them)"
+    )
+
+
 class GoamlSettings(_Section):
     rentity_id: int | None = None
     institution_name: str | None = None
@@ -142,6 +156,7 @@ class Settings(_Section):
     cases: CaseSettings = CaseSettings()
     budget: BudgetSettings = BudgetSettings()
     review: ReviewSettings = ReviewSettings()
+    rerank: RerankSettings = RerankSettings()
     goaml: GoamlSettings = GoamlSettings()
     retention: RetentionSettings = RetentionSettings()
 
@@ -192,8 +207,38 @@ def parse_settings(data: Any, source: str = "config") -> Settings:
                 )
                 + ")"
             )
+        bounds = _allowed_range(first["loc"])
+        if bounds and bounds not in what:
+            what += f" (allowed: {bounds})"
         more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
         raise SettingsError(f"{source}: {path}: {what}{more}") from None
+
+
+def _allowed_range(loc: tuple) -> str | None:
+    """The declared bounds of the field at `loc` ("0 <= x <= 1"), so a refused value names what would pass."""
+    model: Any = Settings
+    info = None
+    for part in loc:
+        fields = getattr(model, "model_fields", None)
+        if not fields or part not in fields:
+            return None
+        info = fields[part]
+        model = info.annotation
+    if info is None:
+        return None
+    low = high = None
+    for m in info.metadata:
+        if getattr(m, "ge", None) is not None:
+            low = f"{m.ge} <= "
+        if getattr(m, "gt", None) is not None:
+            low = f"{m.gt} < "
+        if getattr(m, "le", None) is not None:
+            high = f" <= {m.le}"
+        if getattr(m, "lt", None) is not None:
+            high = f" < {m.lt}"
+    if low is None and high is None:
+        return None
+    return f"{low or ''}value{high or ''}"
 
 
 def load_settings(path: str | Path | None) -> Settings:

@@ -108,6 +108,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
     ),
     Migration(
+        8,
+        "each run keeps the version of the re-ranker learned from decisions that it blended in (NULL: none)",
+        ("ALTER TABLE runs ADD COLUMN IF NOT EXISTS reranker_version VARCHAR",),
+    ),
+    Migration(
         9,
         "privacy: purge records, the pseudonymisation key's version, hash-chained audit and access logs",
         (

@@ -34,6 +34,7 @@ from casework.review.auth import Sessions, Throttled, User
 from casework.review.case_pages import case_routes
 from casework.review.fiu_pages import fiu_routes
 from casework.review.pictures import network_svg, timeline_svg
+from casework.review.rules_pages import rules_routes
 from casework.review.web import login_required, message, post_checked, refusal_code
 from detectors.scoring import mask_identifiers
 from pipelines import store
@@ -417,5 +418,6 @@ class Review:
                 Route("/access", self.access),
                 *fiu_routes(self),
                 *case_routes(self),
+                *rules_routes(self),  # tuning: rule effectiveness
             ]
         )

@@ -1,0 +1,153 @@
+"""A supervised re-ranker learned from investigators' decisions, in the scikit-learn shape of detectors/anomaly.py.
+
+Escalated and reported accounts are positives, accounts dismissed as explained or lawful business negatives (the
+caller, casework/learning.py, reads the decisions; this module only sees features and labels). The model is a
+logistic regression over the account's features (signed log scale, standardised) and its rule hits: small, exactly
+reproducible for a seed, and its coefficients say in words what moved a score. Fitted models are versioned and saved
+beside the anomaly model (MODELS/reranker/); a scoring run loads the latest and fusion blends its probability in with a
+weight that grows with the number of decisions it learned from (detectors.fusion.blend_learned). No saved model:
+nothing changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import joblib
+import numpy as np
+import polars as pl
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from detectors.features import describe, feature_names
+from detectors.patterns import PATTERNS
+from detectors.rules import RULES
+from pipelines import store
+
+KEYS = ["bank_id", "account_id"]
+FOLDER = "reranker"
+# the score fusion gave the account: learning starts from it, so an account unlike any decided one keeps its rank
+SCORE_COLUMNS = {"fused_score": "the score before learning", "rule_score": "the rules' score", "anomaly": "the anomaly score"}
+
+
+def rule_columns() -> list[str]:
+    return [f"rule:{r.id}" for r in RULES + PATTERNS]
+
+
+def design(features: pl.DataFrame, hits: pl.DataFrame, scored: pl.DataFrame) -> pl.DataFrame:
+    """One row per account of `features`: its features, its fused score, rule score and anomaly (from `scored`, the
+    ranked alerts before learning; 0 for an account below the floor), a 0/1 column per catalogue rule it hit, and
+    `top_rule`: its heaviest rule, for the words."""
+    cols = rule_columns()
+    if hits.height:
+        on = (
+            hits.select(*KEYS, pl.format("rule:{}", "rule_id").alias("rule"), "severity")
+            .unique([*KEYS, "rule"])
+            .with_columns(pl.lit(1, dtype=pl.Int8).alias("hit"))
+        )
+        wide = on.pivot(on="rule", index=KEYS, values="hit", aggregate_function="max")
+        top = on.sort("severity", "rule", descending=[True, False]).group_by(KEYS, maintain_order=True).first()
+        wide = wide.join(top.select(*KEYS, pl.col("rule").str.strip_prefix("rule:").alias("top_rule")), on=KEYS)
+    else:
+        wide = pl.DataFrame(schema={"bank_id": pl.Utf8, "account_id": pl.Utf8, "top_rule": pl.Utf8})
+    missing = [c for c in cols if c not in wide.columns]
+    wide = wide.with_columns(*(pl.lit(0, dtype=pl.Int8).alias(c) for c in missing))
+    scores = scored.select(*KEYS, pl.col("score").alias("fused_score"), "rule_score", "anomaly")
+    out = (
+        features.select(*KEYS, *feature_names())
+        .join(scores, on=KEYS, how="left")
+        .join(wide.select(*KEYS, "top_rule", *cols), on=KEYS, how="left")
+    )
+    return out.with_columns(*(pl.col(c).fill_null(0) for c in [*cols, *SCORE_COLUMNS]))
+
+
+class Reranker:
+    def __init__(self, random_state: int = 0, C: float = 0.1):
+        self.random_state, self.C = random_state, C
+        self.columns = feature_names() + list(SCORE_COLUMNS) + rule_columns()
+        self.model = None
+        self.version: str | None = None
+        self.decisions = 0
+        self.positives = self.negatives = 0
+        self.by_rule: dict[str, list[int]] = {}  # top rule -> [escalated, dismissed] among the decisions learned from
+
+    def _matrix(self, x: pl.DataFrame) -> np.ndarray:
+        m = x.select(self.columns).fill_null(0).to_numpy().astype(np.float64)
+        return np.sign(m) * np.log1p(np.abs(m))
+
+    def fit(self, x: pl.DataFrame, y: np.ndarray) -> "Reranker":
+        """x from design(), y 1 (escalated/reported) or 0 (dismissed on the merits)."""
+        y = np.asarray(y, dtype=int)
+        order = np.lexsort((x["account_id"].to_numpy(), x["bank_id"].to_numpy()))  # row order never matters
+        x, y = x[order], y[order]
+        self.model = make_pipeline(
+            StandardScaler(), LogisticRegression(C=self.C, max_iter=2000, random_state=self.random_state)
+        ).fit(self._matrix(x), y)
+        self.positives, self.negatives = int(y.sum()), int(len(y) - y.sum())
+        self.decisions = len(y)
+        counts = pl.DataFrame({"rule": x["top_rule"], "y": y}).filter(pl.col("rule").is_not_null())
+        self.by_rule = {
+            r: [int(p), int(n - p)]
+            for r, p, n in counts.group_by("rule").agg(pl.col("y").sum(), pl.len()).sort("rule").iter_rows()
+        }
+        coef = self.model[-1].coef_.ravel().round(10).tolist()
+        digest = hashlib.sha256(json.dumps([self.columns, coef, self.random_state]).encode()).hexdigest()[:8]
+        self.version = f"rerank-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{digest}"
+        return self
+
+    def weight(self, max_weight: float, half_weight_decisions: int) -> float:
+        """How much the probability counts in the blend: grows with the decisions learned from, towards max_weight."""
+        n = self.decisions
+        return max_weight * n / (n + half_weight_decisions) if n else 0.0
+
+    def predict(self, x: pl.DataFrame) -> np.ndarray:
+        if x.height == 0:
+            return np.zeros(0)
+        return self.model.predict_proba(self._matrix(x))[:, 1]
+
+    def explain(self, x: pl.DataFrame, top: int = 2) -> list[str]:
+        """Per row, in words: how often similar alerts (same top rule) were escalated, and what moved the score most."""
+        if x.height == 0:
+            return []
+        scaler, lr = self.model[0], self.model[-1]
+        contrib = (self._matrix(x) - scaler.mean_) / np.where(scaler.scale_ > 0, scaler.scale_, 1) * lr.coef_.ravel()
+        words = describe()
+        names = {f"rule:{r.id}": f"rule {r.id}" for r in RULES + PATTERNS}
+        label = [names.get(c) or SCORE_COLUMNS.get(c) or words.get(c, c) for c in self.columns]
+        out = []
+        for i, rule in enumerate(x["top_rule"].to_list()):
+            parts = []
+            if rule and rule in self.by_rule:
+                esc, dis = self.by_rule[rule]
+                parts.append(f"similar alerts ({rule}) were escalated {_times(esc)} and dismissed {_times(dis)}")
+            up = [label[j] for j in np.argsort(-contrib[i])[:top] if contrib[i, j] > 0.25]
+            down = [label[j] for j in np.argsort(contrib[i])[:top] if contrib[i, j] < -0.25]
+            if up:
+                parts.append("raised by " + ", ".join(up))
+            if down:
+                parts.append("lowered by " + ", ".join(down))
+            out.append("; ".join(parts))
+        return out
+
+    def save(self, models_dir: str | Path) -> Path:
+        folder = store.private_dir(Path(store.private_dir(models_dir)) / FOLDER)
+        path = store.private_file(folder / f"{self.version}.joblib")
+        joblib.dump(self, path)
+        store.private_file(folder / "LATEST").write_text(path.name + "\n")
+        return path
+
+    @staticmethod
+    def latest(models_dir: str | Path) -> "Reranker | None":
+        """The last fitted re-ranker beside the anomaly model, or None when none was fitted."""
+        marker = Path(models_dir) / FOLDER / "LATEST"
+        if not marker.exists():
+            return None
+        return joblib.load(marker.parent / marker.read_text().strip())
+
+
+def _times(n: int) -> str:
+    return "once" if n == 1 else f"{n} times"
