@@ -406,7 +406,9 @@ def _assign_alert_ids(con, alerts: pl.DataFrame, run_id: str, rise: float | None
                            FROM alert_status WHERE status = 'dismissed' GROUP BY ALL""").pl()
     a = alerts.join(dismissed, on=["bank_id", "account_id"], how="left")
     same_reasons = pl.col("rules").list.set_difference(pl.col("dismissed_rules")).list.len() == 0
-    suppressed = pl.col("dismissed_score").is_not_null() & same_reasons & (pl.col("score") < pl.col("dismissed_score") + (rise or 0))
+    suppressed = (
+        pl.col("dismissed_score").is_not_null() & same_reasons & (pl.col("score") < pl.col("dismissed_score") + (rise or 0))
+    )
     if rise is None:
         suppressed = pl.lit(False)
     a = a.filter(~suppressed.fill_null(False)).drop("dismissed_score", "dismissed_rules")

@@ -709,7 +709,9 @@ def add_tuning_rules_args(s) -> None:
 
 
 def add_tuning_commands(command) -> None:
-    s = command("backtest", "score a config in a scratch copy and compare it with the current one (the queue is untouched)", cmd_backtest)
+    s = command(
+        "backtest", "score a config in a scratch copy and compare it with the current one (the queue is untouched)", cmd_backtest
+    )
     s.add_argument("--db", required=True, help="an existing, scored store (opened read-only)")
     s.add_argument("--config", required=True, help="the new YAML settings to try")
     s.add_argument("--as-of", type=_day, help="the window ends on this day (YYYY-MM-DD)")
@@ -774,7 +776,9 @@ def cmd_labels(a) -> int:
         n = write_labels(con, a.out, a.bank)
     finally:
         con.close()
-    print(f"wrote {a.out}: {n['positives']} positive and {n['negatives']} negative labels ({n['skipped']} decisions are no label)")
+    print(
+        f"wrote {a.out}: {n['positives']} positive and {n['negatives']} negative labels ({n['skipped']} decisions are no label)"
+    )
     return 0
 
 

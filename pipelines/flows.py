@@ -68,7 +68,10 @@ def _logging_stopwatch(log, prefix: str = ""):
 def score_store_task(db: str, out: str, config: str | None, window_days: int | None, mode: str, as_of: str | None = None) -> dict:
     from detectors.scoring import score_store
 
-    cfg, over = config, {"window.days": window_days, "window.as_of": as_of}  # flow parameters override the file; a bad one fails the run
+    cfg, over = (
+        config,
+        {"window.days": window_days, "window.as_of": as_of},
+    )  # flow parameters override the file; a bad one fails the run
     res = score_store(
         db, out, cfg, mode=mode, flow_run_id=_flow_run_id(), timer=_logging_stopwatch(get_run_logger(), "score "), overrides=over
     )

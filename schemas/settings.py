@@ -31,7 +31,9 @@ class Category(_Section):
 class WindowSettings(_Section):
     days: int = Field(90, ge=7, le=731, description="the scoring window: the last N days in the store")
     categories: dict[str, Category] = Field(default_factory=dict, description="extra merchant/counterparty dictionaries")
-    as_of: date | None = Field(None, description="the window ends on this day (UTC), to replay a past month; null: the last booking")
+    as_of: date | None = Field(
+        None, description="the window ends on this day (UTC), to replay a past month; null: the last booking"
+    )
 
 
 class RuleSettings(_Section):
