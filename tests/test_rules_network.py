@@ -118,3 +118,23 @@ def test_rule_fires_with_its_evidence(tmp_path, rule_id):
 @pytest.mark.parametrize("rule_id", sorted(CASES))
 def test_rule_stays_quiet_on_the_near_miss(tmp_path, rule_id):
     check_quiet(tmp_path, rule_id, CASES[rule_id])
+
+
+def test_a_housed_workforce_alone_makes_no_collector_and_no_employer(tmp_path):
+    """Seasonal workers housed by their employer at one crowded address (LE-04 fires on them: a shared attribute, not
+    their behaviour): the employer paying their wages and a roommate collecting the food pot are no controller."""
+    from tests.book import Book
+    from tests.rule_cases import fired, run_rules
+
+    b = Book()
+    b.account("emp", kind="business", sector="01.13")
+    for i in range(7):
+        b.account(f"w{i}", nationality="PL", gender="m", address="addr-farm")
+        for d in (24, 54, 84):
+            b.transfer("emp", f"w{i}", d, 9, 1600, "transfer", desc="Loon", src_type="business")
+            if i:
+                b.transfer(f"w{i}", "w0", d + 1, 18, 300, "transfer", desc="eten")
+    hits = run_rules(b.write(tmp_path / "s.duckdb"))
+    assert fired(hits, "LE04_CROWDED_ADDRESS", "w1").height == 1
+    assert fired(hits, "NET_COLLECTOR", "w0").height == 0
+    assert fired(hits, "NET_EMPLOYER", "emp").height == 0

@@ -23,6 +23,11 @@ ATTRIBUTE_RULES = [
     if r.attribute
 ]
 
+# Victim signals that say only where people live: a lawful employer's housed workers share a crowded address too.
+# Collecting from or paying such accounts is no sign of control (NET_COLLECTOR, NET_EMPLOYER); a device that banks
+# for many people (LE06) is, and still counts.
+HOUSING_RULES = [r for r in ATTRIBUTE_RULES if r.id == "LE04_CROWDED_ADDRESS"]
+
 RULES: list[Rule] = [
     Rule(
         "NET_COLLECTOR",
@@ -31,7 +36,8 @@ RULES: list[Rule] = [
         ("SE-08", "SE-21", "LE-02", "CD-02", "CE-01"),
         "Receives money from several accounts that themselves show victim signals: a likely controller or collector.",
         3,
-        """WITH v AS (SELECT bank_id, account_id, typology, count(*) AS rules FROM hits WHERE victim_side GROUP BY ALL),
+        """WITH v AS (SELECT bank_id, account_id, typology, count(*) AS rules FROM hits
+                       WHERE victim_side AND rule_id NOT IN ({housing_rules}) GROUP BY ALL),
                   vv AS (SELECT bank_id, account_id, arg_max(typology, rules) AS typology FROM v GROUP BY ALL),
                   m AS (SELECT x.bank_id, x.account_id, x.txn_id, x.booked_at, x.amount, vv.typology, x.counterparty_id AS victim
                         FROM win_tx x JOIN vv ON vv.account_id = x.counterparty_id
@@ -41,7 +47,7 @@ RULES: list[Rule] = [
                     mode(typology) AS typology
              FROM m GROUP BY bank_id, account_id
              HAVING count(DISTINCT victim) >= {min_victims} AND sum(amount) >= {min_eur}""",
-        {"min_victims": 2, "min_eur": 500},
+        {"min_victims": 2, "min_eur": 500, "housing_rules": sql_list(HOUSING_RULES)},
         stage=2,
         constellation=True,
         role="controller",
@@ -53,14 +59,15 @@ RULES: list[Rule] = [
         ("LE-02", "LE-03", "LE-06"),
         "Pays wages to several accounts that show labour-exploitation signals.",
         3,
-        """WITH w AS (SELECT DISTINCT bank_id, account_id FROM hits WHERE typology = 'labour_exploitation' AND victim_side),
+        """WITH w AS (SELECT DISTINCT bank_id, account_id FROM hits
+                       WHERE typology = 'labour_exploitation' AND victim_side AND rule_id NOT IN ({housing_rules})),
                   p AS (SELECT x.bank_id, x.account_id, x.txn_id, x.booked_at, x.counterparty_id FROM win_tx x
                         WHERE NOT x.is_in AND x.counterparty_type = 'person' AND x.channel IN ('transfer', 'instant_transfer'))
              SELECT p.bank_id, p.account_id, list(p.txn_id ORDER BY p.booked_at)[1:50] AS evidence,
                     printf('pays %d workers with exploitation signals', count(DISTINCT p.counterparty_id)) AS detail
              FROM p JOIN w ON w.account_id = p.counterparty_id JOIN win_accounts a ON a.bank_id = p.bank_id AND a.account_id = p.account_id
              WHERE a.customer_type = 'business' GROUP BY ALL HAVING count(DISTINCT p.counterparty_id) >= {min_workers}""",
-        {"min_workers": 2},
+        {"min_workers": 2, "housing_rules": sql_list(HOUSING_RULES)},
         stage=2,
         constellation=True,
         role="employer",
