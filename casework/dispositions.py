@@ -1,16 +1,17 @@
 """What investigators decide about alerts, and the append-only audit log of every decision.
 
-An alert's current state lives in `alert_status`; every change (and every export) is one row in
-`audit_log` with who, when, what and the state before, so the history can be replayed. The review
-page, the CLI and the goAML export all go through here.
+An alert's current state lives in the casework database's `alert_status` (pipelines/casework_db.py, apart from
+the DuckDB store so the page can decide while a batch holds the store); every change (and every export) is one
+row in `audit_log` with who, when, what and the state before, so the history can be replayed. The review page,
+the CLI and the goAML export all go through here; the first argument is the casework database (`open_casework`).
 """
 
 from __future__ import annotations
 
-import json
-import uuid
-
 import duckdb
+from sqlalchemy.engine import Connection
+
+from pipelines.casework_db import Casework, now
 
 # The current row of every alert: `alerts` keeps one row per alert per run.
 LATEST_ALERTS = "SELECT * FROM alerts QUALIFY row_number() OVER (PARTITION BY alert_id ORDER BY created_at DESC) = 1"
@@ -36,7 +37,7 @@ class DispositionError(ValueError):
 
 
 def audit(
-    con: duckdb.DuckDBPyConnection,
+    cw: Casework,
     user: str,
     action: str,
     alert_id: str | None = None,
@@ -47,42 +48,41 @@ def audit(
     reason: str | None = None,
     note: str | None = None,
     details: dict | None = None,
+    c: Connection | None = None,
 ) -> str:
-    """Append one event to the audit log; returns its id."""
-    event_id = uuid.uuid4().hex
-    con.execute(
-        "INSERT INTO audit_log VALUES (?, now(), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            event_id,
-            user,
-            action,
-            alert_id,
-            bank_id,
-            account_id,
-            previous,
-            new,
-            reason,
-            note,
-            json.dumps(details or {}, default=str),
-        ],
+    """Append one event to the audit log (inside the transaction `c` when given); returns its id."""
+    fields = dict(
+        alert_id=alert_id,
+        bank_id=bank_id,
+        account_id=account_id,
+        previous_status=previous,
+        new_status=new,
+        reason=reason,
+        note=note,
+        details=details,
     )
-    return event_id
+    if c is not None:
+        return cw.add_audit(c, user, action, **fields)
+    with cw.tx() as c:
+        return cw.add_audit(c, user, action, **fields)
 
 
-def alert_state(con: duckdb.DuckDBPyConnection, alert_id: str) -> dict:
-    row = con.execute(
-        """SELECT s.alert_id, s.bank_id, s.account_id, s.status, s.last_score, a.rules
-                         FROM alert_status s LEFT JOIN (SELECT alert_id, arg_max(rules, created_at) AS rules FROM alerts GROUP BY 1) a
-                         USING (alert_id) WHERE s.alert_id = ?""",
-        [alert_id],
-    ).fetchall()
-    if not row:
+def _state(cw: Casework, c: Connection, alert_id: str) -> dict:
+    row = cw.state(c, alert_id)
+    if row is None:
         raise DispositionError(f"no alert {alert_id}")
-    return dict(zip(("alert_id", "bank_id", "account_id", "status", "score", "rules"), row[0]))
+    return {"alert_id": alert_id, "bank_id": row["bank_id"], "account_id": row["account_id"], "status": row["status"],
+            "score": row["last_score"], "rules": row["rules"]}
+
+
+def alert_state(cw: Casework, alert_id: str) -> dict:
+    """An alert's current decision state: alert_id, bank_id, account_id, status, score, rules."""
+    with cw.engine.connect() as c:
+        return _state(cw, c, alert_id)
 
 
 def record_disposition(
-    con: duckdb.DuckDBPyConnection, alert_id: str, action: str, user: str, reason: str | None = None, note: str | None = None
+    cw: Casework, alert_id: str, action: str, user: str, reason: str | None = None, note: str | None = None
 ) -> dict:
     """Apply an investigator's decision to one alert, with its audit entry, in one transaction."""
     if action not in ACTIONS:
@@ -92,50 +92,43 @@ def record_disposition(
         raise DispositionError(f"dismissing needs a reason: one of {', '.join(DISMISS_REASONS)}")
     if action == "dismiss" and reason == "other" and not (note or "").strip():
         raise DispositionError("dismissing for 'other' needs a note")
-    con.execute("BEGIN TRANSACTION")
-    try:
-        state = alert_state(con, alert_id)
+    with cw.tx() as c:
+        state = _state(cw, c, alert_id)
         if state["status"] not in allowed_from:
             raise DispositionError(
                 f"alert {alert_id} is {state['status']}; '{action}' applies to {' or '.join(allowed_from)} alerts"
             )
-        con.execute(
-            """UPDATE alert_status SET status = ?, updated_at = now(),
-                         dismiss_reason = CASE WHEN ? = 'dismissed' THEN ? END,
-                         dismissed_score = CASE WHEN ? = 'dismissed' THEN last_score END,
-                         dismissed_rules = CASE WHEN ? = 'dismissed' THEN ? END
-                       WHERE alert_id = ?""",
-            [new, new, reason, new, new, state["rules"], alert_id],
+        dismissed = new == "dismissed"
+        cw.set_status(
+            c,
+            alert_id,
+            status=new,
+            dismiss_reason=reason if dismissed else None,
+            dismissed_score=state["score"] if dismissed else None,
+            dismissed_rules=state["rules"] if dismissed else None,
         )
-        audit(con, user, action, alert_id, state["bank_id"], state["account_id"], state["status"], new, reason, note)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+        audit(cw, user, action, alert_id, state["bank_id"], state["account_id"], state["status"], new, reason, note, c=c)
     return {**state, "previous_status": state["status"], "status": new}
 
 
-def mark_reported(
-    con: duckdb.DuckDBPyConnection, alert_id: str, user: str, report_file: str, details: dict | None = None
-) -> None:
+def mark_reported(cw: Casework, alert_id: str, user: str, report_file: str, details: dict | None = None) -> None:
     """An escalated alert's FIU report was written: record it on the alert and in the audit log."""
-    state = alert_state(con, alert_id)
-    con.execute(
-        "UPDATE alert_status SET status = 'reported', reported_at = now(), report_file = ?, updated_at = now() WHERE alert_id = ?",
-        [report_file, alert_id],
-    )
-    audit(
-        con,
-        user,
-        "report_goaml",
-        alert_id,
-        state["bank_id"],
-        state["account_id"],
-        state["status"],
-        "reported",
-        note=report_file,
-        details=details,
-    )
+    with cw.tx() as c:
+        state = _state(cw, c, alert_id)
+        cw.set_status(c, alert_id, status="reported", reported_at=now(), report_file=report_file)
+        audit(
+            cw,
+            user,
+            "report_goaml",
+            alert_id,
+            state["bank_id"],
+            state["account_id"],
+            state["status"],
+            "reported",
+            note=report_file,
+            details=details,
+            c=c,
+        )
 
 
 # FIU analysts decide on unusual-transaction reports (not on bank alerts): declared suspicious, a report can be
@@ -144,26 +137,33 @@ FIU_DECISIONS = ("suspicious", "not_suspicious")
 
 
 def record_fiu_decision(
-    con: duckdb.DuckDBPyConnection, report_id: str, decision: str, user: str, typology: str | None = None, note: str | None = None
+    cw: Casework,
+    report_id: str,
+    decision: str,
+    user: str,
+    typology: str | None = None,
+    note: str | None = None,
+    reports: duckdb.DuckDBPyConnection | None = None,
 ) -> dict:
-    """Declare one FIU report suspicious or not, with its audit entry, in one transaction. A later decision supersedes."""
+    """Declare one FIU report suspicious or not, with its audit entry, in one transaction. A later decision supersedes.
+    `reports`: a connection holding `fiu_reports` (the page's snapshot, or the store) to check the report exists."""
     if decision not in FIU_DECISIONS:
         raise DispositionError(f"unknown decision {decision!r}; one of {', '.join(FIU_DECISIONS)}")
     if decision == "suspicious" and not (typology or "").strip():
         raise DispositionError("declaring a report suspicious needs a typology")
     if not (user or "").strip():
         raise DispositionError("a decision needs a user")
-    rows = con.execute("SELECT bank_id, account_id FROM fiu_reports WHERE report_id = ? LIMIT 1", [report_id]).fetchall()
+    rows = (
+        reports.execute("SELECT bank_id, account_id FROM fiu_reports WHERE report_id = ? LIMIT 1", [report_id]).fetchall()
+        if reports is not None
+        else []
+    )
     if not rows:
         raise DispositionError(f"no FIU report {report_id}")
-    prev = con.execute(
-        "SELECT decision FROM fiu_decisions WHERE report_id = ? ORDER BY decided_at DESC LIMIT 1", [report_id]
-    ).fetchall()
-    previous = prev[0][0] if prev else "undecided"
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with cw.tx() as c:
+        previous = cw.latest_fiu_decision(c, report_id) or "undecided"
         event_id = audit(
-            con,
+            cw,
             user,
             f"fiu_{decision}",
             None,
@@ -174,12 +174,7 @@ def record_fiu_decision(
             typology,
             note,
             {"report_id": report_id},
+            c=c,
         )
-        con.execute(
-            "INSERT INTO fiu_decisions VALUES (?, ?, ?, ?, ?, ?, now())", [event_id, report_id, decision, typology, note, user]
-        )
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+        cw.add_fiu_decision(c, event_id, report_id, decision, typology, note, user)
     return {"report_id": report_id, "previous": previous, "decision": decision, "typology": typology, "event_id": event_id}

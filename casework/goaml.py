@@ -33,8 +33,10 @@ import yaml
 from lxml import etree
 
 from casework.dispositions import LATEST_ALERTS, audit, mark_reported
+from casework.view import reading
 from detectors.rules import RULES
-from pipelines import store
+from pipelines import snapshot
+from pipelines.casework_db import open_casework
 from schemas import typologies
 
 REPO = Path(__file__).resolve().parent.parent
@@ -154,8 +156,10 @@ class GoamlExporter:
         entity: dict,
         mapping: dict | None = None,
         xsd: str | Path | None = None,
+        casework_url: str | None = None,
     ):
         self.db_path = str(db_path)
+        self.cw = open_casework(db_path, casework_url)  # reports are marked there; alerts are read from the snapshot
         self.ids = load_identities(identities)
         self.entity = entity or {}
         self.mapping = mapping or load_mapping()
@@ -391,9 +395,9 @@ class GoamlExporter:
     ) -> tuple[list[Path], list[str]]:
         """Write every selected report that is complete and valid; returns (files written, reports refused and why)."""
         out_dir = Path(out_dir)
-        con = store.connect(self.db_path)
         written, problems = [], []
-        try:
+        snapshot.ensure(self.db_path)
+        with reading(self.db_path, self.cw) as con:
             for group in self.select(con, alert, case, escalated):
                 root, missing = self.build(con, group, user)
                 if missing.by_alert:
@@ -410,12 +414,10 @@ class GoamlExporter:
                 with os.fdopen(fd, "wb") as f:
                     f.write(data)
                 for a in group["alert_id"].to_list():
-                    mark_reported(con, a, user, path.name, {"indicators": [i.text for i in root.iter("indicator")]})
+                    mark_reported(self.cw, a, user, path.name, {"indicators": [i.text for i in root.iter("indicator")]})
                 written.append(path)
             if problems:
-                audit(con, user, "report_goaml_refused", note="\n".join(problems))
-        finally:
-            con.close()
+                audit(self.cw, user, "report_goaml_refused", note="\n".join(problems))
         return written, problems
 
     @staticmethod

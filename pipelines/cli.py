@@ -134,9 +134,11 @@ def _user_error(e: BaseException) -> str | None:
     import duckdb
     import yaml
 
+    from pipelines.snapshot import NoSnapshot
+    from pipelines.store_lock import StoreBusy
     from schemas.store import StoreVersionError
 
-    if isinstance(e, (UsageError, StoreVersionError)):
+    if isinstance(e, (UsageError, StoreVersionError, StoreBusy, NoSnapshot)):
         return str(e)
     if isinstance(e, duckdb.IOException):
         m = re.search(r'lock on file "([^"]+)".*\(PID (\d+)\)', str(e))
@@ -281,13 +283,13 @@ def _settings(a):
 
 def cmd_score(a) -> int:
     from detectors.fusion import budget_lines
-    from detectors.scoring import score_store
     from detectors.timing import Progress
     from pipelines.report import print_alerts
+    from pipelines.snapshot import score_and_publish
 
     _store(a.db, "transactions")
     settings = _settings(a)
-    res = score_store(
+    res = score_and_publish(
         a.db,
         a.out,
         settings,
@@ -381,16 +383,15 @@ def cmd_rules(a) -> int:
 def cmd_dispose(a) -> int:
     """An investigator's decision on one alert from the command line (the review page does the same)."""
     from casework.dispositions import DispositionError, record_disposition
-    from pipelines import store
+    from pipelines import snapshot
+    from pipelines.casework_db import open_casework
 
-    con = store.connect(_store(a.db, "alerts"))
+    snapshot.ensure(_store(a.db, "alerts"))  # an older store's decisions move to the casework database first
     try:
-        out = record_disposition(con, a.alert, a.action, a.user, a.reason, a.note)
+        out = record_disposition(open_casework(a.db), a.alert, a.action, a.user, a.reason, a.note)
     except DispositionError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    finally:
-        con.close()
     print(f"{a.alert}: {out['previous_status']} -> {out['status']} (by {a.user})")
     return 0
 
@@ -574,7 +575,12 @@ def cmd_screen(a) -> int:
     if not Path(a.db).exists():
         print(f"thb-signals screen: no store at {a.db}", file=sys.stderr)
         return 2
-    res = screen(a.db, start, end, a.themes, a.out)
+    from pipelines.snapshot import refresh
+    from pipelines.store_lock import exclusive
+
+    with exclusive(a.db, "screen"):
+        res = screen(a.db, start, end, a.themes, a.out)
+        refresh(a.db)  # the FIU pages read the screening from the published snapshot
     for line in res.theme_errors:
         print(f"not run: {line}", file=sys.stderr)
     s = res.subjects
@@ -603,12 +609,13 @@ def cmd_themes(a) -> int:
 
 def cmd_fiu_decide(a) -> int:
     from casework.dispositions import DispositionError, record_fiu_decision
-    from pipelines import store
+    from pipelines import snapshot
+    from pipelines.casework_db import open_casework
 
-    _store(a.db)
-    con = store.connect(a.db)
+    snapshot.ensure(_store(a.db))
+    con = snapshot.open_current(a.db)  # only to find the report (never the store): the decision goes to the casework database
     try:
-        out = record_fiu_decision(con, a.report, a.decision, a.user, a.typology, a.note)
+        out = record_fiu_decision(open_casework(a.db), a.report, a.decision, a.user, a.typology, a.note, reports=con)
     except DispositionError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -701,6 +708,12 @@ def build_parser() -> _Parser:
             action="store_true",
             default=argparse.SUPPRESS,
             help="show the full traceback of an error instead of one line",
+        )
+        s.add_argument(
+            "--casework-url",
+            default=argparse.SUPPRESS,
+            help="where decisions and the audit log live: a SQLAlchemy URL such as postgresql+psycopg://user@host/db "
+            "(default: THB_CASEWORK_URL, else SQLite beside the store, DB.casework.sqlite)",
         )
         s.set_defaults(func=func)
         return s
@@ -886,6 +899,8 @@ def _positive(text: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
+    if getattr(a, "casework_url", None):  # one setting for every part of this process (the batch's tasks too)
+        os.environ["THB_CASEWORK_URL"] = a.casework_url
     try:
         return a.func(a)
     except KeyboardInterrupt:
@@ -895,7 +910,7 @@ def main(argv: list[str] | None = None) -> int:
         line = None if a.debug else _user_error(e)
         if line is None:
             raise
-        hint = "" if isinstance(e, UsageError) or "in use by" in line else " (--debug shows the traceback)"
+        hint = "" if isinstance(e, UsageError) or "in use by" in line or "being written by" in line else " (--debug shows the traceback)"
         print(f"thb-signals {a.command}: error: {line}{hint}", file=sys.stderr)
         return 2
 

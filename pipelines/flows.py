@@ -66,10 +66,10 @@ def _logging_stopwatch(log, prefix: str = ""):
 
 @task(retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=2), retry_condition_fn=retry_if_transient)
 def score_store_task(db: str, out: str, config: str | None, window_days: int | None, mode: str) -> dict:
-    from detectors.scoring import score_store
+    from pipelines.snapshot import score_and_publish
 
     cfg, over = config, {"window.days": window_days}  # a flow parameter overrides the file; a bad file is a failed run
-    res = score_store(
+    res = score_and_publish(
         db, out, cfg, mode=mode, flow_run_id=_flow_run_id(), timer=_logging_stopwatch(get_run_logger(), "score "), overrides=over
     )
     for line in res.warnings:

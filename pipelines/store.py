@@ -9,6 +9,7 @@ from pathlib import Path
 
 import duckdb
 
+from pipelines.store_lock import StoreBusy, exclusive  # noqa: F401  (the write lock, re-exported for detectors)
 from schemas.store import check_version, migrate
 
 DEFAULT_MEMORY_LIMIT = "3GB"  # DuckDB spills past this; keeps a 10M-row run near 4 GiB of RSS on any machine

@@ -110,6 +110,12 @@ class GoamlSettings(_Section):
         return {k: v for k, v in self.model_dump().items() if v is not None}
 
 
+class StoreSettings(_Section):
+    lock_wait_seconds: float = Field(
+        300, ge=0, le=86_400, description="a scoring run that finds the store being written waits this long, then says who holds it"
+    )
+
+
 class Settings(_Section):
     window: WindowSettings = WindowSettings()
     rules: RuleSettings = RuleSettings()
@@ -122,6 +128,7 @@ class Settings(_Section):
     budget: BudgetSettings = BudgetSettings()
     review: ReviewSettings = ReviewSettings()
     goaml: GoamlSettings = GoamlSettings()
+    store: StoreSettings = StoreSettings()
 
     def as_dict(self) -> dict:
         """What a run records: every value it used, defaults included."""

@@ -19,6 +19,7 @@ import polars as pl
 
 from casework.fiu.screen import link_subjects
 from pipelines import store
+from pipelines.casework_db import open_casework
 
 ROUTE_COUNTRIES = {
     "NG": "Nigeria",
@@ -159,6 +160,8 @@ def disseminate(
     own = con is None
     con = con or store.connect(db_path)
     try:
+        if db_path:  # FIU decisions live in the casework database
+            con.register("fiu_decisions", open_casework(db_path).fiu_decisions().to_arrow())
         todo = pending(con)
         if todo.is_empty():
             return []

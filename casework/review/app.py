@@ -4,8 +4,9 @@ Pages: login, the ranked queue (filters, paging, CSV), one alert (profile, reaso
 evidence, counterparties, network picture, history, case, audit, disposition forms, CSV, goAML
 export for escalated alerts), and the audit log. Every page needs a login; every form carries the
 session's CSRF token; an investigator reaching another bank's alert gets 404, as for an unknown one.
-The store is opened per request under one lock (DuckDB allows one writing process per file, and
-the scoring job needs it between requests).
+The page never opens the store: each request reads the current read-only snapshot that the last scoring run
+published (pipelines/snapshot.py; many readers at once, while a batch writes the store) with the decisions laid
+over it live from the casework database (pipelines/casework_db.py), where decisions are written.
 """
 
 from __future__ import annotations
@@ -32,8 +33,10 @@ from casework.review.auth import Sessions, Throttled, User
 from casework.review.fiu_pages import fiu_routes
 from casework.review.pictures import network_svg, timeline_svg
 from casework.review.web import login_required, message, post_checked, refusal_code
+from casework.view import reading
 from detectors.scoring import mask_identifiers
-from pipelines import store
+from pipelines import snapshot
+from pipelines.casework_db import open_casework
 
 COOKIE, LOGIN_COOKIE = "thb_session", "thb_login"
 # free text (payment descriptions) may carry identifiers the extract contract keeps out of id columns
@@ -92,8 +95,11 @@ class Review:
         goaml_out: str | Path | None = None,
         secret: bytes | None = None,
         secure_cookies: bool = False,
+        casework_url: str | None = None,
     ):
         self.db_path = str(db_path)
+        self.cw = open_casework(db_path, casework_url)
+        snapshot.ensure(self.db_path, casework_url)  # a store scored before snapshots existed gets its first one now
         self.secure_cookies = secure_cookies
         self.sessions = Sessions(users, secret)
         self.exporter = exporter
@@ -108,12 +114,8 @@ class Review:
 
     @contextmanager
     def db(self):
-        with self.lock:
-            con = store.connect(self.db_path)
-            try:
-                yield con
-            finally:
-                con.close()
+        with reading(self.db_path, self.cw) as con:
+            yield con
 
     # ------------------------------------------------------------------ plumbing
     def page(self, name: str, user: User | None = None, csrf: str | None = None, status: int = 200, **ctx) -> HTMLResponse:
@@ -280,7 +282,7 @@ class Review:
                 network=net.to_dicts(),
                 history=q.history(con, alert_id).to_dicts(),
                 case=q.case_members(con, user, a["case_id"], alert_id).to_dicts(),
-                audit=q.audit_entries(con, user, alert_id).to_dicts(),
+                audit=q.audit_entries(self.cw, user, alert_id).to_dicts(),
                 age_band=q.age_band(a["birth_year"], end.year if end else datetime.now().year),
                 account_days=(end.date() - a["opened_on"]).days if end and a["opened_on"] else None,
                 reasons=[
@@ -314,7 +316,7 @@ class Review:
                 return self.no_alert(user, csrf, alert_id)
             try:
                 record_disposition(
-                    con, alert_id, form.get("action", ""), user.name, form.get("reason") or None, form.get("note") or None
+                    self.cw, alert_id, form.get("action", ""), user.name, form.get("reason") or None, form.get("note") or None
                 )
                 msg = f"recorded-{form.get('action')}"
             except DispositionError as e:
@@ -337,8 +339,7 @@ class Review:
     # ------------------------------------------------------------------ audit log
     @login_required
     async def audit(self, request: Request, user: User, csrf: str):
-        with self.db() as con:
-            rows = q.audit_entries(con, user)
+        rows = q.audit_entries(self.cw, user)
         locked = self.sessions.throttle.locked() if user.sees_all_banks else []
         return self.page("audit.html", user, csrf, rows=rows.to_dicts(), locked=locked)
 

@@ -99,7 +99,13 @@ def fiu_routes(review) -> list[Route]:
         with self.db() as con:
             try:
                 record_fiu_decision(
-                    con, rid, form.get("decision", ""), user.name, form.get("typology") or None, form.get("note") or None
+                    self.cw,
+                    rid,
+                    form.get("decision", ""),
+                    user.name,
+                    form.get("typology") or None,
+                    form.get("note") or None,
+                    reports=con,
                 )
                 msg = f"fiu-recorded-{form.get('decision')}"
             except DispositionError as e:

@@ -1,0 +1,31 @@
+"""What the review page and the goAML export read: the current snapshot, with the live decisions laid over it.
+
+The snapshot (pipelines/snapshot.py) is a read-only DuckDB file the last scoring run published; decisions change
+between runs, so they come from the casework database at each read and are registered on the connection under
+the names the queries use: `alert_status` (the scorer's columns from the snapshot, the decision columns from the
+casework database) and `fiu_decisions`. The store itself is never opened here.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+
+from pipelines.casework_db import Casework
+from pipelines.snapshot import open_current
+
+
+@contextmanager
+def reading(db_path: str | Path, cw: Casework):
+    """A read-only connection to the current snapshot with `alert_status` and `fiu_decisions` as of now."""
+    con = open_current(db_path)
+    try:
+        con.register("cw_status", cw.statuses().to_arrow())
+        con.execute("""CREATE TEMP VIEW alert_status AS
+            SELECT s.alert_id, s.bank_id, s.account_id, coalesce(d.status, 'open') AS status, s.opened_run, s.last_run,
+                   s.last_score, d.dismiss_reason, d.dismissed_score, d.dismissed_rules, d.reported_at, d.report_file, s.updated_at
+            FROM alert_scores s LEFT JOIN cw_status d USING (alert_id)""")
+        con.register("fiu_decisions", cw.fiu_decisions().to_arrow())
+        yield con
+    finally:
+        con.close()
