@@ -245,8 +245,9 @@ def disseminate(
             )
         from casework.dispositions import audit
 
-        for w in written:
-            audit(con, user, "fiu_disseminate", note=w["folder"], details=w)
+        for w in written:  # the audit log is the casework database's (a scratch connection without a store has none)
+            if db_path:
+                audit(open_casework(db_path), user, "fiu_disseminate", note=w["folder"], details=w)
         return written
     finally:
         if own:
