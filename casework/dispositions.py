@@ -67,12 +67,18 @@ def audit(
         return cw.add_audit(c, user, action, **fields)
 
 
-def _state(cw: Casework, c: Connection, alert_id: str) -> dict:
-    row = cw.state(c, alert_id)
+def _state(cw: Casework, c: Connection, alert_id: str, for_update: bool = False) -> dict:
+    row = cw.state(c, alert_id, for_update)
     if row is None:
         raise DispositionError(f"no alert {alert_id}")
-    return {"alert_id": alert_id, "bank_id": row["bank_id"], "account_id": row["account_id"], "status": row["status"],
-            "score": row["last_score"], "rules": row["rules"]}
+    return {
+        "alert_id": alert_id,
+        "bank_id": row["bank_id"],
+        "account_id": row["account_id"],
+        "status": row["status"],
+        "score": row["last_score"],
+        "rules": row["rules"],
+    }
 
 
 def alert_state(cw: Casework, alert_id: str) -> dict:
@@ -93,7 +99,7 @@ def record_disposition(
     if action == "dismiss" and reason == "other" and not (note or "").strip():
         raise DispositionError("dismissing for 'other' needs a note")
     with cw.tx() as c:
-        state = _state(cw, c, alert_id)
+        state = _state(cw, c, alert_id, for_update=True)
         if state["status"] not in allowed_from:
             raise DispositionError(
                 f"alert {alert_id} is {state['status']}; '{action}' applies to {' or '.join(allowed_from)} alerts"
@@ -114,7 +120,7 @@ def record_disposition(
 def mark_reported(cw: Casework, alert_id: str, user: str, report_file: str, details: dict | None = None) -> None:
     """An escalated alert's FIU report was written: record it on the alert and in the audit log."""
     with cw.tx() as c:
-        state = _state(cw, c, alert_id)
+        state = _state(cw, c, alert_id, for_update=True)
         cw.set_status(c, alert_id, status="reported", reported_at=now(), report_file=report_file)
         audit(
             cw,

@@ -120,10 +120,14 @@ def score_store(
     except Exception:
         wait = None  # a config that does not fit fails inside, as a recorded run
     with store.exclusive(db_path, "score", wait=wait):
-        return _score_store(db_path, out_dir, config, models_dir, refit, mode, run_id, flow_run_id, memory_limit, timer, overrides, decisions)
+        return _score_store(
+            db_path, out_dir, config, models_dir, refit, mode, run_id, flow_run_id, memory_limit, timer, overrides, decisions
+        )
 
 
-def _score_store(db_path, out_dir, config, models_dir, refit, mode, run_id, flow_run_id, memory_limit, timer, overrides, decisions):
+def _score_store(
+    db_path, out_dir, config, models_dir, refit, mode, run_id, flow_run_id, memory_limit, timer, overrides, decisions
+):
     timer = timer or Stopwatch()
     out_dir = Path(out_dir)
     store.private_dir(out_dir)

@@ -202,8 +202,11 @@ class Casework:
             return c.execute(select(casework_meta.c.value).where(casework_meta.c.key == key)).scalar()
 
     # ------------------------------------------------------------------ alerts and their decisions
-    def state(self, c: Connection, alert_id: str) -> dict | None:
-        row = c.execute(select(alert_status).where(alert_status.c.alert_id == alert_id)).mappings().first()
+    def state(self, c: Connection, alert_id: str, for_update: bool = False) -> dict | None:
+        """One alert's row; `for_update` locks it until the transaction ends (PostgreSQL; SQLite's BEGIN IMMEDIATE
+        already holds the whole database), so two decisions on one alert cannot both read the old status."""
+        q = select(alert_status).where(alert_status.c.alert_id == alert_id)
+        row = c.execute(q.with_for_update() if for_update else q).mappings().first()
         if row is None:
             return None
         out = dict(row)

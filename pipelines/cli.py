@@ -910,7 +910,11 @@ def main(argv: list[str] | None = None) -> int:
         line = None if a.debug else _user_error(e)
         if line is None:
             raise
-        hint = "" if isinstance(e, UsageError) or "in use by" in line or "being written by" in line else " (--debug shows the traceback)"
+        hint = (
+            ""
+            if isinstance(e, UsageError) or "in use by" in line or "being written by" in line
+            else " (--debug shows the traceback)"
+        )
         print(f"thb-signals {a.command}: error: {line}{hint}", file=sys.stderr)
         return 2
 

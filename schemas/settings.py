@@ -112,7 +112,10 @@ class GoamlSettings(_Section):
 
 class StoreSettings(_Section):
     lock_wait_seconds: float = Field(
-        300, ge=0, le=86_400, description="a scoring run that finds the store being written waits this long, then says who holds it"
+        300,
+        ge=0,
+        le=86_400,
+        description="a scoring run that finds the store being written waits this long, then says who holds it",
     )
 
 
