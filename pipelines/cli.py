@@ -497,6 +497,19 @@ def cmd_bench(a) -> int:
     return 0
 
 
+def cmd_loadtest(a) -> int:
+    """Investigators on the review page while a batch ingests and scores (loopback only); exit 1 unless all held."""
+    from synthetic.load_test import main_json, passed, run_load_test, summary
+
+    r = run_load_test(a.work, investigators=a.investigators, accounts=a.accounts, days=a.days, max_requests=a.max_requests)
+    print(main_json(r) if a.json else summary(r))
+    for f in r["failures"]:
+        print(f"failed: {f}", file=sys.stderr)
+    if r["batch_tail"]:
+        print(f"batch: {r['batch_tail']}", file=sys.stderr)
+    return 0 if passed(r) else 1
+
+
 def cmd_status(a) -> int:
     """What ran, what was loaded, what is open, what waits in the inbox; read-only, one line if the store is busy."""
     import duckdb
@@ -872,6 +885,14 @@ def build_parser() -> _Parser:
     s.add_argument("--reps", type=_positive, default=3, help="repetitions per size (the median is reported)")
     s.add_argument("--memory-limit", default=None, help="DuckDB memory_limit for the runs, e.g. 4GB")
     s.add_argument("--quiet", action="store_true", help="no progress on stderr (also when CI=true)")
+
+    s = command("loadtest", "investigators on the review page while the batch ingests and scores (loopback)", cmd_loadtest)
+    s.add_argument("--work", default="loadtest-work", help="a scratch folder (emptied first)")
+    s.add_argument("--investigators", type=_positive, default=20, help="simulated investigators (threads)")
+    s.add_argument("--accounts", type=_positive, default=4000, help="accounts in the generated extract")
+    s.add_argument("--days", type=_positive, default=60, help="days in the generated extract")
+    s.add_argument("--max-requests", type=_positive, default=400, help="requests per investigator at most")
+    s.add_argument("--json", action="store_true", help="print the figures as JSON")
 
     command("rules", "list the detection rules with their indicators and parameters", cmd_rules)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse
 
@@ -42,6 +43,21 @@ def message(code: str | None) -> str | None:
     return MESSAGES.get(code or "")
 
 
+def _drive(coro):
+    """Run a handler coroutine that never waits on anything (its work is DuckDB and SQL calls) to its end, here."""
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return done.value
+    coro.close()
+    raise RuntimeError("a page handler awaited something; it must do its waiting before the handler")
+
+
+async def off_loop(handler, *args):
+    """The handler's blocking reads and writes in the thread pool, so one slow page never holds up the others."""
+    return await run_in_threadpool(lambda: _drive(handler(*args)))
+
+
 def login_required(handler):
     """GET handlers: a valid session, else the login page (coming back here after)."""
 
@@ -49,7 +65,7 @@ def login_required(handler):
         session = self.who(request)
         if session is None:
             return RedirectResponse(f"/login?next={quote(str(request.url.path))}", status_code=303)
-        return await handler(self, request, *session)
+        return await off_loop(handler, self, request, *session)
 
     return wrapped
 
@@ -73,6 +89,6 @@ def post_checked(handler):
                 status=403,
                 message="The form was stale or forged (CSRF check failed). Reload the page and try again.",
             )
-        return await handler(self, request, user, csrf, form)
+        return await off_loop(handler, self, request, user, csrf, form)
 
     return wrapped
