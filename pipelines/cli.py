@@ -287,18 +287,22 @@ def cmd_score(a) -> int:
     from pipelines.report import print_alerts
     from pipelines.snapshot import score_and_publish
 
-    _store(a.db, "transactions")
+    from pipelines.store_lock import exclusive
+
     settings = _settings(a)
-    res = score_and_publish(
-        a.db,
-        a.out,
-        settings,
-        models_dir=a.models,
-        refit=a.refit,
-        mode=a.mode,
-        memory_limit=a.memory_limit,
-        timer=Progress(a.quiet).stopwatch("score "),
-    )
+    _store(a.db)
+    with exclusive(a.db, "score", wait=settings.store.lock_wait_seconds):  # wait for a batch before even peeking
+        _store(a.db, "transactions")
+        res = score_and_publish(
+            a.db,
+            a.out,
+            settings,
+            models_dir=a.models,
+            refit=a.refit,
+            mode=a.mode,
+            memory_limit=a.memory_limit,
+            timer=Progress(a.quiet).stopwatch("score "),
+        )
     print(
         f"run {res.run_id}: window {res.window_start:%Y-%m-%d} .. {res.window_end:%Y-%m-%d}, {res.accounts_scored} accounts scored, "
         f"{res.alerts.height} alerts ({int((res.alerts['status'] == 'new').sum()) if res.alerts.height else 0} new); "

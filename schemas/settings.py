@@ -111,11 +111,12 @@ class GoamlSettings(_Section):
 
 
 class StoreSettings(_Section):
-    lock_wait_seconds: float = Field(
-        300,
+    lock_wait_seconds: float | None = Field(
+        None,
         ge=0,
         le=86_400,
-        description="a scoring run that finds the store being written waits this long, then says who holds it",
+        description="a scoring run that finds the store being written waits this long, then says who holds it "
+        "(unset: THB_STORE_LOCK_WAIT, else 300 s)",
     )
 
 
