@@ -286,7 +286,6 @@ def cmd_score(a) -> int:
     from detectors.timing import Progress
     from pipelines.report import print_alerts
     from pipelines.snapshot import score_and_publish
-
     from pipelines.store_lock import exclusive
 
     settings = _settings(a)
