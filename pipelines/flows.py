@@ -101,14 +101,11 @@ def _has_transactions(db: str) -> bool:
 
     if not Path(db).exists():
         return False
-    con = store.connect(db)
-    try:
+    with store.writing(db, "batch") as con:
         return bool(
             con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'transactions'").fetchone()[0]
             and con.execute("SELECT count(*) FROM transactions").fetchone()[0]
         )
-    finally:
-        con.close()
 
 
 def _ingest_all(paths: list[str], db: str, file_them: bool, require_manifest: bool = False) -> list[dict]:

@@ -95,7 +95,6 @@ def exclusive(db_path: str | Path, what: str | None = None, wait: float | None =
         raise StoreBusy(busy_message(db_path, time.monotonic() - started))
     fd = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         while True:
             try:
