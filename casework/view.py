@@ -8,18 +8,39 @@ casework database) and `fiu_decisions`. The store itself is never opened here.
 
 from __future__ import annotations
 
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 
+import duckdb
+
 from pipelines.casework_db import Casework
-from pipelines.snapshot import open_current
+from pipelines.snapshot import current, open_current_with_path
+
+_OPEN: dict[str, tuple[Path, duckdb.DuckDBPyConnection]] = {}  # store -> (snapshot file, its read-only database)
+_OPEN_LOCK = threading.Lock()
+
+
+def _snapshot_cursor(db_path: str | Path) -> duckdb.DuckDBPyConnection:
+    """A fresh connection (cursor) to the current snapshot. Opening a DuckDB file costs tens of milliseconds, so each
+    process keeps the current one open and hands out cursors (cheap, one per request, safe across threads); when the
+    pointer names a new snapshot the next request opens that one. A replaced snapshot's file may be removed while
+    requests still read it: they keep their open file to the end."""
+    key = str(db_path)
+    now = current(db_path)
+    with _OPEN_LOCK:
+        hit = _OPEN.get(key)
+        if hit is None or hit[0] != now:
+            hit = _OPEN[key] = open_current_with_path(db_path)
+        return hit[1].cursor()
 
 
 @contextmanager
 def reading(db_path: str | Path, cw: Casework):
     """A read-only connection to the current snapshot with `alert_status` and `fiu_decisions` as of now."""
-    con = open_current(db_path)
+    con = _snapshot_cursor(db_path)
     try:
+        con.execute("SET TimeZone = 'UTC'")
         con.register("cw_status", cw.statuses().to_arrow())
         con.execute("""CREATE TEMP VIEW alert_status AS
             SELECT s.alert_id, s.bank_id, s.account_id, coalesce(d.status, 'open') AS status, s.opened_run, s.last_run,

@@ -124,6 +124,11 @@ def prune(db_path: str | Path, keep: set[str]) -> list[Path]:
 def open_current(db_path: str | Path) -> duckdb.DuckDBPyConnection:
     """The current snapshot, read-only. Retries when the file named was removed between reading the pointer and
     opening it (two publishes in that instant)."""
+    return open_current_with_path(db_path)[1]
+
+
+def open_current_with_path(db_path: str | Path) -> tuple[Path, duckdb.DuckDBPyConnection]:
+    """open_current, and which file it opened."""
     for attempt in range(5):
         path = current(db_path)
         if path is None:
@@ -131,7 +136,7 @@ def open_current(db_path: str | Path) -> duckdb.DuckDBPyConnection:
         try:
             con = duckdb.connect(str(path), read_only=True)
             con.execute("SET TimeZone = 'UTC'")
-            return con
+            return path, con
         except duckdb.IOException:
             if path.exists() or attempt == 4:
                 raise
