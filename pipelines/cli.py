@@ -98,6 +98,13 @@ def _store(path: str, need: str | None = None) -> str:
     return str(p)
 
 
+def _scored_store(path: str) -> str:
+    """A store that was scored: one with a published snapshot needs no look inside (a batch may hold it right now)."""
+    from pipelines.snapshot import current
+
+    return _store(path) if Path(path).is_file() and current(path) is not None else _store(path, "alerts")
+
+
 def _lock_holder(pid: int) -> tuple[str, str]:
     """(what kind of process holds a store, what to do about it), from the holder's command line."""
     try:
@@ -389,7 +396,7 @@ def cmd_dispose(a) -> int:
     from pipelines import snapshot
     from pipelines.casework_db import open_casework
 
-    snapshot.ensure(_store(a.db, "alerts"))  # an older store's decisions move to the casework database first
+    snapshot.ensure(_scored_store(a.db))  # an older store's decisions move to the casework database first
     try:
         out = record_disposition(open_casework(a.db), a.alert, a.action, a.user, a.reason, a.note)
     except DispositionError as e:
@@ -403,7 +410,7 @@ def cmd_export_goaml(a) -> int:
     """goAML XML for escalated alerts; names files and refusals, never the identities inside them."""
     from casework.goaml import ExportError, GoamlExporter
 
-    _store(a.db, "alerts")
+    _scored_store(a.db)
     _file(a.identities, "identities file")
     entity = _settings(a).goaml.entity()
     try:
@@ -450,7 +457,7 @@ def cmd_serve(a) -> int:
     from casework.review.app import Review
     from casework.review.auth import UsersError, load_users
 
-    _store(a.db, "alerts")
+    _scored_store(a.db)
     _yaml(a.users, "users file")
     entity = _settings(a).goaml.entity()
     if a.identities:

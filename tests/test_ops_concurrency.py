@@ -87,6 +87,12 @@ def test_the_page_reads_and_decides_while_another_process_holds_the_store(tmp_pa
         page = c.get(f"/alerts/{aid}").text
         r = c.post(f"/alerts/{aid}/disposition", data={"csrf": csrf_of(page), "action": "dismiss", "reason": "explained"})
         assert r.status_code == 200 and "Recorded: dismiss" in r.text and 'id="status">dismissed' in r.text
+        # the command line decides and starts a page while the store is held, too
+        assert (
+            main(["dispose", "--db", str(db), "--alert", _alert_of(res, "ctrl"), "--action", "request_info", "--user", "bob"])
+            == 0
+        )
+        assert _site(tmp_path, db).get("/login").status_code == 200
     finally:
         _release(holder)
     # the decision posted while the store was held is kept, and the next scoring run holds the account back
