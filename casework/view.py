@@ -8,6 +8,7 @@ casework database) and `fiu_decisions`. The store itself is never opened here.
 
 from __future__ import annotations
 
+import atexit
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +20,15 @@ from pipelines.snapshot import current, open_current_with_path
 
 _OPEN: dict[str, tuple[Path, duckdb.DuckDBPyConnection]] = {}  # store -> (snapshot file, its read-only database)
 _OPEN_LOCK = threading.Lock()
+
+
+@atexit.register
+def _close_all() -> None:
+    """Close the kept snapshots before the interpreter tears DuckDB's bindings down."""
+    with _OPEN_LOCK:
+        for _, con in _OPEN.values():
+            con.close()
+        _OPEN.clear()
 
 
 def _snapshot_cursor(db_path: str | Path) -> duckdb.DuckDBPyConnection:
