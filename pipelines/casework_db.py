@@ -40,6 +40,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError
 
 SCHEMA_VERSION = 1
 META = MetaData()
@@ -189,7 +190,10 @@ class Casework:
     # ------------------------------------------------------------------ schema
     def upgrade(self) -> None:
         """Create the tables this code needs (an existing database keeps its rows) and record the schema version."""
-        META.create_all(self.engine, checkfirst=True)
+        try:
+            META.create_all(self.engine, checkfirst=True)
+        except OperationalError:  # another process (the page, the batch) created them in the same instant
+            META.create_all(self.engine, checkfirst=True)
         with self.tx() as c:
             found = c.execute(select(casework_meta.c.value).where(casework_meta.c.key == "schema_version")).scalar()
             if found is not None and int(found) > SCHEMA_VERSION:
