@@ -64,6 +64,9 @@ ALLOWED = {
     "sql",
     "LATEST",
     "LATEST_ALERTS",
+    # the review snapshot and the casework database's one-time move: a constant, and a fragment chosen by the code
+    "KEEP_DAYS",
+    "rules",
     # built from code with ? placeholders only (their values are bound): window, categories, filters, paging
     "end_sql",
     "in_window",
