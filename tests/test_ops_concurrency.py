@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 import threading
+from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
@@ -283,3 +284,33 @@ def test_decisions_of_an_older_store_move_to_the_casework_database_once(tmp_path
     assert cw.counts()["audit_log"] == 2 and cw.counts()["fiu_decisions"] == 1
     assert cw.statuses().filter(pl.col("alert_id") == aid)["status"][0] == "open"
     assert "z" in set(again.alerts["account_id"])  # reopened: no longer held back
+
+
+def test_the_snapshot_holds_the_bookings_of_the_unalerted_accounts_a_case_pays(tmp_path):
+    """The case page's network and proceeds read the snapshot: an unalerted controller the victims pay must be in it."""
+    db = tmp_path / "s.duckdb"
+    con = store.connect(db)
+    rows = [  # txn, account, booked, counterparty
+        ("t1", "victim", "2026-09-01", "boss"),  # the alerted victim pays the boss
+        ("t2", "boss", "2026-09-02", "abroad"),  # the boss's own booking: his proceeds
+        ("t3", "stranger", "2026-09-02", "shop"),  # nobody in the case: not copied
+        ("t4", "stranger", "2026-09-30", "shop"),  # the store's last day: copied (the window's end)
+    ]
+    for txn, acc, at, cp in rows:
+        con.execute(
+            """INSERT INTO transactions (bank_id, txn_id, account_id, booked_at, direction, amount_eur, channel,
+                                         counterparty_id, counterparty_type) VALUES ('B', ?, ?, ?, 'debit', 100, 'transfer', ?, 'person')""",
+            [txn, acc, datetime.fromisoformat(at).replace(tzinfo=timezone.utc), cp],
+        )
+    con.execute("INSERT INTO alerts (run_id, alert_id, bank_id, account_id, created_at) VALUES ('r', 'A1', 'B', 'victim', now())")
+    con.execute("INSERT INTO alert_status (alert_id, bank_id, account_id, status) VALUES ('A1', 'B', 'victim', 'open')")
+    try:
+        path = snapshot.publish(con, db)
+    finally:
+        con.close()
+    snap = duckdb.connect(str(path), read_only=True)
+    try:
+        got = sorted(r[0] for r in snap.execute("SELECT txn_id FROM transactions").fetchall())
+    finally:
+        snap.close()
+    assert got == ["t1", "t2", "t4"]

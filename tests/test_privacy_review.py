@@ -3,6 +3,7 @@ on the page, in CSV exports and in goAML reports."""
 
 import hashlib
 import re
+from pathlib import Path
 
 import duckdb
 import polars as pl
@@ -50,7 +51,7 @@ def test_every_view_and_export_of_an_alert_is_in_the_access_log(site):
     c = client(site)
     login(c, "bert")
     aid = alert_of(res, "ctrl")  # bank B's controller
-    store_before = hashlib.sha256(db.read_bytes()).hexdigest()
+    store_before = hashlib.sha256(Path(db).read_bytes()).hexdigest()
     c.get("/queue?status=all")
     c.get(f"/alerts/{aid}")
     c.get(f"/alerts/{aid}.csv")
@@ -59,7 +60,7 @@ def test_every_view_and_export_of_an_alert_is_in_the_access_log(site):
     got = _access(db, "bert")
     assert [(a, k) for a, k, *_ in got] == [("view", "queue"), ("view", "alert"), ("export", "alert"), ("export", "queue")]
     assert got[1][2:5] == (aid, "BANK_B", "testclient") and got[0][3] == "BANK_B"
-    assert hashlib.sha256(db.read_bytes()).hexdigest() == store_before  # the log went to the casework database
+    assert hashlib.sha256(Path(db).read_bytes()).hexdigest() == store_before  # the log went to the casework database
 
 
 def test_the_auditor_sees_the_logs_and_nothing_else(site):
