@@ -28,7 +28,7 @@ def cw(request, tmp_path):
         url = request.getfixturevalue("pg_url")
         db = Casework(url)
         with db.engine.begin() as c:  # a clean database per test on the shared server
-            for t in ("alert_status", "audit_log", "fiu_decisions", "casework_meta"):
+            for t in ("alert_status", "audit_log", "access_log", "fiu_decisions", "casework_meta"):
                 c.exec_driver_sql(f"DELETE FROM {t}")
         db.upgrade()
     yield db
@@ -125,6 +125,33 @@ def test_concurrent_decisions_on_one_alert_apply_once(cw):
         t.join(60)
     assert sorted(outcomes) == ["ok"] + ["refused"] * 19
     assert cw.audit_rows().height == 1
+
+
+def test_concurrent_writers_keep_both_log_chains_whole(cw):
+    """Decisions and page views from many threads at once: every entry lands, each log is one unbroken hash chain,
+    and a changed entry is caught at its place (audit_chain), on either engine."""
+    from casework.access_log import log_access, revealed, verify
+    from casework.dispositions import audit
+
+    def work(i):
+        for j in range(5):
+            audit(cw, f"user{i}", "note", f"A{i}", "BANK_A", note=str(j))
+            log_access(cw, f"user{i}", "investigator", "view", "alert", f"A{i}", "BANK_A", "127.0.0.1")
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert [(name, broken, n, legacy) for name, broken, n, legacy, _ in verify(cw)] == [
+        ("audit_log", None, 40, 0),
+        ("access_log", None, 40, 0),
+    ]
+    log_access(cw, "ann", "investigator", "reveal", "alert", "A1", "BANK_A", reason="the FIU asked")
+    assert revealed(cw, "ann", "A1") and not revealed(cw, "bob", "A1")
+    with cw.engine.begin() as c:
+        c.exec_driver_sql("UPDATE access_log SET user_name = 'mallory' WHERE seq = 7")
+    assert [(name, broken) for name, broken, *_ in verify(cw)] == [("audit_log", None), ("access_log", 7)]
 
 
 def test_the_sqlite_file_is_private_and_in_wal_mode(tmp_path):
