@@ -568,7 +568,8 @@ class Casework:
     def counts(self) -> dict[str, int]:
         with self.engine.connect() as c:
             return {
-                t.name: c.execute(select(func.count()).select_from(t)).scalar() for t in (alert_status, audit_log, access_log, fiu_decisions)
+                t.name: c.execute(select(func.count()).select_from(t)).scalar()
+                for t in (alert_status, audit_log, access_log, fiu_decisions)
             }
 
 

@@ -146,6 +146,7 @@ class RetentionSettings(_Section):
             raise ValueError(f"dismissed_days ({self.dismissed_days}) must not exceed legal_years ({self.legal_years}) in days")
         return self
 
+
 class StoreSettings(_Section):
     lock_wait_seconds: float | None = Field(
         None,

@@ -12,11 +12,11 @@ import pytest
 from casework import audit_chain, dispositions
 from casework.access_log import log_access, verify
 from pipelines import store
+from pipelines.casework_db import open_casework
 from pipelines.cli import main
 from pipelines.cli_privacy import log_purgers
 from pipelines.ingest import ingest
 from pipelines.pseudonymise import key_id, pseudonym, pseudonymise, read_key
-from pipelines.casework_db import open_casework
 from pipelines.purge import RULES, purge
 from pipelines.rekey import LIST_COLUMNS, PSEUDONYM_COLUMNS, RekeyError, rekey
 from schemas.contract import PSEUDONYMISED

@@ -4,7 +4,6 @@ decisions audited per alert, and bank isolation (no other bank's ids, 404 for a 
 import hashlib
 import re
 
-import duckdb
 import polars as pl
 
 from casework.review.formatting import age, clip, eur, short_id, tidy_amounts

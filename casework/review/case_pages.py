@@ -206,7 +206,9 @@ def case_routes(review) -> list[Route]:
             done = 0
             for alert_id in todo:  # one decision and one audit entry per alert, as on the alert page
                 try:
-                    record_disposition(self.cw, alert_id, action, user.name, reason, f"case {ref}" + (f": {note}" if note else ""))
+                    record_disposition(
+                        self.cw, alert_id, action, user.name, reason, f"case {ref}" + (f": {note}" if note else "")
+                    )
                     done += 1
                 except DispositionError:
                     skipped += 1
