@@ -11,7 +11,7 @@ export GX_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: demo test test-fast lint bench venv clean browser screenshots
+.PHONY: demo test test-fast lint bench venv clean browser postgres screenshots loadtest
 
 $(STAMP): requirements.lock constraints.txt pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -35,8 +35,14 @@ browser:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
-# Everything, the slow tests too (a real Prefect server, the browser): what to run before a release.
-test: $(TEST_STAMP) browser lint
+# The casework database's PostgreSQL tests start a throwaway server from Debian's postgresql package.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql >/dev/null; }
+
+# Everything, the slow tests too (a real Prefect server, the browser, PostgreSQL, the load test): before a release.
+test: $(TEST_STAMP) browser postgres lint
 	$(BIN)/python -m pytest
 
 # Lint and format checks (ruff): imports sorted, no unused names, one format.
@@ -53,6 +59,10 @@ screenshots: $(TEST_STAMP) browser
 
 bench: $(STAMP)
 	$(BIN)/thb-signals bench
+
+# 20 investigators on the review page while a batch ingests and scores (loopback only); figures in the README.
+loadtest: $(STAMP)
+	$(BIN)/thb-signals loadtest
 
 clean:
 	rm -rf $(VENV) demo-out

@@ -19,6 +19,7 @@ import polars as pl
 
 from casework.dispositions import decisions_frame
 from pipelines import store
+from pipelines.casework_db import open_casework
 from schemas.settings import Settings, parse_settings
 
 KEYS = ["bank_id", "account_id"]
@@ -29,9 +30,9 @@ class BacktestError(ValueError):
     """A named run that does not exist, or a store that was never scored: one line for the user."""
 
 
-def account_decisions(con, banks: list[str] | None = None) -> pl.DataFrame:
+def account_decisions(cw, banks: list[str] | None = None) -> pl.DataFrame:
     """Per account, the strongest decision on any of its alerts (reported > escalated > dismissed > open) and its reason."""
-    d = decisions_frame(con, banks)
+    d = decisions_frame(cw, banks)
     if d.height == 0:
         return pl.DataFrame(schema={"bank_id": pl.Utf8, "account_id": pl.Utf8, "decision": pl.Utf8, "reason": pl.Utf8})
     return (
@@ -64,6 +65,7 @@ def backtest(
     models_dir: str | Path | None = None,
     mode: str = "fused",
     memory_limit: str | None = None,
+    casework_url: str | None = None,
 ) -> dict:
     """Score `settings` in scratch and compare with the current config (or run `against`); returns the report dict."""
     from detectors.whatif import scratch_run
@@ -82,7 +84,7 @@ def backtest(
             baseline_name, base_settings = f"the alerts of run {against}", None
         else:
             base_settings, baseline_name = _baseline_settings(con, as_of)
-        decisions = account_decisions(con)
+        decisions = account_decisions(open_casework(db, casework_url))
     finally:
         con.close()
     settings = settings.with_overrides(**{"window.as_of": as_of})

@@ -35,8 +35,10 @@ from lxml import etree
 from casework import victims
 from casework.access_log import log_access
 from casework.dispositions import LATEST_ALERTS, audit, mark_reported
+from casework.view import reading
 from detectors.rules import RULES
-from pipelines import store
+from pipelines import snapshot
+from pipelines.casework_db import open_casework
 from schemas import typologies
 
 REPO = Path(__file__).resolve().parent.parent
@@ -143,15 +145,10 @@ def indicator_codes(rule_ids: list[str], mapping: dict) -> list[str]:
     return codes
 
 
-def escalated_by(con, alert_ids: list[str]) -> list[str]:
-    """Who escalated these alerts, from the audit log (the latest escalation of each): the report names the investigator
-    who decided, not whoever runs the export."""
-    rows = con.execute(
-        """SELECT DISTINCT arg_max(user_name, logged_at) FROM audit_log WHERE action = 'escalate' AND list_contains(?, alert_id)
-           GROUP BY alert_id ORDER BY 1""",
-        [alert_ids],
-    ).fetchall()
-    return [r[0] for r in rows]
+def escalated_by(cw, alert_ids: list[str]) -> list[str]:
+    """Who escalated these alerts, from the audit log in the casework database (the latest escalation of each): the
+    report names the investigator who decided, not whoever runs the export."""
+    return cw.escalators(alert_ids)
 
 
 def _name(s: str) -> str:
@@ -191,9 +188,11 @@ class GoamlExporter:
         entity: dict,
         mapping: dict | None = None,
         xsd: str | Path | None = None,
+        casework_url: str | None = None,
     ):
         self.db_path = str(db_path)
         self.entity = check_entity(entity)
+        self.cw = open_casework(db_path, casework_url)  # reports are marked there; alerts are read from the snapshot
         self.ids = load_identities(identities)
         self.mapping = mapping or load_mapping()
         self.schema = etree.XMLSchema(etree.parse(str(xsd or XSD)))
@@ -256,7 +255,7 @@ class GoamlExporter:
         _sub(root, "submission_date", _dt(datetime.now(timezone.utc)))
         _sub(root, "currency_code_local", self.mapping.get("currency_code_local", "EUR"))
         _sub(root, "reporting_user_code", self.entity.get("reporting_user_code") or user)
-        _sub(root, "reason", self.reason(group, escalated_by(con, group["alert_id"].to_list())))
+        _sub(root, "reason", self.reason(group, escalated_by(self.cw, group["alert_id"].to_list())))
         _sub(root, "action", "Escalated after review of an automated alert; evidence transactions listed below.")
         subjects = {r["account_id"]: r for r in group.iter_rows(named=True)}
         evidence = [t for r in group.iter_rows(named=True) for t in (r["evidence"] or [])]
@@ -453,9 +452,9 @@ class GoamlExporter:
     ) -> tuple[list[Path], list[str]]:
         """Write every selected report that is complete and valid; returns (files written, reports refused and why)."""
         out_dir = Path(out_dir)
-        con = store.connect(self.db_path)
         written, problems = [], []
-        try:
+        snapshot.ensure(self.db_path)
+        with reading(self.db_path, self.cw) as con:
             for group in self.select(con, alert, case, escalated, bank):
                 root, missing = self.build(con, group, user)
                 if missing.by_alert:
@@ -472,13 +471,11 @@ class GoamlExporter:
                 with os.fdopen(fd, "wb") as f:
                     f.write(data)
                 for a, alert_bank in group.select("alert_id", "bank_id").iter_rows():
-                    mark_reported(con, a, user, path.name, {"indicators": [i.text for i in root.iter("indicator")]})
-                    log_access(con, user, role, "export", "report", a, alert_bank, address, path.name)
+                    mark_reported(self.cw, a, user, path.name, {"indicators": [i.text for i in root.iter("indicator")]})
+                    log_access(self.cw, user, role, "export", "report", a, alert_bank, address, path.name)
                 written.append(path)
             if problems:
-                audit(con, user, "report_goaml_refused", note="\n".join(problems))
-        finally:
-            con.close()
+                audit(self.cw, user, "report_goaml_refused", note="\n".join(problems))
         return written, problems
 
     @staticmethod

@@ -17,9 +17,9 @@ from casework.dispositions import decisions_frame
 from pipelines import store
 
 
-def labels_frame(con, banks: list[str] | None = None) -> tuple[pl.DataFrame, int]:
+def labels_frame(con, cw, banks: list[str] | None = None) -> tuple[pl.DataFrame, int]:
     """(labels, decisions that are no label). role: escalated | reported | dismissed:<reason>."""
-    d = decisions_frame(con, banks)
+    d = decisions_frame(cw, banks)
     decided = d.filter(pl.col("status").is_in(["escalated", "reported", "dismissed"]))
     skipped = decided.filter(pl.col("label").is_null()).height
     typ = con.sql("SELECT alert_id, arg_max(typology, created_at) AS alert_typology FROM alerts GROUP BY 1").pl()
@@ -44,9 +44,9 @@ def labels_frame(con, banks: list[str] | None = None) -> tuple[pl.DataFrame, int
     return lab, skipped
 
 
-def write_labels(con, out: str | Path, banks: list[str] | None = None) -> dict:
+def write_labels(con, cw, out: str | Path, banks: list[str] | None = None) -> dict:
     """Write the labels (CSV, or Parquet for a .parquet name) as a private file; returns the counts."""
-    lab, skipped = labels_frame(con, banks)
+    lab, skipped = labels_frame(con, cw, banks)
     path = store.private_file(out)
     if str(out).endswith(".parquet"):
         lab.write_parquet(path)

@@ -15,7 +15,7 @@ import polars as pl
 
 from casework.dispositions import decisions_frame
 from detectors.reranker import KEYS, Reranker, design
-from pipelines import store
+from pipelines.casework_db import open_casework
 from schemas.settings import Settings
 
 
@@ -23,9 +23,9 @@ class LearningError(ValueError):
     """Not enough decisions to learn from: one line saying how many there are and how many are needed."""
 
 
-def account_labels(con) -> pl.DataFrame:
+def account_labels(cw) -> pl.DataFrame:
     """bank_id, account_id, label (1/0) per decided account; a positive on any alert wins."""
-    d = decisions_frame(con).filter(pl.col("label").is_not_null())
+    d = decisions_frame(cw).filter(pl.col("label").is_not_null())
     return d.group_by(KEYS).agg(pl.col("label").max().cast(pl.Int8)).sort(KEYS)
 
 
@@ -34,11 +34,7 @@ def fit_reranker(db: str | Path, settings: Settings, models_dir: str | Path | No
     from detectors.whatif import scratch_run
 
     models_dir = Path(models_dir) if models_dir else Path(str(db) + ".models")
-    con = store.connect(db, read_only=True)
-    try:
-        labels = account_labels(con)
-    finally:
-        con.close()
+    labels = account_labels(open_casework(db))  # decisions: the casework database beside the store (or THB_CASEWORK_URL)
     s = settings.rerank
     pos = int(labels["label"].sum()) if labels.height else 0
     neg = labels.height - pos

@@ -46,8 +46,9 @@ def _firing(runs: list[tuple[str, str | None]], banks: list[str] | None) -> pl.D
     )
 
 
-def rule_stats(con, since: date | None = None, until: date | None = None, banks: list[str] | None = None) -> dict:
-    """{'period', 'runs', 'rules': {rule_id: figures}} for the successful runs whose window ends in [since, until]."""
+def rule_stats(con, cw, since: date | None = None, until: date | None = None, banks: list[str] | None = None) -> dict:
+    """{'period', 'runs', 'rules': {rule_id: figures}} for the successful runs whose window ends in [since, until].
+    `con`: the store or the page's snapshot (runs, alerts); `cw`: the casework database (decisions)."""
     runs = _runs(con, since, until)
     run_ids = [r[0] for r in runs]
     alerts = con.sql(
@@ -57,7 +58,7 @@ def rule_stats(con, since: date | None = None, until: date | None = None, banks:
            GROUP BY alert_id""",
         params=[run_ids, banks, banks],
     ).pl()
-    decisions = decisions_frame(con, banks).select("alert_id", "status", "dismiss_reason")
+    decisions = decisions_frame(cw, banks).select("alert_id", "status", "dismiss_reason")
     per_rule = (
         alerts.with_columns(pl.col("rules").list.first().alias("top"))
         .explode("rules")

@@ -109,9 +109,26 @@ def score_store(
     memory_limit: str | None = None,
     timer: Stopwatch | None = None,
     overrides: dict | None = None,
+    decisions: pl.DataFrame | None = None,
 ) -> ScoreResult:
     """Score the store's window. `config`: typed Settings, a mapping of sections or a YAML file (checked the same way);
-    `overrides` ({"window.days": 30}) go over it. A config that does not fit is a failed run, recorded with why."""
+    `overrides` ({"window.days": 30}) go over it. A config that does not fit is a failed run, recorded with why.
+    `decisions`: the investigators' decisions (casework database, pipelines/casework_db.Casework.statuses), laid over
+    the store's alert_status first so dismissed alerts are held back and escalated accounts flag their links.
+    Holds the store's write lock (a second scorer waits, bounded by store.lock_wait_seconds)."""
+    try:
+        wait = _settings(config).store.lock_wait_seconds
+    except Exception:
+        wait = None  # a config that does not fit fails inside, as a recorded run
+    with store.exclusive(db_path, "score", wait=wait):
+        return _score_store(
+            db_path, out_dir, config, models_dir, refit, mode, run_id, flow_run_id, memory_limit, timer, overrides, decisions
+        )
+
+
+def _score_store(
+    db_path, out_dir, config, models_dir, refit, mode, run_id, flow_run_id, memory_limit, timer, overrides, decisions
+):
     timer = timer or Stopwatch()
     out_dir = Path(out_dir)
     store.private_dir(out_dir)
@@ -123,6 +140,8 @@ def score_store(
     try:
         try:
             settings = _settings(config).with_overrides(**(overrides or {}))
+            if decisions is not None:
+                apply_decisions(con, decisions)
             params = json.dumps(
                 {"db": str(db_path), "out": str(out_dir), "mode": mode, "settings": settings.as_dict()}, default=str
             )
@@ -170,6 +189,18 @@ def score_store(
             raise
     finally:
         con.close()
+
+
+def apply_decisions(con, decisions: pl.DataFrame) -> None:
+    """The casework database's decisions over the store's alert_status, the copy the stages read."""
+    con.register("cw_decisions", decisions.to_arrow())
+    try:
+        con.execute("""UPDATE alert_status s SET status = d.status, dismiss_reason = d.dismiss_reason,
+                              dismissed_score = d.dismissed_score, dismissed_rules = d.dismissed_rules,
+                              reported_at = d.reported_at, report_file = d.report_file
+                       FROM cw_decisions d WHERE s.alert_id = d.alert_id""")
+    finally:
+        con.unregister("cw_decisions")
 
 
 def _settings(config) -> Settings:

@@ -81,26 +81,20 @@ def top_alerts_table(alerts: list[dict], n: int = 25) -> list[dict]:
 
 
 def typology_counts(db: str | Path, run_id: str) -> dict[str, int]:
-    con = store.connect(db)
-    try:
+    with store.writing(db, "batch") as con:
         return dict(
             con.execute("SELECT typology, count(*) FROM alerts WHERE run_id = ? GROUP BY 1 ORDER BY 1", [run_id]).fetchall()
         )
-    finally:
-        con.close()
 
 
 def previous_run(db: str | Path, run_id: str) -> str | None:
-    con = store.connect(db)
-    try:
+    with store.writing(db, "batch") as con:
         row = con.execute(
             """SELECT run_id FROM runs WHERE kind = 'score' AND run_id <> ? AND started_at <
                              (SELECT started_at FROM runs WHERE run_id = ?) ORDER BY started_at DESC LIMIT 1""",
             [run_id, run_id],
         ).fetchone()
         return row[0] if row else None
-    finally:
-        con.close()
 
 
 def run_summary_markdown(submissions: list[dict], score: dict | None, now: dict[str, int], before: dict[str, int] | None) -> str:
@@ -185,8 +179,7 @@ def record_batch_run(
 ) -> None:
     from detectors.scoring import record_run
 
-    con = store.connect(db)
-    try:
+    with store.writing(db, "batch") as con:
         sc = score or {}
         record_run(
             con,
@@ -206,5 +199,3 @@ def record_batch_run(
             outcome=outcome,
             error=error,
         )
-    finally:
-        con.close()

@@ -98,6 +98,13 @@ def _store(path: str, need: str | None = None) -> str:
     return str(p)
 
 
+def _scored_store(path: str) -> str:
+    """A store that was scored: one with a published snapshot needs no look inside (a batch may hold it right now)."""
+    from pipelines.snapshot import current
+
+    return _store(path) if Path(path).is_file() and current(path) is not None else _store(path, "alerts")
+
+
 def _lock_holder(pid: int) -> tuple[str, str]:
     """(what kind of process holds a store, what to do about it), from the holder's command line."""
     try:
@@ -134,9 +141,11 @@ def _user_error(e: BaseException) -> str | None:
     import duckdb
     import yaml
 
+    from pipelines.snapshot import NoSnapshot
+    from pipelines.store_lock import StoreBusy
     from schemas.store import StoreVersionError
 
-    if isinstance(e, (UsageError, StoreVersionError)):
+    if isinstance(e, (UsageError, StoreVersionError, StoreBusy, NoSnapshot)):
         return str(e)
     if isinstance(e, duckdb.IOException):
         m = re.search(r'lock on file "([^"]+)".*\(PID (\d+)\)', str(e))
@@ -283,22 +292,25 @@ def _settings(a):
 
 def cmd_score(a) -> int:
     from detectors.fusion import budget_lines
-    from detectors.scoring import score_store
     from detectors.timing import Progress
     from pipelines.report import print_alerts
+    from pipelines.snapshot import score_and_publish
+    from pipelines.store_lock import exclusive
 
-    _store(a.db, "transactions")
     settings = _settings(a)
-    res = score_store(
-        a.db,
-        a.out,
-        settings,
-        models_dir=a.models,
-        refit=a.refit,
-        mode=a.mode,
-        memory_limit=a.memory_limit,
-        timer=Progress(a.quiet).stopwatch("score "),
-    )
+    _store(a.db)
+    with exclusive(a.db, "score", wait=settings.store.lock_wait_seconds):  # wait for a batch before even peeking
+        _store(a.db, "transactions")
+        res = score_and_publish(
+            a.db,
+            a.out,
+            settings,
+            models_dir=a.models,
+            refit=a.refit,
+            mode=a.mode,
+            memory_limit=a.memory_limit,
+            timer=Progress(a.quiet).stopwatch("score "),
+        )
     print(
         f"run {res.run_id}: window {res.window_start:%Y-%m-%d} .. {res.window_end:%Y-%m-%d}, {res.accounts_scored} accounts scored, "
         f"{res.alerts.height} alerts ({int((res.alerts['status'] == 'new').sum()) if res.alerts.height else 0} new); "
@@ -387,16 +399,15 @@ def cmd_rules(a) -> int:
 def cmd_dispose(a) -> int:
     """An investigator's decision on one alert from the command line (the review page does the same)."""
     from casework.dispositions import DispositionError, record_disposition
-    from pipelines import store
+    from pipelines import snapshot
+    from pipelines.casework_db import open_casework
 
-    con = store.connect(_store(a.db, "alerts"))
+    snapshot.ensure(_scored_store(a.db))  # an older store's decisions move to the casework database first
     try:
-        out = record_disposition(con, a.alert, a.action, a.user, a.reason, a.note)
+        out = record_disposition(open_casework(a.db), a.alert, a.action, a.user, a.reason, a.note)
     except DispositionError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    finally:
-        con.close()
     print(f"{a.alert}: {out['previous_status']} -> {out['status']} (by {a.user})")
     return 0
 
@@ -405,7 +416,7 @@ def cmd_export_goaml(a) -> int:
     """goAML XML for escalated alerts; names files and refusals, never the identities inside them."""
     from casework.goaml import ExportError, GoamlExporter
 
-    _store(a.db, "alerts")
+    _scored_store(a.db)
     _file(a.identities, "identities file")
     entity = _settings(a).goaml.entity()
     try:
@@ -452,7 +463,7 @@ def cmd_serve(a) -> int:
     from casework.review.app import Review
     from casework.review.auth import UsersError, load_users
 
-    _store(a.db, "alerts")
+    _scored_store(a.db)
     _yaml(a.users, "users file")
     entity = _settings(a).goaml.entity()
     if a.identities:
@@ -504,6 +515,19 @@ def cmd_bench(a) -> int:
         print(f"\ntime x{sc['time_ratio']} for {sc['size_ratio']}x the transactions ({sc['from']:,} -> {sc['to']:,})")
     print(f"machine: {rep['machine']['cores']} cores, {rep['machine']['memory_gib']} GiB; figures in {rep['path']}")
     return 0
+
+
+def cmd_loadtest(a) -> int:
+    """Investigators on the review page while a batch ingests and scores (loopback only); exit 1 unless all held."""
+    from synthetic.load_test import main_json, passed, run_load_test, summary
+
+    r = run_load_test(a.work, investigators=a.investigators, accounts=a.accounts, days=a.days, max_requests=a.max_requests)
+    print(main_json(r) if a.json else summary(r))
+    for f in r["failures"]:
+        print(f"failed: {f}", file=sys.stderr)
+    if r["batch_tail"]:
+        print(f"batch: {r['batch_tail']}", file=sys.stderr)
+    return 0 if passed(r) else 1
 
 
 def cmd_status(a) -> int:
@@ -584,7 +608,12 @@ def cmd_screen(a) -> int:
     if not Path(a.db).exists():
         print(f"thb-signals screen: no store at {a.db}", file=sys.stderr)
         return 2
-    res = screen(a.db, start, end, a.themes, a.out)
+    from pipelines.snapshot import refresh
+    from pipelines.store_lock import exclusive
+
+    with exclusive(a.db, "screen"):
+        res = screen(a.db, start, end, a.themes, a.out)
+        refresh(a.db)  # the FIU pages read the screening from the published snapshot
     for line in res.theme_errors:
         print(f"not run: {line}", file=sys.stderr)
     s = res.subjects
@@ -613,12 +642,13 @@ def cmd_themes(a) -> int:
 
 def cmd_fiu_decide(a) -> int:
     from casework.dispositions import DispositionError, record_fiu_decision
-    from pipelines import store
+    from pipelines import snapshot
+    from pipelines.casework_db import open_casework
 
-    _store(a.db)
-    con = store.connect(a.db)
+    snapshot.ensure(_store(a.db))
+    con = snapshot.open_current(a.db)  # only to find the report (never the store): the decision goes to the casework database
     try:
-        out = record_fiu_decision(con, a.report, a.decision, a.user, a.typology, a.note)
+        out = record_fiu_decision(open_casework(a.db), a.report, a.decision, a.user, a.typology, a.note, reports=con)
     except DispositionError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -755,12 +785,13 @@ def cmd_rule_stats(a) -> int:
 
     from casework.rule_stats import format_stats, rule_stats
     from pipelines import store
+    from pipelines.casework_db import open_casework
 
     if not a.db:
         raise UsageError("rules --stats needs --db STORE")
     con = store.connect(_store(a.db, "alerts"), read_only=True)
     try:
-        stats = rule_stats(con, a.since, a.until, a.bank)
+        stats = rule_stats(con, open_casework(a.db), a.since, a.until, a.bank)
     finally:
         con.close()
     print(json.dumps(stats, indent=2, default=str) if a.json else format_stats(stats))
@@ -770,10 +801,11 @@ def cmd_rule_stats(a) -> int:
 def cmd_labels(a) -> int:
     from casework.labels import write_labels
     from pipelines import store
+    from pipelines.casework_db import open_casework
 
     con = store.connect(_store(a.db, "alerts"), read_only=True)
     try:
-        n = write_labels(con, a.out, a.bank)
+        n = write_labels(con, open_casework(a.db), a.out, a.bank)
     finally:
         con.close()
     print(
@@ -814,6 +846,12 @@ def build_parser() -> _Parser:
             action="store_true",
             default=argparse.SUPPRESS,
             help="show the full traceback of an error instead of one line",
+        )
+        s.add_argument(
+            "--casework-url",
+            default=argparse.SUPPRESS,
+            help="where decisions and the audit log live: a SQLAlchemy URL such as postgresql+psycopg://user@host/db "
+            "(default: THB_CASEWORK_URL, else SQLite beside the store, DB.casework.sqlite)",
         )
         s.set_defaults(func=func)
         return s
@@ -974,6 +1012,14 @@ def build_parser() -> _Parser:
     s.add_argument("--memory-limit", default=None, help="DuckDB memory_limit for the runs, e.g. 4GB")
     s.add_argument("--quiet", action="store_true", help="no progress on stderr (also when CI=true)")
 
+    s = command("loadtest", "investigators on the review page while the batch ingests and scores (loopback)", cmd_loadtest)
+    s.add_argument("--work", default="loadtest-work", help="a scratch folder (emptied first)")
+    s.add_argument("--investigators", type=_positive, default=20, help="simulated investigators (threads)")
+    s.add_argument("--accounts", type=_positive, default=4000, help="accounts in the generated extract")
+    s.add_argument("--days", type=_positive, default=60, help="days in the generated extract")
+    s.add_argument("--max-requests", type=_positive, default=400, help="requests per investigator at most")
+    s.add_argument("--json", action="store_true", help="print the figures as JSON")
+
     s = command("rules", "list the detection rules with their indicators and parameters", cmd_rules)
     add_tuning_rules_args(s)
     add_tuning_commands(command)
@@ -1014,6 +1060,8 @@ def _positive(text: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
+    if getattr(a, "casework_url", None):  # one setting for every part of this process (the batch's tasks too)
+        os.environ["THB_CASEWORK_URL"] = a.casework_url
     try:
         return a.func(a)
     except KeyboardInterrupt:
@@ -1023,7 +1071,11 @@ def main(argv: list[str] | None = None) -> int:
         line = None if a.debug else _user_error(e)
         if line is None:
             raise
-        hint = "" if isinstance(e, UsageError) or "in use by" in line else " (--debug shows the traceback)"
+        hint = (
+            ""
+            if isinstance(e, UsageError) or "in use by" in line or "being written by" in line
+            else " (--debug shows the traceback)"
+        )
         print(f"thb-signals {a.command}: error: {line}{hint}", file=sys.stderr)
         return 2
 

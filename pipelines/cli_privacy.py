@@ -11,7 +11,7 @@ import sys
 
 
 def log_purgers():
-    """The logs' own retention functions (the logs may live outside the store; see casework/access_log.py)."""
+    """The logs' own retention functions (the logs live in the casework database; see casework/access_log.py)."""
     from casework.access_log import purge_access
     from casework.dispositions import purge_audit
 
@@ -35,7 +35,7 @@ def cmd_purge(a) -> int:
     from pipelines.purge import purge
 
     db = _store(a.db)
-    res = purge(db, _settings(a), _as_of(a.as_of), a.dry_run, a.user, log_purgers())
+    res = purge(db, _settings(a), _as_of(a.as_of), a.dry_run, a.user, log_purgers(), getattr(a, "casework_url", None))
     print(res.line())
     for name, t in res.cutoffs.items():
         print(f"  {name.removesuffix('_cut')}: before {t:%Y-%m-%d %H:%M} UTC")
@@ -63,14 +63,10 @@ def cmd_rekey(a) -> int:
 def cmd_verify_audit(a) -> int:
     """One line: both logs intact, or the first broken entry (exit 1)."""
     from casework.access_log import verify
-    from pipelines import store
+    from pipelines.casework_db import open_casework
     from pipelines.cli import _store
 
-    con = store.connect(_store(a.db), read_only=True)
-    try:
-        results = verify(con)
-    finally:
-        con.close()
+    results = verify(open_casework(_store(a.db), getattr(a, "casework_url", None)))
     broken = [(name, seq, why) for name, seq, _, _, why in results if seq is not None]
     if broken:
         name, seq, why = broken[0]

@@ -39,25 +39,23 @@ def _privacy(db: Path, alerts) -> None:
     """A decision, then the checks a data-protection officer runs: the audit chain and what a purge would delete."""
     from casework.access_log import verify
     from casework.dispositions import record_disposition
+    from pipelines.casework_db import open_casework
     from pipelines.cli_privacy import log_purgers
     from pipelines.purge import purge
     from schemas.settings import Settings
 
     print("\n== 6. Privacy: the hash-chained logs and retention (thb-signals verify-audit, purge --dry-run)\n")
-    con = store.connect(db)
-    try:
-        for alert_id in alerts["alert_id"].head(2).to_list():
-            record_disposition(con, alert_id, "request_info", "demo", note="demo decision")
-        for name, broken, n, _, why in verify(con):
-            print(f"  {name}: {n} entries, " + ("chain intact" if broken is None else f"broken at entry {broken}: {why}"))
-    finally:
-        con.close()
+    cw = open_casework(db)  # decisions and both logs live in the casework database beside the store
+    for alert_id in alerts["alert_id"].head(2).to_list():
+        record_disposition(cw, alert_id, "request_info", "demo", note="demo decision")
+    for name, broken, n, _, why in verify(cw):
+        print(f"  {name}: {n} entries, " + ("chain intact" if broken is None else f"broken at entry {broken}: {why}"))
     print("  " + purge(db, Settings(), dry_run=True, user="demo", logs=log_purgers()).line())
     print("  (bookings are kept for the scoring window plus a margin; a scheduled purge deletes them: see docs/privacy.md)")
 
 
 def run_demo(out: Path, accounts: int = 20_000, seed: int = 1) -> int:
-    from detectors.scoring import score_store
+    from pipelines.snapshot import score_and_publish
     from synthetic.evaluate import evaluate, format_table
     from synthetic.generate import generate
     from synthetic.identities import write_identities
@@ -72,7 +70,7 @@ def run_demo(out: Path, accounts: int = 20_000, seed: int = 1) -> int:
         res = ingest(extracts / bank, db)
         print(f"  ingest {bank}: {res.outcome}: {res.message}")
     print("\n== 3. Scoring: rules, isolation forest, fusion\n")
-    res = score_store(db, out / "alerts")
+    res = score_and_publish(db, out / "alerts")
     print(f"  run {res.run_id}: {res.accounts_scored} accounts, {res.alerts.height} alerts -> {res.files['parquet']}\n")
     print_alerts(res.alerts, 20)
     print("\n== 4. The largest cases (connected alerts, worked once)\n")

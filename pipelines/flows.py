@@ -66,13 +66,11 @@ def _logging_stopwatch(log, prefix: str = ""):
 
 @task(retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=2), retry_condition_fn=retry_if_transient)
 def score_store_task(db: str, out: str, config: str | None, window_days: int | None, mode: str, as_of: str | None = None) -> dict:
-    from detectors.scoring import score_store
+    from pipelines.snapshot import score_and_publish
 
-    cfg, over = (
-        config,
-        {"window.days": window_days, "window.as_of": as_of},
-    )  # flow parameters override the file; a bad one fails the run
-    res = score_store(
+    # flow parameters override the file; a bad one fails the run
+    cfg, over = config, {"window.days": window_days, "window.as_of": as_of}
+    res = score_and_publish(
         db, out, cfg, mode=mode, flow_run_id=_flow_run_id(), timer=_logging_stopwatch(get_run_logger(), "score "), overrides=over
     )
     for line in res.warnings:
@@ -104,14 +102,11 @@ def _has_transactions(db: str) -> bool:
 
     if not Path(db).exists():
         return False
-    con = store.connect(db)
-    try:
+    with store.writing(db, "batch") as con:
         return bool(
             con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'transactions'").fetchone()[0]
             and con.execute("SELECT count(*) FROM transactions").fetchone()[0]
         )
-    finally:
-        con.close()
 
 
 def _ingest_all(paths: list[str], db: str, file_them: bool, require_manifest: bool = False) -> list[dict]:

@@ -163,7 +163,15 @@ def ingest(
     progress: Callable[[str], None] | None = None,
 ) -> IngestOutcome:
     """Validate and load one submission folder into the store at `db_path` (`require_manifest`: refuse one without).
-    `progress` hears rows read and checks done as they happen; the timer's `on_stage` gets each stage's time and counts."""
+    `progress` hears rows read and checks done as they happen; the timer's `on_stage` gets each stage's time and counts.
+    Holds the store's write lock (a scoring run in progress is waited for, bounded)."""
+    if not Path(db_path).parent.is_dir():  # the one-line 'no such folder' below, before any lock file is made
+        return _ingest(path, db_path, memory_limit, timer, require_manifest, progress)
+    with store.exclusive(db_path, "ingest"):
+        return _ingest(path, db_path, memory_limit, timer, require_manifest, progress)
+
+
+def _ingest(path, db_path, memory_limit, timer, require_manifest, progress) -> IngestOutcome:
     path = Path(path)
     timer = timer or Stopwatch()
     con = store.connect(db_path, memory_limit)

@@ -5,8 +5,10 @@ window plus a margin; quarantined rows briefly; dismissed alerts, their evidence
 period after the decision; escalated and reported alerts with their evidence, decisions, submissions, runs and the
 logs for the legal period (Wwft: 5 years). Evidence of an alert that is kept is kept with it. Everything happens in
 DuckDB SQL with the cut-off times bound, in one transaction: a purge happens whole or not at all, and a dry run is the
-same purge rolled back. The audit and access logs are not the store's to touch directly: the entry points hand in
-their purge functions (`LogPurger`), so the logs can live in another database.
+same purge rolled back. Decisions (alert_status, fiu_decisions) and the audit and access logs live in the casework
+database (pipelines/casework_db.py): an alert expires by its decision there, its decision row goes with it, and the
+logs are purged by their own functions (`LogPurger`, handed in by the entry points since the chain code is casework's)
+in one casework transaction, committed just before the store's (rolled back too on a dry run).
 """
 
 from __future__ import annotations
@@ -21,13 +23,15 @@ from pathlib import Path
 
 import duckdb
 
-from pipelines import store
+from pipelines import snapshot, store
+from pipelines.casework_db import Casework, open_casework
 from schemas.settings import Settings
 
-# (con, cut-off, user) -> rows deleted from that log; a purger runs inside the purge's transaction
-LogPurger = Callable[[duckdb.DuckDBPyConnection, datetime, str], tuple[str, int]]
+# (casework, cut-off, user, its transaction) -> (log, rows deleted); runs inside the purge's casework transaction
+LogPurger = Callable[[Casework, datetime, str, object], tuple[str, int]]
 
-EXPIRED_ALERTS = """SELECT alert_id FROM alert_status
+# `decided`: the casework database's alert_id, status, updated_at, registered on the store's connection by purge_store
+EXPIRED_ALERTS = """SELECT alert_id FROM decided
     WHERE (status = 'dismissed' AND updated_at < $dismissed_cut) OR (status IN ('escalated', 'reported') AND updated_at < $legal_cut)"""
 KEPT_EVIDENCE = "SELECT DISTINCT bank_id, unnest(evidence) AS txn_id FROM alerts"
 
@@ -109,6 +113,10 @@ def _params(sql: str, cuts: dict[str, datetime]) -> dict[str, datetime]:
     return {k: v for k, v in cuts.items() if re.search(rf"\${k}\b", sql)}
 
 
+class _DryRun(Exception):
+    """Rolls the casework transaction back after counting."""
+
+
 def purge_store(
     con: duckdb.DuckDBPyConnection,
     settings: Settings,
@@ -116,19 +124,36 @@ def purge_store(
     dry_run: bool = False,
     user: str = "purge",
     logs: Sequence[LogPurger] = (),
+    cw: Casework | None = None,
 ) -> PurgeResult:
-    """Delete every expired row (RULES, then the logs through `logs`) in one transaction; record it unless a dry run."""
+    """Delete every expired row (RULES, then the casework database's decisions and logs) in one transaction per
+    database; record it unless a dry run. Without `cw` the store's own copy of the decisions decides (no logs)."""
     as_of = as_of or datetime.now(timezone.utc)
     cuts = cutoffs(settings, as_of)
     res = PurgeResult(uuid.uuid4().hex[:12], dry_run, cuts)
+    if cw is not None:
+        con.register("cw_decided", cw.status_times().to_arrow())
+        con.execute("CREATE OR REPLACE TEMP VIEW decided AS SELECT alert_id, status, updated_at FROM cw_decided")
+    else:
+        con.execute("CREATE OR REPLACE TEMP VIEW decided AS SELECT alert_id, status, updated_at FROM main.alert_status")
     con.execute("BEGIN TRANSACTION")
     try:
+        expired = [r[0] for r in con.execute(EXPIRED_ALERTS, _params(EXPIRED_ALERTS, cuts)).fetchall()]
         for rule in RULES:
             sql = f"DELETE FROM {rule.table} WHERE {rule.where}"
             res.deleted[rule.table] = con.execute(sql, _params(sql, cuts)).fetchall()[0][0]
-        for purger in logs:
-            table, n = purger(con, cuts["legal_cut"], user)
-            res.deleted[table] = n
+        if cw is not None:
+            try:
+                with cw.tx() as c:
+                    res.deleted["casework_alert_status"] = cw.delete_alerts(c, expired)
+                    res.deleted["casework_fiu_decisions"] = cw.delete_fiu_decisions(c, cuts["legal_cut"])
+                    for purger in logs:
+                        table, n = purger(cw, cuts["legal_cut"], user, c)
+                        res.deleted[table] = n
+                    if dry_run:
+                        raise _DryRun
+            except _DryRun:
+                pass
         if dry_run:
             con.execute("ROLLBACK")
             return res
@@ -140,6 +165,10 @@ def purge_store(
     except BaseException:
         con.execute("ROLLBACK")
         raise
+    finally:
+        con.execute("DROP VIEW IF EXISTS decided")
+        if cw is not None:
+            con.unregister("cw_decided")
     return res
 
 
@@ -150,9 +179,18 @@ def purge(
     dry_run: bool = False,
     user: str = "purge",
     logs: Sequence[LogPurger] = (),
+    casework_url: str | None = None,
 ) -> PurgeResult:
-    con = store.connect(db)
-    try:
-        return purge_store(con, settings, as_of, dry_run, user, logs)
-    finally:
-        con.close()
+    """Purge a store and its casework database (beside it, or at `casework_url`), under the store's write lock."""
+    from pipelines.store_lock import exclusive
+
+    with exclusive(db, "purge"):
+        con = store.connect(db)
+        try:
+            res = purge_store(con, settings, as_of, dry_run, user, logs, open_casework(db, casework_url))
+            if not dry_run and snapshot.current(db) is not None:  # the page's copy forgets what the store forgot
+                keep = snapshot.publish(con, db)
+                snapshot.prune(db, keep={keep.name})
+            return res
+        finally:
+            con.close()

@@ -5,8 +5,10 @@ the chain, so the new id of anything is the new key's HMAC of its old id: the st
 every pseudonym column below, and banks pseudonymising with the longer chain produce the same ids from the raw
 identifiers. The same account therefore keeps one id across tables and across submissions before and after the
 rotation. Everything runs in DuckDB SQL (the key's pads bound), in one transaction, recorded in `key_versions`.
-The decision and access logs are not rewritten (rewriting them would break their hash chain); their entries keep the
-ids of their time, and the alert ids that link them to alerts do not depend on the key.
+The casework database's `alert_status.account_id` is re-keyed in the same way (its transaction commits just before
+the store's), and the review snapshot is published again. The decision and access logs are not rewritten (rewriting
+them would break their hash chain); their entries keep the ids of their time, and the alert ids that link them to
+alerts do not depend on the key.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 import duckdb
 
 from pipelines import store
+from pipelines.casework_db import Casework, open_casework
 from pipelines.pseudonymise import key_id, pad_params, read_key, sql_pseudonym
 from schemas.contract import PSEUDONYMISED
 
@@ -70,7 +73,9 @@ def _statements() -> list[tuple[str, str]]:
     return out
 
 
-def rekey_store(con: duckdb.DuckDBPyConnection, old_key: tuple[bytes, ...], new_key: tuple[bytes, ...], user: str) -> dict:
+def rekey_store(
+    con: duckdb.DuckDBPyConnection, old_key: tuple[bytes, ...], new_key: tuple[bytes, ...], user: str, cw: Casework | None = None
+) -> dict:
     """Apply the new key to every stored pseudonym, in one transaction; refuses a store that is not under the old key."""
     old_id, new_id = key_id(old_key), key_id(new_key)
     if old_id == new_id:
@@ -85,6 +90,15 @@ def rekey_store(con: duckdb.DuckDBPyConnection, old_key: tuple[bytes, ...], new_
         for table, sql in _statements():
             n = con.execute(sql, params).fetchall()[0][0]
             counts[table] = max(counts.get(table, 0), n)
+        if cw is not None:  # the decisions' copy of the account ids, computed by the same SQL
+            con.register("cw_ids", cw.statuses().select("alert_id", "account_id").to_arrow())
+            try:
+                ids = con.execute(
+                    f"SELECT alert_id, {sql_pseudonym('account_id')} FROM cw_ids WHERE account_id IS NOT NULL", params
+                ).fetchall()
+            finally:
+                con.unregister("cw_ids")
+            counts["casework_alert_status"] = cw.set_account_ids(ids)
         con.execute("INSERT INTO key_versions VALUES (?, ?, ?, now(), ?)", [new_id, found or old_id, user, json.dumps(counts)])
         con.execute("COMMIT")
     except BaseException:
@@ -96,9 +110,17 @@ def rekey_store(con: duckdb.DuckDBPyConnection, old_key: tuple[bytes, ...], new_
 def rekey(db: str | Path, old_key_file: str | Path, new_key_file: str | Path, user: str = "rekey") -> dict:
     """The old key file holds the store's current key (chain); the new key file the chain with the new key last, or
     just the new key. Either way the new key (the last line) is applied."""
+    from pipelines import snapshot
+    from pipelines.store_lock import exclusive
+
     old_key, new_key = read_key(old_key_file), read_key(new_key_file)
-    con = store.connect(db)
-    try:
-        return rekey_store(con, old_key, new_key, user)
-    finally:
-        con.close()
+    with exclusive(db, "rekey"):
+        con = store.connect(db)
+        try:
+            out = rekey_store(con, old_key, new_key, user, open_casework(db))
+            if snapshot.current(db) is not None:  # the page's copy carries the new ids only
+                keep = snapshot.publish(con, db)
+                snapshot.prune(db, keep={keep.name})
+            return out
+        finally:
+            con.close()

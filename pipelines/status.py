@@ -7,6 +7,7 @@ says so in one line instead of waiting or failing with a traceback.
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import datetime, timezone
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 import duckdb
 
 from detectors.scoring import mask_identifiers
-from pipelines import store
+from pipelines import casework_db, store
 from pipelines.batch import PROCESSED, REJECTED
 
 WORKED = ("open", "info_requested", "escalated")  # alert states someone still has to act on
@@ -140,6 +141,9 @@ def store_status(db: str | Path, inbox: str | Path | None = None, last_runs: int
                 FROM submissions ORDER BY loaded_at DESC LIMIT 5""").fetchall()
             ]
         if "alert_status" in tables:
+            cw_path = casework_db.default_path(db)
+            if os.environ.get("THB_CASEWORK_URL") or cw_path.exists():  # decisions live there: the store's copy lags a run
+                con.register("alert_status", casework_db.open_casework(db).statuses().to_arrow())
             out["alerts_open"] = con.execute(
                 """
                 SELECT bank_id, count(*) FILTER (status = 'open'), count(*) FILTER (status = 'info_requested'),

@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import re
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
 
+from pipelines.store_lock import StoreBusy, exclusive  # noqa: F401  (the write lock, re-exported for detectors)
 from schemas.store import check_version, migrate
 
 DEFAULT_MEMORY_LIMIT = "3GB"  # DuckDB spills past this; keeps a 10M-row run near 4 GiB of RSS on any machine
@@ -71,3 +73,14 @@ def peek(db_path: str | Path) -> duckdb.DuckDBPyConnection:
     """A read-only look at a store of any schema version, without upgrading or checking it: for `status` and the
     command line's checks that a store exists and was scored, which must work on old stores too."""
     return duckdb.connect(str(db_path), read_only=True)
+
+
+@contextmanager
+def writing(db_path: str | Path, what: str, memory_limit: str | None = None):
+    """A writable connection held under the store's write lock (pipelines/store_lock.py), closed after."""
+    with exclusive(db_path, what):
+        con = connect(db_path, memory_limit)
+        try:
+            yield con
+        finally:
+            con.close()

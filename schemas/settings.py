@@ -147,6 +147,16 @@ class RetentionSettings(_Section):
         return self
 
 
+class StoreSettings(_Section):
+    lock_wait_seconds: float | None = Field(
+        None,
+        ge=0,
+        le=86_400,
+        description="a scoring run that finds the store being written waits this long, then says who holds it "
+        "(unset: THB_STORE_LOCK_WAIT, else 300 s)",
+    )
+
+
 class Settings(_Section):
     window: WindowSettings = WindowSettings()
     rules: RuleSettings = RuleSettings()
@@ -161,6 +171,7 @@ class Settings(_Section):
     rerank: RerankSettings = RerankSettings()
     goaml: GoamlSettings = GoamlSettings()
     retention: RetentionSettings = RetentionSettings()
+    store: StoreSettings = StoreSettings()
 
     def as_dict(self) -> dict:
         """What a run records: every value it used, defaults included."""

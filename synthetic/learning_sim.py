@@ -25,9 +25,10 @@ import polars as pl
 
 from casework.dispositions import record_disposition
 from casework.learning import LearningError, fit_reranker
-from detectors.scoring import score_store
 from pipelines import store
+from pipelines.casework_db import open_casework
 from pipelines.ingest import ingest
+from pipelines.snapshot import score_and_publish
 from schemas.settings import Settings
 from synthetic.generate import generate
 
@@ -84,7 +85,7 @@ def play(
     for m in range(1, months + 1):
         as_of = first + timedelta(days=window_days * m - 1)
         s = settings_for(as_of, window_days, learn)
-        res = score_store(db, arm / f"month{m}", s, models_dir=models)
+        res = score_and_publish(db, arm / f"month{m}", s, models_dir=models)  # alerts handed to the casework database
         todo = (
             res.alerts.sort("rank")
             .join(decided, on=KEYS, how="anti", maintain_order="left")
@@ -94,13 +95,10 @@ def play(
         )
         precision = float(todo["positive"].sum()) / k
         wrong = rng.random(todo.height) < flip
-        con = store.connect(db)
-        try:
-            for alert_id, positive, err in zip(todo["alert_id"], todo["positive"], wrong):  # k investigators' decisions
-                escalate = bool(positive) != bool(err)
-                record_disposition(con, alert_id, "escalate" if escalate else "dismiss", "sim", None if escalate else "explained")
-        finally:
-            con.close()
+        cw = open_casework(db)
+        for alert_id, positive, err in zip(todo["alert_id"], todo["positive"], wrong):  # k investigators' decisions
+            escalate = bool(positive) != bool(err)
+            record_disposition(cw, alert_id, "escalate" if escalate else "dismiss", "sim", None if escalate else "explained")
         decided = pl.concat([decided, todo.select(KEYS)])
         model = None
         if learn:

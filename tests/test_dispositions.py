@@ -1,23 +1,19 @@
 """Investigator decisions: state changes with their audit entries, dismissals that stick, escalations that propagate."""
 
-import duckdb
 import polars as pl
 import pytest
 
 from casework.dispositions import DispositionError, mark_reported, record_disposition
-from detectors.scoring import score_store
-from pipelines import store
+from pipelines.casework_db import open_casework
 from pipelines.cli import main
+from pipelines.snapshot import score_and_publish as score_store
 from tests.book import Book
 from tests.test_network import _ring
 
 
 def _status(db, alert_id):
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute("SELECT status FROM alert_status WHERE alert_id = ?", [alert_id]).fetchone()[0]
-    finally:
-        con.close()
+    """Decisions live in the casework database beside the store."""
+    return open_casework(db).statuses().filter(pl.col("alert_id") == alert_id)["status"][0]
 
 
 def _alert_of(res, account):
@@ -38,19 +34,16 @@ def ring(tmp_path):
 def test_decisions_change_state_and_are_audited(ring):
     tmp, db, res = ring
     alert = _alert_of(res, "v1")
-    con = store.connect(db)
-    try:
-        with pytest.raises(DispositionError, match="needs a reason"):
-            record_disposition(con, alert, "dismiss", "ann")
-        with pytest.raises(DispositionError, match="needs a note"):
-            record_disposition(con, alert, "dismiss", "ann", reason="other")
-        record_disposition(con, alert, "request_info", "ann", note="ask for the tenancy contract")
-        record_disposition(con, alert, "escalate", "bob")
-        with pytest.raises(DispositionError, match="is escalated"):
-            record_disposition(con, alert, "dismiss", "ann", reason="explained")
-        log = con.sql("SELECT user_name, action, previous_status, new_status, note FROM audit_log ORDER BY logged_at").fetchall()
-    finally:
-        con.close()
+    con = open_casework(db)
+    with pytest.raises(DispositionError, match="needs a reason"):
+        record_disposition(con, alert, "dismiss", "ann")
+    with pytest.raises(DispositionError, match="needs a note"):
+        record_disposition(con, alert, "dismiss", "ann", reason="other")
+    record_disposition(con, alert, "request_info", "ann", note="ask for the tenancy contract")
+    record_disposition(con, alert, "escalate", "bob")
+    with pytest.raises(DispositionError, match="is escalated"):
+        record_disposition(con, alert, "dismiss", "ann", reason="explained")
+    log = con.audit_rows().select("user_name", "action", "previous_status", "new_status", "note").rows()
     assert log == [
         ("ann", "request_info", "open", "info_requested", "ask for the tenancy contract"),
         ("bob", "escalate", "info_requested", "escalated", None),
@@ -61,11 +54,7 @@ def test_decisions_change_state_and_are_audited(ring):
 def test_an_escalated_account_lifts_the_accounts_linked_to_it(ring):
     tmp, db, res = ring
     assert "NET_LINKED_TO_REPORTED" not in set(res.alerts.explode("rules")["rules"].to_list())
-    con = store.connect(db)
-    try:
-        record_disposition(con, _alert_of(res, "ctrl"), "escalate", "bob")
-    finally:
-        con.close()
+    record_disposition(open_casework(db), _alert_of(res, "ctrl"), "escalate", "bob")
     again = score_store(db, tmp / "out2", models_dir=tmp / "m")
     hits = again.alerts.filter(pl.col("rules").list.contains("NET_LINKED_TO_REPORTED"))
     # v1 and v2 paid the escalated controller and gain score; the friend's one EUR 700 payment is a link too,
@@ -79,11 +68,7 @@ def test_an_escalated_account_lifts_the_accounts_linked_to_it(ring):
     # the escalated alert itself is still the same alert, still escalated
     assert _status(db, _alert_of(res, "ctrl")) == "escalated" and _alert_of(again, "ctrl") == _alert_of(res, "ctrl")
     # and it keeps lifting its links once its FIU report is written
-    con = store.connect(db)
-    try:
-        mark_reported(con, _alert_of(res, "ctrl"), "bob", "goaml-x.xml")
-    finally:
-        con.close()
+    mark_reported(open_casework(db), _alert_of(res, "ctrl"), "bob", "goaml-x.xml")
     third = score_store(db, tmp / "out3", models_dir=tmp / "m")
     assert {"v1", "v2"} <= set(third.alerts.filter(pl.col("rules").list.contains("NET_LINKED_TO_REPORTED"))["account_id"])
 

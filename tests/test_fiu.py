@@ -14,6 +14,7 @@ from casework.fiu.disseminate import disseminate
 from casework.fiu.screen import ScreenError, parse_period, screen
 from casework.fiu.themes import ThemeError, create_period_view, load_theme, load_themes, run_theme
 from pipelines import store
+from pipelines.casework_db import open_casework
 from pipelines.cli import main
 from synthetic.evaluate import evaluate_subjects
 from synthetic.fiu import COLUMNS, generate_fiu
@@ -328,9 +329,10 @@ def test_decide_and_disseminate_twice(tmp_path):
     assert main(["fiu-decide", "--db", str(db), "--report", "R0009", "--decision", "not_suspicious", "--user", "fiona"]) == 0
     assert main(["fiu-decide", "--db", str(db), "--report", "NOPE", "--decision", "not_suspicious", "--user", "fiona"]) == 2
     con = store.connect(db)
+    cw = open_casework(db)  # decisions and the audit log live in the casework database
     with pytest.raises(DispositionError, match="typology"):
-        record_fiu_decision(con, "R0003", "suspicious", "fiona")
-    assert con.execute("SELECT count(*) FROM audit_log WHERE action LIKE 'fiu_%'").fetchall()[0][0] == 4
+        record_fiu_decision(cw, "R0003", "suspicious", "fiona", reports=con)
+    assert cw.audit_rows().filter(pl.col("action").str.starts_with("fiu_")).height == 4
     con.close()
     ids = tmp_path / "identities.csv"
     ids.write_text("pseudonymous_id,first_name,last_name,phone,account\nrecv,Chidi,Okafor,0612345678,NL00SYNT0000000001\n")
@@ -348,7 +350,7 @@ def test_decide_and_disseminate_twice(tmp_path):
     assert "Okafor" in (folder / "summary.html").read_text() and "Questions" in (folder / "request_FIU_NG.md").read_text()
     assert disseminate(db, out, "fiona") == []  # nothing new
     con = store.connect(db)
-    record_fiu_decision(con, "R0003", "suspicious", "fiona", "cross_border")
+    record_fiu_decision(open_casework(db), "R0003", "suspicious", "fiona", "cross_border", reports=con)
     con.close()
     again = disseminate(db, out, "fiona")  # only the newly declared report, not pseudonymised away
     assert len(again) == 1 and again[0]["reports"] == 1
@@ -425,10 +427,11 @@ def exported(tmp_path_factory):
     root = tmp_path_factory.mktemp("goaml_in")
     db = generated_store(root, accounts=2000, days=45)
     res = score_store(db, root / "out", models_dir=root / "m")
-    con = store.connect(db)
+    from pipelines.snapshot import ensure
+
+    ensure(db)  # the scored alerts handed to the casework database, a snapshot published
     for a in res.alerts.sort("rank")["alert_id"].head(3).to_list():
-        record_disposition(con, a, "escalate", "bob")
-    con.close()
+        record_disposition(open_casework(db), a, "escalate", "bob")
     ids = write_identities(db, root / "identities.csv")
     written, refused = GoamlExporter(db, ids, load_settings(CONFIG).goaml.entity()).export(root / "xml", "bob", escalated=True)
     assert written and not refused
@@ -540,8 +543,6 @@ def test_fiu_queue_on_the_review_site(tmp_path):
     )
     assert forged.status_code == 403
     assert ann.post("/fiu/reports/R0001/decision", data={"csrf": "x", "decision": "suspicious"}).status_code in (403, 404)
-    con = store.connect(db)
-    assert con.execute("SELECT report_id, decision, user_name FROM fiu_decisions").fetchall() == [
+    assert open_casework(db).fiu_decisions().select("report_id", "decision", "user_name").rows() == [
         ("R0000", "suspicious", "fiona")
     ]
-    con.close()

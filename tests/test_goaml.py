@@ -3,16 +3,16 @@
 import re
 from pathlib import Path
 
-import duckdb
 import polars as pl
 import pytest
 from lxml import etree
 
 from casework.dispositions import record_disposition
 from casework.goaml import MAPPING, XSD, GoamlExporter, indicator_codes, load_mapping
-from detectors.scoring import score_store
 from pipelines import store
+from pipelines.casework_db import open_casework
 from pipelines.cli import main
+from pipelines.snapshot import score_and_publish as score_store
 from schemas.settings import load_settings
 from synthetic.identities import write_identities
 from tests.conftest import generated_store
@@ -31,14 +31,17 @@ def escalated(tmp_path_factory):
     db = generated_store(root)
     res = score_store(db, root / "out", models_dir=root / "m")
     best = res.alerts.sort("rank").unique("typology", keep="first").filter(pl.col("typology").is_in(TYPOLOGIES))
-    con = store.connect(db)
-    try:
-        for a in best["alert_id"].to_list():
-            record_disposition(con, a, "escalate", "bob")
-    finally:
-        con.close()
+    for a in best["alert_id"].to_list():
+        record_disposition(open_casework(db), a, "escalate", "bob")
     ids = write_identities(db, root / "identities.csv")
     return root, db, best, ids
+
+
+def _force_escalated(db, alert):
+    """Back to escalated (an earlier test reported it); decisions live in the casework database."""
+    cw = open_casework(db)
+    with cw.tx() as c:
+        cw.set_status(c, alert, status="escalated")
 
 
 def _exporter(db, ids):
@@ -94,14 +97,10 @@ def test_reports_for_each_typology_validate_and_are_recorded(escalated, tmp_path
         assert "escalated by bob" in doc.findtext("reason") and "xq-exporter" not in doc.findtext(
             "reason"
         )  # who decided, from the audit
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        rec = con.execute(
-            """SELECT count(*), count(DISTINCT report_file) FROM alert_status WHERE status = 'reported'"""
-        ).fetchone()
-        log = con.execute("SELECT count(*) FROM audit_log WHERE action = 'report_goaml'").fetchone()[0]
-    finally:
-        con.close()
+    cw = open_casework(db)
+    reported = cw.statuses().filter(pl.col("status") == "reported")
+    rec = (reported.height, reported["report_file"].n_unique())
+    log = cw.audit_rows().filter(pl.col("action") == "report_goaml").height
     assert rec == (best.height, best.height) and log == best.height
 
 
@@ -110,7 +109,7 @@ def test_one_report_maps_the_amounts_and_parties_of_a_transaction(escalated, tmp
     con = store.connect(db)
     try:
         alert = best.filter(pl.col("typology") == "labour_exploitation")["alert_id"][0]
-        con.execute("UPDATE alert_status SET status = 'escalated' WHERE alert_id = ?", [alert])
+        _force_escalated(db, alert)
         first = con.execute(
             """SELECT t.txn_id, t.amount_eur, t.direction FROM transactions t
                                WHERE t.txn_id = (SELECT evidence[1] FROM alerts WHERE alert_id = ? LIMIT 1)""",
@@ -131,7 +130,7 @@ def test_a_missing_identity_field_names_it_and_writes_nothing(escalated, tmp_pat
     con = store.connect(db)
     try:
         alert = best["alert_id"][0]
-        con.execute("UPDATE alert_status SET status = 'escalated' WHERE alert_id = ?", [alert])
+        _force_escalated(db, alert)
         holder = con.execute("SELECT customer_id FROM accounts WHERE account_id = ?", [best["account_id"][0]]).fetchone()[0]
     finally:
         con.close()
@@ -167,7 +166,7 @@ def test_missing_field_message_lists_fields_per_alert(escalated, tmp_path):
     con = store.connect(db)
     try:
         alert = best["alert_id"][0]
-        con.execute("UPDATE alert_status SET status = 'escalated' WHERE alert_id = ?", [alert])
+        _force_escalated(db, alert)
     finally:
         con.close()
     table = pl.read_csv(ids, infer_schema_length=0).filter(pl.col("pseudonymous_id") != best["account_id"][0])
@@ -179,11 +178,7 @@ def test_missing_field_message_lists_fields_per_alert(escalated, tmp_path):
 
 def test_only_escalated_alerts_are_reported(escalated, tmp_path):
     root, db, best, ids = escalated
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        other = con.execute("SELECT alert_id FROM alert_status WHERE status = 'open' LIMIT 1").fetchone()[0]
-    finally:
-        con.close()
+    other = open_casework(db).statuses().filter(pl.col("status") == "open")["alert_id"][0]
     code = main(
         [
             "export-goaml",
@@ -229,15 +224,17 @@ def test_no_or_the_example_reporting_entity_is_refused_in_one_line(escalated, tm
 def test_a_case_is_one_report_with_its_escalated_accounts_and_a_bank_reports_its_own(escalated, tmp_path):
     root, db, best, ids = escalated
     con = store.connect(db)
+    cw = open_casework(db)
     try:
+        con.register("decided", cw.statuses().to_arrow())  # decisions live in the casework database
         case = con.execute(
             """WITH l AS (SELECT * FROM alerts QUALIFY row_number() OVER (PARTITION BY alert_id ORDER BY created_at DESC) = 1)
-               SELECT l.case_id FROM l JOIN alert_status s USING (alert_id) GROUP BY 1
+               SELECT l.case_id FROM l JOIN decided s USING (alert_id) GROUP BY 1
                HAVING count(DISTINCT l.bank_id) = 2 AND bool_and(s.status = 'open') ORDER BY count(*) DESC LIMIT 1"""
         ).fetchall()[0][0]
         members = con.execute("SELECT alert_id, bank_id FROM alerts WHERE case_id = ? GROUP BY ALL ORDER BY 1", [case]).fetchall()
         for alert_id, _ in members:
-            record_disposition(con, alert_id, "escalate", "carol")
+            record_disposition(cw, alert_id, "escalate", "carol")
     finally:
         con.close()
     written, refused = _exporter(db, ids).export(tmp_path / "one", "eve", case=case, bank="BANK_A")

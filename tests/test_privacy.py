@@ -12,6 +12,7 @@ import pytest
 from casework import audit_chain, dispositions
 from casework.access_log import log_access, verify
 from pipelines import store
+from pipelines.casework_db import open_casework
 from pipelines.cli import main
 from pipelines.cli_privacy import log_purgers
 from pipelines.ingest import ingest
@@ -84,24 +85,34 @@ def _at(monkeypatch, when: datetime):
         def now(cls, tz=None):
             return when
 
-    monkeypatch.setattr(dispositions, "datetime", Clock)
     import casework.access_log as access_log
+    import pipelines.casework_db as casework_db
+
+    monkeypatch.setattr(casework_db, "now", lambda: when)
 
     monkeypatch.setattr(access_log, "datetime", Clock)
+
+
+def _casework(con, db):
+    """The decisions _fill wrote the old way (in the store) moved to the casework database, where they live now."""
+    cw = open_casework(db)
+    cw.import_store(con)
+    return cw
 
 
 def test_purge_deletes_expired_rows_and_nothing_else(tmp_path, monkeypatch):
     db = tmp_path / "s.duckdb"
     con = store.connect(db)
     _fill(con)
+    cw = _casework(con, db)
+    con.close()
     _at(monkeypatch, _t("2024-01-01"))
     for i in range(3):
-        dispositions.audit(con, "ann", "escalate", f"old{i}")
-        log_access(con, "ann", "investigator", "view", "alert", f"old{i}")
+        dispositions.audit(cw, "ann", "escalate", f"old{i}")
+        log_access(cw, "ann", "investigator", "view", "alert", f"old{i}")
     _at(monkeypatch, _t("2031-01-01"))
-    dispositions.audit(con, "ann", "escalate", "A_rep")
-    log_access(con, "ann", "investigator", "view", "alert", "A_rep")
-    con.close()
+    dispositions.audit(cw, "ann", "escalate", "A_rep")
+    log_access(cw, "ann", "investigator", "view", "alert", "A_rep")
     monkeypatch.undo()
 
     res = purge(db, parse_settings({}), AS_OF, user="dpo", logs=log_purgers())
@@ -114,10 +125,12 @@ def test_purge_deletes_expired_rows_and_nothing_else(tmp_path, monkeypatch):
         assert _ids(con, "cases", "case_id") == ["C-A_dis_new", "C-A_open_old", "C-A_rep"]
         assert _ids(con, "quarantine", "reason") == ["keep"]
         assert _ids(con, "submissions", "submission_id") == ["s_new", "s_old"]
+        # decisions of the expired alerts went with them (casework database)
+        assert sorted(cw.statuses()["alert_id"]) == ["A_dis_new", "A_open_old", "A_rep"]
         # the logs lost their three 2024 entries and gained a purge entry each; both chains still verify
-        assert [r[0] for r in con.execute("SELECT alert_id FROM audit_log ORDER BY seq").fetchall()] == ["A_rep", None]
-        assert _ids(con, "access_log", "action") == ["purge_log", "view"]
-        assert all(broken is None for _, broken, *_ in verify(con))
+        assert cw.audit_rows().sort("seq")["alert_id"].to_list() == ["A_rep", None]
+        assert sorted(cw.access_entries()["action"]) == ["purge_log", "view"]
+        assert all(broken is None for _, broken, *_ in verify(cw))
         record = con.execute("SELECT dry_run, user_name, deleted FROM purge_log").fetchall()
         assert len(record) == 1 and record[0][:2] == (False, "dpo")
         deleted = json.loads(record[0][2])
@@ -139,7 +152,10 @@ def test_purge_dry_run_counts_and_changes_nothing(tmp_path, capsys):
     db = tmp_path / "s.duckdb"
     con = store.connect(db)
     _fill(con)
+    cw = _casework(con, db)
+    dispositions.audit(cw, "ann", "escalate", "A_rep")
     before = {r.table: con.execute(f"SELECT count(*) FROM {r.table}").fetchall()[0][0] for r in RULES}
+    cw_before = cw.counts()
     con.close()
     assert main(["purge", "--db", str(db), "--dry-run", "--as-of", "2031-06-30"]) == 0
     out = capsys.readouterr().out
@@ -147,7 +163,7 @@ def test_purge_dry_run_counts_and_changes_nothing(tmp_path, capsys):
     con = store.connect(db)
     try:
         after = {r.table: con.execute(f"SELECT count(*) FROM {r.table}").fetchall()[0][0] for r in RULES}
-        assert after == before
+        assert after == before and cw.counts() == cw_before
         assert con.execute("SELECT count(*) FROM purge_log").fetchall()[0][0] == 0
     finally:
         con.close()
@@ -169,25 +185,23 @@ def test_retention_settings_refuse_what_the_law_or_sense_does_not_allow(retentio
 
 def test_an_altered_old_audit_entry_is_caught_at_its_sequence_number(tmp_path, capsys):
     db = tmp_path / "s.duckdb"
-    con = store.connect(db)
+    store.connect(db).close()
+    cw = open_casework(db)  # the logs live in the casework database beside the store
     for i in range(5):
-        dispositions.audit(con, "ann", "dismiss", f"a{i}", "B", f"acc{i}", "open", "dismissed", "explained")
-        log_access(con, "ann", "investigator", "view", "alert", f"a{i}", "B", "127.0.0.1")
-    con.close()
+        dispositions.audit(cw, "ann", "dismiss", f"a{i}", "B", f"acc{i}", "open", "dismissed", "explained")
+        log_access(cw, "ann", "investigator", "view", "alert", f"a{i}", "B", "127.0.0.1")
     assert main(["verify-audit", "--db", str(db)]) == 0
     assert "intact: audit_log 5 entries, access_log 5 entries" in capsys.readouterr().out
 
-    con = store.connect(db)  # someone rewrites history: entry 2 was a dismissal by bob, not ann
-    con.execute("UPDATE audit_log SET user_name = 'bob' WHERE seq = 2")
-    con.close()
+    with cw.engine.begin() as c:  # someone rewrites history: entry 2 was a dismissal by bob, not ann
+        c.exec_driver_sql("UPDATE audit_log SET user_name = 'bob' WHERE seq = 2")
     assert main(["verify-audit", "--db", str(db)]) == 1
     out = capsys.readouterr().out.strip()
     assert out == f"{db}: audit_log broken at entry 2: its content was changed after it was written"
 
-    con = store.connect(db)  # put it back, then delete an access entry in the middle
-    con.execute("UPDATE audit_log SET user_name = 'ann' WHERE seq = 2")
-    con.execute("DELETE FROM access_log WHERE seq = 3")
-    con.close()
+    with cw.engine.begin() as c:  # put it back, then delete an access entry in the middle
+        c.exec_driver_sql("UPDATE audit_log SET user_name = 'ann' WHERE seq = 2")
+        c.exec_driver_sql("DELETE FROM access_log WHERE seq = 3")
     assert main(["verify-audit", "--db", str(db)]) == 1
     assert "access_log broken at entry 4: entry 3 is missing or out of order" in capsys.readouterr().out
 
@@ -234,6 +248,13 @@ def test_rekey_keeps_links_across_the_rotation(tmp_path, capsys):
         [pseudonym("NL91ABNA0417164300", k1.read_bytes().strip()), json.dumps({"account_id": "X", "amount": "1"})],
     )
     con.close()
+    first = tx["account_id"][0]  # a decision on an alert: its account id lives in the casework database too
+    cw = open_casework(db)
+    cw.sync_alerts(
+        pl.DataFrame(
+            {"alert_id": ["A1"], "bank_id": ["B"], "account_id": [pseudonym(first, k1.read_bytes().strip())]}
+        ).with_columns(pl.lit(0.5).alias("last_score"), pl.lit(["R"]).alias("rules"))
+    )
 
     assert main(["rekey", "--db", str(db), "--old-key-file", str(k2), "--new-key-file", str(k1)]) == 2
     assert "not the old key given" in capsys.readouterr().err
@@ -247,6 +268,7 @@ def test_rekey_keeps_links_across_the_rotation(tmp_path, capsys):
     assert ingest(after, db).outcome == "loaded"
 
     keys = (b"partners-shared-key-0001", b"the-rotated-partners-key-0002")
+    assert cw.statuses()["account_id"].to_list() == [pseudonym(first, keys)] and out["rows"]["casework_alert_status"] == 1
     con = store.connect(db)
     try:
         ids = {r[0] for r in con.execute("SELECT DISTINCT account_id FROM transactions").fetchall()}
@@ -286,8 +308,9 @@ def test_purge_of_an_old_store_keeps_the_unchained_entries_counted(tmp_path, cap
     con.execute(
         "INSERT INTO audit_log (event_id, logged_at, user_name, action) VALUES ('e0', ?, 'ann', 'escalate')", [_t("2026-01-01")]
     )
-    dispositions.audit(con, "ann", "escalate", "a1")
+    cw = _casework(con, db)  # the old store's unchained entry moves over as it is
     con.close()
+    dispositions.audit(cw, "ann", "escalate", "a1")
     assert main(["verify-audit", "--db", str(db)]) == 0
     assert "audit_log 1 entries (+1 from before the chain)" in capsys.readouterr().out
     now = datetime.now(timezone.utc)
@@ -322,8 +345,7 @@ def test_the_weekly_purge_deployment_runs_the_purge_flow(tmp_path):
         con.close()
 
 
-def test_the_record_of_processing_lists_every_table_and_column_of_the_store(tmp_path):
-    text = (SAMPLES.parent / "docs" / "privacy.md").read_text(encoding="utf-8")
+def _documented(text: str) -> dict[str, list[str]]:
     documented: dict[str, list[str]] = {}
     table = None
     for line in text.splitlines():
@@ -331,6 +353,16 @@ def test_the_record_of_processing_lists_every_table_and_column_of_the_store(tmp_
             table = documented.setdefault(m.group(1), [])
         elif table is not None and (m := re.match(r"\| `(\w+)` \| (.+?) \|$", line)):
             table.append(m.group(1))
+    return documented
+
+
+def test_the_record_of_processing_lists_every_table_and_column_of_the_store_and_the_casework_database(tmp_path):
+    import sqlalchemy
+
+    from pipelines.casework_db import open_casework
+
+    text = (SAMPLES.parent / "docs" / "privacy.md").read_text(encoding="utf-8")
+    store_part, casework_part = text.split("\n# The casework database\n")
     con = store.connect(tmp_path / "s.duckdb")
     try:
         rows = con.execute(
@@ -338,10 +370,15 @@ def test_the_record_of_processing_lists_every_table_and_column_of_the_store(tmp_
         ).fetchall()
     finally:
         con.close()
-    stored = {t: list(cols) for t, cols in rows}
-    assert sorted(documented) == sorted(stored)
-    for t, cols in stored.items():
-        assert documented[t] == cols, t
+    inspector = sqlalchemy.inspect(open_casework(tmp_path / "s.duckdb").engine)
+    for part, stored in (
+        (store_part, {t: list(cols) for t, cols in rows}),
+        (casework_part, {t: [c["name"] for c in inspector.get_columns(t)] for t in inspector.get_table_names()}),
+    ):
+        documented = _documented(part)
+        assert sorted(documented) == sorted(stored)
+        for t, cols in stored.items():
+            assert documented[t] == cols, t
     for section in text.split("\n## ")[1:]:  # each table says where its data comes from, how long and who sees it
         assert all(w in section for w in ("Source:", "Retention:", "Seen by:")), section.splitlines()[0]
 

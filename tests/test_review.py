@@ -2,7 +2,6 @@
 
 import re
 
-import duckdb
 import polars as pl
 import pytest
 import yaml
@@ -12,6 +11,7 @@ from casework.goaml import GoamlExporter
 from casework.review.app import Review, masked
 from casework.review.auth import UsersError, check_password, hash_password, load_users
 from detectors.scoring import score_store
+from pipelines.casework_db import open_casework
 from synthetic.identities import write_identities
 from tests.book import Book
 from tests.test_network import _ring
@@ -192,13 +192,8 @@ def test_decisions_need_the_csrf_token_and_land_in_the_audit_log(site, tmp_path)
     assert "Recorded: request_info" in r.text and 'id="status">info_requested' in r.text
     audit = c.get("/audit").text
     assert "ask about the hotels" in audit and "request_info" in audit
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        assert con.execute("SELECT user_name, new_status FROM audit_log WHERE alert_id = ?", [aid]).fetchall() == [
-            ("ann", "info_requested")
-        ]
-    finally:
-        con.close()
+    log = open_casework(db).audit_rows().filter(pl.col("alert_id") == aid)  # decisions live in the casework database
+    assert log.select("user_name", "new_status").rows() == [("ann", "info_requested")]
 
 
 def test_an_escalated_alert_offers_the_goaml_export(site):

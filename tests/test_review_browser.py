@@ -121,6 +121,7 @@ def fiu_web(tmp_path_factory):
 
 def test_analyst_screens_fiu_reports_end_to_end(fiu_web):
     from pipelines import store
+    from pipelines.casework_db import open_casework
 
     base, db, root = fiu_web
     con = store.connect(db)
@@ -169,14 +170,12 @@ def test_analyst_screens_fiu_reports_end_to_end(fiu_web):
             s in entry
             for s in ("fiona", "fiu_suspicious", "undecided", "remittance_collector", "five senders, one receiver in NG")
         )
-    con = store.connect(db)
-    assert con.execute("SELECT report_id, decision, typology, note, user_name FROM fiu_decisions").fetchall() == [
+    cw = open_casework(db)  # FIU decisions and their audit entries: the casework database
+    assert cw.fiu_decisions().select("report_id", "decision", "typology", "note", "user_name").rows() == [
         (rid, "suspicious", "remittance_collector", "five senders, one receiver in NG", "fiona")
     ]
-    assert con.execute("SELECT count(*) FROM audit_log WHERE action = 'fiu_suspicious' AND user_name = 'fiona'").fetchall() == [
-        (1,)
-    ]
-    con.close()
+    log = cw.audit_rows()
+    assert log.filter((pl.col("action") == "fiu_suspicious") & (pl.col("user_name") == "fiona")).height == 1
 
 
 def test_an_investigator_gets_no_fiu_queue(fiu_web):

@@ -4,10 +4,10 @@ decisions audited per alert, and bank isolation (no other bank's ids, 404 for a 
 import hashlib
 import re
 
-import duckdb
 import polars as pl
 
 from casework.review.formatting import age, clip, eur, short_id, tidy_amounts
+from pipelines.casework_db import open_casework
 from tests import test_review
 from tests.test_review import alert_of, client, csrf_of, login
 
@@ -102,14 +102,15 @@ def test_a_case_decision_is_recorded_per_alert_with_its_audit(site):
     assert "Not recorded: dismissing needs a reason" in r.text
     r = c.post(f"/cases/{ref}/decision", data={"csrf": csrf_of(page), "action": "escalate", "note": "controller and victims"})
     assert "Recorded escalate on the case&#39;s alerts: 2 recorded" in r.text
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        log = con.execute(
-            "SELECT alert_id, user_name, action, new_status, note FROM audit_log WHERE action = 'escalate' ORDER BY alert_id"
-        ).fetchall()
-        status = dict(con.execute("SELECT alert_id, status FROM alert_status").fetchall())
-    finally:
-        con.close()
+    cw = open_casework(db)  # decisions and their audit entries: the casework database
+    log = (
+        cw.audit_rows()
+        .filter(pl.col("action") == "escalate")
+        .sort("alert_id")
+        .select("alert_id", "user_name", "action", "new_status", "note")
+        .rows()
+    )
+    status = dict(cw.statuses().select("alert_id", "status").rows())
     mine = sorted([alert_of(res, "ctrl"), alert_of(res, "v2")])
     assert [row[0] for row in log] == mine and all(row[1:4] == ("bert", "escalate", "escalated") for row in log)
     assert all(row[4] == f"case {ref}: controller and victims" for row in log)

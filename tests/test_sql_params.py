@@ -14,6 +14,8 @@ SQL = re.compile(r"\b(SELECT|INSERT|DELETE|UPDATE|CREATE|WHERE|COPY|SET|ALTER|DR
 NUMERIC = {"int", "float", "len", "bool"}  # their result is a number, whatever went in
 
 ALLOWED = {
+    # the keyed-hash SQL expression of pipelines/pseudonymise.py over a column name (its key pads are bound)
+    "sql_pseudonym",
     # contract-owned: file and column names, check definitions and the SQL built from them (schemas/checks.py)
     "name",
     "col",
@@ -64,6 +66,9 @@ ALLOWED = {
     "sql",
     "LATEST",
     "LATEST_ALERTS",
+    # the review snapshot and the casework database's one-time move: a constant, and a fragment chosen by the code
+    "KEEP_DAYS",
+    "rules",
     # built from code with ? placeholders only (their values are bound): window, categories, filters, paging
     "end_sql",
     "in_window",

@@ -5,7 +5,8 @@ import pytest
 
 import schemas.store as schema
 from casework.dispositions import DispositionError, record_disposition
-from pipelines import store
+from pipelines import snapshot, store
+from pipelines.casework_db import open_casework
 from pipelines.cli import main
 from pipelines.ingest import ingest
 from schemas import contract
@@ -203,13 +204,11 @@ def test_an_old_store_upgrades_itself_on_connect_and_keeps_its_rows(tmp_path, dd
 
 def test_an_upgraded_store_takes_dispositions(tmp_path):
     db = _old_store(tmp_path / "old.duckdb", OLD_INTAKE + OLD_SCORING, ROWS + SCORED_ROWS)
-    con = store.connect(db)
-    try:
-        out = record_disposition(con, "r1-00001", "dismiss", "ann", reason="explained")
-        kept = con.execute("SELECT status, dismiss_reason, dismissed_score, dismissed_rules FROM alert_status").fetchall()
-        log = con.execute("SELECT user_name, action, previous_status, new_status FROM audit_log").fetchall()
-    finally:
-        con.close()
+    snapshot.ensure(db)  # first use upgrades the store and hands its alerts to the casework database
+    cw = open_casework(db)
+    out = record_disposition(cw, "r1-00001", "dismiss", "ann", reason="explained")
+    kept = cw.statuses().select("status", "dismiss_reason", "dismissed_score", "dismissed_rules").rows()
+    log = cw.audit_rows().select("user_name", "action", "previous_status", "new_status").rows()
     assert out["status"] == "dismissed"
     assert kept == [("dismissed", "explained", 0.8, ["SE01"])]
     assert log == [("ann", "dismiss", "open", "dismissed")]
@@ -226,12 +225,8 @@ def test_dispose_on_an_old_loaded_but_never_scored_store_names_the_unknown_alert
 def test_dispose_on_a_loaded_but_never_scored_store_raises_a_disposition_error(tmp_path, samples):
     db = tmp_path / "s.duckdb"
     assert ingest(samples / "valid" / "BANK_A", db).outcome == "loaded"
-    con = store.connect(db)
-    try:
-        with pytest.raises(DispositionError, match="no alert nope"):
-            record_disposition(con, "nope", "dismiss", "ann", reason="explained")
-    finally:
-        con.close()
+    with pytest.raises(DispositionError, match="no alert nope"):
+        record_disposition(open_casework(db), "nope", "dismiss", "ann", reason="explained")
 
 
 def test_a_store_newer_than_the_code_is_refused_with_one_line(tmp_path, capsys):

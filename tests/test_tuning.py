@@ -16,7 +16,9 @@ from casework.rule_stats import rule_stats
 from detectors.scoring import score_store
 from detectors.whatif import scratch_run
 from pipelines import store
+from pipelines.casework_db import open_casework
 from pipelines.cli import main
+from pipelines.snapshot import score_and_publish
 from schemas.settings import Settings, SettingsError, parse_settings
 from synthetic.evaluate import evaluate
 from tests.conftest import generated_store
@@ -27,18 +29,15 @@ def decided(tmp_path_factory):
     """A scored store where investigators escalated three alerts (one reported), dismissed three (two as explained)."""
     root = tmp_path_factory.mktemp("tuning")
     db = generated_store(root, accounts=3000, days=60, seed=7)
-    res = score_store(db, root / "out")
+    res = score_and_publish(db, root / "out")  # the run's alerts handed to the casework database, where decisions live
     ids = res.alerts.sort("rank")["alert_id"].to_list()
-    con = store.connect(db)
-    try:
-        for i in ids[:3]:
-            record_disposition(con, i, "escalate", "inv")
-        mark_reported(con, ids[0], "inv", "report-1.xml")
-        record_disposition(con, ids[3], "dismiss", "inv", "explained")
-        record_disposition(con, ids[4], "dismiss", "inv", "lawful_business")
-        record_disposition(con, ids[5], "dismiss", "inv", "data_error")
-    finally:
-        con.close()
+    cw = open_casework(db)
+    for i in ids[:3]:
+        record_disposition(cw, i, "escalate", "inv")
+    mark_reported(cw, ids[0], "inv", "report-1.xml")
+    record_disposition(cw, ids[3], "dismiss", "inv", "explained")
+    record_disposition(cw, ids[4], "dismiss", "inv", "lawful_business")
+    record_disposition(cw, ids[5], "dismiss", "inv", "data_error")
     return root, db, res, ids
 
 
@@ -56,12 +55,13 @@ def _fingerprint(db) -> dict:
 def test_backtest_leaves_every_live_table_identical(decided, tmp_path):
     root, db, res, ids = decided
     before = _fingerprint(db)
-    assert before["tables"]["alert_status"][0] > 0 and before["tables"]["audit_log"][0] > 0
+    cw_before = open_casework(db).audit_rows()
+    assert before["tables"]["alert_status"][0] > 0 and cw_before.height > 0
     cfg = tmp_path / "new.yaml"
     cfg.write_text("budget:\n  share: 0.03\nrules:\n  disabled: [PT_FAN_IN]\n")
     assert main(["backtest", "--db", str(db), "--config", str(cfg), "--out", str(tmp_path / "bt"), "--quiet"]) == 0
     assert main(["backtest", "--db", str(db), "--config", str(cfg), "--against", res.run_id, "--json"]) == 0
-    assert _fingerprint(db) == before
+    assert _fingerprint(db) == before and open_casework(db).audit_rows().equals(cw_before)
     page = (tmp_path / "bt" / "backtest.html").read_text()
     assert "<svg" in page and "Escalation rate per rule" in page
     r = json.loads((tmp_path / "bt" / "backtest.json").read_text())
@@ -152,11 +152,7 @@ def test_as_of_moves_the_window(decided, tmp_path):
 
 def test_decisions_frame_labels(decided):
     root, db, res, ids = decided
-    con = store.connect(db, read_only=True)
-    try:
-        d = decisions_frame(con)
-    finally:
-        con.close()
+    d = decisions_frame(open_casework(db))
     by = {r["alert_id"]: r for r in d.iter_rows(named=True)}
     assert [by[i]["label"] for i in ids[:6]] == [1, 1, 1, 0, 0, None]
     assert by[ids[0]]["status"] == "reported" and by[ids[6]]["label"] is None and by[ids[6]]["decided_at"] is None
@@ -166,7 +162,7 @@ def test_labels_round_trip_through_evaluate(decided, tmp_path):
     root, db, res, ids = decided
     con = store.connect(db, read_only=True)
     try:
-        n = write_labels(con, tmp_path / "labels.csv")
+        n = write_labels(con, open_casework(db), tmp_path / "labels.csv")
     finally:
         con.close()
     assert n == {"positives": 3, "negatives": 2, "skipped": 1}
@@ -219,13 +215,14 @@ def _tiny_store(path):
             "INSERT INTO alert_status (alert_id, bank_id, account_id, status, dismiss_reason) VALUES (?, ?, ?, ?, ?)",
             [alert, bank, "acc-" + alert, status, reason],
         )
+    open_casework(path).import_store(con)  # decisions written the old way, moved to the casework database
     return con
 
 
 def test_rule_stats_count_right_on_a_tiny_store(tmp_path):
     con = _tiny_store(tmp_path / "tiny.duckdb")
     try:
-        s = rule_stats(con)
+        s = rule_stats(con, open_casework(tmp_path / "tiny.duckdb"))
         r1, r2 = s["rules"]["R1"], s["rules"]["R2"]
         assert s["runs"] == 2
         assert (r1["accounts_hit"], r1["accounts_scored"], r1["share"]) == (10, 300, round(10 / 300, 6))
@@ -233,9 +230,9 @@ def test_rule_stats_count_right_on_a_tiny_store(tmp_path):
         assert (r1["escalated"], r1["dismissed"], r1["still_open"], r1["dismissed_by_reason"]) == (1, 1, 1, {"data_error": 1})
         assert r1["escalation_rate"] == 0.5
         assert (r2["alerts_with_rule"], r2["alerts_driven"], r2["dismissed_by_reason"]) == (2, 1, {"explained": 1})
-        sept = rule_stats(con, until=date(2026, 9, 30))
+        sept = rule_stats(con, open_casework(tmp_path / "tiny.duckdb"), until=date(2026, 9, 30))
         assert sept["runs"] == 1 and sept["rules"]["R1"]["alerts_driven"] == 2 and sept["rules"]["R1"]["still_open"] == 0
-        bank_b = rule_stats(con, banks=["BANK_B"])
+        bank_b = rule_stats(con, open_casework(tmp_path / "tiny.duckdb"), banks=["BANK_B"])
         assert bank_b["rules"]["R1"]["accounts_hit"] == 2 and bank_b["rules"]["R1"]["alerts_driven"] == 1
         assert bank_b["rules"]["R1"]["escalated"] == 0 and "R2" not in bank_b["rules"]
     finally:

@@ -19,6 +19,7 @@ import polars as pl
 
 from casework.fiu.screen import link_subjects
 from pipelines import store
+from pipelines.casework_db import open_casework
 
 ROUTE_COUNTRIES = {
     "NG": "Nigeria",
@@ -159,6 +160,8 @@ def disseminate(
     own = con is None
     con = con or store.connect(db_path)
     try:
+        if db_path:  # FIU decisions live in the casework database
+            con.register("fiu_decisions", open_casework(db_path).fiu_decisions().to_arrow())
         todo = pending(con)
         if todo.is_empty():
             return []
@@ -243,9 +246,11 @@ def disseminate(
         from casework.access_log import log_access
         from casework.dispositions import audit
 
-        for w in written:
-            audit(con, user, "fiu_disseminate", note=w["folder"], details=w)
-            log_access(con, user, "analyst", "export", "dissemination", w["package_id"], reason=w["folder"])
+        for w in written:  # the logs are the casework database's (a scratch connection without a store has none)
+            if db_path:
+                cw = open_casework(db_path)
+                audit(cw, user, "fiu_disseminate", note=w["folder"], details=w)
+                log_access(cw, user, "analyst", "export", "dissemination", w["package_id"], reason=w["folder"])
         return written
     finally:
         if own:

@@ -20,6 +20,7 @@ import polars as pl
 
 from casework.fiu.themes import Theme, ThemeError, create_period_view, load_themes, run_theme
 from pipelines import store
+from pipelines.casework_db import open_casework
 
 # Points per piece of evidence; the subject list is ranked on their sum (reasons name each part).
 WEIGHTS = {
@@ -169,6 +170,8 @@ def screen(
     own = con is None
     con = con or store.connect(db_path)
     try:
+        if db_path:  # decisions live in the casework database: which alerts were escalated is read there
+            con.register("alert_status", open_casework(db_path).statuses().to_arrow())
         themes, problems = load_themes(theme_dirs)
         themes = [t for t in themes if t.enabled]
         n_reports = create_period_view(con, period_start, period_end)

@@ -4,8 +4,9 @@ Pages: login, the ranked queue (filters, paging, CSV), one alert (profile, reaso
 evidence, counterparties, network picture, history, case, audit, disposition forms, CSV, goAML
 export for escalated alerts), and the audit log. Every page needs a login; every form carries the
 session's CSRF token; an investigator reaching another bank's alert gets 404, as for an unknown one.
-The store is opened per request under one lock (DuckDB allows one writing process per file, and
-the scoring job needs it between requests).
+The page never opens the store: each request reads the current read-only snapshot that the last scoring run
+published (pipelines/snapshot.py; many readers at once, while a batch writes the store) with the decisions laid
+over it live from the casework database (pipelines/casework_db.py), where decisions are written.
 """
 
 from __future__ import annotations
@@ -36,8 +37,10 @@ from casework.review.fiu_pages import fiu_routes
 from casework.review.pictures import network_svg, timeline_svg
 from casework.review.rules_pages import rules_routes
 from casework.review.web import login_required, message, post_checked, refusal_code
+from casework.view import reading
 from detectors.scoring import mask_identifiers
-from pipelines import store
+from pipelines import snapshot
+from pipelines.casework_db import open_casework
 
 COOKIE, LOGIN_COOKIE = "thb_session", "thb_login"
 # free text (payment descriptions) may carry identifiers the extract contract keeps out of id columns
@@ -96,8 +99,11 @@ class Review:
         goaml_out: str | Path | None = None,
         secret: bytes | None = None,
         secure_cookies: bool = False,
+        casework_url: str | None = None,
     ):
         self.db_path = str(db_path)
+        self.cw = open_casework(db_path, casework_url)
+        snapshot.ensure(self.db_path, casework_url)  # a store scored before snapshots existed gets its first one now
         self.secure_cookies = secure_cookies
         self.sessions = Sessions(users, secret)
         self.exporter = exporter
@@ -115,12 +121,8 @@ class Review:
 
     @contextmanager
     def db(self):
-        with self.lock:
-            con = store.connect(self.db_path)
-            try:
-                yield con
-            finally:
-                con.close()
+        with reading(self.db_path, self.cw) as con:
+            yield con
 
     # ------------------------------------------------------------------ plumbing
     def page(self, name: str, user: User | None = None, csrf: str | None = None, status: int = 200, **ctx) -> HTMLResponse:
@@ -162,11 +164,11 @@ class Review:
     def cookie(self, r: Response, name: str, value: str) -> None:
         r.set_cookie(name, value, httponly=True, samesite="strict", secure=self.secure_cookies)
 
-    @staticmethod
-    def accessed(con, request: Request, user: User, action: str, kind: str, object_id=None, bank_id=None, reason=None) -> None:
-        """Every page or export that shows an account, alert, case or report: who, when, what, from where."""
+    def accessed(self, request: Request, user: User, action: str, kind: str, object_id=None, bank_id=None, reason=None) -> None:
+        """Every page or export that shows an account, alert, case or report: who, when, what, from where (written to
+        the casework database: the page never writes the store)."""
         addr = request.client.host if request.client else None
-        access_log.log_access(con, user.name, user.role, action, kind, object_id, bank_id, addr, reason)
+        access_log.log_access(self.cw, user.name, user.role, action, kind, object_id, bank_id, addr, reason)
 
     def bad_request(self, user: User, csrf: str) -> HTMLResponse:
         return self.page("error.html", user, csrf, status=400, message="Bad request: a filter or page number is not valid.")
@@ -239,7 +241,7 @@ class Review:
             rows, total = q.queue(con, user, f)
             rows = case_labels(rows, user)
             choices = q.filter_choices(con, user)
-            self.accessed(con, request, user, "view", "queue", f.query(), f.bank or user.bank)
+            self.accessed(request, user, "view", "queue", f.query(), f.bank or user.bank)
         pages = max(1, -(-total // q.PAGE))
         return self.page("queue.html", user, csrf, rows=rows.to_dicts(), total=total, f=f, pages=pages, choices=choices)
 
@@ -250,7 +252,7 @@ class Review:
             return self.bad_request(user, csrf)
         with self.db() as con:
             rows, _ = q.queue(con, user, f, limit=None)
-            self.accessed(con, request, user, "export", "queue", f.query(), f.bank or user.bank)
+            self.accessed(request, user, "export", "queue", f.query(), f.bank or user.bank)
         cols = [
             "rank",
             "alert_id",
@@ -285,8 +287,8 @@ class Review:
             if a is None:
                 return self.no_alert(user, csrf, alert_id)
             end = q.window_end(con)
-            protected = victims.is_victim(a) and not access_log.revealed(con, user.name, alert_id)
-            self.accessed(con, request, user, "view", "alert", alert_id, a["bank_id"])
+            protected = victims.is_victim(a) and not access_log.revealed(self.cw, user.name, alert_id)
+            self.accessed(request, user, "view", "alert", alert_id, a["bank_id"])
             tl = q.timeline(con, a["bank_id"], a["account_id"], a["evidence"])
             tl = victims.hide(tl) if protected else tl
             ev = q.timeline(con, a["bank_id"], a["account_id"], a["evidence"], limit=None).filter(pl.col("evidence"))
@@ -306,7 +308,7 @@ class Review:
                 network=net.to_dicts(),
                 history=q.history(con, alert_id).to_dicts(),
                 case=q.case_members(con, user, a["case_id"], alert_id).to_dicts(),
-                audit=q.audit_entries(con, user, alert_id).to_dicts(),
+                audit=q.audit_entries(self.cw, user, alert_id).to_dicts(),
                 age_band=q.age_band(a["birth_year"], end.year if end else datetime.now().year),
                 account_age=fmt.age(a["opened_on"], end),
                 reasons=[
@@ -329,7 +331,7 @@ class Review:
             if a is None:
                 return self.no_alert(user, csrf, alert_id)
             tl = q.timeline(con, a["bank_id"], a["account_id"], a["evidence"], limit=None)
-            self.accessed(con, request, user, "export", "alert", alert_id, a["bank_id"])
+            self.accessed(request, user, "export", "alert", alert_id, a["bank_id"])
         tl = victims.for_export(tl.with_columns(pl.lit(alert_id).alias("alert_id")), a)
         return self._csv(tl, f"alert-{alert_id}.csv")
 
@@ -341,7 +343,7 @@ class Review:
                 return self.no_alert(user, csrf, alert_id)
             try:
                 record_disposition(
-                    con, alert_id, form.get("action", ""), user.name, form.get("reason") or None, form.get("note") or None
+                    self.cw, alert_id, form.get("action", ""), user.name, form.get("reason") or None, form.get("note") or None
                 )
                 msg = f"recorded-{form.get('action')}"
             except DispositionError as e:
@@ -358,7 +360,7 @@ class Review:
             if a is None:
                 return self.no_alert(user, csrf, alert_id)
             if reason:
-                self.accessed(con, request, user, "reveal", "alert", alert_id, a["bank_id"], reason)
+                self.accessed(request, user, "reveal", "alert", alert_id, a["bank_id"], reason)
         return RedirectResponse(
             f"/alerts/{quote(alert_id)}?msg={'revealed' if reason else 'needs-reveal-reason'}", status_code=303
         )
@@ -380,9 +382,8 @@ class Review:
     # ------------------------------------------------------------------ audit log
     @login_required
     async def audit(self, request: Request, user: User, csrf: str):
-        with self.db() as con:
-            rows = q.audit_entries(con, user)
-            self.accessed(con, request, user, "view", "audit_log")
+        rows = q.audit_entries(self.cw, user)
+        self.accessed(request, user, "view", "audit_log")
         locked = self.sessions.throttle.locked() if user.sees_all_banks else []
         return self.page("audit.html", user, csrf, rows=rows.to_dicts(), locked=locked)
 
@@ -391,9 +392,8 @@ class Review:
         """The access log: for auditors only."""
         if not user.is_auditor:
             return self.page("error.html", user, csrf, status=404, message="No such page for you.")
-        with self.db() as con:
-            rows = access_log.entries(con)
-            self.accessed(con, request, user, "view", "access_log")
+        rows = access_log.entries(self.cw)
+        self.accessed(request, user, "view", "access_log")
         return self.page("access.html", user, csrf, rows=rows.to_dicts())
 
     async def home(self, request: Request):

@@ -72,7 +72,7 @@ def case_routes(review) -> list[Route]:
         with self.db() as con:
             rows, total = cq.ranked_cases(con, user, f)
             choices = q.filter_choices(con, user)
-            self.accessed(con, request, user, "view", "case_queue")
+            self.accessed(request, user, "view", "case_queue")
         now = datetime.now().astimezone()
         cases = [
             {**r, "leads": _leads(r, user), "age": age(r["opened_at"], now), "label": _label(r["case_id"], r["ref"])}
@@ -88,7 +88,7 @@ def case_routes(review) -> list[Route]:
             return self.bad_request(user, csrf)
         with self.db() as con:
             rows, _ = cq.ranked_cases(con, user, f, limit=None)
-            self.accessed(con, request, user, "export", "case_queue")
+            self.accessed(request, user, "export", "case_queue")
         if rows.is_empty():
             return self._csv(pl.DataFrame({"rank": [], "case_id": []}), "cases.csv")
         leads = pl.col("lead_accounts").list.eval(pl.element().str.slice(0, 8).fill_null("(another bank)"))
@@ -128,8 +128,8 @@ def case_routes(review) -> list[Route]:
             weeks = cq.money_over_time(None, con, nodes["account_id"].to_list())
             leads = nodes.filter(pl.col("visible") & pl.col("role").is_in(["controller", "employer", "hub"]))
             proceeds = cq.proceeds(con, leads["account_id"].to_list(), nodes["account_id"].to_list())
-            audit = q.audit_entries(con, user).filter(pl.col("alert_id").is_in(m["alert_id"].implode()))
-            self.accessed(con, request, user, "view", "case", case_id)
+            audit = q.audit_entries(self.cw, user).filter(pl.col("alert_id").is_in(m["alert_id"].implode()))
+            self.accessed(request, user, "view", "case", case_id)
         m = m.with_columns(pl.col("case_role").replace_strict(cq.ROLE_ORDER, default=9).alias("rr")).sort(
             "rr", pl.col("score"), descending=[False, True]
         )
@@ -180,7 +180,7 @@ def case_routes(review) -> list[Route]:
             nodes, _, _ = cq.network(con, user, m)
             leads = nodes.filter(pl.col("visible") & pl.col("role").is_in(["controller", "employer", "hub"]))
             p = cq.proceeds(con, leads["account_id"].to_list(), nodes["account_id"].to_list())
-            self.accessed(con, request, user, "export", "case_proceeds", case_id)
+            self.accessed(request, user, "export", "case_proceeds", case_id)
         roles = dict(zip(leads["account_id"], leads["role"]))
         out = p.with_columns(
             pl.lit(ref).alias("case_id"), pl.col("account_id").replace_strict(roles, default=None).alias("role")
@@ -206,7 +206,9 @@ def case_routes(review) -> list[Route]:
             done = 0
             for alert_id in todo:  # one decision and one audit entry per alert, as on the alert page
                 try:
-                    record_disposition(con, alert_id, action, user.name, reason, f"case {ref}" + (f": {note}" if note else ""))
+                    record_disposition(
+                        self.cw, alert_id, action, user.name, reason, f"case {ref}" + (f": {note}" if note else "")
+                    )
                     done += 1
                 except DispositionError:
                     skipped += 1

@@ -67,7 +67,7 @@ def fiu_routes(review) -> list[Route]:
             return analysts_only(user, csrf)
         with self.db() as con:
             screen, rows = latest_subjects(con)
-            self.accessed(con, request, user, "view", "fiu_queue", screen["screen_id"] if screen else None)
+            self.accessed(request, user, "view", "fiu_queue", screen["screen_id"] if screen else None)
         return self.page("fiu_queue.html", user, csrf, screen=screen, rows=rows.to_dicts())
 
     @login_required
@@ -78,7 +78,7 @@ def fiu_routes(review) -> list[Route]:
         with self.db() as con:
             subj, reps = subject_reports(con, sid) if _exists(con, "fiu_subjects") else (None, None)
             if subj is not None:
-                self.accessed(con, request, user, "view", "subject", sid)
+                self.accessed(request, user, "view", "subject", sid)
         if subj is None:
             return self.page("error.html", user, csrf, status=404, message=f"No subject {sid[:40]}.")
         by_entity = [
@@ -102,7 +102,13 @@ def fiu_routes(review) -> list[Route]:
         with self.db() as con:
             try:
                 record_fiu_decision(
-                    con, rid, form.get("decision", ""), user.name, form.get("typology") or None, form.get("note") or None
+                    self.cw,
+                    rid,
+                    form.get("decision", ""),
+                    user.name,
+                    form.get("typology") or None,
+                    form.get("note") or None,
+                    reports=con,
                 )
                 msg = f"fiu-recorded-{form.get('decision')}"
             except DispositionError as e:

@@ -9,6 +9,7 @@ import polars as pl
 
 from casework.dispositions import LATEST_ALERTS
 from casework.review.auth import User
+from pipelines.casework_db import Casework
 from schemas.settings import WindowSettings
 
 STATUS_FILTERS = {
@@ -233,11 +234,6 @@ def case_members(con: duckdb.DuckDBPyConnection, user: User, case_id: str | None
     ).pl()
 
 
-def audit_entries(con: duckdb.DuckDBPyConnection, user: User, alert_id: str | None = None, limit: int = 200) -> pl.DataFrame:
-    scope, params = ("TRUE", []) if user.sees_all_logs else ("bank_id = ?", [user.bank])
-    where = [scope] + (["alert_id = ?"] if alert_id else [])
-    return con.sql(
-        f"""SELECT logged_at, user_name, action, alert_id, bank_id, previous_status, new_status, reason, note
-                           FROM audit_log WHERE {" AND ".join(where)} ORDER BY logged_at DESC LIMIT {int(limit)}""",
-        params=params + ([alert_id] if alert_id else []),
-    ).pl()
+def audit_entries(cw: Casework, user: User, alert_id: str | None = None, limit: int = 200) -> pl.DataFrame:
+    """The newest audit entries the user may see (live from the casework database), for one alert or all."""
+    return cw.audit_entries(None if user.sees_all_logs else user.bank, alert_id, limit)

@@ -29,7 +29,7 @@ def rules_routes(review) -> list[Route]:
             return self.page("error.html", user, csrf, status=400, message="Dates are YYYY-MM-DD.")
         banks = _scope(user)[1] or None  # [] for a user who sees every bank, else [the user's bank]
         with self.db() as con:
-            stats = rule_stats(con, since, until, banks)
+            stats = rule_stats(con, self.cw, since, until, banks)
         return self.page("rules.html", user, csrf, stats=stats, since=since, until=until)
 
     async def endpoint(request: Request):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse
 
@@ -52,6 +53,21 @@ def auditor_refused(review, request: Request, user, csrf):
     return review.page("error.html", user, csrf, status=404, message="No such page for you.")
 
 
+def _drive(coro):
+    """Run a handler coroutine that never waits on anything (its work is DuckDB and SQL calls) to its end, here."""
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return done.value
+    coro.close()
+    raise RuntimeError("a page handler awaited something; it must do its waiting before the handler")
+
+
+async def off_loop(handler, *args):
+    """The handler's blocking reads and writes in the thread pool, so one slow page never holds up the others."""
+    return await run_in_threadpool(lambda: _drive(handler(*args)))
+
+
 def login_required(handler):
     """GET handlers: a valid session, else the login page (coming back here after)."""
 
@@ -61,7 +77,7 @@ def login_required(handler):
             return RedirectResponse(f"/login?next={quote(str(request.url.path))}", status_code=303)
         if session[0].is_auditor and request.url.path not in AUDITOR_PATHS:
             return auditor_refused(self, request, *session)
-        return await handler(self, request, *session)
+        return await off_loop(handler, self, request, *session)
 
     return wrapped
 
@@ -87,6 +103,6 @@ def post_checked(handler):
                 status=403,
                 message="The form was stale or forged (CSRF check failed). Reload the page and try again.",
             )
-        return await handler(self, request, user, csrf, form)
+        return await off_loop(handler, self, request, user, csrf, form)
 
     return wrapped

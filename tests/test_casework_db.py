@@ -1,0 +1,162 @@
+"""The casework database on both engines: decisions, the audit log, FIU decisions and the hand-over of new alerts
+behave the same on the embedded SQLite default and on a real PostgreSQL server."""
+
+import os
+import stat
+import threading
+
+import duckdb
+import polars as pl
+import pytest
+
+from casework.dispositions import DispositionError, alert_state, mark_reported, record_disposition, record_fiu_decision
+from pipelines.casework_db import Casework, default_path, open_casework
+from tests.pg import postgres_server
+
+
+@pytest.fixture(scope="module")
+def pg_url():
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
+def cw(request, tmp_path):
+    if request.param == "sqlite":
+        db = open_casework(tmp_path / "s.duckdb")
+    else:
+        url = request.getfixturevalue("pg_url")
+        db = Casework(url)
+        with db.engine.begin() as c:  # a clean database per test on the shared server
+            for t in ("alert_status", "audit_log", "access_log", "fiu_decisions", "casework_meta"):
+                c.exec_driver_sql(f"DELETE FROM {t}")
+        db.upgrade()
+    yield db
+
+
+def _alerts(n=3, score=0.8, bank="BANK_A"):
+    return pl.DataFrame(
+        {
+            "alert_id": [f"A{i}" for i in range(n)],
+            "bank_id": [bank] * n,
+            "account_id": [f"acc{i}" for i in range(n)],
+            "last_score": [score] * n,
+            "rules": [["R1", "R2"]] * n,
+        }
+    )
+
+
+def test_new_alerts_start_open_and_keep_their_decision_when_rescored(cw):
+    assert cw.sync_alerts(_alerts()) == 3
+    record_disposition(cw, "A0", "dismiss", "ann", reason="explained")
+    assert cw.sync_alerts(_alerts(4, score=0.9)) == 1  # A3 is new; A0..A2 re-scored
+    s = {r["alert_id"]: r for r in cw.statuses().to_dicts()}
+    assert s["A0"]["status"] == "dismissed" and s["A0"]["last_score"] == 0.9 and s["A0"]["dismissed_score"] == 0.8
+    assert s["A0"]["dismissed_rules"] == ["R1", "R2"] and s["A3"]["status"] == "open"
+    assert cw.statuses("BANK_B").is_empty() and cw.statuses("BANK_A").height == 4
+
+
+def test_decisions_follow_the_rules_and_are_audited_in_order(cw):
+    cw.sync_alerts(_alerts())
+    with pytest.raises(DispositionError, match="needs a reason"):
+        record_disposition(cw, "A1", "dismiss", "ann")
+    with pytest.raises(DispositionError, match="needs a note"):
+        record_disposition(cw, "A1", "dismiss", "ann", reason="other")
+    with pytest.raises(DispositionError, match="no alert"):
+        record_disposition(cw, "nope", "escalate", "ann")
+    record_disposition(cw, "A1", "request_info", "ann", note="ask for the contract")
+    record_disposition(cw, "A1", "escalate", "bob")
+    with pytest.raises(DispositionError, match="is escalated"):
+        record_disposition(cw, "A1", "dismiss", "ann", reason="explained")
+    mark_reported(cw, "A1", "bob", "goaml-A1.xml", {"indicators": ["X"]})
+    assert alert_state(cw, "A1")["status"] == "reported"
+    log = cw.audit_rows()
+    assert log.select("user_name", "action", "previous_status", "new_status", "note").rows() == [
+        ("ann", "request_info", "open", "info_requested", "ask for the contract"),
+        ("bob", "escalate", "info_requested", "escalated", None),
+        ("bob", "report_goaml", "escalated", "reported", "goaml-A1.xml"),
+    ]
+    assert log["event_id"].n_unique() == 3 and log["logged_at"].is_sorted()
+    s = cw.statuses().filter(pl.col("alert_id") == "A1").row(0, named=True)
+    assert s["report_file"] == "goaml-A1.xml" and s["reported_at"] is not None
+    # the page's view: newest first, one bank's only for an investigator
+    assert cw.audit_entries("BANK_A", "A1")["action"].to_list() == ["report_goaml", "escalate", "request_info"]
+    assert cw.audit_entries("BANK_B").is_empty()
+
+
+def test_a_refused_decision_changes_nothing(cw):
+    cw.sync_alerts(_alerts(1))
+    record_disposition(cw, "A0", "escalate", "bob")
+    with pytest.raises(DispositionError):
+        record_disposition(cw, "A0", "request_info", "ann")
+    assert cw.audit_rows().height == 1 and alert_state(cw, "A0")["status"] == "escalated"
+
+
+def test_fiu_decisions_supersede_and_are_audited(cw):
+    reports = duckdb.connect()
+    reports.execute("CREATE TABLE fiu_reports AS SELECT 'R1' AS report_id, 'FIU_NL' AS bank_id, 'recv' AS account_id")
+    with pytest.raises(DispositionError, match="needs a typology"):
+        record_fiu_decision(cw, "R1", "suspicious", "fiona", reports=reports)
+    with pytest.raises(DispositionError, match="no FIU report"):
+        record_fiu_decision(cw, "R9", "not_suspicious", "fiona", reports=reports)
+    first = record_fiu_decision(cw, "R1", "not_suspicious", "fiona", reports=reports)
+    second = record_fiu_decision(cw, "R1", "suspicious", "fiona", "cross_border", "collector", reports=reports)
+    assert first["previous"] == "undecided" and second["previous"] == "not_suspicious"
+    d = cw.fiu_decisions()
+    assert d.height == 2 and set(d["event_id"]) <= set(cw.audit_rows()["event_id"])
+
+
+def test_concurrent_decisions_on_one_alert_apply_once(cw):
+    """Twenty investigators escalate the same alert at once: one wins, the others are refused, none is lost or doubled."""
+    cw.sync_alerts(_alerts(1))
+    outcomes = []
+
+    def decide(i):
+        try:
+            record_disposition(cw, "A0", "escalate", f"user{i}")
+            outcomes.append("ok")
+        except DispositionError:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=decide, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(outcomes) == ["ok"] + ["refused"] * 19
+    assert cw.audit_rows().height == 1
+
+
+def test_concurrent_writers_keep_both_log_chains_whole(cw):
+    """Decisions and page views from many threads at once: every entry lands, each log is one unbroken hash chain,
+    and a changed entry is caught at its place (audit_chain), on either engine."""
+    from casework.access_log import log_access, revealed, verify
+    from casework.dispositions import audit
+
+    def work(i):
+        for j in range(5):
+            audit(cw, f"user{i}", "note", f"A{i}", "BANK_A", note=str(j))
+            log_access(cw, f"user{i}", "investigator", "view", "alert", f"A{i}", "BANK_A", "127.0.0.1")
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert [(name, broken, n, legacy) for name, broken, n, legacy, _ in verify(cw)] == [
+        ("audit_log", None, 40, 0),
+        ("access_log", None, 40, 0),
+    ]
+    log_access(cw, "ann", "investigator", "reveal", "alert", "A1", "BANK_A", reason="the FIU asked")
+    assert revealed(cw, "ann", "A1") and not revealed(cw, "bob", "A1")
+    with cw.engine.begin() as c:
+        c.exec_driver_sql("UPDATE access_log SET user_name = 'mallory' WHERE seq = 7")
+    assert [(name, broken) for name, broken, *_ in verify(cw)] == [("audit_log", None), ("access_log", 7)]
+
+
+def test_the_sqlite_file_is_private_and_in_wal_mode(tmp_path):
+    cw = open_casework(tmp_path / "s.duckdb")
+    path = default_path(tmp_path / "s.duckdb")
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    with cw.engine.connect() as c:
+        assert c.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
