@@ -17,8 +17,10 @@ address, phone or device) is built over every account before it is cut, so a sha
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import socket
 from pathlib import Path
 from typing import Callable
 
@@ -91,7 +93,8 @@ def score_shard(shard_dir: str, shard: int, days: int, window_end: str, rules: d
         detector.run_rules(con, days, only={r.id for r in detector.rules if runs_on_shard(r)})
         for table in SHARD_OUTPUTS:
             con.execute(f"COPY {table} TO $dst (FORMAT parquet)", {"dst": str(out / f"{table}.parquet")})
-        return {"shard": shard, "accounts": features.height, "rows": con.execute("SELECT count(*) FROM win_tx").fetchone()[0]}
+        rows = con.execute("SELECT count(*) FROM win_tx").fetchone()[0]
+        return {"shard": shard, "accounts": features.height, "rows": rows, "process": f"{socket.gethostname()}:{os.getpid()}"}
     finally:
         con.close()
 
@@ -161,7 +164,11 @@ def _shards(run: Run) -> dict:
         name = "shard_hits" if table == "hits" else table
         run.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM read_parquet(?)", [_outputs(run, table)])
     run["features"] = run.con.sql("SELECT * FROM features ORDER BY bank_id, account_id").pl()
-    return {"accounts": run["features"].height, "rows": sum(d["rows"] for d in done)}
+    return {
+        "accounts": run["features"].height,
+        "rows": sum(d["rows"] for d in done),
+        "processes": len({d["process"] for d in done}),
+    }
 
 
 def _network(run: Run) -> dict:

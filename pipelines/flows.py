@@ -74,6 +74,11 @@ def score_store_task(db: str, out: str, config: str | None, window_days: int | N
     )
     for line in res.warnings:
         get_run_logger().warning(line)
+    return score_summary(res)
+
+
+def score_summary(res) -> dict:
+    """What a flow keeps of a ScoreResult: counts, files, the top alerts without identifiers, warnings."""
     alerts = res.alerts.to_dicts()
     return {
         "run_id": res.run_id,
@@ -89,6 +94,15 @@ def score_store_task(db: str, out: str, config: str | None, window_days: int | N
         "budget_cut": res.budget_cut,
         "rules_over_ceiling": {k: v for k, v in res.rule_rates.items() if v["over_ceiling"]},
     }
+
+
+def _score(db: str, out: str, config, window_days, mode: str, shards: int = 1, dask_address: str | None = None) -> dict:
+    """One task in this process, or (shards > 1 or a scheduler named) the sharded subflow on Dask (pipelines/sharded.py)."""
+    if shards <= 1 and not dask_address:
+        return score_store_task(db, out, config, window_days, mode)
+    from pipelines.sharded import score_on_dask
+
+    return score_summary(score_on_dask(db, out, shards, dask_address, config=config, window_days=window_days, mode=mode))
 
 
 def _flow_run_id() -> str | None:
@@ -163,11 +177,13 @@ def _score_and_publish(
     run_id: str,
     started: datetime,
     params: dict,
+    shards: int = 1,
+    dask_address: str | None = None,
 ) -> dict:
     """After ingesting: score what is loaded (if anything), publish the artifacts, record the run. A run that fails
     is recorded as failed with its error, and the flow run fails (which is what Prefect notifications act on)."""
     try:
-        score = score_store_task(db, out, config, window_days, mode) if _has_transactions(db) else None
+        score = _score(db, out, config, window_days, mode, shards, dask_address) if _has_transactions(db) else None
         _publish(db, subs, score)
     except Exception as exc:
         from detectors.scoring import error_text
@@ -185,9 +201,17 @@ def ingest_flow(paths: list[str], db: str) -> list[dict]:
 
 
 @flow(name="score")
-def score_flow(db: str, out: str, window_days: int | None = None, config: str | None = None, mode: str = "fused") -> dict:
+def score_flow(
+    db: str,
+    out: str,
+    window_days: int | None = None,
+    config: str | None = None,
+    mode: str = "fused",
+    shards: int = 1,
+    dask_address: str | None = None,
+) -> dict:
     """Features, rules, isolation forest, fusion, alerts; publishes the top alerts and a summary."""
-    score = score_store_task(db, out, config, window_days, mode)
+    score = _score(db, out, config, window_days, mode, shards, dask_address)
     _publish(db, [], score)
     return score
 
@@ -201,6 +225,8 @@ def run_flow(
     config: str | None = None,
     mode: str = "fused",
     require_manifest: bool = False,
+    shards: int = 1,
+    dask_address: str | None = None,
 ) -> dict:
     """`thb-signals run`: ingest the given submissions, then score."""
     started = datetime.now(timezone.utc)
@@ -214,13 +240,22 @@ def run_flow(
         subs,
         f"run-{started:%Y%m%dT%H%M%S%f}",
         started,
-        {"paths": paths, "db": db, "out": out, "config": config},
+        {"paths": paths, "db": db, "out": out, "config": config, "shards": shards},
+        shards,
+        dask_address,
     )
 
 
 @flow(name="batch-scoring")
 def batch_scoring_flow(
-    inbox: str, db: str, out: str, window_days: int | None = None, config: str | None = None, require_manifest: bool = False
+    inbox: str,
+    db: str,
+    out: str,
+    window_days: int | None = None,
+    config: str | None = None,
+    require_manifest: bool = False,
+    shards: int = 1,
+    dask_address: str | None = None,
 ) -> dict:
     """The scheduled run: every new submission in the inbox is ingested and filed under processed/ or
     rejected/ (with its validation report), then the store is scored and the result published."""
@@ -240,7 +275,9 @@ def batch_scoring_flow(
         subs,
         f"batch-{started:%Y%m%dT%H%M%S%f}",
         started,
-        {"inbox": inbox, "db": db, "out": out, "window_days": window_days, "config": config},
+        {"inbox": inbox, "db": db, "out": out, "window_days": window_days, "config": config, "shards": shards},
+        shards,
+        dask_address,
     )
 
 

@@ -1,5 +1,7 @@
 """Sharded scoring gives the alerts of a one-process run: same accounts, rule hits, cases; scores equal to 1e-9."""
 
+import logging
+import re
 import shutil
 
 import polars as pl
@@ -91,3 +93,23 @@ def test_shard_hits_plus_coordinator_hits_are_the_one_process_hits(store, tmp_pa
         written = pl.read_parquet(res.files["parquet"]).select("bank_id", "account_id", "rules").explode("rules")
         hits[name] = written.sort("bank_id", "account_id", "rules")
     assert hits["one"].height > 0 and hits["one"].equals(hits["many"])
+
+
+@pytest.mark.slow
+def test_four_shards_on_a_local_dask_cluster_through_prefect_give_the_same_alerts(store, tmp_path, prefect_harness):
+    from pipelines.sharded import score_on_dask
+
+    one = _score(store, tmp_path, "one", refit=True)
+    db = _copy(store, tmp_path, "dask")
+    heard = []
+    handler = logging.Handler()
+    handler.emit = lambda record: heard.append(record.getMessage())
+    log = logging.getLogger("prefect.flow_runs")  # the flow run's log, where each stage's line goes
+    log.addHandler(handler)
+    try:
+        many = score_on_dask(db, tmp_path / "dask", shards=4, workers=2, models=str(tmp_path / "models"))
+    finally:
+        log.removeHandler(handler)
+    assert_same_alerts(one, many)
+    # the shards ran in the cluster's two worker processes, not here
+    assert any(re.search(r"score shards: .*processes 2\b", m) for m in heard), [m for m in heard if "shards" in m]
