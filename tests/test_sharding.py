@@ -57,7 +57,7 @@ def test_every_rule_reading_beyond_its_account_runs_on_the_coordinator():
         if beyond:
             assert not runs_on_shard(r), f"{r.id} reads {beyond} but runs on a shard"
     # the classification is not everything: most rules still run on the shards
-    assert sum(runs_on_shard(r) for r in RULES) >= 20
+    assert sum(runs_on_shard(r) for r in RULES) >= 20  # 26 of 38 today
     # a rule reading only its own rows is not held back on the coordinator without a reason in words
     assert all(len(why) > 20 for why in CROSS_SHARD_RULES.values())
 
