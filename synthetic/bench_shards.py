@@ -71,10 +71,12 @@ def _run(kind: str, store: Path, work: Path, models: Path, shards: int, workers:
     shutil.copy(store, db)
     cmd = [sys.executable, "-m", "synthetic.bench_shards", "--worker", kind, str(db), str(work / kind), str(models)]
     cmd += ["--shards", str(shards), "--workers", str(workers)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
-    if proc.returncode != 0:
-        raise RuntimeError(f"bench worker {kind} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    # to files, not pipes: a helper process Prefect starts (its temporary API server) may outlive the worker holding them
+    with open(work / f"{kind}.out", "w") as out, open(work / f"{kind}.err", "w") as err:
+        rc = subprocess.run(cmd, stdout=out, stderr=err, cwd=REPO).returncode
+    if rc != 0:
+        raise RuntimeError(f"bench worker {kind} failed:\n{(work / f'{kind}.err').read_text()[-3000:]}")
+    return json.loads((work / f"{kind}.out").read_text().strip().splitlines()[-1])
 
 
 def bench_shards(size: int, shards: int, workers: int, out: Path) -> dict:
