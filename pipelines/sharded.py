@@ -9,6 +9,7 @@ which on a real cluster must be a folder every worker sees (a network share) at 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Callable
 
@@ -41,6 +42,22 @@ def dask_runner(address: str | None = None, workers: int = 2, worker_memory: str
     if worker_memory:
         kwargs["memory_limit"] = worker_memory
     return DaskTaskRunner(cluster_class="distributed.LocalCluster", cluster_kwargs=kwargs)
+
+
+def _share_prefect_api() -> None:
+    """Give the LocalCluster's workers (started after this, with this environment) the Prefect API this process uses.
+    Without a configured API each worker would start a temporary Prefect server of its own: slow, and under load it
+    times out. On a real cluster, set PREFECT_API_URL in the workers' environment."""
+    from prefect.settings import PREFECT_API_URL
+
+    url = PREFECT_API_URL.value()
+    if not url:
+        from prefect.server.api.server import SubprocessASGIServer
+
+        server = SubprocessASGIServer()  # the one temporary server of this process (a singleton), started once
+        server.start()
+        url = server.api_url
+    os.environ.setdefault("PREFECT_API_URL", url)
 
 
 @flow(name="score-sharded")
@@ -89,5 +106,6 @@ def score_on_dask(
     **kwargs,
 ):
     """score_sharded_flow on a Dask runner chosen here (the flow decorator cannot know the address); a ScoreResult."""
+    _share_prefect_api()
     runner = dask_runner(dask_address, workers, worker_memory)
     return score_sharded_flow.with_options(task_runner=runner)(str(db), str(out), shards, **kwargs)
