@@ -46,17 +46,23 @@ class RuleDetector:
         add_pattern_hits(con, PatternDetector(self.config))
         return con.sql("SELECT * FROM hits ORDER BY bank_id, account_id, rule_id").pl()
 
-    def run_rules(self, con: duckdb.DuckDBPyConnection, days: int) -> int:
+    def run_rules(
+        self, con: duckdb.DuckDBPyConnection, days: int, only: set[str] | None = None, earlier: str | None = None
+    ) -> int:
         """Needs win_tx, win_accounts, features and the link graph in `con`; builds the tables several rules share
-        and leaves the hits in temp table `hits`. Returns how many hits."""
-        rendered = {r.id: r.render(days) for r in self.rules}
-        needed = {t for r in self.rules for t in r.reads}
+        and leaves the hits in temp table `hits`. Returns how many hits. A sharded run (detectors/sharding.py) runs
+        `only` some rules, starting `hits` from the table `earlier` (the shards' hits) so stage-2 rules see them."""
+        rules = [r for r in self.rules if only is None or r.id in only]
+        rendered = {r.id: r.render(days) for r in rules}
+        needed = {t for r in rules for t in r.reads}
         for name in SHARED_TABLES:
             if name in needed:  # not when every rule reading it is disabled
                 con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {render_shared(name)}")
         con.execute(HITS_DDL)
+        if earlier:
+            con.execute(f"INSERT INTO hits SELECT * FROM {earlier}")
         for stage in (1, 2):
-            for r in (r for r in self.rules if r.stage == stage):
+            for r in (r for r in rules if r.stage == stage):
                 typ = "q.typology" if r.typology == INHERIT else "CAST(? AS VARCHAR)"
                 params = [r.id] + ([] if r.typology == INHERIT else [r.typology]) + [int(r.severity), bool(r.victim_side)]
                 try:  # the rule's SQL is code; its config parameters were checked to be numbers (rules.rule_set)

@@ -110,11 +110,16 @@ def score_store(
     timer: Stopwatch | None = None,
     overrides: dict | None = None,
     decisions: pl.DataFrame | None = None,
+    shards: int = 1,
+    shard_map=None,
+    shard_dir: str | Path | None = None,
 ) -> ScoreResult:
     """Score the store's window. `config`: typed Settings, a mapping of sections or a YAML file (checked the same way);
     `overrides` ({"window.days": 30}) go over it. A config that does not fit is a failed run, recorded with why.
     `decisions`: the investigators' decisions (casework database, pipelines/casework_db.Casework.statuses), laid over
     the store's alert_status first so dismissed alerts are held back and escalated accounts flag their links.
+    `shards` > 1 splits the per-account work by account (detectors/sharding.py); `shard_map` runs the shards (default:
+    here, one after the other), `shard_dir` is the folder they share (default: out_dir/.shards).
     Holds the store's write lock (a second scorer waits, bounded by store.lock_wait_seconds)."""
     try:
         wait = _settings(config).store.lock_wait_seconds
@@ -122,12 +127,40 @@ def score_store(
         wait = None  # a config that does not fit fails inside, as a recorded run
     with store.exclusive(db_path, "score", wait=wait):
         return _score_store(
-            db_path, out_dir, config, models_dir, refit, mode, run_id, flow_run_id, memory_limit, timer, overrides, decisions
+            db_path,
+            out_dir,
+            config,
+            models_dir,
+            refit,
+            mode,
+            run_id,
+            flow_run_id,
+            memory_limit,
+            timer,
+            overrides,
+            decisions,
+            shards,
+            shard_map,
+            shard_dir,
         )
 
 
 def _score_store(
-    db_path, out_dir, config, models_dir, refit, mode, run_id, flow_run_id, memory_limit, timer, overrides, decisions
+    db_path,
+    out_dir,
+    config,
+    models_dir,
+    refit,
+    mode,
+    run_id,
+    flow_run_id,
+    memory_limit,
+    timer,
+    overrides,
+    decisions,
+    shards=1,
+    shard_map=None,
+    shard_dir=None,
 ):
     timer = timer or Stopwatch()
     out_dir = Path(out_dir)
@@ -145,10 +178,20 @@ def _score_store(
             params = json.dumps(
                 {"db": str(db_path), "out": str(out_dir), "mode": mode, "settings": settings.as_dict()}, default=str
             )
-            run = run_stages(
-                STAGES,
-                Run(con, settings, timer, context={"run_id": run_id, "mode": mode, "models_dir": models_dir, "refit": refit}),
-            )
+            context = {"run_id": run_id, "mode": mode, "models_dir": models_dir, "refit": refit}
+            stages = STAGES
+            if shards > 1:  # sharded scoring (detectors/sharding.py): the per-account stages run per shard
+                from detectors.sharding import in_process, sharded_stages
+
+                stages = sharded_stages(STAGES)
+                context |= {
+                    "shards": shards,
+                    "shard_map": shard_map or in_process,
+                    "shard_dir": Path(shard_dir or out_dir / ".shards") / run_id,
+                    "shard_memory_limit": memory_limit,
+                    "rule_config": rule_config(settings),
+                }
+            run = run_stages(stages, Run(con, settings, timer, context=context))
             alerts, cases, window, rules = run["alerts"], run["cases"], run["window"], run["rule_detector"]
             files = write_alert_files(alerts, cases, out_dir)
             record_run(

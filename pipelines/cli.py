@@ -301,16 +301,33 @@ def cmd_score(a) -> int:
     _store(a.db)
     with exclusive(a.db, "score", wait=settings.store.lock_wait_seconds):  # wait for a batch before even peeking
         _store(a.db, "transactions")
-        res = score_and_publish(
-            a.db,
-            a.out,
-            settings,
-            models_dir=a.models,
-            refit=a.refit,
-            mode=a.mode,
-            memory_limit=a.memory_limit,
-            timer=Progress(a.quiet).stopwatch("score "),
-        )
+        if a.shards > 1 or a.dask_address:  # sharded scoring: the shards as Prefect tasks on Dask (pipelines/sharded.py)
+            from pipelines.sharded import score_on_dask
+
+            res = score_on_dask(
+                a.db,
+                a.out,
+                a.shards,
+                a.dask_address,
+                a.workers,
+                config=settings,
+                models=a.models,
+                refit=a.refit,
+                mode=a.mode,
+                shard_dir=a.shard_dir,
+                memory_limit=a.memory_limit,
+            )
+        else:
+            res = score_and_publish(
+                a.db,
+                a.out,
+                settings,
+                models_dir=a.models,
+                refit=a.refit,
+                mode=a.mode,
+                memory_limit=a.memory_limit,
+                timer=Progress(a.quiet).stopwatch("score "),
+            )
     print(
         f"run {res.run_id}: window {res.window_start:%Y-%m-%d} .. {res.window_end:%Y-%m-%d}, {res.accounts_scored} accounts scored, "
         f"{res.alerts.height} alerts ({int((res.alerts['status'] == 'new').sum()) if res.alerts.height else 0} new); "
@@ -349,6 +366,8 @@ def cmd_run(a) -> int:
         require_manifest=not a.no_manifest,
         window_days=a.window_days,
         as_of=a.as_of.isoformat() if a.as_of else None,
+        shards=a.shards,
+        dask_address=a.dask_address,
     )
     return _print_flow_result(res, a.top)
 
@@ -931,6 +950,12 @@ def build_parser() -> _Parser:
         )
         s.add_argument("--top", type=int, default=15, help="alerts to print")
         s.add_argument("--quiet", action="store_true", help="no progress on stderr (also when CI=true)")
+        s.add_argument(
+            "--shards", type=_positive, default=1, help="split the accounts into N shards scored as Dask tasks (default 1)"
+        )
+        s.add_argument("--dask-address", help="a Dask scheduler such as tcp://scheduler:8786 (default: a LocalCluster here)")
+        s.add_argument("--workers", type=_positive, default=2, help="worker processes of the LocalCluster (default 2)")
+        s.add_argument("--shard-dir", help="folder the shards share; every worker must see it (default: OUT/.shards)")
 
     s = command("score", "score the accounts in the store and write ranked alerts", cmd_score)
     s.add_argument("--db", required=True, help="an existing store with transactions")

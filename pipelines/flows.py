@@ -75,6 +75,11 @@ def score_store_task(db: str, out: str, config: str | None, window_days: int | N
     )
     for line in res.warnings:
         get_run_logger().warning(line)
+    return score_summary(res)
+
+
+def score_summary(res) -> dict:
+    """What a flow keeps of a ScoreResult: counts, files, the top alerts without identifiers, warnings."""
     alerts = res.alerts.to_dicts()
     return {
         "run_id": res.run_id,
@@ -90,6 +95,19 @@ def score_store_task(db: str, out: str, config: str | None, window_days: int | N
         "budget_cut": res.budget_cut,
         "rules_over_ceiling": {k: v for k, v in res.rule_rates.items() if v["over_ceiling"]},
     }
+
+
+def _score(
+    db: str, out: str, config, window_days, mode: str, shards: int = 1, dask_address: str | None = None, as_of: str | None = None
+) -> dict:
+    """One task in this process, or (shards > 1 or a scheduler named) the sharded subflow on Dask (pipelines/sharded.py)."""
+    if shards <= 1 and not dask_address:
+        return score_store_task(db, out, config, window_days, mode, as_of)
+    from pipelines.sharded import score_on_dask
+
+    return score_summary(
+        score_on_dask(db, out, shards, dask_address, config=config, window_days=window_days, mode=mode, as_of=as_of)
+    )
 
 
 def _flow_run_id() -> str | None:
@@ -162,11 +180,13 @@ def _score_and_publish(
     started: datetime,
     params: dict,
     as_of: str | None = None,
+    shards: int = 1,
+    dask_address: str | None = None,
 ) -> dict:
     """After ingesting: score what is loaded (if anything), publish the artifacts, record the run. A run that fails
     is recorded as failed with its error, and the flow run fails (which is what Prefect notifications act on)."""
     try:
-        score = score_store_task(db, out, config, window_days, mode, as_of) if _has_transactions(db) else None
+        score = _score(db, out, config, window_days, mode, shards, dask_address, as_of) if _has_transactions(db) else None
         _publish(db, subs, score)
     except Exception as exc:
         from detectors.scoring import error_text
@@ -185,11 +205,18 @@ def ingest_flow(paths: list[str], db: str) -> list[dict]:
 
 @flow(name="score")
 def score_flow(
-    db: str, out: str, window_days: int | None = None, config: str | None = None, mode: str = "fused", as_of: str | None = None
+    db: str,
+    out: str,
+    window_days: int | None = None,
+    config: str | None = None,
+    mode: str = "fused",
+    as_of: str | None = None,
+    shards: int = 1,
+    dask_address: str | None = None,
 ) -> dict:
     """Features, rules, isolation forest, fusion, alerts; publishes the top alerts and a summary. `as_of` (YYYY-MM-DD):
-    the window ends on that day, to replay a past month."""
-    score = score_store_task(db, out, config, window_days, mode, as_of)
+    the window ends on that day, to replay a past month; `shards` > 1 or a `dask_address`: scored in shards on Dask."""
+    score = _score(db, out, config, window_days, mode, shards, dask_address, as_of)
     _publish(db, [], score)
     return score
 
@@ -204,6 +231,8 @@ def run_flow(
     mode: str = "fused",
     require_manifest: bool = False,
     as_of: str | None = None,
+    shards: int = 1,
+    dask_address: str | None = None,
 ) -> dict:
     """`thb-signals run`: ingest the given submissions, then score."""
     started = datetime.now(timezone.utc)
@@ -217,8 +246,10 @@ def run_flow(
         subs,
         f"run-{started:%Y%m%dT%H%M%S%f}",
         started,
-        {"paths": paths, "db": db, "out": out, "config": config, "as_of": as_of},
+        {"paths": paths, "db": db, "out": out, "config": config, "as_of": as_of, "shards": shards},
         as_of,
+        shards,
+        dask_address,
     )
 
 
@@ -231,6 +262,8 @@ def batch_scoring_flow(
     config: str | None = None,
     require_manifest: bool = False,
     as_of: str | None = None,
+    shards: int = 1,
+    dask_address: str | None = None,
 ) -> dict:
     """The scheduled run: every new submission in the inbox is ingested and filed under processed/ or
     rejected/ (with its validation report), then the store is scored and the result published."""
@@ -250,8 +283,10 @@ def batch_scoring_flow(
         subs,
         f"batch-{started:%Y%m%dT%H%M%S%f}",
         started,
-        {"inbox": inbox, "db": db, "out": out, "window_days": window_days, "config": config, "as_of": as_of},
+        {"inbox": inbox, "db": db, "out": out, "window_days": window_days, "config": config, "as_of": as_of, "shards": shards},
         as_of,
+        shards,
+        dask_address,
     )
 
 

@@ -18,6 +18,7 @@ ALLOWED = {
     "sql_pseudonym",
     # contract-owned: file and column names, check definitions and the SQL built from them (schemas/checks.py)
     "name",
+    "earlier",  # detectors/rule_detector.py: a temp table the sharded run names (shard_hits)
     "col",
     "cols",
     "column",

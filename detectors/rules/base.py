@@ -35,7 +35,7 @@ RISK_SECTORS = (
     "49.41",
 )
 # The evidence most rules return: the account's bookings they grouped, in time order, at most 50.
-EV = "list(txn_id ORDER BY booked_at)[1:50]"
+EV = "list(txn_id ORDER BY booked_at, txn_id)[1:50]"  # txn_id: the same evidence whatever the plan
 CONSTANTS = {
     "ev": EV,
     "rent_words": RENT_WORDS,
@@ -73,7 +73,7 @@ FRAGMENTS: dict[str, Fragment] = {
     # Identical sums sent abroad to one beneficiary at a steady rhythm, per (account, beneficiary, amount). A beneficiary is
     # a person paid by transfer or remittance: a card merchant or subscription registered abroad (IE, LU, MT) is not one.
     "instalments": Fragment("""instalments AS (
-    SELECT bank_id, account_id, counterparty_id, amount, count(*) AS n, list(txn_id ORDER BY booked_at) AS ids,
+    SELECT bank_id, account_id, counterparty_id, amount, count(*) AS n, list(txn_id ORDER BY booked_at, txn_id) AS ids,
            stddev_pop(gap) AS gap_sd, avg(gap) AS gap_avg, any_value(counterparty_country) AS country
     FROM (SELECT *, date_diff('day', lag(day) OVER (PARTITION BY bank_id, account_id, counterparty_id, amount ORDER BY day), day) AS gap
           FROM win_tx WHERE NOT is_in AND (channel = 'money_remittance' OR counterparty_country <> 'NL')
@@ -89,7 +89,7 @@ FRAGMENTS: dict[str, Fragment] = {
   headcount AS (SELECT employer, count(*) AS workers FROM staff GROUP BY 1),
   passed_on AS (
     SELECT s.employer, f.dst_bank AS bank_id, f.dst AS collector, count(DISTINCT s.worker) AS workers,
-           sum(f.amount) AS amount, flatten(list(f.dst_txn_ids)) AS collector_ids
+           sum(f.amount) AS amount, flatten(list(f.dst_txn_ids ORDER BY s.worker, f.src)) AS collector_ids
     FROM staff s JOIN net_money f ON f.src = s.worker AND f.dst <> s.employer
     WHERE f.amount >= {min_share} * s.wage GROUP BY ALL)"""),
 }

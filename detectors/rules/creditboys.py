@@ -30,7 +30,7 @@ RULES: list[Rule] = [
         """WITH l AS (SELECT *, count(DISTINCT counterparty_id) OVER (PARTITION BY bank_id, account_id ORDER BY day
                               RANGE BETWEEN INTERVAL 29 DAY PRECEDING AND CURRENT ROW) AS lenders FROM win_tx
                        WHERE {is_loan})
-             SELECT l.bank_id, l.account_id, list(l.txn_id ORDER BY l.booked_at)[1:50] AS evidence,
+             SELECT l.bank_id, l.account_id, list(l.txn_id ORDER BY l.booked_at, l.txn_id)[1:50] AS evidence,
                     printf('%d loans (EUR %.0f) from up to %d lenders in 30 days, holder %s years', count(*), sum(l.amount), max(l.lenders),
                            coalesce(CAST(any_value(a.holder_age) AS VARCHAR), '?')) AS detail
              FROM l JOIN win_accounts a USING (bank_id, account_id)
@@ -46,12 +46,12 @@ RULES: list[Rule] = [
         "Most of a loan leaves within 48 hours, in cash or to a private person.",
         3,
         """WITH l AS (SELECT * FROM win_tx WHERE {is_loan}),
-                  o AS (SELECT l.bank_id, l.account_id, l.txn_id, l.amount, sum(x.amount) AS out, list(x.txn_id) AS ids
+                  o AS (SELECT l.bank_id, l.account_id, l.txn_id, l.amount, sum(x.amount) AS out, list(x.txn_id ORDER BY x.booked_at, x.txn_id) AS ids
                         FROM l JOIN (SELECT * FROM win_tx SEMI JOIN l USING (bank_id, account_id)) x ON x.bank_id = l.bank_id AND x.account_id = l.account_id AND NOT x.is_in
                              AND (x.channel = 'cash_withdrawal' OR x.counterparty_type = 'person')
                              AND x.booked_at BETWEEN l.booked_at AND l.booked_at + INTERVAL 48 HOUR
                         GROUP BY ALL)
-             SELECT bank_id, account_id, flatten(list(list_prepend(txn_id, ids)))[1:50] AS evidence,
+             SELECT bank_id, account_id, flatten(list(list_prepend(txn_id, ids) ORDER BY txn_id))[1:50] AS evidence,
                     printf('%d loans, %d%% passed on within 48h', count(*), CAST(100 * sum(out) / sum(amount) AS INT)) AS detail
              FROM o WHERE out >= {min_share} * amount GROUP BY ALL""",
         {"min_share": 0.7, "min_loan": 500},
@@ -92,7 +92,7 @@ RULES: list[Rule] = [
                         SELECT w.bank_id, w.account_id, w.txn_id, w.booked_at, w.counterparty_id
                         FROM win_tx w SEMI JOIN new_contracts USING (bank_id, account_id, counterparty_id)
                         WHERE NOT w.is_in AND w.channel = 'direct_debit' AND w.category = 'telecom')
-             SELECT c.bank_id, c.account_id, list(c.txn_id ORDER BY c.booked_at)[1:50] AS evidence,
+             SELECT c.bank_id, c.account_id, list(c.txn_id ORDER BY c.booked_at, c.txn_id)[1:50] AS evidence,
                     printf('holder %d years: %d new lenders or phone providers', any_value(a.holder_age), count(DISTINCT c.counterparty_id)) AS detail
              FROM c JOIN win_accounts a USING (bank_id, account_id)
              WHERE a.holder_age BETWEEN {min_age} AND {max_age}

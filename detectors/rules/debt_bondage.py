@@ -16,7 +16,7 @@ RULES: list[Rule] = [
         """WITH f AS (SELECT * FROM win_tx WHERE NOT is_in AND counterparty_country <> 'NL' AND counterparty_id IS NOT NULL
                               AND counterparty_type = 'person' AND channel IN ('transfer', 'instant_transfer', 'money_remittance')),
                   b AS (SELECT counterparty_id, count(DISTINCT (bank_id, account_id)) AS senders FROM f GROUP BY 1)
-             SELECT f.bank_id, f.account_id, list(f.txn_id ORDER BY f.booked_at)[1:50] AS evidence,
+             SELECT f.bank_id, f.account_id, list(f.txn_id ORDER BY f.booked_at, f.txn_id)[1:50] AS evidence,
                     printf('beneficiary in %s shared with %d other accounts', any_value(f.counterparty_country), max(b.senders) - 1) AS detail
              FROM f JOIN b USING (counterparty_id) WHERE b.senders BETWEEN {min_senders} AND {max_senders} GROUP BY ALL""",
         # a beneficiary is a person paid by transfer or remittance, not a card merchant registered abroad; one paid by more
@@ -31,8 +31,8 @@ RULES: list[Rule] = [
         ("XB-02", "LE-10"),
         "Identical sums paid at a regular rhythm to one beneficiary abroad, as repayments of a debt.",
         3,
-        """SELECT bank_id, account_id, flatten(list(ids))[1:50] AS evidence,
-                    printf('%d payments of EUR %.0f every %.0f days to one beneficiary abroad', max(n), arg_max(amount, n), arg_max(gap_avg, n)) AS detail
+        """SELECT bank_id, account_id, flatten(list(ids ORDER BY counterparty_id, amount))[1:50] AS evidence,
+                    printf('%d payments of EUR %.0f every %.0f days to one beneficiary abroad', max(n), arg_max(amount, (n, counterparty_id, amount)), arg_max(gap_avg, (n, counterparty_id, amount))) AS detail
              FROM instalments i WHERE amount * n * 90.0 / {days} >= {min_total_per_90d}
                AND (gap_avg <= {max_gap_days_on_wage} OR NOT EXISTS (SELECT 1 FROM wages g WHERE g.bank_id = i.bank_id AND g.account_id = i.account_id))
              GROUP BY ALL""",

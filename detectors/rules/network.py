@@ -42,7 +42,7 @@ RULES: list[Rule] = [
                   m AS (SELECT x.bank_id, x.account_id, x.txn_id, x.booked_at, x.amount, vv.typology, x.counterparty_id AS victim
                         FROM win_tx x JOIN vv ON vv.account_id = x.counterparty_id
                         WHERE x.is_in AND x.channel IN ('transfer', 'instant_transfer'))
-             SELECT bank_id, account_id, list(txn_id ORDER BY booked_at)[1:50] AS evidence,
+             SELECT bank_id, account_id, list(txn_id ORDER BY booked_at, txn_id)[1:50] AS evidence,
                     printf('receives EUR %.0f from %d accounts with victim signals', sum(amount), count(DISTINCT victim)) AS detail,
                     mode(typology) AS typology
              FROM m GROUP BY bank_id, account_id
@@ -63,7 +63,7 @@ RULES: list[Rule] = [
                        WHERE typology = 'labour_exploitation' AND victim_side AND rule_id NOT IN ({housing_rules})),
                   p AS (SELECT x.bank_id, x.account_id, x.txn_id, x.booked_at, x.counterparty_id FROM win_tx x
                         WHERE NOT x.is_in AND x.counterparty_type = 'person' AND x.channel IN ('transfer', 'instant_transfer'))
-             SELECT p.bank_id, p.account_id, list(p.txn_id ORDER BY p.booked_at)[1:50] AS evidence,
+             SELECT p.bank_id, p.account_id, list(p.txn_id ORDER BY p.booked_at, p.txn_id)[1:50] AS evidence,
                     printf('pays %d workers with exploitation signals', count(DISTINCT p.counterparty_id)) AS detail
              FROM p JOIN w ON w.account_id = p.counterparty_id JOIN win_accounts a ON a.bank_id = p.bank_id AND a.account_id = p.account_id
              WHERE a.customer_type = 'business' GROUP BY ALL HAVING count(DISTINCT p.counterparty_id) >= {min_workers}""",
@@ -79,9 +79,9 @@ RULES: list[Rule] = [
         ("LE-02", "LE-03", "LE-10"),
         "Several workers of one employer pass part of their wages on to this account: a likely controller, recruiter or landlord-employer.",
         3,
-        """SELECT p.bank_id, p.collector AS account_id, arg_max(p.collector_ids, p.workers)[1:50] AS evidence,
-                    printf('receives EUR %.0f from %d of the %d workers of one employer', arg_max(p.amount, p.workers), max(p.workers),
-                           arg_max(h.workers, p.workers)) AS detail
+        """SELECT p.bank_id, p.collector AS account_id, arg_max(p.collector_ids, (p.workers, p.employer))[1:50] AS evidence,
+                    printf('receives EUR %.0f from %d of the %d workers of one employer', arg_max(p.amount, (p.workers, p.employer)), max(p.workers),
+                           arg_max(h.workers, (p.workers, p.employer))) AS detail
              FROM passed_on p JOIN headcount h USING (employer)
              WHERE p.workers >= {min_workers} AND p.workers >= {min_staff_share} * h.workers
              GROUP BY ALL""",
@@ -99,7 +99,7 @@ RULES: list[Rule] = [
         "The employer's workers live at a few addresses or bank from one device, and pass their wages on to one account.",
         3,
         """WITH crew AS (SELECT s.bank_id, s.employer, count(*) AS workers, count(DISTINCT a.address_id) AS addresses,
-                             flatten(list(s.ids)) AS ids
+                             flatten(list(s.ids ORDER BY s.worker_bank, s.worker)) AS ids
                       FROM staff s JOIN win_accounts a ON a.bank_id = s.worker_bank AND a.account_id = s.worker GROUP BY ALL),
              device AS (SELECT employer, max(n) AS on_one_device FROM (
                             SELECT s.employer, d.key, count(DISTINCT s.worker) AS n FROM staff s
@@ -155,8 +155,8 @@ RULES: list[Rule] = [
         "One beneficiary abroad receives fixed instalments from several accounts: a debt collected along a migration route.",
         3,
         """WITH b AS (SELECT counterparty_id, count(DISTINCT account_id) AS senders FROM instalments GROUP BY 1)
-             SELECT i.bank_id, i.account_id, flatten(list(i.ids))[1:50] AS evidence,
-                    printf('fixed instalments to a beneficiary in %s who gets them from %d accounts', arg_max(i.country, b.senders),
+             SELECT i.bank_id, i.account_id, flatten(list(i.ids ORDER BY i.counterparty_id, i.amount))[1:50] AS evidence,
+                    printf('fixed instalments to a beneficiary in %s who gets them from %d accounts', arg_max(i.country, (b.senders, i.counterparty_id)),
                            max(b.senders)) AS detail
              FROM instalments i JOIN b USING (counterparty_id) WHERE b.senders BETWEEN {min_senders} AND {max_senders} GROUP BY ALL""",
         {"min_payments": 3, "max_gap_sd": 3, "min_senders": 3, "max_senders": 25},
@@ -178,8 +178,8 @@ RULES: list[Rule] = [
                       SELECT a.bank_id, a.account_id, b.account_id, 'shares a ' || a.kind || ' with', [], NULL, NULL
                       FROM net_shared a JOIN net_shared b ON a.kind = b.kind AND a.key = b.key AND a.account_id <> b.account_id
                       WHERE a.kind IN ('phone', 'device'))
-             SELECT l.bank_id, l.account_id, flatten(list(l.ids))[1:50] AS evidence,
-                    string_agg(l.how || ' an account ' || f.reason || ' (' || left(f.account_id, 8) || ')', '; ') AS detail,
+             SELECT l.bank_id, l.account_id, flatten(list(l.ids ORDER BY l.other, l.how))[1:50] AS evidence,
+                    string_agg(l.how || ' an account ' || f.reason || ' (' || left(f.account_id, 8) || ')', '; ' ORDER BY l.other, l.how) AS detail,
                     coalesce(any_value(f.typology), 'laundering') AS typology
              FROM l JOIN net_flagged f ON f.account_id = l.other
              WHERE l.account_id NOT IN (SELECT account_id FROM net_flagged)
