@@ -3,7 +3,7 @@
 This module is the single definition of what a submission may contain. The DuckDB row checks
 (`pipelines.validation`), the Great Expectations suites (`schemas.gx_suite`), the arrow schemas
 and the `thb-signals contract` documentation are all generated from the tables below, so they
-cannot drift apart. See ../shared/extract-contract.md for the human-readable reference.
+cannot drift apart. docs/contract.md is the rendered reference (tests/test_docs.py keeps it current).
 """
 
 from __future__ import annotations
