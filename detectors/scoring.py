@@ -121,117 +121,86 @@ def score_store(
     `shards` > 1 splits the per-account work by account (detectors/sharding.py); `shard_map` runs the shards (default:
     here, one after the other), `shard_dir` is the folder they share (default: out_dir/.shards).
     Holds the store's write lock (a second scorer waits, bounded by store.lock_wait_seconds)."""
-    try:
-        wait = _settings(config).store.lock_wait_seconds
-    except Exception:
-        wait = None  # a config that does not fit fails inside, as a recorded run
-    with store.exclusive(db_path, "score", wait=wait):
-        return _score_store(
-            db_path,
-            out_dir,
-            config,
-            models_dir,
-            refit,
-            mode,
-            run_id,
-            flow_run_id,
-            memory_limit,
-            timer,
-            overrides,
-            decisions,
-            shards,
-            shard_map,
-            shard_dir,
-        )
-
-
-def _score_store(
-    db_path,
-    out_dir,
-    config,
-    models_dir,
-    refit,
-    mode,
-    run_id,
-    flow_run_id,
-    memory_limit,
-    timer,
-    overrides,
-    decisions,
-    shards=1,
-    shard_map=None,
-    shard_dir=None,
-):
-    timer = timer or Stopwatch()
-    out_dir = Path(out_dir)
-    store.private_dir(out_dir)
-    models_dir = Path(models_dir) if models_dir else Path(str(db_path) + ".models")
-    run_id = run_id or datetime.now(timezone.utc).strftime("run-%Y%m%dT%H%M%S-") + uuid.uuid4().hex[:6]
-    started = datetime.now(timezone.utc)
-    con = store.connect(db_path, memory_limit)
-    params = json.dumps({"db": str(db_path), "out": str(out_dir), "mode": mode, "config": config}, default=str)
-    try:
+    with store.exclusive(db_path, "score", wait=lock_wait(config)):
+        timer = timer or Stopwatch()
+        out_dir = Path(out_dir)
+        store.private_dir(out_dir)
+        models_dir = Path(models_dir) if models_dir else Path(str(db_path) + ".models")
+        run_id = run_id or datetime.now(timezone.utc).strftime("run-%Y%m%dT%H%M%S-") + uuid.uuid4().hex[:6]
+        started = datetime.now(timezone.utc)
+        con = store.connect(db_path, memory_limit)
+        params = json.dumps({"db": str(db_path), "out": str(out_dir), "mode": mode, "config": config}, default=str)
         try:
-            settings = _settings(config).with_overrides(**(overrides or {}))
-            if decisions is not None:
-                apply_decisions(con, decisions)
-            params = json.dumps(
-                {"db": str(db_path), "out": str(out_dir), "mode": mode, "settings": settings.as_dict()}, default=str
-            )
-            context = {"run_id": run_id, "mode": mode, "models_dir": models_dir, "refit": refit}
-            stages = STAGES
-            if shards > 1:  # sharded scoring (detectors/sharding.py): the per-account stages run per shard
-                from detectors.sharding import in_process, sharded_stages
+            try:
+                settings = _settings(config).with_overrides(**(overrides or {}))
+                if decisions is not None:
+                    apply_decisions(con, decisions)
+                params = json.dumps(
+                    {"db": str(db_path), "out": str(out_dir), "mode": mode, "settings": settings.as_dict()}, default=str
+                )
+                context = {"run_id": run_id, "mode": mode, "models_dir": models_dir, "refit": refit}
+                stages = STAGES
+                if shards > 1:  # sharded scoring (detectors/sharding.py): the per-account stages run per shard
+                    from detectors.sharding import in_process, sharded_stages
 
-                stages = sharded_stages(STAGES)
-                context |= {
-                    "shards": shards,
-                    "shard_map": shard_map or in_process,
-                    "shard_dir": Path(shard_dir or out_dir / ".shards") / run_id,
-                    "shard_memory_limit": memory_limit,
-                    "rule_config": rule_config(settings),
-                }
-            run = run_stages(stages, Run(con, settings, timer, context=context))
-            alerts, cases, window, rules = run["alerts"], run["cases"], run["window"], run["rule_detector"]
-            files = write_alert_files(alerts, cases, out_dir)
-            record_run(
-                con,
-                run_id=run_id,
-                flow_run_id=flow_run_id,
-                kind="score",
-                started_at=started,
-                parameters=params,
-                rule_set_hash=rules.version,
-                model_version=run["model"].version,
-                window_start=window.start,
-                window_end=window.end,
-                rows_in=run["rows_in"],
-                alerts_out=alerts.height,
-                alerts_new=int((alerts["status"] == "new").sum()) if alerts.height else 0,
-                outcome="ok",
-                rule_rates=json.dumps(run["rule_rates"]),
-                budget_cut=json.dumps(run["budget_cut"]),
-                reranker_version=run["reranker"],  # tuning: migration 8
-            )
-            return ScoreResult(
-                run_id,
-                alerts,
-                rules.version,
-                run["model"].version,
-                window.start,
-                window.end,
-                run["features"].height,
-                files,
-                cases,
-                run["rule_rates"],
-                run["budget_cut"],
-                rate_warnings(run["rule_rates"]),
-            )
-        except Exception as exc:  # the failed run is recorded too, with why, then the error goes on to the caller
-            _record_failure(con, run_id, flow_run_id, started, params, exc)
-            raise
-    finally:
-        con.close()
+                    stages = sharded_stages(STAGES)
+                    context |= {
+                        "shards": shards,
+                        "shard_map": shard_map or in_process,
+                        "shard_dir": Path(shard_dir or out_dir / ".shards") / run_id,
+                        "shard_memory_limit": memory_limit,
+                        "rule_config": rule_config(settings),
+                    }
+                run = run_stages(stages, Run(con, settings, timer, context=context))
+                alerts, cases, window, rules = run["alerts"], run["cases"], run["window"], run["rule_detector"]
+                files = write_alert_files(alerts, cases, out_dir)
+                record_run(
+                    con,
+                    run_id=run_id,
+                    flow_run_id=flow_run_id,
+                    kind="score",
+                    started_at=started,
+                    parameters=params,
+                    rule_set_hash=rules.version,
+                    model_version=run["model"].version,
+                    window_start=window.start,
+                    window_end=window.end,
+                    rows_in=run["rows_in"],
+                    alerts_out=alerts.height,
+                    alerts_new=int((alerts["status"] == "new").sum()) if alerts.height else 0,
+                    outcome="ok",
+                    rule_rates=json.dumps(run["rule_rates"]),
+                    budget_cut=json.dumps(run["budget_cut"]),
+                    reranker_version=run["reranker"],  # tuning: migration 8
+                )
+                return ScoreResult(
+                    run_id,
+                    alerts,
+                    rules.version,
+                    run["model"].version,
+                    window.start,
+                    window.end,
+                    run["features"].height,
+                    files,
+                    cases,
+                    run["rule_rates"],
+                    run["budget_cut"],
+                    rate_warnings(run["rule_rates"]),
+                )
+            except Exception as exc:  # the failed run is recorded too, with why, then the error goes on to the caller
+                _record_failure(con, run_id, flow_run_id, started, params, exc)
+                raise
+        finally:
+            con.close()
+
+
+def lock_wait(config) -> float | None:
+    """How long a scorer waits for the store's write lock under `config`; the default when the config does not fit
+    (the run then fails inside, recorded with why)."""
+    try:
+        return _settings(config).store.lock_wait_seconds
+    except Exception:
+        return None
 
 
 def apply_decisions(con, decisions: pl.DataFrame) -> None:

@@ -179,14 +179,10 @@ def score_and_publish(db_path: str | Path, out_dir: str | Path, config=None, cas
     """A scoring run as the command line and the batch start it: the investigators' decisions read from the casework
     database, the store scored under its write lock, then the run's alerts handed to the casework database and a new
     snapshot published for the page (all before the lock is let go)."""
-    from detectors.scoring import _settings, score_store
+    from detectors.scoring import lock_wait, score_store
     from pipelines.casework_db import open_casework
 
-    try:
-        wait = _settings(config).store.lock_wait_seconds
-    except Exception:
-        wait = None  # a config that does not fit fails inside score_store, as a recorded run
-    with exclusive(db_path, "score", wait=wait):
+    with exclusive(db_path, "score", wait=lock_wait(config)):
         decisions = open_casework(db_path, casework_url).statuses()
         res = score_store(db_path, out_dir, config, decisions=decisions, **kw)
         refresh(db_path, casework_url=casework_url)
