@@ -13,21 +13,8 @@ from datetime import datetime, timedelta, timezone
 import polars as pl
 
 from casework import audit_chain
-from pipelines.casework_db import Casework
+from pipelines.casework_db import ACCESS_FIELDS, Casework
 
-ACCESS_FIELDS = (
-    "seq",
-    "logged_at",
-    "user_name",
-    "role",
-    "action",
-    "object_kind",
-    "object_id",
-    "bank_id",
-    "address",
-    "reason",
-)
-COLUMNS = ACCESS_FIELDS + ("prev_hash", "entry_hash")
 REVEAL_MINUTES = 60  # a reveal with a reason opens a victim's protected details to that user for this long
 
 

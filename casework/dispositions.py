@@ -16,7 +16,7 @@ import polars as pl
 from sqlalchemy.engine import Connection
 
 from casework import audit_chain
-from pipelines.casework_db import Casework, now
+from pipelines.casework_db import AUDIT_FIELDS, Casework, now
 
 # The current row of every alert: `alerts` keeps one row per alert per run.
 LATEST_ALERTS = "SELECT * FROM alerts QUALIFY row_number() OVER (PARTITION BY alert_id ORDER BY created_at DESC) = 1"
@@ -39,23 +39,6 @@ ACTIONS = {
 
 class DispositionError(ValueError):
     pass
-
-
-AUDIT_FIELDS = (
-    "seq",
-    "event_id",
-    "logged_at",
-    "user_name",
-    "action",
-    "alert_id",
-    "bank_id",
-    "account_id",
-    "previous_status",
-    "new_status",
-    "reason",
-    "note",
-    "details",
-)
 
 
 def _link(last: tuple[int, str] | None, row: dict) -> dict:

@@ -116,24 +116,11 @@ fiu_decisions = Table(
     Index("ix_fiu_decisions_report", "report_id"),
 )
 casework_meta = Table("casework_meta", META, Column("key", String(80), primary_key=True), Column("value", Text))
-AUDIT_COLUMNS = (
-    "seq",
-    "event_id",
-    "logged_at",
-    "user_name",
-    "action",
-    "alert_id",
-    "bank_id",
-    "account_id",
-    "previous_status",
-    "new_status",
-    "reason",
-    "note",
-    "details",
-    "prev_hash",
-    "entry_hash",
-)
+CHAIN_COLUMNS = ("prev_hash", "entry_hash")  # casework/audit_chain's links; every other column is what an entry's hash covers
+AUDIT_COLUMNS = tuple(c.name for c in audit_log.columns if c.name != "row_id")
+AUDIT_FIELDS = tuple(c for c in AUDIT_COLUMNS if c not in CHAIN_COLUMNS)
 ACCESS_COLUMNS = tuple(c.name for c in access_log.columns)
+ACCESS_FIELDS = tuple(c for c in ACCESS_COLUMNS if c not in CHAIN_COLUMNS)
 STATUS_SCHEMA = {
     "alert_id": pl.Utf8,
     "bank_id": pl.Utf8,
@@ -309,7 +296,7 @@ class Casework:
 
     def access_entries(self, limit: int = 500) -> pl.DataFrame:
         """The newest access-log entries first (the auditors' page)."""
-        cols = [k for k in ACCESS_COLUMNS if k not in ("prev_hash", "entry_hash")]
+        cols = list(ACCESS_FIELDS)
         with self.engine.connect() as c:
             rows = c.execute(select(*(access_log.c[k] for k in cols)).order_by(access_log.c.seq.desc()).limit(int(limit))).all()
         data = {k: [r[i] for r in rows] for i, k in enumerate(cols)}
