@@ -4,6 +4,8 @@ two checks every rule gets (fires with its evidence on the positive store, stays
 A case builder takes a Book and `pos` and returns (the account the rule must fire on, txn ids the evidence
 must overlap; empty when the rule gives no evidence)."""
 
+import pytest
+
 from detectors.features import compute_features
 from detectors.rule_detector import RuleDetector
 from detectors.window import define_window
@@ -52,3 +54,22 @@ def check_quiet(tmp_path, rule_id, case):
     target, _ = case(b, False)
     hits = run_rules(b.write(tmp_path / "s.duckdb"))
     assert fired(hits, rule_id, target).height == 0
+
+
+def case_tests(rules, cases):
+    """The three tests every rules module gets, over `rules` (its RULES) and `cases` (rule id -> case builder): every
+    rule has a case, fires with its evidence, stays quiet on the near miss. Bind them at module level for pytest:
+    `test_every_rule_has_a_case, test_rule_fires_with_its_evidence, test_rule_stays_quiet_on_the_near_miss = case_tests(...)`."""
+
+    def test_every_rule_has_a_case():
+        assert set(cases) == {r.id for r in rules}
+
+    @pytest.mark.parametrize("rule_id", sorted(cases))
+    def test_rule_fires_with_its_evidence(tmp_path, rule_id):
+        check_fires(tmp_path, rule_id, cases[rule_id])
+
+    @pytest.mark.parametrize("rule_id", sorted(cases))
+    def test_rule_stays_quiet_on_the_near_miss(tmp_path, rule_id):
+        check_quiet(tmp_path, rule_id, cases[rule_id])
+
+    return test_every_rule_has_a_case, test_rule_fires_with_its_evidence, test_rule_stays_quiet_on_the_near_miss

@@ -4,7 +4,7 @@ import pytest
 
 from detectors.rules import creditboys
 from tests.book import DAYS
-from tests.rule_cases import check_fires, check_quiet
+from tests.rule_cases import case_tests
 
 
 def _loan(b, day, lender, amount=2000):
@@ -74,18 +74,9 @@ CASES = {
 }
 
 
-def test_every_creditboys_rule_has_a_case():
-    assert set(CASES) == {r.id for r in creditboys.RULES}
-
-
-@pytest.mark.parametrize("rule_id", sorted(CASES))
-def test_rule_fires_with_its_evidence(tmp_path, rule_id):
-    check_fires(tmp_path, rule_id, CASES[rule_id])
-
-
-@pytest.mark.parametrize("rule_id", sorted(CASES))
-def test_rule_stays_quiet_on_the_near_miss(tmp_path, rule_id):
-    check_quiet(tmp_path, rule_id, CASES[rule_id])
+test_every_rule_has_a_case, test_rule_fires_with_its_evidence, test_rule_stays_quiet_on_the_near_miss = case_tests(
+    creditboys.RULES, CASES
+)
 
 
 def _bnpl(b, day, provider, price):

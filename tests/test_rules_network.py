@@ -1,9 +1,7 @@
 """Network rules: for each, a small store where it must fire (with the right evidence) and a near miss where it must not."""
 
-import pytest
-
 from detectors.rules import network
-from tests.rule_cases import _senders, check_fires, check_quiet
+from tests.rule_cases import _senders, case_tests
 
 
 def net_collector(b, pos):
@@ -106,18 +104,9 @@ CASES = {
 }
 
 
-def test_every_network_rule_has_a_case():
-    assert set(CASES) == {r.id for r in network.RULES}
-
-
-@pytest.mark.parametrize("rule_id", sorted(CASES))
-def test_rule_fires_with_its_evidence(tmp_path, rule_id):
-    check_fires(tmp_path, rule_id, CASES[rule_id])
-
-
-@pytest.mark.parametrize("rule_id", sorted(CASES))
-def test_rule_stays_quiet_on_the_near_miss(tmp_path, rule_id):
-    check_quiet(tmp_path, rule_id, CASES[rule_id])
+test_every_rule_has_a_case, test_rule_fires_with_its_evidence, test_rule_stays_quiet_on_the_near_miss = case_tests(
+    network.RULES, CASES
+)
 
 
 def test_a_housed_workforce_alone_makes_no_collector_and_no_employer(tmp_path):
