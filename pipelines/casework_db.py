@@ -40,8 +40,8 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
 SCHEMA_VERSION = 1
 META = MetaData()
@@ -158,6 +158,11 @@ def _utc(v):
     return v.replace(tzinfo=timezone.utc) if isinstance(v, datetime) and v.tzinfo is None else v
 
 
+class CaseworkUnavailable(ValueError):
+    """The casework database cannot be opened: a URL that is not one, a driver that is missing, a server that does not
+    answer. One line for the command line, naming the URL without its password."""
+
+
 class Casework:
     """One casework database: an engine, its schema made or upgraded on open, and its reads and writes."""
 
@@ -173,8 +178,14 @@ class Casework:
             self.engine: Engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
             event.listen(self.engine, "connect", _sqlite_pragmas)
         else:
-            self.engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
-        self.upgrade()
+            try:
+                self.engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+            except (ArgumentError, NoSuchModuleError) as e:
+                raise CaseworkUnavailable(f"casework database URL {_shown(url)} is not usable: {e}") from None
+        try:
+            self.upgrade()
+        except OperationalError as e:
+            raise CaseworkUnavailable(f"cannot open the casework database {_shown(url)}: {str(e.orig).splitlines()[0]}") from None
         if self.sqlite:
             for extra in ("-wal", "-shm"):
                 if Path(f"{path}{extra}").exists():
@@ -573,6 +584,13 @@ def _sqlite_pragmas(dbapi_con, _record) -> None:
 
 
 _OPEN: dict[str, Casework] = {}
+
+
+def _shown(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return repr(url[:80])
 
 
 def open_casework(store_path: str | Path | None = None, url: str | None = None) -> Casework:

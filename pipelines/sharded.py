@@ -37,11 +37,31 @@ def prefect_map(function: Callable, calls: list[dict]) -> list:
 def dask_runner(address: str | None = None, workers: int = 2, worker_memory: str | None = None) -> DaskTaskRunner:
     """An existing cluster's scheduler, or a LocalCluster of `workers` single-threaded worker processes."""
     if address:
+        _scheduler_answers(address)
         return DaskTaskRunner(address=address)
     kwargs = {"n_workers": workers, "threads_per_worker": 1, "processes": True, "dashboard_address": None}
     if worker_memory:
         kwargs["memory_limit"] = worker_memory
     return DaskTaskRunner(cluster_class="distributed.LocalCluster", cluster_kwargs=kwargs)
+
+
+def _scheduler_answers(address: str, timeout: float = 5.0) -> None:
+    """Refuse, in one line and before any flow starts, a scheduler address that is malformed or does not answer (a flow
+    that fails to reach it would time out after 30 s and log a traceback)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    try:
+        u = urlsplit(address if "://" in address else f"tcp://{address}")
+        host, port = u.hostname, u.port
+    except ValueError:
+        host = port = None
+    if u.scheme != "tcp" or not host or not port:
+        raise ValueError(f"--dask-address {address!r} is not a scheduler address such as tcp://scheduler:8786")
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as e:
+        raise ValueError(f"no Dask scheduler answers at {address}: {e.strerror or e}") from None
 
 
 def _share_prefect_api() -> None:
@@ -108,6 +128,6 @@ def score_on_dask(
     **kwargs,
 ):
     """score_sharded_flow on a Dask runner chosen here (the flow decorator cannot know the address); a ScoreResult."""
+    runner = dask_runner(dask_address, workers, worker_memory)  # a scheduler address is checked before anything starts
     _share_prefect_api()
-    runner = dask_runner(dask_address, workers, worker_memory)
     return score_sharded_flow.with_options(task_runner=runner)(str(db), str(out), shards, **kwargs)

@@ -221,3 +221,24 @@ def test_evaluate_a_file_that_is_not_parquet(tmp_path, capsys):
     junk.write_text("not parquet\n")
     assert main(["evaluate", "--subjects", str(junk), "--labels", str(junk)]) == 2
     one_line_error(capsys, "could not read a data file", "parquet")
+
+
+def test_a_casework_database_that_cannot_be_opened_is_one_line_without_its_password(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("THB_CASEWORK_URL", "unset")  # --casework-url sets it for the process: recorded, so undone after
+    monkeypatch.delenv("THB_CASEWORK_URL")
+    db = store_with(tmp_path, "CREATE TABLE t (x INT)")
+    assert main(["verify-audit", "--db", db, "--casework-url", "notaurl://x"]) == 2
+    one_line_error(capsys, "casework database URL notaurl://x is not usable")
+    url = "postgresql+psycopg://thb:s3cret@127.0.0.1:1/thb"  # nothing listens on port 1
+    assert main(["verify-audit", "--db", db, "--casework-url", url]) == 2
+    line = one_line_error(capsys, "cannot open the casework database", "127.0.0.1:1")
+    assert "s3cret" not in line
+
+
+def test_a_dask_scheduler_that_does_not_answer_is_one_line_before_anything_starts(tmp_path, capsys):
+    db = store_with(tmp_path, "CREATE TABLE transactions (x INT)", "INSERT INTO transactions VALUES (1)")
+    argv = ["score", "--db", db, "--out", str(tmp_path / "o"), "--shards", "2", "--quiet"]
+    assert main([*argv, "--dask-address", "tcp://127.0.0.1:1"]) == 2
+    one_line_error(capsys, "no Dask scheduler answers at tcp://127.0.0.1:1")
+    assert main([*argv, "--dask-address", "http://scheduler"]) == 2
+    one_line_error(capsys, "is not a scheduler address such as tcp://scheduler:8786")
