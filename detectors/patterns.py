@@ -80,12 +80,20 @@ PATTERNS: list[Pattern] = [
     ),
     Pattern(
         "PT_FAN_OUT",
-        "Similar amounts to many fresh or rarely used accounts",
+        "Similar amounts to many accounts, several fresh or rarely used",
         "laundering",
         ("ML-01",),
-        "One account pays similar amounts to many accounts that are new or hardly used, within days.",
+        "One account pays similar amounts to many accounts once or twice within days, several of them new or hardly used.",
         2,
-        {"min_receivers": 5, "days": 7, "tolerance": 0.15, "max_age_days": 120, "max_activity": 12, "max_pair_n": 2},
+        {
+            "min_receivers": 5,
+            "min_fresh": 3,
+            "days": 7,
+            "tolerance": 0.15,
+            "max_age_days": 120,
+            "max_activity": 12,
+            "max_pair_n": 2,
+        },
     ),
     Pattern(
         "PT_FAN_IN",
@@ -103,7 +111,7 @@ PATTERNS: list[Pattern] = [
         ("ML-05", "ML-01"),
         "Money passes through several accounts in sequence, each passing most of it on soon after receiving it.",
         3,
-        {"hop_hours": 48},
+        {"hop_hours": 96},
     ),
     Pattern(
         "PT_BIPARTITE",
@@ -362,22 +370,24 @@ SQL: dict[str, str] = {
         SELECT '{rule}', k.bank_id, who.acc, who.in_ids || who.out_ids, who.start_at,
                printf('%s: EUR %.0f gathered from %d accounts, EUR %.0f paid on to %d others', who.role, amt_in, senders, amt_out, receivers)
         FROM who JOIN pt_acc k ON k.account_id = who.acc""",
-    # similar amounts (within tolerance of one of them) to >= min_receivers new or hardly used accounts within days, and the
-    # rest of that burst; a receiver paid by the same payer more than max_pair_n times in the window (a wage) is not in it.
+    # similar amounts (within tolerance of one of them) to >= min_receivers accounts within days, >= min_fresh of them new or
+    # hardly used (mules are recruited with their own accounts as well as opened for the purpose); a receiver paid by the same
+    # payer more than max_pair_n times in the window (a wage) is not in it.
     "PT_FAN_OUT": """
         WITH act AS (SELECT account_id, count(*) AS n FROM win_tx WHERE account_id IN (SELECT dst FROM pt_tx) GROUP BY 1),
              o AS (SELECT t.*, coalesce(w.account_age_days <= {max_age_days}, false) OR coalesce(act.n, 0) <= {max_activity} AS fresh
                    FROM pt_tx t LEFT JOIN win_accounts w ON w.account_id = t.dst LEFT JOIN act ON act.account_id = t.dst
                    WHERE t.pair_n <= {max_pair_n}),
-             payers AS (SELECT src FROM o WHERE fresh AND src NOT IN (SELECT account_id FROM pt_busy) GROUP BY 1 HAVING count(DISTINCT dst) >= {min_receivers}),
+             payers AS (SELECT src FROM o WHERE src NOT IN (SELECT account_id FROM pt_busy) GROUP BY 1
+                        HAVING count(DISTINCT dst) >= {min_receivers} AND count(DISTINCT dst) FILTER (fresh) >= {min_fresh}),
              g AS (SELECT a.src, a.booked_at AS start_at, count(DISTINCT b.dst) FILTER (b.fresh) AS fresh_receivers,
                           count(DISTINCT b.dst) AS receivers, sum(b.amount) AS amt, list(DISTINCT b.dst) AS dst_ids,
                           list(b.txn_id) AS ids, min(b.amount) AS lo, max(b.amount) AS hi
                    FROM o a SEMI JOIN payers USING (src)
                    JOIN o b ON b.src = a.src AND b.booked_at BETWEEN a.booked_at AND a.booked_at + INTERVAL {days} DAY
                         AND abs(b.amount - a.amount) <= {tolerance} * a.amount
-                   WHERE a.fresh
-                   GROUP BY a.src, a.booked_at, a.txn_id HAVING count(DISTINCT b.dst) FILTER (b.fresh) >= {min_receivers}),
+                   GROUP BY a.src, a.booked_at, a.txn_id
+                   HAVING count(DISTINCT b.dst) >= {min_receivers} AND count(DISTINCT b.dst) FILTER (b.fresh) >= {min_fresh}),
              best AS (SELECT * FROM g QUALIFY row_number() OVER (PARTITION BY src ORDER BY receivers DESC, start_at) = 1),
              who AS (SELECT src AS acc, 'payer' AS role, * FROM best UNION ALL SELECT unnest(dst_ids), 'receiver', * FROM best)
         SELECT '{rule}', k.bank_id, who.acc, who.ids, who.start_at,

@@ -146,6 +146,23 @@ def test_fan_out_to_fresh_accounts_and_near_miss_to_busy_ones():
     assert "6 accounts" in hits[("PT_FAN_OUT", "boss")]["detail"] and "5 of them new" in hits[("PT_FAN_OUT", "boss")]["detail"]
 
 
+def test_fan_out_to_mules_recruited_with_their_own_accounts_and_near_miss_with_one_fresh():
+    g = Graph()
+    for k in range(6):  # three accounts opened for it, three long-held ones lent by recruited mules
+        g.acc(f"m{k}", age=30 if k < 3 else 4000)
+        if k >= 3:
+            g.noise(f"m{k}", 20)
+        g.pay("ctl", f"m{k}", k * 8, 1500 + 20 * k)
+    for k in range(6):  # the same fan with one new account among established ones: a payer settling with friends
+        g.acc(f"n{k}", age=30 if k == 0 else 4000)
+        if k:
+            g.noise(f"n{k}", 20)
+        g.pay("host", f"n{k}", k * 8, 1500 + 20 * k)
+    hits = g.run()
+    assert fired(hits, "PT_FAN_OUT") == ["ctl", "m0", "m1", "m2", "m3", "m4", "m5"]
+    assert "3 of them new" in hits[("PT_FAN_OUT", "ctl")]["detail"]
+
+
 def test_fan_out_near_miss_amounts_not_similar():
     g = Graph()
     for k in range(5):
@@ -177,6 +194,13 @@ def test_stack_fires_and_near_miss_slow_second_hop():
         ids[0],
         ids[1],
     ]  # the last payee's own credit first
+
+
+def test_stack_with_a_hop_over_a_weekend_fires_and_one_held_five_days_does_not():
+    g = Graph()
+    g.pay("a1", "b2", 0, 3000), g.pay("b2", "c3", 70, 2950), g.pay("c3", "d4", 80, 2900)  # Friday evening to Monday
+    g.pay("e1", "f2", 0, 3000), g.pay("f2", "g3", 5, 2950), g.pay("g3", "h4", 5 + 24 * 5, 2900)  # held five days
+    assert fired(g.run(), "PT_STACK") == ["a1", "b2", "c3", "d4"]
 
 
 def test_bipartite_fires_and_near_miss_with_money_between_payers():
