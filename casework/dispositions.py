@@ -203,7 +203,7 @@ def record_fiu_decision(
     if not rows:
         raise DispositionError(f"no FIU report {report_id}")
     with cw.tx() as c:
-        previous = cw.latest_fiu_decision(c, report_id) or "undecided"
+        previous = cw.latest_fiu_decision(c, report_id, for_update=True) or "undecided"
         event_id = audit(
             cw,
             user,

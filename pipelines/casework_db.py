@@ -460,7 +460,12 @@ class Casework:
         return pl.DataFrame(data, schema=schema)
 
     # ------------------------------------------------------------------ FIU decisions
-    def latest_fiu_decision(self, c: Connection, report_id: str) -> str | None:
+    def latest_fiu_decision(self, c: Connection, report_id: str, for_update: bool = False) -> str | None:
+        """The report's standing decision; `for_update` holds FIU decisions until the transaction ends (PostgreSQL: a table
+        lock that readers pass; SQLite's BEGIN IMMEDIATE already holds the database), so two analysts deciding one report
+        at once are taken one after the other and each audit entry names the decision it superseded."""
+        if for_update and not self.sqlite:
+            c.exec_driver_sql("LOCK TABLE fiu_decisions IN SHARE ROW EXCLUSIVE MODE")
         q = (
             select(fiu_decisions.c.decision)
             .where(fiu_decisions.c.report_id == report_id)

@@ -127,6 +127,28 @@ def test_concurrent_decisions_on_one_alert_apply_once(cw):
     assert cw.audit_rows().height == 1
 
 
+def test_concurrent_fiu_decisions_on_one_report_each_supersede_the_one_before(cw):
+    """Analysts deciding one report at once are taken in turn: each audit entry's previous decision is the one before it."""
+    reports = duckdb.connect()
+    reports.execute("CREATE TABLE fiu_reports AS SELECT 'R1' AS report_id, 'FIU_NL' AS bank_id, 'recv' AS account_id")
+
+    def decide(i):
+        for j in range(3):
+            if (i + j) % 2:
+                record_fiu_decision(cw, "R1", "suspicious", f"analyst{i}", "cross_border", reports=reports.cursor())
+            else:
+                record_fiu_decision(cw, "R1", "not_suspicious", f"analyst{i}", reports=reports.cursor())
+
+    threads = [threading.Thread(target=decide, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    log = cw.audit_rows().sort("seq")
+    assert log.height == 24 and cw.fiu_decisions().height == 24
+    assert log["previous_status"].to_list() == ["undecided"] + log["new_status"].to_list()[:-1]
+
+
 def test_concurrent_writers_keep_both_log_chains_whole(cw):
     """Decisions and page views from many threads at once: every entry lands, each log is one unbroken hash chain,
     and a changed entry is caught at its place (audit_chain), on either engine."""
