@@ -62,7 +62,10 @@ def generate(
     scenario_events(ev, pop, scenarios, fam)
     hard_negative_events(ev, pop, negatives)
     taken = np.concatenate([idx for sc in scenarios + negatives for idx in sc.roles.values()])
-    laundered = plant_laundering(ev, pop, np.random.default_rng([seed, 7]), taken) if laundering else None
+    controllers = np.concatenate([sc.roles["controller"] for sc in scenarios if "controller" in sc.roles] or [np.array([], int)])
+    laundered = (
+        plant_laundering(ev, pop, np.random.default_rng([seed, 7]), taken, controllers=controllers) if laundering else None
+    )
     tx = ev.frame()
     del ev
 
@@ -157,10 +160,10 @@ def generate(
                 kind[idx] = sc.extra.get("kind")
     pattern = np.full(pop.n, None, dtype=object)
     if laundered is not None:  # laundering patterns and their look-alikes (synthetic/laundering.py)
-        acc = laundered["acc"].to_numpy()
-        typ[acc], role[acc], scen[acc], pattern[acc] = [
-            laundered[c].to_numpy() for c in ("typology", "role", "scenario_id", "pattern")
-        ]
+        own = laundered.filter(~pl.col("own_label"))  # a controller that launders keeps its scenario's label
+        acc = own["acc"].to_numpy()
+        typ[acc], role[acc], scen[acc] = [own[c].to_numpy() for c in ("typology", "role", "scenario_id")]
+        pattern[laundered["acc"].to_numpy()] = laundered["pattern"].to_numpy()
         hn = laundered.filter(pl.col("role") == "hard_negative")  # HN-<look-alike>-NNN
         kind[hn["acc"].to_numpy()] = hn["scenario_id"].str.split("-").list.get(1).to_numpy()
     labels = pl.DataFrame(

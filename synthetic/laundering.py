@@ -3,10 +3,13 @@
 Seven patterns of transfers between accounts of the population (as in laundering simulators): cycle, scatter-gather,
 gather-scatter, fan-out (to fresh mule accounts), fan-in, stack (layering chain) and bipartite. Each pattern moves a
 sum of proceeds in time order, every intermediary passing most of it on (a small cut kept) soon after it arrives.
-Look-alikes are labelled as hard negatives: salary split over the earner's own accounts every month, a family
-pooling into one household account every month, a landlord collecting rent and passing it to a managing agent.
+Half of the patterns that start from one account's money (cycle, scatter-gather, fan-out, stack) start from a
+trafficking scenario's controller: that is whose proceeds are laundered. Look-alikes are labelled as hard negatives:
+salary split over the earner's own accounts every month, a family pooling into one household account every month, a
+landlord collecting rent and passing it to a managing agent.
 
-Labels: one row per planted account (population index `acc`, typology, role, scenario_id, pattern).
+Labels: one row per planted account (population index `acc`, typology, role, scenario_id, pattern); a controller
+that starts a pattern keeps its own scenario's label (`own_label` true) and only gains the pattern.
 """
 
 from __future__ import annotations
@@ -21,11 +24,13 @@ PATTERNS_PER_ACCOUNT = (
     0.00015  # patterns of each kind per account (3 of each per 20,000 accounts: laundering about a third of planted accounts)
 )
 LOOKALIKES = ("salary_split", "family_pool", "landlord")
+CONTROLLER_SHARE = 0.5  # patterns with one origin that start from a trafficking controller's account
 
 
 class _Planter:
-    def __init__(self, ev: Events, rng: np.random.Generator, pool: list[int]):
+    def __init__(self, ev: Events, rng: np.random.Generator, pool: list[int], controllers: list[int] = ()):
         self.ev, self.rng, self.pool, self.labels = ev, rng, pool, []
+        self.controllers, self.launderers = list(controllers), set()
         self.horizon = max(ev.days - 20, 1) * 24.0  # a pattern starts early enough to finish inside a long window
 
     def take(self, k: int) -> np.ndarray:
@@ -49,9 +54,17 @@ class _Planter:
             description=description,
         )
 
+    def origin(self) -> np.ndarray:
+        """Where the proceeds start: a trafficking controller's account (half the time, while any is left) or a mule's."""
+        if self.controllers and self.rng.random() < CONTROLLER_SHARE:
+            a = self.controllers.pop()
+            self.launderers.add(a)
+            return np.array([a], dtype=np.int64)
+        return self.take(1)
+
     def label(self, acc, typology, role, sid, pattern=None) -> None:
         for a in np.atleast_1d(acc):
-            self.labels.append((int(a), typology, role, sid, pattern))
+            self.labels.append((int(a), typology, role, sid, pattern, int(a) in self.launderers))
 
     def proceeds(self) -> float:
         return float(np.exp(self.rng.normal(np.log(4000), 0.5)))
@@ -63,7 +76,7 @@ class _Planter:
     # ------------------------------------------------------------------ patterns
     def cycle(self, sid):
         r = self.rng
-        acc = self.take(int(r.integers(3, 7)))
+        acc = np.r_[self.origin(), self.take(int(r.integers(2, 6)))]
         for t in r.uniform(0, self.horizon, int(r.integers(1, 3))):
             amt = self.proceeds()
             for i in range(len(acc)):
@@ -76,7 +89,7 @@ class _Planter:
     def scatter_gather(self, sid):
         r = self.rng
         k = int(r.integers(3, 7))
-        s, mids, d = self.take(1), self.take(k), self.take(1)
+        s, mids, d = self.origin(), self.take(k), self.take(1)
         t0, total = r.uniform(0, self.horizon), self.proceeds() * 1.5
         share = total / k * r.uniform(0.85, 1.15, k)
         t_in = t0 + r.uniform(0, 24, k)
@@ -103,7 +116,7 @@ class _Planter:
     def fan_out(self, sid, pop):
         r = self.rng
         k = int(r.integers(6, 11))
-        payer, dst = self.take(1), self.take(k)
+        payer, dst = self.origin(), self.take(k)
         fresh = r.random(k) < 0.7  # mule accounts opened for the purpose
         pop.account_age_days[dst[fresh]] = r.integers(5, 90, int(fresh.sum()))
         base = r.uniform(500, 3000)
@@ -122,7 +135,7 @@ class _Planter:
 
     def stack(self, sid):
         r = self.rng
-        acc = self.take(int(r.integers(4, 7)))
+        acc = np.r_[self.origin(), self.take(int(r.integers(3, 6)))]
         for t in r.uniform(0, self.horizon, int(r.integers(1, 4))):
             amt = self.proceeds()
             for i in range(len(acc) - 1):
@@ -186,11 +199,14 @@ class _Planter:
         self.label(np.r_[tenants, owner, agent], "none", "hard_negative", sid)
 
 
-def plant_laundering(ev: Events, pop, rng: np.random.Generator, taken: np.ndarray, per_kind: int | None = None) -> pl.DataFrame:
-    """Add laundering patterns and look-alikes to `ev` among persons not in `taken`; return their label rows."""
+def plant_laundering(
+    ev: Events, pop, rng: np.random.Generator, taken: np.ndarray, per_kind: int | None = None, controllers=()
+) -> pl.DataFrame:
+    """Add laundering patterns and look-alikes to `ev` among persons not in `taken`, some starting from `controllers`
+    (population indices of trafficking controllers); return their label rows."""
     persons = np.flatnonzero(~pop.is_business)
     free = [int(i) for i in rng.permutation(np.setdiff1d(persons, taken))]
-    p = _Planter(ev, rng, free)
+    p = _Planter(ev, rng, free, [int(i) for i in rng.permutation(np.asarray(controllers, dtype=np.int64))])
     count = per_kind if per_kind is not None else max(1, int(round(pop.n * PATTERNS_PER_ACCOUNT)))
     for kind in PATTERNS:
         for i in range(count):
@@ -206,6 +222,13 @@ def plant_laundering(ev: Events, pop, rng: np.random.Generator, taken: np.ndarra
             p.landlord(sid) if kind == "landlord" else getattr(p, kind)(sid, pop)
     return pl.DataFrame(
         p.labels,
-        schema={"acc": pl.Int64, "typology": pl.Utf8, "role": pl.Utf8, "scenario_id": pl.Utf8, "pattern": pl.Utf8},
+        schema={
+            "acc": pl.Int64,
+            "typology": pl.Utf8,
+            "role": pl.Utf8,
+            "scenario_id": pl.Utf8,
+            "pattern": pl.Utf8,
+            "own_label": pl.Boolean,
+        },
         orient="row",
     )

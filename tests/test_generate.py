@@ -257,17 +257,20 @@ def test_laundering_patterns_and_lookalikes_labelled(generated, tmp_path):
     lab = pl.read_parquet(out / "a" / "labels.parquet")
     planted = lab.filter(pl.col("pattern").is_not_null())
     assert set(planted["pattern"]) == {"cycle", "scatter_gather", "gather_scatter", "fan_out", "stack", "bipartite", "fan_in"}
-    assert set(planted["typology"]) == {"laundering"}
+    # laundering accounts, and trafficking controllers whose proceeds start a pattern (they keep their own label)
+    launderers = planted.filter(pl.col("typology") != "laundering")
+    assert set(launderers["role"]) == {"controller"} and launderers.height >= 1
     assert lab.filter(pl.col("scenario_id").str.starts_with("HN-landlord"))["role"].unique().to_list() == ["hard_negative"]
     # every planted account moves money with another account of its pattern
     tx = pl.concat(
         [pl.read_parquet(out / "a" / b / "transactions.parquet") for b in ("BANK_A", "BANK_B")], how="diagonal_relaxed"
     )
-    pairs = tx.join(planted.select("account_id", "scenario_id"), on="account_id").join(
-        planted.select(pl.col("account_id").alias("counterparty_id"), pl.col("scenario_id").alias("cp_scenario")),
-        on="counterparty_id",
+    pairs = tx.join(planted.select("account_id", "scenario_id", "pattern"), on="account_id").join(
+        planted.select(pl.col("account_id").alias("counterparty_id"), pl.col("scenario_id").alias("cp_scenario"), "pattern"),
+        on=["counterparty_id", "pattern"],
     )
-    linked = pairs.filter(pl.col("scenario_id") == pl.col("cp_scenario"))["account_id"].n_unique()
-    assert linked == planted.height
+    controller = ~pl.col("scenario_id").str.starts_with("ML-") | ~pl.col("cp_scenario").str.starts_with("ML-")
+    same = (pl.col("scenario_id") == pl.col("cp_scenario")) | controller
+    assert pairs.filter(same)["account_id"].n_unique() == planted.height
     generate(tmp_path / "plain", accounts=3000, days=60, banks=2, seed=11, laundering=False)
     assert pl.read_parquet(tmp_path / "plain" / "labels.parquet")["pattern"].null_count() == 3000
