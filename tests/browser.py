@@ -3,12 +3,15 @@ driven by selenium through Debian's chromedriver (no browser download: this mach
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import threading
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
+import pytest
 import uvicorn
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
@@ -16,6 +19,7 @@ from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import WebDriverWait
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+DOCS = Path(__file__).resolve().parent.parent / "docs"  # where the README screenshots go
 FLAGS = [
     "--headless=new",
     "--no-sandbox",
@@ -98,3 +102,9 @@ def log_in(driver, base: str, user: str, password: str) -> None:
     driver.find_element("id", "username").send_keys(user)
     driver.find_element("id", "password").send_keys(password)
     click_and_wait(driver, driver.find_element("id", "login"))
+
+
+def skip_module_without_browser() -> None:
+    """A machine without chromium may opt out (THB_SKIP_BROWSER=1); otherwise a missing browser fails the tests loudly."""
+    if browser_missing() and os.environ.get("THB_SKIP_BROWSER") == "1":
+        pytest.skip(browser_missing(), allow_module_level=True)

@@ -47,3 +47,16 @@ def prefect_harness():
 
     with prefect_test_harness(server_startup_timeout=90):
         yield
+
+
+@pytest.fixture(scope="module")
+def web(site, tmp_path_factory):
+    """The review site over the shared test store (tests/test_review.py's `site`), served for a browser: base URL, the
+    scoring result and a folder for browser profiles; the browser test modules import `site`."""
+    from casework.review.app import Review
+    from tests.browser import browser_missing, served
+
+    assert not browser_missing(), browser_missing()
+    root, db, res, users, ids = site
+    with served(Review(db, users).app()) as base:
+        yield base, res, tmp_path_factory.mktemp("chromium")

@@ -2,30 +2,18 @@
 isolation on case pages; and the README screenshots of the case queue and a case page under THB_SCREENSHOTS=1."""
 
 import os
-from pathlib import Path
 
 import polars as pl
 import pytest
 
 from casework.review.app import Review
-from tests.browser import browser_missing, chromium, click_and_wait, log_in, served
+from tests.browser import DOCS, chromium, click_and_wait, log_in, served, skip_module_without_browser
 from tests.test_review import PASSWORDS, alert_of, site  # noqa: F401  (site is the shared store fixture)
 from tests.test_review_cases import case_of, hashed
 
 pytestmark = pytest.mark.slow  # a real browser; `make test-fast` leaves these out
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
-
-if browser_missing() and os.environ.get("THB_SKIP_BROWSER") == "1":
-    pytest.skip(browser_missing(), allow_module_level=True)
-
-
-@pytest.fixture(scope="module")
-def web(site, tmp_path_factory):  # noqa: F811
-    assert not browser_missing(), browser_missing()
-    root, db, res, users, ids = site
-    with served(Review(db, users).app()) as base:
-        yield base, res, tmp_path_factory.mktemp("chromium")
+skip_module_without_browser()
 
 
 def test_investigator_works_a_case_from_the_case_queue(web):
