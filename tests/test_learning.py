@@ -126,3 +126,15 @@ def test_sim_precision_counts_only_undecided_accounts():
         "goal_met": True,
     }
     assert not summary([{"p": v} for v in (0.6, 0.75, 0.7, 0.8)], "p")["goal_met"]  # a fall of 0.05
+
+
+def test_backtest_as_of_counts_later_decisions_as_open(two_months):
+    from casework.backtest import account_decisions
+
+    root, db, first, second, ids = two_months
+    cw = open_casework(db)
+    now = account_decisions(cw)
+    then = account_decisions(cw, as_of=date.today() - timedelta(days=1))
+    assert set(now["decision"]) >= {"escalated", "dismissed"} and set(then["decision"]) == {"open"}
+    assert then["reason"].null_count() == then.height
+    assert account_decisions(cw, as_of=date.today()).sort(KEYS).equals(now.sort(KEYS))
