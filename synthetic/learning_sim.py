@@ -47,6 +47,7 @@ from schemas.settings import Settings
 from synthetic.generate import generate
 
 END = "2026-09-30"
+MONTH = 30  # days between two runs: an investigators' month
 KEYS = ["bank_id", "account_id"]
 
 
@@ -55,7 +56,7 @@ def prepare(
 ) -> tuple[Path, pl.DataFrame, date]:
     """Generate `months` windows of bookings for two banks and load them (kept and reused for the same parameters);
     returns the store, labels and first day."""
-    days = window_days * months
+    days = window_days + MONTH * (months - 1)  # the first window, then one month more per month
     params = {"accounts": accounts, "days": days, "seed": seed, "family": family, "end": END}
     db, marker = root / "base.duckdb", root / "base.json"
     if not (db.exists() and marker.exists() and json.loads(marker.read_text()) == params):
@@ -131,7 +132,7 @@ def play(
     out = []
     for m in range(1, months + 1):
         started = time.perf_counter()
-        as_of = first + timedelta(days=window_days * m - 1)
+        as_of = first + timedelta(days=window_days - 1 + MONTH * (m - 1))
         res = score_and_publish(db, arm / f"month{m}", settings_for(as_of, window_days, learn), models_dir=models)
         ranked, unblended = res.alerts.sort("rank"), before_learning(db, res.run_id)
         precision, _ = precision_at(ranked, decided, labels, k)
