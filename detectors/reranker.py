@@ -136,7 +136,7 @@ class Reranker:
             )
         shrink = FunctionTransformer(_scale, kw_args={"by": self._shrink()})
         self.model = make_pipeline(StandardScaler(), shrink, lr).fit(self._matrix(x), y)
-        self.chosen_C = float(np.ravel(getattr(self.model[-1], "C_", [self.C]))[0])
+        self.chosen_C = float(np.ravel(lr.C_ if hasattr(lr, "C_") else lr.C)[0])
         self.positives, self.negatives = int(y.sum()), int(len(y) - y.sum())
         self.decisions = len(y)
         counts = pl.DataFrame({"rule": x["top_rule"], "y": y}).filter(pl.col("rule").is_not_null())

@@ -48,6 +48,9 @@ def test_cross_validated_regularisation_is_chosen_and_deterministic():
     a, b = Reranker(random_state=1).fit(x, y), Reranker(random_state=1).fit(x.reverse(), y[::-1])
     assert a.chosen_C == b.chosen_C and np.array_equal(a.predict(x), b.predict(x))
     noise = Reranker(random_state=1).fit(x, np.random.default_rng(9).permutation(y))  # labels that say nothing
+    lone = np.zeros_like(y)
+    lone[0] = 1  # one positive cannot be cross-validated: a fixed, strong regularisation
+    assert Reranker(random_state=1).fit(x, lone).chosen_C == 0.1
     assert noise.chosen_C <= 0.01 and np.ptp(noise.predict(x)) < 0.2  # strongly shrunk: no confident guesses from noise
 
 
