@@ -11,7 +11,7 @@ and bank, and the list against the budget. Output as text, JSON and an HTML page
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, datetime, time, timedelta, timezone
 from html import escape
 from pathlib import Path
 
@@ -30,9 +30,16 @@ class BacktestError(ValueError):
     """A named run that does not exist, or a store that was never scored: one line for the user."""
 
 
-def account_decisions(cw, banks: list[str] | None = None) -> pl.DataFrame:
-    """Per account, the strongest decision on any of its alerts (reported > escalated > dismissed > open) and its reason."""
+def account_decisions(cw, banks: list[str] | None = None, as_of: date | None = None) -> pl.DataFrame:
+    """Per account, the strongest decision on any of its alerts (reported > escalated > dismissed > open) and its reason.
+    With `as_of`, a decision recorded after that day (UTC) counts as not made yet: the alert was open then."""
     d = decisions_frame(cw, banks)
+    if as_of is not None:
+        later = pl.col("decided_at") >= datetime.combine(as_of + timedelta(days=1), time(0), tzinfo=timezone.utc)
+        d = d.with_columns(
+            pl.when(later).then(pl.lit("open")).otherwise(pl.col("status")).alias("status"),
+            pl.when(later).then(None).otherwise(pl.col("dismiss_reason")).alias("dismiss_reason"),
+        )
     if d.height == 0:
         return pl.DataFrame(schema={"bank_id": pl.Utf8, "account_id": pl.Utf8, "decision": pl.Utf8, "reason": pl.Utf8})
     return (
@@ -84,7 +91,7 @@ def backtest(
             baseline_name, base_settings = f"the alerts of run {against}", None
         else:
             base_settings, baseline_name = _baseline_settings(con, as_of)
-        decisions = account_decisions(open_casework(db, casework_url))
+        decisions = account_decisions(open_casework(db, casework_url), as_of=settings.window.as_of)  # as they stood then
     finally:
         con.close()
     settings = settings.with_overrides(**{"window.as_of": as_of})

@@ -2,19 +2,23 @@
 
 Labels per account, from casework.dispositions.decisions_frame: positive when any of its alerts was escalated or
 reported, negative when dismissed as explained or lawful business (and never positive); other dismissals are no
-label. The features and rule hits are those of the window the settings name (`window.as_of` replays a past month),
-computed by a scratch run that only reads the store. Fewer decisions than `rerank.min_positives` / `min_negatives`:
-no model (the ranking stays as it is).
+label. What it learns from is what the decided alert showed: the features, scores before learning and rule hits its
+run kept (`alerts.learning_input`, the latest run that raised the alert before it was decided). Only alerts from before
+that column existed are featured from the window the settings name, by a scratch run that only reads the store.
+With `window.as_of`, decisions recorded after that day are not used: a past month is replayed with the decisions as
+they stood then. Fewer decisions than `rerank.min_positives` / `min_negatives`: no model (the ranking stays as it is).
 """
 
 from __future__ import annotations
 
+from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 
 import polars as pl
 
 from casework.dispositions import decisions_frame
-from detectors.reranker import KEYS, Reranker, design
+from detectors.reranker import KEYS, Reranker, design, from_json
+from pipelines import store
 from pipelines.casework_db import open_casework
 from schemas.settings import Settings
 
@@ -23,10 +27,38 @@ class LearningError(ValueError):
     """Not enough decisions to learn from: one line saying how many there are and how many are needed."""
 
 
-def account_labels(cw) -> pl.DataFrame:
-    """bank_id, account_id, label (1/0) per decided account; a positive on any alert wins."""
+def labelled_alerts(cw, as_of: date | None = None) -> pl.DataFrame:
+    """alert_id, bank_id, account_id, label (1/0), decided_at per decided alert; with `as_of`, only decisions recorded
+    by the end of that day (UTC)."""
     d = decisions_frame(cw).filter(pl.col("label").is_not_null())
+    if as_of is not None:
+        end = datetime.combine(as_of + timedelta(days=1), time(0), tzinfo=timezone.utc)
+        d = d.filter(pl.col("decided_at") < end)
+    return d.select("alert_id", *KEYS, "label", "decided_at")
+
+
+def account_labels(cw, as_of: date | None = None) -> pl.DataFrame:
+    """bank_id, account_id, label (1/0) per decided account; a positive on any alert wins."""
+    d = labelled_alerts(cw, as_of)
     return d.group_by(KEYS).agg(pl.col("label").max().cast(pl.Int8)).sort(KEYS)
+
+
+def decided_inputs(db: str | Path, decided: pl.DataFrame) -> pl.DataFrame:
+    """Per decided account its label and the design row of its latest decided alert as the run that raised it (before
+    the decision) saw it; accounts whose alerts kept no input are missing (the caller features them from a window)."""
+    con = store.connect(db, read_only=True)
+    try:
+        con.register("decided", decided.select("alert_id", "decided_at").to_arrow())
+        rows = con.sql("""SELECT a.alert_id, a.created_at, CAST(a.learning_input AS VARCHAR) AS learning_input
+                          FROM alerts a JOIN decided d USING (alert_id)
+                          WHERE a.learning_input IS NOT NULL AND a.created_at <= d.decided_at
+                          QUALIFY row_number() OVER (PARTITION BY a.alert_id ORDER BY a.created_at DESC) = 1""").pl()
+    finally:
+        con.close()
+    seen = decided.join(rows, on="alert_id").sort("created_at", "alert_id")
+    last = seen.group_by(KEYS, maintain_order=True).last().select(*KEYS, "learning_input")
+    labels = decided.group_by(KEYS).agg(pl.col("label").max().cast(pl.Int8))
+    return from_json(last).join(labels, on=KEYS).sort(KEYS)
 
 
 def fit_reranker(db: str | Path, settings: Settings, models_dir: str | Path | None = None, seed: int = 0) -> dict:
@@ -34,7 +66,8 @@ def fit_reranker(db: str | Path, settings: Settings, models_dir: str | Path | No
     from detectors.whatif import scratch_run
 
     models_dir = Path(models_dir) if models_dir else Path(str(db) + ".models")
-    labels = account_labels(open_casework(db))  # decisions: the casework database beside the store (or THB_CASEWORK_URL)
+    decided = labelled_alerts(open_casework(db), settings.window.as_of)  # the casework database (or THB_CASEWORK_URL)
+    labels = decided.group_by(KEYS).agg(pl.col("label").max().cast(pl.Int8)).sort(KEYS)
     s = settings.rerank
     pos = int(labels["label"].sum()) if labels.height else 0
     neg = labels.height - pos
@@ -43,8 +76,12 @@ def fit_reranker(db: str | Path, settings: Settings, models_dir: str | Path | No
             f"not enough decisions to learn from: {pos} escalated or reported (needs {s.min_positives}), "
             f"{neg} dismissed as explained or lawful business (needs {s.min_negatives}); the ranking stays as it is"
         )
-    run = scratch_run(db, settings, models_dir, until="rerank")  # the scores before learning, as the run will blend them
-    x = design(run["features"], run["hits"], run["alerts"]).join(labels, on=KEYS, how="inner")
+    x = decided_inputs(db, decided)
+    older = labels.join(x, on=KEYS, how="anti")
+    if older.height:  # decided before alerts kept their inputs: as they look in this window, before learning
+        run = scratch_run(db, settings, models_dir, until="rerank")
+        now = design(run["features"], run["hits"], run["alerts"]).join(older, on=KEYS, how="inner")
+        x = pl.concat([x, now.select(x.columns)], how="vertical_relaxed")
     if x["label"].n_unique() < 2:
         raise LearningError("the decided accounts have no activity in this window, or only one kind of decision")
     model = Reranker(random_state=seed).fit(x.drop("label"), x["label"].to_numpy())
@@ -54,6 +91,7 @@ def fit_reranker(db: str | Path, settings: Settings, models_dir: str | Path | No
         "positives": model.positives,
         "negatives": model.negatives,
         "not_in_window": labels.height - x.height,
+        "C": model.chosen_C,
         "weight": model.weight(s.max_weight, s.half_weight_decisions),
         "path": str(path),
     }

@@ -445,15 +445,17 @@ LEARNED = "Learned from {} decisions: "  # the reason's prefix
 
 def blend_learned(alerts: pl.DataFrame, learned: pl.DataFrame, weight: float, decisions: int) -> pl.DataFrame:
     """alerts (ranked) and per account the re-ranker's probability `p` and its words `why` -> score
-    (1 - weight) * score + weight * p, best first, re-ranked, the words appended to the reasons. An account without a
-    probability keeps its score; weight 0 changes nothing."""
+    x (1 + weight x (2p - 1)), best first, re-ranked, the words appended to the reasons. The model moves a score by at
+    most `weight` of itself: it learned from the top of past lists, so for accounts the rules and the forest put far
+    below anything decided it can only reorder, not lift them over the evidence. An account without a probability
+    keeps its score; weight 0 changes nothing."""
     if weight <= 0 or alerts.height == 0:
         return alerts
     a = alerts.join(learned.select(*KEYS, "p", "why"), on=KEYS, how="left")
     words = pl.format(LEARNED + "probability {}; {}", pl.lit(decisions), pl.col("p").round(2), pl.col("why"))
     a = a.with_columns(
         pl.when(pl.col("p").is_not_null())
-        .then((1 - weight) * pl.col("score") + weight * pl.col("p"))
+        .then(pl.col("score") * (1 + weight * (2 * pl.col("p") - 1)))
         .otherwise(pl.col("score"))
         .alias("score"),
         pl.when(pl.col("p").is_not_null())

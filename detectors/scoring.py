@@ -28,7 +28,7 @@ from detectors.features import compute_features
 from detectors.fusion import AlertBudget, Fusion, blend_learned, budget_lines, rate_warnings
 from detectors.network import build_links
 from detectors.patterns import PatternDetector
-from detectors.reranker import Reranker, design
+from detectors.reranker import Reranker, design, to_json
 from detectors.rule_detector import RuleDetector, add_pattern_hits
 from detectors.stages import Run, Stage, run_stages
 from detectors.timing import Stopwatch
@@ -327,11 +327,14 @@ def _fuse(run: Run) -> dict:
 def _rerank(run: Run) -> dict:
     """tuning: blend in the re-ranker learned from decisions (detectors/reranker.py), if one was fitted and it is enabled."""
     s, run["reranker"] = run.settings.rerank, None
+    keys = ["bank_id", "account_id"]
+    x = design(run["features"], run["hits"], run["alerts"]).join(run["alerts"].select(keys), on=keys, how="semi")
+    # each alert keeps its design row as this run saw it, before learning: what a later fit learns from if it is decided
+    inputs = x.select(*keys, to_json(x))
+    run["alerts"] = run["alerts"].join(inputs, on=keys, how="left", maintain_order="left")
     model = Reranker.latest(run.context["models_dir"]) if s.enabled else None
     if model is None or run["alerts"].height == 0:
         return {"reranker": "none"}
-    keys = ["bank_id", "account_id"]
-    x = design(run["features"], run["hits"], run["alerts"]).join(run["alerts"].select(keys), on=keys, how="semi")
     learned = x.select("bank_id", "account_id").with_columns(pl.Series("p", model.predict(x)), pl.Series("why", model.explain(x)))
     weight = model.weight(s.max_weight, s.half_weight_decisions)
     run["alerts"], run["reranker"] = blend_learned(run["alerts"], learned, weight, model.decisions), model.version
@@ -353,7 +356,9 @@ def _cases(run: Run) -> dict:
 
 
 def _write_alerts(run: Run) -> dict:
-    run["alerts"] = _persist(run.con, run["alerts"].select(ALERT_COLUMNS), run["cases"], run.context["run_id"])
+    learning = ["learning_input"] if "learning_input" in run["alerts"].columns else []
+    alerts = _persist(run.con, run["alerts"].select(*ALERT_COLUMNS, *learning), run["cases"], run.context["run_id"])
+    run["alerts"] = alerts.drop(learning)
     return {"alerts": run["alerts"].height}
 
 
@@ -468,7 +473,7 @@ def _persist(con, a: pl.DataFrame, cases: pl.DataFrame, run_id: str) -> pl.DataF
     con.register("new_cases", cases.to_arrow())
     con.execute("BEGIN TRANSACTION")
     try:
-        names = ", ".join(ALERT_COLUMNS)
+        names = ", ".join(ALERT_COLUMNS + (["learning_input"] if "learning_input" in a.columns else []))
         con.execute(f"INSERT INTO alerts ({names}, created_at) SELECT {names}, now() FROM new_alerts")
         con.execute(f"INSERT INTO cases SELECT ?, {', '.join(CASE_COLUMNS)}, now() FROM new_cases", [run_id])
         con.execute("""UPDATE alert_status s SET last_run = n.run_id, last_score = n.score, updated_at = now()

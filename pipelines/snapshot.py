@@ -39,6 +39,9 @@ COPIED = (
 )
 
 
+NOT_COPIED = {"alerts": "EXCLUDE (learning_input)"}  # what the re-ranker learns from: the scorer's, not the page's
+
+
 class NoSnapshot(RuntimeError):
     """The store has not been published for the page yet (score it, or start `serve`, which publishes one)."""
 
@@ -76,7 +79,7 @@ def publish(con: duckdb.DuckDBPyConnection, db_path: str | Path) -> Path:
         os.chmod(path, 0o600)
         con.execute("BEGIN TRANSACTION")
         for table in COPIED:
-            con.execute(f"CREATE TABLE snap.{table} AS SELECT * FROM main.{table}")
+            con.execute(f"CREATE TABLE snap.{table} AS SELECT * {NOT_COPIED.get(table, '')} FROM main.{table}")
         con.execute("""CREATE TABLE snap.alert_scores AS
                        SELECT alert_id, bank_id, account_id, opened_run, last_run, last_score, updated_at FROM main.alert_status""")
         con.execute(f"""CREATE TABLE snap.transactions AS

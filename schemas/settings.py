@@ -107,11 +107,11 @@ class RerankSettings(_Section):
     """The re-ranker learned from investigators' decisions (detectors/reranker.py); without a fitted model nothing changes."""
 
     enabled: bool = Field(True, description="blend a fitted re-ranker into the score (false: today's ranking)")
-    min_positives: int = Field(30, ge=1, le=100_000, description="escalated or reported decisions needed before fitting")
-    min_negatives: int = Field(30, ge=1, le=100_000, description="dismissals (explained, lawful business) needed before fitting")
-    max_weight: float = Field(0.5, ge=0, le=1, description="the most the re-ranker's probability can weigh in the blend")
+    min_positives: int = Field(10, ge=1, le=100_000, description="escalated or reported decisions needed before fitting")
+    min_negatives: int = Field(10, ge=1, le=100_000, description="dismissals (explained, lawful business) needed before fitting")
+    max_weight: float = Field(0.6, ge=0, le=1, description="the most the re-ranker can move a score, as a share of it")
     half_weight_decisions: int = Field(
-        200, ge=1, le=1_000_000, description="decisions at which the re-ranker gets half of max_weight (weight grows with them)"
+        100, ge=1, le=1_000_000, description="decisions at which the re-ranker gets half of max_weight (weight grows with them)"
     )
 
 

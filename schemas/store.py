@@ -129,6 +129,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         prev_hash VARCHAR, entry_hash VARCHAR)""",
         ),
     ),
+    Migration(
+        11,
+        "each alert keeps what the re-ranker learns from (features, scores before learning, rule hits) as the run saw them",
+        ("ALTER TABLE alerts ADD COLUMN IF NOT EXISTS learning_input JSON",),
+    ),
 )
 LATEST = MIGRATIONS[-1].version
 VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER, applied_at TIMESTAMPTZ)"

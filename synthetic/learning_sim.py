@@ -1,22 +1,36 @@
 """Does the list get better as investigators decide? A simulation on a generated data set (a benchmark, not a test).
 
-Investigators, played from the generator's labels, work the top `k` not-yet-decided alerts of each monthly window for
-`months` successive months (`--as-of` the month's last day): a planted account is escalated, any other dismissed as
-explained; with `flip` a share of those decisions is turned the other way (investigators err). After each month the
-re-ranker is refitted on every decision so far (`thb-signals rerank`), once there are enough. The figure of each month
-is precision@k of the list on accounts not yet decided, before that month's decisions. The same months are also run
-without learning, so the gain can be told from what the decisions already do without it (dismissed accounts held
-back, escalated ones seeding the network rules).
+Investigators, played from the generator's labels, work the top `work` not-yet-decided alerts of each monthly window
+for `months` successive months (`--as-of` the month's last day): a planted account is escalated, any other dismissed
+as explained; with `flip` a share of those decisions is turned the other way (investigators err). After each month
+the re-ranker is refitted on every decision so far (`thb-signals rerank`), once there are enough. The figure of each
+month is precision@k of the list on accounts not yet decided, before that month's decisions.
 
-    PYTHONPATH=. python -m synthetic.learning_sim --out bench/learning --accounts 12000
+Two baselines, so the gain can be told from what the decisions do without learning (dismissed accounts held back,
+escalated ones seeding the network rules): `paired`, the same run of the learning arm ranked by its score before the
+re-ranker's blend (the same months, the same decisions so far, the same undecided accounts: the difference is
+learning's own), and the arm `no_learning_flip0`, where investigators work the list without the re-ranker throughout.
+
+Investigators work fewer alerts a month (`work`) than the cut-off (`k`), as a real team does: a bank's list is
+longer than a month's capacity and the exploited are a small share of the customers, so a month's decisions take a
+small part of them. Here 1.4% of accounts are planted; deciding 100 a month at 20,000 accounts would take most of
+them within five months and measure the pool running dry, not learning. And a share of the accounts (`held_out`) is
+never worked: precision@k on them measures the ranking of accounts no investigator has seen, which the removal of the
+decided ones cannot flatter or depress. `pool` says how many planted accounts were still undecided, `rankable` how
+many of them any rule or the forest scored above 0 (no blend can lift an account from 0), and `ceiling` the best
+precision@k that allows.
+
+    PYTHONPATH=. python -m synthetic.learning_sim --out bench/learning --accounts 20000 --seed 101 --family holdout
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import platform
 import shutil
 import sys
+import time
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -33,33 +47,64 @@ from schemas.settings import Settings
 from synthetic.generate import generate
 
 END = "2026-09-30"
+MONTH = 30  # days between two runs: an investigators' month
 KEYS = ["bank_id", "account_id"]
 
 
-def prepare(root: Path, accounts: int, months: int, window_days: int, seed: int) -> tuple[Path, pl.DataFrame, date]:
-    """Generate `months` windows of bookings for two banks and load them; returns the store, labels and first day."""
-    days = window_days * months
-    generate(root / "gen", accounts=accounts, days=days, banks=2, seed=seed)
-    db = root / "base.duckdb"
-    for bank in sorted(p.name for p in (root / "gen").iterdir() if p.is_dir()):
-        out = ingest(root / "gen" / bank, db)
-        if out.outcome != "loaded":
-            raise RuntimeError(f"{bank}: {out.outcome}")
+def prepare(
+    root: Path, accounts: int, months: int, window_days: int, seed: int, family: str, held_out: float
+) -> tuple[Path, pl.DataFrame, date]:
+    """Generate `months` windows of bookings for two banks and load them (kept and reused for the same parameters);
+    returns the store, labels and first day."""
+    days = window_days + MONTH * (months - 1)  # the first window, then one month more per month
+    params = {"accounts": accounts, "days": days, "seed": seed, "family": family, "end": END}
+    db, marker = root / "base.duckdb", root / "base.json"
+    if not (db.exists() and marker.exists() and json.loads(marker.read_text()) == params):
+        shutil.rmtree(root / "gen", ignore_errors=True)
+        db.unlink(missing_ok=True)
+        generate(root / "gen", accounts=accounts, days=days, banks=2, seed=seed, family=family, end=END)
+        for bank in sorted(p.name for p in (root / "gen").iterdir() if p.is_dir()):
+            out = ingest(root / "gen" / bank, db)
+            if out.outcome != "loaded":
+                raise RuntimeError(f"{bank}: {out.outcome}")
+        marker.write_text(json.dumps(params))
     labels = pl.read_parquet(root / "gen" / "labels.parquet").select(*KEYS, (pl.col("typology") != "none").alias("positive"))
+    labels = labels.sort(KEYS).with_columns(
+        pl.Series("held_out", np.random.default_rng([seed, 16]).random(labels.height) < held_out)
+    )
     return db, labels, date.fromisoformat(END) - timedelta(days=days - 1)
 
 
-def settings_for(as_of: date, window_days: int, learn: bool) -> Settings:
+def settings_for(as_of: date | None, window_days: int, learn: bool) -> Settings:
     """A month's run: the window up to `as_of`, no budget and no floor: the whole population is ranked, so the re-ranker can lift what the rules rank low."""
-    return Settings().with_overrides(
-        **{
-            "window.days": window_days,
-            "window.as_of": as_of,
-            "budget.share": 1.0,
-            "fusion.min_score": 0.0,
-            "rerank.enabled": learn,
-        }
+    over = {"window.days": window_days, "budget.share": 1.0, "fusion.min_score": 0.0, "rerank.enabled": learn}
+    return Settings().with_overrides(**over, **({"window.as_of": as_of} if as_of else {}))
+
+
+def before_learning(db: Path, run_id: str) -> pl.DataFrame:
+    """The run's alerts ranked by their score before the re-ranker's blend (kept in `learning_input`)."""
+    con = store.connect(db, read_only=True)
+    try:
+        a = con.sql(
+            """SELECT bank_id, account_id, CAST(learning_input->>'fused_score' AS DOUBLE) AS score FROM alerts
+               WHERE run_id = $run ORDER BY score DESC, bank_id, account_id""",
+            params={"run": run_id},
+        ).pl()
+    finally:
+        con.close()
+    return a
+
+
+def precision_at(ranked: pl.DataFrame, decided: pl.DataFrame, labels: pl.DataFrame, k: int) -> tuple[float, pl.DataFrame]:
+    """precision@k of a ranking on accounts not yet decided, and those top k (with `positive`)."""
+    top = (
+        ranked.select(KEYS + (["alert_id"] if "alert_id" in ranked.columns else []))
+        .join(decided, on=KEYS, how="anti", maintain_order="left")
+        .join(labels, on=KEYS, how="left", maintain_order="left")
+        .with_columns(pl.col("positive").fill_null(False))
+        .head(k)
     )
+    return float(top["positive"].sum()) / k, top
 
 
 def play(
@@ -70,40 +115,46 @@ def play(
     months: int,
     window_days: int,
     k: int,
+    work: int,
     flip: float,
     learn: bool,
     seed: int,
 ) -> list[dict]:
-    """One arm: a fresh copy of the store, `months` months of scoring, deciding the top k and (if `learn`) refitting."""
+    """One arm: a fresh copy of the store, `months` months of scoring, deciding the top `work` and (if `learn`) refitting."""
     shutil.rmtree(arm, ignore_errors=True)
     store.private_dir(arm)
     db, models = arm / "s.duckdb", arm / "models"
     shutil.copy(base, db)
     rng = np.random.default_rng(seed)
     decided = pl.DataFrame(schema={"bank_id": pl.Utf8, "account_id": pl.Utf8})
+    fresh = labels.filter("held_out").select(KEYS)
+    positives = labels.filter("positive").select(KEYS)
     out = []
     for m in range(1, months + 1):
-        as_of = first + timedelta(days=window_days * m - 1)
-        s = settings_for(as_of, window_days, learn)
-        res = score_and_publish(db, arm / f"month{m}", s, models_dir=models)  # alerts handed to the casework database
-        todo = (
-            res.alerts.sort("rank")
-            .join(decided, on=KEYS, how="anti", maintain_order="left")
-            .join(labels, on=KEYS, how="left", maintain_order="left")
-            .with_columns(pl.col("positive").fill_null(False))
-            .head(k)
-        )
-        precision = float(todo["positive"].sum()) / k
+        started = time.perf_counter()
+        as_of = first + timedelta(days=window_days - 1 + MONTH * (m - 1))
+        res = score_and_publish(db, arm / f"month{m}", settings_for(as_of, window_days, learn), models_dir=models)
+        ranked, unblended = res.alerts.sort("rank"), before_learning(db, res.run_id)
+        precision, _ = precision_at(ranked, decided, labels, k)
+        paired, _ = precision_at(unblended, decided, labels, k)
+        held, _ = precision_at(ranked.join(fresh, on=KEYS, how="semi", maintain_order="left"), decided, labels, k)
+        held_paired, _ = precision_at(unblended.join(fresh, on=KEYS, how="semi", maintain_order="left"), decided, labels, k)
+        _, top = precision_at(ranked.join(fresh, on=KEYS, how="anti", maintain_order="left"), decided, labels, work)
+        undecided = positives.join(decided, on=KEYS, how="anti")
+        raised = undecided.join(unblended.filter(pl.col("score") > 0), on=KEYS, how="semi")  # some rule or the forest saw it
+        pool, rankable = undecided.height, raised.height
+        held_rankable = raised.join(fresh, on=KEYS, how="semi").height
+        todo = top.head(work)
         wrong = rng.random(todo.height) < flip
         cw = open_casework(db)
-        for alert_id, positive, err in zip(todo["alert_id"], todo["positive"], wrong):  # k investigators' decisions
+        for alert_id, positive, err in zip(todo["alert_id"], todo["positive"], wrong):  # a month of investigators' decisions
             escalate = bool(positive) != bool(err)
             record_disposition(cw, alert_id, "escalate" if escalate else "dismiss", "sim", None if escalate else "explained")
         decided = pl.concat([decided, todo.select(KEYS)])
         model = None
         if learn:
-            try:
-                model = fit_reranker(db, s, models_dir=models, seed=seed)
+            try:  # the decisions as they stand now; the window is not needed (each alert kept what it showed)
+                model = fit_reranker(db, Settings().with_overrides(**{"window.days": window_days}), models_dir=models, seed=seed)
             except LearningError:
                 model = None
         out.append(
@@ -111,18 +162,35 @@ def play(
                 "month": m,
                 "as_of": as_of.isoformat(),
                 f"precision@{k}": round(precision, 4),
-                "alerts": res.alerts.height,
-                "undecided_in_list": todo.height,
+                f"precision@{k}_before_blend": round(paired, 4),
+                f"held_out_precision@{k}": round(held, 4),
+                f"held_out_precision@{k}_before_blend": round(held_paired, 4),
+                "pool": pool,
+                "rankable": rankable,
+                "ceiling": round(min(k, rankable) / k, 4),
+                "held_out_rankable": held_rankable,
+                "held_out_ceiling": round(min(k, held_rankable) / k, 4),
+                "ranked": res.alerts.height,
+                "worked": todo.height,
+                "escalated": int(todo["positive"].sum()),
                 "reranker_used": bool(res.alerts["reasons"].str.contains("Learned from").any()) if res.alerts.height else False,
                 "refit_on": (model["positives"] + model["negatives"]) if model else 0,
+                "refit_C": model["C"] if model else None,
+                "weight_next": round(model["weight"], 4) if model else 0.0,
+                "seconds": round(time.perf_counter() - started, 1),
             }
         )
-        print(f"  month {m} ({as_of}): precision@{k} {precision:.3f} of {res.alerts.height} alerts", file=sys.stderr)
+        print(
+            f"  month {m} ({as_of}): precision@{k} {precision:.3f} (before blend {paired:.3f}), held out {held:.3f} "
+            f"(before blend {held_paired:.3f}), planted undecided {pool}, rankable {rankable} (held out {held_rankable}), "
+            f"{out[-1]['seconds']} s",
+            file=sys.stderr,
+        )
     return out
 
 
-def summary(months: list[dict], k: int) -> dict:
-    p = [m[f"precision@{k}"] for m in months]
+def summary(months: list[dict], key: str) -> dict:
+    p = [m[key] for m in months]
     drops = [round(b - a, 4) for a, b in zip(p, p[1:])]
     return {
         "precision": p,
@@ -133,37 +201,84 @@ def summary(months: list[dict], k: int) -> dict:
 
 
 def simulate(
-    out: str | Path, accounts: int = 12_000, months: int = 5, window_days: int = 30, k: int = 100, seed: int = 3, flips=(0.0, 0.1)
+    out: str | Path,
+    accounts: int = 20_000,
+    months: int = 5,
+    window_days: int = 30,
+    k: int = 100,
+    work: int = 50,
+    seed: int = 101,
+    family: str = "holdout",
+    flip: float = 0.1,
+    held_out: float = 0.5,
+    argv: list[str] | None = None,
 ) -> dict:
+    started = time.perf_counter()
     root = store.private_dir(out)
-    base, labels, first = prepare(root, accounts, months, window_days, seed)
-    result = {"accounts": accounts, "months": months, "window_days": window_days, "k": k, "seed": seed, "arms": {}}
-    for flip in flips:
-        for learn in (True, False):
-            name = f"{'learning' if learn else 'no_learning'}_flip{int(flip * 100)}"
-            if not learn and flip != flips[0]:
-                continue  # without learning, flipped decisions change only what is held back: one such arm is enough
-            print(f"{name}:", file=sys.stderr)
-            months_out = play(base, labels, first, root / name, months, window_days, k, flip, learn, seed)
-            result["arms"][name] = {"months": months_out, **summary(months_out, k)}
+    base, labels, first = prepare(root, accounts, months, window_days, seed, family, held_out)
+    result = {
+        "command": "PYTHONPATH=. python -m synthetic.learning_sim " + " ".join(argv or []),
+        "accounts": accounts,
+        "planted": int(labels["positive"].sum()),
+        "family": family,
+        "seed": seed,
+        "months": months,
+        "window_days": window_days,
+        "k": k,
+        "work": work,
+        "held_out": held_out,
+        "held_out_planted": int(labels.filter("held_out")["positive"].sum()),
+        "rerank": Settings().rerank.model_dump(),
+        "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores (shared)",
+        "generate_seconds": round(time.perf_counter() - started, 1),
+        "arms": {},
+    }
+    for name, learn, f in (
+        ("learning_flip0", True, 0.0),
+        ("no_learning_flip0", False, 0.0),
+        (f"learning_flip{int(flip * 100)}", True, flip),
+    ):
+        print(f"{name}:", file=sys.stderr)
+        t = time.perf_counter()
+        months_out = play(base, labels, first, root / name, months, window_days, k, work, f, learn, seed)
+        arm = {"months": months_out, "seconds": round(time.perf_counter() - t, 1), **summary(months_out, f"precision@{k}")}
+        arm["held_out"] = summary(months_out, f"held_out_precision@{k}")
+        if learn:
+            arm["paired_without_blend"] = summary(months_out, f"precision@{k}_before_blend")
+            arm["held_out_paired_without_blend"] = summary(months_out, f"held_out_precision@{k}_before_blend")
+        result["arms"][name] = arm
+    result["seconds"] = round(time.perf_counter() - started, 1)
     (root / "learning.json").write_text(json.dumps(result, indent=2))
     return result
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", default="bench/learning", help="folder for the stores and learning.json")
-    p.add_argument("--accounts", type=int, default=12_000)
+    p.add_argument("--accounts", type=int, default=20_000)
     p.add_argument("--months", type=int, default=5)
     p.add_argument("--window-days", type=int, default=30)
-    p.add_argument("--k", type=int, default=100, help="alerts worked per month, and the precision cut-off")
-    p.add_argument("--seed", type=int, default=3)
+    p.add_argument("--k", type=int, default=100, help="the precision cut-off")
+    p.add_argument("--work", type=int, default=50, help="alerts investigators decide per month (the top of the undecided)")
+    p.add_argument("--seed", type=int, default=101)
+    p.add_argument("--family", default="holdout", help="generator settings family (detection was tuned on `tune`)")
+    p.add_argument("--flip", type=float, default=0.1, help="share of decisions turned the other way in the third arm")
+    p.add_argument("--held-out", type=float, default=0.5, help="share of accounts no investigator works (measured fresh)")
     a = p.parse_args(argv)
-    r = simulate(a.out, a.accounts, a.months, a.window_days, a.k, a.seed)
+    r = simulate(a.out, a.accounts, a.months, a.window_days, a.k, a.work, a.seed, a.family, a.flip, a.held_out, argv)
     for name, arm in r["arms"].items():
         print(
             f"{name:<22} precision@{a.k} by month {arm['precision']}  gain {arm['gain_1_to_last']:+.3f}  goal met: {arm['goal_met']}"
         )
+        if "paired_without_blend" in arm:
+            print(f"{'  same runs, no blend':<22} precision@{a.k} by month {arm['paired_without_blend']['precision']}")
+        print(
+            f"{'  held out':<22} precision@{a.k} by month {arm['held_out']['precision']}  goal met: {arm['held_out']['goal_met']}"
+        )
+        if "held_out_paired_without_blend" in arm:
+            print(f"{'  held out, no blend':<22} precision@{a.k} by month {arm['held_out_paired_without_blend']['precision']}")
+    print(f"{r['seconds']} s", file=sys.stderr)
     return 0
 
 

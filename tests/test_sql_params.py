@@ -14,6 +14,7 @@ SQL = re.compile(r"\b(SELECT|INSERT|DELETE|UPDATE|CREATE|WHERE|COPY|SET|ALTER|DR
 NUMERIC = {"int", "float", "len", "bool"}  # their result is a number, whatever went in
 
 ALLOWED = {
+    "NOT_COPIED",  # pipelines/snapshot.py: code-owned column exclusions of the tables copied to the page's snapshot
     # the keyed-hash SQL expression of pipelines/pseudonymise.py over a column name (its key pads are bound)
     "sql_pseudonym",
     # contract-owned: file and column names, check definitions and the SQL built from them (schemas/checks.py)

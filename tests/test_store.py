@@ -146,7 +146,7 @@ def test_a_fresh_store_has_every_table_at_the_latest_version(tmp_path):
         assert _columns(con, "transactions") == [c.name for c in contract.TRANSACTIONS] + ["submission_id"]
         assert _columns(con, "fiu_reports") == [c.name for c in contract.TRANSACTIONS + contract.FIU_EXTRA] + ["submission_id"]
         assert _columns(con, "accounts") == [c.name for c in contract.ACCOUNTS] + ["submission_id"]
-        assert _columns(con, "alerts")[-2:] == ["case_id", "case_role"]
+        assert _columns(con, "alerts")[-3:] == ["case_id", "case_role", "learning_input"]
         assert _columns(con, "alert_status")[-5:] == [
             "dismiss_reason",
             "dismissed_score",

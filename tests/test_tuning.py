@@ -320,7 +320,7 @@ def test_with_no_decisions_the_ranking_is_exactly_todays(tmp_path):
 
     db = generated_store(tmp_path, accounts=2000, days=45, seed=11)
     res = score_store(db, tmp_path / "out", models_dir=tmp_path / "m")
-    with pytest.raises(LearningError, match="0 escalated or reported \\(needs 30\\), 0 dismissed"):
+    with pytest.raises(LearningError, match="0 escalated or reported \\(needs 10\\), 0 dismissed"):
         fit_reranker(db, Settings(), models_dir=tmp_path / "m")
     assert not (tmp_path / "m" / "reranker").exists()
     off = scratch_run(db, Settings().with_overrides(**{"rerank.enabled": False}), tmp_path / "m")["alerts"]
