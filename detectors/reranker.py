@@ -131,7 +131,12 @@ class Reranker:
         else:
             folds = StratifiedKFold(min(5, int(y.sum()), int(len(y) - y.sum())), shuffle=True, random_state=self.random_state)
             lr = LogisticRegressionCV(
-                Cs=CS, l1_ratios=(0.0,), cv=folds, scoring="neg_log_loss", max_iter=2000, random_state=self.random_state,
+                Cs=CS,
+                l1_ratios=(0.0,),
+                cv=folds,
+                scoring="neg_log_loss",
+                max_iter=2000,
+                random_state=self.random_state,
                 use_legacy_attributes=False,
             )
         shrink = FunctionTransformer(_scale, kw_args={"by": self._shrink()})
