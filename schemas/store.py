@@ -129,6 +129,20 @@ MIGRATIONS: tuple[Migration, ...] = (
         prev_hash VARCHAR, entry_hash VARCHAR)""",
         ),
     ),
+    Migration(
+        10,
+        "the nightly run: per-account feature parts of the scored window, kept so the next day only adds and removes",
+        (
+            """CREATE TABLE IF NOT EXISTS feature_cache (window_days INTEGER, fingerprint VARCHAR, window_start TIMESTAMPTZ,
+        window_end TIMESTAMPTZ, window_rows BIGINT, submissions_until TIMESTAMPTZ, run_id VARCHAR, built VARCHAR,
+        updated_at TIMESTAMPTZ)""",
+            "CREATE TABLE IF NOT EXISTS feature_cache_parts (bank_id VARCHAR, account_id VARCHAR, parts BIGINT[])",
+            """CREATE TABLE IF NOT EXISTS feature_cache_values (bank_id VARCHAR, account_id VARCHAR, kind VARCHAR, value VARCHAR,
+        last_seen TIMESTAMPTZ[])""",
+            "CREATE TABLE IF NOT EXISTS feature_cache_days (bank_id VARCHAR, account_id VARCHAR, day DATE, din BIGINT, dout BIGINT)",
+            "ALTER TABLE runs ADD COLUMN IF NOT EXISTS window_cache JSON",
+        ),
+    ),
 )
 LATEST = MIGRATIONS[-1].version
 VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER, applied_at TIMESTAMPTZ)"

@@ -101,6 +101,22 @@ ALLOWED = {
     "record",
     "sets",
     "COLUMNS",
+    # features from parts and the nightly run's kept parts (detectors/features.py, detectors/nightly.py): code-owned
+    # fragments, table names and the feature definitions; the kept window's bounds are bound as variables
+    "CENTS",
+    "ROW_COLUMNS",
+    "CACHE_KEY",
+    "last",
+    "parts_sql",
+    "days_sql",
+    "values_sql",
+    "plain",
+    "parts_table",
+    "values",
+    "days",
+    "new_values",
+    "start",
+    "c",
 }
 
 
