@@ -127,19 +127,26 @@ FEATURES: list[tuple[str, str, Count | Total | Share | Distinct]] = [
 
 # Pass-through: money in on a day against money out that day and the next (24-48 h), per account, in cents.
 # Daily totals first (acct_days); the join then pairs only days with money in to next days with money out.
-CENTS = "CAST(round(t.amount * 100) AS BIGINT)"  # amount_eur has two decimals: exact
+CENTS = "t.cents"  # win_tx's amount in whole cents (amount_eur has two decimals): sums of them are exact
 DAILY_SQL = f"""
     SELECT t.bank_id, t.account_id, t.day,
            CAST(coalesce(sum({CENTS}) FILTER (t.is_in), 0) AS BIGINT) AS din,
            CAST(coalesce(sum({CENTS}) FILTER (NOT t.is_in), 0) AS BIGINT) AS dout
 """
 PASS_THROUGH_SQL = """
-    SELECT a.bank_id, a.account_id,
-           coalesce(CAST(sum(least(a.din, a.dout + coalesce(b.dout, 0))) AS DOUBLE) / nullif(sum(a.din), 0), 0) AS pass_through_24h
-    FROM (SELECT * FROM {days} WHERE din > 0) a
+    SELECT a.bank_id, a.account_id, CAST(sum(least(a.din, a.dout + coalesce(b.dout, 0))) AS BIGINT) AS pt_num,
+           CAST(sum(a.din) AS BIGINT) AS pt_den
+    FROM (SELECT * FROM {first} WHERE din > 0) a
     LEFT JOIN (SELECT * FROM {days} WHERE dout > 0) b ON b.bank_id = a.bank_id AND b.account_id = a.account_id AND b.day = a.day + 1
     GROUP BY ALL
 """
+
+
+def pass_through_sql(days: str, first: str | None = None) -> str:
+    """Per account the money in that left within about 24 hours (pt_num) and all money in (pt_den), in cents, over
+    the days of `first` (default: all of `days`) paired with their next day in `days`."""
+    return PASS_THROUGH_SQL.format(days=days, first=first or days)
+
 
 ACCOUNT_FEATURES = [
     ("pass_through_24h", "share of money in that leaves within about 24 hours"),
@@ -175,6 +182,25 @@ def distinct_columns() -> dict[str, list[tuple[str, str]]]:
     return out
 
 
+def distinct_features() -> list[tuple[str, str, int]]:
+    """(feature, column, place of its condition in that column's last-seen list), in a fixed order (d<i> of acct_counts)."""
+    return [(name, column, k) for column, conds in distinct_columns().items() for k, (name, _) in enumerate(conds)]
+
+
+def window_start(window_days: int) -> str:
+    """The window's first instant, as define_window's (and a shard's) window_end makes it."""
+    return f"getvariable('window_end') - INTERVAL {int(window_days)} DAY"
+
+
+def counts_sql(values: str, start: str) -> str:
+    """acct_counts: per account the values of each Distinct seen (under its condition) after `start`."""
+    counted = ", ".join(
+        f"CAST(count(*) FILTER (v.kind = '{column}' AND v.last_seen[{k + 1}] > {start}) AS BIGINT) AS d{i}"
+        for i, (_, column, k) in enumerate(distinct_features())
+    )
+    return f"SELECT v.bank_id, v.account_id, {counted} FROM {values} v GROUP BY ALL"
+
+
 def parts_sql(source: str) -> str:
     """acct_parts over the rows of `source` (a table of win_tx's shape): one row per account, parts p0..pN."""
     cols = []
@@ -196,44 +222,40 @@ def days_sql(source: str) -> str:
     return f"{DAILY_SQL} FROM {source} t GROUP BY ALL"
 
 
-def feature_inputs(con: duckdb.DuckDBPyConnection, source: str = "win_tx") -> None:
-    """Temp tables acct_parts, acct_values and acct_days over `source`: everything the features are made of."""
+def feature_inputs(con: duckdb.DuckDBPyConnection, window_days: int, source: str = "win_tx") -> None:
+    """Temp tables over `source`, everything the features are made of: acct_parts, acct_values (last seen), acct_days,
+    and from those acct_counts (distinct counts) and acct_pt (pass-through in cents)."""
     con.execute(f"CREATE OR REPLACE TEMP TABLE acct_parts AS {parts_sql(source)}")
     # One statement per column, so that only one (account, value) group-by holds memory at a time.
     for i, column in enumerate(distinct_columns()):
         verb = "CREATE OR REPLACE TEMP TABLE acct_values AS" if i == 0 else "INSERT INTO acct_values"
         con.execute(f"{verb} {values_sql(column, source)}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE acct_counts AS {counts_sql('acct_values', window_start(window_days))}")
     con.execute(f"CREATE OR REPLACE TEMP TABLE acct_days AS {days_sql(source)}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE acct_pt AS {pass_through_sql('acct_days')}")
 
 
 def features_from(
-    con: duckdb.DuckDBPyConnection, window_days: int, parts_table: str = "acct_parts", values: str = "acct_values", days: str = "acct_days"
+    con: duckdb.DuckDBPyConnection, window_days: int, parts_table: str = "acct_parts", counts: str = "acct_counts", pt: str = "acct_pt"
 ) -> pl.DataFrame:
-    """Temp tables pass_through and features from the parts, the last-seen values and the daily totals; one row per
-    account in win_accounts. Counts and sums are per 30 days so windows compare. A value counts if it was seen
-    (under the feature's condition) after the window's start."""
+    """Temp tables pass_through and features from the parts, the distinct counts and the pass-through cents; one row
+    per account in win_accounts. Counts and sums are per 30 days so windows compare."""
     per30 = 30.0 / window_days
     index = {p: i for i, p in enumerate(parts())}
-
-    def part(p: Count | Total) -> str:
-        return f"p.p{index[p]}" if isinstance(p, Count) else f"CAST(p.p{index[p]} AS DOUBLE) / 100"
 
     def value(f) -> str:
         if isinstance(f, Share):
             return f"coalesce(CAST(p.p{index[f.part]} AS DOUBLE) / nullif(p.p{index[f.whole]}, 0), 0)"
-        return part(f)
+        return f"p.p{index[f]}" if isinstance(f, Count) else f"CAST(p.p{index[f]} AS DOUBLE) / 100"
 
-    start = f"getvariable('window_end') - INTERVAL {int(window_days)} DAY"  # as define_window's; values seen after it count
     plain = ", ".join(f"{value(f)} AS {n}" for n, _, f in FEATURES if not isinstance(f, Distinct))
-    counted = ", ".join(
-        f"count(*) FILTER (v.kind = '{column}' AND v.last_seen[{k + 1}] > {start}) AS {name}"
-        for column, conds in distinct_columns().items()
-        for k, (name, _) in enumerate(conds)
-    )
+    counted = ", ".join(f"c.d{i} AS {name}" for i, (name, _, _) in enumerate(distinct_features()))
     con.execute(f"""CREATE OR REPLACE TEMP TABLE tx_feats AS
                     SELECT * FROM (SELECT p.bank_id, p.account_id, {plain} FROM {parts_table} p)
-                    FULL JOIN (SELECT v.bank_id, v.account_id, {counted} FROM {values} v GROUP BY ALL) USING (bank_id, account_id)""")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE pass_through AS {PASS_THROUGH_SQL.format(days=days)}")
+                    FULL JOIN (SELECT c.bank_id, c.account_id, {counted} FROM {counts} c) USING (bank_id, account_id)""")
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE pass_through AS
+                    SELECT bank_id, account_id, coalesce(CAST(pt_num AS DOUBLE) / nullif(pt_den, 0), 0) AS pass_through_24h
+                    FROM {pt} WHERE pt_den > 0""")
     scaled = ", ".join(
         (
             f"coalesce(f.{n}, 0) * {per30} AS {n}"
@@ -255,11 +277,15 @@ def features_from(
     return con.sql("SELECT * FROM features ORDER BY bank_id, account_id").pl()
 
 
+INPUTS = ("acct_parts", "acct_values", "acct_counts", "acct_days", "acct_pt")
+
+
 def compute_features(con: duckdb.DuckDBPyConnection, window_days: int) -> pl.DataFrame:
     """One row per account in win_accounts, from win_tx (the window, detectors/window.py)."""
-    feature_inputs(con)
+    feature_inputs(con, window_days)
     out = features_from(con, window_days)
-    con.execute("DROP TABLE acct_parts; DROP TABLE acct_values; DROP TABLE acct_days")
+    for t in INPUTS:
+        con.execute(f"DROP TABLE {t}")
     return out
 
 

@@ -21,10 +21,23 @@ import json
 import duckdb
 import polars as pl
 
-from detectors.features import FEATURES, days_sql, distinct_columns, feature_inputs, features_from, parts, parts_sql, values_sql
+from detectors.features import (
+    FEATURES,
+    INPUTS,
+    days_sql,
+    distinct_columns,
+    distinct_features,
+    feature_inputs,
+    features_from,
+    parts,
+    parts_sql,
+    pass_through_sql,
+    values_sql,
+    window_start,
+)
 from detectors.window import NIGHT_FROM, NIGHT_TO, ROW_COLUMNS, TIMEZONE, Window, category_sql
 
-VERSION = 1  # of the kept parts' layout; a change rebuilds every store's parts once
+VERSION = 2  # of the kept parts' layout; a change rebuilds every store's parts once
 CACHE_TABLES = ("feature_cache_parts", "feature_cache_values", "feature_cache_days", "feature_cache")
 CACHE_KEY = "bank_id, account_id"
 
@@ -88,11 +101,15 @@ def features(
     try:
         if why is None:
             info = _carry_forward(con, state, window, categories)
-            out = features_from(con, window.days, "acct_parts", "feature_cache_values", "feature_cache_days")
         else:
-            feature_inputs(con)
-            out = features_from(con, window.days)
-            info = _keep(con)
+            feature_inputs(con, window.days)
+            info = {"accounts": con.execute("SELECT count(*) FROM acct_parts").fetchall()[0][0]}
+            for t in ("feature_cache_values", "feature_cache_days"):
+                con.execute(f"DELETE FROM {t}")
+            con.execute("INSERT INTO feature_cache_values SELECT * FROM acct_values")
+            con.execute("INSERT INTO feature_cache_days SELECT * FROM acct_days")
+        _keep_parts(con)
+        out = features_from(con, window.days)
         info = {"used": why is None, **({"why_not": why} if why else {}), **info}
         until = con.execute("SELECT max(loaded_at) FROM submissions").fetchall()[0][0]
         con.execute("DELETE FROM feature_cache")
@@ -105,81 +122,123 @@ def features(
         con.execute("ROLLBACK")
         raise
     finally:
-        for t in ("acct_parts", "acct_values", "acct_days", "nightly_new", "nightly_gone"):
+        for t in (*INPUTS, "kept", "values_delta", "near", "pt_before", "nightly_new", "nightly_gone"):
             con.execute(f"DROP TABLE IF EXISTS {t}")
     info |= {"window_start": window.start.isoformat(), "window_end": window.end.isoformat()}
     return out, info
 
 
-def _wide(n: int) -> str:
-    return ", ".join(f"parts[{i + 1}] AS p{i}" for i in range(n))
+def _list(prefix: str, n: int) -> str:
+    return "[" + ", ".join(f"{prefix}{i}" for i in range(n)) + "]"
 
 
-def _keep(con) -> dict:
-    """Replace the kept parts by the temp tables a from-scratch run made."""
-    n = len(parts())
-    for t in CACHE_TABLES[:3]:
-        con.execute(f"DELETE FROM {t}")
-    con.execute(f"INSERT INTO feature_cache_parts SELECT {CACHE_KEY}, [{', '.join(f'p{i}' for i in range(n))}] FROM acct_parts")
-    con.execute("INSERT INTO feature_cache_values SELECT * FROM acct_values")
-    con.execute("INSERT INTO feature_cache_days SELECT * FROM acct_days")
-    return {"accounts": con.execute("SELECT count(*) FROM acct_parts").fetchall()[0][0]}
+def _keep_parts(con) -> None:
+    """feature_cache_parts from acct_parts, acct_counts and acct_pt (every account with a booking in the window)."""
+    con.execute("DELETE FROM feature_cache_parts")
+    zeros = ", ".join(f"coalesce(c.d{i}, 0) AS d{i}" for i in range(len(distinct_features())))
+    con.execute(f"""INSERT INTO feature_cache_parts
+        SELECT p.bank_id, p.account_id, {_list("p.p", len(parts()))}, {_list("c.d", len(distinct_features()))},
+               coalesce(t.pt_num, 0), coalesce(t.pt_den, 0)
+        FROM acct_parts p
+        LEFT JOIN (SELECT bank_id, account_id, {zeros} FROM acct_counts c) c USING (bank_id, account_id)
+        LEFT JOIN acct_pt t USING (bank_id, account_id)""")
+
+
+def _sum_by_account(columns: list[str], *sources: str, having: str = "") -> str:
+    """One row per account summing `columns` over the union of `sources` (integers: exact)."""
+    sums = ", ".join(f"CAST(sum({c}) AS BIGINT) AS {c}" for c in columns)
+    union = " UNION ALL ".join(f"SELECT {CACHE_KEY}, {', '.join(columns)} FROM ({q})" for q in sources)
+    return f"SELECT {CACHE_KEY}, {sums} FROM ({union}) GROUP BY ALL {having}"
+
+
+def _negated(columns: list[str], query: str) -> str:
+    return f"SELECT {CACHE_KEY}, {', '.join(f'-{c} AS {c}' for c in columns)} FROM ({query})"
+
+
+SAME_VALUE = "v.bank_id = o.bank_id AND v.account_id = o.account_id AND v.kind = o.kind AND v.value = o.value"
+SAME_DAY = "k.bank_id = d.bank_id AND k.account_id = d.account_id AND k.day = d.day"
 
 
 def _carry_forward(con, state: dict, window: Window, categories: dict) -> dict:
-    """Add the new bookings' parts, subtract those of the bookings that left the window; leaves acct_parts (wide)."""
+    """Add the new bookings' parts and subtract those of the bookings that left the window, update the last-seen
+    values and the daily totals near the changed days; leaves acct_parts, acct_counts and acct_pt."""
     con.execute("SET VARIABLE cache_end = CAST(? AS TIMESTAMPTZ)", [state["window_end"]])
     con.execute("SET VARIABLE cache_start = CAST(? AS TIMESTAMPTZ)", [state["window_start"]])
+    old_start, start = "getvariable('cache_start')", window_start(window.days)
     con.execute("CREATE OR REPLACE TEMP TABLE nightly_new AS SELECT * FROM win_tx WHERE booked_at > getvariable('cache_end')")
     cat, cat_params = category_sql(categories)
-    start = f"getvariable('window_end') - INTERVAL {int(window.days)} DAY"  # as define_window's
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE nightly_gone AS SELECT {ROW_COLUMNS}, {cat} AS category FROM transactions t
-            WHERE t.booked_at > getvariable('cache_start') AND t.booked_at <= {start}""",
+            WHERE t.booked_at > {old_start} AND t.booked_at <= {start}""",
         cat_params,
     )
     added, removed = (con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0] for t in ("nightly_new", "nightly_gone"))
-    n = len(parts())
-    p = [f"p{i}" for i in range(n)]
-    # parts: kept + new - gone, per account (integers: exact); accounts left with no booking are dropped
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE acct_parts AS
-        SELECT {CACHE_KEY}, {", ".join(f"CAST(sum({c}) AS BIGINT) AS {c}" for c in p)} FROM (
-            SELECT {CACHE_KEY}, {_wide(n)} FROM feature_cache_parts
-            UNION ALL SELECT * FROM ({parts_sql("nightly_new")})
-            UNION ALL SELECT {CACHE_KEY}, {", ".join(f"-{c} AS {c}" for c in p)} FROM ({parts_sql("nightly_gone")}))
-        GROUP BY ALL HAVING sum(p0) > 0""")
-    con.execute("DELETE FROM feature_cache_parts")
-    con.execute(f"INSERT INTO feature_cache_parts SELECT {CACHE_KEY}, [{', '.join(p)}] FROM acct_parts")
-    # last seen: the new bookings are later than anything kept, so theirs win where they have one
+    n_parts, n_counts = len(parts()), len(distinct_features())
+    p, d, pt = [f"p{i}" for i in range(n_parts)], [f"d{i}" for i in range(n_counts)], ["pt_num", "pt_den"]
+    wide = [f"parts[{i + 1}] AS p{i}" for i in range(n_parts)] + [f"counts[{i + 1}] AS d{i}" for i in range(n_counts)]
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE kept AS SELECT {CACHE_KEY}, {', '.join(wide)}, pt_num, pt_den FROM feature_cache_parts"
+    )
+
+    # parts: kept + new - gone; an account left without bookings is dropped
+    merged = _sum_by_account(
+        p, "SELECT * FROM kept", parts_sql("nightly_new"), _negated(p, parts_sql("nightly_gone")), having="HAVING sum(p0) > 0"
+    )
+    con.execute(f"CREATE OR REPLACE TEMP TABLE acct_parts AS {merged}")
+
+    # last seen: the new bookings are later than anything kept, so theirs win where they have one. A distinct count
+    # gains the values seen again that it did not count, and loses those last seen between the old and the new start.
     new_values = " UNION ALL ".join(values_sql(c, "nightly_new") for c in distinct_columns())
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE acct_values AS
-        SELECT n.bank_id, n.account_id, n.kind, n.value,
-               CASE WHEN o.last_seen IS NULL THEN n.last_seen
-                    ELSE list_transform(range(1, len(n.last_seen) + 1), lambda i: coalesce(n.last_seen[i], o.last_seen[i])) END AS last_seen
-        FROM ({new_values}) n
-        LEFT JOIN feature_cache_values o
-          ON o.bank_id = n.bank_id AND o.account_id = n.account_id AND o.kind = n.kind AND o.value = n.value""")
-    con.execute("""DELETE FROM feature_cache_values o USING acct_values n
-                   WHERE o.bank_id = n.bank_id AND o.account_id = n.account_id AND o.kind = n.kind AND o.value = n.value""")
-    con.execute("INSERT INTO feature_cache_values SELECT * FROM acct_values")
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE values_delta AS
+        SELECT v.bank_id, v.account_id, v.kind, v.value, v.last_seen AS new_last, o.last_seen AS old_last,
+               CASE WHEN o.last_seen IS NULL THEN v.last_seen
+                    ELSE list_transform(range(1, len(v.last_seen) + 1), lambda i: coalesce(v.last_seen[i], o.last_seen[i])) END AS last_seen
+        FROM ({new_values}) v LEFT JOIN feature_cache_values o ON {SAME_VALUE}""")
+    gained = ", ".join(
+        f"count(*) FILTER (kind = '{c}' AND new_last[{k + 1}] IS NOT NULL AND NOT coalesce(old_last[{k + 1}] > {old_start}, false)) AS d{i}"
+        for i, (_, c, k) in enumerate(distinct_features())
+    )
+    lost = ", ".join(
+        f"-count(*) FILTER (o.kind = '{c}' AND o.last_seen[{k + 1}] > {old_start} AND o.last_seen[{k + 1}] <= {start}"
+        f" AND v.new_last[{k + 1}] IS NULL) AS d{i}"
+        for i, (_, c, k) in enumerate(distinct_features())
+    )
+    expiring = f"SELECT * FROM feature_cache_values WHERE list_max(last_seen) > {old_start} AND list_min(last_seen) <= {start}"
+    counts = _sum_by_account(
+        d,
+        "SELECT * FROM kept",
+        f"SELECT {CACHE_KEY}, {gained} FROM values_delta GROUP BY ALL",
+        f"SELECT o.bank_id, o.account_id, {lost} FROM ({expiring}) o LEFT JOIN values_delta v ON {SAME_VALUE} GROUP BY ALL",
+    )
+    con.execute(f"CREATE OR REPLACE TEMP TABLE acct_counts AS {counts}")
+    con.execute(f"DELETE FROM feature_cache_values o USING values_delta v WHERE {SAME_VALUE}")
+    con.execute("INSERT INTO feature_cache_values SELECT bank_id, account_id, kind, value, last_seen FROM values_delta")
     con.execute(f"DELETE FROM feature_cache_values WHERE coalesce(list_max(last_seen) > {start}, false) = false")
-    # daily totals: the days touched by new or gone bookings are summed again from kept + new - gone
+
+    # daily totals: the days touched are summed again from kept + new - gone. Pass-through changes only on those days
+    # and the days before them: their terms are taken out before the update and put back after it.
+    con.execute("""CREATE OR REPLACE TEMP TABLE near AS SELECT DISTINCT bank_id, account_id, day FROM (
+        SELECT bank_id, account_id, day FROM nightly_new UNION ALL SELECT bank_id, account_id, day FROM nightly_gone
+        UNION ALL SELECT bank_id, account_id, day - 1 FROM nightly_new UNION ALL SELECT bank_id, account_id, day - 1 FROM nightly_gone)""")
+    near_days = f"(SELECT d.* FROM feature_cache_days d SEMI JOIN near k ON {SAME_DAY})"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE pt_before AS {pass_through_sql('feature_cache_days', near_days)}")
+    touched = "(SELECT DISTINCT bank_id, account_id, day FROM nightly_new UNION SELECT DISTINCT bank_id, account_id, day FROM nightly_gone)"
     con.execute(f"""CREATE OR REPLACE TEMP TABLE acct_days AS
         SELECT bank_id, account_id, day, CAST(sum(din) AS BIGINT) AS din, CAST(sum(dout) AS BIGINT) AS dout FROM (
             SELECT * FROM ({days_sql("nightly_new")})
             UNION ALL SELECT bank_id, account_id, day, -din, -dout FROM ({days_sql("nightly_gone")})
-            UNION ALL SELECT o.* FROM feature_cache_days o SEMI JOIN (
-                SELECT DISTINCT bank_id, account_id, day FROM nightly_new UNION SELECT DISTINCT bank_id, account_id, day FROM nightly_gone) k
-              ON k.bank_id = o.bank_id AND k.account_id = o.account_id AND k.day = o.day)
+            UNION ALL SELECT d.* FROM feature_cache_days d SEMI JOIN {touched} k ON {SAME_DAY})
         GROUP BY ALL""")
-    con.execute("""DELETE FROM feature_cache_days o USING acct_days k
-                   WHERE k.bank_id = o.bank_id AND k.account_id = o.account_id AND k.day = o.day""")
+    con.execute(f"DELETE FROM feature_cache_days d USING acct_days k WHERE {SAME_DAY}")
     con.execute("INSERT INTO feature_cache_days SELECT * FROM acct_days WHERE din <> 0 OR dout <> 0")
-    return {
-        "bookings_added": added,
-        "bookings_removed": removed,
-        "accounts": con.execute("SELECT count(*) FROM acct_parts").fetchall()[0][0],
-    }
+    after = pass_through_sql("feature_cache_days", near_days)
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE acct_pt AS {
+            _sum_by_account(pt, "SELECT * FROM kept", after, _negated(pt, "SELECT * FROM pt_before"))
+        }"""
+    )
+    accounts = con.execute("SELECT count(*) FROM acct_parts").fetchall()[0][0]
+    return {"bookings_added": added, "bookings_removed": removed, "accounts": accounts}
 
 
 def clear(con: duckdb.DuckDBPyConnection) -> dict[str, int]:

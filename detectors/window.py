@@ -60,7 +60,8 @@ ROW_COLUMNS = f"""t.txn_id, t.bank_id, t.account_id, t.booked_at, CAST(t.amount_
                CAST(timezone('{TIMEZONE}', t.booked_at) AS DATE) AS day,
                t.direction = 'credit' AS is_in,
                t.channel IN ('cash_deposit', 'cash_withdrawal') AS is_cash,
-               t.channel IN ('transfer', 'instant_transfer') AND t.counterparty_type = 'person' AS is_p2p"""
+               t.channel IN ('transfer', 'instant_transfer') AND t.counterparty_type = 'person' AS is_p2p,
+               CAST(t.amount_eur * 100 AS BIGINT) AS cents"""
 
 
 def category_sql(categories: dict) -> tuple[str, list]:
