@@ -59,7 +59,7 @@ def unusable(con: duckdb.DuckDBPyConnection, state: dict | None, fp: str, window
     if state is None:
         return "nothing kept yet"
     if state["fingerprint"] != fp:
-        return "window length or feature definitions changed"
+        return "window length, categories or feature definitions changed"
     if window.end < state["window_end"]:
         return "the window ends before the kept one"
     if window.start >= state["window_end"]:
