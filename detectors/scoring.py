@@ -172,6 +172,7 @@ def score_store(
                     rule_rates=json.dumps(run["rule_rates"]),
                     budget_cut=json.dumps(run["budget_cut"]),
                     reranker_version=run["reranker"],  # tuning: migration 8
+                    window_cache=json.dumps(run.results.get("window_cache")),  # the nightly run: migration 10
                 )
                 return ScoreResult(
                     run_id,
@@ -256,10 +257,13 @@ def rule_config(s: Settings) -> dict:
 # ---- the stages of a scoring run, in order ---------------------------------------------------------------------------
 
 
+def _categories(s) -> dict:
+    return {**CATEGORIES, **{k: (list(v.mccs), list(v.names)) for k, v in s.categories.items()}}
+
+
 def _window(run: Run) -> dict:
     s = run.settings.window
-    categories = {**CATEGORIES, **{k: (list(v.mccs), list(v.names)) for k, v in s.categories.items()}}
-    run["window"] = define_window(run.con, s.days, end=window_end(s.as_of), categories=categories)  # tuning: --as-of
+    run["window"] = define_window(run.con, s.days, end=window_end(s.as_of), categories=_categories(s))  # tuning: --as-of
     run["rows_in"] = run.con.execute("SELECT count(*) FROM win_tx").fetchone()[0]
     if s.as_of is not None and not run["rows_in"]:
         raise ValueError(f"window.as_of {s.as_of}: the store has no transactions in the {s.days} days up to that day")
@@ -274,7 +278,14 @@ def window_end(as_of) -> datetime | None:
 
 
 def _features(run: Run) -> dict:
-    run["features"] = compute_features(run.con, run.settings.window.days)
+    s = run.settings.window
+    if s.keep_parts and s.as_of is None and not run.context.get("what_if"):  # the nightly run: detectors/nightly.py
+        from detectors.nightly import features
+
+        run["features"], run["window_cache"] = features(run.con, run["window"], _categories(s), run["rows_in"], run.context["run_id"])
+        counts = {k: v for k, v in run["window_cache"].items() if k in ("bookings_added", "bookings_removed")}
+        return {"accounts": run["features"].height, "parts": "carried" if run["window_cache"]["used"] else "rebuilt", **counts}
+    run["features"] = compute_features(run.con, s.days)
     return {"accounts": run["features"].height}
 
 

@@ -50,7 +50,21 @@ class Window:
     days: int
 
 
-def _category_sql(categories: dict) -> tuple[str, list]:
+# What win_tx holds of each booking `t` besides its category (detectors/nightly.py shapes the bookings that left
+# the window the same way).
+ROW_COLUMNS = f"""t.txn_id, t.bank_id, t.account_id, t.booked_at, CAST(t.amount_eur AS DOUBLE) AS amount,
+               t.channel, t.counterparty_id, t.counterparty_type, t.counterparty_country,
+               t.location_city, t.description, t.device_id,
+               hour(timezone('{TIMEZONE}', t.booked_at)) AS hour,
+               hour(timezone('{TIMEZONE}', t.booked_at)) >= {NIGHT_FROM} OR hour(timezone('{TIMEZONE}', t.booked_at)) < {NIGHT_TO} AS is_night,
+               CAST(timezone('{TIMEZONE}', t.booked_at) AS DATE) AS day,
+               t.direction = 'credit' AS is_in,
+               t.channel IN ('cash_deposit', 'cash_withdrawal') AS is_cash,
+               t.channel IN ('transfer', 'instant_transfer') AND t.counterparty_type = 'person' AS is_p2p,
+               CAST(t.amount_eur * 100 AS BIGINT) AS cents"""
+
+
+def category_sql(categories: dict) -> tuple[str, list]:
     """CASE expression naming the category of (t.mcc, t.counterparty_name). The MCCs, keywords and category
     names come from a config file, so they are bound parameters, never spliced."""
     parts, params = [], []
@@ -68,6 +82,9 @@ def _category_sql(categories: dict) -> tuple[str, list]:
     return ("CASE " + " ".join(parts) + " ELSE NULL END") if parts else "CAST(NULL AS VARCHAR)", params
 
 
+_category_sql = category_sql  # the name the review's case queries import
+
+
 def define_window(
     con: duckdb.DuckDBPyConnection, days: int = 90, end: datetime | None = None, categories: dict | None = None
 ) -> Window:
@@ -78,7 +95,7 @@ def define_window(
             raise ValueError("the store has no transactions to score")
     con.execute("SET VARIABLE window_end = CAST(? AS TIMESTAMPTZ)", [end.isoformat()])  # bound once, read by the queries below
     end_sql = "getvariable('window_end')"
-    cat, cat_params = _category_sql(categories or CATEGORIES)
+    cat, cat_params = category_sql(categories or CATEGORIES)
     in_window = f"t.booked_at > {end_sql} - INTERVAL {int(days)} DAY AND t.booked_at <= {end_sql}"
     # Categories are decided once per distinct (mcc, counterparty name), not once per booking.
     con.execute(
@@ -91,16 +108,7 @@ def define_window(
     # Only the columns rules and features read: the window is the hot table of a scoring run.
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE win_tx AS
-        SELECT t.txn_id, t.bank_id, t.account_id, t.booked_at, CAST(t.amount_eur AS DOUBLE) AS amount,
-               t.channel, t.counterparty_id, t.counterparty_type, t.counterparty_country,
-               t.location_city, t.description, t.device_id,
-               hour(timezone('{TIMEZONE}', t.booked_at)) AS hour,
-               hour(timezone('{TIMEZONE}', t.booked_at)) >= {NIGHT_FROM} OR hour(timezone('{TIMEZONE}', t.booked_at)) < {NIGHT_TO} AS is_night,
-               CAST(timezone('{TIMEZONE}', t.booked_at) AS DATE) AS day,
-               t.direction = 'credit' AS is_in,
-               t.channel IN ('cash_deposit', 'cash_withdrawal') AS is_cash,
-               t.channel IN ('transfer', 'instant_transfer') AND t.counterparty_type = 'person' AS is_p2p,
-               c.category
+        SELECT {ROW_COLUMNS}, c.category
         FROM transactions t
         LEFT JOIN win_categories c ON c.mcc IS NOT DISTINCT FROM t.mcc AND c.counterparty_name IS NOT DISTINCT FROM t.counterparty_name
         WHERE {in_window}

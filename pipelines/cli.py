@@ -528,7 +528,13 @@ def cmd_bench(a) -> int:
 
     sizes = [parse_size(x) for x in a.sizes.split(",")]
     print(HEADER)
-    rep = bench(sizes, Path(a.out), reps=a.reps, memory_limit=a.memory_limit, progress=Progress(a.quiet))
+    rep = bench(sizes, Path(a.out), reps=a.reps, memory_limit=a.memory_limit, progress=Progress(a.quiet), nightly=a.nightly)
+    if a.nightly:  # the nightly run: detectors/nightly.py, synthetic/bench.py
+        from synthetic.bench import NIGHTLY_HEADER, nightly_row
+
+        print("\nnightly run (one day ingested, the window scored from the kept parts):\n" + NIGHTLY_HEADER)
+        for e in rep["sizes"]:
+            print(nightly_row(e))
     if "scaling" in rep:
         sc = rep["scaling"]
         print(f"\ntime x{sc['time_ratio']} for {sc['size_ratio']}x the transactions ({sc['from']:,} -> {sc['to']:,})")
@@ -1035,6 +1041,7 @@ def build_parser() -> _Parser:
     s.add_argument("--out", default="bench/results", help="folder for the JSON figures")
     s.add_argument("--reps", type=_positive, default=3, help="repetitions per size (the median is reported)")
     s.add_argument("--memory-limit", default=None, help="DuckDB memory_limit for the runs, e.g. 4GB")
+    s.add_argument("--nightly", action="store_true", help="also time the nightly run: one day added to a loaded store")
     s.add_argument("--quiet", action="store_true", help="no progress on stderr (also when CI=true)")
 
     s = command("loadtest", "investigators on the review page while the batch ingests and scores (loopback)", cmd_loadtest)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import duckdb
 
+from detectors.nightly import CACHE_TABLES
 from pipelines import snapshot, store
 from pipelines.casework_db import Casework, open_casework
 from schemas.settings import Settings
@@ -75,6 +76,9 @@ RULES: tuple[Rule, ...] = (
     Rule("fiu_disseminations", "disseminated_at < $legal_cut", "disseminations after the legal period"),
     Rule("runs", "started_at < $legal_cut", "run records after the legal period"),
     Rule("submissions", "loaded_at < $legal_cut", "submission records after the legal period"),
+    # the nightly run's kept feature parts (detectors/nightly.py) are derived from the bookings: emptied on every purge
+    # (not dry run), so nothing the purge removed lives on in them; the next scoring run rebuilds them
+    *(Rule(t, "true", "derived from bookings: rebuilt by the next scoring run") for t in CACHE_TABLES),
 )
 
 

@@ -4,7 +4,7 @@ A stored id is the current key chain's HMAC of an identifier (pipelines/pseudony
 the chain, so the new id of anything is the new key's HMAC of its old id: the store is re-keyed by applying that to
 every pseudonym column below, and banks pseudonymising with the longer chain produce the same ids from the raw
 identifiers. The same account therefore keeps one id across tables and across submissions before and after the
-rotation. Everything runs in DuckDB SQL (the key's pads bound), in one transaction, recorded in `key_versions`.
+rotation. The nightly run's kept feature parts are emptied (rebuilt by the next scoring run). Everything runs in DuckDB SQL (the key's pads bound), in one transaction, recorded in `key_versions`.
 The casework database's `alert_status.account_id` is re-keyed in the same way (its transaction commits just before
 the store's), and the review snapshot is published again. The decision and access logs are not rewritten (rewriting
 them would break their hash chain); their entries keep the ids of their time, and the alert ids that link them to
@@ -18,6 +18,7 @@ from pathlib import Path
 
 import duckdb
 
+from detectors.nightly import CACHE_TABLES, clear
 from pipelines import store
 from pipelines.casework_db import Casework, open_casework
 from pipelines.pseudonymise import key_id, pad_params, read_key, sql_pseudonym
@@ -35,6 +36,9 @@ PSEUDONYM_COLUMNS: dict[str, tuple[str, ...]] = {
     "fiu_subjects": ("subject_id",),
 }
 LIST_COLUMNS: dict[str, tuple[str, ...]] = {"cases": ("account_ids",)}  # VARCHAR[] of pseudonyms
+# Emptied instead of re-keyed: the nightly run's kept feature parts (detectors/nightly.py) hold pseudonyms in a
+# generic `value` column too; the next scoring run rebuilds them from the re-keyed bookings.
+EMPTIED_TABLES: tuple[str, ...] = CACHE_TABLES
 QUARANTINE_ID_COLUMNS = tuple(sorted({c for cols in PSEUDONYMISED.values() for c in cols}))
 
 
@@ -90,6 +94,7 @@ def rekey_store(
         for table, sql in _statements():
             n = con.execute(sql, params).fetchall()[0][0]
             counts[table] = max(counts.get(table, 0), n)
+        counts |= {f"{t} (emptied)": n for t, n in clear(con).items()}
         if cw is not None:  # the decisions' copy of the account ids, computed by the same SQL
             con.register("cw_ids", cw.statuses().select("alert_id", "account_id").to_arrow())
             try:

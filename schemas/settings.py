@@ -34,6 +34,9 @@ class WindowSettings(_Section):
     as_of: date | None = Field(
         None, description="the window ends on this day (UTC), to replay a past month; null: the last booking"
     )
+    keep_parts: bool = Field(
+        True, description="keep the features' per-account parts in the store so the next day's run only adds the new day"
+    )
 
 
 class RuleSettings(_Section):

@@ -130,6 +130,21 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
     ),
     Migration(
+        10,
+        "the nightly run: per-account feature parts of the scored window, kept so the next day only adds and removes",
+        (
+            """CREATE TABLE IF NOT EXISTS feature_cache (window_days INTEGER, fingerprint VARCHAR, window_start TIMESTAMPTZ,
+        window_end TIMESTAMPTZ, window_rows BIGINT, submissions_until TIMESTAMPTZ, run_id VARCHAR, built VARCHAR,
+        updated_at TIMESTAMPTZ)""",
+            """CREATE TABLE IF NOT EXISTS feature_cache_parts (bank_id VARCHAR, account_id VARCHAR, parts BIGINT[], counts BIGINT[],
+        pt_num BIGINT, pt_den BIGINT)""",
+            """CREATE TABLE IF NOT EXISTS feature_cache_values (bank_id VARCHAR, account_id VARCHAR, kind VARCHAR, value VARCHAR,
+        last_seen TIMESTAMPTZ[])""",
+            "CREATE TABLE IF NOT EXISTS feature_cache_days (bank_id VARCHAR, account_id VARCHAR, day DATE, din BIGINT, dout BIGINT)",
+            "ALTER TABLE runs ADD COLUMN IF NOT EXISTS window_cache JSON",
+        ),
+    ),
+    Migration(
         11,
         "each alert keeps what the re-ranker learns from (features, scores before learning, rule hits) as the run saw them",
         ("ALTER TABLE alerts ADD COLUMN IF NOT EXISTS learning_input JSON",),

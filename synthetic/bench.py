@@ -3,7 +3,9 @@
 Each measured run is a fresh process (so its peak RSS is its own) on a fresh store: validate, load,
 window, features, rules, isolation-forest fit and score, fusion, write alerts. The floor is one DuckDB
 query over the same Parquet files computing the feature stage's aggregates per account in one pass.
-Figures go to bench/results/bench-<time>.json with the machine's cores and memory.
+Figures go to bench/results/bench-<time>.json with the machine's cores and memory. With `nightly`, also the
+nightly run: one day's submissions ingested into a store that holds the other days, and the window scored from
+the kept feature parts (detectors/nightly.py).
 """
 
 from __future__ import annotations
@@ -97,14 +99,16 @@ def replicate_extract(base: Path, folder: Path, copies: int) -> Path:
     return folder
 
 
-def _worker(kind: str, extract: str, memory_limit: str | None) -> dict:
+def _worker(kind: str, extract: str, memory_limit: str | None, store_path: str | None = None) -> dict:
     import resource
 
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     extract = Path(extract)
     banks = sorted(p for p in extract.iterdir() if p.is_dir())
     t0 = time.perf_counter()
-    if kind == "floor":
+    if kind in ("nightly_setup", "nightly"):
+        stages, result = _nightly_worker(kind, banks, Path(store_path), memory_limit)
+    elif kind == "floor":
         import duckdb
 
         from detectors.features import FEATURES
@@ -165,10 +169,34 @@ def _worker(kind: str, extract: str, memory_limit: str | None) -> dict:
     }
 
 
-def _run_worker(kind: str, extract: Path, memory_limit: str | None) -> dict:
+def _nightly_worker(kind: str, submissions: list[Path], db: Path, memory_limit: str | None) -> tuple[dict, dict]:
+    """nightly_setup: load the base submissions into the store at `db` and score it (the parts are kept);
+    nightly: ingest one night's submissions into that store and score the window again, from the kept parts."""
+    from detectors.scoring import score_store
+    from detectors.timing import Stopwatch
+    from pipelines.ingest import ingest
+
+    timer, rows = Stopwatch(), 0
+    for b in submissions:
+        out = ingest(b, db, memory_limit=memory_limit, timer=timer)
+        assert out.accepted, out.message
+        rows += out.rows_loaded.get("transactions", 0)
+    res = score_store(db, db.parent / "out", refit=kind == "nightly_setup", memory_limit=memory_limit, timer=timer)
+    from pipelines import store
+
+    con = store.connect(db)
+    try:
+        cache = json.loads(con.execute("SELECT window_cache FROM runs WHERE run_id = ?", [res.run_id]).fetchall()[0][0])
+    finally:
+        con.close()
+    result = {"transactions": rows, "accounts": res.accounts_scored, "alerts": res.alerts.height, "cache": cache}
+    return dict(timer.times), result
+
+
+def _run_worker(kind: str, extract: Path, memory_limit: str | None, store_path: Path | None = None) -> dict:
     cmd = [sys.executable, "-m", "synthetic.bench", "--worker", kind, str(extract)] + (
         ["--memory-limit", memory_limit] if memory_limit else []
-    )
+    ) + (["--store", str(store_path)] if store_path else [])
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
     if proc.returncode != 0:
         raise RuntimeError(f"bench worker {kind} failed:\n{proc.stderr[-3000:]}")
@@ -182,7 +210,10 @@ def bench(
     cache: Path | None = None,
     memory_limit: str | None = None,
     progress: Callable[[str], None] | None = None,
+    nightly: bool = False,
 ) -> dict:
+    """`nightly`: also time the nightly run (one run per size): the store holds every day but the last and its kept
+    parts, one day's submissions are ingested and the window scored again (nightly_row prints it)."""
     progress = progress or (lambda message: None)
     cache = cache or REPO / "bench" / "cache"
     report = {
@@ -219,6 +250,11 @@ def bench(
             "floors": floors,
         }
         entry["multiple_of_floor"] = round(entry["total_median_s"] / entry["floor_median_s"], 2)
+        if nightly:
+            entry["nightly"] = bench_nightly(extract, cache, memory_limit, progress)
+            entry["nightly"]["multiple_of_floor"] = round(entry["nightly"]["total_s"] / entry["floor_median_s"], 2)
+            floor_cpu = statistics.median(f["cpu_s"] for f in floors)  # steadier than wall time on a shared machine
+            entry["nightly"]["cpu_multiple_of_floor"] = round(entry["nightly"]["cpu_s"] / floor_cpu, 2) if floor_cpu else None
         report["sizes"].append(entry)
         print(format_row(entry), flush=True)
     if len(report["sizes"]) >= 2:
@@ -234,6 +270,45 @@ def bench(
     path.write_text(json.dumps(report, indent=2) + "\n")
     report["path"] = str(path)
     return report
+
+
+def bench_nightly(extract: Path, cache: Path, memory_limit: str | None, progress: Callable[[str], None]) -> dict:
+    """One nightly run in a fresh process, on a store that a first process loaded with every day but the last."""
+    from synthetic.nightly import split_days
+
+    split = cache / f"{extract.name}-nightly"
+    if not (split / "done").exists():
+        split_days(extract, split)
+        (split / "done").write_text("")
+    work = Path(tempfile.mkdtemp(prefix="thb-bench-nightly-"))
+    try:
+        setup = _run_worker("nightly_setup", split / "base", memory_limit, work / "s.duckdb")
+        progress(f"bench nightly: store of {setup['transactions']:,} rows loaded and scored: {setup['total_s']:.1f} s")
+        night = _run_worker("nightly", split / "night1", memory_limit, work / "s.duckdb")
+        progress(f"bench nightly: one day ({night['transactions']:,} rows) ingested and scored: {night['total_s']:.1f} s")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return {**night, "window_rows": setup["transactions"] + night["transactions"], "setup": setup}
+
+
+NIGHTLY_STAGES = ["validate", "load", "window", "features", "network", "rules", "patterns", "iforest_score"]
+NIGHTLY_HEADER = (
+    "| window rows | new day's rows | total s | CPU s | floor s | x floor | x floor (CPU s) | peak RSS GiB | "
+    + " | ".join(NIGHTLY_STAGES)
+    + " | other |\n|"
+    + " --- |" * (9 + len(NIGHTLY_STAGES))
+)
+
+
+def nightly_row(e: dict) -> str:
+    n, s = e["nightly"], e["nightly"]["stages"]
+    other = sum(v for k, v in s.items() if k not in NIGHTLY_STAGES)
+    return (
+        f"| {n['window_rows']:,} | {n['transactions']:,} | {n['total_s']:.1f} | {n['cpu_s']:.0f} | {e['floor_median_s']:.2f} | "
+        f"{n['multiple_of_floor']:.1f} | {n.get('cpu_multiple_of_floor') or 0:.1f} | {n['peak_rss_gib']:.2f} | "
+        + " | ".join(f"{s.get(c, 0):.1f}" for c in NIGHTLY_STAGES)
+        + f" | {other:.1f} |"
+    )
 
 
 STAGES = ["validate", "load", "window", "features", "rules", "iforest_fit", "iforest_score", "fusion", "cases", "write_alerts"]
@@ -256,8 +331,9 @@ if __name__ == "__main__":
     import argparse
 
     p = argparse.ArgumentParser()
-    p.add_argument("--worker", choices=("pipeline", "floor"), required=True)
+    p.add_argument("--worker", choices=("pipeline", "floor", "nightly_setup", "nightly"), required=True)
     p.add_argument("extract")
     p.add_argument("--memory-limit")
+    p.add_argument("--store")
     a = p.parse_args()
-    print(json.dumps(_worker(a.worker, a.extract, a.memory_limit)))
+    print(json.dumps(_worker(a.worker, a.extract, a.memory_limit, a.store)))

@@ -18,7 +18,7 @@ from pipelines.cli_privacy import log_purgers
 from pipelines.ingest import ingest
 from pipelines.pseudonymise import key_id, pseudonym, pseudonymise, read_key
 from pipelines.purge import RULES, purge
-from pipelines.rekey import LIST_COLUMNS, PSEUDONYM_COLUMNS, RekeyError, rekey
+from pipelines.rekey import EMPTIED_TABLES, LIST_COLUMNS, PSEUDONYM_COLUMNS, RekeyError, rekey
 from schemas.contract import PSEUDONYMISED
 from schemas.settings import SettingsError, parse_settings
 from tests.conftest import SAMPLES
@@ -298,7 +298,8 @@ def test_every_identifier_column_of_the_store_is_rekeyed(tmp_path):
     identifiers = {c for cs in PSEUDONYMISED.values() for c in cs} | {"subject_id", "account_ids"}
     logs = {"audit_log", "access_log"}
     covered = {(t, c) for t, cs in (PSEUDONYM_COLUMNS | LIST_COLUMNS).items() for c in cs}
-    missing = {(t, c) for t, c in cols if c in identifiers and t not in logs and t != "quarantine"} - covered
+    emptied = set(EMPTIED_TABLES)  # the nightly run's kept parts: emptied by a rekey, rebuilt by the next run
+    missing = {(t, c) for t, c in cols if c in identifiers and t not in logs | emptied and t != "quarantine"} - covered
     assert missing == set()
 
 

@@ -31,6 +31,10 @@ TABLES = {
     "purge_log",
     "key_versions",
     "access_log",
+    "feature_cache",  # migration 10: the nightly run's kept feature parts
+    "feature_cache_parts",
+    "feature_cache_values",
+    "feature_cache_days",
 }
 
 # The DDL as the code before numbered migrations ran it, copied verbatim (pipelines/store.ensure_schema,
@@ -147,6 +151,7 @@ def test_a_fresh_store_has_every_table_at_the_latest_version(tmp_path):
         assert _columns(con, "fiu_reports") == [c.name for c in contract.TRANSACTIONS + contract.FIU_EXTRA] + ["submission_id"]
         assert _columns(con, "accounts") == [c.name for c in contract.ACCOUNTS] + ["submission_id"]
         assert _columns(con, "alerts")[-3:] == ["case_id", "case_role", "learning_input"]
+        assert _columns(con, "runs")[-1] == "window_cache"
         assert _columns(con, "alert_status")[-5:] == [
             "dismiss_reason",
             "dismissed_score",

@@ -1,0 +1,213 @@
+"""The nightly run: scoring a store day by day with the kept feature parts gives the alerts of scoring it from scratch;
+a late booking or correction for a closed day, a changed window, a purge or a rekey makes the run rebuild them."""
+
+import json
+import shutil
+
+import polars as pl
+import pytest
+
+from detectors.features import compute_features
+from detectors.nightly import CACHE_TABLES, features, unusable
+from detectors.scoring import score_store
+from detectors.window import CATEGORIES, define_window
+from pipelines import store
+from pipelines.ingest import ingest
+from pipelines.purge import purge_store
+from pipelines.rekey import rekey_store
+from schemas.settings import parse_settings
+from synthetic.generate import generate
+from synthetic.nightly import split_days
+
+DAYS = 30  # shorter than the 45 generated days, so every night also drops bookings that left the window
+SCRATCH = {"window.days": DAYS, "window.keep_parts": False}
+
+
+@pytest.fixture(scope="module")
+def split(tmp_path_factory):
+    root = tmp_path_factory.mktemp("nightly")
+    generate(root / "gen", accounts=1500, days=45, banks=2, seed=5, laundering=True)
+    return split_days(root / "gen", root / "split", last=2)
+
+
+CASE_ID = r"C-run-\d{8}T\d{6}-[0-9a-f]{6}-\d{5}"  # 'C-' + the case's oldest alert id: older on a store scored before
+
+
+def assert_same_alerts(scratch, nightly):
+    """Same accounts, ranks, rules, evidence, reasons, roles and cases; scores equal to 1e-9."""
+    key = ["bank_id", "account_id"]
+    a, b = scratch.alerts.sort(key), nightly.alerts.sort(key)
+    assert a.height > 20 and a.select(key).equals(b.select(key))
+    for col in ("rank", "typology", "rules", "evidence", "case_role"):
+        assert a[col].to_list() == b[col].to_list(), col
+    assert a["reasons"].str.replace_all(CASE_ID, "C-").to_list() == b["reasons"].str.replace_all(CASE_ID, "C-").to_list()
+    assert (a["score"] - b["score"]).abs().max() <= 1e-9 and (a["anomaly"] - b["anomaly"]).abs().max() <= 1e-9
+    cases = ["typology", "accounts", "roles"]
+    assert scratch.cases.height > 0 and scratch.cases.select(cases).sort("accounts").equals(
+        nightly.cases.select(cases).sort("accounts")
+    )
+    assert scratch.rule_rates == nightly.rule_rates
+
+
+def _load(db, *submissions):
+    for folder in submissions:
+        out = ingest(folder, db)
+        assert out.accepted, out.message
+
+
+def _score(db, tmp_path, **kw):
+    kw.setdefault("overrides", {"window.days": DAYS})
+    return score_store(db, tmp_path / "out" / db.stem, models_dir=tmp_path / "models", **kw)
+
+
+def _cache_log(db) -> list[dict]:
+    con = store.connect(db)
+    try:
+        return [json.loads(r[0]) for r in con.execute("SELECT window_cache FROM runs ORDER BY started_at").fetchall()]
+    finally:
+        con.close()
+
+
+def _features_both_ways(db, tmp_path) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
+    """The features of the store's window from the kept parts and from scratch, on a copy of the store."""
+    copy = tmp_path / "check.duckdb"
+    shutil.copy(db, copy)
+    con = store.connect(copy)
+    try:
+        w = define_window(con, DAYS, categories=CATEGORIES)
+        rows = con.execute("SELECT count(*) FROM win_tx").fetchone()[0]
+        kept, info = features(con, w, CATEGORIES, rows, "check")
+        return kept, compute_features(con, DAYS), info
+    finally:
+        con.close()
+
+
+def test_night_by_night_gives_the_alerts_of_a_run_from_scratch(split, tmp_path):
+    base, nights = split
+    db = tmp_path / "nightly.duckdb"
+    _load(db, *base)
+    _score(db, tmp_path, refit=True)  # the first run: nothing kept yet, the model is fitted and saved
+    for night in nights:
+        _load(db, *night)
+        nightly = _score(db, tmp_path)
+    first, *later = _cache_log(db)
+    assert not first["used"] and first["why_not"] == "nothing kept yet"
+    assert [c["used"] for c in later] == [True, True]
+    assert all(c["bookings_added"] > 0 and c["bookings_removed"] > 0 for c in later)  # the window moved at both ends
+
+    fresh = tmp_path / "fresh.duckdb"
+    _load(fresh, *base, *nights[0], *nights[1])
+    scratch = _score(fresh, tmp_path, overrides=SCRATCH)
+    assert _cache_log(fresh) == [None]  # keep_parts off: the old path, nothing kept
+    assert (nightly.window_start, nightly.window_end) == (scratch.window_start, scratch.window_end)
+    assert_same_alerts(scratch, nightly)
+
+    kept, from_scratch, info = _features_both_ways(
+        db, tmp_path
+    )  # the kept parts after two nights equal a rebuild, figure by figure
+    assert info["used"] and info["bookings_added"] == 0
+    assert kept.equals(from_scratch)
+
+
+def _correct_closed_day(base_bank, out):
+    """A resubmission of five bookings of a closed day with other amounts: same txn ids (they replace the old rows),
+    so the window keeps its number of bookings."""
+    out.mkdir()
+    tx = pl.read_parquet(base_bank / "transactions.parquet")
+    tx = tx.filter(pl.col("booked_at") >= pl.col("booked_at").max() - pl.duration(days=10)).head(5)
+    tx = tx.with_columns((pl.col("amount_eur") * 7).cast(tx.schema["amount_eur"]))
+    tx.write_parquet(out / "transactions.parquet")
+    shutil.copy(base_bank / "accounts.parquet", out / "accounts.parquet")
+    manifest = json.loads((base_bank / "manifest.json").read_text())
+    from pipelines.submission import write_manifest
+
+    rows = {"transactions.parquet": tx.height, "accounts.parquet": manifest["files"]["accounts.parquet"]["rows"]}
+    write_manifest(out, manifest["bank_id"], manifest["period_start"], manifest["period_end"], rows)
+    return out
+
+
+def test_a_correction_for_a_closed_day_rebuilds_the_kept_parts(split, tmp_path):
+    base, nights = split
+    db = tmp_path / "late.duckdb"
+    _load(db, *base)
+    _score(db, tmp_path, refit=True)
+    correction = _correct_closed_day(base[0], tmp_path / "correction")
+    assert ingest(correction, db).rows_replaced == 5
+    _load(db, *nights[0])
+    late = _score(db, tmp_path)
+    last = _cache_log(db)[-1]
+    assert not last["used"] and "late bookings or corrections" in last["why_not"]
+
+    fresh = tmp_path / "fresh.duckdb"
+    _load(fresh, *base)
+    assert ingest(correction, fresh).rows_replaced == 5
+    _load(fresh, *nights[0])
+    assert_same_alerts(_score(fresh, tmp_path, overrides=SCRATCH), late)
+
+
+def test_a_deleted_booking_or_another_window_length_is_not_carried(split, tmp_path):
+    base, _ = split
+    db = tmp_path / "s.duckdb"
+    _load(db, *base)
+    _score(db, tmp_path, refit=True)
+    con = store.connect(db)
+    try:
+        w = define_window(con, DAYS, categories=CATEGORIES)
+        state = con.execute(
+            "SELECT window_days, fingerprint, window_start, window_end, window_rows, submissions_until FROM feature_cache"
+        )
+        state = dict(
+            zip(
+                ("window_days", "fingerprint", "window_start", "window_end", "window_rows", "submissions_until"),
+                state.fetchall()[0],
+            )
+        )
+        from detectors.nightly import fingerprint
+
+        fp = fingerprint(DAYS, CATEGORIES)
+        assert unusable(con, state, fp, w) is None  # the near miss: nothing changed, the parts carry over
+        assert unusable(con, state, fingerprint(DAYS + 1, CATEGORIES), w) == "window length, categories or feature definitions changed"
+        con.execute("DELETE FROM transactions WHERE txn_id = (SELECT min(txn_id) FROM win_tx)")
+        assert "added or deleted since" in unusable(con, state, fp, w)
+    finally:
+        con.close()
+
+
+def test_purge_and_rekey_empty_the_kept_parts(split, tmp_path):
+    base, _ = split
+    db = tmp_path / "s.duckdb"
+    _load(db, *base)
+    _score(db, tmp_path, refit=True)
+
+    def kept(con) -> dict[str, int]:
+        return {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in CACHE_TABLES}
+
+    con = store.connect(db)
+    try:
+        assert all(kept(con).values())
+        out = rekey_store(con, (b"old-key-0001",), (b"old-key-0001", b"new-key-0002"), "test")
+        assert out["rows"]["feature_cache_values (emptied)"] > 0 and not any(kept(con).values())
+    finally:
+        con.close()
+    _score(db, tmp_path)
+    assert _cache_log(db)[-1]["why_not"] == "nothing kept yet"  # rebuilt from the re-keyed bookings
+    con = store.connect(db)
+    try:
+        assert all(kept(con).values())
+        res = purge_store(con, parse_settings({}))
+        assert res.deleted["feature_cache"] == 1 and not any(kept(con).values())
+    finally:
+        con.close()
+
+
+def test_the_benchmark_times_the_nightly_run(tmp_path):
+    from synthetic.bench import bench, nightly_row
+
+    rep = bench([20_000], tmp_path / "results", reps=1, cache=tmp_path / "cache", nightly=True)
+    e = rep["sizes"][0]
+    n = e["nightly"]
+    assert n["cache"]["used"] and n["setup"]["cache"]["why_not"] == "nothing kept yet"  # carried, after a first load
+    assert 0 < n["transactions"] < e["transactions"] and n["window_rows"] == e["transactions"]
+    assert n["cpu_s"] > 0 and n["peak_rss_gib"] > 0 and n["multiple_of_floor"] > 0
+    assert {"validate", "load", "features", "rules"} <= set(n["stages"])
+    assert nightly_row(e).startswith(f"| {e['transactions']:,} | {n['transactions']:,} |")
