@@ -236,7 +236,11 @@ def feature_inputs(con: duckdb.DuckDBPyConnection, window_days: int, source: str
 
 
 def features_from(
-    con: duckdb.DuckDBPyConnection, window_days: int, parts_table: str = "acct_parts", counts: str = "acct_counts", pt: str = "acct_pt"
+    con: duckdb.DuckDBPyConnection,
+    window_days: int,
+    parts_table: str = "acct_parts",
+    counts: str = "acct_counts",
+    pt: str = "acct_pt",
 ) -> pl.DataFrame:
     """Temp tables pass_through and features from the parts, the distinct counts and the pass-through cents; one row
     per account in win_accounts. Counts and sums are per 30 days so windows compare."""

@@ -282,7 +282,9 @@ def _features(run: Run) -> dict:
     if s.keep_parts and s.as_of is None and not run.context.get("what_if"):  # the nightly run: detectors/nightly.py
         from detectors.nightly import features
 
-        run["features"], run["window_cache"] = features(run.con, run["window"], _categories(s), run["rows_in"], run.context["run_id"])
+        run["features"], run["window_cache"] = features(
+            run.con, run["window"], _categories(s), run["rows_in"], run.context["run_id"]
+        )
         counts = {k: v for k, v in run["window_cache"].items() if k in ("bookings_added", "bookings_removed")}
         return {"accounts": run["features"].height, "parts": "carried" if run["window_cache"]["used"] else "rebuilt", **counts}
     run["features"] = compute_features(run.con, s.days)

@@ -194,9 +194,11 @@ def _nightly_worker(kind: str, submissions: list[Path], db: Path, memory_limit: 
 
 
 def _run_worker(kind: str, extract: Path, memory_limit: str | None, store_path: Path | None = None) -> dict:
-    cmd = [sys.executable, "-m", "synthetic.bench", "--worker", kind, str(extract)] + (
-        ["--memory-limit", memory_limit] if memory_limit else []
-    ) + (["--store", str(store_path)] if store_path else [])
+    cmd = (
+        [sys.executable, "-m", "synthetic.bench", "--worker", kind, str(extract)]
+        + (["--memory-limit", memory_limit] if memory_limit else [])
+        + (["--store", str(store_path)] if store_path else [])
+    )
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
     if proc.returncode != 0:
         raise RuntimeError(f"bench worker {kind} failed:\n{proc.stderr[-3000:]}")

@@ -166,7 +166,10 @@ def test_a_deleted_booking_or_another_window_length_is_not_carried(split, tmp_pa
 
         fp = fingerprint(DAYS, CATEGORIES)
         assert unusable(con, state, fp, w) is None  # the near miss: nothing changed, the parts carry over
-        assert unusable(con, state, fingerprint(DAYS + 1, CATEGORIES), w) == "window length, categories or feature definitions changed"
+        assert (
+            unusable(con, state, fingerprint(DAYS + 1, CATEGORIES), w)
+            == "window length, categories or feature definitions changed"
+        )
         con.execute("DELETE FROM transactions WHERE txn_id = (SELECT min(txn_id) FROM win_tx)")
         assert "added or deleted since" in unusable(con, state, fp, w)
     finally:
