@@ -201,16 +201,3 @@ def test_purge_and_rekey_empty_the_kept_parts(split, tmp_path):
         assert res.deleted["feature_cache"] == 1 and not any(kept(con).values())
     finally:
         con.close()
-
-
-def test_the_benchmark_times_the_nightly_run(tmp_path):
-    from synthetic.bench import bench, nightly_row
-
-    rep = bench([20_000], tmp_path / "results", reps=1, cache=tmp_path / "cache", nightly=True)
-    e = rep["sizes"][0]
-    n = e["nightly"]
-    assert n["cache"]["used"] and n["setup"]["cache"]["why_not"] == "nothing kept yet"  # carried, after a first load
-    assert 0 < n["transactions"] < e["transactions"] and n["window_rows"] == e["transactions"]
-    assert n["cpu_s"] > 0 and n["peak_rss_gib"] > 0 and n["multiple_of_floor"] > 0
-    assert {"validate", "load", "features", "rules"} <= set(n["stages"])
-    assert nightly_row(e).startswith(f"| {e['transactions']:,} | {n['transactions']:,} |")

@@ -184,10 +184,11 @@ def test_run_command_ingests_then_scores(tmp_path, capsys):
 
 
 def test_bench_smoke(tmp_path):
-    """The benchmark runs end to end at a tiny size (the real sizes run on demand: `make bench`)."""
-    from synthetic.bench import bench
+    """The benchmark runs end to end at a tiny size, the first load and the nightly run (the real sizes run on demand:
+    `make bench`)."""
+    from synthetic.bench import bench, nightly_row
 
-    rep = bench([40_000], tmp_path / "results", reps=1, cache=tmp_path / "cache")
+    rep = bench([40_000], tmp_path / "results", reps=1, cache=tmp_path / "cache", nightly=True)
     e = rep["sizes"][0]
     assert e["transactions"] > 30_000 and e["floor_median_s"] > 0 and e["multiple_of_floor"] > 0
     from detectors.features import FEATURES
@@ -198,6 +199,12 @@ def test_bench_smoke(tmp_path):
     assert rep["machine"]["cores"] and e["peak_rss_gib_max"] > 0
     written = list((tmp_path / "results").glob("bench-*.json"))
     assert len(written) == 1 and json.loads(written[0].read_text())["sizes"][0]["transactions"] == e["transactions"]
+    n = e["nightly"]  # one day ingested into a store holding the rest, the window scored from the kept parts
+    assert n["cache"]["used"] and n["setup"]["cache"]["why_not"] == "nothing kept yet"  # carried, after a first load
+    assert 0 < n["transactions"] < e["transactions"] and n["window_rows"] == e["transactions"]
+    assert n["cpu_s"] > 0 and n["peak_rss_gib"] > 0 and n["multiple_of_floor"] > 0
+    assert {"validate", "load", "features", "rules"} <= set(n["stages"])
+    assert nightly_row(e).startswith(f"| {e['transactions']:,} | {n['transactions']:,} |")
 
 
 def test_distinct_features_count_exactly(tmp_path):
