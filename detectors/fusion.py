@@ -455,7 +455,7 @@ def blend_learned(alerts: pl.DataFrame, learned: pl.DataFrame, weight: float, de
     words = pl.format(LEARNED + "probability {}; {}", pl.lit(decisions), pl.col("p").round(2), pl.col("why"))
     a = a.with_columns(
         pl.when(pl.col("p").is_not_null())
-        .then(pl.col("score") * (1 + weight * (2 * pl.col("p") - 1)))
+        .then((pl.col("score") * (1 + weight * (2 * pl.col("p") - 1))).clip(upper_bound=1.0))  # a score stays in [0, 1]
         .otherwise(pl.col("score"))
         .alias("score"),
         pl.when(pl.col("p").is_not_null())

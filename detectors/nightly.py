@@ -22,8 +22,11 @@ import duckdb
 import polars as pl
 
 from detectors.features import (
+    CENTS,
+    DAILY_SQL,
     FEATURES,
     INPUTS,
+    PASS_THROUGH_SQL,
     days_sql,
     distinct_columns,
     distinct_features,
@@ -50,6 +53,7 @@ def fingerprint(window_days: int, categories: dict) -> str:
         "features": [(n, repr(f)) for n, _, f in FEATURES],
         "categories": {k: [list(v[0]), list(v[1])] for k, v in sorted(categories.items())},
         "local": [TIMEZONE, NIGHT_FROM, NIGHT_TO, ROW_COLUMNS],
+        "parts_sql": [CENTS, DAILY_SQL, PASS_THROUGH_SQL],  # how the kept parts are made: a change in code rebuilds them
     }
     return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -112,10 +116,13 @@ def features(
         out = features_from(con, window.days)
         info = {"used": why is None, **({"why_not": why} if why else {}), **info}
         until = con.execute("SELECT max(loaded_at) FROM submissions").fetchall()[0][0]
+        # the start as the features' SQL makes it (window_end - n days in the session's time zone), so the kept bounds
+        # and the carried parts cannot disagree by a DST hour
+        start_at = con.execute(f"SELECT {window_start(window.days)}").fetchall()[0][0]
         con.execute("DELETE FROM feature_cache")
         con.execute(
             "INSERT INTO feature_cache VALUES (?, ?, ?, ?, ?, ?, ?, ?, now())",
-            [window.days, fp, window.start, window.end, rows_in, until, run_id, "carried" if why is None else "rebuilt"],
+            [window.days, fp, start_at, window.end, rows_in, until, run_id, "carried" if why is None else "rebuilt"],
         )
         con.execute("COMMIT")
     except BaseException:
@@ -124,7 +131,7 @@ def features(
     finally:
         for t in (*INPUTS, "kept", "values_delta", "near", "pt_before", "nightly_new", "nightly_gone"):
             con.execute(f"DROP TABLE IF EXISTS {t}")
-    info |= {"window_start": window.start.isoformat(), "window_end": window.end.isoformat()}
+    info |= {"window_start": start_at.isoformat(), "window_end": window.end.isoformat()}
     return out, info
 
 

@@ -82,7 +82,6 @@ def category_sql(categories: dict) -> tuple[str, list]:
     return ("CASE " + " ".join(parts) + " ELSE NULL END") if parts else "CAST(NULL AS VARCHAR)", params
 
 
-_category_sql = category_sql  # the name the review's case queries import
 
 
 def define_window(

@@ -18,6 +18,7 @@ from pipelines.rekey import rekey_store
 from schemas.settings import parse_settings
 from synthetic.generate import generate
 from synthetic.nightly import split_days
+from tests.same_alerts import assert_same_alerts
 
 DAYS = 30  # shorter than the 45 generated days, so every night also drops bookings that left the window
 SCRATCH = {"window.days": DAYS, "window.keep_parts": False}
@@ -30,23 +31,6 @@ def split(tmp_path_factory):
     return split_days(root / "gen", root / "split", last=2)
 
 
-CASE_ID = r"C-run-\d{8}T\d{6}-[0-9a-f]{6}-\d{5}"  # 'C-' + the case's oldest alert id: older on a store scored before
-
-
-def assert_same_alerts(scratch, nightly):
-    """Same accounts, ranks, rules, evidence, reasons, roles and cases; scores equal to 1e-9."""
-    key = ["bank_id", "account_id"]
-    a, b = scratch.alerts.sort(key), nightly.alerts.sort(key)
-    assert a.height > 20 and a.select(key).equals(b.select(key))
-    for col in ("rank", "typology", "rules", "evidence", "case_role"):
-        assert a[col].to_list() == b[col].to_list(), col
-    assert a["reasons"].str.replace_all(CASE_ID, "C-").to_list() == b["reasons"].str.replace_all(CASE_ID, "C-").to_list()
-    assert (a["score"] - b["score"]).abs().max() <= 1e-9 and (a["anomaly"] - b["anomaly"]).abs().max() <= 1e-9
-    cases = ["typology", "accounts", "roles"]
-    assert scratch.cases.height > 0 and scratch.cases.select(cases).sort("accounts").equals(
-        nightly.cases.select(cases).sort("accounts")
-    )
-    assert scratch.rule_rates == nightly.rule_rates
 
 
 def _load(db, *submissions):

@@ -146,16 +146,16 @@ def test_fan_out_to_fresh_accounts_and_near_miss_to_busy_ones():
     assert "6 accounts" in hits[("PT_FAN_OUT", "boss")]["detail"] and "5 of them new" in hits[("PT_FAN_OUT", "boss")]["detail"]
 
 
-def test_fan_out_to_mules_recruited_with_their_own_accounts_and_near_miss_with_one_fresh():
+def test_fan_out_to_mules_recruited_with_their_own_accounts_and_near_miss_with_two_fresh():
     g = Graph()
     for k in range(6):  # three accounts opened for it, three long-held ones lent by recruited mules
         g.acc(f"m{k}", age=30 if k < 3 else 4000)
         if k >= 3:
             g.noise(f"m{k}", 20)
         g.pay("ctl", f"m{k}", k * 8, 1500 + 20 * k)
-    for k in range(6):  # the same fan with one new account among established ones: a payer settling with friends
-        g.acc(f"n{k}", age=30 if k == 0 else 4000)
-        if k:
+    for k in range(6):  # the same fan with two new accounts among established ones: a payer settling with friends
+        g.acc(f"n{k}", age=30 if k < 2 else 4000)
+        if k >= 2:
             g.noise(f"n{k}", 20)
         g.pay("host", f"n{k}", k * 8, 1500 + 20 * k)
     hits = g.run()

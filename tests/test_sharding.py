@@ -11,6 +11,7 @@ from detectors.rules import RULES
 from detectors.scoring import score_store
 from detectors.sharding import CROSS_SHARD_RULES, reads_beyond_shard, runs_on_shard, sharded_stages
 from tests.conftest import generated_store
+from tests.same_alerts import assert_same_alerts
 
 
 @pytest.fixture(scope="module")
@@ -28,25 +29,6 @@ def _copy(db, tmp_path, name):
 def _score(db, tmp_path, name, **kw):
     """A scoring run on a copy of the store, so runs do not see each other's alerts; the same model for both."""
     return score_store(_copy(db, tmp_path, name), tmp_path / name, models_dir=tmp_path / "models", **kw)
-
-
-def assert_same_alerts(one, many):
-    key = ["bank_id", "account_id"]
-    a, b = one.alerts.sort(key), many.alerts.sort(key)
-    assert a.height > 20 and a.select(key).equals(b.select(key))
-    for col in ("rank", "typology", "rules", "evidence", "case_role"):
-        assert a[col].to_list() == b[col].to_list(), col
-    # the reasons name the case, whose id starts with the run's id
-    assert (
-        a["reasons"].str.replace_all(one.run_id, "RUN", literal=True).to_list()
-        == b["reasons"].str.replace_all(many.run_id, "RUN", literal=True).to_list()
-    )
-    assert (a["score"] - b["score"]).abs().max() <= 1e-9
-    assert (a["anomaly"] - b["anomaly"]).abs().max() <= 1e-9
-    assert one.cases.height > 0
-    cases = ["typology", "accounts", "roles"]
-    assert one.cases.select(cases).sort("accounts").equals(many.cases.select(cases).sort("accounts"))
-    assert one.rule_rates == many.rule_rates
 
 
 def test_every_rule_reading_beyond_its_account_runs_on_the_coordinator():

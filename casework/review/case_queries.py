@@ -18,7 +18,7 @@ import polars as pl
 from casework.review.auth import User
 from casework.review.queries import LATEST, STATUS_FILTERS, WINDOW_DAYS, QueueFilter, _scope
 from detectors.rules.base import RENT_WORDS
-from detectors.window import CATEGORIES, _category_sql
+from detectors.window import CATEGORIES, category_sql
 from schemas.settings import CaseSettings
 
 CASE_PAGE = 50
@@ -236,7 +236,7 @@ def proceeds(con: duckdb.DuckDBPyConnection, leads: list[str], case_accounts: li
                 "bookings": pl.Int64,
             }
         )
-    cat, cat_params = _category_sql({k: CATEGORIES[k] for k in ("vasp", "luxury")})
+    cat, cat_params = category_sql({k: CATEGORIES[k] for k in ("vasp", "luxury")})
     in_window = _window(days)
     return con.sql(
         f"""WITH t AS (SELECT t.*, {cat} AS category FROM transactions t WHERE {in_window} AND list_contains(?, t.account_id)),
