@@ -98,7 +98,7 @@ def define_window(
     in_window = f"t.booked_at > {end_sql} - INTERVAL {int(days)} DAY AND t.booked_at <= {end_sql}"
     categorise(con, categories or CATEGORIES, in_window)
     # Only the columns rules and features read: the window is the hot table of a scoring run.
-    drop_kept_view(con)
+    drop_win_tx(con)
     con.execute(f"CREATE OR REPLACE TEMP TABLE win_tx AS {rows_sql(in_window)}")
     define_accounts(con)
     return Window(end - timedelta(days=days), end, days)
@@ -125,10 +125,12 @@ def rows_sql(where: str) -> str:
         WHERE {where}"""
 
 
-def drop_kept_view(con: duckdb.DuckDBPyConnection) -> None:
-    """A nightly run may leave win_tx as a view of the kept window (detectors/nightly_window.py): a table cannot replace it."""
+def drop_win_tx(con: duckdb.DuckDBPyConnection) -> None:
+    """win_tx is a temp table, or on a nightly run a temp view of the kept window (detectors/nightly_window.py): neither
+    can replace the other, so a connection that scores twice drops the one it has."""
     if con.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = 'win_tx' AND temporary").fetchall()[0][0]:
-        con.execute("DROP VIEW win_tx")
+        con.execute("DROP VIEW temp.win_tx")
+    con.execute("DROP TABLE IF EXISTS temp.win_tx")
 
 
 def define_accounts(con: duckdb.DuckDBPyConnection) -> None:

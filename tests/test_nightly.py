@@ -9,7 +9,7 @@ import pytest
 
 from detectors.features import compute_features
 from detectors.nightly import CACHE_TABLES, features, unusable
-from detectors.nightly_window import state
+from detectors.nightly_window import define_kept_window, state
 from detectors.scoring import score_store
 from detectors.window import CATEGORIES, define_window
 from pipelines import store
@@ -238,3 +238,28 @@ def test_the_benchmark_times_the_nightly_run(tmp_path):
     assert n["cpu_s"] > 0 and n["peak_rss_gib"] > 0 and n["multiple_of_floor"] > 0
     assert {"validate", "load", "features", "rules"} <= set(n["stages"])
     assert nightly_row(e).startswith(f"| {e['transactions']:,} | {n['transactions']:,} |")
+
+
+def test_one_connection_builds_the_window_kept_and_from_scratch_in_turn(split, tmp_path):
+    """win_tx is a view of the kept window on a carried night and a temp table otherwise: scoring twice in one
+    connection (a backtest after a nightly run) replaces one with the other, with the same bookings."""
+    base, _ = split
+    db = tmp_path / "s.duckdb"
+    _load(db, *base)
+    con = store.connect(db)
+    try:
+
+        def rows() -> pl.DataFrame:
+            return con.sql("SELECT * FROM win_tx ORDER BY txn_id").pl()
+
+        _, first = define_kept_window(con, DAYS, CATEGORIES, "r1")
+        built = rows()
+        _, second = define_kept_window(con, DAYS, CATEGORIES, "r2")
+        assert (first["used"], second["used"]) == (False, True) and second["bookings_added"] == 0
+        assert rows().equals(built)
+        define_window(con, DAYS, categories=CATEGORIES)
+        assert rows().equals(built)
+        assert define_kept_window(con, DAYS, CATEGORIES, "r3")[1]["used"] and rows().equals(built)
+        assert state(con)["window_rows"] == built.height
+    finally:
+        con.close()
