@@ -262,12 +262,23 @@ def _categories(s) -> dict:
 
 
 def _window(run: Run) -> dict:
-    s = run.settings.window
-    run["window"] = define_window(run.con, s.days, end=window_end(s.as_of), categories=_categories(s))  # tuning: --as-of
+    s, kept = run.settings.window, {}
+    if _nightly(run):  # the kept window: detectors/nightly_window.py
+        from detectors.nightly_window import define_kept_window
+
+        run["window"], run["window_kept"] = define_kept_window(run.con, s.days, _categories(s), run.context["run_id"])
+        kept = {"window": "carried" if run["window_kept"]["used"] else "rebuilt"}
+    else:
+        run["window"] = define_window(run.con, s.days, end=window_end(s.as_of), categories=_categories(s))  # tuning: --as-of
     run["rows_in"] = run.con.execute("SELECT count(*) FROM win_tx").fetchone()[0]
     if s.as_of is not None and not run["rows_in"]:
         raise ValueError(f"window.as_of {s.as_of}: the store has no transactions in the {s.days} days up to that day")
-    return {"transactions": run["rows_in"]}
+    return {"transactions": run["rows_in"], **kept}
+
+
+def _nightly(run: Run) -> bool:
+    s = run.settings.window
+    return s.keep_parts and s.as_of is None and not run.context.get("what_if")
 
 
 def window_end(as_of) -> datetime | None:
@@ -279,12 +290,13 @@ def window_end(as_of) -> datetime | None:
 
 def _features(run: Run) -> dict:
     s = run.settings.window
-    if s.keep_parts and s.as_of is None and not run.context.get("what_if"):  # the nightly run: detectors/nightly.py
+    if _nightly(run):  # the nightly run: detectors/nightly.py
         from detectors.nightly import features
 
         run["features"], run["window_cache"] = features(
             run.con, run["window"], _categories(s), run["rows_in"], run.context["run_id"]
         )
+        run["window_cache"]["window"] = run["window_kept"]
         counts = {k: v for k, v in run["window_cache"].items() if k in ("bookings_added", "bookings_removed")}
         return {"accounts": run["features"].height, "parts": "carried" if run["window_cache"]["used"] else "rebuilt", **counts}
     run["features"] = compute_features(run.con, s.days)

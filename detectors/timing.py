@@ -16,17 +16,19 @@ StageCallback = Callable[[str, float, dict], None]
 class Stopwatch:
     def __init__(self, on_stage: StageCallback | None = None):
         self.times: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}  # the process's CPU seconds per stage (DuckDB's threads included)
         self.on_stage = on_stage
 
     @contextmanager
     def stage(self, name: str):
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), time.process_time()
         info: dict = {}
         try:
             yield info
         finally:
             elapsed = time.perf_counter() - t
             self.times[name] = self.times.get(name, 0.0) + elapsed
+            self.cpu[name] = self.cpu.get(name, 0.0) + time.process_time() - cpu
         if self.on_stage is not None:  # only for a stage that finished (not while an exception passes)
             self.on_stage(name, elapsed, info)
 

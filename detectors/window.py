@@ -10,7 +10,7 @@ devices of each account.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import duckdb
 
@@ -94,24 +94,47 @@ def define_window(
             raise ValueError("the store has no transactions to score")
     con.execute("SET VARIABLE window_end = CAST(? AS TIMESTAMPTZ)", [end.isoformat()])  # bound once, read by the queries below
     end_sql = "getvariable('window_end')"
-    cat, cat_params = category_sql(categories or CATEGORIES)
     in_window = f"t.booked_at > {end_sql} - INTERVAL {int(days)} DAY AND t.booked_at <= {end_sql}"
-    # Categories are decided once per distinct (mcc, counterparty name), not once per booking.
+    categorise(con, categories or CATEGORIES, in_window)
+    # Only the columns rules and features read: the window is the hot table of a scoring run.
+    drop_win_tx(con)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE win_tx AS {rows_sql(in_window)}")
+    define_accounts(con)
+    return Window(end - timedelta(days=days), end, days)
+
+
+def categorise(con: duckdb.DuckDBPyConnection, categories: dict, where: str) -> None:
+    """win_categories: categories are decided once per distinct (mcc, counterparty name) of the bookings `t` matching
+    `where` (names only), not once per booking."""
+    cat, cat_params = category_sql(categories)
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE win_categories AS
         SELECT mcc, counterparty_name, {cat} AS category
-        FROM (SELECT DISTINCT mcc, counterparty_name FROM transactions t WHERE {in_window}) t""",
+        FROM (SELECT DISTINCT mcc, counterparty_name FROM transactions t WHERE {where}) t""",
         cat_params,
     )
-    # Only the columns rules and features read: the window is the hot table of a scoring run.
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE win_tx AS
-        SELECT {ROW_COLUMNS}, c.category
+
+
+def rows_sql(where: str) -> str:
+    """win_tx's rows: the bookings `t` matching `where` with their derived columns and category (from win_categories)."""
+    return f"""SELECT {ROW_COLUMNS}, c.category
         FROM transactions t
         LEFT JOIN win_categories c ON c.mcc IS NOT DISTINCT FROM t.mcc AND c.counterparty_name IS NOT DISTINCT FROM t.counterparty_name
-        WHERE {in_window}
-    """)
+        WHERE {where}"""
+
+
+def drop_win_tx(con: duckdb.DuckDBPyConnection) -> None:
+    """win_tx is a temp table, or on a nightly run a temp view of the kept window (detectors/nightly_window.py): neither
+    can replace the other, so a connection that scores twice drops the one it has."""
+    if con.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = 'win_tx' AND temporary").fetchall()[0][0]:
+        con.execute("DROP VIEW temp.win_tx")
+    con.execute("DROP TABLE IF EXISTS temp.win_tx")
+
+
+def define_accounts(con: duckdb.DuckDBPyConnection) -> None:
+    """win_accounts from accounts and win_tx, for the window ending at getvariable('window_end')."""
+    end_sql = "getvariable('window_end')"
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE win_accounts AS
         WITH dev AS (
@@ -136,4 +159,3 @@ def define_window(
         LEFT JOIN addr USING (address_id) LEFT JOIN phone USING (phone_id)
         LEFT JOIN dev_share ds ON ds.bank_id = a.bank_id AND ds.account_id = a.account_id
     """)
-    return Window(end - __import__("datetime").timedelta(days=days), end, days)

@@ -35,7 +35,7 @@ class WindowSettings(_Section):
         None, description="the window ends on this day (UTC), to replay a past month; null: the last booking"
     )
     keep_parts: bool = Field(
-        True, description="keep the features' per-account parts in the store so the next day's run only adds the new day"
+        True, description="keep the window and the features' per-account parts in the store: the next day's run adds the new day"
     )
 
 

@@ -149,6 +149,19 @@ MIGRATIONS: tuple[Migration, ...] = (
         "each alert keeps what the re-ranker learns from (features, scores before learning, rule hits) as the run saw them",
         ("ALTER TABLE alerts ADD COLUMN IF NOT EXISTS learning_input JSON",),
     ),
+    Migration(
+        12,
+        "the nightly run: the scored window's bookings as the detectors read them, kept so the next night only adds a day",
+        (
+            """CREATE TABLE IF NOT EXISTS window_cache (window_days INTEGER, fingerprint VARCHAR, window_start TIMESTAMPTZ,
+        window_end TIMESTAMPTZ, window_rows BIGINT, submissions_until TIMESTAMPTZ, run_id VARCHAR, built VARCHAR,
+        updated_at TIMESTAMPTZ)""",
+            """CREATE TABLE IF NOT EXISTS window_cache_tx (txn_id VARCHAR, bank_id VARCHAR, account_id VARCHAR,
+        booked_at TIMESTAMPTZ, amount DOUBLE, channel VARCHAR, counterparty_id VARCHAR, counterparty_type VARCHAR,
+        counterparty_country VARCHAR, location_city VARCHAR, description VARCHAR, device_id VARCHAR, hour BIGINT,
+        is_night BOOLEAN, day DATE, is_in BOOLEAN, is_cash BOOLEAN, is_p2p BOOLEAN, cents BIGINT, category VARCHAR)""",
+        ),
+    ),
 )
 LATEST = MIGRATIONS[-1].version
 VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER, applied_at TIMESTAMPTZ)"

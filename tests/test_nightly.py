@@ -9,6 +9,7 @@ import pytest
 
 from detectors.features import compute_features
 from detectors.nightly import CACHE_TABLES, features, unusable
+from detectors.nightly_window import define_kept_window, state
 from detectors.scoring import score_store
 from detectors.window import CATEGORIES, define_window
 from pipelines import store
@@ -29,8 +30,6 @@ def split(tmp_path_factory):
     root = tmp_path_factory.mktemp("nightly")
     generate(root / "gen", accounts=1500, days=45, banks=2, seed=5, laundering=True)
     return split_days(root / "gen", root / "split", last=2)
-
-
 
 
 def _load(db, *submissions):
@@ -76,8 +75,13 @@ def test_night_by_night_gives_the_alerts_of_a_run_from_scratch(split, tmp_path):
         nightly = _score(db, tmp_path)
     first, *later = _cache_log(db)
     assert not first["used"] and first["why_not"] == "nothing kept yet"
-    assert [c["used"] for c in later] == [True, True]
+    assert not first["window"]["used"] and first["window"]["why_not"] == "nothing kept yet"
+    assert [c["used"] for c in later] == [True, True] and [c["window"]["used"] for c in later] == [True, True]
     assert all(c["bookings_added"] > 0 and c["bookings_removed"] > 0 for c in later)  # the window moved at both ends
+    # the kept window added and dropped the same bookings as the kept parts
+    assert [(c["bookings_added"], c["bookings_removed"]) for c in later] == [
+        (c["window"]["bookings_added"], c["window"]["bookings_removed"]) for c in later
+    ]
 
     fresh = tmp_path / "fresh.duckdb"
     _load(fresh, *base, *nights[0], *nights[1])
@@ -91,6 +95,20 @@ def test_night_by_night_gives_the_alerts_of_a_run_from_scratch(split, tmp_path):
     )  # the kept parts after two nights equal a rebuild, figure by figure
     assert info["used"] and info["bookings_added"] == 0
     assert kept.equals(from_scratch)
+    kept_tx, scratch_tx = _windows_both_ways(db)  # the kept window after two nights equals a rebuild, booking by booking
+    assert kept_tx.height > 0 and kept_tx.schema == scratch_tx.schema and kept_tx.equals(scratch_tx)
+
+
+def _windows_both_ways(db) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """win_tx as the nightly run left it in the store and as define_window builds it from the bookings."""
+    con = store.connect(db)
+    try:
+        assert state(con)["window_rows"] == con.execute("SELECT count(*) FROM window_cache_tx").fetchall()[0][0]
+        kept = con.sql("SELECT * FROM window_cache_tx ORDER BY txn_id").pl()
+        define_window(con, DAYS, categories=CATEGORIES)
+        return kept, con.sql("SELECT * FROM win_tx ORDER BY txn_id").pl()
+    finally:
+        con.close()
 
 
 def _correct_closed_day(base_bank, out):
@@ -121,6 +139,9 @@ def test_a_correction_for_a_closed_day_rebuilds_the_kept_parts(split, tmp_path):
     late = _score(db, tmp_path)
     last = _cache_log(db)[-1]
     assert not last["used"] and "late bookings or corrections" in last["why_not"]
+    assert not last["window"]["used"] and "late bookings or corrections" in last["window"]["why_not"]
+    kept_tx, scratch_tx = _windows_both_ways(db)  # the rebuilt window holds the corrected amounts
+    assert kept_tx.equals(scratch_tx)
 
     fresh = tmp_path / "fresh.duckdb"
     _load(fresh, *base)
@@ -174,6 +195,7 @@ def test_purge_and_rekey_empty_the_kept_parts(split, tmp_path):
         assert all(kept(con).values())
         out = rekey_store(con, (b"old-key-0001",), (b"old-key-0001", b"new-key-0002"), "test")
         assert out["rows"]["feature_cache_values (emptied)"] > 0 and not any(kept(con).values())
+        assert out["rows"]["window_cache_tx (emptied)"] > 0  # the kept window held the bookings under the old key
     finally:
         con.close()
     _score(db, tmp_path)
@@ -182,6 +204,31 @@ def test_purge_and_rekey_empty_the_kept_parts(split, tmp_path):
     try:
         assert all(kept(con).values())
         res = purge_store(con, parse_settings({}))
-        assert res.deleted["feature_cache"] == 1 and not any(kept(con).values())
+        assert res.deleted["feature_cache"] == 1 and res.deleted["window_cache"] == 1 and not any(kept(con).values())
+    finally:
+        con.close()
+
+
+def test_one_connection_builds_the_window_kept_and_from_scratch_in_turn(split, tmp_path):
+    """win_tx is a view of the kept window on a carried night and a temp table otherwise: scoring twice in one
+    connection (a backtest after a nightly run) replaces one with the other, with the same bookings."""
+    base, _ = split
+    db = tmp_path / "s.duckdb"
+    _load(db, *base)
+    con = store.connect(db)
+    try:
+
+        def rows() -> pl.DataFrame:
+            return con.sql("SELECT * FROM win_tx ORDER BY txn_id").pl()
+
+        _, first = define_kept_window(con, DAYS, CATEGORIES, "r1")
+        built = rows()
+        _, second = define_kept_window(con, DAYS, CATEGORIES, "r2")
+        assert (first["used"], second["used"]) == (False, True) and second["bookings_added"] == 0
+        assert rows().equals(built)
+        define_window(con, DAYS, categories=CATEGORIES)
+        assert rows().equals(built)
+        assert define_kept_window(con, DAYS, CATEGORIES, "r3")[1]["used"] and rows().equals(built)
+        assert state(con)["window_rows"] == built.height
     finally:
         con.close()

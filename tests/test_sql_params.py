@@ -133,6 +133,7 @@ ALLOWED = {
     "SAME_DAY",
     "SAME_VALUE",
     "_list",
+    "STATE",  # the kept window's state columns (detectors/nightly_window.py)
     "zeros",
     "wide",
     "merged",

@@ -35,6 +35,8 @@ TABLES = {
     "feature_cache_parts",
     "feature_cache_values",
     "feature_cache_days",
+    "window_cache",  # migration 12: the nightly run's kept window
+    "window_cache_tx",
 }
 
 # The DDL as the code before numbered migrations ran it, copied verbatim (pipelines/store.ensure_schema,
