@@ -119,7 +119,8 @@ def features(
         until = con.execute("SELECT max(loaded_at) FROM submissions").fetchall()[0][0]
         # the start as the features' SQL makes it (window_end - n days in the session's time zone), so the kept bounds
         # and the carried parts cannot disagree by a DST hour
-        start_at = con.execute(f"SELECT {window_start(window.days)}").fetchall()[0][0]
+        start = window_start(window.days)
+        start_at = con.execute(f"SELECT {start}").fetchall()[0][0]
         con.execute("DELETE FROM feature_cache")
         con.execute(
             "INSERT INTO feature_cache VALUES (?, ?, ?, ?, ?, ?, ?, ?, now())",
