@@ -42,7 +42,14 @@ from detectors.window import NIGHT_FROM, NIGHT_TO, ROW_COLUMNS, TIMEZONE, Window
 
 VERSION = 2  # of the kept parts' layout; a change rebuilds every store's parts once
 # with the kept window (detectors/nightly_window.py): purge and rekey empty them all
-CACHE_TABLES = ("feature_cache_parts", "feature_cache_values", "feature_cache_days", "feature_cache", "window_cache_tx", "window_cache")
+CACHE_TABLES = (
+    "feature_cache_parts",
+    "feature_cache_values",
+    "feature_cache_days",
+    "feature_cache",
+    "window_cache_tx",
+    "window_cache",
+)
 CACHE_KEY = "bank_id, account_id"
 
 

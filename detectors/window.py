@@ -82,8 +82,6 @@ def category_sql(categories: dict) -> tuple[str, list]:
     return ("CASE " + " ".join(parts) + " ELSE NULL END") if parts else "CAST(NULL AS VARCHAR)", params
 
 
-
-
 def define_window(
     con: duckdb.DuckDBPyConnection, days: int = 90, end: datetime | None = None, categories: dict | None = None
 ) -> Window:
