@@ -11,13 +11,13 @@ and bank, and the list against the budget. Output as text, JSON and an HTML page
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date
 from html import escape
 from pathlib import Path
 
 import polars as pl
 
-from casework.dispositions import decisions_frame
+from casework.dispositions import decisions_frame, recorded_after
 from pipelines import store
 from pipelines.casework_db import open_casework
 from schemas.settings import Settings, parse_settings
@@ -35,7 +35,7 @@ def account_decisions(cw, banks: list[str] | None = None, as_of: date | None = N
     With `as_of`, a decision recorded after that day (UTC) counts as not made yet: the alert was open then."""
     d = decisions_frame(cw, banks)
     if as_of is not None:
-        later = pl.col("decided_at") >= datetime.combine(as_of + timedelta(days=1), time(0), tzinfo=timezone.utc)
+        later = recorded_after(as_of)
         d = d.with_columns(
             pl.when(later).then(pl.lit("open")).otherwise(pl.col("status")).alias("status"),
             pl.when(later).then(None).otherwise(pl.col("dismiss_reason")).alias("dismiss_reason"),

@@ -11,12 +11,12 @@ they stood then. Fewer decisions than `rerank.min_positives` / `min_negatives`: 
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date
 from pathlib import Path
 
 import polars as pl
 
-from casework.dispositions import decisions_frame
+from casework.dispositions import decisions_frame, recorded_after
 from detectors.reranker import KEYS, Reranker, design, from_json
 from pipelines import store
 from pipelines.casework_db import open_casework
@@ -32,15 +32,18 @@ def labelled_alerts(cw, as_of: date | None = None) -> pl.DataFrame:
     by the end of that day (UTC)."""
     d = decisions_frame(cw).filter(pl.col("label").is_not_null())
     if as_of is not None:
-        end = datetime.combine(as_of + timedelta(days=1), time(0), tzinfo=timezone.utc)
-        d = d.filter(pl.col("decided_at") < end)
+        d = d.filter(~recorded_after(as_of))
     return d.select("alert_id", *KEYS, "label", "decided_at")
 
 
 def account_labels(cw, as_of: date | None = None) -> pl.DataFrame:
     """bank_id, account_id, label (1/0) per decided account; a positive on any alert wins."""
-    d = labelled_alerts(cw, as_of)
-    return d.group_by(KEYS).agg(pl.col("label").max().cast(pl.Int8)).sort(KEYS)
+    return per_account(labelled_alerts(cw, as_of))
+
+
+def per_account(decided: pl.DataFrame) -> pl.DataFrame:
+    """bank_id, account_id, label per account of decided alerts; a positive on any alert wins."""
+    return decided.group_by(KEYS).agg(pl.col("label").max().cast(pl.Int8)).sort(KEYS)
 
 
 def decided_inputs(db: str | Path, decided: pl.DataFrame) -> pl.DataFrame:
@@ -57,8 +60,7 @@ def decided_inputs(db: str | Path, decided: pl.DataFrame) -> pl.DataFrame:
         con.close()
     seen = decided.join(rows, on="alert_id").sort("created_at", "alert_id")
     last = seen.group_by(KEYS, maintain_order=True).last().select(*KEYS, "learning_input")
-    labels = decided.group_by(KEYS).agg(pl.col("label").max().cast(pl.Int8))
-    return from_json(last).join(labels, on=KEYS).sort(KEYS)
+    return from_json(last).join(per_account(decided), on=KEYS).sort(KEYS)
 
 
 def fit_reranker(db: str | Path, settings: Settings, models_dir: str | Path | None = None, seed: int = 0) -> dict:
@@ -67,7 +69,7 @@ def fit_reranker(db: str | Path, settings: Settings, models_dir: str | Path | No
 
     models_dir = Path(models_dir) if models_dir else Path(str(db) + ".models")
     decided = labelled_alerts(open_casework(db), settings.window.as_of)  # the casework database (or THB_CASEWORK_URL)
-    labels = decided.group_by(KEYS).agg(pl.col("label").max().cast(pl.Int8)).sort(KEYS)
+    labels = per_account(decided)
     s = settings.rerank
     pos = int(labels["label"].sum()) if labels.height else 0
     neg = labels.height - pos
