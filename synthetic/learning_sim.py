@@ -44,6 +44,7 @@ from pipelines.casework_db import open_casework
 from pipelines.ingest import ingest
 from pipelines.snapshot import score_and_publish
 from schemas.settings import Settings
+from synthetic.families import FAMILIES
 from synthetic.generate import generate
 
 END = "2026-09-30"
@@ -252,19 +253,40 @@ def simulate(
     return result
 
 
+def _at_least(low: int):
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} is below {low}")
+        return value
+
+    return parse
+
+
+def _share(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a share (0 <= share < 1)")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", default="bench/learning", help="folder for the stores and learning.json")
-    p.add_argument("--accounts", type=int, default=20_000)
-    p.add_argument("--months", type=int, default=5)
-    p.add_argument("--window-days", type=int, default=30)
-    p.add_argument("--k", type=int, default=100, help="the precision cut-off")
-    p.add_argument("--work", type=int, default=50, help="alerts investigators decide per month (the top of the undecided)")
+    p.add_argument("--accounts", type=_at_least(100), default=20_000)
+    p.add_argument("--months", type=_at_least(1), default=5)
+    p.add_argument("--window-days", type=_at_least(1), default=30)
+    p.add_argument("--k", type=_at_least(1), default=100, help="the precision cut-off")
+    p.add_argument(
+        "--work", type=_at_least(1), default=50, help="alerts investigators decide per month (the top of the undecided)"
+    )
     p.add_argument("--seed", type=int, default=101)
-    p.add_argument("--family", default="holdout", help="generator settings family (detection was tuned on `tune`)")
-    p.add_argument("--flip", type=float, default=0.1, help="share of decisions turned the other way in the third arm")
-    p.add_argument("--held-out", type=float, default=0.5, help="share of accounts no investigator works (measured fresh)")
+    p.add_argument(
+        "--family", choices=sorted(FAMILIES), default="holdout", help="generator settings family (detection was tuned on `tune`)"
+    )
+    p.add_argument("--flip", type=_share, default=0.1, help="share of decisions turned the other way in the third arm")
+    p.add_argument("--held-out", type=_share, default=0.5, help="share of accounts no investigator works (measured fresh)")
     a = p.parse_args(argv)
     r = simulate(a.out, a.accounts, a.months, a.window_days, a.k, a.work, a.seed, a.family, a.flip, a.held_out, argv)
     for name, arm in r["arms"].items():
