@@ -526,7 +526,10 @@ def cmd_bench(a) -> int:
     from detectors.timing import Progress
     from synthetic.bench import HEADER, bench, parse_size
 
-    sizes = [parse_size(x) for x in a.sizes.split(",")]
+    try:
+        sizes = [parse_size(x) for x in a.sizes.split(",")]
+    except ValueError as e:
+        raise UsageError(f"--sizes: {e}") from None
     print(HEADER)
     rep = bench(sizes, Path(a.out), reps=a.reps, memory_limit=a.memory_limit, progress=Progress(a.quiet), nightly=a.nightly)
     if a.nightly:  # the nightly run: detectors/nightly.py, synthetic/bench.py

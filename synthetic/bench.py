@@ -28,9 +28,16 @@ TXNS_PER_ACCOUNT = 121  # what the generator books per account in 90 days (famil
 
 
 def parse_size(text: str) -> int:
+    """'1M', '500K' or '2000' as a number of rows; anything else a ValueError that names the value."""
     text = text.strip().upper()
-    mult = {"K": 1_000, "M": 1_000_000}.get(text[-1], 1)
-    return int(float(text[:-1] if text[-1] in "KM" else text) * mult)
+    try:
+        mult = {"K": 1_000, "M": 1_000_000}.get(text[-1], 1)
+        size = int(float(text[:-1] if text[-1] in "KM" else text) * mult)
+    except (ValueError, IndexError):
+        raise ValueError(f"size {text!r} is not a number of rows such as 1M, 500K or 2000") from None
+    if size < 1:
+        raise ValueError(f"size {text!r} must be at least one row")
+    return size
 
 
 def machine() -> dict:

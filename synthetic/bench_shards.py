@@ -25,7 +25,7 @@ from pathlib import Path
 from synthetic.bench import REPO, ensure_extract, machine, parse_size
 
 
-def _worker(kind: str, db: str, out: str, models: str, shards: int, workers: int) -> dict:
+def _worker(kind: str, db: str, out: str, models: str, shards: int, workers: int, memory: str | None = None) -> dict:
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     from detectors.timing import Stopwatch
 
@@ -34,7 +34,7 @@ def _worker(kind: str, db: str, out: str, models: str, shards: int, workers: int
         from detectors.scoring import score_store
 
         timer = Stopwatch()
-        res = score_store(db, out, models_dir=models, timer=timer)
+        res = score_store(db, out, models_dir=models, timer=timer, memory_limit=memory)
         stages = dict(timer.times)
     else:
         import logging
@@ -48,7 +48,7 @@ def _worker(kind: str, db: str, out: str, models: str, shards: int, workers: int
             {m[1]: float(m[2]) for m in [re.match(r"score (\w+): ([\d.]+) s", r.getMessage())] if m}
         )
         logging.getLogger("prefect.flow_runs").addHandler(handler)
-        res = score_on_dask(db, out, shards, None, workers, models=models)
+        res = score_on_dask(db, out, shards, None, workers, worker_memory=memory, models=models, memory_limit=memory)
     total = time.perf_counter() - t0
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     alerts = res.alerts.sort("bank_id", "account_id")
@@ -66,11 +66,11 @@ def _worker(kind: str, db: str, out: str, models: str, shards: int, workers: int
     }
 
 
-def _run(kind: str, store: Path, work: Path, models: Path, shards: int, workers: int) -> dict:
+def _run(kind: str, store: Path, work: Path, models: Path, shards: int, workers: int, memory: str | None) -> dict:
     db = work / f"{kind}.duckdb"
     shutil.copy(store, db)
     cmd = [sys.executable, "-m", "synthetic.bench_shards", "--worker", kind, str(db), str(work / kind), str(models)]
-    cmd += ["--shards", str(shards), "--workers", str(workers)]
+    cmd += ["--shards", str(shards), "--workers", str(workers)] + (["--memory-limit", memory] if memory else [])
     # to files, not pipes: a helper process Prefect starts (its temporary API server) may outlive the worker holding them
     with open(work / f"{kind}.out", "w") as out, open(work / f"{kind}.err", "w") as err:
         rc = subprocess.run(cmd, stdout=out, stderr=err, cwd=REPO).returncode
@@ -79,7 +79,9 @@ def _run(kind: str, store: Path, work: Path, models: Path, shards: int, workers:
     return json.loads((work / f"{kind}.out").read_text().strip().splitlines()[-1])
 
 
-def bench_shards(size: int, shards: int, workers: int, out: Path) -> dict:
+def bench_shards(size: int, shards: int, workers: int, out: Path, memory: str | None = None, single: bool = True) -> dict:
+    """`memory` bounds each process: the Dask workers (Dask's limit) and every DuckDB (coordinator and shards).
+    Without `single` only the sharded run is made (50 M rows in one process takes long and is measured by `bench`)."""
     from detectors.scoring import score_store
     from pipelines.ingest import ingest
 
@@ -92,11 +94,11 @@ def bench_shards(size: int, shards: int, workers: int, out: Path) -> dict:
         fit = work / "fit.duckdb"
         shutil.copy(store, fit)
         score_store(fit, work / "fit", models_dir=models, refit=True)  # the model both runs load
-        single = _run("single", store, work, models, shards, workers)
-        sharded = _run("sharded", store, work, models, shards, workers)
+        single = _run("single", store, work, models, shards, workers, memory) if single else None
+        sharded = _run("sharded", store, work, models, shards, workers, memory)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    same = single["alert_keys"] == sharded["alert_keys"]
+    same = single["alert_keys"] == sharded["alert_keys"] if single else None
     diff = max((abs(a - b) for a, b in zip(single["scores"], sharded["scores"])), default=0.0) if same else None
     report = {
         "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -104,9 +106,10 @@ def bench_shards(size: int, shards: int, workers: int, out: Path) -> dict:
         "transactions_requested": size,
         "shards": shards,
         "workers": workers,
+        "memory_limit": memory,
         "alerts_match": same,
         "max_score_difference": diff,
-        "runs": [{k: v for k, v in r.items() if k not in ("alert_keys", "scores")} for r in (single, sharded)],
+        "runs": [{k: v for k, v in r.items() if k not in ("alert_keys", "scores")} for r in (single, sharded) if r],
     }
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"shards-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}.json"
@@ -123,9 +126,17 @@ if __name__ == "__main__":
     p.add_argument("args", nargs="+", help="SIZE (e.g. 1M), or for a worker: DB OUT MODELS")
     p.add_argument("--shards", type=int, default=4)
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--memory-limit", help="each worker's and each DuckDB's memory limit, e.g. 4GB")
+    p.add_argument("--sharded-only", action="store_true", help="skip the one-process run (no alert comparison)")
     a = p.parse_args()
     if a.worker:
-        print(json.dumps(_worker(a.worker, *a.args, a.shards, a.workers)))
+        print(json.dumps(_worker(a.worker, *a.args, a.shards, a.workers, a.memory_limit)))
     else:
-        r = bench_shards(parse_size(a.args[0]), a.shards, a.workers, REPO / "bench" / "results")
+        try:
+            size = parse_size(a.args[0])
+        except ValueError as e:
+            p.error(str(e))
+        if a.shards < 1 or a.workers < 1:
+            p.error("--shards and --workers must be at least 1")
+        r = bench_shards(size, a.shards, a.workers, REPO / "bench" / "results", a.memory_limit, not a.sharded_only)
         print(json.dumps(r, indent=2))

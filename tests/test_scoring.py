@@ -207,6 +207,16 @@ def test_bench_smoke(tmp_path):
     assert nightly_row(e).startswith(f"| {e['transactions']:,} | {n['transactions']:,} |")
 
 
+def test_bench_size_is_refused_in_one_line():
+    """A benchmark size that is not a row count names the value (was: "could not convert string to float")."""
+    from synthetic.bench import parse_size
+
+    assert parse_size("1M") == 1_000_000 and parse_size("500k") == 500_000 and parse_size("2000") == 2000
+    for bad, why in [("1X", "'1X' is not a number of rows"), ("", "'' is not"), ("0", "at least one row")]:
+        with pytest.raises(ValueError, match=why):
+            parse_size(bad)
+
+
 def test_distinct_features_count_exactly(tmp_path):
     """Distinct counts honour their condition: a counterparty that both pays in and is paid counts once on each side."""
     from tests.book import Book
