@@ -45,6 +45,7 @@ def scratch_run(
         con.execute("USE live")
         check_version(con, f"store {db_path}")
         context = {"run_id": run_id, "mode": mode, "models_dir": models_dir, "refit": False, "save_model": False, "what_if": True}
+        context["casework_as_of"] = settings.window.as_of  # the re-ranker a replay of that day may blend in
         run = run_stages(stages, Run(con, settings, timer or Stopwatch(), context=context))
         run.con = None  # the connection closes below; a caller must not reach the store through it
         return run
