@@ -6,9 +6,11 @@ from datetime import date, datetime, timedelta, timezone
 import polars as pl
 import pytest
 
+from casework.backtest import backtest
 from casework.dispositions import record_disposition
 from casework.learning import fit_reranker
 from detectors.reranker import Reranker
+from detectors.scoring import apply_decisions
 from pipelines import store
 from pipelines.casework_as_of import statuses_as_of
 from pipelines.casework_db import open_casework
@@ -71,6 +73,10 @@ def test_a_replay_does_not_hold_back_or_seed_with_later_decisions(decided_today)
         ("dismissed",)
     ]
     assert open_casework(db).statuses().filter(pl.col("status") == "escalated").height == 10
+    # a backtest of the day replays it alike (its scratch runs would otherwise read the store's copy, now today's)
+    r = backtest(db, s.with_overrides(**{"window.as_of": day}))
+    linked = r["by_rule"].get(LINKED, {})
+    assert r["alerts_after"] > 0 and linked.get("before", 0) == linked.get("after", 0) == 0
 
 
 def test_a_replay_does_not_blend_a_reranker_fitted_later(decided_today):
@@ -90,7 +96,7 @@ def test_a_replay_does_not_blend_a_reranker_fitted_later(decided_today):
 
 def test_the_newest_reranker_known_by_the_day_is_chosen(tmp_path):
     x, y = _toy_design(2, n=30)
-    m, made = Reranker(random_state=0).fit(x, y), {}
+    m, made = Reranker(random_state=0, C=0.1).fit(x, y), {}
     for name, fitted, as_of in (
         ("a", "20260901T000000", None),
         ("b", "20261001T000000", None),
@@ -130,3 +136,41 @@ def test_statuses_as_of_take_each_alerts_last_decision_by_the_day(tmp_path, monk
     assert then["decided_at"].to_list()[:2] == [datetime(2026, 9, 30, 23, 59, tzinfo=timezone.utc)] * 2
     today = statuses_as_of(cw, day + timedelta(days=1)).sort("alert_id")
     assert today.drop("decided_at").equals(cw.statuses().sort("alert_id"))
+
+
+def test_a_replayed_dismissal_no_longer_standing_takes_its_score_from_the_alert_as_raised(tmp_path):
+    """Dismissed on the day, reopened since: the replay holds it back with the score and rules its alert had when it
+    was dismissed (the casework keeps only the standing dismissal's), over a copy; the store's row is left as it is."""
+    con = store.connect(tmp_path / "s.duckdb")
+    try:
+        t = [datetime(2026, 9, d, tzinfo=timezone.utc) for d in (1, 20, 30)]
+        for run, score, rules, at in (("r1", 0.5, ["R1"], t[0]), ("r2", 0.7, ["R1", "R2"], t[1]), ("r3", 0.9, ["R3"], t[2])):
+            con.execute(
+                "INSERT INTO alerts (run_id, alert_id, score, rules, created_at) VALUES (?, 'a', ?, ?, ?)",
+                [run, score, rules, at],
+            )
+        con.execute("INSERT INTO alert_status (alert_id, bank_id, account_id, status) VALUES ('a', 'B', 'x', 'open')")
+        then = pl.DataFrame(
+            {
+                "alert_id": ["a"],
+                "status": ["dismissed"],
+                "dismiss_reason": ["explained"],
+                "dismissed_score": [None],
+                "dismissed_rules": [None],
+                "reported_at": [None],
+                "report_file": [None],
+                "decided_at": [t[1] + timedelta(days=1)],
+            },
+            schema_overrides={
+                "dismissed_score": pl.Float64,
+                "dismissed_rules": pl.List(pl.Utf8),
+                "reported_at": pl.Datetime("us", "UTC"),
+                "report_file": pl.Utf8,
+            },
+        )
+        apply_decisions(con, then, replay=True)
+        row = "SELECT status, dismissed_score, dismissed_rules FROM {} WHERE alert_id = 'a'"
+        assert con.execute(row.format("alert_status")).fetchall() == [("dismissed", 0.7, ["R1", "R2"])]
+        assert con.execute(row.format('"s".main.alert_status')).fetchall() == [("open", None, None)]
+    finally:
+        con.close()
