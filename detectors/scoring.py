@@ -119,8 +119,9 @@ def score_store(
     `overrides` ({"window.days": 30}) go over it. A config that does not fit is a failed run, recorded with why.
     `decisions`: the investigators' decisions (casework database, pipelines/casework_db.Casework.statuses), laid over
     the store's alert_status first so dismissed alerts are held back and escalated accounts flag their links. With
-    window.as_of (a replay) they are the decisions as they stood on that day (pipelines/casework_as_of.py), laid over a
-    copy, and the re-ranker is the newest that knew only that day's decisions; `casework_today`: today's all the same.
+    window.as_of (a replay), pass them as they stood on that day (pipelines/casework_as_of.py; score_and_publish does):
+    they are laid over a copy, and the re-ranker is the newest that knew only that day's decisions; `casework_today`:
+    a simulation whose today is that day (today's decisions over the store's copy, the latest re-ranker).
     `shards` > 1 splits the per-account work by account (detectors/sharding.py); `shard_map` runs the shards (default:
     here, one after the other), `shard_dir` is the folder they share (default: out_dir/.shards).
     Holds the store's write lock (a second scorer waits, bounded by store.lock_wait_seconds)."""
@@ -229,7 +230,7 @@ def apply_decisions(con, decisions: pl.DataFrame, replay: bool = False) -> None:
                               dismissed_score = d.dismissed_score, dismissed_rules = d.dismissed_rules,
                               reported_at = d.reported_at, report_file = d.report_file
                        FROM cw_decisions d WHERE s.alert_id = d.alert_id""")
-        if replay:
+        if replay and "decided_at" in decisions.columns:
             con.execute("""UPDATE alert_status s SET dismissed_score = a.score, dismissed_rules = a.rules
                            FROM (SELECT alert_id, arg_max(a.score, a.created_at) AS score, arg_max(a.rules, a.created_at) AS rules
                                  FROM alerts a JOIN cw_decisions d USING (alert_id)
