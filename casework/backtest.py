@@ -19,6 +19,7 @@ import polars as pl
 
 from casework.dispositions import decisions_frame, recorded_after
 from pipelines import store
+from pipelines.casework_as_of import statuses_as_of
 from pipelines.casework_db import open_casework
 from schemas.settings import Settings, parse_settings
 
@@ -91,13 +92,18 @@ def backtest(
             baseline_name, base_settings = f"the alerts of run {against}", None
         else:
             base_settings, baseline_name = _baseline_settings(con, as_of)
-        decisions = account_decisions(open_casework(db, casework_url), as_of=settings.window.as_of)  # as they stood then
+        cw = open_casework(db, casework_url)
+        decisions = account_decisions(cw, as_of=settings.window.as_of)  # as they stood then
+        # --as-of: both runs see the casework of that day (the network rules' seeds, the re-ranker)
+        then = {"casework_as_of": settings.window.as_of}
+        if settings.window.as_of is not None:
+            then["decisions"] = statuses_as_of(cw, settings.window.as_of)
     finally:
         con.close()
     settings = settings.with_overrides(**{"window.as_of": as_of})
-    after_run = scratch_run(db, settings, models_dir, mode, memory_limit, run_id="backtest-new")
+    after_run = scratch_run(db, settings, models_dir, mode, memory_limit, run_id="backtest-new", **then)
     if base_settings is not None:
-        before = scratch_run(db, base_settings, models_dir, mode, memory_limit, run_id="backtest-base")["alerts"]
+        before = scratch_run(db, base_settings, models_dir, mode, memory_limit, run_id="backtest-base", **then)["alerts"]
     after = after_run["alerts"]
     report = compare(before.select(*KEYS, "typology", "rules"), after.select(*KEYS, "typology", "rules"), decisions)
     window = after_run["window"]

@@ -10,13 +10,13 @@ The log is hash-chained (casework/audit_chain): `audit` is its one writer, `audi
 from __future__ import annotations
 
 import json
-from datetime import datetime, time, timedelta, timezone
 
 import duckdb
 import polars as pl
 from sqlalchemy.engine import Connection
 
 from casework import audit_chain
+from pipelines.casework_as_of import recorded_after  # noqa: F401  (learning and backtest read it from here)
 from pipelines.casework_db import AUDIT_FIELDS, Casework, now
 
 # The current row of every alert: `alerts` keeps one row per alert per run.
@@ -227,11 +227,6 @@ def record_fiu_decision(
 # The ONE place that reads decisions for analysis (from the casework database).
 POSITIVE_STATUSES = ("escalated", "reported")  # an investigator found grounds: a positive label
 NEGATIVE_REASONS = ("explained", "lawful_business")  # dismissed on the merits: a negative label (data_error etc. are not)
-
-
-def recorded_after(as_of) -> pl.Expr:
-    """Decisions recorded after the end of `as_of` (UTC): not made yet when a past day is replayed."""
-    return pl.col("decided_at") >= datetime.combine(as_of + timedelta(days=1), time(0), tzinfo=timezone.utc)
 
 
 def decisions_frame(cw: Casework, banks: list[str] | None = None) -> pl.DataFrame:

@@ -87,6 +87,7 @@ def fit_reranker(db: str | Path, settings: Settings, models_dir: str | Path | No
     if x["label"].n_unique() < 2:
         raise LearningError("the decided accounts have no activity in this window, or only one kind of decision")
     model = Reranker(random_state=seed).fit(x.drop("label"), x["label"].to_numpy())
+    model.as_of = settings.window.as_of  # a replay of a later day may blend it in (detectors.reranker.Reranker.latest)
     path = model.save(models_dir)
     return {
         "version": model.version,

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import joblib
@@ -113,6 +113,7 @@ class Reranker:
         self.decisions = 0
         self.positives = self.negatives = 0
         self.by_rule: dict[str, list[int]] = {}  # top rule -> [escalated, dismissed] among the decisions learned from
+        self.as_of: date | None = None  # the day its decisions stood on (`rerank --as-of`); None: the day it was fitted
 
     def _shrink(self) -> np.ndarray:
         return np.array([RULE_SHRINK if c.startswith("rule:") else 1.0 for c in self.columns])
@@ -196,10 +197,20 @@ class Reranker:
         store.private_file(folder / "LATEST").write_text(path.name + "\n")
         return path
 
+    def known_on(self) -> date:
+        """The day whose decisions it learned from: its `as_of`, never later than the day it was fitted (UTC)."""
+        fitted = datetime.strptime(self.version.split("-")[1], "%Y%m%dT%H%M%S").date()
+        as_of = getattr(self, "as_of", None)  # a model saved before `as_of` was kept
+        return min(as_of, fitted) if as_of else fitted
+
     @staticmethod
-    def latest(models_dir: str | Path) -> "Reranker | None":
-        """The last fitted re-ranker beside the anomaly model, or None when none was fitted."""
+    def latest(models_dir: str | Path, as_of: date | None = None) -> "Reranker | None":
+        """The last fitted re-ranker beside the anomaly model, or None when none was fitted. With `as_of` (a replay of
+        that day): the newest one that knew only the decisions of that day or before, or None."""
         marker = Path(models_dir) / FOLDER / "LATEST"
+        if as_of is not None:
+            known = [m for m in map(joblib.load, marker.parent.glob("rerank-*.joblib")) if m.known_on() <= as_of]
+            return max(known, key=lambda m: (m.known_on(), m.version), default=None)
         if not marker.exists():
             return None
         return joblib.load(marker.parent / marker.read_text().strip())

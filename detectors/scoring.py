@@ -113,11 +113,15 @@ def score_store(
     shards: int = 1,
     shard_map=None,
     shard_dir: str | Path | None = None,
+    casework_today: bool = False,
 ) -> ScoreResult:
     """Score the store's window. `config`: typed Settings, a mapping of sections or a YAML file (checked the same way);
     `overrides` ({"window.days": 30}) go over it. A config that does not fit is a failed run, recorded with why.
     `decisions`: the investigators' decisions (casework database, pipelines/casework_db.Casework.statuses), laid over
-    the store's alert_status first so dismissed alerts are held back and escalated accounts flag their links.
+    the store's alert_status first so dismissed alerts are held back and escalated accounts flag their links. With
+    window.as_of (a replay), pass them as they stood on that day (pipelines/casework_as_of.py; score_and_publish does):
+    they are laid over a copy, and the re-ranker is the newest that knew only that day's decisions; `casework_today`:
+    a simulation whose today is that day (today's decisions over the store's copy, the latest re-ranker).
     `shards` > 1 splits the per-account work by account (detectors/sharding.py); `shard_map` runs the shards (default:
     here, one after the other), `shard_dir` is the folder they share (default: out_dir/.shards).
     Holds the store's write lock (a second scorer waits, bounded by store.lock_wait_seconds)."""
@@ -133,12 +137,13 @@ def score_store(
         try:
             try:
                 settings = _settings(config).with_overrides(**(overrides or {}))
+                as_of = None if casework_today else settings.window.as_of  # tuning: the casework of the replayed day
                 if decisions is not None:
-                    apply_decisions(con, decisions)
+                    apply_decisions(con, decisions, replay=as_of is not None)
                 params = json.dumps(
                     {"db": str(db_path), "out": str(out_dir), "mode": mode, "settings": settings.as_dict()}, default=str
                 )
-                context = {"run_id": run_id, "mode": mode, "models_dir": models_dir, "refit": refit}
+                context = {"run_id": run_id, "mode": mode, "models_dir": models_dir, "refit": refit, "casework_as_of": as_of}
                 stages = STAGES
                 if shards > 1:  # sharded scoring (detectors/sharding.py): the per-account stages run per shard
                     from detectors.sharding import in_process, sharded_stages
@@ -204,14 +209,34 @@ def lock_wait(config) -> float | None:
         return None
 
 
-def apply_decisions(con, decisions: pl.DataFrame) -> None:
-    """The casework database's decisions over the store's alert_status, the copy the stages read."""
+def replay_day(config, overrides: dict | None = None):
+    """The day a run under `config` and `overrides` replays (window.as_of), or None; None too when the config does not
+    fit (the run then fails inside, recorded with why)."""
+    try:
+        return _settings(config).with_overrides(**(overrides or {})).window.as_of
+    except Exception:
+        return None
+
+
+def apply_decisions(con, decisions: pl.DataFrame, replay: bool = False) -> None:
+    """The casework database's decisions over the store's alert_status, the copy the stages read. `replay`: the
+    decisions of a past day (with decided_at), laid over a temp copy that write_alerts drops, so the store's copy is
+    not set back; a dismissal that is no longer the alert's state takes its score and rules from its alert as raised."""
     con.register("cw_decisions", decisions.to_arrow())
     try:
+        if replay:
+            con.execute("CREATE OR REPLACE TEMP TABLE alert_status AS SELECT * FROM alert_status")
         con.execute("""UPDATE alert_status s SET status = d.status, dismiss_reason = d.dismiss_reason,
                               dismissed_score = d.dismissed_score, dismissed_rules = d.dismissed_rules,
                               reported_at = d.reported_at, report_file = d.report_file
                        FROM cw_decisions d WHERE s.alert_id = d.alert_id""")
+        if replay and "decided_at" in decisions.columns:
+            con.execute("""UPDATE alert_status s SET dismissed_score = a.score, dismissed_rules = a.rules
+                           FROM (SELECT alert_id, arg_max(a.score, a.created_at) AS score, arg_max(a.rules, a.created_at) AS rules
+                                 FROM alerts a JOIN cw_decisions d USING (alert_id)
+                                 WHERE d.status = 'dismissed' AND d.dismissed_score IS NULL AND a.created_at <= d.decided_at
+                                 GROUP BY 1) a
+                           WHERE s.alert_id = a.alert_id""")
     finally:
         con.unregister("cw_decisions")
 
@@ -357,7 +382,7 @@ def _rerank(run: Run) -> dict:
     # each alert keeps its design row as this run saw it, before learning: what a later fit learns from if it is decided
     inputs = x.select(*keys, to_json(x))
     run["alerts"] = run["alerts"].join(inputs, on=keys, how="left", maintain_order="left")
-    model = Reranker.latest(run.context["models_dir"]) if s.enabled else None
+    model = Reranker.latest(run.context["models_dir"], run.context.get("casework_as_of")) if s.enabled else None
     if model is None or run["alerts"].height == 0:
         return {"reranker": "none"}
     learned = x.select("bank_id", "account_id").with_columns(pl.Series("p", model.predict(x)), pl.Series("why", model.explain(x)))
@@ -381,6 +406,8 @@ def _cases(run: Run) -> dict:
 
 
 def _write_alerts(run: Run) -> dict:
+    if run.context.get("casework_as_of"):
+        run.con.execute("DROP TABLE IF EXISTS temp.alert_status")  # a replay's copy of the decisions (apply_decisions)
     learning = ["learning_input"] if "learning_input" in run["alerts"].columns else []
     alerts = _persist(run.con, run["alerts"].select(*ALERT_COLUMNS, *learning), run["cases"], run.context["run_id"])
     run["alerts"] = alerts.drop(learning)

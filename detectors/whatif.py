@@ -10,9 +10,12 @@ and dismissed accounts are not held back, so a what-if list shows what the detec
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
-from detectors.scoring import STAGES
+import polars as pl
+
+from detectors.scoring import STAGES, apply_decisions
 from detectors.stages import Run, run_stages
 from detectors.timing import Stopwatch
 from pipelines import store
@@ -31,9 +34,13 @@ def scratch_run(
     timer: Stopwatch | None = None,
     until: str = "write_alerts",
     run_id: str = "what-if",
+    casework_as_of: date | None = None,
+    decisions: pl.DataFrame | None = None,
 ) -> Run:
     """The stages up to (not including) `until`, over the store read-only; returns the Run with its results
-    (alerts, budget_cut, window, features, hits, ...). The connection is closed: results are Python frames."""
+    (alerts, budget_cut, window, features, hits, ...). The connection is closed: results are Python frames.
+    `casework_as_of`: the casework as it stood that day, `decisions` (pipelines/casework_as_of.statuses_as_of) laid
+    over a copy of alert_status and the re-ranker that knew only that day's decisions."""
     models_dir = Path(models_dir) if models_dir else Path(str(db_path) + ".models")
     names = [st.name for st in STAGES]
     if until not in names:
@@ -45,6 +52,10 @@ def scratch_run(
         con.execute("USE live")
         check_version(con, f"store {db_path}")
         context = {"run_id": run_id, "mode": mode, "models_dir": models_dir, "refit": False, "save_model": False, "what_if": True}
+        if casework_as_of is not None:  # a replay (backtest --as-of): the decisions and the re-ranker of that day
+            context["casework_as_of"] = casework_as_of
+            if decisions is not None:
+                apply_decisions(con, decisions, replay=True)
         run = run_stages(stages, Run(con, settings, timer or Stopwatch(), context=context))
         run.con = None  # the connection closes below; a caller must not reach the store through it
         return run

@@ -178,15 +178,21 @@ def ensure(db_path: str | Path, casework_url: str | None = None) -> Path:
     return current(db_path) or refresh(db_path, casework_url=casework_url)
 
 
-def score_and_publish(db_path: str | Path, out_dir: str | Path, config=None, casework_url: str | None = None, **kw):
+def score_and_publish(
+    db_path: str | Path, out_dir: str | Path, config=None, casework_url: str | None = None, casework_today: bool = False, **kw
+):
     """A scoring run as the command line and the batch start it: the investigators' decisions read from the casework
-    database, the store scored under its write lock, then the run's alerts handed to the casework database and a new
-    snapshot published for the page (all before the lock is let go)."""
-    from detectors.scoring import lock_wait, score_store
+    database (a replay, window.as_of: as they stood on that day, unless `casework_today`), the store scored under its
+    write lock, then the run's alerts handed to the casework database and a new snapshot published for the page (all
+    before the lock is let go)."""
+    from detectors.scoring import lock_wait, replay_day, score_store
+    from pipelines.casework_as_of import statuses_as_of
     from pipelines.casework_db import open_casework
 
     with exclusive(db_path, "score", wait=lock_wait(config)):
-        decisions = open_casework(db_path, casework_url).statuses()
-        res = score_store(db_path, out_dir, config, decisions=decisions, **kw)
+        cw = open_casework(db_path, casework_url)
+        day = None if casework_today else replay_day(config, kw.get("overrides"))
+        decisions = cw.statuses() if day is None else statuses_as_of(cw, day)
+        res = score_store(db_path, out_dir, config, decisions=decisions, casework_today=casework_today, **kw)
         refresh(db_path, casework_url=casework_url)
     return res

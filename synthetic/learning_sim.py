@@ -134,7 +134,10 @@ def play(
     for m in range(1, months + 1):
         started = time.perf_counter()
         as_of = first + timedelta(days=window_days - 1 + MONTH * (m - 1))
-        res = score_and_publish(db, arm / f"month{m}", settings_for(as_of, window_days, learn), models_dir=models)
+        # the simulation's today is the month's end: its investigators' decisions and fits (made now) count as made by then
+        res = score_and_publish(
+            db, arm / f"month{m}", settings_for(as_of, window_days, learn), models_dir=models, casework_today=True
+        )
         ranked, unblended = res.alerts.sort("rank"), before_learning(db, res.run_id)
         precision, _ = precision_at(ranked, decided, labels, k)
         paired, _ = precision_at(unblended, decided, labels, k)
