@@ -56,7 +56,7 @@ SHARED_TABLES: dict[str, str] = {
     # store holds a payment to it before the window and since when it holds the account's bookings (creditboys.NEW_CONTRACTS).
     # Two rules read it: the store's transactions table is grouped once per run, not once per rule.
     "win_telecom_firsts": """
-        WITH d AS (SELECT bank_id, account_id, counterparty_id, min(day) AS first_day, arg_min(txn_id, day) AS txn_id
+        WITH d AS (SELECT bank_id, account_id, counterparty_id, min(day) AS first_day, arg_min(txn_id, (day, txn_id)) AS txn_id
                    FROM win_tx WHERE NOT is_in AND channel = 'direct_debit' AND category = 'telecom' GROUP BY ALL),
              hist AS (SELECT bank_id, account_id, CAST(timezone('Europe/Amsterdam', least(min(booked_at),
                                  getvariable('window_end') - INTERVAL {days} DAY)) AS DATE) AS since
