@@ -22,6 +22,7 @@ import duckdb
 
 from detectors.nightly import unusable
 from detectors.window import (
+    CLUSTER_BY,
     NIGHT_FROM,
     NIGHT_TO,
     ROW_COLUMNS,
@@ -104,5 +105,5 @@ def _carry_forward(con, kept: dict, days: int, end, categories: dict) -> dict:
     removed = con.execute(f"DELETE FROM window_cache_tx WHERE booked_at <= {start}").fetchall()[0][0]
     where = f"t.booked_at > getvariable('kept_end') AND t.booked_at > {start} AND t.booked_at <= getvariable('window_end')"
     categorise(con, categories, where)
-    added = con.execute(f"INSERT INTO window_cache_tx BY NAME {rows_sql(where)}").fetchall()[0][0]
+    added = con.execute(f"INSERT INTO window_cache_tx BY NAME {rows_sql(where)} ORDER BY {CLUSTER_BY}").fetchall()[0][0]
     return {"bookings_added": added, "bookings_removed": removed}

@@ -57,7 +57,7 @@ class RuleDetector:
         needed = {t for r in rules for t in r.reads}
         for name in SHARED_TABLES:
             if name in needed:  # not when every rule reading it is disabled
-                con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {render_shared(name)}")
+                con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {render_shared(name, days)}")
         con.execute(HITS_DDL)
         if earlier:
             con.execute(f"INSERT INTO hits SELECT * FROM {earlier}")

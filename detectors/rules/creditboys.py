@@ -8,16 +8,11 @@ from detectors.rules.base import Rule
 
 # A loan: a disbursement, or a credit from a lender of loan size (a BNPL refund of a returned purchase is not one).
 IS_LOAN = "is_in AND (channel = 'loan_disbursement' OR (category = 'lender' AND amount >= {min_loan}))"
-# New telecom contracts among `d` (account, provider, first_day in the window): never paid before the window, and first
-# paid at least settle_days after the store's first booking of the account (or the window start). A monthly bill first seen in the window's
-# first month is a contract already running when the store holds no earlier history: unknown, not new.
-NEW_CONTRACTS = """hist AS (SELECT bank_id, account_id, CAST(timezone('Europe/Amsterdam', least(min(booked_at),
-                                  getvariable('window_end') - INTERVAL {days} DAY)) AS DATE) AS since
-                           FROM transactions SEMI JOIN d USING (bank_id, account_id) GROUP BY ALL),
-                  prior AS (SELECT DISTINCT bank_id, account_id, counterparty_id FROM transactions SEMI JOIN d USING (bank_id, account_id, counterparty_id)
-                            WHERE booked_at <= getvariable('window_end') - INTERVAL {days} DAY),
-                  new_contracts AS (SELECT d.* FROM d JOIN hist USING (bank_id, account_id) ANTI JOIN prior USING (bank_id, account_id, counterparty_id)
-                                    WHERE d.first_day >= hist.since + {settle_days}),"""
+# New telecom contracts (shared table win_telecom_firsts: account, provider, first_day in the window): never paid before the
+# window, and first paid at least settle_days after the store's first booking of the account (or the window start). A monthly
+# bill first seen in the window's first month is a contract already running when the store holds no earlier history: unknown, not new.
+NEW_CONTRACTS = """new_contracts AS (SELECT bank_id, account_id, counterparty_id, first_day, txn_id FROM win_telecom_firsts
+                                    WHERE NOT paid_before AND first_day >= since + {settle_days}),"""
 
 RULES: list[Rule] = [
     Rule(
@@ -64,9 +59,7 @@ RULES: list[Rule] = [
         ("CD-01",),
         "Two or more new telecom contracts with different providers within two weeks.",
         3,
-        """WITH d AS (SELECT bank_id, account_id, counterparty_id, min(day) AS first_day, arg_min(txn_id, day) AS txn_id
-                       FROM win_tx WHERE NOT is_in AND channel = 'direct_debit' AND category = 'telecom' GROUP BY ALL),
-                  {new_contracts}
+        """WITH {new_contracts}
                   n AS (SELECT * FROM new_contracts),
                   pairs AS (SELECT a.bank_id, a.account_id, a.txn_id, count(*) AS near FROM n a JOIN n b
                             ON a.bank_id = b.bank_id AND a.account_id = b.account_id AND abs(a.first_day - b.first_day) <= {within_days}
@@ -76,6 +69,7 @@ RULES: list[Rule] = [
              FROM pairs GROUP BY ALL HAVING max(near) >= {min_contracts}""",
         {"settle_days": 35, "within_days": 14, "min_contracts": 2},
         role="victim",
+        reads=("win_telecom_firsts",),
     ),
     Rule(
         "CD_YOUNG_NEW_CREDIT",
@@ -84,9 +78,7 @@ RULES: list[Rule] = [
         ("CD-01", "CD-02", "SE-24"),
         "A holder aged 18-25 takes new loans or starts new phone contracts: the profile creditboys target.",
         2,
-        """WITH d AS (SELECT bank_id, account_id, counterparty_id, min(day) AS first_day FROM win_tx
-                        WHERE NOT is_in AND channel = 'direct_debit' AND category = 'telecom' GROUP BY ALL),
-                  {new_contracts}
+        """WITH {new_contracts}
                   c AS (SELECT bank_id, account_id, txn_id, booked_at, counterparty_id FROM win_tx WHERE {is_loan}
                         UNION ALL   -- telecom contracts that are new, not bills of a contract already running
                         SELECT w.bank_id, w.account_id, w.txn_id, w.booked_at, w.counterparty_id
@@ -99,6 +91,7 @@ RULES: list[Rule] = [
              GROUP BY ALL HAVING count(DISTINCT c.counterparty_id) >= {min_new}""",
         {"min_age": 18, "max_age": 25, "settle_days": 35, "min_new": 2, "min_loan": 500},
         role="victim",
+        reads=("win_telecom_firsts",),
     ),
     Rule(
         "CD02_LOAN_COLLECTOR",

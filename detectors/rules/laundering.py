@@ -13,12 +13,12 @@ RULES: list[Rule] = [
         "Nearly all money coming in is deposited as cash, with no wage, benefit or card takings.",
         2,
         """SELECT w.bank_id, w.account_id, list(w.txn_id ORDER BY w.booked_at, w.txn_id) FILTER (w.channel = 'cash_deposit')[1:50] AS evidence,
-                    printf('%d%% of EUR %.0f in was cash', CAST(100 * sum(w.amount) FILTER (w.channel = 'cash_deposit') / sum(w.amount) AS INT),
-                           sum(w.amount)) AS detail
+                    printf('%d%% of EUR %.0f in was cash', CAST(100 * sum(w.cents) FILTER (w.channel = 'cash_deposit') / sum(w.cents) AS INT),
+                           sum(w.cents) / 100) AS detail
              FROM win_tx w JOIN win_accounts a USING (bank_id, account_id)
              WHERE w.is_in AND a.customer_type = 'person' GROUP BY ALL
              HAVING count(*) FILTER (w.channel = 'cash_deposit') >= {min_deposits}
-                AND sum(w.amount) FILTER (w.channel = 'cash_deposit') >= {min_share} * sum(w.amount)""",
+                AND sum(w.cents) FILTER (w.channel = 'cash_deposit') >= {min_share} * sum(w.cents)""",  # in cents: the sums are exact, whatever order the rows come in
         {"min_deposits": 4, "min_share": 0.9},
         role="victim",
     ),

@@ -38,13 +38,13 @@ RULES: list[Rule] = [
         3,
         """WITH v AS (SELECT bank_id, account_id, typology, count(*) AS rules FROM hits
                        WHERE victim_side AND rule_id NOT IN ({housing_rules}) GROUP BY ALL),
-                  vv AS (SELECT bank_id, account_id, arg_max(typology, rules) AS typology FROM v GROUP BY ALL),
+                  vv AS (SELECT bank_id, account_id, arg_max(typology, (rules, typology)) AS typology FROM v GROUP BY ALL),
                   m AS (SELECT x.bank_id, x.account_id, x.txn_id, x.booked_at, x.amount, vv.typology, x.counterparty_id AS victim
                         FROM win_tx x JOIN vv ON vv.account_id = x.counterparty_id
                         WHERE x.is_in AND x.channel IN ('transfer', 'instant_transfer'))
              SELECT bank_id, account_id, list(txn_id ORDER BY booked_at, txn_id)[1:50] AS evidence,
                     printf('receives EUR %.0f from %d accounts with victim signals', sum(amount), count(DISTINCT victim)) AS detail,
-                    mode(typology) AS typology
+                    mode(typology ORDER BY typology) AS typology
              FROM m GROUP BY bank_id, account_id
              HAVING count(DISTINCT victim) >= {min_victims} AND sum(amount) >= {min_eur}""",
         {"min_victims": 2, "min_eur": 500, "housing_rules": sql_list(HOUSING_RULES)},
@@ -132,9 +132,9 @@ RULES: list[Rule] = [
         ("LE-04", "LE-06", "SE-23", "CE-02"),
         "Shares an address, phone or device with several accounts, most of which show victim signals of their own.",
         2,
-        """WITH v AS (SELECT bank_id, account_id, arg_max(typology, severity) AS typology FROM hits
+        """WITH v AS (SELECT bank_id, account_id, arg_max(typology, (severity, typology)) AS typology FROM hits
                        WHERE victim_side AND rule_id NOT IN ({attribute_rules}) GROUP BY ALL),
-                  g AS (SELECT s.kind, s.key, count(*) AS members, count(v.account_id) AS flagged, mode(v.typology) AS typology
+                  g AS (SELECT s.kind, s.key, count(*) AS members, count(v.account_id) AS flagged, mode(v.typology ORDER BY v.typology) AS typology
                         FROM net_shared s LEFT JOIN v USING (bank_id, account_id) WHERE s.kind IN ('address', 'phone', 'device') GROUP BY ALL)
              SELECT s.bank_id, s.account_id, [] AS evidence,
                     printf('shares its %s with %d accounts, %d of them with victim signals', arg_max(s.kind, (g.flagged, g.members, s.kind, s.key)),
