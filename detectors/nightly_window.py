@@ -10,6 +10,12 @@ it from the bookings (detectors/window.py) and keeps the new one. Purge and reke
 
 win_tx is then a temp view of the kept table: the detectors read a stored table as fast as a temp one (measured at
 1 M bookings), and copying it into a temp table would cost most of what the kept window saves.
+
+The rules read win_tx fast because it is stored in CLUSTER_BY order (detectors/window.py): each rule's slice lies in
+a few row groups. A night appends its bookings in that order among themselves, but one night is about one row group,
+so after weeks of nights the order would be gone. When the bookings appended since the window was last stored in
+order pass RESORT_SHARE of it, the night stores the whole kept window in order again (a sort of the window, about as
+dear as building it: once every few weeks of nights at the default share).
 """
 
 from __future__ import annotations
@@ -37,7 +43,8 @@ from detectors.window import (
 
 VERSION = 1  # of the kept window's layout; a change rebuilds every store's kept window once
 WINDOW_TABLES = ("window_cache_tx", "window_cache")
-STATE = ("window_days", "fingerprint", "window_start", "window_end", "window_rows", "submissions_until")
+STATE = ("window_days", "fingerprint", "window_start", "window_end", "window_rows", "submissions_until", "unsorted_rows")
+RESORT_SHARE = 0.25  # of the kept window's bookings appended out of cluster order before it is stored in order again
 
 
 def fingerprint(window_days: int, categories: dict) -> str:
@@ -80,11 +87,15 @@ def define_kept_window(con: duckdb.DuckDBPyConnection, days: int, categories: di
         start, rows = con.execute(
             f"SELECT getvariable('window_end') - INTERVAL {int(days)} DAY, (SELECT count(*) FROM window_cache_tx)"
         ).fetchall()[0]
+        unsorted = (kept["unsorted_rows"] or 0) + info["bookings_added"] if why is None else 0
+        if unsorted > RESORT_SHARE * rows:
+            _store_in_order(con)
+            info["resorted"], unsorted = True, 0
         until = con.execute("SELECT max(loaded_at) FROM submissions").fetchall()[0][0]
         con.execute("DELETE FROM window_cache")
         con.execute(
-            "INSERT INTO window_cache VALUES (?, ?, ?, ?, ?, ?, ?, ?, now())",
-            [days, fp, start, end, rows, until, run_id, "carried" if why is None else "rebuilt"],
+            f"INSERT INTO window_cache ({', '.join(STATE)}, run_id, built, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
+            [days, fp, start, end, rows, until, unsorted, run_id, "carried" if why is None else "rebuilt"],
         )
         con.execute("COMMIT")
     except BaseException:
@@ -95,6 +106,14 @@ def define_kept_window(con: duckdb.DuckDBPyConnection, days: int, categories: di
         con.execute("CREATE TEMP VIEW win_tx AS SELECT * FROM window_cache_tx")
         define_accounts(con)
     return window, {"used": why is None, **({"why_not": why} if why else {}), **info}
+
+
+def _store_in_order(con) -> None:
+    """The kept window's bookings stored again in CLUSTER_BY order (rows and values unchanged)."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE window_resort AS SELECT * FROM window_cache_tx ORDER BY {CLUSTER_BY}")
+    con.execute("DELETE FROM window_cache_tx")
+    con.execute("INSERT INTO window_cache_tx SELECT * FROM window_resort")
+    con.execute("DROP TABLE window_resort")
 
 
 def _carry_forward(con, kept: dict, days: int, end, categories: dict) -> dict:

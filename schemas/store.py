@@ -162,6 +162,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         is_night BOOLEAN, day DATE, is_in BOOLEAN, is_cash BOOLEAN, is_p2p BOOLEAN, cents BIGINT, category VARCHAR)""",
         ),
     ),
+    Migration(
+        13,
+        "the kept window counts the bookings appended since it was last stored in cluster order, to re-sort it in time",
+        ("ALTER TABLE window_cache ADD COLUMN IF NOT EXISTS unsorted_rows BIGINT DEFAULT 0",),
+    ),
 )
 LATEST = MIGRATIONS[-1].version
 VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER, applied_at TIMESTAMPTZ)"
