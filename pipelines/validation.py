@@ -19,7 +19,7 @@ import duckdb
 from pipelines import store
 from pipelines.submission import Submission, SubmissionRejected, manifest_rows, open_submission
 from schemas import contract
-from schemas.checks import check_type, quote
+from schemas.checks import check_type, quote, txt
 from schemas.codes import IBAN_LENGTHS
 from schemas.contract import Check
 
@@ -63,6 +63,7 @@ class Validation:
     warnings: list[str] = field(default_factory=list)
     gx: list[dict] = field(default_factory=list)  # GX expectation outcomes on the sample
     fault: SubmissionRejected | None = None
+    sources: dict[Path, tuple[int, int, int]] = field(default_factory=dict)  # Parquet files staged as views: size, mtime, inode
 
     @property
     def ok(self) -> bool:
@@ -73,10 +74,14 @@ class Validation:
         return self.fault is None
 
 
-def _read_expr(path: Path) -> str:
-    """The reader of one file, for `con.execute(sql, [str(path)])`: the path is bound, never spliced."""
+def _read_expr(path: Path, name: str) -> str:
+    """The reader of one file. CSV: for `con.execute(sql, [str(path)])`, the path bound, never spliced. Parquet: the
+    path is the session variable stg_path_<name> (set bound by `stage`), so a view can read the file again later."""
     if path.suffix == ".parquet":
-        return "(SELECT file_row_number + 1 AS __row, * EXCLUDE (file_row_number) FROM read_parquet(?, file_row_number=true))"
+        return (
+            f"(SELECT file_row_number + 1 AS __row, * EXCLUDE (file_row_number) "
+            f"FROM read_parquet(getvariable('stg_path_{name}'), file_row_number=true))"
+        )
     return (
         f"(SELECT row_number() OVER () AS __row, * FROM read_csv(?, header=true, delim=',', quote='\"', "
         f"escape='\"', all_varchar=true, encoding='utf-8', strict_mode=true, null_padding=false, max_line_size={MAX_LINE_BYTES}))"
@@ -129,17 +134,50 @@ def _first_bad_utf8(path: Path) -> tuple[int, int] | None:
     return None
 
 
+def _signature(path: Path) -> tuple[int, int, int]:
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns, st.st_ino
+
+
+def _drop_staged(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    for kind in ("TABLE", "VIEW"):
+        try:
+            con.execute(f"DROP {kind} IF EXISTS stg_{name}")
+        except duckdb.CatalogException:  # stg_<name> is the other kind of object
+            pass
+
+
+def drop_staging(con: duckdb.DuckDBPyConnection) -> None:
+    """Drop the staged files (a CSV's temp table, a Parquet file's view) and the failures."""
+    for name in ("transactions", "accounts"):
+        _drop_staged(con, name)
+    con.execute("DROP TABLE IF EXISTS failures")
+
+
+def assert_unchanged(v: Validation) -> None:
+    """A staged Parquet file is a view that the load reads again (copying it cost more than the checks): refuse
+    the submission when a file changed after it was checked, so only checked rows are ever loaded."""
+    for path, signature in v.sources.items():
+        if _signature(path) != signature:
+            raise SubmissionRejected(path.name, "file changed", "the file changed while it was checked and loaded; submit again")
+
+
 def stage(con: duckdb.DuckDBPyConnection, sub: Submission) -> Validation:
-    """Copy each file into a temp table stg_<file> with a 1-based __row; raise on file-level faults."""
+    """Stage each file as stg_<file> with a 1-based __row; raise on file-level faults. A CSV file is parsed once into
+    a temp table; a Parquet file (typed, columnar, cheap to read again) becomes a view over the file, read in full
+    once here so an unreadable file is refused now, as a copy would be."""
     con.execute(_MACROS)
     v = Validation(sub)
     for name, path in sub.files.items():
         if path.suffix == ".csv":
             _check_csv_header(path)
+        parquet = path.suffix == ".parquet"
+        if parquet:
+            con.execute(f"SET VARIABLE stg_path_{name} = ?", [str(path)])
 
         def read(sql: str):
             try:
-                return con.execute(sql, [str(path)])
+                return con.execute(sql) if parquet else con.execute(sql, [str(path)])
             except duckdb.Error as e:
                 bad = _first_bad_utf8(path) if path.suffix == ".csv" else None
                 if bad:
@@ -156,7 +194,7 @@ def stage(con: duckdb.DuckDBPyConnection, sub: Submission) -> Validation:
                 first = str(e).split("\n")[0].strip()  # never the rest: DuckDB quotes the offending line
                 raise SubmissionRejected(path.name, "unreadable file", first) from e
 
-        reader = _read_expr(path)  # the path itself is bound by read()
+        reader = _read_expr(path, name)  # the path itself is bound
         cols = [r[0] for r in read(f"DESCRIBE SELECT * FROM {reader}").fetchall()]
         if name == "transactions":
             sub.fiu = "report_id" in cols
@@ -177,8 +215,15 @@ def stage(con: duckdb.DuckDBPyConnection, sub: Submission) -> Validation:
                 select.append(f"NULLIF({quote(c.name)}, '') AS {quote(c.name)}")
             else:
                 select.append(quote(c.name))
-        read(f"CREATE OR REPLACE TEMP TABLE stg_{name} AS SELECT {', '.join(select)} FROM {reader}")
-        rows = con.execute(f"SELECT count(*) FROM stg_{name}").fetchone()[0]
+        _drop_staged(con, name)
+        if parquet:
+            read(f"CREATE TEMP VIEW stg_{name} AS SELECT {', '.join(select)} FROM {reader}")
+            staged = ", ".join(quote(c.name) for c in spec)  # every value decoded once: a corrupt page is refused here
+            rows = read(f"SELECT count(*), bit_xor(hash({staged})) FROM stg_{name}").fetchone()[0]
+            v.sources[path] = _signature(path)
+        else:
+            read(f"CREATE TEMP TABLE stg_{name} AS SELECT {', '.join(select)} FROM {reader}")
+            rows = con.execute(f"SELECT count(*) FROM stg_{name}").fetchone()[0]
         if rows == 0:
             raise SubmissionRejected(path.name, "empty file", "no data rows")
         want = manifest_rows(sub, path.name)
@@ -245,6 +290,26 @@ def fail_predicate(check: Check, sub: Submission, staged: str | None = None) -> 
     return pred
 
 
+def _insert_row_local_failures(
+    con: duckdb.DuckDBPyConnection, name: str, checks: list[Check], sub: Submission, types: dict[str, str]
+) -> None:
+    """Every row-local check of one file in ONE scan (one query per check read the file a dozen times): the OR of
+    the predicates keeps the rows that fail any; for those a list holds (check number, value) per failed check,
+    unnested into `failures` like the per-check queries' rows. A NULL predicate fails nothing, as in a WHERE."""
+    preds = [check_type(c).predicate(c, sub, types.get(c.column)) for c in checks]
+    failed = ", ".join(
+        f"CASE WHEN {pred} THEN {{'k': {k}, 'value': {txt(c.column)}}} END" for k, (c, (pred, _)) in enumerate(zip(checks, preds), 1)
+    )
+    bound = [value for _, params in preds for value in params]
+    con.execute(
+        f"""INSERT INTO failures
+        SELECT ?, __row, list_extract(?, f.k), list_extract(?, f.k), list_extract(?, f.k), left(f.value, 200)
+        FROM (SELECT t.__row, unnest([{failed}]) AS f FROM stg_{name} t WHERE {" OR ".join(p for p, _ in preds)})
+        WHERE f IS NOT NULL""",
+        [name, [c.id for c in checks], [c.column for c in checks], [c.reason for c in checks], *bound, *bound],
+    )
+
+
 def run_checks(con: duckdb.DuckDBPyConnection, v: Validation, progress: Callable[[str], None] | None = None) -> Validation:
     """Find every failing row; leave them in temp table `failures` (file, row, check_id, column, reason, value).
     `progress` hears of each file's checks as they finish (a large file takes seconds)."""
@@ -266,7 +331,12 @@ def run_checks(con: duckdb.DuckDBPyConnection, v: Validation, progress: Callable
     # accounts first: transactions are checked against the accounts that pass.
     for name in sorted(sub.files, key=lambda n: n != "accounts"):
         types = {r[0]: r[1] for r in con.execute(f"DESCRIBE stg_{name}").fetchall()}
+        local = [c for c in applicable[name] if check_type(c).row_local(c)]
+        if local:
+            _insert_row_local_failures(con, name, local, sub, types)
         for check in applicable[name]:
+            if check in local:
+                continue
             rows_sql, params = check_type(check).failing_rows(check, sub, types.get(check.column))
             con.execute(
                 f"INSERT INTO failures SELECT ?, __row, ?, ?, ?, left(value, 200) FROM ({rows_sql})",

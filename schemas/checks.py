@@ -54,6 +54,11 @@ class CheckType:
     def predicate(self, check: Check, sub, staged: str | None) -> tuple[str, list]:
         raise NotImplementedError
 
+    def row_local(self, check: Check) -> bool:
+        """True when `predicate` alone finds the failing rows (no join, no other row): the validation evaluates all
+        such checks of a file in one scan instead of one query each."""
+        return type(self).failing_rows is CheckType.failing_rows
+
     def failing_rows(self, check: Check, sub, staged: str | None = None) -> tuple[str, list]:
         """SELECT __row, value for every failing row of stg_<file>."""
         pred, params = self.predicate(check, sub, staged)
@@ -98,6 +103,9 @@ class InSet(CheckType):
     def predicate(self, check, sub, staged):
         values = ", ".join(literal(v) for v in check.params["values"])
         return f"(t.{quote(check.column)} IS NOT NULL AND {txt(check.column)} NOT IN ({values}))", []
+
+    def row_local(self, check):
+        return len(check.params["values"]) <= 20  # long code lists: the anti-join below
 
     def failing_rows(self, check, sub, staged=None):
         if len(check.params["values"]) <= 20:
