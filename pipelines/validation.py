@@ -19,7 +19,7 @@ import duckdb
 from pipelines import store
 from pipelines.submission import Submission, SubmissionRejected, manifest_rows, open_submission
 from schemas import contract
-from schemas.checks import check_type, quote, txt
+from schemas.checks import check_type, quote
 from schemas.codes import IBAN_LENGTHS
 from schemas.contract import Check
 
@@ -140,11 +140,14 @@ def _signature(path: Path) -> tuple[int, int, int]:
 
 
 def _drop_staged(con: duckdb.DuckDBPyConnection, name: str) -> None:
-    for kind in ("TABLE", "VIEW"):
-        try:
-            con.execute(f"DROP {kind} IF EXISTS stg_{name}")
-        except duckdb.CatalogException:  # stg_<name> is the other kind of object
-            pass
+    """Drop stg_<name>, table or view: DROP of the wrong kind is an error, which would abort the load's transaction."""
+    kinds = con.execute(
+        "SELECT 'VIEW' FROM duckdb_views() WHERE temporary AND view_name = $n "
+        "UNION ALL SELECT 'TABLE' FROM duckdb_tables() WHERE temporary AND table_name = $n",
+        {"n": f"stg_{name}"},
+    ).fetchall()
+    for (kind,) in kinds:
+        con.execute(f"DROP {'VIEW' if kind == 'VIEW' else 'TABLE'} stg_{name}")
 
 
 def drop_staging(con: duckdb.DuckDBPyConnection) -> None:
@@ -290,26 +293,6 @@ def fail_predicate(check: Check, sub: Submission, staged: str | None = None) -> 
     return pred
 
 
-def _insert_row_local_failures(
-    con: duckdb.DuckDBPyConnection, name: str, checks: list[Check], sub: Submission, types: dict[str, str]
-) -> None:
-    """Every row-local check of one file in ONE scan (one query per check read the file a dozen times): the OR of
-    the predicates keeps the rows that fail any; for those a list holds (check number, value) per failed check,
-    unnested into `failures` like the per-check queries' rows. A NULL predicate fails nothing, as in a WHERE."""
-    preds = [check_type(c).predicate(c, sub, types.get(c.column)) for c in checks]
-    failed = ", ".join(
-        f"CASE WHEN {pred} THEN {{'k': {k}, 'value': {txt(c.column)}}} END" for k, (c, (pred, _)) in enumerate(zip(checks, preds), 1)
-    )
-    bound = [value for _, params in preds for value in params]
-    con.execute(
-        f"""INSERT INTO failures
-        SELECT ?, __row, list_extract(?, f.k), list_extract(?, f.k), list_extract(?, f.k), left(f.value, 200)
-        FROM (SELECT t.__row, unnest([{failed}]) AS f FROM stg_{name} t WHERE {" OR ".join(p for p, _ in preds)})
-        WHERE f IS NOT NULL""",
-        [name, [c.id for c in checks], [c.column for c in checks], [c.reason for c in checks], *bound, *bound],
-    )
-
-
 def run_checks(con: duckdb.DuckDBPyConnection, v: Validation, progress: Callable[[str], None] | None = None) -> Validation:
     """Find every failing row; leave them in temp table `failures` (file, row, check_id, column, reason, value).
     `progress` hears of each file's checks as they finish (a large file takes seconds)."""
@@ -331,12 +314,7 @@ def run_checks(con: duckdb.DuckDBPyConnection, v: Validation, progress: Callable
     # accounts first: transactions are checked against the accounts that pass.
     for name in sorted(sub.files, key=lambda n: n != "accounts"):
         types = {r[0]: r[1] for r in con.execute(f"DESCRIBE stg_{name}").fetchall()}
-        local = [c for c in applicable[name] if check_type(c).row_local(c)]
-        if local:
-            _insert_row_local_failures(con, name, local, sub, types)
         for check in applicable[name]:
-            if check in local:
-                continue
             rows_sql, params = check_type(check).failing_rows(check, sub, types.get(check.column))
             con.execute(
                 f"INSERT INTO failures SELECT ?, __row, ?, ?, ?, left(value, 200) FROM ({rows_sql})",

@@ -54,11 +54,6 @@ class CheckType:
     def predicate(self, check: Check, sub, staged: str | None) -> tuple[str, list]:
         raise NotImplementedError
 
-    def row_local(self, check: Check) -> bool:
-        """True when `predicate` alone finds the failing rows (no join, no other row): the validation evaluates all
-        such checks of a file in one scan instead of one query each."""
-        return type(self).failing_rows is CheckType.failing_rows
-
     def failing_rows(self, check: Check, sub, staged: str | None = None) -> tuple[str, list]:
         """SELECT __row, value for every failing row of stg_<file>."""
         pred, params = self.predicate(check, sub, staged)
@@ -103,9 +98,6 @@ class InSet(CheckType):
     def predicate(self, check, sub, staged):
         values = ", ".join(literal(v) for v in check.params["values"])
         return f"(t.{quote(check.column)} IS NOT NULL AND {txt(check.column)} NOT IN ({values}))", []
-
-    def row_local(self, check):
-        return len(check.params["values"]) <= 20  # long code lists: the anti-join below
 
     def failing_rows(self, check, sub, staged=None):
         if len(check.params["values"]) <= 20:
@@ -200,10 +192,15 @@ class NotBeforeYear(CheckType):
 class Unique(CheckType):
     def failing_rows(self, check, sub, staged=None):
         table, key_cols = f"stg_{check.file}", ", ".join(quote(k) for k in check.params["key"])
-        dup = f"(SELECT {key_cols} FROM {table} GROUP BY ALL HAVING count(*) > 1)"  # cheap hash pass; the window sees duplicates only
+        # A pass over the keys' 64-bit hash (an integer hash table, not one of 10 M strings) finds the few candidate rows;
+        # the window over the exact key then numbers true duplicates only (a hash collision stays alone, __n = 1).
+        # Rows with a NULL in the key never count, as in an equi-join.
+        dup = f"(SELECT hash({key_cols}) AS h FROM {table} GROUP BY h HAVING count(*) > 1)"
+        keyed = " AND ".join(f"s.{quote(k)} IS NOT NULL" for k in check.params["key"])
         return (
             f"SELECT t.__row, {txt(check.column)} AS value FROM (SELECT s.*, row_number() OVER (PARTITION BY {key_cols} ORDER BY __row) "
-            f"AS __n FROM {table} s SEMI JOIN {dup} d USING ({key_cols})) t WHERE t.__n > 1 AND t.{quote(check.column)} IS NOT NULL"
+            f"AS __n FROM {table} s WHERE hash({key_cols}) IN (SELECT h FROM {dup}) AND {keyed}) t "
+            f"WHERE t.__n > 1 AND t.{quote(check.column)} IS NOT NULL"
         ), []
 
     def expectation(self, check, E, context):
