@@ -1,8 +1,9 @@
 """Check a submission against the contract, row by row, inside DuckDB.
 
 Why DuckDB and not Great Expectations for the row checks: GX 1.x validates pandas frames only,
-which would hold a 10-million-row extract in memory. The files are instead staged into DuckDB
-tables (DuckDB streams the read and spills to disk), and every check in `schemas.contract` is
+which would hold a 10-million-row extract in memory. The files are instead staged in DuckDB (a CSV
+file parsed once into a temp table; a Parquet file as a view over the file, which the load reads
+again: copying it cost more than all the checks), and every check in `schemas.contract` is
 compiled to one SQL query that finds the failing rows. Each kind of check is defined once in
 `schemas.checks`, its SQL beside its GX expectation; the GX suite (`schemas.gx_suite`) runs on a
 bounded sample for the report. Both come from one definition, so they cannot drift apart.
@@ -147,7 +148,7 @@ def _drop_staged(con: duckdb.DuckDBPyConnection, name: str) -> None:
         {"n": f"stg_{name}"},
     ).fetchall()
     for (kind,) in kinds:
-        con.execute(f"DROP {'VIEW' if kind == 'VIEW' else 'TABLE'} stg_{name}")
+        con.execute(f"DROP VIEW stg_{name}" if kind == "VIEW" else f"DROP TABLE stg_{name}")
 
 
 def drop_staging(con: duckdb.DuckDBPyConnection) -> None:
@@ -295,7 +296,9 @@ def fail_predicate(check: Check, sub: Submission, staged: str | None = None) -> 
 
 def run_checks(con: duckdb.DuckDBPyConnection, v: Validation, progress: Callable[[str], None] | None = None) -> Validation:
     """Find every failing row; leave them in temp table `failures` (file, row, check_id, column, reason, value).
-    `progress` hears of each file's checks as they finish (a large file takes seconds)."""
+    `progress` hears of each file's checks as they finish (a large file takes seconds). One query per check: over
+    a Parquet view each is pruned by the file's statistics (a clean 1 M-row file: 0.1 CPU s for all row checks,
+    one combined scan 0.27 s), and on a CSV copy one combined scan measured no cheaper (0.38 s against 0.40 s)."""
     sub = v.submission
     con.execute(
         "CREATE OR REPLACE TEMP TABLE failures (file VARCHAR, row BIGINT, check_id VARCHAR, "
