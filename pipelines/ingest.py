@@ -18,7 +18,7 @@ from typing import Callable
 from detectors.timing import Stopwatch
 from pipelines import store
 from pipelines.submission import Submission, SubmissionRejected, open_submission
-from pipelines.validation import Validation, quote, run_checks, stage
+from pipelines.validation import Validation, assert_unchanged, drop_staging, quote, run_checks, stage
 from schemas import contract
 
 
@@ -219,8 +219,9 @@ def _ingest(path, db_path, memory_limit, timer, require_manifest, progress) -> I
             msg = f"loaded {', '.join(f'{v_} {k}' for k, v_ in loaded.items())}; quarantined {total_q} rows" + (
                 f"; replaced {replaced} earlier transactions" if replaced else ""
             )
+            assert_unchanged(v)  # a Parquet file is read again by the load: it must still be the file that was checked
             _record(con, sid, sub, path, outcome, msg, v.rows, sum(loaded.values()), total_q, replaced)
-            con.execute("DROP TABLE IF EXISTS stg_transactions; DROP TABLE IF EXISTS stg_accounts; DROP TABLE IF EXISTS failures")
+            drop_staging(con)
             con.execute("COMMIT")
             return IngestOutcome(str(path), sid, outcome, msg, loaded, quarantined, replaced, v)
         except SubmissionRejected as e:

@@ -1,8 +1,9 @@
 """Check a submission against the contract, row by row, inside DuckDB.
 
 Why DuckDB and not Great Expectations for the row checks: GX 1.x validates pandas frames only,
-which would hold a 10-million-row extract in memory. The files are instead staged into DuckDB
-tables (DuckDB streams the read and spills to disk), and every check in `schemas.contract` is
+which would hold a 10-million-row extract in memory. The files are instead staged in DuckDB (a CSV
+file parsed once into a temp table; a Parquet file as a view over the file, which the load reads
+again: copying it cost more than all the checks), and every check in `schemas.contract` is
 compiled to one SQL query that finds the failing rows. Each kind of check is defined once in
 `schemas.checks`, its SQL beside its GX expectation; the GX suite (`schemas.gx_suite`) runs on a
 bounded sample for the report. Both come from one definition, so they cannot drift apart.
@@ -63,6 +64,7 @@ class Validation:
     warnings: list[str] = field(default_factory=list)
     gx: list[dict] = field(default_factory=list)  # GX expectation outcomes on the sample
     fault: SubmissionRejected | None = None
+    sources: dict[Path, tuple[int, int, int]] = field(default_factory=dict)  # Parquet files staged as views: size, mtime, inode
 
     @property
     def ok(self) -> bool:
@@ -73,10 +75,14 @@ class Validation:
         return self.fault is None
 
 
-def _read_expr(path: Path) -> str:
-    """The reader of one file, for `con.execute(sql, [str(path)])`: the path is bound, never spliced."""
+def _read_expr(path: Path, name: str) -> str:
+    """The reader of one file. CSV: for `con.execute(sql, [str(path)])`, the path bound, never spliced. Parquet: the
+    path is the session variable stg_path_<name> (set bound by `stage`), so a view can read the file again later."""
     if path.suffix == ".parquet":
-        return "(SELECT file_row_number + 1 AS __row, * EXCLUDE (file_row_number) FROM read_parquet(?, file_row_number=true))"
+        return (
+            f"(SELECT file_row_number + 1 AS __row, * EXCLUDE (file_row_number) "
+            f"FROM read_parquet(getvariable('stg_path_{name}'), file_row_number=true))"
+        )
     return (
         f"(SELECT row_number() OVER () AS __row, * FROM read_csv(?, header=true, delim=',', quote='\"', "
         f"escape='\"', all_varchar=true, encoding='utf-8', strict_mode=true, null_padding=false, max_line_size={MAX_LINE_BYTES}))"
@@ -129,17 +135,53 @@ def _first_bad_utf8(path: Path) -> tuple[int, int] | None:
     return None
 
 
+def _signature(path: Path) -> tuple[int, int, int]:
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns, st.st_ino
+
+
+def _drop_staged(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    """Drop stg_<name>, table or view: DROP of the wrong kind is an error, which would abort the load's transaction."""
+    kinds = con.execute(
+        "SELECT 'VIEW' FROM duckdb_views() WHERE temporary AND view_name = $n "
+        "UNION ALL SELECT 'TABLE' FROM duckdb_tables() WHERE temporary AND table_name = $n",
+        {"n": f"stg_{name}"},
+    ).fetchall()
+    for (kind,) in kinds:
+        con.execute(f"DROP VIEW stg_{name}" if kind == "VIEW" else f"DROP TABLE stg_{name}")
+
+
+def drop_staging(con: duckdb.DuckDBPyConnection) -> None:
+    """Drop the staged files (a CSV's temp table, a Parquet file's view) and the failures."""
+    for name in ("transactions", "accounts"):
+        _drop_staged(con, name)
+    con.execute("DROP TABLE IF EXISTS failures")
+
+
+def assert_unchanged(v: Validation) -> None:
+    """A staged Parquet file is a view that the load reads again (copying it cost more than the checks): refuse
+    the submission when a file changed after it was checked, so only checked rows are ever loaded."""
+    for path, signature in v.sources.items():
+        if _signature(path) != signature:
+            raise SubmissionRejected(path.name, "file changed", "the file changed while it was checked and loaded; submit again")
+
+
 def stage(con: duckdb.DuckDBPyConnection, sub: Submission) -> Validation:
-    """Copy each file into a temp table stg_<file> with a 1-based __row; raise on file-level faults."""
+    """Stage each file as stg_<file> with a 1-based __row; raise on file-level faults. A CSV file is parsed once into
+    a temp table; a Parquet file (typed, columnar, cheap to read again) becomes a view over the file, read in full
+    once here so an unreadable file is refused now, as a copy would be."""
     con.execute(_MACROS)
     v = Validation(sub)
     for name, path in sub.files.items():
         if path.suffix == ".csv":
             _check_csv_header(path)
+        parquet = path.suffix == ".parquet"
+        if parquet:
+            con.execute(f"SET VARIABLE stg_path_{name} = ?", [str(path)])
 
         def read(sql: str):
             try:
-                return con.execute(sql, [str(path)])
+                return con.execute(sql) if parquet else con.execute(sql, [str(path)])
             except duckdb.Error as e:
                 bad = _first_bad_utf8(path) if path.suffix == ".csv" else None
                 if bad:
@@ -156,7 +198,7 @@ def stage(con: duckdb.DuckDBPyConnection, sub: Submission) -> Validation:
                 first = str(e).split("\n")[0].strip()  # never the rest: DuckDB quotes the offending line
                 raise SubmissionRejected(path.name, "unreadable file", first) from e
 
-        reader = _read_expr(path)  # the path itself is bound by read()
+        reader = _read_expr(path, name)  # the path itself is bound
         cols = [r[0] for r in read(f"DESCRIBE SELECT * FROM {reader}").fetchall()]
         if name == "transactions":
             sub.fiu = "report_id" in cols
@@ -177,8 +219,15 @@ def stage(con: duckdb.DuckDBPyConnection, sub: Submission) -> Validation:
                 select.append(f"NULLIF({quote(c.name)}, '') AS {quote(c.name)}")
             else:
                 select.append(quote(c.name))
-        read(f"CREATE OR REPLACE TEMP TABLE stg_{name} AS SELECT {', '.join(select)} FROM {reader}")
-        rows = con.execute(f"SELECT count(*) FROM stg_{name}").fetchone()[0]
+        _drop_staged(con, name)
+        if parquet:
+            read(f"CREATE TEMP VIEW stg_{name} AS SELECT {', '.join(select)} FROM {reader}")
+            staged = ", ".join(quote(c.name) for c in spec)  # every value decoded once: a corrupt page is refused here
+            rows = read(f"SELECT count(*), bit_xor(hash({staged})) FROM stg_{name}").fetchone()[0]
+            v.sources[path] = _signature(path)
+        else:
+            read(f"CREATE TEMP TABLE stg_{name} AS SELECT {', '.join(select)} FROM {reader}")
+            rows = con.execute(f"SELECT count(*) FROM stg_{name}").fetchone()[0]
         if rows == 0:
             raise SubmissionRejected(path.name, "empty file", "no data rows")
         want = manifest_rows(sub, path.name)
@@ -247,7 +296,9 @@ def fail_predicate(check: Check, sub: Submission, staged: str | None = None) -> 
 
 def run_checks(con: duckdb.DuckDBPyConnection, v: Validation, progress: Callable[[str], None] | None = None) -> Validation:
     """Find every failing row; leave them in temp table `failures` (file, row, check_id, column, reason, value).
-    `progress` hears of each file's checks as they finish (a large file takes seconds)."""
+    `progress` hears of each file's checks as they finish (a large file takes seconds). One query per check: over
+    a Parquet view each is pruned by the file's statistics (a clean 1 M-row file: 0.1 CPU s for all row checks,
+    one combined scan 0.27 s), and on a CSV copy one combined scan measured no cheaper (0.38 s against 0.40 s)."""
     sub = v.submission
     con.execute(
         "CREATE OR REPLACE TEMP TABLE failures (file VARCHAR, row BIGINT, check_id VARCHAR, "

@@ -192,10 +192,15 @@ class NotBeforeYear(CheckType):
 class Unique(CheckType):
     def failing_rows(self, check, sub, staged=None):
         table, key_cols = f"stg_{check.file}", ", ".join(quote(k) for k in check.params["key"])
-        dup = f"(SELECT {key_cols} FROM {table} GROUP BY ALL HAVING count(*) > 1)"  # cheap hash pass; the window sees duplicates only
+        # A pass over the keys' 64-bit hash (an integer hash table, not one of 10 M strings) finds the few candidate rows;
+        # the window over the exact key then numbers true duplicates only (a hash collision stays alone, __n = 1).
+        # Rows with a NULL in the key never count, as in an equi-join.
+        dup = f"(SELECT hash({key_cols}) AS h FROM {table} GROUP BY h HAVING count(*) > 1)"
+        keyed = " AND ".join(f"s.{quote(k)} IS NOT NULL" for k in check.params["key"])
         return (
             f"SELECT t.__row, {txt(check.column)} AS value FROM (SELECT s.*, row_number() OVER (PARTITION BY {key_cols} ORDER BY __row) "
-            f"AS __n FROM {table} s SEMI JOIN {dup} d USING ({key_cols})) t WHERE t.__n > 1 AND t.{quote(check.column)} IS NOT NULL"
+            f"AS __n FROM {table} s WHERE hash({key_cols}) IN (SELECT h FROM {dup}) AND {keyed}) t "
+            f"WHERE t.__n > 1 AND t.{quote(check.column)} IS NOT NULL"
         ), []
 
     def expectation(self, check, E, context):

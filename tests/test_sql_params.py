@@ -29,6 +29,8 @@ ALLOWED = {
     "target",
     "table",
     "key_cols",
+    "keyed",  # schemas/checks.py Unique: IS NOT NULL over the contract's key columns
+    "staged",  # pipelines/validation.py stage: the contract's column names of a staged Parquet file
     "on",
     "check",
     "txt",
