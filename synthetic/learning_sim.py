@@ -21,6 +21,12 @@ many of them any rule or the forest scored above 0 (no blend can lift an account
 precision@k that allows.
 
     PYTHONPATH=. python -m synthetic.learning_sim --out bench/learning --accounts 20000 --seed 101 --family holdout
+
+`--stream [LIFE]` (stream mode, synthetic/generate.py `stream_life`): trafficking scenarios start throughout the
+simulated months and each runs LIFE days (60 without a value), as many running on any day as in the default data, so
+every month brings as many fresh planted accounts as any other. Without it the planted behaviour runs the whole span,
+decisions use the findable positives up and the figures measure the pool running dry, not learning. `fresh` says how
+many planted accounts' scenarios started in the month's window.
 """
 
 from __future__ import annotations
@@ -53,23 +59,27 @@ KEYS = ["bank_id", "account_id"]
 
 
 def prepare(
-    root: Path, accounts: int, months: int, window_days: int, seed: int, family: str, held_out: float
+    root: Path, accounts: int, months: int, window_days: int, seed: int, family: str, held_out: float, stream: int = 0
 ) -> tuple[Path, pl.DataFrame, date]:
     """Generate `months` windows of bookings for two banks and load them (kept and reused for the same parameters);
     returns the store, labels and first day."""
     days = window_days + MONTH * (months - 1)  # the first window, then one month more per month
     params = {"accounts": accounts, "days": days, "seed": seed, "family": family, "end": END}
+    if stream:  # kept out of the default's marker, so a stored default base stays reusable
+        params["stream"] = stream
     db, marker = root / "base.duckdb", root / "base.json"
     if not (db.exists() and marker.exists() and json.loads(marker.read_text()) == params):
         shutil.rmtree(root / "gen", ignore_errors=True)
         db.unlink(missing_ok=True)
-        generate(root / "gen", accounts=accounts, days=days, banks=2, seed=seed, family=family, end=END)
+        generate(root / "gen", accounts=accounts, days=days, banks=2, seed=seed, family=family, end=END, stream_life=stream)
         for bank in sorted(p.name for p in (root / "gen").iterdir() if p.is_dir()):
             out = ingest(root / "gen" / bank, db)
             if out.outcome != "loaded":
                 raise RuntimeError(f"{bank}: {out.outcome}")
         marker.write_text(json.dumps(params))
-    labels = pl.read_parquet(root / "gen" / "labels.parquet").select(*KEYS, (pl.col("typology") != "none").alias("positive"))
+    labels = pl.read_parquet(root / "gen" / "labels.parquet")
+    onset = pl.col("onset") if "onset" in labels.columns else pl.lit(None, dtype=pl.Date)
+    labels = labels.select(*KEYS, (pl.col("typology") != "none").alias("positive"), onset.alias("onset"))
     labels = labels.sort(KEYS).with_columns(
         pl.Series("held_out", np.random.default_rng([seed, 16]).random(labels.height) < held_out)
     )
@@ -145,6 +155,7 @@ def play(
         raised = undecided.join(unblended.filter(pl.col("score") > 0), on=KEYS, how="semi")  # some rule or the forest saw it
         pool, rankable = undecided.height, raised.height
         held_rankable = raised.join(fresh, on=KEYS, how="semi").height
+        started_now = labels.filter(pl.col("onset").is_between(as_of - timedelta(days=window_days - 1), as_of)).height
         todo = top.head(work)
         wrong = rng.random(todo.height) < flip
         cw = open_casework(db)
@@ -171,6 +182,7 @@ def play(
                 "ceiling": round(min(k, rankable) / k, 4),
                 "held_out_rankable": held_rankable,
                 "held_out_ceiling": round(min(k, held_rankable) / k, 4),
+                "fresh": started_now,
                 "ranked": res.alerts.height,
                 "worked": todo.height,
                 "escalated": int(todo["positive"].sum()),
@@ -213,16 +225,18 @@ def simulate(
     flip: float = 0.1,
     held_out: float = 0.5,
     argv: list[str] | None = None,
+    stream: int = 0,
 ) -> dict:
     started = time.perf_counter()
     root = store.private_dir(out)
-    base, labels, first = prepare(root, accounts, months, window_days, seed, family, held_out)
+    base, labels, first = prepare(root, accounts, months, window_days, seed, family, held_out, stream)
     result = {
         "command": "PYTHONPATH=. python -m synthetic.learning_sim " + " ".join(argv or []),
         "accounts": accounts,
         "planted": int(labels["positive"].sum()),
         "family": family,
         "seed": seed,
+        "stream_life": stream,
         "months": months,
         "window_days": window_days,
         "k": k,
@@ -287,8 +301,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--flip", type=_share, default=0.1, help="share of decisions turned the other way in the third arm")
     p.add_argument("--held-out", type=_share, default=0.5, help="share of accounts no investigator works (measured fresh)")
+    p.add_argument(
+        "--stream",
+        type=_at_least(7),
+        nargs="?",
+        const=60,
+        default=0,
+        metavar="LIFE",
+        help="stream mode: scenarios start throughout the months, each running LIFE days (60 without a value)",
+    )
     a = p.parse_args(argv)
-    r = simulate(a.out, a.accounts, a.months, a.window_days, a.k, a.work, a.seed, a.family, a.flip, a.held_out, argv)
+    r = simulate(a.out, a.accounts, a.months, a.window_days, a.k, a.work, a.seed, a.family, a.flip, a.held_out, argv, a.stream)
     for name, arm in r["arms"].items():
         print(
             f"{name:<22} precision@{a.k} by month {arm['precision']}  gain {arm['gain_1_to_last']:+.3f}  goal met: {arm['goal_met']}"
