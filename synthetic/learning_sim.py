@@ -86,10 +86,10 @@ def prepare(
     return db, labels, date.fromisoformat(END) - timedelta(days=days - 1)
 
 
-def settings_for(as_of: date | None, window_days: int, learn: bool) -> Settings:
+def settings_for(as_of: date | None, window_days: int, learn: bool, rerank: dict | None = None) -> Settings:
     """A month's run: the window up to `as_of`, no budget and no floor: the whole population is ranked, so the re-ranker can lift what the rules rank low."""
     over = {"window.days": window_days, "budget.share": 1.0, "fusion.min_score": 0.0, "rerank.enabled": learn}
-    return Settings().with_overrides(**over, **({"window.as_of": as_of} if as_of else {}))
+    return Settings().with_overrides(**over, **(rerank or {}), **({"window.as_of": as_of} if as_of else {}))
 
 
 def before_learning(db: Path, run_id: str) -> pl.DataFrame:
@@ -130,6 +130,7 @@ def play(
     flip: float,
     learn: bool,
     seed: int,
+    rerank: dict | None = None,
 ) -> list[dict]:
     """One arm: a fresh copy of the store, `months` months of scoring, deciding the top `work` and (if `learn`) refitting."""
     shutil.rmtree(arm, ignore_errors=True)
@@ -144,7 +145,7 @@ def play(
     for m in range(1, months + 1):
         started = time.perf_counter()
         as_of = first + timedelta(days=window_days - 1 + MONTH * (m - 1))
-        res = score_and_publish(db, arm / f"month{m}", settings_for(as_of, window_days, learn), models_dir=models)
+        res = score_and_publish(db, arm / f"month{m}", settings_for(as_of, window_days, learn, rerank), models_dir=models)
         ranked, unblended = res.alerts.sort("rank"), before_learning(db, res.run_id)
         precision, _ = precision_at(ranked, decided, labels, k)
         paired, _ = precision_at(unblended, decided, labels, k)
@@ -166,7 +167,8 @@ def play(
         model = None
         if learn:
             try:  # the decisions as they stand now; the window is not needed (each alert kept what it showed)
-                model = fit_reranker(db, Settings().with_overrides(**{"window.days": window_days}), models_dir=models, seed=seed)
+                fit = Settings().with_overrides(**{"window.days": window_days}, **(rerank or {}))
+                model = fit_reranker(db, fit, models_dir=models, seed=seed)
             except LearningError:
                 model = None
         out.append(
@@ -226,6 +228,7 @@ def simulate(
     held_out: float = 0.5,
     argv: list[str] | None = None,
     stream: int = 0,
+    rerank: dict | None = None,
 ) -> dict:
     started = time.perf_counter()
     root = store.private_dir(out)
@@ -243,7 +246,7 @@ def simulate(
         "work": work,
         "held_out": held_out,
         "held_out_planted": int(labels.filter("held_out")["positive"].sum()),
-        "rerank": Settings().rerank.model_dump(),
+        "rerank": Settings().with_overrides(**(rerank or {})).rerank.model_dump(),
         "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores (shared)",
         "generate_seconds": round(time.perf_counter() - started, 1),
         "arms": {},
@@ -255,7 +258,7 @@ def simulate(
     ):
         print(f"{name}:", file=sys.stderr)
         t = time.perf_counter()
-        months_out = play(base, labels, first, root / name, months, window_days, k, work, f, learn, seed)
+        months_out = play(base, labels, first, root / name, months, window_days, k, work, f, learn, seed, rerank)
         arm = {"months": months_out, "seconds": round(time.perf_counter() - t, 1), **summary(months_out, f"precision@{k}")}
         arm["held_out"] = summary(months_out, f"held_out_precision@{k}")
         if learn:
@@ -284,8 +287,7 @@ def _share(text: str) -> float:
     return value
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", default="bench/learning", help="folder for the stores and learning.json")
     p.add_argument("--accounts", type=_at_least(100), default=20_000)
@@ -310,8 +312,33 @@ def main(argv: list[str] | None = None) -> int:
         metavar="LIFE",
         help="stream mode: scenarios start throughout the months, each running LIFE days (60 without a value)",
     )
-    a = p.parse_args(argv)
-    r = simulate(a.out, a.accounts, a.months, a.window_days, a.k, a.work, a.seed, a.family, a.flip, a.held_out, argv, a.stream)
+    p.add_argument(
+        "--rerank",
+        type=_rerank_setting,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a re-ranker setting for this run (rerank.max_weight=0.8; repeatable; default: schemas/settings.py)",
+    )
+    return p
+
+
+def _rerank_setting(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    key = key if key.startswith("rerank.") else f"rerank.{key}"
+    if not sep or key.removeprefix("rerank.") not in type(Settings().rerank).model_fields:
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE with a rerank setting as KEY")
+    try:
+        Settings().with_overrides(**{key: value})
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"{text!r}: {str(e).splitlines()[0]}") from None
+    return key, value
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    a = parser().parse_args(argv)
+    r = simulate(a.out, a.accounts, a.months, a.window_days, a.k, a.work, a.seed, a.family, a.flip, a.held_out, argv, a.stream, dict(a.rerank))
     for name, arm in r["arms"].items():
         print(
             f"{name:<22} precision@{a.k} by month {arm['precision']}  gain {arm['gain_1_to_last']:+.3f}  goal met: {arm['goal_met']}"
