@@ -338,7 +338,21 @@ def _rerank_setting(text: str) -> tuple[str, str]:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     a = parser().parse_args(argv)
-    r = simulate(a.out, a.accounts, a.months, a.window_days, a.k, a.work, a.seed, a.family, a.flip, a.held_out, argv, a.stream, dict(a.rerank))
+    r = simulate(
+        a.out,
+        a.accounts,
+        a.months,
+        a.window_days,
+        a.k,
+        a.work,
+        a.seed,
+        a.family,
+        a.flip,
+        a.held_out,
+        argv,
+        a.stream,
+        dict(a.rerank),
+    )
     for name, arm in r["arms"].items():
         print(
             f"{name:<22} precision@{a.k} by month {arm['precision']}  gain {arm['gain_1_to_last']:+.3f}  goal met: {arm['goal_met']}"

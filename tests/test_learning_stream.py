@@ -51,11 +51,13 @@ def test_planted_accounts_carry_their_onset_and_their_scenario_starts_then(strea
     first = END - timedelta(days=DAYS - 1)
     month = planted.filter(pl.col("onset") >= first).select(((pl.col("onset") - first).dt.total_days() // 30).alias("m"))
     assert sorted(month["m"].unique()) == list(range(DAYS // 30))  # fresh planted accounts in every month of the data
-    # the scenario's own bookings (between its accounts) fall in its life, from the onset on
+    # the scenario's own bookings (its accounts with its controller: households they share book all along) fall in
+    # its life, from the onset on
     day = (pl.col("booked_at").dt.date() - pl.col("onset")).dt.total_days()
+    ctrl = planted.filter(pl.col("role") == "controller").select(pl.col("account_id").alias("counterparty_id"), "scenario_id")
     own = (
         tx.join(planted.select("account_id", "scenario_id", "onset"), on="account_id")
-        .join(planted.select(pl.col("account_id").alias("counterparty_id"), "scenario_id"), on=["counterparty_id", "scenario_id"])
+        .join(ctrl, on=["counterparty_id", "scenario_id"])
         .filter(pl.col("onset") >= first)
     )
     assert own.height > 50 and own.filter(day.is_between(0, LIFE + 7)).height >= 0.97 * own.height, own.select(day).describe()
@@ -92,3 +94,13 @@ def test_stream_flag(capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert "error: argument --stream" in err[-1]
         assert [line for line in err if "error:" in line] == [err[-1]] and "Traceback" not in "".join(err)
+
+
+def test_rerank_flag(capsys):
+    a = parser().parse_args(["--rerank", "max_weight=0.8", "--rerank", "rerank.half_weight_decisions=50"])
+    assert dict(a.rerank) == {"rerank.max_weight": "0.8", "rerank.half_weight_decisions": "50"}
+    for bad in ("max_weight=3", "nope=1", "max_weight"):
+        with pytest.raises(SystemExit):
+            parser().parse_args(["--rerank", bad])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert "error: argument --rerank" in err[-1] and "Traceback" not in "".join(err)
