@@ -184,6 +184,25 @@ class Events:
         return pl.DataFrame(data)
 
 
+class Shifted:
+    """Bookings of one scenario that starts on day `onset` and runs `days` days (stream mode, synthetic/typologies.py):
+    it books on its own days 0..days-1 and they land from `onset` on; a booking after its last day (a late instalment)
+    or outside the data is dropped (Events drops a negative day)."""
+
+    def __init__(self, ev: Events, onset: int, days: int):
+        self.ev, self.onset, self.rng, self.days = ev, onset, ev.rng, days
+
+    def _day(self, day) -> np.ndarray:
+        day = np.asarray(day, dtype=np.int64)
+        return np.where(day < self.days, day + self.onset, -1)
+
+    def add(self, acc, day, *args, **kwargs) -> None:
+        self.ev.add(acc, self._day(day), *args, **kwargs)
+
+    def transfer(self, src, dst, day, *args, **kwargs) -> None:
+        self.ev.transfer(src, dst, self._day(day), *args, **kwargs)
+
+
 def _dtype(k: str):
     return {"acc": pl.Int64, "day": pl.Int64, "minute": pl.Int64, "amount": pl.Float64, "cp_acc": pl.Int64}.get(k, pl.Utf8)
 

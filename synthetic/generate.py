@@ -2,6 +2,8 @@
 
 Deterministic for a seed; vectorised (numpy arrays per stream, polars for ids and writing).
 Labels go to OUT_DIR/labels.parquet, never into a submission folder.
+With `stream_life` (stream mode) trafficking scenarios start throughout the span and each runs that many days, so
+every month holds as many fresh scenarios as any other (labels then carry each planted account's `onset` date).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from synthetic.events import Events
 from synthetic.families import family as get_family
 from synthetic.laundering import plant_laundering
 from synthetic.population import POSTCODE_AREA, SECTORS, background, make_population
-from synthetic.typologies import hard_negative_events, plan, scenario_events
+from synthetic.typologies import hard_negative_events, plan, scenario_events, spread_onsets, stream_scale
 
 
 def bank_name(i: int) -> str:
@@ -47,6 +49,7 @@ def generate(
     family: str = "tune",
     laundering: bool = True,
     progress: Callable[[str], None] | None = None,
+    stream_life: int = 0,
 ) -> dict:
     progress = progress or (lambda message: None)
     started = time.perf_counter()
@@ -56,7 +59,9 @@ def generate(
     end_d = date.fromisoformat(end)
     start_d = end_d - timedelta(days=days - 1)
     pop = make_population(rng, accounts, banks, fam)
-    scenarios, negatives = plan(rng, pop, fam)
+    scenarios, negatives = plan(rng, pop, fam, stream_scale(days, stream_life) if stream_life else 1.0)
+    if stream_life:
+        spread_onsets(np.random.default_rng([seed, fam.stream, 15]), pop, scenarios, days, stream_life)
     ev = Events(rng, days)
     background(ev, pop, start_d.day, fam)
     scenario_events(ev, pop, scenarios, fam)
@@ -180,6 +185,12 @@ def generate(
             "pattern": pl.Series(pattern.tolist(), dtype=pl.Utf8),
         }
     )  # laundering pattern, if any
+    if stream_life:  # the day each planted account's scenario starts (before the data for those already running)
+        onset = np.full(pop.n, None, dtype=object)
+        for sc in scenarios:
+            for idx in sc.roles.values():
+                onset[idx] = start_d + timedelta(days=sc.extra["onset"])
+        labels = labels.with_columns(pl.Series("onset", onset.tolist(), dtype=pl.Date))
 
     out_dir.mkdir(parents=True, exist_ok=True)
     info = {"transactions": {}, "accounts": {}, "labels": labels.height}

@@ -21,6 +21,12 @@ many of them any rule or the forest scored above 0 (no blend can lift an account
 precision@k that allows.
 
     PYTHONPATH=. python -m synthetic.learning_sim --out bench/learning --accounts 20000 --seed 101 --family holdout
+
+`--stream [LIFE]` (stream mode, synthetic/generate.py `stream_life`): trafficking scenarios start throughout the
+simulated months and each runs LIFE days (60 without a value), as many running on any day as in the default data, so
+every month brings as many fresh planted accounts as any other. Without it the planted behaviour runs the whole span,
+decisions use the findable positives up and the figures measure the pool running dry, not learning. `fresh` says how
+many planted accounts' scenarios started in the month's window.
 """
 
 from __future__ import annotations
@@ -53,33 +59,37 @@ KEYS = ["bank_id", "account_id"]
 
 
 def prepare(
-    root: Path, accounts: int, months: int, window_days: int, seed: int, family: str, held_out: float
+    root: Path, accounts: int, months: int, window_days: int, seed: int, family: str, held_out: float, stream: int = 0
 ) -> tuple[Path, pl.DataFrame, date]:
     """Generate `months` windows of bookings for two banks and load them (kept and reused for the same parameters);
     returns the store, labels and first day."""
     days = window_days + MONTH * (months - 1)  # the first window, then one month more per month
     params = {"accounts": accounts, "days": days, "seed": seed, "family": family, "end": END}
+    if stream:  # kept out of the default's marker, so a stored default base stays reusable
+        params["stream"] = stream
     db, marker = root / "base.duckdb", root / "base.json"
     if not (db.exists() and marker.exists() and json.loads(marker.read_text()) == params):
         shutil.rmtree(root / "gen", ignore_errors=True)
         db.unlink(missing_ok=True)
-        generate(root / "gen", accounts=accounts, days=days, banks=2, seed=seed, family=family, end=END)
+        generate(root / "gen", accounts=accounts, days=days, banks=2, seed=seed, family=family, end=END, stream_life=stream)
         for bank in sorted(p.name for p in (root / "gen").iterdir() if p.is_dir()):
             out = ingest(root / "gen" / bank, db)
             if out.outcome != "loaded":
                 raise RuntimeError(f"{bank}: {out.outcome}")
         marker.write_text(json.dumps(params))
-    labels = pl.read_parquet(root / "gen" / "labels.parquet").select(*KEYS, (pl.col("typology") != "none").alias("positive"))
+    labels = pl.read_parquet(root / "gen" / "labels.parquet")
+    onset = pl.col("onset") if "onset" in labels.columns else pl.lit(None, dtype=pl.Date)
+    labels = labels.select(*KEYS, (pl.col("typology") != "none").alias("positive"), onset.alias("onset"))
     labels = labels.sort(KEYS).with_columns(
         pl.Series("held_out", np.random.default_rng([seed, 16]).random(labels.height) < held_out)
     )
     return db, labels, date.fromisoformat(END) - timedelta(days=days - 1)
 
 
-def settings_for(as_of: date | None, window_days: int, learn: bool) -> Settings:
+def settings_for(as_of: date | None, window_days: int, learn: bool, rerank: dict | None = None) -> Settings:
     """A month's run: the window up to `as_of`, no budget and no floor: the whole population is ranked, so the re-ranker can lift what the rules rank low."""
     over = {"window.days": window_days, "budget.share": 1.0, "fusion.min_score": 0.0, "rerank.enabled": learn}
-    return Settings().with_overrides(**over, **({"window.as_of": as_of} if as_of else {}))
+    return Settings().with_overrides(**over, **(rerank or {}), **({"window.as_of": as_of} if as_of else {}))
 
 
 def before_learning(db: Path, run_id: str) -> pl.DataFrame:
@@ -120,6 +130,7 @@ def play(
     flip: float,
     learn: bool,
     seed: int,
+    rerank: dict | None = None,
 ) -> list[dict]:
     """One arm: a fresh copy of the store, `months` months of scoring, deciding the top `work` and (if `learn`) refitting."""
     shutil.rmtree(arm, ignore_errors=True)
@@ -136,7 +147,7 @@ def play(
         as_of = first + timedelta(days=window_days - 1 + MONTH * (m - 1))
         # the simulation's today is the month's end: its investigators' decisions and fits (made now) count as made by then
         res = score_and_publish(
-            db, arm / f"month{m}", settings_for(as_of, window_days, learn), models_dir=models, casework_today=True
+            db, arm / f"month{m}", settings_for(as_of, window_days, learn, rerank), models_dir=models, casework_today=True
         )
         ranked, unblended = res.alerts.sort("rank"), before_learning(db, res.run_id)
         precision, _ = precision_at(ranked, decided, labels, k)
@@ -148,6 +159,7 @@ def play(
         raised = undecided.join(unblended.filter(pl.col("score") > 0), on=KEYS, how="semi")  # some rule or the forest saw it
         pool, rankable = undecided.height, raised.height
         held_rankable = raised.join(fresh, on=KEYS, how="semi").height
+        started_now = labels.filter(pl.col("onset").is_between(as_of - timedelta(days=window_days - 1), as_of)).height
         todo = top.head(work)
         wrong = rng.random(todo.height) < flip
         cw = open_casework(db)
@@ -158,7 +170,8 @@ def play(
         model = None
         if learn:
             try:  # the decisions as they stand now; the window is not needed (each alert kept what it showed)
-                model = fit_reranker(db, Settings().with_overrides(**{"window.days": window_days}), models_dir=models, seed=seed)
+                fit = Settings().with_overrides(**{"window.days": window_days}, **(rerank or {}))
+                model = fit_reranker(db, fit, models_dir=models, seed=seed)
             except LearningError:
                 model = None
         out.append(
@@ -174,6 +187,7 @@ def play(
                 "ceiling": round(min(k, rankable) / k, 4),
                 "held_out_rankable": held_rankable,
                 "held_out_ceiling": round(min(k, held_rankable) / k, 4),
+                "fresh": started_now,
                 "ranked": res.alerts.height,
                 "worked": todo.height,
                 "escalated": int(todo["positive"].sum()),
@@ -216,23 +230,26 @@ def simulate(
     flip: float = 0.1,
     held_out: float = 0.5,
     argv: list[str] | None = None,
+    stream: int = 0,
+    rerank: dict | None = None,
 ) -> dict:
     started = time.perf_counter()
     root = store.private_dir(out)
-    base, labels, first = prepare(root, accounts, months, window_days, seed, family, held_out)
+    base, labels, first = prepare(root, accounts, months, window_days, seed, family, held_out, stream)
     result = {
         "command": "PYTHONPATH=. python -m synthetic.learning_sim " + " ".join(argv or []),
         "accounts": accounts,
         "planted": int(labels["positive"].sum()),
         "family": family,
         "seed": seed,
+        "stream_life": stream,
         "months": months,
         "window_days": window_days,
         "k": k,
         "work": work,
         "held_out": held_out,
         "held_out_planted": int(labels.filter("held_out")["positive"].sum()),
-        "rerank": Settings().rerank.model_dump(),
+        "rerank": Settings().with_overrides(**(rerank or {})).rerank.model_dump(),
         "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores (shared)",
         "generate_seconds": round(time.perf_counter() - started, 1),
         "arms": {},
@@ -244,7 +261,7 @@ def simulate(
     ):
         print(f"{name}:", file=sys.stderr)
         t = time.perf_counter()
-        months_out = play(base, labels, first, root / name, months, window_days, k, work, f, learn, seed)
+        months_out = play(base, labels, first, root / name, months, window_days, k, work, f, learn, seed, rerank)
         arm = {"months": months_out, "seconds": round(time.perf_counter() - t, 1), **summary(months_out, f"precision@{k}")}
         arm["held_out"] = summary(months_out, f"held_out_precision@{k}")
         if learn:
@@ -273,8 +290,7 @@ def _share(text: str) -> float:
     return value
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", default="bench/learning", help="folder for the stores and learning.json")
     p.add_argument("--accounts", type=_at_least(100), default=20_000)
@@ -290,8 +306,56 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--flip", type=_share, default=0.1, help="share of decisions turned the other way in the third arm")
     p.add_argument("--held-out", type=_share, default=0.5, help="share of accounts no investigator works (measured fresh)")
-    a = p.parse_args(argv)
-    r = simulate(a.out, a.accounts, a.months, a.window_days, a.k, a.work, a.seed, a.family, a.flip, a.held_out, argv)
+    p.add_argument(
+        "--stream",
+        type=_at_least(7),
+        nargs="?",
+        const=60,
+        default=0,
+        metavar="LIFE",
+        help="stream mode: scenarios start throughout the months, each running LIFE days (60 without a value)",
+    )
+    p.add_argument(
+        "--rerank",
+        type=_rerank_setting,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a re-ranker setting for this run (rerank.max_weight=0.8; repeatable; default: schemas/settings.py)",
+    )
+    return p
+
+
+def _rerank_setting(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    key = key if key.startswith("rerank.") else f"rerank.{key}"
+    if not sep or key.removeprefix("rerank.") not in type(Settings().rerank).model_fields:
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE with a rerank setting as KEY")
+    try:
+        Settings().with_overrides(**{key: value})
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"{text!r}: {str(e).splitlines()[0]}") from None
+    return key, value
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    a = parser().parse_args(argv)
+    r = simulate(
+        a.out,
+        a.accounts,
+        a.months,
+        a.window_days,
+        a.k,
+        a.work,
+        a.seed,
+        a.family,
+        a.flip,
+        a.held_out,
+        argv,
+        a.stream,
+        dict(a.rerank),
+    )
     for name, arm in r["arms"].items():
         print(
             f"{name:<22} precision@{a.k} by month {arm['precision']}  gain {arm['gain_1_to_last']:+.3f}  goal met: {arm['goal_met']}"

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from schemas.typologies import planted
-from synthetic.events import Events, minutes
+from synthetic.events import Events, Shifted, minutes
 from synthetic.families import LOOKALIKES, Family
 from synthetic.population import BNPL as BNPL_PROVIDERS
 from synthetic.population import CITIES, Population
@@ -77,11 +77,12 @@ def _lerp(s: float, blatant: tuple[float, float], subtle: tuple[float, float], r
     return float(rng.uniform(min(lo, hi), max(lo, hi)))
 
 
-def plan(rng: np.random.Generator, pop: Population, fam: Family) -> tuple[list[Scenario], list[Scenario]]:
+def plan(rng: np.random.Generator, pop: Population, fam: Family, scale: float = 1.0) -> tuple[list[Scenario], list[Scenario]]:
     """Choose accounts for scenarios and hard negatives and give them fitting attributes.
 
     Each scenario draws a subtlety from the family's beta distribution; it sets how many indicators show
-    (`_strength`) and, in `scenario_events`, amounts, wage spread and the share passed on."""
+    (`_strength`) and, in `scenario_events`, amounts, wage spread and the share passed on. `scale` multiplies the
+    number of scenarios (stream mode: more of them, each running only part of the span)."""
     persons = [int(i) for i in rng.permutation(np.flatnonzero(~pop.is_business))]
     businesses = [int(i) for i in rng.permutation(np.flatnonzero(pop.is_business))]
     from synthetic.population import SECTORS
@@ -89,7 +90,7 @@ def plan(rng: np.random.Generator, pop: Population, fam: Family) -> tuple[list[S
     code_to_sector = {s[0]: i for i, s in enumerate(SECTORS)}
     scenarios: list[Scenario] = []
     for typ, size in SIZES.items():
-        count = max(1, int(round(pop.n * POSITIVE_SHARE / size)))
+        count = max(1, int(round(pop.n * POSITIVE_SHARE * scale / size)))
         for s in range(count):
             sid = f"{SCENARIO_PREFIX[typ]}{s:03d}"
             subtle = float(np.round(rng.beta(*fam.subtlety), 3))
@@ -242,13 +243,43 @@ def plan(rng: np.random.Generator, pop: Population, fam: Family) -> tuple[list[S
     return scenarios, negatives
 
 
+def stream_scale(days: int, life: int) -> float:
+    """How many more scenarios stream mode plants so that as many run on any day as in the default data."""
+    return (days + life - 1) / life
+
+
+def spread_onsets(rng: np.random.Generator, pop: Population, scenarios: list[Scenario], days: int, life: int) -> None:
+    """Stream mode: each scenario runs `life` days from an onset; each typology's onsets are spread evenly (one per
+    equal slot, in a random order of its scenarios) over [-(life - 1), days), so every month of the data has as many
+    scenarios of each kind starting and running as any other. A planted account keeps the age it was drawn at the
+    scenario's last day (a mule's account opened for the purpose is new while it is used, not at the end of the data)."""
+    first = -(life - 1)
+    for typ in SIZES:
+        group = [sc for sc in scenarios if sc.typology == typ]
+        n = len(group)
+        slots = first + ((rng.permutation(n) + rng.random(n)) * (days - first) / max(n, 1)).astype(int)
+        for sc, onset in zip(group, slots.tolist()):
+            sc.extra["onset"], sc.extra["life"] = onset, life
+            for idx in sc.roles.values():
+                pop.account_age_days[idx] += max(0, days - (onset + life))  # days since the scenario's last day
+
+
 def _days(rng, n, days):
     return rng.integers(0, days, n)
 
 
 def scenario_events(ev: Events, pop: Population, scenarios: list[Scenario], fam: Family) -> None:
     """Bookings of the planted scenarios; subtlety scales volumes and amounts down and the share passed on
-    from near-all to the family's partial range (35-70 %)."""
+    from near-all to the family's partial range (35-70 %). A scenario with an onset (stream mode) books its own
+    `life` days from that day on."""
+    if any("onset" in sc.extra for sc in scenarios):
+        for sc in scenarios:
+            _scenario_events(Shifted(ev, sc.extra["onset"], sc.extra["life"]), pop, [sc], fam)
+        return
+    _scenario_events(ev, pop, scenarios, fam)
+
+
+def _scenario_events(ev: Events | Shifted, pop: Population, scenarios: list[Scenario], fam: Family) -> None:
     rng, days = ev.rng, ev.days
     males = np.flatnonzero((pop.gender == "m") & ~pop.is_business & (pop.age >= 20))
     persons = np.flatnonzero(~pop.is_business)
