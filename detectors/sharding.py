@@ -5,9 +5,10 @@ The coordinator (the scoring run's store connection) cuts the window into partit
 accounts: features, pass-through, the money edges of the link graph (`net_paid`, `net_received`: each groups one
 account's own bookings) and the hits of the rules that read only the account's own rows (`runs_on_shard`). The
 coordinator then joins the small results: the link graph from every shard's edges, the rules that read other accounts
-or the store (CROSS_SHARD_RULES, stage-2 rules), patterns, the isolation forest (fitted once on the combined features,
-which it samples itself), and a second round in which every shard scores its accounts with that model; fusion, cases
-and the budget follow as in a one-process run.
+or the store (CROSS_SHARD_RULES, stage-2 rules), patterns and the isolation forest. A saved model (the usual run) is
+known before the shards, so each shard also scores its accounts with it in the same task (each worker loads the file
+once); a model fitted in the run (on the combined features, which it samples itself) is scored in a second round of
+shard tasks. Fusion, cases and the budget follow as in a one-process run.
 
 How the shards run is the caller's: `shard_map(function, calls)` runs `function(**call)` for each call and returns
 the results in order. The default runs them one after the other in this process; pipelines/sharded.py runs them as
