@@ -5,9 +5,10 @@ The coordinator (the scoring run's store connection) cuts the window into partit
 accounts: features, pass-through, the money edges of the link graph (`net_paid`, `net_received`: each groups one
 account's own bookings) and the hits of the rules that read only the account's own rows (`runs_on_shard`). The
 coordinator then joins the small results: the link graph from every shard's edges, the rules that read other accounts
-or the store (CROSS_SHARD_RULES, stage-2 rules), patterns, the isolation forest (fitted once on the combined features,
-which it samples itself), and a second round in which every shard scores its accounts with that model; fusion, cases
-and the budget follow as in a one-process run.
+or the store (CROSS_SHARD_RULES, stage-2 rules), patterns and the isolation forest. A saved model (the usual run) is
+known before the shards, so each shard also scores its accounts with it in the same task (each worker loads the file
+once); a model fitted in the run (on the combined features, which it samples itself) is scored in a second round of
+shard tasks. Fusion, cases and the budget follow as in a one-process run.
 
 How the shards run is the caller's: `shard_map(function, calls)` runs `function(**call)` for each call and returns
 the results in order. The default runs them one after the other in this process; pipelines/sharded.py runs them as
@@ -17,6 +18,7 @@ address, phone or device) is built over every account before it is cut, so a sha
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -77,8 +79,19 @@ def _load(con, table: str, files: str, empty_like: str | None = None) -> None:
         )
 
 
-def score_shard(shard_dir: str, shard: int, days: int, window_end: str, rules: dict, memory_limit: str | None = None) -> dict:
-    """One shard's per-account work in its own in-memory DuckDB; the results go to `out/K/` as Parquet."""
+def score_shard(
+    shard_dir: str,
+    shard: int,
+    days: int,
+    window_end: str,
+    rules: dict,
+    memory_limit: str | None = None,
+    model_file: str | None = None,
+    anomaly_floor: float = 0.0,
+) -> dict:
+    """One shard's per-account work in its own in-memory DuckDB; the results go to `out/K/` as Parquet. With
+    `model_file` (a saved isolation forest the run loads rather than fits), the shard also scores its accounts with it
+    in the same task: no second round of tasks."""
     root = Path(shard_dir)
     out = store.private_dir(root / "out" / str(shard))
     con = store.connect(None, memory_limit)
@@ -94,16 +107,33 @@ def score_shard(shard_dir: str, shard: int, days: int, window_end: str, rules: d
         for table in SHARD_OUTPUTS:
             con.execute(f"COPY {table} TO $dst (FORMAT parquet)", {"dst": str(out / f"{table}.parquet")})
         rows = con.execute("SELECT count(*) FROM win_tx").fetchone()[0]
-        return {"shard": shard, "accounts": features.height, "rows": rows, "process": f"{socket.gethostname()}:{os.getpid()}"}
     finally:
         con.close()
+    done = {"shard": shard, "accounts": features.height, "rows": rows, "process": f"{socket.gethostname()}:{os.getpid()}"}
+    if model_file:
+        done |= score_shard_anomaly(shard_dir, shard, model_file, anomaly_floor)
+    return done
+
+
+@functools.lru_cache(maxsize=2)
+def _cached_model(path: str, mtime_ns: int) -> AnomalyDetector:
+    """A worker loads a model file once and keeps it for its next shards (the key changes if the file is rewritten)."""
+    return AnomalyDetector.load(path)
+
+
+def load_model(folder_or_file: str | Path) -> AnomalyDetector:
+    p = Path(folder_or_file)
+    if p.is_dir():
+        p = p / (p / "LATEST").read_text().strip()
+    return _cached_model(str(p), p.stat().st_mtime_ns)
 
 
 def score_shard_anomaly(shard_dir: str, shard: int, models_dir: str, anomaly_floor: float) -> dict:
-    """The isolation forest fitted on all shards, scoring this shard's accounts, with the words for the odd ones."""
+    """The isolation forest (`models_dir`: its folder or file), scoring this shard's accounts, with the words for the
+    odd ones."""
     out = Path(shard_dir) / "out" / str(shard)
     features = pl.read_parquet(out / "features.parquet")
-    model = AnomalyDetector.load(models_dir)
+    model = load_model(models_dir)
     anomaly = model.score(features).join(features.select("bank_id", "account_id", "segment"), on=["bank_id", "account_id"])
     odd = anomaly.filter(pl.col("anomaly") > anomaly_floor).select("bank_id", "account_id")
     words = model.explain(features.join(odd, on=["bank_id", "account_id"], how="semi"))
@@ -113,7 +143,7 @@ def score_shard_anomaly(shard_dir: str, shard: int, models_dir: str, anomaly_flo
     )
     anomaly.write_parquet(store.private_file(out / "anomaly.parquet"))
     explained.write_parquet(store.private_file(out / "explanations.parquet"))
-    return {"shard": shard, "accounts": anomaly.height, "above_floor": odd.height}
+    return {"shard": shard, "accounts": anomaly.height, "above_floor": odd.height, "model": model.version}
 
 
 # ---- the coordinator's stages --------------------------------------------------------------------------------------
@@ -146,8 +176,18 @@ def _export(run: Run) -> dict:
     return {"shards": n}
 
 
+def _saved_model(run: Run) -> str | None:
+    """The model file iforest_fit will load (not refit), known before the shards; None when the run fits one."""
+    models_dir = Path(run.context["models_dir"])
+    if run.context["refit"] or not (models_dir / "LATEST").exists():
+        return None
+    return str(models_dir / (models_dir / "LATEST").read_text().strip())
+
+
 def _shards(run: Run) -> dict:
-    """Every shard's features, edges and own-row rule hits; loaded back as the combined temp tables."""
+    """Every shard's features, edges and own-row rule hits (and, with a saved model, its anomaly scores); loaded back
+    as the combined temp tables."""
+    model_file = _saved_model(run)
     calls = [
         {
             "shard_dir": str(_root(run)),
@@ -156,10 +196,13 @@ def _shards(run: Run) -> dict:
             "window_end": run["window"].end.isoformat(),
             "rules": run.context["rule_config"],
             "memory_limit": run.context.get("shard_memory_limit"),
+            "model_file": model_file,
+            "anomaly_floor": run.settings.fusion.anomaly_floor,
         }
         for k in range(int(run.context["shards"]))
     ]
     done = run.context["shard_map"](score_shard, calls)
+    run["shard_model"] = {d.get("model") for d in done}  # the model the shards scored with: iforest_score checks it
     for table in SHARD_OUTPUTS:
         name = "shard_hits" if table == "hits" else table
         run.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM read_parquet(?)", [_outputs(run, table)])
@@ -188,17 +231,10 @@ def _rules(run: Run) -> dict:
 
 
 def _iforest_score(run: Run) -> dict:
-    """Every shard scores its accounts with the one model; anomaly rows in the order a one-process run gives them."""
-    calls = [
-        {
-            "shard_dir": str(_root(run)),
-            "shard": k,
-            "models_dir": str(run.context["models_dir"]),
-            "anomaly_floor": run.settings.fusion.anomaly_floor,
-        }
-        for k in range(int(run.context["shards"]))
-    ]
-    run.context["shard_map"](score_shard_anomaly, calls)
+    """Every shard scores its accounts with the one model (already done in the shard tasks when the run loaded the model
+    they used; a second round of tasks when it was fitted here); anomaly rows in the order a one-process run gives them."""
+    if run.results.get("shard_model") != {run["model"].version}:
+        _score_round(run)
     anomaly = pl.read_parquet(_outputs(run, "anomaly"))
     segments = list(run["model"].models)
     run["anomaly"] = (
@@ -211,6 +247,20 @@ def _iforest_score(run: Run) -> dict:
     if not run.context.get("keep_shards"):
         shutil.rmtree(_root(run), ignore_errors=True)
     return {"accounts": run["anomaly"].height, "above_floor": len(run["explanations"])}
+
+
+def _score_round(run: Run) -> None:
+    """The second round of shard tasks, for a model fitted after the shards."""
+    calls = [
+        {
+            "shard_dir": str(_root(run)),
+            "shard": k,
+            "models_dir": str(run.context["models_dir"]),
+            "anomaly_floor": run.settings.fusion.anomaly_floor,
+        }
+        for k in range(int(run.context["shards"]))
+    ]
+    run.context["shard_map"](score_shard_anomaly, calls)
 
 
 SHARDED: dict[str, tuple[Stage, ...]] = {

@@ -107,3 +107,22 @@ def test_four_shards_on_a_local_dask_cluster_through_prefect_give_the_same_alert
     assert_same_alerts(one, many)
     # the shards ran in the cluster's two worker processes, not here
     assert any(re.search(r"score shards: .*processes 2\b", m) for m in heard), [m for m in heard if "shards" in m]
+
+
+def test_a_saved_model_is_scored_in_the_shard_tasks_and_a_fitted_one_in_a_second_round(store, tmp_path):
+    """With a saved model the shards score their accounts in the same task; a run that fits its model (refit) needs a
+    second round after the fit. Both give the one-process alerts."""
+    one = _score(store, tmp_path, "one", refit=True)
+    rounds = {}
+
+    def counting(function, calls):
+        rounds[function.__name__] = rounds.get(function.__name__, 0) + 1
+        return in_process(function, calls)
+
+    loaded = _score(store, tmp_path, "loaded", shards=3, shard_map=counting)
+    assert rounds == {"score_shard": 1} and loaded.model_version == one.model_version
+    assert_same_alerts(one, loaded)
+    rounds.clear()
+    fitted = _score(store, tmp_path, "fitted", shards=3, shard_map=counting, refit=True)
+    assert rounds == {"score_shard": 1, "score_shard_anomaly": 1}
+    assert_same_alerts(one, fitted)
