@@ -36,7 +36,6 @@ from detectors.window import (
     Window,
     categorise,
     define_accounts,
-    define_window,
     drop_win_tx,
     rows_sql,
 )
@@ -80,9 +79,7 @@ def define_kept_window(con: duckdb.DuckDBPyConnection, days: int, categories: di
         if why is None:
             info = _carry_forward(con, kept, days, end, categories)
         else:
-            define_window(con, days, end, categories)
-            con.execute("DELETE FROM window_cache_tx")
-            con.execute("INSERT INTO window_cache_tx BY NAME SELECT * FROM win_tx")
+            _rebuild(con, days, end, categories)
             info = {}
         start, rows = con.execute(
             f"SELECT getvariable('window_end') - INTERVAL {int(days)} DAY, (SELECT count(*) FROM window_cache_tx)"
@@ -101,11 +98,20 @@ def define_kept_window(con: duckdb.DuckDBPyConnection, days: int, categories: di
     except BaseException:
         con.execute("ROLLBACK")
         raise
-    if why is None:
-        drop_win_tx(con)
-        con.execute("CREATE TEMP VIEW win_tx AS SELECT * FROM window_cache_tx")
-        define_accounts(con)
+    drop_win_tx(con)
+    con.execute("CREATE TEMP VIEW win_tx AS SELECT * FROM window_cache_tx")
+    define_accounts(con)
     return window, {"used": why is None, **({"why_not": why} if why else {}), **info}
+
+
+def _rebuild(con, days: int, end, categories: dict) -> None:
+    """The kept window from scratch, as define_window builds win_tx, written straight into the kept table (win_tx is
+    then a view of it, as on a carried night): a temp win_tx copied into the store cost as much again."""
+    con.execute("SET VARIABLE window_end = CAST(? AS TIMESTAMPTZ)", [end.isoformat()])
+    where = f"t.booked_at > getvariable('window_end') - INTERVAL {int(days)} DAY AND t.booked_at <= getvariable('window_end')"
+    categorise(con, categories, where)
+    con.execute("DELETE FROM window_cache_tx")
+    con.execute(f"INSERT INTO window_cache_tx BY NAME {rows_sql(where)} ORDER BY {CLUSTER_BY}")
 
 
 def _store_in_order(con) -> None:
