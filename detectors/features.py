@@ -222,17 +222,28 @@ def days_sql(source: str) -> str:
     return f"{DAILY_SQL} FROM {source} t GROUP BY ALL"
 
 
-def feature_inputs(con: duckdb.DuckDBPyConnection, window_days: int, source: str = "win_tx") -> None:
+def feature_inputs(
+    con: duckdb.DuckDBPyConnection,
+    window_days: int,
+    source: str = "win_tx",
+    values: str = "acct_values",
+    days: str = "acct_days",
+) -> None:
     """Temp tables over `source`, everything the features are made of: acct_parts, acct_values (last seen), acct_days,
-    and from those acct_counts (distinct counts) and acct_pt (pass-through in cents)."""
+    and from those acct_counts (distinct counts) and acct_pt (pass-through in cents). `values` and `days` other than
+    the temp tables are stored tables emptied and written instead (a nightly first run keeps them: written once)."""
     con.execute(f"CREATE OR REPLACE TEMP TABLE acct_parts AS {parts_sql(source)}")
+    for table, temp in ((values, "acct_values"), (days, "acct_days")):
+        if table != temp:
+            con.execute(f"DELETE FROM {table}")
     # One statement per column, so that only one (account, value) group-by holds memory at a time.
     for i, column in enumerate(distinct_columns()):
-        verb = "CREATE OR REPLACE TEMP TABLE acct_values AS" if i == 0 else "INSERT INTO acct_values"
+        verb = "CREATE OR REPLACE TEMP TABLE acct_values AS" if i == 0 and values == "acct_values" else f"INSERT INTO {values}"
         con.execute(f"{verb} {values_sql(column, source)}")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE acct_counts AS {counts_sql('acct_values', window_start(window_days))}")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE acct_days AS {days_sql(source)}")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE acct_pt AS {pass_through_sql('acct_days')}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE acct_counts AS {counts_sql(values, window_start(window_days))}")
+    verb = "CREATE OR REPLACE TEMP TABLE acct_days AS" if days == "acct_days" else f"INSERT INTO {days}"
+    con.execute(f"{verb} {days_sql(source)}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE acct_pt AS {pass_through_sql(days)}")
 
 
 def features_from(

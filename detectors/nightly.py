@@ -114,12 +114,9 @@ def features(
         if why is None:
             info = _carry_forward(con, state, window, categories)
         else:
-            feature_inputs(con, window.days)
+            # the kept last-seen values and daily totals written once, straight from win_tx (no temp copies)
+            feature_inputs(con, window.days, values="feature_cache_values", days="feature_cache_days")
             info = {"accounts": con.execute("SELECT count(*) FROM acct_parts").fetchall()[0][0]}
-            for t in ("feature_cache_values", "feature_cache_days"):
-                con.execute(f"DELETE FROM {t}")
-            con.execute("INSERT INTO feature_cache_values SELECT * FROM acct_values")
-            con.execute("INSERT INTO feature_cache_days SELECT * FROM acct_days")
         _keep_parts(con)
         out = features_from(con, window.days)
         info = {"used": why is None, **({"why_not": why} if why else {}), **info}

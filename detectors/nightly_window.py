@@ -6,10 +6,13 @@ row in `window_cache` saying which window they are); a run whose window only mov
 that left it and adds the new ones with their derived columns. The kept window is used under the same conditions
 as the kept feature parts (detectors/nightly.py `unusable`: same window length and categories, no booking of the
 kept window added, deleted or replaced since, the new window starts inside the old one); anything else rebuilds
-it from the bookings (detectors/window.py) and keeps the new one. Purge and rekey empty both tables.
+it from the bookings (rows as detectors/window.py derives them) straight into the kept table, and keeps it. Purge
+and rekey empty both tables.
 
-win_tx is then a temp view of the kept table: the detectors read a stored table as fast as a temp one (measured at
-1 M bookings), and copying it into a temp table would cost most of what the kept window saves.
+win_tx is then, carried or rebuilt, a temp view of the kept table: the detectors read a stored table as fast as a temp
+one (measured at 1 M bookings), and copying it into a temp table would cost most of what the kept window saves. A
+rebuild (a first load) writes the window once: building a temp win_tx and copying it into the store cost 1.2 CPU s
+more at 2.5 M bookings (writing a stored table, compressed, is the dearer half).
 
 The rules read win_tx fast because it is stored in CLUSTER_BY order (detectors/window.py): each rule's slice lies in
 a few row groups. A night appends its bookings in that order among themselves, but one night is about one row group,
@@ -36,7 +39,6 @@ from detectors.window import (
     Window,
     categorise,
     define_accounts,
-    define_window,
     drop_win_tx,
     rows_sql,
 )
@@ -80,9 +82,7 @@ def define_kept_window(con: duckdb.DuckDBPyConnection, days: int, categories: di
         if why is None:
             info = _carry_forward(con, kept, days, end, categories)
         else:
-            define_window(con, days, end, categories)
-            con.execute("DELETE FROM window_cache_tx")
-            con.execute("INSERT INTO window_cache_tx BY NAME SELECT * FROM win_tx")
+            _rebuild(con, days, end, categories)
             info = {}
         start, rows = con.execute(
             f"SELECT getvariable('window_end') - INTERVAL {int(days)} DAY, (SELECT count(*) FROM window_cache_tx)"
@@ -101,11 +101,20 @@ def define_kept_window(con: duckdb.DuckDBPyConnection, days: int, categories: di
     except BaseException:
         con.execute("ROLLBACK")
         raise
-    if why is None:
-        drop_win_tx(con)
-        con.execute("CREATE TEMP VIEW win_tx AS SELECT * FROM window_cache_tx")
-        define_accounts(con)
+    drop_win_tx(con)
+    con.execute("CREATE TEMP VIEW win_tx AS SELECT * FROM window_cache_tx")
+    define_accounts(con)
     return window, {"used": why is None, **({"why_not": why} if why else {}), **info}
+
+
+def _rebuild(con, days: int, end, categories: dict) -> None:
+    """The kept window from scratch, as define_window builds win_tx, written straight into the kept table (win_tx is
+    then a view of it, as on a carried night): a temp win_tx copied into the store cost as much again."""
+    con.execute("SET VARIABLE window_end = CAST(? AS TIMESTAMPTZ)", [end.isoformat()])
+    where = f"t.booked_at > getvariable('window_end') - INTERVAL {int(days)} DAY AND t.booked_at <= getvariable('window_end')"
+    categorise(con, categories, where)
+    con.execute("DELETE FROM window_cache_tx")
+    con.execute(f"INSERT INTO window_cache_tx BY NAME {rows_sql(where)} ORDER BY {CLUSTER_BY}")
 
 
 def _store_in_order(con) -> None:
