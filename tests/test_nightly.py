@@ -265,7 +265,9 @@ def test_one_connection_builds_the_window_kept_and_from_scratch_in_turn(split, t
             return con.sql("SELECT * FROM win_tx ORDER BY txn_id").pl()
 
         def is_view() -> bool:
-            return con.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = 'win_tx' AND temporary").fetchall()[0][0] == 1
+            return (
+                con.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = 'win_tx' AND temporary").fetchall()[0][0] == 1
+            )
 
         _, first = define_kept_window(con, DAYS, CATEGORIES, "r1")
         built = rows()
