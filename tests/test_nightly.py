@@ -65,14 +65,29 @@ def _features_both_ways(db, tmp_path) -> tuple[pl.DataFrame, pl.DataFrame, dict]
         con.close()
 
 
-def test_night_by_night_gives_the_alerts_of_a_run_from_scratch(split, tmp_path):
+def test_night_by_night_gives_the_alerts_of_a_run_from_scratch(split, tmp_path, monkeypatch):
+    """Also: nights append their bookings after the kept ones; once those pass RESORT_SHARE of the window, the night
+    stores the whole kept window in cluster order again (the rules' reads stay cheap)."""
+    import detectors.nightly_window as nightly_window
+
     base, nights = split
     db = tmp_path / "nightly.duckdb"
     _load(db, *base)
     _score(db, tmp_path, refit=True)  # the first run: nothing kept yet, the model is fitted and saved
-    for night in nights:
+    for night, share in zip(nights, (1.0, 0.0)):  # below the share: appended as they come; then any appended booking passes it
+        monkeypatch.setattr(nightly_window, "RESORT_SHARE", share)
         _load(db, *night)
         nightly = _score(db, tmp_path)
+        con = store.connect(db)
+        try:
+            runs, in_order = _runs_of_cluster_order(con)
+            if share:
+                added = _cache_log(db)[-1]["window"]["bookings_added"]
+                assert runs > in_order and state(con)["unsorted_rows"] == added > 0
+            else:
+                assert _cache_log(db)[-1]["window"]["resorted"] and runs == in_order and state(con)["unsorted_rows"] == 0
+        finally:
+            con.close()
     first, *later = _cache_log(db)
     assert not first["used"] and first["why_not"] == "nothing kept yet"
     assert not first["window"]["used"] and first["window"]["why_not"] == "nothing kept yet"
@@ -116,41 +131,6 @@ def _runs_of_cluster_order(con) -> tuple[int, int]:
     rows = con.sql("SELECT is_in, channel FROM window_cache_tx").pl()  # a scan returns a table's rows in stored order
     runs = rows.select((pl.struct("is_in", "channel") != pl.struct("is_in", "channel").shift()).sum()).item() + 1
     return runs, rows.unique().height
-
-
-def test_the_kept_window_is_stored_in_cluster_order_again_in_time(split, tmp_path, monkeypatch):
-    """Nights append their bookings after the kept ones; once those pass RESORT_SHARE of the window, the night stores the
-    whole window in cluster order again (the rules' reads stay cheap), with the same alerts."""
-    import detectors.nightly_window as nightly_window
-
-    base, nights = split
-    db = tmp_path / "order.duckdb"
-    _load(db, *base)
-    _score(db, tmp_path, refit=True)
-    monkeypatch.setattr(nightly_window, "RESORT_SHARE", 1.0)  # the near miss: below the share, appended as they come
-    _load(db, *nights[0])
-    _score(db, tmp_path)
-    con = store.connect(db)
-    try:
-        runs, in_order = _runs_of_cluster_order(con)
-        added = _cache_log(db)[-1]["window"]["bookings_added"]
-        assert runs > in_order and state(con)["unsorted_rows"] == added > 0
-    finally:
-        con.close()
-    monkeypatch.setattr(nightly_window, "RESORT_SHARE", 0.0)  # any appended booking passes it
-    _load(db, *nights[1])
-    nightly = _score(db, tmp_path)
-    assert _cache_log(db)[-1]["window"]["resorted"]
-    con = store.connect(db)
-    try:
-        assert _runs_of_cluster_order(con)[0] == _runs_of_cluster_order(con)[1] and state(con)["unsorted_rows"] == 0
-    finally:
-        con.close()
-    kept_tx, scratch_tx = _windows_both_ways(db)
-    assert kept_tx.equals(scratch_tx)
-    fresh = tmp_path / "fresh.duckdb"
-    _load(fresh, *base, *nights[0], *nights[1])
-    assert_same_alerts(_score(fresh, tmp_path, overrides=SCRATCH), nightly)
 
 
 def _correct_closed_day(base_bank, out):
