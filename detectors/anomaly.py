@@ -124,10 +124,18 @@ class AnomalyDetector:
 
     @staticmethod
     def load(folder_or_file: str | Path) -> "AnomalyDetector":
-        p = Path(folder_or_file)
-        if p.is_dir():
-            p = p / (p / "LATEST").read_text().strip()
-        return joblib.load(p)
+        return joblib.load(model_file(folder_or_file))
+
+
+def model_file(folder_or_file: str | Path) -> Path:
+    """The saved model a folder's LATEST names (or the file itself)."""
+    p = Path(folder_or_file)
+    return p / (p / "LATEST").read_text().strip() if p.is_dir() else p
+
+
+def saved_model(models_dir: str | Path, refit: bool) -> Path | None:
+    """The model file a run loads, or None when it fits one (asked to refit, or nothing saved yet)."""
+    return None if refit or not (Path(models_dir) / "LATEST").exists() else model_file(models_dir)
 
 
 def _fmt(name: str, v: float) -> str:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import polars as pl
 
-from detectors.anomaly import AnomalyDetector
+from detectors.anomaly import AnomalyDetector, saved_model
 from detectors.cases import CASE_COLUMNS, CaseGrouper
 from detectors.features import compute_features
 from detectors.fusion import AlertBudget, Fusion, blend_learned, budget_lines, rate_warnings
@@ -346,12 +346,13 @@ def _patterns(run: Run) -> dict:
 
 def _iforest_fit(run: Run) -> dict:
     models_dir = run.context["models_dir"]
-    if run.context["refit"] or not (models_dir / "LATEST").exists():
+    saved = saved_model(models_dir, run.context["refit"])
+    if saved is None:
         run["model"] = AnomalyDetector().fit(run["features"])
         if run.context.get("save_model", True):  # tuning: a backtest fits in memory and saves nothing
             run["model"].save(models_dir)
         return {"model": "fitted"}
-    run["model"] = AnomalyDetector.load(models_dir)
+    run["model"] = AnomalyDetector.load(saved)
     return {"model": "loaded"}
 
 

@@ -28,7 +28,7 @@ from typing import Callable
 
 import polars as pl
 
-from detectors.anomaly import AnomalyDetector
+from detectors.anomaly import AnomalyDetector, model_file, saved_model
 from detectors.features import compute_features
 from detectors.network import build_edges, build_known, build_shared, join_edges
 from detectors.rule_detector import RuleDetector
@@ -122,9 +122,7 @@ def _cached_model(path: str, mtime_ns: int) -> AnomalyDetector:
 
 
 def load_model(folder_or_file: str | Path) -> AnomalyDetector:
-    p = Path(folder_or_file)
-    if p.is_dir():
-        p = p / (p / "LATEST").read_text().strip()
+    p = model_file(folder_or_file)
     return _cached_model(str(p), p.stat().st_mtime_ns)
 
 
@@ -178,10 +176,8 @@ def _export(run: Run) -> dict:
 
 def _saved_model(run: Run) -> str | None:
     """The model file iforest_fit will load (not refit), known before the shards; None when the run fits one."""
-    models_dir = Path(run.context["models_dir"])
-    if run.context["refit"] or not (models_dir / "LATEST").exists():
-        return None
-    return str(models_dir / (models_dir / "LATEST").read_text().strip())
+    saved = saved_model(run.context["models_dir"], run.context["refit"])
+    return str(saved) if saved else None
 
 
 def _shards(run: Run) -> dict:
