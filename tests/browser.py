@@ -77,6 +77,16 @@ def chromium(tmp_dir):
         driver.quit()
 
 
+def absent(driver, by: str, value: str) -> bool:
+    """No such element on the page as it is now. find_elements would wait the implicit 5 s for each absent element;
+    the page has loaded already, so there is nothing to wait for."""
+    driver.implicitly_wait(0)
+    try:
+        return not driver.find_elements(by, value)
+    finally:
+        driver.implicitly_wait(5)
+
+
 def click_and_wait(driver, element) -> None:
     """Click something that loads a new page, and wait until it has (the old page's <html> goes stale)."""
     old = driver.find_element("tag name", "html")

@@ -7,7 +7,7 @@ import pytest
 from selenium.webdriver.support.ui import Select
 
 from casework.review.app import Review
-from tests.browser import DOCS, browser_missing, chromium, click_and_wait, log_in, served, skip_module_without_browser
+from tests.browser import DOCS, absent, browser_missing, chromium, click_and_wait, log_in, served, skip_module_without_browser
 from tests.test_review import PASSWORDS, alert_of, site  # noqa: F401  (site is the shared store fixture)
 
 pytestmark = pytest.mark.slow  # a real browser; `make test-fast` leaves these out
@@ -29,7 +29,7 @@ def test_investigator_works_an_alert_end_to_end(web):
         # filter: only the escalated ones (none yet), then back to the active queue for one typology
         Select(d.find_element("id", "f-status")).select_by_value("escalated")
         click_and_wait(d, d.find_element("id", "apply"))
-        assert d.find_elements("css selector", "tr.alert-row") == []
+        assert absent(d, "css selector", "tr.alert-row")
         typ = res.alerts.filter(pl.col("account_id") == "v1")["typology"][0]
         Select(d.find_element("id", "f-status")).select_by_value("active")
         Select(d.find_element("id", "f-typology")).select_by_value(typ)
@@ -58,7 +58,7 @@ def test_a_bank_b_investigator_cannot_open_bank_as_alert(web):
         assert theirs not in listed
         d.get(f"{base}/alerts/{theirs}")  # by link
         assert d.find_element("id", "error").text == f"No alert {theirs} for you."
-        assert not d.find_elements("id", "decide")  # no page, no forms
+        assert absent(d, "id", "decide")  # no page, no forms
 
 
 @pytest.mark.skipif(os.environ.get("THB_SCREENSHOTS") != "1", reason="THB_SCREENSHOTS=1 refreshes docs/ screenshots")
@@ -170,11 +170,11 @@ def test_an_investigator_gets_no_fiu_queue(fiu_web):
     base, db, root = fiu_web
     with chromium(root / "ann") as d:
         log_in(d, base, "ann", PASSWORDS["ann"])
-        assert d.find_element("link text", "Audit log") and not d.find_elements("link text", "FIU subjects")  # no link
+        assert d.find_element("link text", "Audit log") and absent(d, "link text", "FIU subjects")  # no link
         for path in ("/fiu", "/fiu/subjects/recv"):  # nor by address
             d.get(f"{base}{path}")
             assert d.find_element("id", "error").text == "No such page for you."
-            assert not d.find_elements("id", "fiu-queue") and not d.find_elements("css selector", "tr.report-row")
+            assert absent(d, "id", "fiu-queue") and absent(d, "css selector", "tr.report-row")
 
 
 @pytest.mark.skipif(os.environ.get("THB_SCREENSHOTS") != "1", reason="THB_SCREENSHOTS=1 refreshes docs/ screenshots")

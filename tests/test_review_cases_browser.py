@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 
 from casework.review.app import Review
-from tests.browser import DOCS, chromium, click_and_wait, log_in, served, skip_module_without_browser
+from tests.browser import DOCS, absent, chromium, click_and_wait, log_in, served, skip_module_without_browser
 from tests.test_review import PASSWORDS, alert_of, site  # noqa: F401  (site is the shared store fixture)
 from tests.test_review_cases import case_of, hashed
 
@@ -53,7 +53,7 @@ def test_a_bank_b_investigator_cannot_open_bank_as_case(web):
         assert lone not in {r.get_attribute("data-case") for r in d.find_elements("css selector", "tr.case-row")}
         d.get(f"{base}/cases/{lone}")
         assert d.find_element("id", "error").text == f"No case {lone} for you."
-        assert not d.find_elements("id", "decide")
+        assert absent(d, "id", "decide")
         d.get(f"{base}/cases/{hashed(case_of(res, 'v1'))}")
         shown = {n.get_attribute("data-account") for n in d.find_elements("css selector", "svg.case-network g.node")}
         assert shown == {"ctrl", "v2", ""} and "v1" not in d.find_element("id", "case-accounts").text
