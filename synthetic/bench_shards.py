@@ -24,6 +24,24 @@ from pathlib import Path
 
 from synthetic.bench import REPO, ensure_extract, machine, parse_size
 
+DUCKDB_SHARE = 0.75  # of a process's memory limit, for its DuckDB: Arrow and polars frames and Python sit beside it
+
+
+def duckdb_limit(memory: str | None) -> str | None:
+    """DuckDB's memory_limit inside a process limited to `memory` (e.g. 4GB -> 3072MiB), as the store's default 3GB
+    keeps a one-process run near 4 GiB. Raises ValueError naming the value when it is not a size."""
+    if memory is None:
+        return None
+    from dask.utils import parse_bytes
+
+    try:
+        size = parse_bytes(memory)
+    except (ValueError, TypeError):
+        raise ValueError(f"--memory-limit: {memory[:40]!r} is not a size such as 4GB or 512MiB") from None
+    if size < 256 * 2**20:
+        raise ValueError(f"--memory-limit: {memory[:40]!r} is below 256MiB")
+    return f"{int(size * DUCKDB_SHARE) // 2**20}MiB"
+
 
 def _worker(kind: str, db: str, out: str, models: str, shards: int, workers: int, memory: str | None = None) -> dict:
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
@@ -34,7 +52,7 @@ def _worker(kind: str, db: str, out: str, models: str, shards: int, workers: int
         from detectors.scoring import score_store
 
         timer = Stopwatch()
-        res = score_store(db, out, models_dir=models, timer=timer, memory_limit=memory)
+        res = score_store(db, out, models_dir=models, timer=timer, memory_limit=duckdb_limit(memory))
         stages = dict(timer.times)
     else:
         import logging
@@ -49,7 +67,9 @@ def _worker(kind: str, db: str, out: str, models: str, shards: int, workers: int
         )
         logging.getLogger("prefect.flow_runs").addHandler(handler)
         refit = not (Path(models) / "LATEST").exists()
-        res = score_on_dask(db, out, shards, None, workers, worker_memory=memory, models=models, memory_limit=memory, refit=refit)
+        res = score_on_dask(
+            db, out, shards, None, workers, worker_memory=memory, models=models, memory_limit=duckdb_limit(memory), refit=refit
+        )
     total = time.perf_counter() - t0
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     alerts = res.alerts.sort("bank_id", "account_id")
@@ -81,7 +101,8 @@ def _run(kind: str, store: Path, work: Path, models: Path, shards: int, workers:
 
 
 def bench_shards(size: int, shards: int, workers: int, out: Path, memory: str | None = None, single: bool = True) -> dict:
-    """`memory` bounds each process: the Dask workers (Dask's limit) and every DuckDB (coordinator and shards).
+    """`memory` bounds each process: the Dask workers by Dask's limit, and every DuckDB (coordinator and shards) to
+    three quarters of it, which leaves room for the frames beside it.
     Without `single` only the sharded run is made (50 M rows in one process takes long and is measured by `bench`)."""
     from detectors.scoring import score_store
     from pipelines.ingest import ingest
@@ -128,7 +149,7 @@ if __name__ == "__main__":
     p.add_argument("args", nargs="+", help="SIZE (e.g. 1M), or for a worker: DB OUT MODELS")
     p.add_argument("--shards", type=int, default=4)
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--memory-limit", help="each worker's and each DuckDB's memory limit, e.g. 4GB")
+    p.add_argument("--memory-limit", help="each process's memory limit, e.g. 4GB (Dask's for the workers; DuckDB gets 3/4)")
     p.add_argument("--sharded-only", action="store_true", help="skip the one-process run (no alert comparison)")
     a = p.parse_args()
     if a.worker:
@@ -140,5 +161,9 @@ if __name__ == "__main__":
             p.error(str(e))
         if a.shards < 1 or a.workers < 1:
             p.error("--shards and --workers must be at least 1")
+        try:
+            duckdb_limit(a.memory_limit)
+        except ValueError as e:
+            p.error(str(e))
         r = bench_shards(size, a.shards, a.workers, REPO / "bench" / "results", a.memory_limit, not a.sharded_only)
         print(json.dumps(r, indent=2))

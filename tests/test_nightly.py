@@ -1,5 +1,6 @@
 """The nightly run: scoring a store day by day with the kept feature parts gives the alerts of scoring it from scratch;
-a late booking or correction for a closed day, a changed window, a purge or a rekey makes the run rebuild them."""
+a late booking or correction for a closed day, a changed window, a purge or a rekey makes the run rebuild them.
+The two nights are 25 and 26 October 2026: Amsterdam leaves summer time in the first (a 25-hour day)."""
 
 import json
 import shutil
@@ -28,8 +29,13 @@ SCRATCH = {"window.days": DAYS, "window.keep_parts": False}
 @pytest.fixture(scope="module")
 def split(tmp_path_factory):
     root = tmp_path_factory.mktemp("nightly")
-    generate(root / "gen", accounts=1500, days=45, banks=2, seed=5, laundering=True)
-    return split_days(root / "gen", root / "split", last=2)
+    generate(root / "gen", accounts=1500, days=45, banks=2, seed=5, laundering=True, end="2026-10-26")
+    base, nights = split_days(root / "gen", root / "split", last=2)
+    for night, day in zip(nights, ("2026-10-25", "2026-10-26")):  # the first is the 25-hour day
+        booked = pl.read_parquet([b / "transactions.parquet" for b in night])["booked_at"]
+        local = booked.dt.replace_time_zone("UTC").dt.convert_time_zone("Europe/Amsterdam").dt.date().unique()
+        assert local.cast(pl.Utf8).to_list() == [day]
+    return base, nights
 
 
 def _load(db, *submissions):
@@ -148,6 +154,31 @@ def _correct_closed_day(base_bank, out):
     rows = {"transactions.parquet": tx.height, "accounts.parquet": manifest["files"]["accounts.parquet"]["rows"]}
     write_manifest(out, manifest["bank_id"], manifest["period_start"], manifest["period_end"], rows)
     return out
+
+
+def test_a_night_one_bank_is_silent_and_its_late_day_after(split, tmp_path):
+    """Bank B sends nothing on the first night: the run carries the kept parts with bank A's day alone and gives the
+    alerts of a run from scratch on the same bookings. B's day arriving with the second night is a late booking for a
+    closed day: the kept parts are rebuilt, and the alerts again equal a run from scratch."""
+    base, (night1, night2) = split
+    db = tmp_path / "silent.duckdb"
+    _load(db, *base)
+    _score(db, tmp_path, refit=True)
+    _load(db, night1[0])
+    silent = _score(db, tmp_path)
+    assert _cache_log(db)[-1]["used"] and _cache_log(db)[-1]["window"]["used"]
+    fresh = tmp_path / "fresh1.duckdb"
+    _load(fresh, *base, night1[0])
+    assert_same_alerts(_score(fresh, tmp_path, overrides=SCRATCH), silent)
+
+    _load(db, night1[1], *night2)
+    caught_up = _score(db, tmp_path)
+    assert not _cache_log(db)[-1]["used"] and "late bookings or corrections" in _cache_log(db)[-1]["why_not"]
+    fresh = tmp_path / "fresh2.duckdb"
+    _load(fresh, *base, *night1, *night2)
+    assert_same_alerts(_score(fresh, tmp_path, overrides=SCRATCH), caught_up)
+    kept_tx, scratch_tx = _windows_both_ways(db)
+    assert kept_tx.equals(scratch_tx)
 
 
 def test_a_correction_for_a_closed_day_rebuilds_the_kept_parts(split, tmp_path):
