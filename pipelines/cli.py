@@ -257,6 +257,7 @@ def cmd_generate(a) -> int:
         end=a.end,
         family=a.family,
         progress=Progress(a.quiet),
+        stream_life=a.stream_life or 0,
     )
     for bank, n in info["transactions"].items():
         print(f"{bank}: {n} transactions, {info['accounts'][bank]} accounts -> {Path(a.out_dir) / bank}")
@@ -934,6 +935,13 @@ def build_parser() -> _Parser:
         choices=("tune", "holdout"),
         default="tune",
         help="generator settings: tune (for tuning detectors) or holdout (for reporting; never tune on it)",
+    )
+    s.add_argument(
+        "--stream-life",
+        type=_positive,
+        default=None,
+        metavar="DAYS",
+        help="stream mode: trafficking scenarios start throughout the period, each running DAYS days (labels get `onset`)",
     )
 
     s = command("evaluate", "score an alert table (or an FIU subject list) against labels", cmd_evaluate)

@@ -104,3 +104,17 @@ def test_rerank_flag(capsys):
             parser().parse_args(["--rerank", bad])
         err = capsys.readouterr().err.strip().splitlines()
         assert "error: argument --rerank" in err[-1] and "Traceback" not in "".join(err)
+
+
+def test_the_generate_command_writes_a_stream(tmp_path, capsys):
+    """`thb-signals generate --stream-life DAYS` is stream mode for users: onsets inside the period; without it, none."""
+    from pipelines.cli import main
+
+    assert main(["generate", str(tmp_path / "s"), "--accounts", "800", "--days", "30", "--stream-life", "20", "--quiet"]) == 0
+    onset = pl.read_parquet(tmp_path / "s" / "labels.parquet")["onset"].drop_nulls()
+    assert onset.len() > 0 and onset.min() >= END - timedelta(days=29 + 20) and onset.max() <= END
+    assert main(["generate", str(tmp_path / "d"), "--accounts", "800", "--days", "30", "--quiet"]) == 0
+    assert "onset" not in pl.read_parquet(tmp_path / "d" / "labels.parquet").columns
+    with pytest.raises(SystemExit):
+        main(["generate", str(tmp_path / "x"), "--stream-life", "0"])
+    assert "--stream-life: 0 must be at least 1" in capsys.readouterr().err
