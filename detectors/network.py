@@ -15,6 +15,8 @@ scoring misses what only shows in the links, so the window is turned into:
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import duckdb
 
 MONEY_CHANNELS = "('transfer', 'instant_transfer')"
@@ -24,12 +26,12 @@ def _table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchall()[0][0] > 0
 
 
-def build_links(con: duckdb.DuckDBPyConnection, max_group: int = 30) -> None:
+def build_links(con: duckdb.DuckDBPyConnection, max_group: int = 30, reported_until: datetime | None = None) -> None:
     """Needs win_tx and win_accounts (detectors.window); creates net_money, net_shared, net_flagged."""
     build_known(con)
     build_edges(con)
     join_edges(con)
-    build_shared(con, max_group)
+    build_shared(con, max_group, reported_until)
 
 
 def build_known(con: duckdb.DuckDBPyConnection) -> None:
@@ -83,8 +85,10 @@ def join_edges(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("DROP TABLE net_received")
 
 
-def build_shared(con: duckdb.DuckDBPyConnection, max_group: int = 30) -> None:
-    """net_shared (keys a few accounts share) and net_flagged (the seeds): read across all accounts."""
+def build_shared(con: duckdb.DuckDBPyConnection, max_group: int = 30, reported_until: datetime | None = None) -> None:
+    """net_shared (keys a few accounts share) and net_flagged (the seeds): read across all accounts. A replay
+    (`reported_until`, the as-of day's end) is seeded only by FIU reports on bookings up to then: a report cannot
+    precede its transaction, as the decisions of that day are the ones recorded by then (pipelines/casework_as_of.py)."""
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE net_shared AS
         WITH k AS (
@@ -110,6 +114,7 @@ def build_shared(con: duckdb.DuckDBPyConnection, max_group: int = 30) -> None:
     )
     reported = (
         "SELECT DISTINCT account_id, 'FIU-reported' AS reason, NULL AS typology FROM fiu_reports"
+        + (" WHERE booked_at <= CAST(? AS TIMESTAMPTZ)" if reported_until else "")
         if _table_exists(con, "fiu_reports")
         else None
     )
@@ -119,6 +124,9 @@ def build_shared(con: duckdb.DuckDBPyConnection, max_group: int = 30) -> None:
         if parts
         else "SELECT NULL::VARCHAR AS account_id, NULL::VARCHAR AS reason, NULL::VARCHAR AS typology LIMIT 0"
     )
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE net_flagged AS
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE net_flagged AS
                     SELECT account_id, string_agg(DISTINCT reason, ' and ' ORDER BY reason) AS reason, any_value(typology) AS typology
-                    FROM ({body}) WHERE account_id IS NOT NULL GROUP BY 1""")
+                    FROM ({body}) WHERE account_id IS NOT NULL GROUP BY 1""",
+        [reported_until.isoformat()] if reported and reported_until else [],
+    )

@@ -32,7 +32,7 @@ from detectors.reranker import Reranker, design, to_json
 from detectors.rule_detector import RuleDetector, add_pattern_hits
 from detectors.stages import Run, Stage, run_stages
 from detectors.timing import Stopwatch
-from detectors.window import CATEGORIES, define_window
+from detectors.window import CATEGORIES, define_window, window_end
 from pipelines import store
 from schemas.settings import Settings, load_settings, parse_settings
 
@@ -306,13 +306,6 @@ def _nightly(run: Run) -> bool:
     return s.keep_parts and s.as_of is None and not run.context.get("what_if")
 
 
-def window_end(as_of) -> datetime | None:
-    """The window of `--as-of DAY` ends with that day's last instant (UTC); None: at the store's last booking."""
-    if as_of is None:
-        return None
-    return datetime.combine(as_of, datetime.max.time(), tzinfo=timezone.utc)
-
-
 def _features(run: Run) -> dict:
     s = run.settings.window
     if _nightly(run):  # the nightly run: detectors/nightly.py
@@ -329,7 +322,7 @@ def _features(run: Run) -> dict:
 
 
 def _network(run: Run) -> dict:
-    build_links(run.con, run.settings.network.max_group)
+    build_links(run.con, run.settings.network.max_group, reported_until=window_end(run.settings.window.as_of))
     return {"money_links": run.con.execute("SELECT count(*) FROM net_money").fetchone()[0]}
 
 

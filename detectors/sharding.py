@@ -34,6 +34,7 @@ from detectors.network import build_edges, build_known, build_shared, join_edges
 from detectors.rule_detector import RuleDetector
 from detectors.rules import RULES, Rule
 from detectors.stages import Run, Stage
+from detectors.window import window_end
 from pipelines import store
 
 # Rules of stage 1 that read more than the account's own rows: they run on the coordinator over the combined tables.
@@ -214,7 +215,7 @@ def _network(run: Run) -> dict:
     """The link graph from every shard's edges; shared keys and seeds over all accounts."""
     build_known(run.con)
     join_edges(run.con)
-    build_shared(run.con, run.settings.network.max_group)
+    build_shared(run.con, run.settings.network.max_group, reported_until=window_end(run.settings.window.as_of))
     return {"money_links": run.con.execute("SELECT count(*) FROM net_money").fetchone()[0]}
 
 

@@ -10,7 +10,7 @@ devices of each account.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import duckdb
 
@@ -80,6 +80,13 @@ def category_sql(categories: dict) -> tuple[str, list]:
             parts.append(f"WHEN {' OR '.join(conds)} THEN ?")
             params.append(str(cat))
     return ("CASE " + " ".join(parts) + " ELSE NULL END") if parts else "CAST(NULL AS VARCHAR)", params
+
+
+def window_end(as_of) -> datetime | None:
+    """The window of `--as-of DAY` ends with that day's last instant (UTC); None: at the store's last booking."""
+    if as_of is None:
+        return None
+    return datetime.combine(as_of, datetime.max.time(), tzinfo=timezone.utc)
 
 
 def define_window(

@@ -174,3 +174,32 @@ def test_a_replayed_dismissal_no_longer_standing_takes_its_score_from_the_alert_
         assert con.execute(row.format('"s".main.alert_status')).fetchall() == [("open", None, None)]
     finally:
         con.close()
+
+
+def test_a_replay_is_seeded_only_by_fiu_reports_on_bookings_up_to_the_day(decided_today, tmp_path):
+    """An FIU report seeds the network rules of a replay when its transaction was booked by the as-of day; a report on
+    a later booking was not made yet (a report cannot precede its transaction). Today's run is seeded by both."""
+    import shutil
+
+    root, db, day, first, dismissed = decided_today
+    s = Settings().with_overrides(**EVERYONE)
+    for booked, seeds_the_replay in ((day + timedelta(days=5), False), (day - timedelta(days=5), True)):
+        copy = tmp_path / f"fiu-{seeds_the_replay}.duckdb"
+        shutil.copy(db, copy)  # the store alone, its copy of the decisions emptied: only the report can seed
+        con = store.connect(copy)
+        try:
+            con.execute("DELETE FROM alert_status")
+            # one report on the top alert's account, the kind of FIU-NL report the network rules propagate
+            con.execute(
+                """INSERT INTO fiu_reports BY NAME
+                   SELECT * EXCLUDE (booked_at, submission_id), CAST(? AS TIMESTAMPTZ) AS booked_at,
+                          'R1' AS report_id, 'ENTITY_X' AS reporting_entity, 'HT01' AS indicator_code
+                   FROM transactions WHERE account_id = ? LIMIT 1""",
+                [datetime.combine(booked, datetime.min.time(), tzinfo=timezone.utc).isoformat(), dismissed[1]],
+            )
+        finally:
+            con.close()
+        now = score_and_publish(copy, tmp_path / f"now-{seeds_the_replay}", s)
+        then = score_and_publish(copy, tmp_path / f"then-{seeds_the_replay}", s.with_overrides(**{"window.as_of": day}))
+        assert _linked(now.alerts) > 0
+        assert (_linked(then.alerts) > 0) == seeds_the_replay, booked
