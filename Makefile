@@ -41,9 +41,14 @@ postgres:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql >/dev/null; }
 
+# Test files run on TEST_WORKERS processes (pytest-xdist), each file whole on one of them (its fixtures are built
+# once): most tests wait on a subprocess, a server or a browser, so two processes keep two cores busy.
+TEST_WORKERS ?= 2
+XDIST := -n $(TEST_WORKERS) --dist loadfile
+
 # Everything, the slow tests too (a real Prefect server, the browser, PostgreSQL, the load test): before a release.
 test: $(TEST_STAMP) browser postgres lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(XDIST)
 
 # Lint and format checks (ruff): imports sorted, no unused names, one format.
 lint: $(TEST_STAMP)
@@ -52,7 +57,7 @@ lint: $(TEST_STAMP)
 
 # The quick loop while working: without the tests marked slow.
 test-fast: $(TEST_STAMP)
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest $(XDIST) -m "not slow"
 
 screenshots: $(TEST_STAMP) browser
 	THB_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/test_review_browser.py tests/test_review_cases_browser.py -k screenshots

@@ -27,16 +27,30 @@ def copy_sample(tmp_path):
     return _copy
 
 
+_GENERATED: dict[tuple, Path] = {}  # one generated and loaded store per set of arguments, copied to each caller
+
+
 def generated_store(root: Path, accounts: int = 4000, days: int = 60, seed: int = 5, laundering: bool = True) -> Path:
     """A two-bank generated extract under root/gen (with the planted laundering patterns unless told otherwise),
-    loaded into root/s.duckdb."""
+    loaded into root/s.duckdb. Modules asking for the same one get copies of the first (generating and loading costs
+    seconds; the copies are theirs to change)."""
+    import atexit
+    import tempfile
+
     from pipelines.ingest import ingest
     from synthetic.generate import generate
 
-    generate(root / "gen", accounts=accounts, days=days, banks=2, seed=seed, laundering=laundering)
-    db = root / "s.duckdb"
-    for bank in ("BANK_A", "BANK_B"):
-        assert ingest(root / "gen" / bank, db).outcome == "loaded"
+    key, db = (accounts, days, seed, laundering), root / "s.duckdb"
+    made = _GENERATED.get(key)
+    if made is None:
+        made = Path(tempfile.mkdtemp(prefix="thb-test-store-"))
+        atexit.register(shutil.rmtree, made, True)
+        generate(made / "gen", accounts=accounts, days=days, banks=2, seed=seed, laundering=laundering)
+        for bank in ("BANK_A", "BANK_B"):
+            assert ingest(made / "gen" / bank, made / "s.duckdb").outcome == "loaded"
+        _GENERATED[key] = made
+    shutil.copytree(made / "gen", root / "gen")
+    shutil.copy(made / "s.duckdb", db)
     return db
 
 

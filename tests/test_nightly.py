@@ -158,8 +158,8 @@ def _correct_closed_day(base_bank, out):
 
 def test_a_night_one_bank_is_silent_and_its_late_day_after(split, tmp_path):
     """Bank B sends nothing on the first night: the run carries the kept parts with bank A's day alone and gives the
-    alerts of a run from scratch on the same bookings. B's day arriving with the second night is a late booking for a
-    closed day: the kept parts are rebuilt, and the alerts again equal a run from scratch."""
+    alerts of a run from scratch on the same bookings. B's day arriving with the second night adds bookings to a day
+    the kept parts already hold: they are rebuilt, and the alerts again equal a run from scratch."""
     base, (night1, night2) = split
     db = tmp_path / "silent.duckdb"
     _load(db, *base)
@@ -173,7 +173,7 @@ def test_a_night_one_bank_is_silent_and_its_late_day_after(split, tmp_path):
 
     _load(db, night1[1], *night2)
     caught_up = _score(db, tmp_path)
-    assert not _cache_log(db)[-1]["used"] and "late bookings or corrections" in _cache_log(db)[-1]["why_not"]
+    assert not _cache_log(db)[-1]["used"] and "added or deleted since" in _cache_log(db)[-1]["why_not"]  # rebuilt
     fresh = tmp_path / "fresh2.duckdb"
     _load(fresh, *base, *night1, *night2)
     assert_same_alerts(_score(fresh, tmp_path, overrides=SCRATCH), caught_up)
