@@ -74,3 +74,10 @@ def web(site, tmp_path_factory):
     root, db, res, users, ids = site
     with served(Review(db, users).app()) as base:
         yield base, res, tmp_path_factory.mktemp("chromium")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Files holding a slow test run first: `make test` hands whole files to two processes in collection order, and
+    a long file started last would leave one process working alone at the end."""
+    slow = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow)  # stable: the order within and between files is kept otherwise
