@@ -44,7 +44,7 @@ postgres:
 # Test files run on TEST_WORKERS processes (pytest-xdist), each file whole on one of them (its fixtures are built
 # once): most tests wait on a subprocess, a server or a browser, so two processes keep two cores busy.
 TEST_WORKERS ?= 2
-XDIST := -n $(TEST_WORKERS) --dist loadfile
+XDIST := -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder  # in collection order: files with slow tests first
 
 # Everything, the slow tests too (a real Prefect server, the browser, PostgreSQL, the load test): before a release.
 test: $(TEST_STAMP) browser postgres lint

@@ -242,6 +242,8 @@ def cmd_pseudonymise(a) -> int:
 
 
 def cmd_generate(a) -> int:
+    if a.fiu and a.stream_life:
+        raise UsageError("--stream-life is for bank extracts; an FIU extract (--fiu) has no stream mode")
     if a.fiu:
         return cmd_generate_fiu(a)
     from detectors.timing import Progress

@@ -28,7 +28,7 @@ DUCKDB_SHARE = 0.75  # of a process's memory limit, for its DuckDB: Arrow and po
 
 
 def duckdb_limit(memory: str | None) -> str | None:
-    """DuckDB's memory_limit inside a process limited to `memory` (e.g. 4GB -> 3072MiB), as the store's default 3GB
+    """DuckDB's memory_limit inside a process limited to `memory` (e.g. 4GiB -> 3072MiB), as the store's default 3GB
     keeps a one-process run near 4 GiB. Raises ValueError naming the value when it is not a size."""
     if memory is None:
         return None

@@ -56,7 +56,7 @@ def generated_store(root: Path, accounts: int = 4000, days: int = 60, seed: int 
 
 @pytest.fixture(scope="session")
 def prefect_harness():
-    """One temporary Prefect server for every flow test of the session (startup costs seconds)."""
+    """One temporary Prefect server for every flow test of a test process (startup costs seconds)."""
     from prefect.testing.utilities import prefect_test_harness
 
     with prefect_test_harness(server_startup_timeout=90):

@@ -203,3 +203,6 @@ def test_a_replay_is_seeded_only_by_fiu_reports_on_bookings_up_to_the_day(decide
         then = score_and_publish(copy, tmp_path / f"then-{seeds_the_replay}", s.with_overrides(**{"window.as_of": day}))
         assert _linked(now.alerts) > 0
         assert (_linked(then.alerts) > 0) == seeds_the_replay, booked
+        if not seeds_the_replay:  # a sharded replay's coordinator seeds the network rules alike
+            sharded = score_and_publish(copy, tmp_path / "then-sharded", s.with_overrides(**{"window.as_of": day}), shards=2)
+            assert _linked(sharded.alerts) == 0 and sharded.alerts.height == then.alerts.height

@@ -201,7 +201,7 @@ def test_no_sql_from_outside_values():
     for pkg in PACKAGES:
         for f in sorted((ROOT / pkg).rglob("*.py")):
             for n, places in sql_fstring_names(f.read_text(encoding="utf-8"), str(f.relative_to(ROOT))).items():
-                if str(f.relative_to(ROOT)) not in ALLOWED.get(n, ()):
+                if f.relative_to(ROOT).as_posix() not in ALLOWED.get(n, ()):
                     bad.setdefault(n, []).extend(places)
     assert not bad, f"f-strings build SQL from names not on the allow-list (bind them as parameters): {bad}"
 
@@ -209,7 +209,7 @@ def test_no_sql_from_outside_values():
 def test_every_allowed_name_is_used_where_it_is_allowed():
     """The allow-list does not outlive the code: a name no module interpolates any more is taken off."""
     used = {
-        (n, str(f.relative_to(ROOT)))
+        (n, f.relative_to(ROOT).as_posix())
         for pkg in PACKAGES
         for f in sorted((ROOT / pkg).rglob("*.py"))
         for n in sql_fstring_names(f.read_text(encoding="utf-8"), str(f.relative_to(ROOT)))
