@@ -58,6 +58,11 @@ ALLOWED = {
     "WAGE_WORDS",
     "DAILY_SQL",
     "PASS_THROUGH_SQL",
+    "CLUSTER_KEY",  # detectors/window.py: the integer win_tx is sorted by, and what it is made of
+    "CLUSTER_STEP",
+    "KINDS_JOIN",
+    "kinds",
+    "order",
     "MONEY_CHANNELS",
     "TIMEZONE",
     "NIGHT_FROM",
