@@ -26,8 +26,10 @@ NOT_EXPLAINING = {"n_in", "n_out"}  # volume alone is not a reason an investigat
 
 
 class AnomalyDetector:
-    def __init__(self, n_estimators: int = 200, max_samples: int | str = 4096, random_state: int = 0):
+    def __init__(self, n_estimators: int = 200, max_samples: int | str = 4096, random_state: int = 0, n_jobs: int | None = -1):
         self.n_estimators, self.max_samples, self.random_state = n_estimators, max_samples, random_state
+        # Trees are built on every core: each tree's seed is drawn before they are shared out, so the forest is the same
+        self.n_jobs = n_jobs
         self.features = feature_names()
         self.models: dict[str, IsolationForest] = {}
         self.reference: dict[str, dict] = {}
@@ -49,6 +51,7 @@ class AnomalyDetector:
             model = IsolationForest(
                 n_estimators=self.n_estimators,
                 random_state=self.random_state,
+                n_jobs=getattr(self, "n_jobs", None),
                 max_samples=min(self.max_samples, part.height) if isinstance(self.max_samples, int) else self.max_samples,
             )
             model.fit(x)

@@ -108,6 +108,8 @@ def test_saved_model_reloads_with_same_scores(feats, tmp_path):
     assert (
         AnomalyDetector(n_estimators=50).fit(feats).score(feats)["anomaly_raw"].to_list() == a["anomaly_raw"].to_list()
     )  # fixed random_state
+    one_core = AnomalyDetector(n_estimators=50, n_jobs=1).fit(feats)  # trees built on one core: the same forest
+    assert one_core.score(feats.clone())["anomaly_raw"].to_list() == a["anomaly_raw"].to_list()
 
 
 def test_anomaly_explanations_name_features_in_words(feats):
