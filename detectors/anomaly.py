@@ -26,12 +26,15 @@ NOT_EXPLAINING = {"n_in", "n_out"}  # volume alone is not a reason an investigat
 
 
 class AnomalyDetector:
-    def __init__(self, n_estimators: int = 200, max_samples: int | str = 4096, random_state: int = 0):
+    def __init__(self, n_estimators: int = 200, max_samples: int | str = 4096, random_state: int = 0, n_jobs: int | None = -1):
         self.n_estimators, self.max_samples, self.random_state = n_estimators, max_samples, random_state
+        # Trees are built on every core: each tree's seed is drawn before they are shared out, so the forest is the same
+        self.n_jobs = n_jobs
         self.features = feature_names()
         self.models: dict[str, IsolationForest] = {}
         self.reference: dict[str, dict] = {}
         self.version: str | None = None
+        self._fit_scores: tuple[pl.DataFrame, dict[str, np.ndarray]] | None = None  # not saved: see __getstate__
 
     @staticmethod
     def _matrix(df: pl.DataFrame, names: list[str]) -> np.ndarray:
@@ -39,6 +42,7 @@ class AnomalyDetector:
         return np.sign(x) * np.log1p(np.abs(x))  # heavy-tailed counts and sums -> comparable scales
 
     def fit(self, features: pl.DataFrame) -> "AnomalyDetector":
+        scores: dict[str, np.ndarray] = {}
         for seg in sorted(features["segment"].unique().to_list()):
             part = features.filter(pl.col("segment") == seg)
             if part.height < 20:
@@ -47,14 +51,16 @@ class AnomalyDetector:
             model = IsolationForest(
                 n_estimators=self.n_estimators,
                 random_state=self.random_state,
+                n_jobs=getattr(self, "n_jobs", None),
                 max_samples=min(self.max_samples, part.height) if isinstance(self.max_samples, int) else self.max_samples,
             )
             model.fit(x)
+            scores[seg] = model.score_samples(x)
             raw = part.select(self.features).fill_null(0).to_numpy().astype(np.float64)
             q1, med, q3 = np.percentile(raw, [25, 50, 75], axis=0)
             self.models[seg] = model
             self.reference[seg] = {
-                "scores": np.sort(model.score_samples(x)),
+                "scores": np.sort(scores[seg]),
                 "median": med,
                 "iqr": q3 - q1,
                 "p90": np.percentile(raw, 90, axis=0),
@@ -65,7 +71,15 @@ class AnomalyDetector:
             json.dumps([self.features, features.height, self.n_estimators, self.random_state]).encode()
         ).hexdigest()[:8]
         self.version = f"iforest-{stamp}-{digest}"
+        # A run that fits then scores the same frame: score() takes these instead of walking every tree again for every
+        # account (the same call on the same rows, so the same figures; about 1.7 s at 10 M bookings)
+        self._fit_scores = (features, scores)
         return self
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_fit_scores"] = None  # the fitting run's scores are not part of the saved model
+        return state
 
     def score(self, features: pl.DataFrame) -> pl.DataFrame:
         """bank_id, account_id, anomaly_raw (score_samples: lower is stranger), anomaly (0..1: share of the
@@ -75,7 +89,11 @@ class AnomalyDetector:
             part = features.filter(pl.col("segment") == seg)
             if part.height == 0:
                 continue
-            raw = model.score_samples(self._matrix(part, self.features))
+            fitted = getattr(self, "_fit_scores", None)  # a model saved before the attribute existed has none
+            if fitted is not None and fitted[0] is features:
+                raw = fitted[1][seg]
+            else:
+                raw = model.score_samples(self._matrix(part, self.features))
             ref = self.reference[seg]["scores"]
             normal_share = 1.0 - np.searchsorted(ref, raw, side="right") / len(ref)
             out.append(

@@ -114,7 +114,7 @@ def _rebuild(con, days: int, end, categories: dict) -> None:
     where = f"t.booked_at > getvariable('window_end') - INTERVAL {int(days)} DAY AND t.booked_at <= getvariable('window_end')"
     categorise(con, categories, where)
     con.execute("DELETE FROM window_cache_tx")
-    con.execute(f"INSERT INTO window_cache_tx BY NAME {rows_sql(where)} ORDER BY {CLUSTER_BY}")
+    con.execute(f"INSERT INTO window_cache_tx BY NAME {rows_sql(where, clustered=True)}")
 
 
 def _store_in_order(con) -> None:
@@ -133,5 +133,5 @@ def _carry_forward(con, kept: dict, days: int, end, categories: dict) -> dict:
     removed = con.execute(f"DELETE FROM window_cache_tx WHERE booked_at <= {start}").fetchall()[0][0]
     where = f"t.booked_at > getvariable('kept_end') AND t.booked_at > {start} AND t.booked_at <= getvariable('window_end')"
     categorise(con, categories, where)
-    added = con.execute(f"INSERT INTO window_cache_tx BY NAME {rows_sql(where)} ORDER BY {CLUSTER_BY}").fetchall()[0][0]
+    added = con.execute(f"INSERT INTO window_cache_tx BY NAME {rows_sql(where, clustered=True)}").fetchall()[0][0]
     return {"bookings_added": added, "bookings_removed": removed}

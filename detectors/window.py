@@ -103,22 +103,29 @@ def define_window(
     categorise(con, categories or CATEGORIES, in_window)
     # Only the columns rules and features read: the window is the hot table of a scoring run.
     drop_win_tx(con)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE win_tx AS {rows_sql(in_window)} ORDER BY {CLUSTER_BY}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE win_tx AS {rows_sql(in_window, clustered=True)}")
     define_accounts(con)
     return Window(end - timedelta(days=days), end, days)
 
 
 def categorise(con: duckdb.DuckDBPyConnection, categories: dict, where: str) -> None:
     """win_categories: categories are decided once per distinct (mcc, counterparty name) of the bookings `t` matching
-    `where` (names only), not once per booking."""
+    `where` (names only), not once per booking. With win_kinds, each also gets its place in CLUSTER_BY order (rank)."""
     cat, cat_params = category_sql(categories)
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE win_categories AS
-        SELECT mcc, counterparty_name, {cat} AS category
-        FROM (SELECT DISTINCT mcc, counterparty_name FROM transactions t WHERE {where}) t""",
+        SELECT *, dense_rank() OVER (ORDER BY category) AS rank FROM (
+            SELECT mcc, counterparty_name, {cat} AS category
+            FROM (SELECT DISTINCT mcc, counterparty_name FROM transactions t WHERE {where}) t)""",
         cat_params,
     )
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE win_kinds AS
+        SELECT direction, channel, counterparty_type,
+               dense_rank() OVER (ORDER BY direction = 'credit', channel) * {CLUSTER_STEP**2}
+               + dense_rank() OVER (ORDER BY counterparty_type) AS rank
+        FROM (SELECT DISTINCT t.direction, t.channel, t.counterparty_type FROM transactions t WHERE {where})""")
 
 
 # The order win_tx's rows are stored in. Rules and the link graph each read a slice of the window (the credits, the
@@ -126,14 +133,24 @@ def categorise(con: duckdb.DuckDBPyConnection, categories: dict, where: str) -> 
 # the others by their min/max (at 2 M bookings the rules' CPU time fell by half, for about 0.4 s of sorting here).
 # No result depends on it: every list the detectors keep is ordered by its own ORDER BY.
 CLUSTER_BY = "is_in, channel, category, counterparty_type"
+# Sorting by CLUSTER_BY's four columns (three of them strings) moves every row's key through the sort; `clustered` rows
+# are sorted by one integer made of the ranks categorise() gives their (direction, channel), category and counterparty
+# type: the same order of keys, the sort about half as dear (window stage 7.4 -> 6.8 CPU s at 2 M bookings, medians of 4).
+CLUSTER_STEP = 1_000_000  # more than the distinct values any one rank counts
+CLUSTER_KEY = f"k.rank + coalesce(c.rank, {CLUSTER_STEP - 1}) * {CLUSTER_STEP}"
+KINDS_JOIN = """JOIN win_kinds k ON k.direction IS NOT DISTINCT FROM t.direction AND k.channel IS NOT DISTINCT FROM t.channel
+               AND k.counterparty_type IS NOT DISTINCT FROM t.counterparty_type"""
 
 
-def rows_sql(where: str) -> str:
-    """win_tx's rows: the bookings `t` matching `where` with their derived columns and category (from win_categories)."""
+def rows_sql(where: str, clustered: bool = False) -> str:
+    """win_tx's rows: the bookings `t` matching `where` with their derived columns and category (from win_categories);
+    `clustered`: in CLUSTER_BY order (by CLUSTER_KEY, from win_kinds)."""
+    kinds, order = (KINDS_JOIN, f" ORDER BY {CLUSTER_KEY}") if clustered else ("", "")
     return f"""SELECT {ROW_COLUMNS}, c.category
         FROM transactions t
         LEFT JOIN win_categories c ON c.mcc IS NOT DISTINCT FROM t.mcc AND c.counterparty_name IS NOT DISTINCT FROM t.counterparty_name
-        WHERE {where}"""
+        {kinds}
+        WHERE {where}{order}"""
 
 
 def drop_win_tx(con: duckdb.DuckDBPyConnection) -> None:

@@ -163,6 +163,7 @@ def _worker(kind: str, extract: str, memory_limit: str | None, store_path: str |
             res = score_store(db, work / "out", refit=True, memory_limit=memory_limit, timer=timer)
             stages = dict(timer.times)
             result = {"transactions": rows, "accounts": res.accounts_scored, "alerts": res.alerts.height}
+            result["stages_cpu_s"] = {k: round(v, 3) for k, v in timer.cpu.items()}  # this process's CPU seconds per stage
         finally:
             shutil.rmtree(work, ignore_errors=True)
     total = time.perf_counter() - t0

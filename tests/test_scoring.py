@@ -102,9 +102,14 @@ def test_saved_model_reloads_with_same_scores(feats, tmp_path):
     assert again.version == model.version
     a, b = model.score(feats), again.score(feats)
     assert np.array_equal(a["anomaly_raw"].to_numpy(), b["anomaly_raw"].to_numpy())
+    assert again._fit_scores is None  # the fitting run's scores of its frame stay out of the saved file
+    fresh = model.score(feats.clone())  # another frame than the one fitted: every tree walked again
+    assert np.array_equal(fresh["anomaly_raw"].to_numpy(), a["anomaly_raw"].to_numpy())
     assert (
         AnomalyDetector(n_estimators=50).fit(feats).score(feats)["anomaly_raw"].to_list() == a["anomaly_raw"].to_list()
     )  # fixed random_state
+    one_core = AnomalyDetector(n_estimators=50, n_jobs=1).fit(feats)  # trees built on one core: the same forest
+    assert one_core.score(feats.clone())["anomaly_raw"].to_list() == a["anomaly_raw"].to_list()
 
 
 def test_anomaly_explanations_name_features_in_words(feats):

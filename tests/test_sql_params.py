@@ -10,9 +10,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("pipelines", "detectors", "casework", "schemas")
-SQL = re.compile(r"\b(SELECT|INSERT|DELETE|UPDATE|CREATE|WHERE|COPY|SET|ALTER|DROP|JOIN|VALUES|LIMIT|OFFSET|INTERVAL)\b")
+SQL = re.compile(
+    r"\b(SELECT|INSERT|DELETE|UPDATE|CREATE|WHERE|COPY|SET|ALTER|DROP|JOIN|VALUES|LIMIT|OFFSET|INTERVAL|ORDER BY|GROUP BY)\b"
+)
 NUMERIC = {"int", "float", "len", "bool"}  # their result is a number, whatever went in
 
+# (ORDER BY and GROUP BY count too: a sort key or grouping can be spliced like any other clause)
 # name -> the modules that may interpolate it (allowed in one module is not allowed in another)
 ALLOWED: dict[str, tuple[str, ...]] = {
     # code-owned column exclusions of the tables copied to the page's snapshot
@@ -99,7 +102,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "source": ("casework/fiu/screen.py", "detectors/features.py"),
     "escalated": ("casework/fiu/screen.py",),
     "w": ("casework/fiu/screen.py",),
-    "kinds": ("casework/fiu/themes.py",),
+    "kinds": ("casework/fiu/themes.py", "detectors/window.py"),
     "has_accounts": ("casework/fiu/themes.py",),
     "by": ("casework/fiu/themes.py",),
     # laundering patterns: SQL is code; settings and PT_ parameters are numbers (schemas/settings.py checks them)
@@ -117,10 +120,13 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     # fragments, table names and the feature definitions; the kept window's bounds are bound as variables
     "CENTS": ("detectors/features.py",),
     "ROW_COLUMNS": ("detectors/nightly.py", "detectors/window.py"),
-    "CLUSTER_BY": (
-        "detectors/nightly_window.py",
-        "detectors/window.py",
-    ),  # detectors/window.py: the column names win_tx is stored in order of
+    # detectors/window.py: the integer win_tx is sorted by (its step), and the join and order that sort by it
+    "CLUSTER_STEP": ("detectors/window.py",),
+    "order": ("detectors/window.py",),
+    "CLUSTER_KEY": ("detectors/window.py",),
+    "DAILY_SQL": ("detectors/features.py",),  # the daily totals' SELECT list: code
+    "page": ("casework/review/queries.py",),  # LIMIT and OFFSET written in through int()
+    "CLUSTER_BY": ("detectors/nightly_window.py",),  # detectors/window.py: the column names win_tx is stored in order of
     "CACHE_KEY": ("detectors/nightly.py",),
     "last": ("detectors/features.py",),
     "parts_sql": ("detectors/features.py",),

@@ -8,8 +8,9 @@ import polars as pl
 import pytest
 
 from detectors.features import compute_features
+from detectors.nightly_window import define_kept_window
 from detectors.rule_detector import RuleDetector
-from detectors.window import define_window
+from detectors.window import CATEGORIES, CLUSTER_BY, define_window
 from pipelines import store
 from tests.conftest import generated_store
 
@@ -32,6 +33,24 @@ def test_win_tx_is_stored_in_cluster_order(db):
         rows = con.sql("SELECT is_in, channel FROM win_tx").pl()  # a scan returns a table's rows in stored order
         runs = rows.select((pl.struct("is_in", "channel") != pl.struct("is_in", "channel").shift()).sum()).item()
         assert runs + 1 == rows.unique().height  # each (direction, channel) in one contiguous run
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize("kept", [False, True])
+def test_win_tx_rows_follow_cluster_by_exactly(db, kept):
+    """win_tx is sorted by one integer made of ranks (window.CLUSTER_KEY): its rows must still be in CLUSTER_BY order,
+    NULLs last as ORDER BY puts them, both built as a temp table and kept in the store (a first nightly run)."""
+    con = store.connect(db)
+    try:
+        if kept:
+            define_kept_window(con, DAYS, CATEGORIES, "order-test")
+        else:
+            define_window(con, DAYS)
+        rows = con.sql(f"SELECT {CLUSTER_BY} FROM win_tx").pl()
+        assert rows["category"].null_count() and rows["category"].n_unique() > 5  # NULLs and several categories met
+        cols = [c.strip() for c in CLUSTER_BY.split(",")]
+        assert rows.equals(rows.sort(cols, nulls_last=True, maintain_order=True))
     finally:
         con.close()
 
