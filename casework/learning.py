@@ -10,8 +10,9 @@ they stood then. Fewer escalations than `rerank.min_positives`: no model (the ra
 
 Fewer dismissals than `rerank.min_negatives` (a team first escalates what is plain, so its early decisions are nearly
 all positives): positive-unlabelled learning (detectors/reranker.py). `rerank.unlabelled_per_positive` undecided alerts
-per escalated account, drawn reproducibly for the seed from the lists the decided alerts were raised in (as those runs
-saw them), are learned from as unlabelled; the dismissals there are stay negatives. 0: no model until the dismissals come.
+per escalated account, drawn reproducibly for the seed from the lists the decided alerts were raised in (scored at least
+`fusion.min_score`, as those runs saw them), are learned from as unlabelled; the dismissals there are stay negatives.
+0: no model until the dismissals come.
 """
 
 from __future__ import annotations
@@ -69,9 +70,10 @@ def decided_inputs(db: str | Path, decided: pl.DataFrame) -> pl.DataFrame:
     return from_json(last).join(per_account(decided), on=KEYS).sort(KEYS)
 
 
-def unlabelled_inputs(db: str | Path, decided: pl.DataFrame, n: int, seed: int) -> pl.DataFrame:
-    """Design rows of `n` undecided accounts (a reproducible sample for `seed`) among the alerts, scored above 0, of
-    the runs that raised the decided alerts before their decision, each as its latest such run saw it."""
+def unlabelled_inputs(db: str | Path, decided: pl.DataFrame, n: int, seed: int, floor: float) -> pl.DataFrame:
+    """Design rows of `n` undecided accounts (a reproducible sample for `seed`) among the alerts scored at least `floor`
+    (fusion.min_score: what the list shows) of the runs that raised the decided alerts before their decision, each as
+    its latest such run saw it. What investigators had before them and did not decide: unlabelled, not negative."""
     con = store.connect(db, read_only=True)
     try:
         con.register("decided", decided.select("alert_id", *KEYS, "decided_at").to_arrow())
@@ -80,10 +82,11 @@ def unlabelled_inputs(db: str | Path, decided: pl.DataFrame, n: int, seed: int) 
                               WHERE a.created_at <= d.decided_at)
                           SELECT a.bank_id, a.account_id, CAST(a.learning_input AS VARCHAR) AS learning_input
                           FROM alerts a JOIN lists USING (run_id)
-                          WHERE a.learning_input IS NOT NULL AND CAST(a.learning_input->>'fused_score' AS DOUBLE) > 0
+                          WHERE a.learning_input IS NOT NULL AND CAST(a.learning_input->>'fused_score' AS DOUBLE) >= $floor
                             AND NOT EXISTS (SELECT 1 FROM decided d WHERE d.bank_id = a.bank_id AND d.account_id = a.account_id)
                           QUALIFY row_number() OVER (PARTITION BY a.bank_id, a.account_id
-                                                     ORDER BY a.created_at DESC, a.run_id DESC) = 1""").pl()
+                                                     ORDER BY a.created_at DESC, a.run_id DESC) = 1""",
+                       params={"floor": floor}).pl()
     finally:
         con.close()
     rows = rows.sort(KEYS)
@@ -117,7 +120,7 @@ def fit_reranker(db: str | Path, settings: Settings, models_dir: str | Path | No
         x = pl.concat([x, now.select(x.columns)], how="vertical_relaxed")
     unlabelled = np.zeros(x.height, dtype=bool)
     if pu:
-        u = unlabelled_inputs(db, decided, s.unlabelled_per_positive * pos, seed)
+        u = unlabelled_inputs(db, decided, s.unlabelled_per_positive * pos, seed, settings.fusion.min_score)
         x = pl.concat([x, u.select(x.columns)], how="vertical_relaxed")
         unlabelled = np.r_[unlabelled, np.ones(u.height, dtype=bool)]
     if x["label"].n_unique() < 2 or x.filter(pl.Series(~unlabelled))["label"].sum() < 1:
