@@ -107,3 +107,9 @@ def test_escalations_alone_fit_a_model_that_moves_accounts_like_them_up(escalati
     assert (like["before"] - like["after"]).mean() > 0 > (unlike["before"] - unlike["after"]).mean()
     decided_now = run.with_columns(p).join(r["escalated"], on=KEYS, how="semi")  # the escalated, as month 2 shows them
     assert decided_now["p"].mean() > undecided["p"].mean() + 0.2
+
+
+def test_unlabelled_per_positive_is_validated():
+    assert Settings().rerank.unlabelled_per_positive == 4
+    with pytest.raises(ValueError, match=r"rerank.unlabelled_per_positive: .*\(allowed: 0 <= value <= 100\)"):
+        Settings().with_overrides(**{"rerank.unlabelled_per_positive": 101})
