@@ -12,6 +12,13 @@ What it learns from is what the investigator saw: each alert keeps its design ro
 the run that raised it), so an account decided months ago is learned from as it looked then, not as it looks in the
 current window (a victim who has since gone quiet would otherwise teach that quiet accounts are positives). The
 regularisation is chosen by cross-validated log-loss, so the probabilities stay calibrated on few decisions.
+
+Escalations alone (too few dismissals yet): positive-unlabelled learning (Elkan & Noto, "Learning classifiers from only
+positive and unlabeled data", KDD 2008). The caller adds a sample of undecided alerts as `unlabelled` rows with label 0
+(any dismissals stay known negatives); the model g(x) then estimates how likely an account is to be one of the escalated,
+and p(x) = g(x) / c, c the mean out-of-fold g over the escalated (the label frequency), is the probability of being a
+positive like them. Ranking by p is ranking by g; dividing by c keeps the blend's p on the scale of a probability. The
+blend's weight counts decisions only, never unlabelled rows.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ import joblib
 import numpy as np
 import polars as pl
 from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
@@ -114,6 +121,8 @@ class Reranker:
         self.positives = self.negatives = 0
         self.by_rule: dict[str, list[int]] = {}  # top rule -> [escalated, dismissed] among the decisions learned from
         self.as_of: date | None = None  # the day its decisions stood on (`rerank --as-of`); None: the day it was fitted
+        self.unlabelled = 0  # undecided alerts learned from as unlabelled (positive-unlabelled learning)
+        self.label_frequency = 1.0  # c of Elkan & Noto: p = g / c; 1 when it learned from dismissals only
 
     def _shrink(self) -> np.ndarray:
         return np.array([RULE_SHRINK if c.startswith("rule:") else 1.0 for c in self.columns])
@@ -122,11 +131,15 @@ class Reranker:
         m = x.select(self.columns).fill_null(0).to_numpy().astype(np.float64)
         return np.sign(m) * np.log1p(np.abs(m))
 
-    def fit(self, x: pl.DataFrame, y: np.ndarray) -> "Reranker":
-        """x from design(), y 1 (escalated/reported) or 0 (dismissed on the merits)."""
+    def fit(self, x: pl.DataFrame, y: np.ndarray, unlabelled: np.ndarray | None = None) -> "Reranker":
+        """x from design(), y 1 (escalated/reported) or 0 (dismissed on the merits, or an `unlabelled` row: an
+        undecided alert, positive-unlabelled learning)."""
         y = np.asarray(y, dtype=int)
+        u = np.zeros(len(y), dtype=bool) if unlabelled is None else np.asarray(unlabelled, dtype=bool)
+        if (u & (y == 1)).any():
+            raise ValueError("an unlabelled row cannot be a positive")
         order = np.lexsort((x["account_id"].to_numpy(), x["bank_id"].to_numpy()))  # row order never matters
-        x, y = x[order], y[order]
+        x, y, u = x[order], y[order], u[order]
         if self.C is not None or min(y.sum(), len(y) - y.sum()) < 2:
             lr = LogisticRegression(C=self.C or 0.1, max_iter=2000, random_state=self.random_state)
         else:
@@ -143,9 +156,11 @@ class Reranker:
         shrink = FunctionTransformer(_scale, kw_args={"by": self._shrink()})
         self.model = make_pipeline(StandardScaler(), shrink, lr).fit(self._matrix(x), y)
         self.chosen_C = float(np.ravel(lr.C_ if hasattr(lr, "C_") else lr.C)[0])
-        self.positives, self.negatives = int(y.sum()), int(len(y) - y.sum())
-        self.decisions = len(y)
-        counts = pl.DataFrame({"rule": x["top_rule"], "y": y}).filter(pl.col("rule").is_not_null())
+        self.unlabelled = int(u.sum())
+        self.label_frequency = self._label_frequency(x, y, shrink) if self.unlabelled else 1.0
+        self.positives, self.negatives = int(y.sum()), int(len(y) - y.sum() - u.sum())
+        self.decisions = self.positives + self.negatives
+        counts = pl.DataFrame({"rule": x["top_rule"], "y": y}).filter(pl.col("rule").is_not_null() & pl.Series(~u))
         self.by_rule = {
             r: [int(p), int(n - p)]
             for r, p, n in counts.group_by("rule").agg(pl.col("y").sum(), pl.len()).sort("rule").iter_rows()
@@ -155,6 +170,14 @@ class Reranker:
         self.version = f"rerank-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{digest}"
         return self
 
+    def _label_frequency(self, x: pl.DataFrame, y: np.ndarray, shrink: FunctionTransformer) -> float:
+        """c = mean g over the positives, each predicted by a model that did not see it (Elkan & Noto's e1); in
+        (0, 1]: a c near 0 would blow every p up to 1."""
+        folds = StratifiedKFold(max(2, min(5, int(y.sum()), int(len(y) - y.sum()))), shuffle=True, random_state=self.random_state)
+        lr = LogisticRegression(C=self.chosen_C, max_iter=2000, random_state=self.random_state)
+        g = cross_val_predict(make_pipeline(StandardScaler(), shrink, lr), self._matrix(x), y, cv=folds, method="predict_proba")
+        return float(np.clip(g[y == 1, 1].mean(), 0.05, 1.0))
+
     def weight(self, max_weight: float, half_weight_decisions: int) -> float:
         """How much the probability counts in the blend: grows with the decisions learned from, towards max_weight."""
         n = self.decisions
@@ -163,7 +186,8 @@ class Reranker:
     def predict(self, x: pl.DataFrame) -> np.ndarray:
         if x.height == 0:
             return np.zeros(0)
-        return self.model.predict_proba(self._matrix(x))[:, 1]
+        g = self.model.predict_proba(self._matrix(x))[:, 1]
+        return np.minimum(g / getattr(self, "label_frequency", 1.0), 1.0)  # a model saved before PU learning: c = 1
 
     def explain(self, x: pl.DataFrame, top: int = 2) -> list[str]:
         """Per row, in words: how often similar alerts (same top rule) were escalated, and what moved the score most."""

@@ -116,6 +116,13 @@ class RerankSettings(_Section):
     half_weight_decisions: int = Field(
         100, ge=1, le=1_000_000, description="decisions at which the re-ranker gets half of max_weight (weight grows with them)"
     )
+    unlabelled_per_positive: int = Field(
+        4,
+        ge=0,
+        le=100,
+        description="with too few dismissals: undecided alerts sampled per escalated account as unlabelled "
+        "(positive-unlabelled learning); 0: wait for min_negatives dismissals",
+    )
 
 
 class GoamlSettings(_Section):

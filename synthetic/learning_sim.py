@@ -194,6 +194,7 @@ def play(
                 "reranker_used": bool(res.alerts["reasons"].str.contains("Learned from").any()) if res.alerts.height else False,
                 "refit_on": (model["positives"] + model["negatives"]) if model else 0,
                 "refit_C": model["C"] if model else None,
+                "refit_unlabelled": model["unlabelled"] if model else 0,
                 "weight_next": round(model["weight"], 4) if model else 0.0,
                 "seconds": round(time.perf_counter() - started, 1),
             }
@@ -232,6 +233,7 @@ def simulate(
     argv: list[str] | None = None,
     stream: int = 0,
     rerank: dict | None = None,
+    arms: list[str] | None = None,
 ) -> dict:
     started = time.perf_counter()
     root = store.private_dir(out)
@@ -259,6 +261,8 @@ def simulate(
         ("no_learning_flip0", False, 0.0),
         (f"learning_flip{int(flip * 100)}", True, flip),
     ):
+        if arms and name not in arms:  # tuning runs may play only some arms
+            continue
         print(f"{name}:", file=sys.stderr)
         t = time.perf_counter()
         months_out = play(base, labels, first, root / name, months, window_days, k, work, f, learn, seed, rerank)
@@ -323,6 +327,12 @@ def parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="a re-ranker setting for this run (rerank.max_weight=0.8; repeatable; default: schemas/settings.py)",
     )
+    p.add_argument(
+        "--arms",
+        nargs="+",
+        metavar="ARM",
+        help="play only these arms (tuning; default all three: learning_flip0 no_learning_flip0 learning_flipN)",
+    )
     return p
 
 
@@ -355,6 +365,7 @@ def main(argv: list[str] | None = None) -> int:
         argv,
         a.stream,
         dict(a.rerank),
+        a.arms,
     )
     for name, arm in r["arms"].items():
         print(
