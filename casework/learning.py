@@ -77,7 +77,8 @@ def unlabelled_inputs(db: str | Path, decided: pl.DataFrame, n: int, seed: int, 
     con = store.connect(db, read_only=True)
     try:
         con.register("decided", decided.select("alert_id", *KEYS, "decided_at").to_arrow())
-        rows = con.sql("""WITH lists AS (
+        rows = con.sql(
+            """WITH lists AS (
                               SELECT DISTINCT a.run_id FROM alerts a JOIN decided d USING (alert_id)
                               WHERE a.created_at <= d.decided_at)
                           SELECT a.bank_id, a.account_id, CAST(a.learning_input AS VARCHAR) AS learning_input
@@ -86,7 +87,8 @@ def unlabelled_inputs(db: str | Path, decided: pl.DataFrame, n: int, seed: int, 
                             AND NOT EXISTS (SELECT 1 FROM decided d WHERE d.bank_id = a.bank_id AND d.account_id = a.account_id)
                           QUALIFY row_number() OVER (PARTITION BY a.bank_id, a.account_id
                                                      ORDER BY a.created_at DESC, a.run_id DESC) = 1""",
-                       params={"floor": floor}).pl()
+            params={"floor": floor},
+        ).pl()
     finally:
         con.close()
     rows = rows.sort(KEYS)
