@@ -7,10 +7,11 @@ store keeps them (migration 10: `feature_cache*`); a run whose window only moved
 bookings and subtracts those of the bookings that left the window. Parts are integers (bookings, cents) and the
 features are made from parts the same way from scratch, so both give the same figures.
 
-The kept parts are used only when they describe exactly the bookings of the last window: same window length and
-feature definitions (`fingerprint`), no booking of that window deleted or added since (a late booking or a
-correction for a closed day, a replaced booking, a purge) and the new window starts inside the old one. Anything
-else rebuilds from scratch and keeps the new parts. Purge and rekey empty the tables (pipelines/purge.py, rekey.py).
+The kept parts are used only when they describe the bookings of the last window: same window length and feature
+definitions (`fingerprint`), no booking of that window deleted or replaced since (a correction for a closed day, a
+purge) and the new window starts inside the old one. Bookings a later submission added to days already kept (a bank
+whose day came in after the others' day was scored) are added like a new day's (`late_bookings`). Anything else
+rebuilds from scratch and keeps the new parts. Purge and rekey empty the tables (pipelines/purge.py, rekey.py).
 """
 
 from __future__ import annotations
@@ -66,6 +67,19 @@ def fingerprint(window_days: int, categories: dict) -> str:
     return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+LATE = """SELECT bank_id, txn_id FROM transactions WHERE booked_at > ? AND booked_at <= ?
+              AND submission_id IN (SELECT submission_id FROM submissions WHERE loaded_at > ?)"""
+
+
+def late_bookings(con: duckdb.DuckDBPyConnection, state: dict) -> None:
+    """nightly_late: (bank_id, txn_id) of the bookings that submissions loaded after `state` was kept added to the days
+    it holds. `unusable` lets them through only when those submissions replaced nothing: pure additions."""
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE nightly_late AS {LATE}",
+        [state["window_start"], state["window_end"], state["submissions_until"]],
+    )
+
+
 def unusable(con: duckdb.DuckDBPyConnection, state: dict | None, fp: str, window: Window) -> str | None:
     """Why the kept parts cannot be carried to `window` (None: they can)."""
     if state is None:
@@ -76,18 +90,19 @@ def unusable(con: duckdb.DuckDBPyConnection, state: dict | None, fp: str, window
         return "the window ends before the kept one"
     if window.start >= state["window_end"]:
         return "the window does not overlap the kept one"
-    now = con.execute(
-        "SELECT count(*) FROM transactions WHERE booked_at > ? AND booked_at <= ?", [state["window_start"], state["window_end"]]
+    replaced = con.execute(
+        "SELECT coalesce(sum(rows_replaced), 0) FROM submissions WHERE loaded_at > ?", [state["submissions_until"]]
     ).fetchall()[0][0]
-    if now != state["window_rows"]:
-        return f"bookings of the kept window were added or deleted since ({state['window_rows']:,} then, {now:,} now)"
-    late = con.execute(
-        """SELECT count(*) FROM transactions WHERE booked_at <= ? AND submission_id IN
-               (SELECT submission_id FROM submissions WHERE loaded_at > ?)""",
-        [state["window_end"], state["submissions_until"]],
-    ).fetchall()[0][0]
-    if late:
-        return f"a later submission booked {late:,} rows into days already scored (late bookings or corrections)"
+    if replaced:
+        return f"a later submission replaced {replaced:,} bookings (late bookings or corrections)"
+    bounds = [state["window_start"], state["window_end"]]
+    now = con.execute("SELECT count(*) FROM transactions WHERE booked_at > ? AND booked_at <= ?", bounds).fetchall()[0][0]
+    late = con.execute(f"SELECT count(*) FROM ({LATE})", [*bounds, state["submissions_until"]]).fetchall()[0][0]
+    if now != state["window_rows"] + late:
+        return (
+            f"bookings of the kept window were added or deleted since ({state['window_rows']:,} then, {now:,} now, "
+            f"{late:,} of them from later submissions)"
+        )
     return None
 
 
@@ -135,7 +150,7 @@ def features(
         con.execute("ROLLBACK")
         raise
     finally:
-        for t in (*INPUTS, "kept", "values_delta", "near", "pt_before", "nightly_new", "nightly_gone"):
+        for t in (*INPUTS, "kept", "values_delta", "near", "pt_before", "nightly_new", "nightly_gone", "nightly_late"):
             con.execute(f"DROP TABLE IF EXISTS {t}")
     info |= {"window_start": start_at.isoformat(), "window_end": window.end.isoformat()}
     return out, info
@@ -178,11 +193,14 @@ def _carry_forward(con, state: dict, window: Window, categories: dict) -> dict:
     con.execute("SET VARIABLE cache_end = CAST(? AS TIMESTAMPTZ)", [state["window_end"]])
     con.execute("SET VARIABLE cache_start = CAST(? AS TIMESTAMPTZ)", [state["window_start"]])
     old_start, start = "getvariable('cache_start')", window_start(window.days)
-    con.execute("CREATE OR REPLACE TEMP TABLE nightly_new AS SELECT * FROM win_tx WHERE booked_at > getvariable('cache_end')")
+    late_bookings(con, state)  # a bank's day that came in late: added like the new day's, never counted as gone
+    con.execute("""CREATE OR REPLACE TEMP TABLE nightly_new AS SELECT * FROM win_tx w
+                   WHERE booked_at > getvariable('cache_end') OR (bank_id, txn_id) IN (SELECT bank_id, txn_id FROM nightly_late)""")
     cat, cat_params = category_sql(categories)
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE nightly_gone AS SELECT {ROW_COLUMNS}, {cat} AS category FROM transactions t
-            WHERE t.booked_at > {old_start} AND t.booked_at <= {start}""",
+            WHERE t.booked_at > {old_start} AND t.booked_at <= {start}
+              AND (t.bank_id, t.txn_id) NOT IN (SELECT bank_id, txn_id FROM nightly_late)""",
         cat_params,
     )
     added, removed = (con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0] for t in ("nightly_new", "nightly_gone"))
@@ -199,13 +217,14 @@ def _carry_forward(con, state: dict, window: Window, categories: dict) -> dict:
     )
     con.execute(f"CREATE OR REPLACE TEMP TABLE acct_parts AS {merged}")
 
-    # last seen: the new bookings are later than anything kept, so theirs win where they have one. A distinct count
-    # gains the values seen again that it did not count, and loses those last seen between the old and the new start.
+    # last seen: the later of the kept and the new (a late day's bookings may be earlier than what is kept). A distinct
+    # count gains the values seen again that it did not count, and loses those last seen between the old and the new
+    # start and not seen again.
     new_values = " UNION ALL ".join(values_sql(c, "nightly_new") for c in distinct_columns())
     con.execute(f"""CREATE OR REPLACE TEMP TABLE values_delta AS
         SELECT v.bank_id, v.account_id, v.kind, v.value, v.last_seen AS new_last, o.last_seen AS old_last,
                CASE WHEN o.last_seen IS NULL THEN v.last_seen
-                    ELSE list_transform(range(1, len(v.last_seen) + 1), lambda i: coalesce(v.last_seen[i], o.last_seen[i])) END AS last_seen
+                    ELSE list_transform(range(1, len(v.last_seen) + 1), lambda i: greatest(v.last_seen[i], o.last_seen[i])) END AS last_seen
         FROM ({new_values}) v LEFT JOIN feature_cache_values o ON {SAME_VALUE}""")
     gained = ", ".join(
         f"count(*) FILTER (kind = '{c}' AND new_last[{k + 1}] IS NOT NULL AND NOT coalesce(old_last[{k + 1}] > {old_start}, false)) AS d{i}"

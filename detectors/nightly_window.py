@@ -5,7 +5,8 @@ one day changed. The store keeps the window's bookings as win_tx holds them (mig
 row in `window_cache` saying which window they are); a run whose window only moved forward deletes the bookings
 that left it and adds the new ones with their derived columns. The kept window is used under the same conditions
 as the kept feature parts (detectors/nightly.py `unusable`: same window length and categories, no booking of the
-kept window added, deleted or replaced since, the new window starts inside the old one); anything else rebuilds
+kept window deleted or replaced since, the new window starts inside the old one; bookings a later submission added
+to its days are added like new ones); anything else rebuilds
 it from the bookings (rows as detectors/window.py derives them) straight into the kept table, and keeps it. Purge
 and rekey empty both tables.
 
@@ -29,7 +30,7 @@ from datetime import timedelta
 
 import duckdb
 
-from detectors.nightly import unusable
+from detectors.nightly import late_bookings, unusable
 from detectors.window import (
     CLUSTER_BY,
     NIGHT_FROM,
@@ -126,12 +127,18 @@ def _store_in_order(con) -> None:
 
 
 def _carry_forward(con, kept: dict, days: int, end, categories: dict) -> dict:
-    """Delete the kept bookings that left the window, add those booked after the kept window's end."""
+    """Delete the kept bookings that left the window, add those booked after the kept window's end and those a later
+    submission added to the days it holds (a bank's late day)."""
     con.execute("SET VARIABLE window_end = CAST(? AS TIMESTAMPTZ)", [end.isoformat()])
     con.execute("SET VARIABLE kept_end = CAST(? AS TIMESTAMPTZ)", [kept["window_end"]])
     start = f"getvariable('window_end') - INTERVAL {int(days)} DAY"  # as define_window bounds it
     removed = con.execute(f"DELETE FROM window_cache_tx WHERE booked_at <= {start}").fetchall()[0][0]
-    where = f"t.booked_at > getvariable('kept_end') AND t.booked_at > {start} AND t.booked_at <= getvariable('window_end')"
+    late_bookings(con, kept)
+    where = (
+        "(t.booked_at > getvariable('kept_end') OR (t.bank_id, t.txn_id) IN (SELECT bank_id, txn_id FROM nightly_late))"
+        f" AND t.booked_at > {start} AND t.booked_at <= getvariable('window_end')"
+    )
     categorise(con, categories, where)
     added = con.execute(f"INSERT INTO window_cache_tx BY NAME {rows_sql(where, clustered=True)}").fetchall()[0][0]
+    con.execute("DROP TABLE nightly_late")
     return {"bookings_added": added, "bookings_removed": removed}
