@@ -4,7 +4,7 @@ Reads a finished `synthetic.learning_sim` arm (its store keeps every month's ale
 compares the held-out top k of two months: who entered and left, their labels, their scenario's days in each window,
 and the rules that put the new negatives in the list (NET_LINKED_TO_REPORTED is the rule escalations seed).
 
-    PYTHONPATH=. python bench/diag_heldout_fall.py --out /tmp/diag2 --arm no_learning_flip0 --seed 2 --family tune \
+    PYTHONPATH=. python -m synthetic.heldout_fall --out /tmp/diag2 --arm no_learning_flip0 --seed 2 --family tune \
         --accounts 20000 --stream 60 --json bench/results/diag-heldout-fall-tune2.json
 """
 
@@ -15,16 +15,16 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
-import duckdb
 import polars as pl
 
+from pipelines import store
 from synthetic.learning_sim import KEYS, MONTH, prepare
 
 SEEDED = "NET_LINKED_TO_REPORTED"
 
 
 def month_alerts(db: Path) -> list[pl.DataFrame]:
-    con = duckdb.connect(str(db), read_only=True)
+    con = store.connect(db, read_only=True)
     try:
         runs = con.sql("SELECT run_id FROM alerts GROUP BY run_id ORDER BY min(created_at)").fetchall()
         return [
@@ -55,6 +55,8 @@ def main() -> None:
     p.add_argument("--json")
     a = p.parse_args()
     root = Path(a.out)
+    if not (root / a.arm / "s.duckdb").is_file():
+        p.error(f"--out {a.out}: no finished learning_sim arm {a.arm!r} there (its store {a.arm}/s.duckdb is missing)")
     _, sim_labels, first = prepare(root, a.accounts, a.months, a.window_days, a.seed, a.family, 0.5, a.stream)
     full = pl.read_parquet(root / "gen" / "labels.parquet").select(
         *KEYS, "typology", "role", "scenario_id", "lookalike", "pattern", "subtlety"
