@@ -71,13 +71,16 @@ LATE = """SELECT bank_id, txn_id FROM transactions WHERE booked_at > ? AND booke
               AND submission_id IN (SELECT submission_id FROM submissions WHERE loaded_at > ?)"""
 
 
-def late_bookings(con: duckdb.DuckDBPyConnection, state: dict) -> None:
+def late_bookings(con: duckdb.DuckDBPyConnection, state: dict) -> int:
     """nightly_late: (bank_id, txn_id) of the bookings that submissions loaded after `state` was kept added to the days
-    it holds. `unusable` lets them through only when those submissions replaced nothing: pure additions."""
+    it holds; returns how many. `unusable` lets them through only when those submissions replaced nothing: pure
+    additions. Most nights have none, and the callers then leave them out of their queries (an OR with a lookup would
+    keep DuckDB from skipping the old days by their booking time)."""
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE nightly_late AS {LATE}",
         [state["window_start"], state["window_end"], state["submissions_until"]],
     )
+    return con.execute("SELECT count(*) FROM nightly_late").fetchall()[0][0]
 
 
 def unusable(con: duckdb.DuckDBPyConnection, state: dict | None, fp: str, window: Window) -> str | None:
@@ -193,14 +196,17 @@ def _carry_forward(con, state: dict, window: Window, categories: dict) -> dict:
     con.execute("SET VARIABLE cache_end = CAST(? AS TIMESTAMPTZ)", [state["window_end"]])
     con.execute("SET VARIABLE cache_start = CAST(? AS TIMESTAMPTZ)", [state["window_start"]])
     old_start, start = "getvariable('cache_start')", window_start(window.days)
-    late_bookings(con, state)  # a bank's day that came in late: added like the new day's, never counted as gone
-    con.execute("""CREATE OR REPLACE TEMP TABLE nightly_new AS SELECT * FROM win_tx w
-                   WHERE booked_at > getvariable('cache_end') OR (bank_id, txn_id) IN (SELECT bank_id, txn_id FROM nightly_late)""")
+    # a bank's day that came in late: added like the new day's, never counted as gone
+    late = late_bookings(con, state) > 0
+    also_late = " OR (bank_id, txn_id) IN (SELECT bank_id, txn_id FROM nightly_late)" if late else ""
+    not_late = " AND (t.bank_id, t.txn_id) NOT IN (SELECT bank_id, txn_id FROM nightly_late)" if late else ""
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE nightly_new AS SELECT * FROM win_tx WHERE booked_at > getvariable('cache_end'){also_late}"
+    )
     cat, cat_params = category_sql(categories)
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE nightly_gone AS SELECT {ROW_COLUMNS}, {cat} AS category FROM transactions t
-            WHERE t.booked_at > {old_start} AND t.booked_at <= {start}
-              AND (t.bank_id, t.txn_id) NOT IN (SELECT bank_id, txn_id FROM nightly_late)""",
+            WHERE t.booked_at > {old_start} AND t.booked_at <= {start}{not_late}""",
         cat_params,
     )
     added, removed = (con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0] for t in ("nightly_new", "nightly_gone"))

@@ -133,11 +133,10 @@ def _carry_forward(con, kept: dict, days: int, end, categories: dict) -> dict:
     con.execute("SET VARIABLE kept_end = CAST(? AS TIMESTAMPTZ)", [kept["window_end"]])
     start = f"getvariable('window_end') - INTERVAL {int(days)} DAY"  # as define_window bounds it
     removed = con.execute(f"DELETE FROM window_cache_tx WHERE booked_at <= {start}").fetchall()[0][0]
-    late_bookings(con, kept)
-    where = (
-        "(t.booked_at > getvariable('kept_end') OR (t.bank_id, t.txn_id) IN (SELECT bank_id, txn_id FROM nightly_late))"
-        f" AND t.booked_at > {start} AND t.booked_at <= getvariable('window_end')"
-    )
+    new = "t.booked_at > getvariable('kept_end')"
+    if late_bookings(con, kept):  # a bank's late day
+        new = f"({new} OR (t.bank_id, t.txn_id) IN (SELECT bank_id, txn_id FROM nightly_late))"
+    where = f"{new} AND t.booked_at > {start} AND t.booked_at <= getvariable('window_end')"
     categorise(con, categories, where)
     added = con.execute(f"INSERT INTO window_cache_tx BY NAME {rows_sql(where, clustered=True)}").fetchall()[0][0]
     con.execute("DROP TABLE nightly_late")
