@@ -54,10 +54,8 @@ def test_cross_validated_regularisation_is_chosen_and_deterministic():
     assert noise.chosen_C <= 0.01 and np.ptp(noise.predict(x)) < 0.2  # strongly shrunk: no confident guesses from noise
 
 
-@pytest.fixture(scope="module")
-def two_months(tmp_path_factory):
-    """A store scored at the end of one month, decisions on that run's alerts, then scored a month later."""
-    root = tmp_path_factory.mktemp("learning")
+def month_one(root):
+    """A generated store scored at the end of its first month (30-day windows): the store, the settings, that run."""
     db = generated_store(root, accounts=2500, days=75, seed=13)
     s = Settings().with_overrides(**{"window.days": 30})
     con = store.peek(db)
@@ -65,7 +63,14 @@ def two_months(tmp_path_factory):
         last = con.execute("SELECT max(booked_at) FROM transactions").fetchone()[0].date()
     finally:
         con.close()
-    first = score_and_publish(db, root / "m1", s.with_overrides(**{"window.as_of": last - timedelta(days=31)}))
+    return db, s, score_and_publish(db, root / "m1", s.with_overrides(**{"window.as_of": last - timedelta(days=31)}))
+
+
+@pytest.fixture(scope="module")
+def two_months(tmp_path_factory):
+    """A store scored at the end of one month, decisions on that run's alerts, then scored a month later."""
+    root = tmp_path_factory.mktemp("learning")
+    db, s, first = month_one(root)
     ids = first.alerts.sort("rank")["alert_id"].to_list()
     cw = open_casework(db)
     for i in ids[:3]:

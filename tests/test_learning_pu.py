@@ -1,8 +1,6 @@
 """Learning from escalations alone (positive-unlabelled learning): a model is fitted once enough accounts were escalated,
 even before any dismissal, and moves accounts like them up; too few escalations: no model and the ranking unchanged."""
 
-from datetime import timedelta
-
 import numpy as np
 import polars as pl
 import pytest
@@ -14,7 +12,7 @@ from pipelines import store
 from pipelines.casework_db import open_casework
 from pipelines.snapshot import score_and_publish
 from schemas.settings import Settings
-from tests.conftest import generated_store
+from tests.test_learning import month_one
 from tests.test_tuning import _toy_design
 
 
@@ -53,14 +51,7 @@ def escalations_only(tmp_path_factory):
     """Month 1 scored; its top 9 alerts escalated, a fit tried and month 2 scored; then 3 more escalated (12, no
     dismissal), a fit and month 2 scored again."""
     root = tmp_path_factory.mktemp("pu")
-    db = generated_store(root, accounts=2500, days=75, seed=13)
-    s = Settings().with_overrides(**{"window.days": 30})
-    con = store.peek(db)
-    try:
-        last = con.execute("SELECT max(booked_at) FROM transactions").fetchone()[0].date()
-    finally:
-        con.close()
-    first = score_and_publish(db, root / "m1", s.with_overrides(**{"window.as_of": last - timedelta(days=31)}))
+    db, s, first = month_one(root)
     ids = first.alerts.sort("rank")["alert_id"].to_list()
     cw = open_casework(db)
     for i in ids[:9]:
