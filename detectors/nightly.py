@@ -73,18 +73,24 @@ LATE = """SELECT bank_id, txn_id FROM transactions WHERE booked_at > ? AND booke
 
 def late_bookings(con: duckdb.DuckDBPyConnection, state: dict) -> int:
     """nightly_late: (bank_id, txn_id) of the bookings that submissions loaded after `state` was kept added to the days
-    it holds; returns how many. `unusable` lets them through only when those submissions replaced nothing: pure
-    additions. Most nights have none, and the callers then leave them out of their queries (an OR with a lookup would
-    keep DuckDB from skipping the old days by their booking time)."""
+    it holds; returns how many. `unusable` makes it and lets them through only when those submissions replaced nothing:
+    pure additions."""
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE nightly_late AS {LATE}",
         [state["window_start"], state["window_end"], state["submissions_until"]],
     )
+    return kept_late(con)
+
+
+def kept_late(con: duckdb.DuckDBPyConnection) -> int:
+    """How many late bookings `unusable` let through (nightly_late). Most nights have none, and the carry-forwards then
+    leave them out of their queries (an OR with a lookup would keep DuckDB from skipping old days by booking time)."""
     return con.execute("SELECT count(*) FROM nightly_late").fetchall()[0][0]
 
 
 def unusable(con: duckdb.DuckDBPyConnection, state: dict | None, fp: str, window: Window) -> str | None:
-    """Why the kept parts cannot be carried to `window` (None: they can)."""
+    """Why the kept parts cannot be carried to `window` (None: they can). When they can, nightly_late holds the late
+    bookings to add (`late_bookings`)."""
     if state is None:
         return "nothing kept yet"
     if state["fingerprint"] != fp:
@@ -100,7 +106,7 @@ def unusable(con: duckdb.DuckDBPyConnection, state: dict | None, fp: str, window
         return f"a later submission replaced {replaced:,} bookings (late bookings or corrections)"
     bounds = [state["window_start"], state["window_end"]]
     now = con.execute("SELECT count(*) FROM transactions WHERE booked_at > ? AND booked_at <= ?", bounds).fetchall()[0][0]
-    late = con.execute(f"SELECT count(*) FROM ({LATE})", [*bounds, state["submissions_until"]]).fetchall()[0][0]
+    late = late_bookings(con, state)
     if now != state["window_rows"] + late:
         return (
             f"bookings of the kept window were added or deleted since ({state['window_rows']:,} then, {now:,} now, "
@@ -197,7 +203,7 @@ def _carry_forward(con, state: dict, window: Window, categories: dict) -> dict:
     con.execute("SET VARIABLE cache_start = CAST(? AS TIMESTAMPTZ)", [state["window_start"]])
     old_start, start = "getvariable('cache_start')", window_start(window.days)
     # a bank's day that came in late: added like the new day's, never counted as gone
-    late = late_bookings(con, state) > 0
+    late = kept_late(con) > 0
     also_late = " OR (bank_id, txn_id) IN (SELECT bank_id, txn_id FROM nightly_late)" if late else ""
     not_late = " AND (t.bank_id, t.txn_id) NOT IN (SELECT bank_id, txn_id FROM nightly_late)" if late else ""
     con.execute(

@@ -30,7 +30,7 @@ from datetime import timedelta
 
 import duckdb
 
-from detectors.nightly import late_bookings, unusable
+from detectors.nightly import kept_late, unusable
 from detectors.window import (
     CLUSTER_BY,
     NIGHT_FROM,
@@ -102,6 +102,8 @@ def define_kept_window(con: duckdb.DuckDBPyConnection, days: int, categories: di
     except BaseException:
         con.execute("ROLLBACK")
         raise
+    finally:
+        con.execute("DROP TABLE IF EXISTS nightly_late")  # unusable's
     drop_win_tx(con)
     con.execute("CREATE TEMP VIEW win_tx AS SELECT * FROM window_cache_tx")
     define_accounts(con)
@@ -134,10 +136,9 @@ def _carry_forward(con, kept: dict, days: int, end, categories: dict) -> dict:
     start = f"getvariable('window_end') - INTERVAL {int(days)} DAY"  # as define_window bounds it
     removed = con.execute(f"DELETE FROM window_cache_tx WHERE booked_at <= {start}").fetchall()[0][0]
     new = "t.booked_at > getvariable('kept_end')"
-    if late_bookings(con, kept):  # a bank's late day
+    if kept_late(con):  # a bank's late day
         new = f"({new} OR (t.bank_id, t.txn_id) IN (SELECT bank_id, txn_id FROM nightly_late))"
     where = f"{new} AND t.booked_at > {start} AND t.booked_at <= getvariable('window_end')"
     categorise(con, categories, where)
     added = con.execute(f"INSERT INTO window_cache_tx BY NAME {rows_sql(where, clustered=True)}").fetchall()[0][0]
-    con.execute("DROP TABLE nightly_late")
     return {"bookings_added": added, "bookings_removed": removed}

@@ -240,8 +240,8 @@ def test_prefect_deploy_registers_the_schedule(tmp_path):
                 assert server.poll() is None, "prefect server exited:\n" + log_path.read_text(errors="replace")[-3000:]
                 assert time.time() < deadline, "prefect server did not start"
                 time.sleep(1)
-        run = lambda *args: subprocess.run(
-            [str(bindir / "prefect"), *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=180
+        run = lambda *args, timeout=180: subprocess.run(
+            [str(bindir / "prefect"), *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout
         )
         # the data folder as the README sets it up: an inbox and a loaded store
         (data / "inbox").mkdir(parents=True)
@@ -304,14 +304,8 @@ def test_prefect_deploy_registers_the_schedule(tmp_path):
             broken.write_text("rules:\n  SE01_AD_PREMIUM: {min_eur_per_30d: no_such_column}\n")
             r = run("deployment", "run", "score/score-on-demand", "--param", f"config={broken}")
             assert r.returncode == 0, r.stdout + r.stderr
-            r = subprocess.run(  # two flow runs in one poll, on a machine the other test process keeps busy
-                [str(bindir / "prefect"), "worker", "start", "--pool", "thb-process", "--run-once"],
-                env=env,
-                cwd=REPO,
-                capture_output=True,
-                text=True,
-                timeout=360,
-            )
+            # two flow runs in one poll, on a machine the other test process keeps busy
+            r = run("worker", "start", "--pool", "thb-process", "--run-once", timeout=360)
             assert r.returncode == 0, r.stdout + r.stderr
             worked = r.stdout + r.stderr
             assert "Finished in state Completed" in worked and "Finished in state Failed" in worked, worked
