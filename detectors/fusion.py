@@ -1,7 +1,9 @@
 """One 0..1 score per account from rule hits, the anomaly score and the link graph; the likely typology; the reasons.
 
 Rules carry the weight (each adds by severity, noisy-or); a lone rule counts for less, following the
-sources' 'constellation' advice (indicators.md §6.1: no single indicator is proof). The anomaly
+sources' 'constellation' advice (indicators.md §6.1: no single indicator is proof), and a link to an escalated or
+reported account alone (LINK_ONLY_RULES) for less again (`link_only_factor`): it says who the account deals with, not
+what it does, and in the learning simulation's tune seed the accounts it raised alone were rarely planted. The anomaly
 model adds to what the rules leave open, only for accounts stranger than most of their segment,
 so it lifts accounts that show some rules and unusual behaviour, and surfaces what no rule names.
 
@@ -50,6 +52,7 @@ LINK_ONLY_RULES = ("NET_LINKED_TO_REPORTED",)
 @dataclass
 class Fusion:
     single_rule_factor: float = _F.single_rule_factor  # a lone indicator counts for half
+    link_only_factor: float = _F.link_only_factor  # ... and a link alone (LINK_ONLY_RULES) for this share of that
     anomaly_weight: float = _F.anomaly_weight  # how much of the remaining gap a maximal anomaly closes (two or more rules)
     anomaly_single_weight: float = _F.anomaly_single_weight  # the same for an account with a single rule hit
     anomaly_only_weight: float = (
@@ -180,6 +183,7 @@ class Fusion:
                     + pl.col("rule_id").filter(sound & pl.col("constellation")).n_unique()
                 ).alias("n_rules"),
                 pl.col("rule_id").alias("rules"),
+                pl.col("rule_id").is_in(LINK_ONLY_RULES).all().alias("link_only"),
                 pl.col("indicators")
                 .filter(sound)
                 .list.explode(keep_nulls=False, empty_as_null=False)
@@ -202,7 +206,9 @@ class Fusion:
         )
         has_rules = pl.col("rule_score") > 0
         r = (
-            pl.when(has_rules & (pl.col("n_rules") <= 1))
+            pl.when(has_rules & pl.col("link_only").fill_null(False))
+            .then(pl.col("rule_score") * self.single_rule_factor * self.link_only_factor)
+            .when(has_rules & (pl.col("n_rules") <= 1))
             .then(pl.col("rule_score") * self.single_rule_factor)
             .otherwise(pl.col("rule_score"))
         )

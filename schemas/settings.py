@@ -68,6 +68,9 @@ class NetworkSettings(_Section):
 
 class FusionSettings(_Section):
     single_rule_factor: float = Field(0.5, ge=0, le=1)
+    link_only_factor: float = Field(
+        0.5, ge=0, le=1, description="an account whose only rule is a link to an escalated or reported one: share of a lone rule"
+    )
     anomaly_weight: float = Field(0.5, ge=0, le=1)
     anomaly_single_weight: float = Field(0.1, ge=0, le=1)
     anomaly_only_weight: float = Field(0.2, ge=0, le=1)

@@ -2,8 +2,9 @@
 
 Deterministic for a seed; vectorised (numpy arrays per stream, polars for ids and writing).
 Labels go to OUT_DIR/labels.parquet, never into a submission folder.
-With `stream_life` (stream mode) trafficking scenarios start throughout the span and each runs that many days, so
-every month holds as many fresh scenarios as any other (labels then carry each planted account's `onset` date).
+With `stream_life` (stream mode) trafficking scenarios start throughout the span and each runs that many days, and
+laundering patterns start throughout it too (each within a week), so every month holds as many fresh scenarios and
+patterns as any other (labels then carry each planted account's `onset` date).
 """
 
 from __future__ import annotations
@@ -69,7 +70,9 @@ def generate(
     taken = np.concatenate([idx for sc in scenarios + negatives for idx in sc.roles.values()])
     controllers = np.concatenate([sc.roles["controller"] for sc in scenarios if "controller" in sc.roles] or [np.array([], int)])
     laundered = (
-        plant_laundering(ev, pop, np.random.default_rng([seed, 7]), taken, controllers=controllers) if laundering else None
+        plant_laundering(ev, pop, np.random.default_rng([seed, 7]), taken, controllers=controllers, stream=bool(stream_life))
+        if laundering
+        else None
     )
     tx = ev.frame()
     del ev
@@ -190,6 +193,9 @@ def generate(
         for sc in scenarios:
             for idx in sc.roles.values():
                 onset[idx] = start_d + timedelta(days=sc.extra["onset"])
+        if laundered is not None:  # a pattern's accounts start with it (a controller keeps its scenario's onset)
+            own = laundered.filter(~pl.col("own_label") & pl.col("onset_day").is_not_null())
+            onset[own["acc"].to_numpy()] = [start_d + timedelta(days=d) for d in own["onset_day"].to_list()]
         labels = labels.with_columns(pl.Series("onset", onset.tolist(), dtype=pl.Date))
 
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -8,8 +8,14 @@ trafficking scenario's controller: that is whose proceeds are laundered. Look-al
 salary split over the earner's own accounts every month, a family pooling into one household account every month, a
 landlord collecting rent and passing it to a managing agent.
 
-Labels: one row per planted account (population index `acc`, typology, role, scenario_id, pattern); a controller
-that starts a pattern keeps its own scenario's label (`own_label` true) and only gains the pattern.
+Labels: one row per planted account (population index `acc`, typology, role, scenario_id, pattern, onset day); a
+controller that starts a pattern keeps its own scenario's label (`own_label` true) and only gains the pattern.
+
+Stream mode (`stream`, as synthetic/typologies.py streams the scenarios): each kind's patterns start on days spread
+evenly over the whole span (one per equal slot) and each runs within a week of its start, with as many patterns per day
+of data as the default 90 days hold; the label's onset is that start. Without it a pattern's bursts fall anywhere before
+the last 20 days, so a month of a long span can hold many patterns or none (the learning simulation measured that
+chance, not learning: bench/results/diag-heldout-fall-tune2-20k-stream.md).
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ PATTERNS_PER_ACCOUNT = (
 )
 LOOKALIKES = ("salary_split", "family_pool", "landlord")
 CONTROLLER_SHARE = 0.5  # patterns with one origin that start from a trafficking controller's account
+DEFAULT_DAYS = 90  # the span PATTERNS_PER_ACCOUNT is counted over: stream mode keeps that many per day of data
+STREAM_RUN_HOURS = 7 * 24  # stream mode: a pattern's transfers start within a week of its onset
 
 
 class _Planter:
@@ -32,6 +40,14 @@ class _Planter:
         self.ev, self.rng, self.pool, self.labels = ev, rng, pool, []
         self.controllers, self.launderers = list(controllers), set()
         self.horizon = max(ev.days - 20, 1) * 24.0  # a pattern starts early enough to finish inside a long window
+        self.onset: float | None = None  # stream mode: the hour the current pattern starts (plant_laundering sets it)
+
+    def when(self, n=None):
+        """Hours after the data's start at which a pattern's bursts begin: anywhere before the horizon, or in stream
+        mode within a week of the pattern's onset (a burst past the data's end is dropped, like a scenario's)."""
+        if self.onset is None:
+            return self.rng.uniform(0, self.horizon, n)
+        return self.onset + self.rng.uniform(0, STREAM_RUN_HOURS, n)
 
     def take(self, k: int) -> np.ndarray:
         out = np.array(self.pool[:k], dtype=np.int64)
@@ -63,8 +79,9 @@ class _Planter:
         return self.take(1)
 
     def label(self, acc, typology, role, sid, pattern=None) -> None:
+        day = None if self.onset is None or pattern is None else int(self.onset // 24)
         for a in np.atleast_1d(acc):
-            self.labels.append((int(a), typology, role, sid, pattern, int(a) in self.launderers))
+            self.labels.append((int(a), typology, role, sid, pattern, int(a) in self.launderers, day))
 
     def proceeds(self) -> float:
         return float(np.exp(self.rng.normal(np.log(4000), 0.5)))
@@ -77,7 +94,7 @@ class _Planter:
     def cycle(self, sid):
         r = self.rng
         acc = np.r_[self.origin(), self.take(int(r.integers(2, 6)))]
-        for t in r.uniform(0, self.horizon, int(r.integers(1, 3))):
+        for t in self.when(int(r.integers(1, 3))):
             amt = self.proceeds()
             for i in range(len(acc)):
                 self.pay([acc[i]], [acc[(i + 1) % len(acc)]], [t], [amt])
@@ -90,7 +107,7 @@ class _Planter:
         r = self.rng
         k = int(r.integers(3, 7))
         s, mids, d = self.origin(), self.take(k), self.take(1)
-        t0, total = r.uniform(0, self.horizon), self.proceeds() * 1.5
+        t0, total = self.when(), self.proceeds() * 1.5
         share = total / k * r.uniform(0.85, 1.15, k)
         t_in = t0 + r.uniform(0, 24, k)
         self.pay(np.repeat(s, k), mids, t_in, share)
@@ -103,7 +120,7 @@ class _Planter:
         r = self.rng
         k_in, k_out = int(r.integers(3, 7)), int(r.integers(3, 7))
         src, hub, dst = self.take(k_in), self.take(1), self.take(k_out)
-        t0 = r.uniform(0, self.horizon)
+        t0 = self.when()
         amounts = np.exp(r.normal(np.log(1500), 0.3, k_in))
         t_in = t0 + r.uniform(0, 48, k_in)
         self.pay(src, np.repeat(hub, k_in), t_in, amounts)
@@ -118,9 +135,10 @@ class _Planter:
         k = int(r.integers(6, 11))
         payer, dst = self.origin(), self.take(k)
         fresh = r.random(k) < 0.7  # mule accounts opened for the purpose
-        pop.account_age_days[dst[fresh]] = r.integers(5, 90, int(fresh.sum()))
+        since = 0 if self.onset is None else max(0, self.ev.days - int(self.onset // 24) - 7)  # stream: new when used
+        pop.account_age_days[dst[fresh]] = r.integers(5, 90, int(fresh.sum())) + since
         base = r.uniform(500, 3000)
-        self.pay(np.repeat(payer, k), dst, r.uniform(0, self.horizon) + r.uniform(0, 96, k), base * r.uniform(0.93, 1.07, k))
+        self.pay(np.repeat(payer, k), dst, self.when() + r.uniform(0, 96, k), base * r.uniform(0.93, 1.07, k))
         self.label(payer, "laundering", "origin", sid, "fan_out")
         self.label(dst, "laundering", "receiver", sid, "fan_out")
 
@@ -129,14 +147,14 @@ class _Planter:
         k = int(r.integers(5, 11))
         src, coll = self.take(k), self.take(1)
         base = r.uniform(400, 2500)
-        self.pay(src, np.repeat(coll, k), r.uniform(0, self.horizon) + r.uniform(0, 120, k), base * r.uniform(0.93, 1.07, k))
+        self.pay(src, np.repeat(coll, k), self.when() + r.uniform(0, 120, k), base * r.uniform(0.93, 1.07, k))
         self.label(src, "laundering", "sender", sid, "fan_in")
         self.label(coll, "laundering", "collector", sid, "fan_in")
 
     def stack(self, sid):
         r = self.rng
         acc = np.r_[self.origin(), self.take(int(r.integers(3, 6)))]
-        for t in r.uniform(0, self.horizon, int(r.integers(1, 4))):
+        for t in self.when(int(r.integers(1, 4))):
             amt = self.proceeds()
             for i in range(len(acc) - 1):
                 self.pay([acc[i]], [acc[i + 1]], [t], [amt])
@@ -155,9 +173,7 @@ class _Planter:
         keep = r.random(len(src)) < 0.85
         keep[0] = keep[-1] = True
         src, dst = src[keep], dst[keep]
-        self.pay(
-            src, dst, r.uniform(0, self.horizon) + r.uniform(0, 240, len(src)), np.exp(r.normal(np.log(1000), 0.4, len(src)))
-        )
+        self.pay(src, dst, self.when() + r.uniform(0, 240, len(src)), np.exp(r.normal(np.log(1000), 0.4, len(src))))
         self.label(s, "laundering", "sender", sid, "bipartite")
         self.label(d, "laundering", "receiver", sid, "bipartite")
 
@@ -200,20 +216,34 @@ class _Planter:
 
 
 def plant_laundering(
-    ev: Events, pop, rng: np.random.Generator, taken: np.ndarray, per_kind: int | None = None, controllers=()
+    ev: Events,
+    pop,
+    rng: np.random.Generator,
+    taken: np.ndarray,
+    per_kind: int | None = None,
+    controllers=(),
+    stream: bool = False,
 ) -> pl.DataFrame:
     """Add laundering patterns and look-alikes to `ev` among persons not in `taken`, some starting from `controllers`
-    (population indices of trafficking controllers); return their label rows."""
+    (population indices of trafficking controllers); return their label rows. `stream`: patterns start throughout the
+    span (see the module's docstring)."""
     persons = np.flatnonzero(~pop.is_business)
     free = [int(i) for i in rng.permutation(np.setdiff1d(persons, taken))]
     p = _Planter(ev, rng, free, [int(i) for i in rng.permutation(np.asarray(controllers, dtype=np.int64))])
-    count = per_kind if per_kind is not None else max(1, int(round(pop.n * PATTERNS_PER_ACCOUNT)))
+    per_day = pop.n * PATTERNS_PER_ACCOUNT * (ev.days / DEFAULT_DAYS if stream else 1)
+    count = per_kind if per_kind is not None else max(1, int(round(per_day)))
+    slots = np.random.default_rng(rng.integers(2**63)) if stream else None  # drawn in stream mode only: default data unchanged
     for kind in PATTERNS:
+        if slots is not None:  # one onset per equal slot of the span, in a random order
+            onsets = (slots.permutation(count) + slots.random(count)) * ev.days * 24.0 / count
         for i in range(count):
             sid = f"ML-{kind}-{i:03d}"
             if len(p.pool) < 20:
                 break
+            if slots is not None:
+                p.onset = float(onsets[i])
             getattr(p, kind)(sid, pop) if kind == "fan_out" else getattr(p, kind)(sid)
+    p.onset = None  # look-alikes run the whole span
     for kind in LOOKALIKES:
         for i in range(count):
             if len(p.pool) < 20:
@@ -229,6 +259,7 @@ def plant_laundering(
             "scenario_id": pl.Utf8,
             "pattern": pl.Utf8,
             "own_label": pl.Boolean,
+            "onset_day": pl.Int64,
         },
         orient="row",
     )

@@ -23,8 +23,9 @@ precision@k that allows.
     PYTHONPATH=. python -m synthetic.learning_sim --out bench/learning --accounts 20000 --seed 101 --family holdout
 
 `--stream [LIFE]` (stream mode, synthetic/generate.py `stream_life`): trafficking scenarios start throughout the
-simulated months and each runs LIFE days (60 without a value), as many running on any day as in the default data, so
-every month brings as many fresh planted accounts as any other. Without it the planted behaviour runs the whole span,
+simulated months and each runs LIFE days (60 without a value), as many running on any day as in the default data, and
+laundering patterns start in every month alike (each within a week), so every month brings as many fresh planted
+accounts as any other. Without it the planted behaviour runs the whole span,
 decisions use the findable positives up and the figures measure the pool running dry, not learning. `fresh` says how
 many planted accounts' scenarios started in the month's window.
 """
@@ -86,10 +87,10 @@ def prepare(
     return db, labels, date.fromisoformat(END) - timedelta(days=days - 1)
 
 
-def settings_for(as_of: date | None, window_days: int, learn: bool, rerank: dict | None = None) -> Settings:
+def settings_for(as_of: date | None, window_days: int, learn: bool, overrides: dict | None = None) -> Settings:
     """A month's run: the window up to `as_of`, no budget and no floor: the whole population is ranked, so the re-ranker can lift what the rules rank low."""
     over = {"window.days": window_days, "budget.share": 1.0, "fusion.min_score": 0.0, "rerank.enabled": learn}
-    return Settings().with_overrides(**over, **(rerank or {}), **({"window.as_of": as_of} if as_of else {}))
+    return Settings().with_overrides(**over, **(overrides or {}), **({"window.as_of": as_of} if as_of else {}))
 
 
 def before_learning(db: Path, run_id: str) -> pl.DataFrame:
@@ -130,7 +131,7 @@ def play(
     flip: float,
     learn: bool,
     seed: int,
-    rerank: dict | None = None,
+    overrides: dict | None = None,
 ) -> list[dict]:
     """One arm: a fresh copy of the store, `months` months of scoring, deciding the top `work` and (if `learn`) refitting."""
     shutil.rmtree(arm, ignore_errors=True)
@@ -147,7 +148,7 @@ def play(
         as_of = first + timedelta(days=window_days - 1 + MONTH * (m - 1))
         # the simulation's today is the month's end: its investigators' decisions and fits (made now) count as made by then
         res = score_and_publish(
-            db, arm / f"month{m}", settings_for(as_of, window_days, learn, rerank), models_dir=models, casework_today=True
+            db, arm / f"month{m}", settings_for(as_of, window_days, learn, overrides), models_dir=models, casework_today=True
         )
         ranked, unblended = res.alerts.sort("rank"), before_learning(db, res.run_id)
         precision, _ = precision_at(ranked, decided, labels, k)
@@ -170,7 +171,7 @@ def play(
         model = None
         if learn:
             try:  # the decisions as they stand now; the window is not needed (each alert kept what it showed)
-                fit = Settings().with_overrides(**{"window.days": window_days}, **(rerank or {}))
+                fit = Settings().with_overrides(**{"window.days": window_days}, **(overrides or {}))
                 model = fit_reranker(db, fit, models_dir=models, seed=seed)
             except LearningError:
                 model = None
@@ -232,7 +233,7 @@ def simulate(
     held_out: float = 0.5,
     argv: list[str] | None = None,
     stream: int = 0,
-    rerank: dict | None = None,
+    overrides: dict | None = None,
     arms: list[str] | None = None,
 ) -> dict:
     started = time.perf_counter()
@@ -251,7 +252,8 @@ def simulate(
         "work": work,
         "held_out": held_out,
         "held_out_planted": int(labels.filter("held_out")["positive"].sum()),
-        "rerank": Settings().with_overrides(**(rerank or {})).rerank.model_dump(),
+        "rerank": Settings().with_overrides(**(overrides or {})).rerank.model_dump(),
+        "fusion": Settings().with_overrides(**(overrides or {})).fusion.model_dump(),
         "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores (shared)",
         "generate_seconds": round(time.perf_counter() - started, 1),
         "arms": {},
@@ -265,7 +267,7 @@ def simulate(
             continue
         print(f"{name}:", file=sys.stderr)
         t = time.perf_counter()
-        months_out = play(base, labels, first, root / name, months, window_days, k, work, f, learn, seed, rerank)
+        months_out = play(base, labels, first, root / name, months, window_days, k, work, f, learn, seed, overrides)
         arm = {"months": months_out, "seconds": round(time.perf_counter() - t, 1), **summary(months_out, f"precision@{k}")}
         arm["held_out"] = summary(months_out, f"held_out_precision@{k}")
         if learn:
@@ -321,11 +323,19 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--rerank",
-        type=_rerank_setting,
+        type=_setting("rerank"),
         action="append",
         default=[],
         metavar="KEY=VALUE",
         help="a re-ranker setting for this run (rerank.max_weight=0.8; repeatable; default: schemas/settings.py)",
+    )
+    p.add_argument(
+        "--fusion",
+        type=_setting("fusion"),
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a fusion setting for every run of the simulation (fusion.link_only_factor=1; repeatable)",
     )
     p.add_argument(
         "--arms",
@@ -336,16 +346,21 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def _rerank_setting(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    key = key if key.startswith("rerank.") else f"rerank.{key}"
-    if not sep or key.removeprefix("rerank.") not in type(Settings().rerank).model_fields:
-        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE with a rerank setting as KEY")
-    try:
-        Settings().with_overrides(**{key: value})
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(f"{text!r}: {str(e).splitlines()[0]}") from None
-    return key, value
+def _setting(section: str):
+    """KEY=VALUE for one setting of `section` (rerank, fusion), checked against schemas/settings.py."""
+
+    def parse(text: str) -> tuple[str, str]:
+        key, sep, value = text.partition("=")
+        key = key if key.startswith(f"{section}.") else f"{section}.{key}"
+        if not sep or key.removeprefix(f"{section}.") not in type(getattr(Settings(), section)).model_fields:
+            raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE with a {section} setting as KEY")
+        try:
+            Settings().with_overrides(**{key: value})
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(f"{text!r}: {str(e).splitlines()[0]}") from None
+        return key, value
+
+    return parse
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -364,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
         a.held_out,
         argv,
         a.stream,
-        dict(a.rerank),
+        dict(a.rerank + a.fusion),
         a.arms,
     )
     for name, arm in r["arms"].items():

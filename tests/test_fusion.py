@@ -301,3 +301,25 @@ def test_the_footprint_of_lawful_sex_work_alone_counts_as_one_indicator():
         _hits([("SE01_AD_MICRO", "A", "A-00003"), ("SE02_HOTELS", "A", "A-00003")]), _population({"A": 1000}), {}
     )
     assert two.filter(pl.col("account_id") == "A-00003")["n_rules"][0] == 2
+
+
+def test_a_link_to_an_escalated_account_alone_counts_for_less_than_a_lone_rule_of_the_account_s_own():
+    """NET_LINKED_TO_REPORTED alone is a lift, not evidence: in the learning simulation's tune seed, accounts raised by it
+    alone were rarely planted, the same rule beside another nearly always. It ranks below a lone rule of equal severity."""
+    f = Fusion()
+    hits = _hits(
+        [
+            ("NET_LINKED_TO_REPORTED", "A", "A-00001"),  # must fire: the link alone
+            ("CE01_YOUNG_MULE", "A", "A-00002", 3),  # a lone rule of the account's own, same severity
+            ("NET_LINKED_TO_REPORTED", "A", "A-00003"),  # near miss: the link beside a rule of its own
+            ("CE01_YOUNG_MULE", "A", "A-00003", 3),
+        ]
+    )
+    acc = f.account_scores(hits, _population({"A": 1000}), {}).filter(pl.col("rule_score") > 0)
+    scores = dict(zip(acc["account_id"], acc["score"]))
+    lone = SEVERITY_WEIGHT[3] * f.single_rule_factor
+    assert math.isclose(scores["A-00002"], lone)
+    assert math.isclose(scores["A-00001"], lone * f.link_only_factor) and f.link_only_factor < 1
+    assert scores["A-00003"] > scores["A-00002"]  # beside a rule of its own the link still adds
+    same = Fusion(link_only_factor=1.0).account_scores(hits, _population({"A": 1000}), {}).filter(pl.col("rule_score") > 0)
+    assert dict(zip(same["account_id"], same["score"]))["A-00001"] == scores["A-00002"]  # the setting is what lowers it

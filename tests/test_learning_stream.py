@@ -9,6 +9,7 @@ import pytest
 from synthetic.events import Events, Shifted
 from synthetic.families import family
 from synthetic.generate import generate
+from synthetic.laundering import PATTERNS, plant_laundering
 from synthetic.learning_sim import parser
 from synthetic.population import make_population
 from synthetic.typologies import SIZES, plan, scenario_events, spread_onsets, stream_scale
@@ -47,6 +48,7 @@ def test_planted_accounts_carry_their_onset_and_their_scenario_starts_then(strea
     labels, tx = streamed
     planted = labels.filter(~pl.col("typology").is_in(["none", "laundering"]))
     assert planted.height and planted["onset"].null_count() == 0
+    assert labels.filter(pl.col("typology") == "laundering")["onset"].null_count() == 0  # patterns start too
     assert labels.filter(pl.col("typology") == "none")["onset"].null_count() == labels.filter(pl.col("typology") == "none").height
     first = END - timedelta(days=DAYS - 1)
     month = planted.filter(pl.col("onset") >= first).select(((pl.col("onset") - first).dt.total_days() // 30).alias("m"))
@@ -61,6 +63,36 @@ def test_planted_accounts_carry_their_onset_and_their_scenario_starts_then(strea
         .filter(pl.col("onset") >= first)
     )
     assert own.height > 50 and own.filter(day.is_between(0, LIFE + 7)).height >= 0.97 * own.height, own.select(day).describe()
+
+
+def _laundering(stream: bool):
+    pop = make_population(np.random.default_rng(4), 20_000, 2, family("holdout"))
+    ev = Events(np.random.default_rng(3), DAYS)
+    labels = plant_laundering(ev, pop, np.random.default_rng(7), np.array([], dtype=np.int64), stream=stream)
+    return labels.filter(pl.col("typology") == "laundering"), ev.frame()
+
+
+def test_laundering_patterns_start_in_every_month_and_run_within_days_of_their_onset():
+    labels, tx = _laundering(stream=True)
+    onset = labels.group_by("scenario_id").agg(pl.col("onset_day").unique())
+    assert onset["onset_day"].list.len().max() == 1 and labels["onset_day"].null_count() == 0  # one onset per pattern
+    per_kind = labels["scenario_id"].n_unique() // len(PATTERNS)
+    assert per_kind == round(20_000 * 0.00015 * DAYS / 90)  # as many per day of data as the default 90 days hold
+    months = np.bincount(onset["onset_day"].list.first().to_numpy() // 30, minlength=DAYS // 30)
+    assert months.tolist() == [len(PATTERNS) * per_kind // (DAYS // 30)] * (DAYS // 30), months  # one slot each
+    # every transfer of a pattern's account to or from another of its accounts falls in the days after its onset
+    acc = labels.select(pl.col("acc"), "scenario_id", "onset_day")
+    moves = tx.join(acc, on="acc").join(acc.select(pl.col("acc").alias("cp_acc"), "scenario_id"), on=["cp_acc", "scenario_id"])
+    lag = moves["day"] - moves["onset_day"]
+    assert moves.height > 100 and lag.min() >= 0 and lag.max() <= 7 + 15, lag.describe()  # a week, then up to 6 hops of 60 h
+
+
+def test_without_stream_mode_patterns_have_no_onset_and_fall_anywhere_before_the_last_20_days():
+    labels, tx = _laundering(stream=False)
+    assert labels["onset_day"].null_count() == labels.height
+    assert labels["scenario_id"].n_unique() == 3 * len(PATTERNS)
+    moves = tx.join(labels.select("acc"), on="acc")
+    assert moves["day"].max() < DAYS and moves["day"].min() < 30
 
 
 def test_a_shift_of_nothing_books_exactly_what_the_default_books():
@@ -104,6 +136,11 @@ def test_rerank_flag(capsys):
             parser().parse_args(["--rerank", bad])
         err = capsys.readouterr().err.strip().splitlines()
         assert "error: argument --rerank" in err[-1] and "Traceback" not in "".join(err)
+    assert dict(parser().parse_args(["--fusion", "link_only_factor=1"]).fusion) == {"fusion.link_only_factor": "1"}
+    for bad in ("link_only_factor=2", "max_weight=0.5"):  # out of range; a rerank setting is not a fusion one
+        with pytest.raises(SystemExit):
+            parser().parse_args(["--fusion", bad])
+        assert "error: argument --fusion" in capsys.readouterr().err.strip().splitlines()[-1]
 
 
 def test_the_generate_command_writes_a_stream(tmp_path, capsys):
