@@ -16,7 +16,9 @@ longer than a month's capacity and the exploited are a small share of the custom
 small part of them. Here 1.4% of accounts are planted; deciding 100 a month at 20,000 accounts would take most of
 them within five months and measure the pool running dry, not learning. And a share of the accounts (`held_out`) is
 never worked: precision@k on them measures the ranking of accounts no investigator has seen, which the removal of the
-decided ones cannot flatter or depress. `pool` says how many planted accounts were still undecided, `rankable` how
+decided ones cannot flatter or depress. In stream mode (below) fresh planted accounts arrive every month and the
+held-out half is never depleted, so `--work 100` (the whole measured top, as a team that clears its list would) is
+fair too; it brings the first dismissals in month 1, where the top 50 alone is nearly all planted. `pool` says how many planted accounts were still undecided, `rankable` how
 many of them any rule or the forest scored above 0 (no blend can lift an account from 0), and `ceiling` the best
 precision@k that allows.
 
