@@ -233,8 +233,10 @@ def _carry_forward(con, state: dict, window: Window, categories: dict) -> dict:
     # count gains the values seen again that it did not count, and loses those last seen between the old and the new
     # start and not seen again.
     new_values = " UNION ALL ".join(values_sql(c, "nightly_new") for c in distinct_columns())
+    # kept_row: the kept row of the same value, found once here; the counts and the update below join on it (one integer)
+    # instead of joining the kept values by their four key columns again (they are unique by them)
     con.execute(f"""CREATE OR REPLACE TEMP TABLE values_delta AS
-        SELECT v.bank_id, v.account_id, v.kind, v.value, v.last_seen AS new_last, o.last_seen AS old_last,
+        SELECT v.bank_id, v.account_id, v.kind, v.value, v.last_seen AS new_last, o.last_seen AS old_last, o.rowid AS kept_row,
                CASE WHEN o.last_seen IS NULL THEN v.last_seen
                     ELSE list_transform(range(1, len(v.last_seen) + 1), lambda i: greatest(v.last_seen[i], o.last_seen[i])) END AS last_seen
         FROM ({new_values}) v LEFT JOIN feature_cache_values o ON {SAME_VALUE}""")
@@ -247,15 +249,17 @@ def _carry_forward(con, state: dict, window: Window, categories: dict) -> dict:
         f" AND v.new_last[{k + 1}] IS NULL) AS d{i}"
         for i, (_, c, k) in enumerate(distinct_features())
     )
-    expiring = f"SELECT * FROM feature_cache_values WHERE list_max(last_seen) > {old_start} AND list_min(last_seen) <= {start}"
+    expiring = (
+        f"SELECT *, rowid AS kept_row FROM feature_cache_values WHERE list_max(last_seen) > {old_start} AND list_min(last_seen) <= {start}"
+    )
     counts = _sum_by_account(
         d,
         "SELECT * FROM kept",
         f"SELECT {CACHE_KEY}, {gained} FROM values_delta GROUP BY ALL",
-        f"SELECT o.bank_id, o.account_id, {lost} FROM ({expiring}) o LEFT JOIN values_delta v ON {SAME_VALUE} GROUP BY ALL",
+        f"SELECT o.bank_id, o.account_id, {lost} FROM ({expiring}) o LEFT JOIN values_delta v ON v.kept_row = o.kept_row GROUP BY ALL",
     )
     con.execute(f"CREATE OR REPLACE TEMP TABLE acct_counts AS {counts}")
-    con.execute(f"DELETE FROM feature_cache_values o USING values_delta v WHERE {SAME_VALUE}")
+    con.execute("DELETE FROM feature_cache_values WHERE rowid IN (SELECT kept_row FROM values_delta WHERE kept_row IS NOT NULL)")
     con.execute("INSERT INTO feature_cache_values SELECT bank_id, account_id, kind, value, last_seen FROM values_delta")
     con.execute(f"DELETE FROM feature_cache_values WHERE coalesce(list_max(last_seen) > {start}, false) = false")
 

@@ -22,7 +22,7 @@ import duckdb
 import networkx as nx
 import polars as pl
 
-from detectors.network import MONEY_CHANNELS
+from detectors.network import MONEY_CHANNELS, table_exists
 
 
 @dataclass(frozen=True)
@@ -229,11 +229,14 @@ class PatternDetector:
     def _candidates(self, con: duckdb.DuckDBPyConnection) -> None:
         s = self.settings
         # Transfers between two accounts in the store, from the payer's side (one row per transfer), big enough to launder.
+        # net_pay (detectors/network.py) holds the window's payments to accounts in the store, the bookings this join keeps
+        # (net_money has no pair whose payee is outside the store or the payer itself); a sharded run reads the window.
+        paid = "net_pay" if table_exists(con, "net_pay") else f"(SELECT * FROM win_tx WHERE NOT is_in AND channel IN {MONEY_CHANNELS})"
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE pt_tx AS
             SELECT w.txn_id, m.src_bank, m.src, m.dst_bank, m.dst, w.booked_at, w.amount, m.n AS pair_n
-            FROM win_tx w JOIN net_money m ON m.src = w.account_id AND m.dst = w.counterparty_id
-            WHERE NOT w.is_in AND w.channel IN {MONEY_CHANNELS} AND w.amount >= {float(s["min_amount"])}""")
+            FROM {paid} w JOIN net_money m ON m.src = w.account_id AND m.dst = w.counterparty_id
+            WHERE w.amount >= {float(s["min_amount"])}""")
         con.execute(f"""CREATE OR REPLACE TEMP TABLE pt_busy AS SELECT account_id FROM (
                             SELECT src AS account_id FROM pt_tx UNION ALL SELECT dst FROM pt_tx) GROUP BY 1 HAVING count(*) > {int(s["max_busy"])}""")
         # Hops: money into an account passed on to another (or back) soon after, most of it kept.

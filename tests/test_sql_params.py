@@ -109,6 +109,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "SQL": ("detectors/patterns.py",),
     "s": ("detectors/patterns.py",),
     "p": ("detectors/patterns.py",),
+    "paid": ("detectors/patterns.py",),  # the table pt_tx starts from: net_pay or the window's payments, chosen by the code
     # status: a column name chosen by the code ("error" or NULL on an old store)
     "error": ("pipelines/status.py",),
     # privacy: retention rules and re-keying statements are code (cut-offs and key pads bound as $name); log columns

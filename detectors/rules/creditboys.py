@@ -25,7 +25,7 @@ RULES: list[Rule] = [
         """WITH l AS (SELECT *, count(DISTINCT counterparty_id) OVER (PARTITION BY bank_id, account_id ORDER BY day
                               RANGE BETWEEN INTERVAL 29 DAY PRECEDING AND CURRENT ROW) AS lenders FROM win_tx
                        WHERE {is_loan})
-             SELECT l.bank_id, l.account_id, list(l.txn_id ORDER BY l.booked_at, l.txn_id)[1:50] AS evidence,
+             SELECT l.bank_id, l.account_id, arg_min(l.txn_id, (l.booked_at, l.txn_id), 50) AS evidence,
                     printf('%d loans (EUR %.0f) from up to %d lenders in 30 days, holder %s years', count(*), sum(l.amount), max(l.lenders),
                            coalesce(CAST(any_value(a.holder_age) AS VARCHAR), '?')) AS detail
              FROM l JOIN win_accounts a USING (bank_id, account_id)
@@ -84,7 +84,7 @@ RULES: list[Rule] = [
                         SELECT w.bank_id, w.account_id, w.txn_id, w.booked_at, w.counterparty_id
                         FROM win_tx w SEMI JOIN new_contracts USING (bank_id, account_id, counterparty_id)
                         WHERE NOT w.is_in AND w.channel = 'direct_debit' AND w.category = 'telecom')
-             SELECT c.bank_id, c.account_id, list(c.txn_id ORDER BY c.booked_at, c.txn_id)[1:50] AS evidence,
+             SELECT c.bank_id, c.account_id, arg_min(c.txn_id, (c.booked_at, c.txn_id), 50) AS evidence,
                     printf('holder %d years: %d new lenders or phone providers', any_value(a.holder_age), count(DISTINCT c.counterparty_id)) AS detail
              FROM c JOIN win_accounts a USING (bank_id, account_id)
              WHERE a.holder_age BETWEEN {min_age} AND {max_age}

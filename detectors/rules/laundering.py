@@ -12,7 +12,7 @@ RULES: list[Rule] = [
         ("ML-03", "XB-02"),
         "Nearly all money coming in is deposited as cash, with no wage, benefit or card takings.",
         2,
-        """SELECT w.bank_id, w.account_id, list(w.txn_id ORDER BY w.booked_at, w.txn_id) FILTER (w.channel = 'cash_deposit')[1:50] AS evidence,
+        """SELECT w.bank_id, w.account_id, arg_min(w.txn_id, (w.booked_at, w.txn_id), 50) FILTER (w.channel = 'cash_deposit') AS evidence,
                     printf('%d%% of EUR %.0f in was cash', CAST(100 * sum(w.cents) FILTER (w.channel = 'cash_deposit') / sum(w.cents) AS INT),
                            sum(w.cents) / 100) AS detail
              FROM win_tx w JOIN win_accounts a USING (bank_id, account_id)
@@ -29,7 +29,7 @@ RULES: list[Rule] = [
         ("SE-23",),
         "Three or more different devices bank on this account.",
         1,
-        """SELECT bank_id, account_id, list(txn_id ORDER BY booked_at, txn_id)[1:30] AS evidence, printf('%d devices', count(DISTINCT device_id)) AS detail
+        """SELECT bank_id, account_id, arg_min(txn_id, (booked_at, txn_id), 30) AS evidence, printf('%d devices', count(DISTINCT device_id)) AS detail
              FROM win_tx SEMI JOIN (SELECT bank_id, account_id FROM win_accounts WHERE devices >= {min_devices}) USING (bank_id, account_id)
              WHERE device_id IS NOT NULL AND NOT is_in GROUP BY ALL HAVING count(DISTINCT device_id) >= {min_devices}""",
         {"min_devices": 3},

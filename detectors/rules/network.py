@@ -42,7 +42,7 @@ RULES: list[Rule] = [
                   m AS (SELECT x.bank_id, x.account_id, x.txn_id, x.booked_at, x.amount, vv.typology, x.counterparty_id AS victim
                         FROM win_tx x JOIN vv ON vv.account_id = x.counterparty_id
                         WHERE x.is_in AND x.channel IN ('transfer', 'instant_transfer'))
-             SELECT bank_id, account_id, list(txn_id ORDER BY booked_at, txn_id)[1:50] AS evidence,
+             SELECT bank_id, account_id, arg_min(txn_id, (booked_at, txn_id), 50) AS evidence,
                     printf('receives EUR %.0f from %d accounts with victim signals', sum(amount), count(DISTINCT victim)) AS detail,
                     mode(typology ORDER BY typology) AS typology
              FROM m GROUP BY bank_id, account_id
@@ -63,7 +63,7 @@ RULES: list[Rule] = [
                        WHERE typology = 'labour_exploitation' AND victim_side AND rule_id NOT IN ({housing_rules})),
                   p AS (SELECT x.bank_id, x.account_id, x.txn_id, x.booked_at, x.counterparty_id FROM win_tx x
                         WHERE NOT x.is_in AND x.counterparty_type = 'person' AND x.channel IN ('transfer', 'instant_transfer'))
-             SELECT p.bank_id, p.account_id, list(p.txn_id ORDER BY p.booked_at, p.txn_id)[1:50] AS evidence,
+             SELECT p.bank_id, p.account_id, arg_min(p.txn_id, (p.booked_at, p.txn_id), 50) AS evidence,
                     printf('pays %d workers with exploitation signals', count(DISTINCT p.counterparty_id)) AS detail
              FROM p JOIN w ON w.account_id = p.counterparty_id JOIN win_accounts a ON a.bank_id = p.bank_id AND a.account_id = p.account_id
              WHERE a.customer_type = 'business' GROUP BY ALL HAVING count(DISTINCT p.counterparty_id) >= {min_workers}""",
