@@ -249,9 +249,7 @@ def _carry_forward(con, state: dict, window: Window, categories: dict) -> dict:
         f" AND v.new_last[{k + 1}] IS NULL) AS d{i}"
         for i, (_, c, k) in enumerate(distinct_features())
     )
-    expiring = (
-        f"SELECT *, rowid AS kept_row FROM feature_cache_values WHERE list_max(last_seen) > {old_start} AND list_min(last_seen) <= {start}"
-    )
+    expiring = f"SELECT *, rowid AS kept_row FROM feature_cache_values WHERE list_max(last_seen) > {old_start} AND list_min(last_seen) <= {start}"
     counts = _sum_by_account(
         d,
         "SELECT * FROM kept",

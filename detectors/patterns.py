@@ -231,7 +231,11 @@ class PatternDetector:
         # Transfers between two accounts in the store, from the payer's side (one row per transfer), big enough to launder.
         # net_pay (detectors/network.py) holds the window's payments to accounts in the store, the bookings this join keeps
         # (net_money has no pair whose payee is outside the store or the payer itself); a sharded run reads the window.
-        paid = "net_pay" if table_exists(con, "net_pay") else f"(SELECT * FROM win_tx WHERE NOT is_in AND channel IN {MONEY_CHANNELS})"
+        paid = (
+            "net_pay"
+            if table_exists(con, "net_pay")
+            else f"(SELECT * FROM win_tx WHERE NOT is_in AND channel IN {MONEY_CHANNELS})"
+        )
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE pt_tx AS
             SELECT w.txn_id, m.src_bank, m.src, m.dst_bank, m.dst, w.booked_at, w.amount, m.n AS pair_n
