@@ -3,6 +3,9 @@
 Reads a finished `synthetic.learning_sim` arm (its store keeps every month's alerts) and the generator's labels, and
 compares the held-out top k of two months: who entered and left, their labels, their scenario's days in each window,
 and the rules that put the new negatives in the list (NET_LINKED_TO_REPORTED is the rule escalations seed).
+Written before stream mode streamed the laundering patterns: it takes a planted account without an onset for a
+laundering pattern's; on data generated since, every planted account has one, its laundering columns read 0 and the
+patterns' accounts count as streamed with the scenarios' life.
 
     PYTHONPATH=. python -m synthetic.heldout_fall --out /tmp/diag2 --arm no_learning_flip0 --seed 2 --family tune \
         --accounts 20000 --stream 60 --json bench/results/diag-heldout-fall-tune2.json
