@@ -11,9 +11,8 @@ Three guards keep one bad rule or a flood of look-alikes from filling the list:
 - Base rates. Every run measures each rule's firing rate per bank (accounts hit / accounts scored,
   RuleDetector.rates). A rule that fires on more than its ceiling (`rule_rate_ceiling`, default 0.5%
   of scored accounts, `rule_rate_ceilings` per rule; never below `rule_rate_min_accounts` accounts,
-  so a small extract does not trip it) has its weight scaled by ceiling/rate in that bank, counts towards
-  the constellation by that factor too (`n_weighed`: not all or nothing, which made a rule at its ceiling
-  halve or double every lone score from one run to the next), and is reported loudly (rate_warnings).
+  so a small extract does not trip it) has its weight scaled by ceiling/rate in that bank, does not
+  count as a rule of its own towards the constellation, and is reported loudly (rate_warnings).
 - Corroboration across accounts. Accounts with evidence of their own (a rule that is not flooding nor
   a mere link, LINK_ONLY_RULES, and score >= `corroboration_min_score`) are linked directly the way cases link alerts (CaseGrouper.links:
   money between them, a shared payee or employer, a shared address, phone or device). An account
@@ -170,14 +169,7 @@ class Fusion:
         reasons = (
             h.join(labels, on="rule_id", how="left")
             .sort("w", "rule_id", descending=[True, False])
-            .with_columns(
-                (pl.concat_str([pl.col("label"), pl.col("detail")], separator=": ") + flood_note).alias("reason"),
-                # how much each family counts towards the constellation: its strongest rule's base-rate factor, once
-                pl.when(pl.int_range(pl.len()).over("bank_id", "account_id", "family") == 0)
-                .then(pl.col("factor").clip(upper_bound=1.0).max().over("bank_id", "account_id", "family"))
-                .otherwise(0.0)
-                .alias("family_weight"),
-            )
+            .with_columns((pl.concat_str([pl.col("label"), pl.col("detail")], separator=": ") + flood_note).alias("reason"))
         )
         sound = ~pl.col("flooding")
         agg = (
@@ -190,11 +182,6 @@ class Fusion:
                     pl.col("family").filter(sound).n_unique()
                     + pl.col("rule_id").filter(sound & pl.col("constellation")).n_unique()
                 ).alias("n_rules"),
-                # the same count with each rule weighed by its base-rate factor: a rule just over its ceiling counts
-                # nearly as much as one just under it (n_rules, whole rules only, would switch at the ceiling)
-                (
-                    pl.col("family_weight").sum() + pl.col("factor").clip(upper_bound=1.0).filter(pl.col("constellation")).sum()
-                ).alias("n_weighed"),
                 pl.col("rule_id").alias("rules"),
                 pl.col("rule_id").is_in(LINK_ONLY_RULES).all().alias("link_only"),
                 pl.col("indicators")
@@ -221,11 +208,8 @@ class Fusion:
         r = (
             pl.when(has_rules & pl.col("link_only").fill_null(False))
             .then(pl.col("rule_score") * self.single_rule_factor * self.link_only_factor)
-            .when(has_rules)
-            .then(  # a lone rule counts for single_rule_factor, two or more in full; a rule over its ceiling in between
-                pl.col("rule_score")
-                * (self.single_rule_factor + (1 - self.single_rule_factor) * (pl.col("n_weighed") - 1).clip(0, 1))
-            )
+            .when(has_rules & (pl.col("n_rules") <= 1))
+            .then(pl.col("rule_score") * self.single_rule_factor)
             .otherwise(pl.col("rule_score"))
         )
         boost = ((pl.col("anomaly") - self.anomaly_floor) / (1 - self.anomaly_floor)).clip(0, 1)
