@@ -183,7 +183,11 @@ class Fusion:
                     + pl.col("rule_id").filter(sound & pl.col("constellation")).n_unique()
                 ).alias("n_rules"),
                 pl.col("rule_id").alias("rules"),
-                pl.col("rule_id").is_in(LINK_ONLY_RULES).all().alias("link_only"),
+                # a link and nothing of its own: flooding rules, weighed down to next to nothing, do not count as own evidence
+                (
+                    (pl.col("rule_id").is_in(LINK_ONLY_RULES) | pl.col("flooding")).all()
+                    & pl.col("rule_id").is_in(LINK_ONLY_RULES).any()
+                ).alias("link_only"),
                 pl.col("indicators")
                 .filter(sound)
                 .list.explode(keep_nulls=False, empty_as_null=False)

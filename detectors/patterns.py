@@ -241,6 +241,7 @@ class PatternDetector:
             SELECT w.txn_id, m.src_bank, m.src, m.dst_bank, m.dst, w.booked_at, w.amount, m.n AS pair_n
             FROM {paid} w JOIN net_money m ON m.src = w.account_id AND m.dst = w.counterparty_id
             WHERE w.amount >= {float(s["min_amount"])}""")
+        con.execute("DROP TABLE IF EXISTS net_pay")  # read once: no later run on this connection may take it for its own
         con.execute(f"""CREATE OR REPLACE TEMP TABLE pt_busy AS SELECT account_id FROM (
                             SELECT src AS account_id FROM pt_tx UNION ALL SELECT dst FROM pt_tx) GROUP BY 1 HAVING count(*) > {int(s["max_busy"])}""")
         # Hops: money into an account passed on to another (or back) soon after, most of it kept.

@@ -12,7 +12,7 @@ Labels: one row per planted account (population index `acc`, typology, role, sce
 controller that starts a pattern keeps its own scenario's label (`own_label` true) and only gains the pattern.
 
 Stream mode (`stream`, as synthetic/typologies.py streams the scenarios): each kind's patterns start on days spread
-evenly over the whole span (one per equal slot) and each runs within a week of its start, with as many patterns per day
+evenly over the whole span (one per equal slot) and each starts its bursts within a week of that onset, with as many patterns per day
 of data as the default 90 days hold; the label's onset is that start. Without it a pattern's bursts fall anywhere before
 the last 20 days, so a month of a long span can hold many patterns or none (the learning simulation measured that
 chance, not learning: bench/results/diag-heldout-fall-tune2-20k-stream.md).

@@ -26,7 +26,7 @@ precision@k that allows.
 
 `--stream [LIFE]` (stream mode, synthetic/generate.py `stream_life`): trafficking scenarios start throughout the
 simulated months and each runs LIFE days (60 without a value), as many running on any day as in the default data, and
-laundering patterns start in every month alike (each within a week), so every month brings as many fresh planted
+laundering patterns start in every month alike (each its bursts within a week of its onset), so every month brings as many fresh planted
 accounts as any other. Without it the planted behaviour runs the whole span,
 decisions use the findable positives up and the figures measure the pool running dry, not learning. `fresh` says how
 many planted accounts' scenarios started in the month's window.
@@ -92,7 +92,7 @@ def prepare(
 def settings_for(as_of: date | None, window_days: int, learn: bool, overrides: dict | None = None) -> Settings:
     """A month's run: the window up to `as_of`, no budget and no floor: the whole population is ranked, so the re-ranker can lift what the rules rank low."""
     over = {"window.days": window_days, "budget.share": 1.0, "fusion.min_score": 0.0, "rerank.enabled": learn}
-    return Settings().with_overrides(**over, **(overrides or {}), **({"window.as_of": as_of} if as_of else {}))
+    return Settings().with_overrides(**{**over, **(overrides or {}), **({"window.as_of": as_of} if as_of else {})})
 
 
 def before_learning(db: Path, run_id: str) -> pl.DataFrame:

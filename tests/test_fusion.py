@@ -3,10 +3,13 @@
 import math
 
 import polars as pl
+import pytest
 
 from detectors.fusion import SEVERITY_WEIGHT, AlertBudget, Fusion, budget_lines, rate_warnings
 from detectors.rule_detector import firing_rates
 from detectors.rules import RULES
+
+CD01_SEVERITY = next(r.severity for r in RULES if r.id == "CD01_TELECOM_BURST")
 
 HIT_SCHEMA = {
     "rule_id": pl.Utf8,
@@ -323,3 +326,17 @@ def test_a_link_to_an_escalated_account_alone_counts_for_less_than_a_lone_rule_o
     assert scores["A-00003"] > scores["A-00002"]  # beside a rule of its own the link still adds
     same = Fusion(link_only_factor=1.0).account_scores(hits, _population({"A": 1000}), {}).filter(pl.col("rule_score") > 0)
     assert dict(zip(same["account_id"], same["score"]))["A-00001"] == scores["A-00002"]  # the setting is what lowers it
+
+
+def test_a_link_beside_only_a_flooding_rule_still_counts_as_a_link_alone():
+    """A flooding rule is weighed down to next to nothing: it must not turn a lone link into evidence of the account's own."""
+    pop = _population({"A": 1000})
+    flood = [("CD01_TELECOM_BURST", "A", f"A-{i:05d}") for i in range(300)]  # 30% of bank A: factor 10/300
+    hits = _hits(flood + [("NET_LINKED_TO_REPORTED", "A", "A-00000"), ("NET_LINKED_TO_REPORTED", "A", "A-00500")])
+    rates = firing_rates(hits, pop.group_by("bank_id").agg(pl.len().alias("accounts_scored")))
+    f = Fusion()
+    scores = dict(f.account_scores(hits, pop, {}, rates).select("account_id", "score").iter_rows())
+    link = SEVERITY_WEIGHT[3] * f.single_rule_factor * f.link_only_factor
+    assert scores["A-00500"] == pytest.approx(link)  # the link alone
+    with_flood = 1 - (1 - SEVERITY_WEIGHT[3]) * (1 - SEVERITY_WEIGHT[CD01_SEVERITY] * 10 / 300)
+    assert scores["A-00000"] == pytest.approx(with_flood * f.single_rule_factor * f.link_only_factor)  # not doubled
