@@ -3,9 +3,8 @@
 Reads a finished `synthetic.learning_sim` arm (its store keeps every month's alerts) and the generator's labels, and
 compares the held-out top k of two months: who entered and left, their labels, their scenario's days in each window,
 and the rules that put the new negatives in the list (NET_LINKED_TO_REPORTED is the rule escalations seed).
-Written before stream mode streamed the laundering patterns: it takes a planted account without an onset for a
-laundering pattern's; on data generated since, every planted account has one, its laundering columns read 0 and the
-patterns' accounts count as streamed with the scenarios' life.
+A laundering pattern's account (typology `laundering`) counts as laundering, with or without an onset: in stream mode
+(since the patterns stream) it has one and books for PATTERN_DAYS from it; before, it had none.
 
     PYTHONPATH=. python -m synthetic.heldout_fall --out /tmp/diag2 --arm no_learning_flip0 --seed 2 --family tune \
         --accounts 20000 --stream 60 --json bench/results/diag-heldout-fall-tune2.json
@@ -24,6 +23,7 @@ from pipelines import store
 from synthetic.learning_sim import KEYS, MONTH, prepare
 
 SEEDED = "NET_LINKED_TO_REPORTED"
+PATTERN_DAYS = 22  # a streamed pattern's bursts start within a week of its onset, its hops take up to 15 days more
 
 
 def month_alerts(db: Path) -> list[pl.DataFrame]:
@@ -74,9 +74,11 @@ def main() -> None:
         return end - timedelta(days=a.window_days - 1), end
 
     def active(m: int) -> pl.Expr:
-        """Days the planted account's scenario books inside month m's window (null: no onset, a laundering pattern)."""
+        """Days the planted account's scenario or pattern books inside month m's window (null: no onset, a laundering
+        pattern of data generated before the patterns streamed)."""
         ws, we = window(m)
-        end = pl.col("onset") + pl.duration(days=life - 1)
+        days_of = pl.when(pl.col("typology") == "laundering").then(PATTERN_DAYS).otherwise(life)
+        end = pl.col("onset") + pl.duration(days=days_of - 1)
         days = (pl.min_horizontal(end, pl.lit(we)) - pl.max_horizontal(pl.col("onset"), pl.lit(ws))).dt.total_days() + 1
         return pl.when(pl.col("onset").is_null()).then(None).otherwise(days.clip(lower_bound=0))
 
@@ -89,7 +91,7 @@ def main() -> None:
                 seeded=pl.col("rules").list.contains(SEEDED),
                 seeded_only=pl.col("rules") == pl.lit([SEEDED]),
                 net=pl.col("rules").list.eval(pl.element().str.starts_with("NET_")).list.any(),
-                laundering=pl.col("positive") & pl.col("onset").is_null(),
+                laundering=pl.col("positive") & (pl.col("typology") == "laundering"),
             )
         )
 
@@ -100,7 +102,8 @@ def main() -> None:
     for m in range(1, len(runs) + 1):
         r, ws, we = ranked(m), *window(m)
         t = r.head(a.k)
-        streamed = held.filter(pl.col("positive") & pl.col("onset").is_not_null()).with_columns(active_days=active(m))
+        streamed = held.filter(pl.col("positive") & pl.col("onset").is_not_null() & (pl.col("typology") != "laundering"))
+        streamed = streamed.with_columns(active_days=active(m))
         phase = (
             pl.when(pl.col("active_days") == 0)
             .then(pl.lit("off"))
@@ -144,7 +147,7 @@ def main() -> None:
                 },
             }
         )
-    laundering = held.filter(pl.col("positive") & pl.col("onset").is_null())
+    laundering = held.filter(pl.col("positive") & (pl.col("typology") == "laundering"))
     burst = pl.concat(
         [
             runs[m - 1]
@@ -194,7 +197,7 @@ def main() -> None:
     left = left.with_columns(
         why=pl.when(~pl.col("positive"))
         .then(pl.lit("negative"))
-        .when(pl.col("onset").is_null() & pl.col("rules_b").list.len().fill_null(0).eq(0))
+        .when(pl.col("laundering") & pl.col("rules_b").list.len().fill_null(0).eq(0))
         .then(pl.lit("laundering pattern over, no rule in b"))
         .when(pl.col("active_days_b") == 0)
         .then(pl.lit("scenario over before window b"))
