@@ -3,8 +3,8 @@
 Deterministic for a seed; vectorised (numpy arrays per stream, polars for ids and writing).
 Labels go to OUT_DIR/labels.parquet, never into a submission folder.
 With `stream_life` (stream mode) trafficking scenarios start throughout the span and each runs that many days, and
-laundering patterns start throughout it too (each its bursts within a week of its onset), so every month holds as many fresh scenarios and
-patterns as any other (labels then carry each planted account's `onset` date).
+laundering patterns start throughout it too (each its bursts within a week of its onset), so every month holds as
+many fresh scenarios and patterns as any other (labels then carry each planted account's `onset` date).
 """
 
 from __future__ import annotations

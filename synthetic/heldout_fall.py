@@ -4,7 +4,7 @@ Reads a finished `synthetic.learning_sim` arm (its store keeps every month's ale
 compares the held-out top k of two months: who entered and left, their labels, their scenario's days in each window,
 and the rules that put the new negatives in the list (NET_LINKED_TO_REPORTED is the rule escalations seed).
 A laundering pattern's account (typology `laundering`) counts as laundering, with or without an onset: in stream mode
-(since the patterns stream) it has one and books for PATTERN_DAYS from it; before, it had none.
+(since the patterns stream) it has one and books for STREAM_PATTERN_DAYS from it; before, it had none.
 
     PYTHONPATH=. python -m synthetic.heldout_fall --out /tmp/diag2 --arm no_learning_flip0 --seed 2 --family tune \
         --accounts 20000 --stream 60 --json bench/results/diag-heldout-fall-tune2.json
@@ -20,10 +20,10 @@ from pathlib import Path
 import polars as pl
 
 from pipelines import store
+from synthetic.laundering import STREAM_PATTERN_DAYS
 from synthetic.learning_sim import KEYS, MONTH, prepare
 
 SEEDED = "NET_LINKED_TO_REPORTED"
-PATTERN_DAYS = 22  # a streamed pattern's bursts start within a week of its onset, its hops take up to 15 days more
 
 
 def month_alerts(db: Path) -> list[pl.DataFrame]:
@@ -77,7 +77,7 @@ def main() -> None:
         """Days the planted account's scenario or pattern books inside month m's window (null: no onset, a laundering
         pattern of data generated before the patterns streamed)."""
         ws, we = window(m)
-        days_of = pl.when(pl.col("typology") == "laundering").then(PATTERN_DAYS).otherwise(life)
+        days_of = pl.when(pl.col("typology") == "laundering").then(STREAM_PATTERN_DAYS).otherwise(life)
         end = pl.col("onset") + pl.duration(days=days_of - 1)
         days = (pl.min_horizontal(end, pl.lit(we)) - pl.max_horizontal(pl.col("onset"), pl.lit(ws))).dt.total_days() + 1
         return pl.when(pl.col("onset").is_null()).then(None).otherwise(days.clip(lower_bound=0))

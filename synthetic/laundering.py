@@ -33,6 +33,7 @@ LOOKALIKES = ("salary_split", "family_pool", "landlord")
 CONTROLLER_SHARE = 0.5  # patterns with one origin that start from a trafficking controller's account
 DEFAULT_DAYS = 90  # the span PATTERNS_PER_ACCOUNT is counted over: stream mode keeps that many per day of data
 STREAM_RUN_HOURS = 7 * 24  # stream mode: a pattern's transfers start within a week of its onset
+STREAM_PATTERN_DAYS = (STREAM_RUN_HOURS + 6 * 60) // 24  # ... and end by then: a week, then up to six hops of 60 h (22)
 
 
 class _Planter:

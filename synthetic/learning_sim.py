@@ -18,18 +18,18 @@ them within five months and measure the pool running dry, not learning. And a sh
 never worked: precision@k on them measures the ranking of accounts no investigator has seen, which the removal of the
 decided ones cannot flatter or depress. In stream mode (below) fresh planted accounts arrive every month and the
 held-out half is never depleted, so `--work 100` (the whole measured top, as a team that clears its list would) is
-fair too; it brings the first dismissals in month 1, where the top 50 alone is nearly all planted. `pool` says how many planted accounts were still undecided, `rankable` how
-many of them any rule or the forest scored above 0 (no blend can lift an account from 0), and `ceiling` the best
-precision@k that allows.
+fair too; it brings the first dismissals in month 1, where the top 50 alone is nearly all planted. `pool` says how
+many planted accounts were still undecided, `rankable` how many of them any rule or the forest scored above 0 (no
+blend can lift an account from 0), and `ceiling` the best precision@k that allows.
 
     PYTHONPATH=. python -m synthetic.learning_sim --out bench/learning --accounts 20000 --seed 101 --family holdout
 
 `--stream [LIFE]` (stream mode, synthetic/generate.py `stream_life`): trafficking scenarios start throughout the
 simulated months and each runs LIFE days (60 without a value), as many running on any day as in the default data, and
-laundering patterns start in every month alike (each its bursts within a week of its onset), so every month brings as many fresh planted
-accounts as any other. Without it the planted behaviour runs the whole span,
-decisions use the findable positives up and the figures measure the pool running dry, not learning. `fresh` says how
-many planted accounts' scenarios started in the month's window.
+laundering patterns start in every month alike (each its bursts within a week of its onset), so every month brings as
+many fresh planted accounts as any other. Without it the planted behaviour runs the whole span, decisions use the
+findable positives up and the figures measure the pool running dry, not learning. `fresh` says how many planted
+accounts' scenarios started in the month's window.
 """
 
 from __future__ import annotations
@@ -241,6 +241,7 @@ def simulate(
     started = time.perf_counter()
     root = store.private_dir(out)
     base, labels, first = prepare(root, accounts, months, window_days, seed, family, held_out, stream)
+    chosen = Settings().with_overrides(**(overrides or {}))
     result = {
         "command": "PYTHONPATH=. python -m synthetic.learning_sim " + " ".join(argv or []),
         "accounts": accounts,
@@ -254,8 +255,7 @@ def simulate(
         "work": work,
         "held_out": held_out,
         "held_out_planted": int(labels.filter("held_out")["positive"].sum()),
-        "rerank": Settings().with_overrides(**(overrides or {})).rerank.model_dump(),
-        "fusion": Settings().with_overrides(**(overrides or {})).fusion.model_dump(),
+        **{section: getattr(chosen, section).model_dump() for section in ("rerank", "fusion")},
         "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores (shared)",
         "generate_seconds": round(time.perf_counter() - started, 1),
         "arms": {},
@@ -323,22 +323,15 @@ def parser() -> argparse.ArgumentParser:
         metavar="LIFE",
         help="stream mode: scenarios start throughout the months, each running LIFE days (60 without a value)",
     )
-    p.add_argument(
-        "--rerank",
-        type=_setting("rerank"),
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a re-ranker setting for this run (rerank.max_weight=0.8; repeatable; default: schemas/settings.py)",
-    )
-    p.add_argument(
-        "--fusion",
-        type=_setting("fusion"),
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a fusion setting for every run of the simulation (fusion.link_only_factor=1; repeatable)",
-    )
+    for section, example in (("rerank", "rerank.max_weight=0.8"), ("fusion", "fusion.link_only_factor=1")):
+        p.add_argument(
+            f"--{section}",
+            type=_setting(section),
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help=f"a {section} setting for every run of the simulation ({example}; repeatable; default: schemas/settings.py)",
+        )
     p.add_argument(
         "--arms",
         nargs="+",

@@ -9,7 +9,7 @@ import pytest
 from synthetic.events import Events, Shifted
 from synthetic.families import family
 from synthetic.generate import generate
-from synthetic.laundering import PATTERNS, plant_laundering
+from synthetic.laundering import DEFAULT_DAYS, PATTERNS, PATTERNS_PER_ACCOUNT, STREAM_PATTERN_DAYS, plant_laundering
 from synthetic.learning_sim import parser
 from synthetic.population import make_population
 from synthetic.typologies import SIZES, plan, scenario_events, spread_onsets, stream_scale
@@ -77,14 +77,14 @@ def test_laundering_patterns_start_in_every_month_and_run_within_days_of_their_o
     onset = labels.group_by("scenario_id").agg(pl.col("onset_day").unique())
     assert onset["onset_day"].list.len().max() == 1 and labels["onset_day"].null_count() == 0  # one onset per pattern
     per_kind = labels["scenario_id"].n_unique() // len(PATTERNS)
-    assert per_kind == round(20_000 * 0.00015 * DAYS / 90)  # as many per day of data as the default 90 days hold
+    assert per_kind == round(20_000 * PATTERNS_PER_ACCOUNT * DAYS / DEFAULT_DAYS)  # as many per day as the default 90 days
     months = np.bincount(onset["onset_day"].list.first().to_numpy() // 30, minlength=DAYS // 30)
     assert months.tolist() == [len(PATTERNS) * per_kind // (DAYS // 30)] * (DAYS // 30), months  # one slot each
     # every transfer of a pattern's account to or from another of its accounts falls in the days after its onset
     acc = labels.select(pl.col("acc"), "scenario_id", "onset_day")
     moves = tx.join(acc, on="acc").join(acc.select(pl.col("acc").alias("cp_acc"), "scenario_id"), on=["cp_acc", "scenario_id"])
     lag = moves["day"] - moves["onset_day"]
-    assert moves.height > 100 and lag.min() >= 0 and lag.max() <= 7 + 15, lag.describe()  # a week, then up to 6 hops of 60 h
+    assert moves.height > 100 and lag.min() >= 0 and lag.max() <= STREAM_PATTERN_DAYS == 7 + 15, lag.describe()
 
 
 def test_without_stream_mode_patterns_have_no_onset_and_fall_anywhere_before_the_last_20_days():
