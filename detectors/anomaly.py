@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -23,6 +25,19 @@ from pipelines import store
 SHARE_FEATURES = {"p2p_in_share", "night_share", "cash_in_share", "cash_out_share", "pass_through_24h"}
 EUR_FEATURES = {"sum_in", "sum_out", "remit_sum", "vasp_out", "luxury_out", "foreign_out"}
 NOT_EXPLAINING = {"n_in", "n_out"}  # volume alone is not a reason an investigator can act on
+SPLIT_ROWS = 20_000  # fewer rows are scored in one go: a thread costs more than it saves
+
+
+def score_rows(model: IsolationForest, x: np.ndarray) -> np.ndarray:
+    """model.score_samples(x), the rows shared out over the cores in threads (the tree walk releases the GIL). Each
+    row's score sums its depth over the trees in their order whatever rows it is scored with, so the figures are the
+    same as one call's, to the bit; sklearn's own n_jobs shares out the trees instead, which changes the order of the
+    sum. At 10 M bookings (82,644 accounts) 1.8 s became about 1.1 on 2 cores."""
+    workers = min(os.cpu_count() or 1, max(1, len(x) // SPLIT_ROWS))
+    if workers == 1:
+        return model.score_samples(x)
+    with ThreadPoolExecutor(workers) as pool:
+        return np.concatenate(list(pool.map(model.score_samples, np.array_split(x, workers))))
 
 
 class AnomalyDetector:
@@ -55,7 +70,7 @@ class AnomalyDetector:
                 max_samples=min(self.max_samples, part.height) if isinstance(self.max_samples, int) else self.max_samples,
             )
             model.fit(x)
-            scores[seg] = model.score_samples(x)
+            scores[seg] = score_rows(model, x)
             raw = part.select(self.features).fill_null(0).to_numpy().astype(np.float64)
             q1, med, q3 = np.percentile(raw, [25, 50, 75], axis=0)
             self.models[seg] = model
@@ -93,7 +108,7 @@ class AnomalyDetector:
             if fitted is not None and fitted[0] is features:
                 raw = fitted[1][seg]
             else:
-                raw = model.score_samples(self._matrix(part, self.features))
+                raw = score_rows(model, self._matrix(part, self.features))
             ref = self.reference[seg]["scores"]
             normal_share = 1.0 - np.searchsorted(ref, raw, side="right") / len(ref)
             out.append(

@@ -112,6 +112,26 @@ def test_saved_model_reloads_with_same_scores(feats, tmp_path):
     assert one_core.score(feats.clone())["anomaly_raw"].to_list() == a["anomaly_raw"].to_list()
 
 
+def test_rows_shared_over_threads_score_to_the_bit(feats, monkeypatch):
+    """score_rows shares the rows out over threads: every row's score must be the one a single call gives."""
+    from detectors import anomaly
+
+    model = AnomalyDetector(n_estimators=50).fit(feats)
+    forest = next(iter(model.models.values()))
+    x = AnomalyDetector._matrix(feats, model.features)
+    calls = []
+    real = forest.score_samples
+    monkeypatch.setattr(forest, "score_samples", lambda rows: calls.append(len(rows)) or real(rows))
+    monkeypatch.setattr(anomaly, "SPLIT_ROWS", 10)
+    monkeypatch.setattr(anomaly.os, "cpu_count", lambda: 3)
+    shared = anomaly.score_rows(forest, x)
+    assert len(calls) == 3 and sum(calls) == len(x)  # must fire: three parts, every row once
+    assert np.array_equal(shared, real(x))
+    calls.clear()
+    monkeypatch.setattr(anomaly, "SPLIT_ROWS", len(x))  # near miss: too few rows to share out
+    assert np.array_equal(anomaly.score_rows(forest, x), real(x)) and calls == [len(x)]
+
+
 def test_anomaly_explanations_name_features_in_words(feats):
     model = AnomalyDetector(n_estimators=50).fit(feats)
     s = model.score(feats).sort("anomaly_raw").head(5)
