@@ -41,6 +41,7 @@ from detectors.window import (
     categorise,
     define_accounts,
     drop_win_tx,
+    insert_clustered,
     rows_sql,
 )
 
@@ -117,14 +118,16 @@ def _rebuild(con, days: int, end, categories: dict) -> None:
     where = f"t.booked_at > getvariable('window_end') - INTERVAL {int(days)} DAY AND t.booked_at <= getvariable('window_end')"
     categorise(con, categories, where)
     con.execute("DELETE FROM window_cache_tx")
-    con.execute(f"INSERT INTO window_cache_tx BY NAME {rows_sql(where, clustered=True)}")
+    insert_clustered(con, "window_cache_tx", where)
 
 
 def _store_in_order(con) -> None:
-    """The kept window's bookings stored again in CLUSTER_BY order (rows and values unchanged)."""
-    con.execute(f"CREATE OR REPLACE TEMP TABLE window_resort AS SELECT * FROM window_cache_tx ORDER BY {CLUSTER_BY}")
+    """The kept window's bookings stored again in CLUSTER_BY order (rows and values unchanged), one bank's at a time as
+    insert_clustered sorts them."""
+    con.execute("CREATE OR REPLACE TEMP TABLE window_resort AS SELECT * FROM window_cache_tx")
     con.execute("DELETE FROM window_cache_tx")
-    con.execute("INSERT INTO window_cache_tx SELECT * FROM window_resort")
+    for (bank,) in con.execute("SELECT DISTINCT bank_id FROM window_resort ORDER BY 1").fetchall():
+        con.execute(f"INSERT INTO window_cache_tx SELECT * FROM window_resort WHERE bank_id = ? ORDER BY {CLUSTER_BY}", [bank])
     con.execute("DROP TABLE window_resort")
 
 
@@ -140,5 +143,5 @@ def _carry_forward(con, kept: dict, days: int, end, categories: dict) -> dict:
         new = f"({new} OR (t.bank_id, t.txn_id) IN (SELECT bank_id, txn_id FROM nightly_late))"
     where = f"{new} AND t.booked_at > {start} AND t.booked_at <= getvariable('window_end')"
     categorise(con, categories, where)
-    added = con.execute(f"INSERT INTO window_cache_tx BY NAME {rows_sql(where, clustered=True)}").fetchall()[0][0]
+    added = insert_clustered(con, "window_cache_tx", where)
     return {"bookings_added": added, "bookings_removed": removed}

@@ -147,9 +147,11 @@ def _windows_both_ways(db) -> tuple[pl.DataFrame, pl.DataFrame]:
 
 
 def _runs_of_cluster_order(con) -> tuple[int, int]:
-    """How many contiguous runs of (direction, channel) the kept window is stored in, and how many there would be in order."""
-    rows = con.sql("SELECT is_in, channel FROM window_cache_tx").pl()  # a scan returns a table's rows in stored order
-    runs = rows.select((pl.struct("is_in", "channel") != pl.struct("is_in", "channel").shift()).sum()).item() + 1
+    """How many contiguous runs of (bank, direction, channel) the kept window is stored in, and how many there would be
+    in order (each bank's bookings are sorted on their own)."""
+    rows = con.sql("SELECT bank_id, is_in, channel FROM window_cache_tx").pl()  # a scan returns a table's rows in stored order
+    key = pl.struct("bank_id", "is_in", "channel")
+    runs = rows.select((key != key.shift()).sum()).item() + 1
     return runs, rows.unique().height
 
 

@@ -41,6 +41,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "table": (
         "detectors/features.py",
         "detectors/sharding.py",
+        "detectors/window.py",  # insert_clustered: win_tx or window_cache_tx, named by the code that calls it
         "pipelines/rekey.py",
         "pipelines/snapshot.py",
         "schemas/checks.py",
@@ -58,7 +59,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "codes": ("schemas/checks.py",),
     "dup": ("schemas/checks.py",),
     "ok": ("pipelines/ingest.py", "schemas/checks.py"),
-    "rows_sql": ("detectors/nightly_window.py", "detectors/window.py", "pipelines/validation.py"),
+    "rows_sql": ("detectors/window.py", "pipelines/validation.py"),
     "need": ("pipelines/cli.py",),
     "t": ("detectors/features.py", "detectors/nightly.py", "pipelines/demo.py", "pipelines/status.py"),
     "body": ("detectors/network.py", "schemas/store.py"),
@@ -88,7 +89,6 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "casework/goaml.py",
         "casework/review/case_queries.py",
         "casework/review/queries.py",
-        "detectors/nightly_window.py",
         "detectors/window.py",
     ),
     "scope": ("casework/review/case_queries.py", "casework/review/queries.py"),
@@ -125,6 +125,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "CLUSTER_STEP": ("detectors/window.py",),
     "order": ("detectors/window.py",),
     "CLUSTER_KEY": ("detectors/window.py",),
+    "one_bank": ("detectors/window.py",),  # rows_sql's query for one bank, the bank bound as a parameter
     "DAILY_SQL": ("detectors/features.py",),  # the daily totals' SELECT list: code
     "page": ("casework/review/queries.py",),  # LIMIT and OFFSET written in through int()
     "CLUSTER_BY": ("detectors/nightly_window.py",),  # detectors/window.py: the column names win_tx is stored in order of
