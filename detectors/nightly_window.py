@@ -127,7 +127,10 @@ def _store_in_order(con) -> None:
     con.execute("CREATE OR REPLACE TEMP TABLE window_resort AS SELECT * FROM window_cache_tx")
     con.execute("DELETE FROM window_cache_tx")
     for (bank,) in con.execute("SELECT DISTINCT bank_id FROM window_resort ORDER BY 1").fetchall():
-        con.execute(f"INSERT INTO window_cache_tx SELECT * FROM window_resort WHERE bank_id = ? ORDER BY {CLUSTER_BY}", [bank])
+        con.execute(
+            f"INSERT INTO window_cache_tx SELECT * FROM window_resort WHERE bank_id IS NOT DISTINCT FROM ? ORDER BY {CLUSTER_BY}",
+            [bank],
+        )
     con.execute("DROP TABLE window_resort")
 
 

@@ -203,13 +203,13 @@ class PatternDetector:
         )
         # one row per (pattern, account): every instance's transfers, once each, in time order; the first instance's figures
         found = con.sql("""
-            WITH f AS (SELECT rule_id, bank_id, account_id, count(*) AS instances, arg_min(detail, first_at) AS detail,
+            WITH f AS (SELECT rule_id, bank_id, account_id, count(*) AS instances, arg_min(detail, (first_at, detail)) AS detail,
                               list_distinct(flatten(list(ids))) AS ids FROM pt_found GROUP BY ALL),
                  t AS (SELECT x.rule_id, x.bank_id, x.account_id, t.txn_id, t.booked_at, t.src, t.dst, t.amount
                        FROM (SELECT rule_id, bank_id, account_id, unnest(ids) AS txn_id FROM f) x JOIN pt_tx t USING (txn_id)),
                  -- the account's own side first: a payee's credit booking of a pattern transfer (pt_tx holds the payer's side)
                  own_in AS (SELECT t.rule_id, t.bank_id, t.account_id, t.booked_at, t.txn_id AS via,
-                                   arg_min(c.txn_id, abs(date_diff('minute', c.booked_at, t.booked_at))) AS txn_id
+                                   arg_min(c.txn_id, (abs(date_diff('minute', c.booked_at, t.booked_at)), c.txn_id)) AS txn_id
                             FROM t JOIN win_tx c ON t.dst = t.account_id AND c.bank_id = t.bank_id AND c.account_id = t.account_id
                              AND c.is_in AND c.counterparty_id = t.src AND c.amount = t.amount
                              AND c.booked_at BETWEEN t.booked_at - INTERVAL 2 DAY AND t.booked_at + INTERVAL 2 DAY

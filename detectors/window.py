@@ -137,7 +137,7 @@ def categorise(con: duckdb.DuckDBPyConnection, categories: dict, where: str) -> 
 # sorted and stored on their own (insert_clustered), so a slice lies in one run per bank.
 # No result depends on it: every list the detectors keep is ordered by its own ORDER BY.
 CLUSTER_BY = "bank_id, is_in, channel, category, counterparty_type, account_id"
-# Sorting by CLUSTER_BY's first four columns (three of them strings) moves every row's key through the sort; `clustered` rows
+# Sorting by CLUSTER_BY's kind columns (is_in to counterparty_type, three of them strings) moves every row's key through the sort; `clustered` rows
 # are sorted by one integer made of the ranks categorise() gives their (direction, channel), category and counterparty
 # type: the same order of keys, the sort about half as dear (window stage 7.4 -> 6.8 CPU s at 2 M bookings, medians of 4).
 CLUSTER_STEP = 1_000_000  # more than the distinct values any one rank counts
@@ -160,10 +160,10 @@ def rows_sql(where: str, clustered: bool = False) -> str:
 def insert_clustered(con: duckdb.DuckDBPyConnection, table: str, where: str) -> int:
     """Insert the bookings `t` matching `where` into `table` (win_tx's shape) in CLUSTER_BY order, one bank at a time.
     Why: the sort then holds one bank's bookings, not every bank's. At 10 M bookings of two banks, one sort of all of
-    them went past the memory limit and spilled (window stage 38 to 67 CPU s from run to run); bank by bank, 39 to 41.
-    Returns the rows inserted."""
+    them went past the memory limit and spilled (window stage 38 to 67 CPU s from run to run); bank by bank, 39 to 48.
+    `where` binds nothing (getvariable only): the bank is its one parameter. Returns the rows inserted."""
     banks = con.execute(f"SELECT DISTINCT t.bank_id FROM transactions t WHERE {where} ORDER BY 1").fetchall()
-    one_bank = rows_sql(f"({where}) AND t.bank_id = ?", clustered=True)
+    one_bank = rows_sql(f"({where}) AND t.bank_id IS NOT DISTINCT FROM ?", clustered=True)
     return sum(con.execute(f"INSERT INTO {table} BY NAME {one_bank}", [bank]).fetchall()[0][0] for (bank,) in banks)
 
 

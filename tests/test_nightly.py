@@ -12,7 +12,7 @@ from detectors.features import compute_features
 from detectors.nightly import CACHE_TABLES, features, unusable
 from detectors.nightly_window import define_kept_window, state
 from detectors.scoring import score_store
-from detectors.window import CATEGORIES, define_window
+from detectors.window import CATEGORIES, CLUSTER_BY, define_window
 from pipelines import store
 from pipelines.ingest import ingest
 from pipelines.purge import purge_store
@@ -104,6 +104,11 @@ def test_night_by_night_gives_the_alerts_of_a_run_from_scratch(split, tmp_path, 
                 assert runs > in_order and state(con)["unsorted_rows"] == added > 0
             else:
                 assert _cache_log(db)[-1]["window"]["resorted"] and runs == in_order and state(con)["unsorted_rows"] == 0
+                stored = con.sql(f"SELECT {CLUSTER_BY} FROM window_cache_tx").pl()  # re-sorted: every row, exactly in order
+                assert stored.height == state(con)["window_rows"]
+                assert stored.equals(
+                    stored.sort([c.strip() for c in CLUSTER_BY.split(",")], nulls_last=True, maintain_order=True)
+                )
         finally:
             con.close()
     first, *later = _cache_log(db)
