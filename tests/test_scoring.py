@@ -123,13 +123,23 @@ def test_rows_shared_over_threads_score_to_the_bit(feats, monkeypatch):
     real = forest.score_samples
     monkeypatch.setattr(forest, "score_samples", lambda rows: calls.append(len(rows)) or real(rows))
     monkeypatch.setattr(anomaly, "SPLIT_ROWS", 10)
-    monkeypatch.setattr(anomaly.os, "sched_getaffinity", lambda pid: {0, 1, 2})
+    monkeypatch.setattr(anomaly, "_usable_cores", lambda: 3)
     shared = anomaly.score_rows(forest, x)
     assert len(calls) == 3 and sum(calls) == len(x)  # must fire: three parts, every row once
     assert np.array_equal(shared, real(x))
     calls.clear()
     monkeypatch.setattr(anomaly, "SPLIT_ROWS", len(x))  # near miss: too few rows to share out
     assert np.array_equal(anomaly.score_rows(forest, x), real(x)) and calls == [len(x)]
+
+
+def test_the_forest_threads_follow_the_process_s_cores_or_every_core_where_there_is_no_affinity(monkeypatch):
+    from detectors import anomaly
+
+    monkeypatch.setattr(anomaly.os, "sched_getaffinity", lambda pid: {0, 3}, raising=False)
+    monkeypatch.setattr(anomaly.os, "cpu_count", lambda: 8)
+    assert anomaly._usable_cores() == 2  # pinned to two of eight cores
+    monkeypatch.delattr(anomaly.os, "sched_getaffinity")  # macOS, Windows
+    assert anomaly._usable_cores() == 8
 
 
 def test_anomaly_explanations_name_features_in_words(feats):
