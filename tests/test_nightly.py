@@ -12,7 +12,7 @@ from detectors.features import compute_features
 from detectors.nightly import CACHE_TABLES, features, unusable
 from detectors.nightly_window import define_kept_window, state
 from detectors.scoring import score_store
-from detectors.window import CATEGORIES, CLUSTER_BY, define_window
+from detectors.window import CATEGORIES, define_window
 from pipelines import store
 from pipelines.ingest import ingest
 from pipelines.purge import purge_store
@@ -20,6 +20,7 @@ from pipelines.rekey import rekey_store
 from schemas.settings import parse_settings
 from synthetic.generate import generate
 from synthetic.nightly import split_days
+from tests.cluster_order import cluster_by_rows, cluster_runs
 from tests.same_alerts import assert_same_alerts
 
 DAYS = 30  # shorter than the 45 generated days, so every night also drops bookings that left the window
@@ -98,17 +99,14 @@ def test_night_by_night_gives_the_alerts_of_a_run_from_scratch(split, tmp_path, 
         nightly = _score(db, tmp_path)
         con = store.connect(db)
         try:
-            runs, in_order = _runs_of_cluster_order(con)
+            runs, in_order = cluster_runs(con, "window_cache_tx")
             if share:
                 added = _cache_log(db)[-1]["window"]["bookings_added"]
                 assert runs > in_order and state(con)["unsorted_rows"] == added > 0
             else:
                 assert _cache_log(db)[-1]["window"]["resorted"] and runs == in_order and state(con)["unsorted_rows"] == 0
-                stored = con.sql(f"SELECT {CLUSTER_BY} FROM window_cache_tx").pl()  # re-sorted: every row, exactly in order
-                assert stored.height == state(con)["window_rows"]
-                assert stored.equals(
-                    stored.sort([c.strip() for c in CLUSTER_BY.split(",")], nulls_last=True, maintain_order=True)
-                )
+                stored, exactly = cluster_by_rows(con, "window_cache_tx")  # re-sorted: every row, exactly in order
+                assert stored.height == state(con)["window_rows"] and exactly
         finally:
             con.close()
     first, *later = _cache_log(db)
@@ -149,15 +147,6 @@ def _windows_both_ways(db) -> tuple[pl.DataFrame, pl.DataFrame]:
         return kept, con.sql("SELECT * FROM win_tx ORDER BY txn_id").pl()
     finally:
         con.close()
-
-
-def _runs_of_cluster_order(con) -> tuple[int, int]:
-    """How many contiguous runs of (bank, direction, channel) the kept window is stored in, and how many there would be
-    in order (each bank's bookings are sorted on their own)."""
-    rows = con.sql("SELECT bank_id, is_in, channel FROM window_cache_tx").pl()  # a scan returns a table's rows in stored order
-    key = pl.struct("bank_id", "is_in", "channel")
-    runs = rows.select((key != key.shift()).sum()).item() + 1
-    return runs, rows.unique().height
 
 
 def _correct_closed_day(base_bank, out):
