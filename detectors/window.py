@@ -132,11 +132,13 @@ def categorise(con: duckdb.DuckDBPyConnection, categories: dict, where: str) -> 
 # The order win_tx's rows are stored in. Rules and the link graph each read a slice of the window (the credits, the
 # cash, one category, transfers to persons): stored in this order, a slice lies in a few row groups and DuckDB skips
 # the others by their min/max (at 2 M bookings the rules' CPU time fell by half, for about 0.4 s of sorting here).
-# Within a slice, rows are in account order: the features' and rules' per-account group-bys then meet each account
-# in a few runs (at 10 M bookings the feature stage of a first load fell from 38 to 26 CPU s). Each bank's rows are
-# sorted and stored on their own (insert_clustered), so a slice lies in one run per bank.
+# Within a slice, each account's rows lie together: the features' and rules' per-account group-bys then meet each
+# account in a few runs (at 10 M bookings the feature stage of a first load fell from 38 to 26 CPU s). They are
+# grouped by a 64-bit hash of the account, not by the 32-character pseudonym: the same runs for a cheaper sort key
+# (window stage of a 10 M first load 42, 38 -> 32, 33 CPU s in turns; two accounts sharing a hash would share a run).
+# Each bank's rows are sorted and stored on their own (insert_clustered), so a slice lies in one run per bank.
 # No result depends on it: every list the detectors keep is ordered by its own ORDER BY.
-CLUSTER_BY = "bank_id, is_in, channel, category, counterparty_type, account_id"
+CLUSTER_BY = "bank_id, is_in, channel, category, counterparty_type, hash(account_id)"
 # Sorting by CLUSTER_BY's kind columns (is_in to counterparty_type, three of them strings) moves every row's key through the sort; `clustered` rows
 # are sorted by one integer made of the ranks categorise() gives their (direction, channel), category and counterparty
 # type: the same order of keys, the sort about half as dear (window stage 7.4 -> 6.8 CPU s at 2 M bookings, medians of 4).
@@ -149,7 +151,7 @@ KINDS_JOIN = """JOIN win_kinds k ON k.direction IS NOT DISTINCT FROM t.direction
 def rows_sql(where: str, clustered: bool = False) -> str:
     """win_tx's rows: the bookings `t` matching `where` with their derived columns and category (from win_categories);
     `clustered`: in CLUSTER_BY order but for the bank (by CLUSTER_KEY, from win_kinds, then account): see insert_clustered."""
-    kinds, order = (KINDS_JOIN, f" ORDER BY {CLUSTER_KEY}, t.account_id") if clustered else ("", "")
+    kinds, order = (KINDS_JOIN, f" ORDER BY {CLUSTER_KEY}, hash(t.account_id)") if clustered else ("", "")
     return f"""SELECT {ROW_COLUMNS}, c.category
         FROM transactions t
         LEFT JOIN win_categories c ON c.mcc IS NOT DISTINCT FROM t.mcc AND c.counterparty_name IS NOT DISTINCT FROM t.counterparty_name
