@@ -116,6 +116,7 @@ fiu_decisions = Table(
     Index("ix_fiu_decisions_report", "report_id"),
 )
 casework_meta = Table("casework_meta", META, Column("key", String(80), primary_key=True), Column("value", Text))
+KEY_META = "key_id"  # casework_meta: the key (pipelines/pseudonymise.py key_id) the account ids are under, since a rekey
 CHAIN_COLUMNS = ("prev_hash", "entry_hash")  # casework/audit_chain's links; every other column is what an entry's hash covers
 AUDIT_COLUMNS = tuple(c.name for c in audit_log.columns if c.name != "row_id")
 AUDIT_FIELDS = tuple(c for c in AUDIT_COLUMNS if c not in CHAIN_COLUMNS)
@@ -367,15 +368,21 @@ class Casework:
             schema={"alert_id": pl.Utf8, "status": pl.Utf8, "updated_at": pl.Datetime("us", "UTC")},
         )
 
-    def set_account_ids(self, ids: list[tuple[str, str]]) -> int:
-        """Key rotation (pipelines/rekey.py): each alert's account id under the new key, in one transaction."""
-        if not ids:
-            return 0
+    def set_account_ids(self, ids: list[tuple[str, str]], key_id: str | None = None) -> int:
+        """Key rotation (pipelines/rekey.py): each alert's account id under the new key and, as KEY_META, the id of the
+        key they are now under, in one transaction. The store commits after this: should it fail, a re-run of the same
+        rotation finds KEY_META already at the new key and does not apply the key to these ids a second time."""
         with self.tx() as c:
-            c.execute(
-                update(alert_status).where(alert_status.c.alert_id == bindparam("b_id")).values(account_id=bindparam("b_acc")),
-                [{"b_id": a, "b_acc": acc} for a, acc in ids],
-            )
+            if ids:
+                c.execute(
+                    update(alert_status)
+                    .where(alert_status.c.alert_id == bindparam("b_id"))
+                    .values(account_id=bindparam("b_acc")),
+                    [{"b_id": a, "b_acc": acc} for a, acc in ids],
+                )
+            if key_id is not None:
+                c.execute(delete(casework_meta).where(casework_meta.c.key == KEY_META))
+                c.execute(insert(casework_meta).values(key=KEY_META, value=key_id))
         return len(ids)
 
     def delete_alerts(self, c: Connection, alert_ids: list[str]) -> int:

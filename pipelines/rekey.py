@@ -6,7 +6,8 @@ every pseudonym column below, and banks pseudonymising with the longer chain pro
 identifiers. The same account therefore keeps one id across tables and across submissions before and after the
 rotation. The nightly run's kept feature parts are emptied (rebuilt by the next scoring run). Everything runs in DuckDB SQL (the key's pads bound), in one transaction, recorded in `key_versions`.
 The casework database's `alert_status.account_id` is re-keyed in the same way (its transaction commits just before
-the store's), and the review snapshot is published again. The decision and access logs are not rewritten (rewriting
+the store's and records the new key's id, so a re-run after a failed store commit does not re-key those ids twice),
+and the review snapshot is published again. The decision and access logs are not rewritten (rewriting
 them would break their hash chain); their entries keep the ids of their time, and the alert ids that link them to
 alerts do not depend on the key.
 """
@@ -20,7 +21,7 @@ import duckdb
 
 from detectors.nightly import CACHE_TABLES, clear
 from pipelines import store
-from pipelines.casework_db import Casework, open_casework
+from pipelines.casework_db import KEY_META, Casework, open_casework
 from pipelines.pseudonymise import key_id, pad_params, read_key, sql_pseudonym
 from schemas.contract import PSEUDONYMISED
 
@@ -95,7 +96,11 @@ def rekey_store(
             n = con.execute(sql, params).fetchall()[0][0]
             counts[table] = max(counts.get(table, 0), n)
         counts |= {f"{t} (emptied)": n for t, n in clear(con).items()}
-        if cw is not None:  # the decisions' copy of the account ids, computed by the same SQL
+        if cw is not None and cw.meta(KEY_META) == new_id:
+            # this rotation's casework part committed in an earlier run whose store part then failed: done already
+            counts["casework_alert_status"] = 0
+            counts["casework_already_rekeyed"] = 1
+        elif cw is not None:  # the decisions' copy of the account ids, computed by the same SQL
             con.register("cw_ids", cw.statuses().select("alert_id", "account_id").to_arrow())
             try:
                 ids = con.execute(
@@ -103,7 +108,7 @@ def rekey_store(
                 ).fetchall()
             finally:
                 con.unregister("cw_ids")
-            counts["casework_alert_status"] = cw.set_account_ids(ids)
+            counts["casework_alert_status"] = cw.set_account_ids(ids, new_id)
         con.execute("INSERT INTO key_versions VALUES (?, ?, ?, now(), ?)", [new_id, found or old_id, user, json.dumps(counts)])
         con.execute("COMMIT")
     except BaseException:

@@ -288,6 +288,70 @@ def test_rekey_keeps_links_across_the_rotation(tmp_path, capsys):
         rekey(db, k2, k2)
 
 
+def test_rekey_rerun_after_the_store_failed_keys_the_decisions_once(tmp_path, monkeypatch):
+    """The casework database commits its re-keyed account ids just before the store does. When the store's commit
+    then fails, the rerun of the same rotation must not apply the new key to those ids a second time (the decision
+    would no longer match its account); a casework database not yet re-keyed is re-keyed (the near miss)."""
+    from pipelines import casework_db
+
+    k1, k2 = tmp_path / "k1", tmp_path / "k2"
+    k1.write_text("partners-shared-key-0001\n")
+    k2.write_text("the-rotated-partners-key-0002\n")
+    raw = _raw(tmp_path)
+    db = tmp_path / "s.duckdb"
+    assert ingest(_submission(tmp_path, "o1", raw, k1), db).outcome == "loaded"
+    first = pl.read_csv(raw / "transactions.csv", infer_schema=False)["account_id"][0]
+    keys = (b"partners-shared-key-0001", b"the-rotated-partners-key-0002")
+    cw = open_casework(db)
+    cw.sync_alerts(
+        pl.DataFrame({"alert_id": ["A1"], "bank_id": ["B"], "account_id": [pseudonym(first, keys[:1])]}).with_columns(
+            pl.lit(0.5).alias("last_score"), pl.lit(["R"]).alias("rules")
+        )
+    )
+    real = casework_db.Casework.set_account_ids
+
+    def then_the_store_fails(self, ids, key_id=None):
+        real(self, ids, key_id)
+        raise OSError("disk full")  # after the casework commit, before the store's
+
+    monkeypatch.setattr(casework_db.Casework, "set_account_ids", then_the_store_fails)
+    with pytest.raises(OSError, match="disk full"):
+        rekey(db, k1, k2)
+    con = store.connect(db)
+    try:  # the store rolled back: still under the old key, no rotation recorded
+        assert con.execute("SELECT count(*) FROM key_versions").fetchall()[0][0] == 0
+        assert con.execute("SELECT count(*) FROM transactions WHERE account_id = ?", [pseudonym(first, keys[:1])]).fetchall()[0][
+            0
+        ]
+    finally:
+        con.close()
+    assert cw.statuses()["account_id"].to_list() == [pseudonym(first, keys)]  # the casework part did commit
+
+    monkeypatch.setattr(casework_db.Casework, "set_account_ids", real)
+    out = rekey(db, k1, k2)
+    assert cw.statuses()["account_id"].to_list() == [pseudonym(first, keys)]  # keyed once, not twice
+    assert out["rows"]["casework_already_rekeyed"] == 1 and out["rows"]["casework_alert_status"] == 0
+    con = store.connect(db)
+    try:  # the decision's account id is again an account of the store
+        assert con.execute("SELECT count(*) FROM transactions WHERE account_id = ?", [pseudonym(first, keys)]).fetchall()[0][0]
+    finally:
+        con.close()
+
+    cw.sync_alerts(  # near miss: the next rotation is a new key, so the decisions are re-keyed again
+        pl.DataFrame({"alert_id": ["A2"], "bank_id": ["B"], "account_id": [pseudonym(first, keys)]}).with_columns(
+            pl.lit(0.5).alias("last_score"), pl.lit(["R"]).alias("rules")
+        )
+    )
+    k3 = tmp_path / "k3"
+    k3.write_text("a-third-partners-key-0003\n")
+    chain = tmp_path / "k12"
+    chain.write_text("partners-shared-key-0001\nthe-rotated-partners-key-0002\n")
+    out = rekey(db, chain, k3)
+    assert out["rows"]["casework_alert_status"] == 2 and "casework_already_rekeyed" not in out["rows"]
+    three = keys + (b"a-third-partners-key-0003",)
+    assert cw.statuses()["account_id"].to_list() == [pseudonym(first, three)] * 2
+
+
 def test_every_identifier_column_of_the_store_is_rekeyed(tmp_path):
     """A new table holding a contract identifier column must join PSEUDONYM_COLUMNS (or be a log, which keeps its ids)."""
     con = store.connect(tmp_path / "s.duckdb")
