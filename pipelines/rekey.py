@@ -6,8 +6,9 @@ every pseudonym column below, and banks pseudonymising with the longer chain pro
 identifiers. The same account therefore keeps one id across tables and across submissions before and after the
 rotation. The nightly run's kept feature parts are emptied (rebuilt by the next scoring run). Everything runs in DuckDB SQL (the key's pads bound), in one transaction, recorded in `key_versions`.
 The casework database's `alert_status.account_id` is re-keyed in the same way (its transaction commits just before
-the store's and records the new key's id, so a re-run after a failed store commit does not re-key those ids twice),
-and the review snapshot is published again. The decision and access logs are not rewritten (rewriting
+the store's and records the new key's id: if the store's commit then fails, scoring and the review page's refresh
+refuse until the rotation is re-run, and the re-run does not re-key those ids twice), and the review snapshot is
+published again. The decision and access logs are not rewritten (rewriting
 them would break their hash chain); their entries keep the ids of their time, and the alert ids that link them to
 alerts do not depend on the key.
 """
@@ -45,6 +46,26 @@ QUARANTINE_ID_COLUMNS = tuple(sorted({c for cols in PSEUDONYMISED.values() for c
 
 class RekeyError(ValueError):
     pass
+
+
+class HalfRotated(RekeyError):
+    """The casework database's account ids are under another key than the store's: a rotation stopped between its two
+    commits (the casework database's, then the store's)."""
+
+
+def check_rotation(con: duckdb.DuckDBPyConnection, cw: Casework) -> None:
+    """Refuse while a key rotation is half done: a scoring run would match no decision to its account (and raise alerts
+    again for accounts already decided), and new alerts handed to the casework database would carry ids under the old
+    key that the rotation's re-run, which leaves the casework ids it already re-keyed alone, would not re-key."""
+    theirs = cw.meta(KEY_META)
+    if theirs is None:
+        return
+    ours = current_key_id(con)
+    if theirs != ours:
+        raise HalfRotated(
+            f"{cw!r} holds account ids under key {theirs}, the store under key {ours}: a key rotation stopped half way; "
+            f"run `thb-signals rekey` again with the same key files (the new key is {theirs}) before anything else"
+        )
 
 
 def current_key_id(con: duckdb.DuckDBPyConnection) -> str | None:
@@ -96,11 +117,14 @@ def rekey_store(
             n = con.execute(sql, params).fetchall()[0][0]
             counts[table] = max(counts.get(table, 0), n)
         counts |= {f"{t} (emptied)": n for t, n in clear(con).items()}
-        if cw is not None and cw.meta(KEY_META) == new_id:
-            # this rotation's casework part committed in an earlier run whose store part then failed: done already
-            counts["casework_alert_status"] = 0
-            counts["casework_already_rekeyed"] = 1
-        elif cw is not None:  # the decisions' copy of the account ids, computed by the same SQL
+        marker = cw.meta(KEY_META) if cw is not None else None
+        if marker is not None and marker not in (found or old_id, new_id):
+            raise RekeyError(
+                f"{cw!r} holds account ids under key {marker}, the store under key {found or old_id}: a rotation to "
+                f"key {marker} stopped half way; run it again with that key file first"
+            )
+        finished = marker == new_id  # this rotation's casework part committed in an earlier run whose store part failed
+        if cw is not None and not finished:  # the decisions' copy of the account ids, computed by the same SQL
             con.register("cw_ids", cw.statuses().select("alert_id", "account_id").to_arrow())
             try:
                 ids = con.execute(
@@ -114,7 +138,8 @@ def rekey_store(
     except BaseException:
         con.execute("ROLLBACK")
         raise
-    return {"old_key_id": old_id, "new_key_id": new_id, "rows": counts}
+    out = {"old_key_id": old_id, "new_key_id": new_id, "rows": counts}
+    return out | {"casework": "re-keyed by an earlier run of this rotation"} if finished else out
 
 
 def rekey(db: str | Path, old_key_file: str | Path, new_key_file: str | Path, user: str = "rekey") -> dict:

@@ -155,12 +155,14 @@ def refresh(db_path: str | Path, con: duckdb.DuckDBPyConnection | None = None, c
     """After a run wrote the store: move old decisions into the casework database (once), hand it the run's alerts
     (new ones start open), and publish a snapshot. Holds the store's write lock."""
     from pipelines.casework_db import open_casework
+    from pipelines.rekey import check_rotation
 
     with exclusive(db_path, "publish"):
         own = con is None
         con = con or store.connect(db_path)
         try:
             cw = open_casework(db_path, casework_url)
+            check_rotation(con, cw)
             cw.import_store(con)
             cw.sync_alerts(
                 con.sql("""SELECT s.alert_id, s.bank_id, s.account_id, s.last_score, a.rules FROM alert_status s
@@ -191,8 +193,25 @@ def score_and_publish(
 
     with exclusive(db_path, "score", wait=lock_wait(config)):
         cw = open_casework(db_path, casework_url)
+        _check_rotation_before_scoring(db_path, cw)
         day = None if casework_today else replay_day(config, kw.get("overrides"))
         decisions = cw.statuses() if day is None else statuses_as_of(cw, day)
         res = score_store(db_path, out_dir, config, decisions=decisions, casework_today=casework_today, **kw)
         refresh(db_path, casework_url=casework_url)
     return res
+
+
+def _check_rotation_before_scoring(db_path: str | Path, cw) -> None:
+    """pipelines/rekey.py check_rotation on the store as it is, read-only (scoring upgrades an older store itself; one
+    without the key tables has had no rotation)."""
+    from pipelines.rekey import check_rotation
+
+    if not Path(db_path).exists():
+        return
+    con = duckdb.connect(str(db_path), read_only=True)
+    try:
+        check_rotation(con, cw)
+    except duckdb.CatalogException:
+        return
+    finally:
+        con.close()

@@ -11,14 +11,14 @@ import pytest
 
 from casework import audit_chain, dispositions
 from casework.access_log import log_access, verify
-from pipelines import store
+from pipelines import snapshot, store
 from pipelines.casework_db import open_casework
 from pipelines.cli import main
 from pipelines.cli_privacy import log_purgers
 from pipelines.ingest import ingest
 from pipelines.pseudonymise import key_id, pseudonym, pseudonymise, read_key
 from pipelines.purge import RULES, purge
-from pipelines.rekey import EMPTIED_TABLES, LIST_COLUMNS, PSEUDONYM_COLUMNS, RekeyError, rekey
+from pipelines.rekey import EMPTIED_TABLES, LIST_COLUMNS, PSEUDONYM_COLUMNS, HalfRotated, RekeyError, rekey
 from schemas.contract import PSEUDONYMISED
 from schemas.settings import SettingsError, parse_settings
 from tests.conftest import SAMPLES
@@ -288,7 +288,7 @@ def test_rekey_keeps_links_across_the_rotation(tmp_path, capsys):
         rekey(db, k2, k2)
 
 
-def test_rekey_rerun_after_the_store_failed_keys_the_decisions_once(tmp_path, monkeypatch):
+def test_rekey_rerun_after_the_store_failed_keys_the_decisions_once(tmp_path, monkeypatch, capsys):
     """The casework database commits its re-keyed account ids just before the store does. When the store's commit
     then fails, the rerun of the same rotation must not apply the new key to those ids a second time (the decision
     would no longer match its account); a casework database not yet re-keyed is re-keyed (the near miss)."""
@@ -327,10 +327,21 @@ def test_rekey_rerun_after_the_store_failed_keys_the_decisions_once(tmp_path, mo
         con.close()
     assert cw.statuses()["account_id"].to_list() == [pseudonym(first, keys)]  # the casework part did commit
 
+    # half done: publishing (and scoring) would hand the casework database alerts under the old key; they refuse
+    with pytest.raises(HalfRotated, match="a key rotation stopped half way; run `thb-signals rekey` again"):
+        snapshot.refresh(db)
+    assert main(["score", "--db", str(db), "--out", str(tmp_path / "o")]) == 2
+    assert "stopped half way" in capsys.readouterr().err
+    k3 = tmp_path / "k3"
+    k3.write_text("a-third-partners-key-0003\n")
+    with pytest.raises(RekeyError, match="stopped half way; run it again with that key file first"):
+        rekey(db, k1, k3)  # another new key instead would key the casework ids twice (under k2, then k3)
+
     monkeypatch.setattr(casework_db.Casework, "set_account_ids", real)
     out = rekey(db, k1, k2)
     assert cw.statuses()["account_id"].to_list() == [pseudonym(first, keys)]  # keyed once, not twice
-    assert out["rows"]["casework_already_rekeyed"] == 1 and out["rows"]["casework_alert_status"] == 0
+    assert out["casework"] == "re-keyed by an earlier run of this rotation" and "casework_alert_status" not in out["rows"]
+    snapshot.refresh(db)  # whole again
     con = store.connect(db)
     try:  # the decision's account id is again an account of the store
         assert con.execute("SELECT count(*) FROM transactions WHERE account_id = ?", [pseudonym(first, keys)]).fetchall()[0][0]
@@ -342,12 +353,10 @@ def test_rekey_rerun_after_the_store_failed_keys_the_decisions_once(tmp_path, mo
             pl.lit(0.5).alias("last_score"), pl.lit(["R"]).alias("rules")
         )
     )
-    k3 = tmp_path / "k3"
-    k3.write_text("a-third-partners-key-0003\n")
     chain = tmp_path / "k12"
     chain.write_text("partners-shared-key-0001\nthe-rotated-partners-key-0002\n")
     out = rekey(db, chain, k3)
-    assert out["rows"]["casework_alert_status"] == 2 and "casework_already_rekeyed" not in out["rows"]
+    assert out["rows"]["casework_alert_status"] == 2 and "casework" not in out
     three = keys + (b"a-third-partners-key-0003",)
     assert cw.statuses()["account_id"].to_list() == [pseudonym(first, three)] * 2
 
