@@ -126,7 +126,7 @@ def build_shared(con: duckdb.DuckDBPyConnection, max_group: int = 30, reported_u
     )
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE net_flagged AS
-                    SELECT account_id, string_agg(DISTINCT reason, ' and ' ORDER BY reason) AS reason, any_value(typology) AS typology
+                    SELECT account_id, string_agg(DISTINCT reason, ' and ' ORDER BY reason) AS reason, min(typology) AS typology
                     FROM ({body}) WHERE account_id IS NOT NULL GROUP BY 1""",
         [reported_until.isoformat()] if reported and reported_until else [],
     )

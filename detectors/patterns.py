@@ -388,7 +388,7 @@ SQL: dict[str, str] = {
                    WHERE t.pair_n <= {max_pair_n}),
              payers AS (SELECT src FROM o WHERE src NOT IN (SELECT account_id FROM pt_busy) GROUP BY 1
                         HAVING count(DISTINCT dst) >= {min_receivers} AND count(DISTINCT dst) FILTER (fresh) >= {min_fresh}),
-             g AS (SELECT a.src, a.booked_at AS start_at, count(DISTINCT b.dst) FILTER (b.fresh) AS fresh_receivers,
+             g AS (SELECT a.src, a.booked_at AS start_at, a.txn_id AS start_txn, count(DISTINCT b.dst) FILTER (b.fresh) AS fresh_receivers,
                           count(DISTINCT b.dst) AS receivers, sum(b.amount) AS amt, list(DISTINCT b.dst) AS dst_ids,
                           list(b.txn_id) AS ids, min(b.amount) AS lo, max(b.amount) AS hi
                    FROM o a SEMI JOIN payers USING (src)
@@ -396,7 +396,7 @@ SQL: dict[str, str] = {
                         AND abs(b.amount - a.amount) <= {tolerance} * a.amount
                    GROUP BY a.src, a.booked_at, a.txn_id
                    HAVING count(DISTINCT b.dst) >= {min_receivers} AND count(DISTINCT b.dst) FILTER (b.fresh) >= {min_fresh}),
-             best AS (SELECT * FROM g QUALIFY row_number() OVER (PARTITION BY src ORDER BY receivers DESC, start_at) = 1),
+             best AS (SELECT * FROM g QUALIFY row_number() OVER (PARTITION BY src ORDER BY receivers DESC, start_at, start_txn) = 1),
              who AS (SELECT src AS acc, 'payer' AS role, * FROM best UNION ALL SELECT unnest(dst_ids), 'receiver', * FROM best)
         SELECT '{rule}', k.bank_id, who.acc, who.ids, who.start_at,
                printf('%s: EUR %.0f-%.0f each to %d accounts within %d days (EUR %.0f), %d of them new or hardly used',
@@ -406,13 +406,14 @@ SQL: dict[str, str] = {
     "PT_FAN_IN": """
         WITH i AS (SELECT * FROM pt_tx WHERE pair_n <= {max_pair_n}),
              takers AS (SELECT dst FROM i WHERE dst NOT IN (SELECT account_id FROM pt_busy) GROUP BY 1 HAVING count(DISTINCT src) >= {min_senders}),
-             g AS (SELECT a.dst, a.booked_at AS start_at, count(DISTINCT b.src) AS senders, sum(b.amount) AS amt, list(DISTINCT b.src) AS src_ids,
+             g AS (SELECT a.dst, a.booked_at AS start_at, a.txn_id AS start_txn, count(DISTINCT b.src) AS senders, sum(b.amount) AS amt,
+                          list(DISTINCT b.src) AS src_ids,
                           list(b.txn_id) AS ids, min(b.amount) AS lo, max(b.amount) AS hi
                    FROM i a SEMI JOIN takers USING (dst)
                    JOIN i b ON b.dst = a.dst AND b.booked_at BETWEEN a.booked_at AND a.booked_at + INTERVAL {days} DAY
                         AND abs(b.amount - a.amount) <= {tolerance} * a.amount
                    GROUP BY a.dst, a.booked_at, a.txn_id HAVING count(DISTINCT b.src) >= {min_senders}),
-             best AS (SELECT * FROM g QUALIFY row_number() OVER (PARTITION BY dst ORDER BY senders DESC, start_at) = 1),
+             best AS (SELECT * FROM g QUALIFY row_number() OVER (PARTITION BY dst ORDER BY senders DESC, start_at, start_txn) = 1),
              who AS (SELECT dst AS acc, 'collector' AS role, * FROM best UNION ALL SELECT unnest(src_ids), 'sender', * FROM best)
         SELECT '{rule}', k.bank_id, who.acc, who.ids, who.start_at,
                printf('%s: EUR %.0f-%.0f each from %d accounts within %d days (EUR %.0f)', role, lo, hi, senders, {days}, amt)

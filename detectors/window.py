@@ -137,7 +137,8 @@ def categorise(con: duckdb.DuckDBPyConnection, categories: dict, where: str) -> 
 # grouped by a 64-bit hash of the account, not by the 32-character pseudonym: the same runs for a cheaper sort key
 # (window stage of a 10 M first load 42, 38 -> 32, 33 CPU s in turns; two accounts sharing a hash would share a run).
 # Each bank's rows are sorted and stored on their own (insert_clustered), so a slice lies in one run per bank.
-# No result depends on it: every list the detectors keep is ordered by its own ORDER BY.
+# No result depends on it: every list the detectors keep is ordered by its own ORDER BY, and where one of tied rows is
+# picked the tie is broken by value (a transaction id, or the least value for a detail's text).
 CLUSTER_BY = "bank_id, is_in, channel, category, counterparty_type, hash(account_id)"
 # Sorting by CLUSTER_BY's kind columns (is_in to counterparty_type, three of them strings) moves every row's key through the sort; `clustered` rows
 # are sorted by one integer made of the ranks categorise() gives their (direction, channel), category and counterparty
@@ -150,7 +151,7 @@ KINDS_JOIN = """JOIN win_kinds k ON k.direction IS NOT DISTINCT FROM t.direction
 
 def rows_sql(where: str, clustered: bool = False) -> str:
     """win_tx's rows: the bookings `t` matching `where` with their derived columns and category (from win_categories);
-    `clustered`: in CLUSTER_BY order but for the bank (by CLUSTER_KEY, from win_kinds, then account): see insert_clustered."""
+    `clustered`: in CLUSTER_BY order but for the bank (by CLUSTER_KEY, from win_kinds, then the account's hash): see insert_clustered."""
     kinds, order = (KINDS_JOIN, f" ORDER BY {CLUSTER_KEY}, hash(t.account_id)") if clustered else ("", "")
     return f"""SELECT {ROW_COLUMNS}, c.category
         FROM transactions t

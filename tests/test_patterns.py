@@ -40,12 +40,13 @@ class Graph:
                 (f"C{self.n:04d}", "BANK_A" if a < "m" else "BANK_B", a, T0 + timedelta(hours=k), 20.0, False, None, "card")
             )
 
-    def run(self, **overrides):
+    def run(self, reverse: bool = False, **overrides):
+        """`reverse`: the bookings stored in the opposite order (no result may depend on it)."""
         con = duckdb.connect()
         con.execute("""CREATE TEMP TABLE win_tx (txn_id VARCHAR, bank_id VARCHAR, account_id VARCHAR, booked_at TIMESTAMPTZ,
                        amount DOUBLE, is_in BOOLEAN, counterparty_id VARCHAR, channel VARCHAR)""")
         if self.rows:
-            con.executemany("INSERT INTO win_tx VALUES (?, ?, ?, ?, ?, ?, ?, ?)", self.rows)
+            con.executemany("INSERT INTO win_tx VALUES (?, ?, ?, ?, ?, ?, ?, ?)", self.rows[::-1] if reverse else self.rows)
         con.execute(
             "CREATE TEMP TABLE win_accounts (bank_id VARCHAR, account_id VARCHAR, customer_type VARCHAR, account_age_days INTEGER)"
         )
@@ -180,6 +181,23 @@ def test_fan_in_fires_and_monthly_family_pooling_does_not():
             g.pay(f"fam{k}", "pool", 24 * 30 * month + k, 500)
     hits = g.run()
     assert fired(hits, "PT_FAN_IN") == ["coll", "s0", "s1", "s2", "s3", "s4"]
+
+
+def test_fan_in_and_fan_out_pick_the_same_of_two_tied_bursts_whatever_the_order_of_the_bookings():
+    """Two bursts start at the same instant with as many senders (receivers): the one whose first transfer has the
+    lower id is reported, however the window is stored. Near miss: a burst with more senders (receivers) wins."""
+    g = Graph()
+    for k in range(5):  # low: 500 each; high: 2000 each (outside each other's tolerance); both start at hour 0
+        g.pay(f"lo{k}", "coll", k * 3, 500), g.pay("boss", f"r{k}", k * 3, 500)
+        g.pay(f"hi{k}", "coll", k * 3, 2000), g.pay("boss", f"s{k}", k * 3, 2000)
+
+    def picks():
+        return {tuple(fired(h, "PT_FAN_IN") + fired(h, "PT_FAN_OUT")) for h in (g.run(), g.run(reverse=True))}
+
+    assert picks() == {tuple(["coll"] + [f"lo{k}" for k in range(5)] + ["boss"] + [f"r{k}" for k in range(5)])}
+    for k in (5, 6):  # two more in the high bursts
+        g.pay(f"hi{k}", "coll", 14 + k, 2000), g.pay("boss", f"s{k}", 14 + k, 2000)
+    assert picks() == {tuple(["coll"] + [f"hi{k}" for k in range(7)] + ["boss"] + [f"s{k}" for k in range(7)])}
 
 
 def test_stack_fires_and_near_miss_slow_second_hop():

@@ -128,7 +128,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "one_bank": ("detectors/window.py",),  # rows_sql's query for one bank, the bank bound as a parameter
     "DAILY_SQL": ("detectors/features.py",),  # the daily totals' SELECT list: code
     "page": ("casework/review/queries.py",),  # LIMIT and OFFSET written in through int()
-    "CLUSTER_BY": ("detectors/nightly_window.py",),  # detectors/window.py: the column names win_tx is stored in order of
+    "CLUSTER_BY": ("detectors/nightly_window.py",),  # detectors/window.py: the columns and hash win_tx is stored in order of
     "CACHE_KEY": ("detectors/nightly.py",),
     "last": ("detectors/features.py",),
     "parts_sql": ("detectors/features.py",),

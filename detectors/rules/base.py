@@ -94,7 +94,7 @@ FRAGMENTS: dict[str, Fragment] = {
     # a person paid by transfer or remittance: a card merchant or subscription registered abroad (IE, LU, MT) is not one.
     "instalments": Fragment("""instalments AS (
     SELECT bank_id, account_id, counterparty_id, amount, count(*) AS n, list(txn_id ORDER BY booked_at, txn_id) AS ids,
-           stddev_pop(gap) AS gap_sd, avg(gap) AS gap_avg, any_value(counterparty_country) AS country
+           stddev_pop(gap) AS gap_sd, avg(gap) AS gap_avg, min(counterparty_country) AS country
     FROM (SELECT *, date_diff('day', lag(day) OVER (PARTITION BY bank_id, account_id, counterparty_id, amount ORDER BY day), day) AS gap
           FROM win_tx WHERE NOT is_in AND (channel = 'money_remittance' OR counterparty_country <> 'NL')
             AND counterparty_type = 'person' AND channel IN ('transfer', 'instant_transfer', 'money_remittance'))

@@ -17,7 +17,7 @@ RULES: list[Rule] = [
                               AND counterparty_type = 'person' AND channel IN ('transfer', 'instant_transfer', 'money_remittance')),
                   b AS (SELECT counterparty_id, count(DISTINCT (bank_id, account_id)) AS senders FROM f GROUP BY 1)
              SELECT f.bank_id, f.account_id, arg_min(f.txn_id, (f.booked_at, f.txn_id), 50) AS evidence,
-                    printf('beneficiary in %s shared with %d other accounts', any_value(f.counterparty_country), max(b.senders) - 1) AS detail
+                    printf('beneficiary in %s shared with %d other accounts', min(f.counterparty_country), max(b.senders) - 1) AS detail
              FROM f JOIN b USING (counterparty_id) WHERE b.senders BETWEEN {min_senders} AND {max_senders} GROUP BY ALL""",
         # a beneficiary is a person paid by transfer or remittance, not a card merchant registered abroad; one paid by more
         # than max_senders accounts is a payment institution or merchant, not a debt collector

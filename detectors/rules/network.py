@@ -180,7 +180,7 @@ RULES: list[Rule] = [
                       WHERE a.kind IN ('phone', 'device'))
              SELECT l.bank_id, l.account_id, flatten(list(l.ids ORDER BY l.other, l.how))[1:50] AS evidence,
                     string_agg(l.how || ' an account ' || f.reason || ' (' || left(f.account_id, 8) || ')', '; ' ORDER BY l.other, l.how) AS detail,
-                    coalesce(any_value(f.typology), 'laundering') AS typology
+                    coalesce(min(f.typology), 'laundering') AS typology
              FROM l JOIN net_flagged f ON f.account_id = l.other
              WHERE l.account_id NOT IN (SELECT account_id FROM net_flagged)
                AND (l.amount IS NULL OR l.amount >= {min_eur} OR l.n >= {min_transfers})
