@@ -109,6 +109,13 @@ def rekey_store(
     found = current_key_id(con)
     if found is not None and found != old_id:
         raise RekeyError(f"the store's ids are under key {found}, not the old key given ({old_id}): use that key's file")
+    marker = cw.meta(KEY_META) if cw is not None else None
+    if marker is not None and marker not in (found or old_id, new_id):
+        raise RekeyError(
+            f"{cw!r} holds account ids under key {marker}, the store under key {found or old_id}: a rotation to "
+            f"key {marker} stopped half way; run it again with that key file first"
+        )
+    finished = marker == new_id  # this rotation's casework part committed in an earlier run whose store part failed
     params = pad_params(new_key[-1])
     counts: dict[str, int] = {}
     con.execute("BEGIN TRANSACTION")
@@ -117,13 +124,6 @@ def rekey_store(
             n = con.execute(sql, params).fetchall()[0][0]
             counts[table] = max(counts.get(table, 0), n)
         counts |= {f"{t} (emptied)": n for t, n in clear(con).items()}
-        marker = cw.meta(KEY_META) if cw is not None else None
-        if marker is not None and marker not in (found or old_id, new_id):
-            raise RekeyError(
-                f"{cw!r} holds account ids under key {marker}, the store under key {found or old_id}: a rotation to "
-                f"key {marker} stopped half way; run it again with that key file first"
-            )
-        finished = marker == new_id  # this rotation's casework part committed in an earlier run whose store part failed
         if cw is not None and not finished:  # the decisions' copy of the account ids, computed by the same SQL
             con.register("cw_ids", cw.statuses().select("alert_id", "account_id").to_arrow())
             try:
