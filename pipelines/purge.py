@@ -8,7 +8,8 @@ DuckDB SQL with the cut-off times bound, in one transaction: a purge happens who
 same purge rolled back. Decisions (alert_status, fiu_decisions) and the audit and access logs live in the casework
 database (pipelines/casework_db.py): an alert expires by its decision there, its decision row goes with it, and the
 logs are purged by their own functions (`LogPurger`, handed in by the entry points since the chain code is casework's)
-in one casework transaction, committed just before the store's (rolled back too on a dry run).
+in one casework transaction, committed just after the store's (rolled back too on a dry run): should that commit fail,
+the next purge finds the same expired decisions and log entries again, and no alert the store dropped comes back.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import json
 import re
 import uuid
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -140,34 +142,38 @@ def purge_store(
         con.execute("CREATE OR REPLACE TEMP VIEW decided AS SELECT alert_id, status, updated_at FROM cw_decided")
     else:
         con.execute("CREATE OR REPLACE TEMP VIEW decided AS SELECT alert_id, status, updated_at FROM main.alert_status")
+    committed = False
     con.execute("BEGIN TRANSACTION")
     try:
         expired = [r[0] for r in con.execute(EXPIRED_ALERTS, _params(EXPIRED_ALERTS, cuts)).fetchall()]
         for rule in RULES:
             sql = f"DELETE FROM {rule.table} WHERE {rule.where}"
             res.deleted[rule.table] = con.execute(sql, _params(sql, cuts)).fetchall()[0][0]
-        if cw is not None:
-            try:
-                with cw.tx() as c:
-                    res.deleted["casework_alert_status"] = cw.delete_alerts(c, expired)
-                    res.deleted["casework_fiu_decisions"] = cw.delete_fiu_decisions(c, cuts["legal_cut"])
-                    for purger in logs:
-                        table, n = purger(cw, cuts["legal_cut"], user, c)
-                        res.deleted[table] = n
-                    if dry_run:
-                        raise _DryRun
-            except _DryRun:
-                pass
-        if dry_run:
-            con.execute("ROLLBACK")
-            return res
-        con.execute(
-            "INSERT INTO purge_log VALUES (?, now(), false, ?, ?, ?)",
-            [res.purge_id, user, json.dumps({k: v.isoformat() for k, v in cuts.items()}), json.dumps(res.deleted)],
-        )
-        con.execute("COMMIT")
-    except BaseException:
+        with cw.tx() if cw is not None else nullcontext() as c:
+            if cw is not None:
+                res.deleted["casework_alert_status"] = cw.delete_alerts(c, expired)
+                res.deleted["casework_fiu_decisions"] = cw.delete_fiu_decisions(c, cuts["legal_cut"])
+                for purger in logs:
+                    table, n = purger(cw, cuts["legal_cut"], user, c)
+                    res.deleted[table] = n
+            if dry_run:
+                raise _DryRun  # both transactions roll back
+            con.execute(
+                "INSERT INTO purge_log VALUES (?, now(), false, ?, ?, ?)",
+                [res.purge_id, user, json.dumps({k: v.isoformat() for k, v in cuts.items()}), json.dumps(res.deleted)],
+            )
+            # The store commits first, the casework database as this block ends. Should its commit fail, the expired
+            # decisions and log entries wait there for the next purge, which finds them again. The other order could
+            # leave the store's copy of an alert whose decision was gone, and the next refresh would hand that alert
+            # back to the investigators' queue as a new one, past its retention.
+            con.execute("COMMIT")
+            committed = True
+    except _DryRun:
         con.execute("ROLLBACK")
+        return res
+    except BaseException:
+        if not committed:
+            con.execute("ROLLBACK")
         raise
     finally:
         con.execute("DROP VIEW IF EXISTS decided")

@@ -148,6 +148,66 @@ def test_purge_deletes_expired_rows_and_nothing_else(tmp_path, monkeypatch):
     assert main(["verify-audit", "--db", str(db)]) == 0
 
 
+def test_purge_commits_the_store_first_so_no_dropped_alert_comes_back(tmp_path, monkeypatch):
+    """The store commits first and the casework database right after. If the store's commit fails, neither changes;
+    if the casework database's fails, its expired decisions wait for the next purge, which removes them, and no alert
+    the store dropped is handed back to the queue meanwhile. (In the other order a failed store commit left the store's
+    copy of alerts whose decisions were gone, and the next refresh made them new open alerts.)"""
+    from contextlib import contextmanager
+
+    from pipelines import casework_db
+    from pipelines.purge import purge_store
+
+    db = tmp_path / "s.duckdb"
+    con = store.connect(db)
+    _fill(con)
+    cw = _casework(con, db)
+    decided = sorted(cw.statuses()["alert_id"])
+    assert {"A_dis_old", "A_rep_old"} <= set(decided)  # expire as of AS_OF
+
+    class FailingCommit:  # the store's connection, whose COMMIT fails (disk full)
+        def __init__(self, con):
+            self.con = con
+
+        def execute(self, sql, *args):
+            if sql == "COMMIT":
+                raise OSError("disk full")
+            return self.con.execute(sql, *args)
+
+        def __getattr__(self, name):
+            return getattr(self.con, name)
+
+    with pytest.raises(OSError, match="disk full"):
+        purge_store(FailingCommit(con), parse_settings({}), AS_OF, cw=cw)
+    assert sorted(cw.statuses()["alert_id"]) == decided  # the casework database did not commit either
+    assert "A_dis_old" in _ids(con, "alerts", "alert_id")
+    con.close()
+
+    real_tx = casework_db.Casework.tx
+
+    @contextmanager
+    def casework_commit_fails(self):
+        with real_tx(self) as c:
+            yield c
+            raise OSError("casework database went away")  # after the purge's work, before its commit: rolled back
+
+    monkeypatch.setattr(casework_db.Casework, "tx", casework_commit_fails)
+    with pytest.raises(OSError, match="went away"):
+        purge(db, parse_settings({}), AS_OF)
+    monkeypatch.setattr(casework_db.Casework, "tx", real_tx)
+    con = store.connect(db)
+    try:  # the store's part is done, the expired decisions still in the casework database
+        assert _ids(con, "alerts", "alert_id") == ["A_dis_new", "A_open_old", "A_rep"]
+        assert con.execute("SELECT count(*) FROM purge_log").fetchall()[0][0] == 1
+    finally:
+        con.close()
+    assert sorted(cw.statuses()["alert_id"]) == decided
+    snapshot.refresh(db)  # hands the store's alerts over: none of the dropped ones comes back
+    assert sorted(cw.statuses()["alert_id"]) == decided
+    purge(db, parse_settings({}), AS_OF)  # the next purge finds them again
+    assert sorted(cw.statuses()["alert_id"]) == ["A_dis_new", "A_open_old", "A_rep"]
+
+
 def test_purge_dry_run_counts_and_changes_nothing(tmp_path, capsys):
     db = tmp_path / "s.duckdb"
     con = store.connect(db)
