@@ -287,6 +287,23 @@ def _submission(tmp_path, name, raw, key_file):
     return tmp_path / name
 
 
+def _alert(cw, alert_id: str, account_id: str) -> None:
+    """An alert on `account_id` in the casework database: its account id lives there too."""
+    cw.sync_alerts(
+        pl.DataFrame({"alert_id": [alert_id], "bank_id": ["B"], "account_id": [account_id]}).with_columns(
+            pl.lit(0.5).alias("last_score"), pl.lit(["R"]).alias("rules")
+        )
+    )
+
+
+def _bookings_of(db, account_id: str) -> int:
+    con = store.connect(db)
+    try:
+        return con.execute("SELECT count(*) FROM transactions WHERE account_id = ?", [account_id]).fetchall()[0][0]
+    finally:
+        con.close()
+
+
 def test_rekey_keeps_links_across_the_rotation(tmp_path, capsys):
     k1, k2, chain = tmp_path / "k1", tmp_path / "k2", tmp_path / "k12"
     k1.write_text("partners-shared-key-0001\n")
@@ -310,11 +327,7 @@ def test_rekey_keeps_links_across_the_rotation(tmp_path, capsys):
     con.close()
     first = tx["account_id"][0]  # a decision on an alert: its account id lives in the casework database too
     cw = open_casework(db)
-    cw.sync_alerts(
-        pl.DataFrame(
-            {"alert_id": ["A1"], "bank_id": ["B"], "account_id": [pseudonym(first, k1.read_bytes().strip())]}
-        ).with_columns(pl.lit(0.5).alias("last_score"), pl.lit(["R"]).alias("rules"))
-    )
+    _alert(cw, "A1", pseudonym(first, k1.read_bytes().strip()))
 
     assert main(["rekey", "--db", str(db), "--old-key-file", str(k2), "--new-key-file", str(k1)]) == 2
     assert "not the old key given" in capsys.readouterr().err
@@ -363,11 +376,7 @@ def test_rekey_rerun_after_the_store_failed_keys_the_decisions_once(tmp_path, mo
     first = pl.read_csv(raw / "transactions.csv", infer_schema=False)["account_id"][0]
     keys = (b"partners-shared-key-0001", b"the-rotated-partners-key-0002")
     cw = open_casework(db)
-    cw.sync_alerts(
-        pl.DataFrame({"alert_id": ["A1"], "bank_id": ["B"], "account_id": [pseudonym(first, keys[:1])]}).with_columns(
-            pl.lit(0.5).alias("last_score"), pl.lit(["R"]).alias("rules")
-        )
-    )
+    _alert(cw, "A1", pseudonym(first, keys[:1]))
     real = casework_db.Casework.set_account_ids
 
     def then_the_store_fails(self, ids, key_id=None):
@@ -378,13 +387,11 @@ def test_rekey_rerun_after_the_store_failed_keys_the_decisions_once(tmp_path, mo
     with pytest.raises(OSError, match="disk full"):
         rekey(db, k1, k2)
     con = store.connect(db)
-    try:  # the store rolled back: still under the old key, no rotation recorded
+    try:  # the store rolled back: no rotation recorded
         assert con.execute("SELECT count(*) FROM key_versions").fetchall()[0][0] == 0
-        assert con.execute("SELECT count(*) FROM transactions WHERE account_id = ?", [pseudonym(first, keys[:1])]).fetchall()[0][
-            0
-        ]
     finally:
         con.close()
+    assert _bookings_of(db, pseudonym(first, keys[:1]))  # still under the old key
     assert cw.statuses()["account_id"].to_list() == [pseudonym(first, keys)]  # the casework part did commit
 
     # half done: publishing (and scoring) would hand the casework database alerts under the old key; they refuse
@@ -402,17 +409,9 @@ def test_rekey_rerun_after_the_store_failed_keys_the_decisions_once(tmp_path, mo
     assert cw.statuses()["account_id"].to_list() == [pseudonym(first, keys)]  # keyed once, not twice
     assert out["casework"] == "re-keyed by an earlier run of this rotation" and "casework_alert_status" not in out["rows"]
     snapshot.refresh(db)  # whole again
-    con = store.connect(db)
-    try:  # the decision's account id is again an account of the store
-        assert con.execute("SELECT count(*) FROM transactions WHERE account_id = ?", [pseudonym(first, keys)]).fetchall()[0][0]
-    finally:
-        con.close()
+    assert _bookings_of(db, pseudonym(first, keys))  # the decision's account id is again an account of the store
 
-    cw.sync_alerts(  # near miss: the next rotation is a new key, so the decisions are re-keyed again
-        pl.DataFrame({"alert_id": ["A2"], "bank_id": ["B"], "account_id": [pseudonym(first, keys)]}).with_columns(
-            pl.lit(0.5).alias("last_score"), pl.lit(["R"]).alias("rules")
-        )
-    )
+    _alert(cw, "A2", pseudonym(first, keys))  # near miss: the next rotation is a new key, so the decisions are re-keyed again
     chain = tmp_path / "k12"
     chain.write_text("partners-shared-key-0001\nthe-rotated-partners-key-0002\n")
     out = rekey(db, chain, k3)
