@@ -134,6 +134,9 @@ def test_sim_precision_counts_only_undecided_accounts():
         "goal_met": True,
     }
     assert not summary([{"p": v} for v in (0.6, 0.75, 0.7, 0.8)], "p")["goal_met"]  # a fall of 0.05
+    assert not summary([{"p": v} for v in (0.6, 0.62, 0.65, 0.69)], "p")["goal_met"]  # below 0.9, a rise of 0.09 only
+    assert summary([{"p": v} for v in (0.99, 0.98, 0.97, 0.99)], "p")["goal_met"]  # from 0.9 up only the falls count
+    assert not summary([{"p": v} for v in (0.99, 0.98, 0.95, 0.97)], "p")["goal_met"]  # a fall of 0.03
 
 
 def test_backtest_as_of_counts_later_decisions_as_open(two_months):
