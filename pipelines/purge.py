@@ -9,7 +9,8 @@ same purge rolled back. Decisions (alert_status, fiu_decisions) and the audit an
 database (pipelines/casework_db.py): an alert expires by its decision there, its decision row goes with it, and the
 logs are purged by their own functions (`LogPurger`, handed in by the entry points since the chain code is casework's)
 in one casework transaction, committed just after the store's (rolled back too on a dry run): should that commit fail,
-the next purge finds the same expired decisions and log entries again, and no alert the store dropped comes back.
+the next purge finds the same expired decisions and log entries again (and counts them: the failed purge's record
+keeps the store's part only), and no alert the store dropped comes back.
 """
 
 from __future__ import annotations
@@ -149,6 +150,7 @@ def purge_store(
         for rule in RULES:
             sql = f"DELETE FROM {rule.table} WHERE {rule.where}"
             res.deleted[rule.table] = con.execute(sql, _params(sql, cuts)).fetchall()[0][0]
+        store_part = dict(res.deleted)
         with cw.tx() if cw is not None else nullcontext() as c:
             if cw is not None:
                 res.deleted["casework_alert_status"] = cw.delete_alerts(c, expired)
@@ -174,6 +176,8 @@ def purge_store(
     except BaseException:
         if not committed:
             con.execute("ROLLBACK")
+        else:  # the casework commit failed: its deletions did not happen, and the next purge counts them
+            con.execute("UPDATE purge_log SET deleted = ? WHERE purge_id = ?", [json.dumps(store_part), res.purge_id])
         raise
     finally:
         con.execute("DROP VIEW IF EXISTS decided")

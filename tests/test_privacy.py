@@ -206,6 +206,13 @@ def test_purge_commits_the_store_first_so_no_dropped_alert_comes_back(tmp_path, 
     assert sorted(cw.statuses()["alert_id"]) == decided
     purge(db, parse_settings({}), AS_OF)  # the next purge finds them again
     assert sorted(cw.statuses()["alert_id"]) == ["A_dis_new", "A_open_old", "A_rep"]
+    con = store.connect(db)
+    try:  # each deletion counted once: the failed purge's record holds the store's part only
+        logged = [json.loads(d) for (d,) in con.execute("SELECT deleted FROM purge_log ORDER BY purged_at").fetchall()]
+    finally:
+        con.close()
+    assert "casework_alert_status" not in logged[0] and logged[0]["alerts"] == 2
+    assert logged[1]["casework_alert_status"] == 2 and logged[1]["alerts"] == 0
 
 
 def test_purge_dry_run_counts_and_changes_nothing(tmp_path, capsys):
