@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-FLOWS = ("batch-scoring", "score", "run", "ingest")
+FLOWS = ("batch-scoring", "score", "run", "ingest", "purge", "fiu-screen")  # every flow a deployment or command runs
 NAME = "thb-signals run failed"
 
 
