@@ -85,7 +85,8 @@ def run_demo(out: Path, accounts: int = 20_000, seed: int = 1) -> int:
     ids = write_identities(db, out / "identities.csv")
     print(f"""\n== 7. Next\n
   review page:  thb-signals hash-password  (put the hash in a users.yaml, see README), then
-                thb-signals serve --db {db} --users users.yaml --identities {ids}
+                thb-signals serve --db {db} --users users.yaml
+                (reports from the page too: add --identities {ids} --config bank.yaml)
   FIU reports:  thb-signals dispose --db {db} --alert <id> --action escalate --user <you>, then
                 thb-signals export-goaml --db {db} --escalated --identities {ids} --out {out / "goaml"} --config bank.yaml
                 (bank.yaml: your goaml: reporting entity; the example config's placeholder bank is refused)""")
