@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from detectors.patterns import PATTERNS
 from detectors.rules import RULES
+from schemas.indicators import INDICATORS, SOURCES
 from schemas.typologies import TYPOLOGIES
 
 
@@ -20,8 +21,8 @@ def markdown() -> str:
         "# Rules and patterns (generated from detectors/rules/ and detectors/patterns.py)",
         "",
         "Each rule is one indicator, or a constellation of them, written as DuckDB SQL. Indicator ids (SE-, LE-, CE-, CD-,",
-        "DB-, XB-, ML-, KYC-) follow the project's indicator catalogue of published red flags (FATF, FinCEN, FINTRAC,",
-        "AUSTRAC, the Dutch action plan and FIU-Nederland). Severity 1-3 is the indicator's strength. Settings are",
+        "XB-, ML-) name published red flags of human trafficking; the table at the end says what each one is and where",
+        "it is published (FATF, FinCEN, FINTRAC, AUSTRAC, Europol, the Dutch partners). Severity 1-3 is the indicator's strength. Settings are",
         "overridden per rule in the config's `rules:` section (`rules: {SE07_CLIENT_PAYMENTS: {min_senders: 10}}`).",
         "A rule marked *footprint* sees a lawful activity's ordinary footprint: all such rules of one activity count",
         "as one indicator in fusion. *Network* rules read other accounts' hits or the link graph.",
@@ -51,7 +52,10 @@ def markdown() -> str:
     ]
     for p in PATTERNS:
         lines.append(f"| `{p.id}` | {p.name}: {p.description} | {', '.join(p.indicators)} | {p.severity} | {_params(p.params)} |")
-    lines.append("")
+    lines += ["", "## Indicators", "", "| indicator | what it is | published in |", "| --- | --- | --- |"]
+    for ind, (what, sources) in INDICATORS.items():
+        lines.append(f"| {ind} | {what} | {', '.join(sources)} |")
+    lines += ["", "Sources:", ""] + [f"- **{key}**: {title}" for key, title in SOURCES.items()] + [""]
     return "\n".join(lines)
 
 

@@ -22,3 +22,19 @@ def test_every_rule_and_pattern_is_in_the_rules_document():
 
     text = (DOCS / "rules.md").read_text()
     assert all(f"`{r.id}`" in text for r in [*RULES, *PATTERNS])
+
+
+def test_every_cited_indicator_is_explained_and_every_explained_one_cited():
+    """An analyst reads a rule's indicator ids in docs/rules.md: each id a rule, pattern or shipped FIU theme names has
+    its meaning and sources there; the table holds no id but those and the README's own theme example (ML-07)."""
+    from casework.fiu.themes import load_themes
+    from detectors.patterns import PATTERNS
+    from detectors.rules import RULES
+    from schemas.indicators import INDICATORS, SOURCES
+
+    themes, errors = load_themes()
+    assert not errors
+    cited = {i for r in [*RULES, *PATTERNS] for i in r.indicators} | {i for t in themes for i in t.indicators}
+    assert cited - set(INDICATORS) == set(), "cited but not explained"
+    assert set(INDICATORS) - cited == {"ML-07"}, "explained but cited by nothing"
+    assert {s for _, sources in INDICATORS.values() for s in sources} <= set(SOURCES)

@@ -49,7 +49,7 @@ def test_every_rule_typology_is_in_the_registry_and_its_indicators_in_known_fami
     prefixes = {t.prefix for t in TYPOLOGIES.values()}
     for r in RULES:
         assert r.typology == INHERIT or r.typology in TYPOLOGIES, r.id
-        assert all(i.split("-")[0] in prefixes or i.startswith("S1 ") for i in r.indicators), (r.id, r.indicators)
+        assert all(i.split("-")[0] in prefixes for i in r.indicators), (r.id, r.indicators)
     with pytest.raises(ValueError, match="not_a_typology"):
         Rule("X", "x", "not_a_typology", ("SE-01",), "x", 1, "SELECT 1")
 
