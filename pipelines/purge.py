@@ -177,7 +177,10 @@ def purge_store(
         if not committed:
             con.execute("ROLLBACK")
         else:  # the casework commit failed: its deletions did not happen, and the next purge counts them
-            con.execute("UPDATE purge_log SET deleted = ? WHERE purge_id = ?", [json.dumps(store_part), res.purge_id])
+            try:
+                con.execute("UPDATE purge_log SET deleted = ? WHERE purge_id = ?", [json.dumps(store_part), res.purge_id])
+            except duckdb.Error:
+                pass  # best effort: the casework database's error is the one to report
         raise
     finally:
         con.execute("DROP VIEW IF EXISTS decided")
