@@ -9,8 +9,8 @@ same purge rolled back. Decisions (alert_status, fiu_decisions) and the audit an
 database (pipelines/casework_db.py): an alert expires by its decision there, its decision row goes with it, and the
 logs are purged by their own functions (`LogPurger`, handed in by the entry points since the chain code is casework's)
 in one casework transaction, committed just after the store's (rolled back too on a dry run): should that commit fail,
-the next purge finds the same expired decisions and log entries again (and counts them: the failed purge's record
-keeps the store's part only), and no alert the store dropped comes back.
+the next purge finds the same expired decisions and log entries again (and counts them: a purge's record holds the
+casework database's counts only once they are committed), and no alert the store dropped comes back.
 """
 
 from __future__ import annotations
@@ -124,6 +124,10 @@ class _DryRun(Exception):
     """Rolls the casework transaction back after counting."""
 
 
+class CaseworkNotPurged(RuntimeError):
+    """The store's part of a purge committed and the casework database's did not: one line saying so."""
+
+
 def purge_store(
     con: duckdb.DuckDBPyConnection,
     settings: Settings,
@@ -160,9 +164,9 @@ def purge_store(
                     res.deleted[table] = n
             if dry_run:
                 raise _DryRun  # both transactions roll back
-            con.execute(
+            con.execute(  # the store's part; the casework database's counts join it once that part is committed too
                 "INSERT INTO purge_log VALUES (?, now(), false, ?, ?, ?)",
-                [res.purge_id, user, json.dumps({k: v.isoformat() for k, v in cuts.items()}), json.dumps(res.deleted)],
+                [res.purge_id, user, json.dumps({k: v.isoformat() for k, v in cuts.items()}), json.dumps(store_part)],
             )
             # The store commits first, the casework database as this block ends. Should its commit fail, the expired
             # decisions and log entries wait there for the next purge, which finds them again. The other order could
@@ -173,20 +177,35 @@ def purge_store(
     except _DryRun:
         con.execute("ROLLBACK")
         return res
+    except Exception as e:
+        if not committed:
+            con.execute("ROLLBACK")
+            raise
+        raise CaseworkNotPurged(
+            f"purge {res.purge_id}: the store is purged, the casework database is not ({str(e).splitlines()[0][:200]}); "
+            "its expired decisions and log entries wait for the next purge"
+        ) from e
     except BaseException:
         if not committed:
             con.execute("ROLLBACK")
-        else:  # the casework commit failed: its deletions did not happen, and the next purge counts them
-            try:
-                con.execute("UPDATE purge_log SET deleted = ? WHERE purge_id = ?", [json.dumps(store_part), res.purge_id])
-            except duckdb.Error:
-                pass  # best effort: the casework database's error is the one to report
         raise
     finally:
         con.execute("DROP VIEW IF EXISTS decided")
         if cw is not None:
             con.unregister("cw_decided")
+    if res.deleted != store_part:  # the casework database committed its part: count it (best effort, never twice)
+        try:
+            con.execute("UPDATE purge_log SET deleted = ? WHERE purge_id = ?", [json.dumps(res.deleted), res.purge_id])
+        except duckdb.Error:
+            pass
     return res
+
+
+def _republish(con: duckdb.DuckDBPyConnection, db: str | Path) -> None:
+    """The page's copy forgets what the store forgot."""
+    if snapshot.current(db) is not None:
+        keep = snapshot.publish(con, db)
+        snapshot.prune(db, keep={keep.name})
 
 
 def purge(
@@ -204,10 +223,13 @@ def purge(
     with exclusive(db, "purge"):
         con = store.connect(db)
         try:
-            res = purge_store(con, settings, as_of, dry_run, user, logs, open_casework(db, casework_url))
-            if not dry_run and snapshot.current(db) is not None:  # the page's copy forgets what the store forgot
-                keep = snapshot.publish(con, db)
-                snapshot.prune(db, keep={keep.name})
+            try:
+                res = purge_store(con, settings, as_of, dry_run, user, logs, open_casework(db, casework_url))
+            except CaseworkNotPurged:
+                _republish(con, db)  # the store's part is done all the same
+                raise
+            if not dry_run:
+                _republish(con, db)
             return res
         finally:
             con.close()

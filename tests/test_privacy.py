@@ -156,7 +156,7 @@ def test_purge_commits_the_store_first_so_no_dropped_alert_comes_back(tmp_path, 
     from contextlib import contextmanager
 
     from pipelines import casework_db
-    from pipelines.purge import purge_store
+    from pipelines.purge import CaseworkNotPurged, purge_store
 
     db = tmp_path / "s.duckdb"
     con = store.connect(db)
@@ -191,8 +191,9 @@ def test_purge_commits_the_store_first_so_no_dropped_alert_comes_back(tmp_path, 
             yield c
             raise OSError("casework database went away")  # after the purge's work, before its commit: rolled back
 
+    snapshot.refresh(db)  # the page's copy, before the purge: it holds the alerts that expire
     monkeypatch.setattr(casework_db.Casework, "tx", casework_commit_fails)
-    with pytest.raises(OSError, match="went away"):
+    with pytest.raises(CaseworkNotPurged, match=r"the store is purged, the casework database is not \(casework database went away\)"):
         purge(db, parse_settings({}), AS_OF)
     monkeypatch.setattr(casework_db.Casework, "tx", real_tx)
     con = store.connect(db)
@@ -201,6 +202,11 @@ def test_purge_commits_the_store_first_so_no_dropped_alert_comes_back(tmp_path, 
         assert con.execute("SELECT count(*) FROM purge_log").fetchall()[0][0] == 1
     finally:
         con.close()
+    page = snapshot.open_current(db)
+    try:  # the page's copy forgot them too, though the purge as a whole failed
+        assert _ids(page, "alerts", "alert_id") == ["A_dis_new", "A_open_old", "A_rep"]
+    finally:
+        page.close()
     assert sorted(cw.statuses()["alert_id"]) == decided
     snapshot.refresh(db)  # hands the store's alerts over: none of the dropped ones comes back
     assert sorted(cw.statuses()["alert_id"]) == decided
