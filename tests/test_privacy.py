@@ -193,7 +193,9 @@ def test_purge_commits_the_store_first_so_no_dropped_alert_comes_back(tmp_path, 
 
     snapshot.refresh(db)  # the page's copy, before the purge: it holds the alerts that expire
     monkeypatch.setattr(casework_db.Casework, "tx", casework_commit_fails)
-    with pytest.raises(CaseworkNotPurged, match=r"the store is purged, the casework database is not \(casework database went away\)"):
+    with pytest.raises(
+        CaseworkNotPurged, match=r"the store is purged, the casework database is not \(casework database went away\)"
+    ):
         purge(db, parse_settings({}), AS_OF)
     monkeypatch.setattr(casework_db.Casework, "tx", real_tx)
     con = store.connect(db)
