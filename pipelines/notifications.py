@@ -14,7 +14,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-FLOWS = ("batch-scoring", "score", "run", "ingest", "purge", "fiu-screen")  # every flow a deployment or command runs
+# every flow a deployment or a command runs at the top level
+FLOWS = ("batch-scoring", "score", "run", "ingest", "score-sharded", "purge", "fiu-screen")
 NAME = "thb-signals run failed"
 
 

@@ -1,7 +1,7 @@
 """The typologies thb-signals looks for, listed once: the rules, fusion, cases, the goAML export and the
 synthetic generator all read this registry, so a new typology is one entry here plus its rules.
 
-`prefix` is the indicator family in ../shared/indicators.md (SE-01, LE-02, ...) and the prefix of the
+`prefix` is the indicator family (SE-01, LE-02, ...: schemas/indicators.py) and the prefix of the
 generator's scenario ids; `words` is how a report to FIU-Nederland names it (casework/goaml.py).
 `planted`: the generator plants scenarios of it (laundering is a mechanic shared by all typologies, not planted).
 """

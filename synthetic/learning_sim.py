@@ -213,14 +213,14 @@ def play(
 
 def summary(months: list[dict], key: str) -> dict:
     """The issue's goal: a rise of at least 0.1 from month 1 to the last where month 1 is below 0.9 (a list that starts
-    at 0.9 or more cannot rise by 0.1 and need not), and never a fall of more than 0.02 from one month to the next."""
+    at 0.9 or more need not), and never a fall of more than 0.02 from one month to the next."""
     p = [m[key] for m in months]
     drops = [round(b - a, 4) for a, b in zip(p, p[1:])]
     rise = p[0] >= 0.9 or round(p[-1] - p[0], 4) >= 0.1
     return {
         "precision": p,
         "gain_1_to_last": round(p[-1] - p[0], 4),
-        "largest_fall": round(-min(drops + [0.0]), 4),
+        "largest_fall": round(max(0.0, -min(drops + [0.0])), 4),
         "goal_met": rise and -min(drops + [0.0]) <= 0.02,
     }
 

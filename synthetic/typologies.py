@@ -1,7 +1,7 @@
 """Planted trafficking scenarios and their legitimate look-alikes.
 
 Each scenario is a few accounts with roles. It draws a subtlety (0 blatant .. 1 subtle, from its
-family's range) and shows a subset of the indicators of its typology (from ../shared/indicators.md),
+family's range) and shows a subset of the indicators of its typology (schemas/indicators.py),
 at least two: the subtler, the fewer, the smaller and the more partial (a subtle controller takes
 35-70% of a wage, not all of it). Hard negatives copy surface features of a typology with a lawful
 story (seasonal employers, student houses, independent sex workers, night-shift workers, freelancers,

@@ -37,4 +37,5 @@ def test_every_cited_indicator_is_explained_and_every_explained_one_cited():
     cited = {i for r in [*RULES, *PATTERNS] for i in r.indicators} | {i for t in themes for i in t.indicators}
     assert cited - set(INDICATORS) == set(), "cited but not explained"
     assert set(INDICATORS) - cited == {"ML-07"}, "explained but cited by nothing"
+    assert "indicators: [ML-07]" in (DOCS.parent / "README.md").read_text()
     assert {s for _, sources in INDICATORS.values() for s in sources} <= set(SOURCES)

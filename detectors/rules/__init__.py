@@ -1,4 +1,4 @@
-"""Detection rules as data: each is an indicator from ../shared/indicators.md written as DuckDB SQL.
+"""Detection rules as data: each is a published indicator (schemas/indicators.py, docs/rules.md) written as DuckDB SQL.
 
 One module per typology in schemas/typologies.py (sexual_exploitation, labour_exploitation,
 criminal_exploitation, creditboys, debt_bondage), laundering for the mechanics they share and network
