@@ -52,7 +52,7 @@ def test_a_bank_b_investigator_cannot_open_bank_as_case(web):
         log_in(d, base, "bert", PASSWORDS["bert"])
         assert lone not in {r.get_attribute("data-case") for r in d.find_elements("css selector", "tr.case-row")}
         d.get(f"{base}/cases/{lone}")
-        assert d.find_element("id", "error").text == f"No case {lone} for you."
+        assert d.find_element("id", "error").text == "No such case for you."
         assert absent(d, "id", "decide")
         d.get(f"{base}/cases/{hashed(case_of(res, 'v1'))}")
         shown = {n.get_attribute("data-account") for n in d.find_elements("css selector", "svg.case-network g.node")}

@@ -230,3 +230,55 @@ def test_investigators_never_see_another_banks_alert_ids(site):
     f = TestClient(app_of(site))
     login(f, "fiona")
     assert mine["case_id"][0] in f.get(f"/alerts/{mine['alert_id'][0]}").text  # analysts see the real case id
+
+
+# ---------------------------------------------------------------- 9. found by a hostile-request sweep
+def test_a_non_ascii_cookie_or_login_token_is_refused_not_a_500(site):
+    c = TestClient(app_of(site))
+    r = c.get("/queue", headers={"cookie": f"{COOKIE_NAME}=x.\u00e9".encode()}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].startswith("/login")
+    c.get("/login")  # the login cookie
+    r = c.post("/login", data={"token": "\u00e9", "username": "ann", "password": "x"}, follow_redirects=False)
+    assert r.status_code == 403 and "login form expired" in r.text.lower()
+    assert login(c, "ann").status_code == 303  # and a real login still works
+
+
+def test_a_banks_audit_page_never_shows_the_fius_decisions_on_its_reports(site):
+    """An FIU decision on a report a bank filed carries that bank's id in the audit log; the bank's investigators
+    must not learn of it (tipping off), the FIU's analysts and the auditor see it."""
+    from casework.dispositions import audit
+    from pipelines.casework_db import open_casework
+
+    root, db, res, users, ids = site
+    cw = open_casework(db)
+    audit(
+        cw, "fiona", "fiu_suspicious", None, "BANK_A", "acct-x", "undecided", "suspicious", "sexual_exploitation", "FIU-ONLY-NOTE"
+    )
+    audit(cw, "ann", "escalate", None, "BANK_A", "acct-y", "open", "escalated", None, "BANK-A-NOTE")  # the near miss
+    assert "FIU-ONLY-NOTE" not in cw.audit_entries("BANK_A")["note"].to_list()
+    assert "BANK-A-NOTE" in cw.audit_entries("BANK_A")["note"].to_list()
+    assert "FIU-ONLY-NOTE" in cw.audit_entries(None)["note"].to_list()
+    for name, sees in (("ann", False), ("fiona", True)):
+        c = TestClient(app_of(site))
+        login(c, name)
+        page = c.get("/audit").text
+        assert "BANK-A-NOTE" in page and ("FIU-ONLY-NOTE" in page) == sees, name
+
+
+def test_identifiers_typed_into_notes_and_links_are_masked_on_every_page(site):
+    """A note, a reason or a link may carry a raw IBAN, e-mail or phone number; no page shows one."""
+    root, db, res, users, ids = site
+    raw = "NL91ABNA0417164300 jan@example.com +31612345678"
+    aid = res.alerts.filter((pl.col("bank_id") == "BANK_A") & (pl.col("account_id") != "z"))["alert_id"][0]
+    c = TestClient(app_of(site))
+    login(c, "ann")
+    page = c.get(f"/alerts/{aid}").text
+    r = c.post(f"/alerts/{aid}/disposition", data={"csrf": csrf_of(page), "action": "request_info", "note": f"call {raw}"})
+    assert "Recorded: request_info" in r.text
+    for path in (f"/alerts/{aid}", "/audit"):
+        shown = c.get(path).text
+        assert "call [masked] [masked] [masked]" in shown, path
+        assert not any(part in shown for part in raw.split()), path
+    for path in ("/alerts/NL91ABNA0417164300", "/cases/jan@example.com"):
+        r = c.get(path)
+        assert r.status_code == 404 and "NL91ABNA0417164300" not in r.text and "jan@example.com" not in r.text

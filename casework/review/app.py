@@ -139,7 +139,7 @@ class Review:
 
     def no_alert(self, user: User, csrf: str, alert_id: str) -> HTMLResponse:
         """Unknown and another bank's alert look the same: 404."""
-        return self.page("error.html", user, csrf, status=404, message=f"No alert {alert_id} for you.")
+        return self.page("error.html", user, csrf, status=404, message="No such alert for you.")
 
     def who(self, request: Request) -> tuple[User, str] | None:
         return self.sessions.read(request.cookies.get(COOKIE))

@@ -47,7 +47,7 @@ def check_password(password: str, stored: str) -> bool:
         got = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p), dklen=len(digest) // 2)
     except (ValueError, TypeError):
         return False
-    return hmac.compare_digest(got.hex(), digest)
+    return _same(got.hex(), digest)
 
 
 @dataclass(frozen=True)
@@ -171,7 +171,7 @@ class Sessions:
         if not cookie or "." not in cookie:
             return None
         raw, mac = cookie.rsplit(".", 1)
-        if not hmac.compare_digest(mac, hmac.new(self.secret, raw.encode(), hashlib.sha256).hexdigest()):
+        if not _same(mac, hmac.new(self.secret, raw.encode(), hashlib.sha256).hexdigest()):
             return None
         try:
             body = json.loads(base64.urlsafe_b64decode(raw.encode()))
@@ -194,7 +194,13 @@ class Sessions:
         return self._sign({"login": secrets.token_urlsafe(16), "exp": int(time.time()) + 3600})
 
     def valid_login_token(self, form_value: str | None, cookie_value: str | None) -> bool:
-        if not form_value or not cookie_value or not hmac.compare_digest(form_value, cookie_value):
+        if not form_value or not cookie_value or not _same(form_value, cookie_value):
             return False
         raw, _, mac = form_value.rpartition(".")
-        return bool(raw) and hmac.compare_digest(mac, hmac.new(self.secret, raw.encode(), hashlib.sha256).hexdigest())
+        return bool(raw) and _same(mac, hmac.new(self.secret, raw.encode(), hashlib.sha256).hexdigest())
+
+
+def _same(a: str, b: str) -> bool:
+    """Constant-time equality of two strings from a request: as bytes, so a non-ASCII value is simply unequal (hmac's
+    comparison of str raises on it, which was a 500)."""
+    return hmac.compare_digest(a.encode("utf-8", "surrogateescape"), b.encode("utf-8", "surrogateescape"))

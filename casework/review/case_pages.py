@@ -62,7 +62,7 @@ def case_routes(review) -> list[Route]:
     """Routes bound to a Review (its session checks, store and templates)."""
 
     def not_found(user, csrf, ref):
-        return review.page("error.html", user, csrf, status=404, message=f"No case {ref[:40]} for you.")
+        return review.page("error.html", user, csrf, status=404, message="No such case for you.")
 
     @login_required
     async def queue(self, request: Request, user, csrf):
