@@ -442,14 +442,18 @@ class Casework:
         return len(fresh)
 
     # ------------------------------------------------------------------ audit log
-    def audit_entries(self, bank_id: str | None = None, alert_id: str | None = None, limit: int = 200) -> pl.DataFrame:
+    def audit_entries(
+        self, bank_id: str | None = None, alert_id: str | list[str] | None = None, limit: int = 200
+    ) -> pl.DataFrame:
         """The newest entries first, narrowed to one bank and/or one alert. Narrowed to a bank, the FIU's own entries
         (its decisions on reports a bank filed: `fiu_*`) are left out: a bank must not learn what the FIU made of them."""
         cols = ("logged_at", "user_name", "action", "alert_id", "bank_id", "previous_status", "new_status", "reason", "note")
         q = select(*(audit_log.c[k] for k in cols)).order_by(audit_log.c.row_id.desc()).limit(int(limit))
         if bank_id is not None:
             q = q.where(audit_log.c.bank_id == bank_id, ~audit_log.c.action.startswith("fiu_", autoescape=True))
-        if alert_id is not None:
+        if isinstance(alert_id, list):  # a case's alerts: their newest entries, not the bank's newest then filtered
+            q = q.where(audit_log.c.alert_id.in_(alert_id))
+        elif alert_id is not None:
             q = q.where(audit_log.c.alert_id == alert_id)
         with self.engine.connect() as c:
             rows = c.execute(q).all()

@@ -118,6 +118,13 @@ def test_a_case_decision_is_recorded_per_alert_with_its_audit(site):
     again = c.post(f"/cases/{ref}/decision", data={"csrf": csrf_of(page), "action": "escalate"})
     assert "Not recorded: no alert of this case is in a state that action applies to." in again.text
     assert c.post(f"/cases/{ref}/decision", data={"csrf": "forged", "action": "escalate"}).status_code == 403
+    from casework.dispositions import audit
+
+    with cw.tx() as t:  # the bank's log moves on: 210 entries on an alert of no case
+        for i in range(210):
+            audit(cw, "bert", "request_info", "elsewhere", "BANK_B", "acct", "open", "info_requested", note=f"n{i}", c=t)
+    shown = c.get(f"/cases/{ref}").text  # the case's own entries, not the bank's newest 200 filtered to the case
+    assert shown.count(f"case {ref}: controller and victims") == 2 and "No decisions yet" not in shown
 
 
 def test_case_pages_keep_banks_apart(site):

@@ -234,6 +234,6 @@ def case_members(con: duckdb.DuckDBPyConnection, user: User, case_id: str | None
     ).pl()
 
 
-def audit_entries(cw: Casework, user: User, alert_id: str | None = None, limit: int = 200) -> pl.DataFrame:
-    """The newest audit entries the user may see (live from the casework database), for one alert or all."""
+def audit_entries(cw: Casework, user: User, alert_id: str | list[str] | None = None, limit: int = 200) -> pl.DataFrame:
+    """The newest audit entries the user may see (live from the casework database), for one alert, a list or all."""
     return cw.audit_entries(None if user.sees_all_logs else user.bank, alert_id, limit)
