@@ -124,6 +124,20 @@ def alert_state(cw: Casework, alert_id: str) -> dict:
         return _state(cw, c, alert_id)
 
 
+MAX_NOTE = 4000  # characters: a note says why, the evidence stays in the store
+
+
+def clean_note(note: str | None) -> str | None:
+    """A decision's note as the log keeps it: control characters (NUL and the like) dropped, tabs and line breaks
+    kept; longer than MAX_NOTE is refused with one line."""
+    if note is None:
+        return None
+    note = "".join(ch for ch in note if ch in "\t\n" or (ch >= " " and ch != "\x7f"))
+    if len(note) > MAX_NOTE:
+        raise DispositionError(f"a note is at most {MAX_NOTE:,} characters (this one is {len(note):,})")
+    return note
+
+
 def record_disposition(
     cw: Casework, alert_id: str, action: str, user: str, reason: str | None = None, note: str | None = None
 ) -> dict:
@@ -135,6 +149,9 @@ def record_disposition(
         raise DispositionError(f"dismissing needs a reason: one of {', '.join(DISMISS_REASONS)}")
     if action == "dismiss" and reason == "other" and not (note or "").strip():
         raise DispositionError("dismissing for 'other' needs a note")
+    if action != "dismiss":
+        reason = None  # a dismissal reason on another action would sit in the log as if it were one
+    note = clean_note(note)
     with cw.tx() as c:
         state = _state(cw, c, alert_id, for_update=True)
         if state["status"] not in allowed_from:
@@ -194,6 +211,7 @@ def record_fiu_decision(
         raise DispositionError(f"unknown decision {decision!r}; one of {', '.join(FIU_DECISIONS)}")
     if decision == "suspicious" and not (typology or "").strip():
         raise DispositionError("declaring a report suspicious needs a typology")
+    note, typology = clean_note(note), clean_note(typology)
     if not (user or "").strip():
         raise DispositionError("a decision needs a user")
     rows = (

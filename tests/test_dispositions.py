@@ -51,6 +51,22 @@ def test_decisions_change_state_and_are_audited(ring):
     assert _status(db, alert) == "escalated"
 
 
+def test_a_decision_keeps_no_stray_reason_control_characters_or_endless_note(ring):
+    """Found by a hostile-request sweep of the review page: an escalation posted with a dismissal reason logged it,
+    a NUL in a note was stored as is, and a note of 60,000 characters was kept and shown whole."""
+    from casework.dispositions import MAX_NOTE
+
+    tmp, db, res = ring
+    alert = _alert_of(res, "v1")
+    con = open_casework(db)
+    with pytest.raises(DispositionError, match=f"a note is at most {MAX_NOTE:,} characters"):
+        record_disposition(con, alert, "request_info", "ann", note="x" * (MAX_NOTE + 1))
+    record_disposition(con, alert, "request_info", "ann", reason="explained", note="line\x00one\nline\ttwo\x07")
+    record_disposition(con, alert, "reopen", "ann", note="y" * MAX_NOTE)  # the longest note is kept whole
+    log = con.audit_rows().select("action", "reason", "note").rows()
+    assert log == [("request_info", None, "lineone\nline\ttwo"), ("reopen", None, "y" * MAX_NOTE)]
+
+
 def test_an_escalated_account_lifts_the_accounts_linked_to_it(ring):
     tmp, db, res = ring
     assert "NET_LINKED_TO_REPORTED" not in set(res.alerts.explode("rules")["rules"].to_list())
