@@ -56,8 +56,11 @@ def test_alert_csv_masks_descriptions_like_the_page(site):
     root, db, res, users, ids = site
     c = TestClient(app_of(site))
     login(c, "ann")
-    body = c.get(f"/alerts/{alert_of(res, 'z')}.csv").text
+    r = c.get(f"/alerts/{alert_of(res, 'z')}.csv")
+    body = r.text
     assert "NL91ABNA" not in body and "me@example.com" not in body
+    assert r.headers["cache-control"] == "no-store"  # like the pages: no copy left in a shared cache
+    assert c.get("/queue.csv").headers["cache-control"] == c.get("/cases.csv").headers["cache-control"] == "no-store"
     # z is a likely victim: the export states the role and leaves descriptions and counterparties out (the cells'
     # masking itself: test_csv_cells_are_neutralised_and_masked)
     header = body.splitlines()[0].split(",")

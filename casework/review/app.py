@@ -276,7 +276,8 @@ class Review:
         w.writerow(df.columns)
         for r in df.iter_rows():
             w.writerow([csv_cell(c, v) for c, v in zip(df.columns, r)])
-        return Response(buf.getvalue(), media_type="text/csv", headers={"Content-Disposition": f'attachment; filename="{name}"'})
+        headers = {"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"}  # like the pages
+        return Response(buf.getvalue(), media_type="text/csv", headers=headers)
 
     # ------------------------------------------------------------------ one alert
     @login_required
