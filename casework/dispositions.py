@@ -149,6 +149,8 @@ def record_disposition(
         raise DispositionError(f"dismissing needs a reason: one of {', '.join(DISMISS_REASONS)}")
     if action == "dismiss" and reason == "other" and not (note or "").strip():
         raise DispositionError("dismissing for 'other' needs a note")
+    if not (user or "").strip() or any(ch < " " or ch == "\x7f" for ch in user):
+        raise DispositionError("a decision needs a user: a name without control characters")
     if action != "dismiss":
         reason = None  # a dismissal reason on another action would sit in the log as if it were one
     note = clean_note(note)

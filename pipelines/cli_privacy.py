@@ -31,11 +31,17 @@ def _as_of(text: str | None):
 
 
 def cmd_purge(a) -> int:
-    from pipelines.cli import _settings, _store
+    from datetime import datetime, timezone
+
+    from pipelines.cli import UsageError, _settings, _store
     from pipelines.purge import purge
 
     db = _store(a.db)
-    res = purge(db, _settings(a), _as_of(a.as_of), a.dry_run, a.user, log_purgers(), getattr(a, "casework_url", None))
+    as_of = _as_of(a.as_of)
+    if as_of is not None and as_of > datetime.now(timezone.utc) and not a.dry_run:
+        # a purge dated ahead deletes now what the law keeps until then (escalated alerts, the decision log)
+        raise UsageError(f"--as-of {a.as_of[:40]} is in the future; purge as of today or earlier, or add --dry-run")
+    res = purge(db, _settings(a), as_of, a.dry_run, a.user, log_purgers(), getattr(a, "casework_url", None))
     print(res.line())
     for name, t in res.cutoffs.items():
         print(f"  {name.removesuffix('_cut')}: before {t:%Y-%m-%d %H:%M} UTC")

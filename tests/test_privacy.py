@@ -242,6 +242,14 @@ def test_purge_dry_run_counts_and_changes_nothing(tmp_path, capsys):
         assert con.execute("SELECT count(*) FROM purge_log").fetchall()[0][0] == 0
     finally:
         con.close()
+    # a purge dated ahead would delete now what the law keeps until then: only its dry run is allowed
+    assert main(["purge", "--db", str(db), "--as-of", "2031-06-30"]) == 2
+    assert "--as-of 2031-06-30 is in the future; purge as of today or earlier, or add --dry-run" in capsys.readouterr().err
+    con = store.connect(db)
+    try:
+        assert {r.table: con.execute(f"SELECT count(*) FROM {r.table}").fetchall()[0][0] for r in RULES} == before
+    finally:
+        con.close()
 
 
 @pytest.mark.parametrize(
