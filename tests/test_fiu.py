@@ -241,9 +241,20 @@ def test_theme_file_problems_are_one_line_each(tmp_path):
     (tmp_path / "a.yaml").write_text("id: x\nname: n\n")
     (tmp_path / "b.yaml").write_text(GOOD.replace("[ML-07]", "[FOO]"))
     (tmp_path / "c.yaml").write_text(GOOD.replace("{min_eur: 5000}", "{min_eur: {nested: 1}}"))
+    # a theme reads; one that would change the store (found by a hostile-input sweep: it emptied fiu_reports) is refused
+    sql = (
+        "sql: SELECT account_id AS subject_id, report_id FROM fiu_period WHERE entity_kind = 'casino' AND amount_eur >= $min_eur"
+    )
+    assert sql in GOOD
+    (tmp_path / "d.yaml").write_text(
+        GOOD.replace(sql, "sql: DELETE FROM fiu_reports RETURNING account_id AS subject_id, report_id")
+    )
+    (tmp_path / "e.yaml").write_text(GOOD.replace(sql, sql + "; DROP TABLE fiu_reports"))
+    (tmp_path / "f.yaml").write_text(GOOD.replace(sql, "sql: SELEKT 1"))
     themes, problems = load_themes([tmp_path])
-    assert len(themes) == 7 and len(problems) == 3
+    assert len(themes) == 7 and len(problems) == 6
     assert "missing field(s)" in problems[0] and "FOO" in problems[1] and "min_eur" in problems[2]
+    assert all("sql must be one SELECT statement" in p for p in problems[3:5]) and "sql does not parse" in problems[5]
 
 
 def test_theme_parameters_are_bound_not_pasted(tmp_path):

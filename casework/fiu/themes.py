@@ -85,6 +85,12 @@ def load_theme(path: Path) -> Theme:
     bad = [i for i in inds if not RE_INDICATOR.match(str(i))]
     if bad:
         raise ThemeError(f"indicator(s) {', '.join(map(str, bad))} are not ids from the indicator catalogue (e.g. SE-08)")
+    try:  # a theme reads the reports; it must never change the store (it runs where screen writes its results)
+        kinds = [st.type for st in duckdb.extract_statements(str(doc["sql"]))]
+    except duckdb.Error as e:
+        raise ThemeError(f"sql does not parse: {str(e).splitlines()[0]}") from None
+    if kinds != [duckdb.StatementType.SELECT]:
+        raise ThemeError("sql must be one SELECT statement: a theme reads the reports, it never changes the store")
     params = doc.get("parameters") or {}
     if not isinstance(params, dict):
         raise ThemeError("parameters must be a mapping of name: value")
