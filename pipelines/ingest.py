@@ -18,7 +18,7 @@ from typing import Callable
 from detectors.timing import Stopwatch
 from pipelines import store
 from pipelines.submission import Submission, SubmissionRejected, open_submission
-from pipelines.validation import Validation, assert_unchanged, drop_staging, quote, run_checks, stage
+from pipelines.validation import Validation, assert_unchanged, drop_staging, masked_sql, quote, run_checks, stage
 from schemas import contract
 
 
@@ -90,9 +90,13 @@ def _load_file(
     con, sid: str, name: str, target: str, cols: tuple[contract.Column, ...], key: tuple[str, ...]
 ) -> tuple[int, int, int]:
     """Quarantine failing rows of stg_<name>, replace same-key rows in `target`, insert the rest."""
+    staged = con.execute(f"DESCRIBE stg_{name}").fetchall()
+    record = ", ".join(  # the whole row, as submitted but for a raw identifier in any text column (masked_sql)
+        f"{quote(c)} := {masked_sql(f's.{quote(c)}') if t == 'VARCHAR' else f's.{quote(c)}'}" for c, t, *_ in staged
+    )
     con.execute(
         f"""INSERT INTO quarantine
-        SELECT ?, f.file, f.row, f.check_id, f."column", f.reason, f.value, to_json(s), now()
+        SELECT ?, f.file, f.row, f.check_id, f."column", f.reason, f.value, to_json(struct_pack({record})), now()
         FROM failures f JOIN stg_{name} s ON s.__row = f.row WHERE f.file = ?""",
         [sid, name],
     )

@@ -253,6 +253,13 @@ def _raw_identifier_sql(value: str, compact: str) -> str:
                     ELSE regexp_full_match({compact}, '{RE_PHONE}') END"""
 
 
+def masked_sql(value: str) -> str:
+    """SQL for `value` (a VARCHAR expression) as a failure or a quarantined record may show it: '[masked]' when the
+    whole value is a raw IBAN, e-mail or phone number (a bank can put one in any column by mistake, not only in the
+    id columns that refuse the submission), else the value. Needs the macros stage() creates."""
+    return f"CASE WHEN coalesce({_raw_identifier_sql(value, f'id_compact({value})')}, false) THEN '[masked]' ELSE {value} END"
+
+
 def _refuse_raw_identifiers(con: duckdb.DuckDBPyConnection, sub: Submission) -> None:
     """A raw IBAN, e-mail or phone in an identifier column rejects the submission (values never echoed).
     Each distinct value is normalised and tested once (an extract repeats its ids: 10 M rows hold about
@@ -320,7 +327,7 @@ def run_checks(con: duckdb.DuckDBPyConnection, v: Validation, progress: Callable
         for check in applicable[name]:
             rows_sql, params = check_type(check).failing_rows(check, sub, types.get(check.column))
             con.execute(
-                f"INSERT INTO failures SELECT ?, __row, ?, ?, ?, left(value, 200) FROM ({rows_sql})",
+                f"INSERT INTO failures SELECT ?, __row, ?, ?, ?, left({masked_sql('value')}, 200) FROM ({rows_sql})",
                 [name, check.id, check.column, check.reason, *params],
             )
         if progress:

@@ -561,3 +561,38 @@ def test_goaml_intake_refuses_a_key_that_is_not_the_stores(tmp_path):
     with pytest.raises(ValueError, match="is not the store's current key"):
         ingest_goaml(tmp_path / "xml", db, old)
     assert ingest_goaml(tmp_path / "xml", db, new).loaded == 0  # the current chain is accepted
+
+
+def test_a_raw_identifier_in_any_column_is_masked_in_reports_and_quarantine(tmp_path, capsys):
+    """Found by a hostile-input sweep: an IBAN typed into booked_at, or an e-mail into currency, fails its column's check
+    and was echoed in the validation report and kept in quarantine as is. The id columns refuse such a submission; any
+    other column's failure now shows and keeps '[masked]', while an ordinary bad value is shown as it is."""
+    import csv
+    import hashlib
+
+    sub = tmp_path / "BANK_A"
+    shutil.copytree(SAMPLES / "valid" / "BANK_A", sub)
+    path = sub / "transactions.csv"
+    rows = list(csv.reader(path.open(newline="")))
+    head = rows[0]
+    rows[5][head.index("booked_at")] = "NL91ABNA0417164300"
+    rows[6][head.index("currency")] = "jan@example.com"
+    rows[7][head.index("booked_at")] = "not-a-date"  # the near miss
+    with path.open("w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    manifest = json.loads((sub / "manifest.json").read_text())
+    manifest["files"]["transactions.csv"]["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    (sub / "manifest.json").write_text(json.dumps(manifest))
+    assert main(["validate", str(sub), "--report", str(tmp_path / "r.html")]) == 1
+    shown = capsys.readouterr().out + (tmp_path / "r.html").read_text()
+    assert "NL91ABNA0417164300" not in shown and "jan@example.com" not in shown
+    assert "'[masked]'" in shown and "not-a-date" in shown
+    db = tmp_path / "s.duckdb"
+    assert ingest(sub, db).outcome == "loaded_with_quarantine"
+    con = store.connect(db)
+    try:
+        kept = con.execute('SELECT "column", value, CAST(record AS VARCHAR) FROM quarantine ORDER BY "row"').fetchall()
+    finally:
+        con.close()
+    assert [(c, v) for c, v, _ in kept] == [("booked_at", "[masked]"), ("currency", "[masked]"), ("booked_at", "not-a-date")]
+    assert not any("NL91ABNA" in r or "example.com" in r for _, _, r in kept) and '"not-a-date"' in kept[2][2]
