@@ -165,6 +165,11 @@ def _user_error(e: BaseException) -> str | None:
         return f"a YAML file is malformed: {e}".split("\n")[0]
     if isinstance(e, ValueError):  # bad values in a config, a key file, a size or a date
         return str(e).split("\n")[0]
+    from sqlalchemy.exc import SQLAlchemyError
+
+    if isinstance(e, SQLAlchemyError):  # the casework database: a damaged file, a server that refuses
+        first = str(getattr(e, "orig", None) or e).split("\n")[0]
+        return f"the casework database cannot be used: {first} (DB.casework.sqlite beside the store, or THB_CASEWORK_URL)"
     return None
 
 

@@ -66,6 +66,19 @@ def test_store_that_does_not_exist_is_refused_not_created(tmp_path, capsys, argv
     assert not db.exists()
 
 
+@pytest.mark.parametrize("argv", [["status"], ["verify-audit"]])
+def test_a_damaged_casework_database_is_one_line(tmp_path, capsys, argv):
+    """Found by a hostile-input sweep: a casework file that is not SQLite gave 120 lines of traceback in every command."""
+    from pipelines.ingest import ingest
+
+    db = tmp_path / "s.duckdb"
+    assert ingest(SAMPLES / "valid" / "BANK_A", db).accepted
+    capsys.readouterr()
+    (tmp_path / "s.duckdb.casework.sqlite").write_text("garbage\n")
+    assert main(argv + ["--db", str(db)]) == 2
+    one_line_error(capsys, "the casework database cannot be used: file is not a database")
+
+
 def test_score_an_empty_store(tmp_path, capsys):
     db = store_with(tmp_path)
     assert main(["score", "--db", db, "--out", str(tmp_path / "out")]) == 2
