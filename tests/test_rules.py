@@ -117,6 +117,14 @@ def test_config_errors_are_named():
         rule_set({"NO_SUCH_RULE": {}})
     with pytest.raises(ValueError, match="min_per_30d"):
         rule_set({"SE10_TAXI": {"min_per_day": 3}})
+    # found by a hostile-input sweep: .nan and .inf reached the SQL, a severity of 7 or -4 broke fusion mid-run
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="SE10_TAXI: parameter min_per_30d must be a finite number"):
+            rule_set({"SE10_TAXI": {"min_per_30d": bad}})
+    for bad in (7, 0, -4, 2.9, True, "3"):
+        with pytest.raises(ValueError, match="SE10_TAXI: severity must be 1, 2 or 3"):
+            rule_set({"SE10_TAXI": {"severity": bad}})
+    assert {r.id: r.severity for r in rule_set({"SE10_TAXI": {"severity": 3.0}})}["SE10_TAXI"] == 3  # the near miss
 
 
 def test_example_config_is_valid():

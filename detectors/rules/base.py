@@ -12,6 +12,7 @@ counts to 30 days), {days} (the window), {ev} (the usual evidence list) and the 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 
 from schemas.typologies import INHERIT, TYPOLOGIES
@@ -210,7 +211,10 @@ def rule_set(rules: list[Rule], overrides: dict | None = None) -> list[Rule]:
         if bad:
             raise ValueError(f"rule {r.id} has no parameter(s) {', '.join(bad)}; it has {', '.join(r.params)}")
         params = {**r.params, **{k: _config_value(r, k, v, known) for k, v in new.items() if k != "severity"}}
-        out.append(replace(r, params=params, severity=int(new.get("severity", r.severity))))
+        severity = new.get("severity", r.severity)
+        if isinstance(severity, bool) or severity not in (1, 2, 3):  # fusion weighs 1, 2 or 3 (2.0 is 2; 2.9 is not)
+            raise ValueError(f"rule {r.id}: severity must be 1, 2 or 3, not {severity!r}")
+        out.append(replace(r, params=params, severity=int(severity)))
     return out
 
 
@@ -221,6 +225,8 @@ def _config_value(r: Rule, key: str, value, rule_ids: set[str]):
     if isinstance(default, (int, float)):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"rule {r.id}: parameter {key} must be a number, not {type(value).__name__}")
+        if not math.isfinite(value):  # YAML's .nan and .inf would be written into the SQL as names
+            raise ValueError(f"rule {r.id}: parameter {key} must be a finite number, not {value}")
         return value
     ids = value if isinstance(value, list) else None
     if not ids or not all(isinstance(i, str) and i in rule_ids for i in ids):
