@@ -9,6 +9,7 @@ which owns them; here they are only required to be numbers.
 
 from __future__ import annotations
 
+import math
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,10 @@ class WindowSettings(_Section):
     days: int = Field(90, ge=7, le=731, description="the scoring window: the last N days in the store")
     categories: dict[str, Category] = Field(default_factory=dict, description="extra merchant/counterparty dictionaries")
     as_of: date | None = Field(
-        None, description="the window ends on this day (UTC), to replay a past month; null: the last booking"
+        None,
+        ge=date(1900, 1, 1),  # bounded: the window's arithmetic on 0001-01-01 or 9999-12-31 overflowed mid-run
+        le=date(2999, 12, 31),
+        description="the window ends on this day (UTC), to replay a past month; null: the last booking",
     )
     keep_parts: bool = Field(
         True, description="keep the window and the features' per-account parts in the store: the next day's run adds the new day"
@@ -56,6 +60,10 @@ class RuleSettings(_Section):
             for name, v in params.items():
                 if isinstance(v, bool) or not isinstance(v, (int, float)):
                     raise ValueError(f"{rule_id}.{name}: expected a number, got {v!r}")
+                if not math.isfinite(v):
+                    raise ValueError(f"{rule_id}.{name}: expected a finite number, got {v!r}")
+                if name == "severity" and v not in (1, 2, 3):
+                    raise ValueError(f"{rule_id}.severity: expected 1, 2 or 3, got {v!r}")
         return data
 
     def overrides(self) -> dict[str, RuleParams]:
