@@ -19,6 +19,8 @@ import hmac
 import json
 from pathlib import Path
 
+import duckdb
+
 from pipelines import store
 from pipelines.submission import write_manifest
 from schemas.checks import quote
@@ -92,6 +94,15 @@ def pad_params(key: bytes | tuple[bytes, ...]) -> dict[str, str]:
     return params
 
 
+def unreadable(src: Path, e: Exception) -> ValueError:
+    """One line for a raw file DuckDB cannot read. The raw extract still holds IBANs, e-mails and phone numbers, and
+    DuckDB quotes the offending line after the first: only the first line is kept, and masked besides."""
+    from detectors.scoring import mask_identifiers  # here: scoring's imports are not needed until a file fails
+
+    first = mask_identifiers(str(e).split("\n")[0])
+    return ValueError(f"{src.name}: cannot be read, nothing written for it: {first}")
+
+
 def pseudonymise(raw_dir: str | Path, out_dir: str | Path, key_file: str | Path) -> dict[str, int]:
     """Hash the identifier columns of every contract file in raw_dir into out_dir (same format)."""
     raw_dir, out_dir = Path(raw_dir), Path(out_dir)
@@ -108,13 +119,20 @@ def pseudonymise(raw_dir: str | Path, out_dir: str | Path, key_file: str | Path)
                 reader = (
                     "read_parquet($src)" if suffix == ".parquet" else "read_csv($src, header=true, delim=',', all_varchar=true)"
                 )
-                cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {reader}", {"src": str(src)}).fetchall()]
+                try:
+                    cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {reader}", {"src": str(src)}).fetchall()]
+                except duckdb.Error as e:
+                    raise unreadable(src, e) from None
                 select = ", ".join(f"{sql_pseudonym(c, len(key))} AS {quote(c)}" if c in id_cols else quote(c) for c in cols)
                 dst = out_dir / src.name
                 fmt = "(FORMAT parquet, COMPRESSION zstd)" if suffix == ".parquet" else "(FORMAT csv, HEADER true)"
                 params = {"src": str(src), "dst": str(dst)} | (pad_params(key) if any(c in id_cols for c in cols) else {})
-                con.execute(f"COPY (SELECT {select} FROM {reader}) TO $dst {fmt}", params)
-                rows[dst.name] = con.execute(f"SELECT count(*) FROM {reader}", {"src": str(src)}).fetchone()[0]
+                try:
+                    con.execute(f"COPY (SELECT {select} FROM {reader}) TO $dst {fmt}", params)
+                    rows[dst.name] = con.execute(f"SELECT count(*) FROM {reader}", {"src": str(src)}).fetchone()[0]
+                except duckdb.Error as e:
+                    dst.unlink(missing_ok=True)  # no half-written file beside the good ones
+                    raise unreadable(src, e) from None
     finally:
         con.close()
     manifest = raw_dir / "manifest.json"

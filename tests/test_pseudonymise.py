@@ -2,6 +2,7 @@
 
 import polars as pl
 
+from pipelines.cli import main
 from pipelines.pseudonymise import pseudonym, pseudonymise
 from pipelines.validation import validate
 from tests.conftest import SAMPLES
@@ -48,3 +49,20 @@ def test_raw_extract_is_refused_and_pseudonymised_one_validates(tmp_path):
     pseudonymise(raw, tmp_path / "out", key)
     v = validate(tmp_path / "out")
     assert v.fault is None, v.fault
+
+
+def test_an_unreadable_raw_file_is_one_line_without_its_raw_content(tmp_path, capsys):
+    """Found by a hostile-input sweep: a raw CSV with a non-UTF-8 byte gave a traceback quoting the whole raw line
+    (an IBAN and an e-mail address in it). Now one line, masked, and no half-written file."""
+    key = tmp_path / "k"
+    key.write_text("partners-shared-key-0001")
+    raw = _raw(tmp_path)
+    lines = (raw / "transactions.csv").read_bytes().split(b"\n")
+    lines[5] = lines[5].replace(b",", b",\xe9 jan@example.com,", 1)
+    (raw / "transactions.csv").write_bytes(b"\n".join(lines))
+    assert main(["pseudonymise", str(raw), str(tmp_path / "out"), "--key-file", str(key)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert "transactions.csv: cannot be read, nothing written for it" in err
+    assert "NL91ABNA" not in err and "jan@example.com" not in err
+    assert not (tmp_path / "out" / "transactions.csv").exists()
