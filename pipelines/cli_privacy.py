@@ -69,10 +69,14 @@ def cmd_rekey(a) -> int:
 def cmd_verify_audit(a) -> int:
     """One line: both logs intact, or the first broken entry (exit 1)."""
     from casework.access_log import verify
-    from pipelines.casework_db import open_casework
-    from pipelines.cli import _store
+    from pipelines.casework_db import default_path, open_casework
+    from pipelines.cli import UsageError, _store
 
-    results = verify(open_casework(_store(a.db), getattr(a, "casework_url", None)))
+    db = _store(a.db)
+    url = getattr(a, "casework_url", None) or os.environ.get("THB_CASEWORK_URL")
+    if not url and not default_path(db).exists():  # opening it would make an empty one, which would verify "intact"
+        raise UsageError(f"no casework database beside the store ({default_path(db)}): nothing to verify")
+    results = verify(open_casework(db, url))
     broken = [(name, seq, why) for name, seq, _, _, why in results if seq is not None]
     if broken:
         name, seq, why = broken[0]

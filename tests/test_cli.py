@@ -79,6 +79,20 @@ def test_a_damaged_casework_database_is_one_line(tmp_path, capsys, argv):
     one_line_error(capsys, "the casework database cannot be used: file is not a database")
 
 
+def test_verify_audit_without_a_casework_database_says_so(tmp_path, capsys):
+    """Found by a hostile-input sweep: a store copied without its casework file verified as "intact: 0 entries" (and an
+    empty file was made beside it)."""
+    from pipelines.ingest import ingest
+
+    db = tmp_path / "s.duckdb"
+    assert ingest(SAMPLES / "valid" / "BANK_A", db).accepted
+    (tmp_path / "s.duckdb.casework.sqlite").unlink(missing_ok=True)
+    capsys.readouterr()
+    assert main(["verify-audit", "--db", str(db)]) == 2
+    one_line_error(capsys, "no casework database beside the store", "nothing to verify")
+    assert not (tmp_path / "s.duckdb.casework.sqlite").exists()
+
+
 def test_score_an_empty_store(tmp_path, capsys):
     db = store_with(tmp_path)
     assert main(["score", "--db", db, "--out", str(tmp_path / "out")]) == 2
