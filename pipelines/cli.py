@@ -523,7 +523,10 @@ def cmd_hash_password(a) -> int:
 
     from casework.review.auth import hash_password
 
-    pw = os.environ.get("THB_PASSWORD") or getpass.getpass("password: ")
+    try:
+        pw = os.environ.get("THB_PASSWORD") or getpass.getpass("password: ")
+    except EOFError:  # no terminal and no THB_PASSWORD (stdin closed or /dev/null)
+        pw = ""
     if not pw.strip():
         raise UsageError("the password is empty; give one (THB_PASSWORD or at the prompt)")
     print(hash_password(pw))
@@ -904,7 +907,7 @@ def build_parser() -> _Parser:
     s.add_argument("--report", help="write an HTML report here")
     s.add_argument(
         "--gx-sample-rows",
-        type=int,
+        type=_count,
         default=100_000,
         help="rows per file the Great Expectations suite runs on (0: skip); SQL checks cover every row",
     )
@@ -1037,7 +1040,7 @@ def build_parser() -> _Parser:
         "--users", default=os.environ.get("THB_USERS", "users.yaml"), help="YAML of users with scrypt hashes and roles"
     )
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (loopback by default)")
-    s.add_argument("--port", type=int, default=8765, help="port to listen on")
+    s.add_argument("--port", type=_port, default=8765, help="port to listen on")
     s.add_argument(
         "--secure-cookies",
         action=argparse.BooleanOptionalAction,
@@ -1077,7 +1080,7 @@ def build_parser() -> _Parser:
     s = command("status", "last runs, submissions, open alerts per bank, store size, inbox (read-only)", cmd_status)
     s.add_argument("--db", required=True, help="an existing store")
     s.add_argument("--inbox", help="the batch's inbox folder: what is waiting there")
-    s.add_argument("--runs", type=int, default=10, help="how many recent runs to list")
+    s.add_argument("--runs", type=_count, default=10, help="how many recent runs to list")
 
     s = command("demo", "load the shipped samples into a fresh store and show the result", cmd_demo)
     s.add_argument("--out", default="demo-out", help="a new or empty folder (or one an earlier demo made) for the demo's files")
@@ -1098,14 +1101,25 @@ def _day(text: str):
         raise argparse.ArgumentTypeError(f"{text!r} is not a day as YYYY-MM-DD") from None
 
 
-def _positive(text: str) -> int:
+def _positive(text: str, low: int = 1, high: int | None = None) -> int:
     try:
         n = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"{n} must be at least 1")
+    if n < low:
+        raise argparse.ArgumentTypeError(f"{n} must be at least {low}")
+    if high is not None and n > high:
+        raise argparse.ArgumentTypeError(f"{n} must be at most {high}")
     return n
+
+
+def _count(text: str) -> int:
+    """A count that may be 0 (none), bounded so it stays a 64-bit number in SQL."""
+    return _positive(text, 0, 10**12)
+
+
+def _port(text: str) -> int:
+    return _positive(text, 1, 65535)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -153,6 +153,8 @@ def open_submission(folder: str | Path, require_manifest: bool = False) -> Submi
             manifest = json.loads(mpath.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise SubmissionRejected("manifest.json", "unreadable manifest", str(e)) from e
+        except RecursionError:
+            raise SubmissionRejected("manifest.json", "unreadable manifest", "nested too deeply") from None
         check_manifest(manifest)
     elif require_manifest:
         raise SubmissionRejected(

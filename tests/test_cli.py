@@ -269,3 +269,33 @@ def test_a_dask_scheduler_that_does_not_answer_is_one_line_before_anything_start
     one_line_error(capsys, "no Dask scheduler answers at tcp://127.0.0.1:1")
     assert main([*argv, "--dask-address", "http://scheduler"]) == 2
     one_line_error(capsys, "is not a scheduler address such as tcp://scheduler:8786")
+
+
+@pytest.mark.parametrize(
+    "argv, says",
+    [
+        (["status", "--db", "s.duckdb", "--runs", "-5"], "argument --runs: -5 must be at least 0"),
+        (["serve", "--db", "s.duckdb", "--users", "u.yaml", "--port", "99999"], "argument --port: 99999 must be at most 65535"),
+        (["validate", "x", "--gx-sample-rows", "-5"], "argument --gx-sample-rows: -5 must be at least 0"),
+    ],
+)
+def test_out_of_range_numbers_are_refused_when_read(capsys, argv, says):
+    """Found by a hostile-input sweep: these reached DuckDB or the socket and came back as tracebacks or as faults
+    blamed on the store."""
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "Traceback" not in err and says in err.strip().splitlines()[-1]
+
+
+def test_hash_password_without_a_terminal_or_a_password_is_one_line(monkeypatch, capsys):
+    import getpass
+
+    monkeypatch.delenv("THB_PASSWORD", raising=False)
+
+    def no_terminal(prompt=""):
+        raise EOFError
+
+    monkeypatch.setattr(getpass, "getpass", no_terminal)
+    assert main(["hash-password"]) == 2
+    one_line_error(capsys, "the password is empty")

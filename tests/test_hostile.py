@@ -90,6 +90,17 @@ def test_manifest_faults_name_the_field():
     assert "'" not in details["manifest_bank_id_injection"].split(":")[0]
 
 
+def test_a_manifest_nested_too_deeply_is_refused_in_one_line(tmp_path):
+    """Found by a hostile-input sweep: 100,000 nested brackets made json.loads raise RecursionError (a traceback)."""
+    import shutil
+
+    sub = tmp_path / "BANK_A"
+    shutil.copytree(HOSTILE.parent / "valid" / "BANK_A", sub)
+    (sub / "manifest.json").write_text("[" * 100_000 + "]" * 100_000)
+    fault = validate(sub, require_manifest=True).fault
+    assert (fault.file, fault.fault, fault.detail) == ("manifest.json", "unreadable manifest", "nested too deeply")
+
+
 @pytest.mark.parametrize("case", sorted(c for c, w in EXPECTED.items() if w["outcome"] != "rejected"))
 def test_gx_suite_and_sql_agree_on_hostile_rows(case):
     v = validate(HOSTILE / case, gx_sample_rows=100_000, require_manifest=True)
