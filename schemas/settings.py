@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -85,7 +85,9 @@ class FusionSettings(_Section):
     anomaly_floor: float = Field(0.95, ge=0, lt=1)
     min_score: float = Field(0.25, ge=0, le=1, description="alert threshold, a floor under the budget")
     rule_rate_ceiling: float = Field(0.005, gt=0, le=1, description="a rule firing on more of a bank's accounts is flooding")
-    rule_rate_ceilings: dict[str, float] | None = Field(None, description="per rule id: its own ceiling")
+    rule_rate_ceilings: dict[str, Annotated[float, Field(gt=0, le=1)]] | None = Field(
+        None, description="per rule id: its own ceiling (a share of accounts, above 0 and at most 1)"
+    )
     rule_rate_min_accounts: int = Field(
         10, ge=0, description="a rule is never flooding while it fires on this many accounts or fewer"
     )

@@ -125,6 +125,9 @@ def test_config_errors_are_named():
         with pytest.raises(ValueError, match="SE10_TAXI: severity must be 1, 2 or 3"):
             rule_set({"SE10_TAXI": {"severity": bad}})
     assert {r.id: r.severity for r in rule_set({"SE10_TAXI": {"severity": 3.0}})}["SE10_TAXI"] == 3  # the near miss
+    with pytest.raises(ValueError, match=r"config names unknown rules: NOPE_RULE \(in disabled\)"):
+        rule_set({"disabled": ["SE10_TAXI", "NOPE_RULE"]})  # a typo no longer leaves the rule on unnoticed
+    assert "SE10_TAXI" not in {r.id for r in rule_set({"disabled": ["SE10_TAXI", "PT_FAN_IN"]})}  # patterns are PT_
 
 
 def test_example_config_is_valid():

@@ -25,6 +25,7 @@ def test_defaults_and_the_shipped_example_load():
         ({"rules": {"SE10_TAXI": {"min_per_30d": float("nan")}}}, "SE10_TAXI.min_per_30d: expected a finite number"),
         ({"rules": {"SE10_TAXI": {"severity": 7}}}, "SE10_TAXI.severity: expected 1, 2 or 3"),
         ({"window": {"as_of": "9999-12-31"}}, "window.as_of: Input should be less than or equal to 2999-12-31"),
+        ({"fusion": {"rule_rate_ceilings": {"SE10_TAXI": 5}}}, "fusion.rule_rate_ceilings.SE10_TAXI: Input should be less"),
         ({"SE07_CLIENT_PAYMENTS": {"min_senders": 8}}, "SE07_CLIENT_PAYMENTS: unknown key (rule overrides go under rules:)"),
         ({"window_days": 30}, "window_days: unknown key (now window.days)"),
         (["window"], "must be a mapping of sections"),

@@ -200,6 +200,7 @@ def rule_set(rules: list[Rule], overrides: dict | None = None) -> list[Rule]:
     unknown = [
         k for k in overrides if k not in known and k not in SETTINGS and not k.startswith("PT_")
     ]  # PT_: detectors.patterns
+    unknown += sorted(f"{d} (in disabled)" for d in disabled - known if not str(d).startswith("PT_"))
     if unknown:
         raise ValueError(f"config names unknown rules: {', '.join(unknown)}")
     out = []
