@@ -36,7 +36,8 @@ CUSTOMER_TYPES = ("person", "business")
 GENDERS = ("f", "m", "x")
 
 # Textual formats a value must have (applied to the value as text, CSV or Parquet alike).
-RE_TIMESTAMP = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}(:?\d{2})?)?$"
+# the offset is a real one: -14:00 to +14:00 (an offset such as +99:00 was accepted and moved the booking by days)
+RE_TIMESTAMP = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-](0\d|1[0-4])(:?[0-5]\d)?)?$"
 RE_DATE = r"^\d{4}-\d{2}-\d{2}$"
 RE_DECIMAL = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
 RE_INTEGER = r"^[+-]?\d+$"

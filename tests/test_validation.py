@@ -193,3 +193,25 @@ def test_raw_identifier_test_near_misses():
     con.execute("CREATE TABLE v AS SELECT unnest(?) AS v", [found + kept])
     flagged = {v for (v,) in con.execute(f"SELECT v FROM v WHERE {_raw_identifier_sql('v', 'id_compact(v)')}").fetchall()}
     assert flagged == set(found), (set(found) - flagged, flagged - set(found))
+
+
+def test_a_timestamp_offset_must_be_a_real_one(tmp_path, samples):
+    """Found by a hostile-input sweep: 2026-09-10T10:00:00+99:00 loaded as 2026-09-06 07:00 UTC, without a word."""
+    import csv
+    import hashlib
+    import shutil
+
+    sub = tmp_path / "BANK_A"
+    shutil.copytree(samples / "valid" / "BANK_A", sub)
+    path = sub / "transactions.csv"
+    rows = list(csv.reader(path.open(newline="")))
+    i = rows[0].index("booked_at")
+    rows[3][i], rows[4][i], rows[5][i] = "2026-09-10T10:00:00+99:00", "2026-09-10T10:00:00+14:00", "2026-09-10T10:00:00-05:30"
+    with path.open("w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    manifest = json.loads((sub / "manifest.json").read_text())
+    manifest["files"]["transactions.csv"]["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    (sub / "manifest.json").write_text(json.dumps(manifest))
+    v = validate(sub, require_manifest=True)
+    failing = {r.check.id: [row for row, _ in r.examples] for r in v.results if r.failing}
+    assert failing == {"transactions.booked_at.format": [3]}  # +14:00 and -05:30 are real offsets
