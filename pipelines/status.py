@@ -17,6 +17,7 @@ import duckdb
 from detectors.scoring import mask_identifiers
 from pipelines import casework_db, store
 from pipelines.batch import PROCESSED, REJECTED
+from schemas.store import LATEST, current_version, too_new
 
 WORKED = ("open", "info_requested", "escalated")  # alert states someone still has to act on
 
@@ -86,6 +87,9 @@ def store_status(db: str | Path, inbox: str | Path | None = None, last_runs: int
     }
     con = _open_read_only(db)
     try:
+        found = current_version(con)
+        if found > LATEST:  # an older store is read as it is; a newer one's tables this code cannot know
+            raise too_new(found, f"store {db}")
         tables = _tables(con)
         for t in ("transactions", "accounts", "fiu_reports", "quarantine", "alerts"):
             if t in tables:

@@ -249,6 +249,9 @@ def test_a_store_newer_than_the_code_is_refused_with_one_line(tmp_path, capsys):
     assert main(["dispose", "--db", str(db), "--alert", "x", "--action", "escalate", "--user", "ann"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"thb-signals dispose: error: store {db} is at schema version {schema.LATEST + 1}") and "\n" not in err
+    assert main(["status", "--db", str(db)]) == 2  # status reads old stores as they are, never a newer one's tables
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"thb-signals status: error: store {db} is at schema version {schema.LATEST + 1}") and "\n" not in err
 
 
 def test_a_failing_migration_leaves_the_store_as_it_was(tmp_path, monkeypatch):
