@@ -153,6 +153,9 @@ def _user_error(e: BaseException) -> str | None:
             kind, todo = _lock_holder(int(m.group(2)))
             return f"store {m.group(1)} is in use by {kind}, PID {m.group(2)}; {todo} (DuckDB lets one process at a time open a store for writing)"
         return "cannot open the store: " + str(e).split("\n")[0].removeprefix("IO Error: ")
+    if isinstance(e, duckdb.OutOfMemoryException):
+        first = str(e).split("\n")[0].removeprefix("Out of Memory Error: ")
+        return f"DuckDB ran out of memory under its limit (--memory-limit, THB_DUCKDB_MEMORY_LIMIT; default 3GB): {first}"
     if isinstance(e, FileNotFoundError):
         return f"{e.filename}: no such file or folder" if e.filename else str(e)
     if isinstance(e, OSError):
@@ -928,7 +931,12 @@ def build_parser() -> _Parser:
 
     s = command("generate", "write synthetic submissions with planted typologies", cmd_generate)
     s.add_argument("out_dir", help="folder for one submission per bank and labels.parquet")
-    s.add_argument("--accounts", type=_positive, default=20_000, help="accounts over all banks")
+    s.add_argument(
+        "--accounts",
+        type=_generated_accounts,
+        default=20_000,
+        help="accounts over all banks (at least 100: the planted scenarios need them)",
+    )
     s.add_argument("--days", type=_positive, default=90, help="days of bookings")
     s.add_argument("--banks", type=_positive, default=2, help="banks (one submission each)")
     s.add_argument("--seed", type=int, default=1, help="random seed (the same seed gives the same files)")
@@ -1111,6 +1119,10 @@ def _positive(text: str, low: int = 1, high: int | None = None) -> int:
     if high is not None and n > high:
         raise argparse.ArgumentTypeError(f"{n} must be at most {high}")
     return n
+
+
+def _generated_accounts(text: str) -> int:
+    return _positive(text, 100)  # fewer left a planted scenario without the accounts it draws (an IndexError)
 
 
 def _count(text: str) -> int:

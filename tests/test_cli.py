@@ -277,6 +277,7 @@ def test_a_dask_scheduler_that_does_not_answer_is_one_line_before_anything_start
         (["status", "--db", "s.duckdb", "--runs", "-5"], "argument --runs: -5 must be at least 0"),
         (["serve", "--db", "s.duckdb", "--users", "u.yaml", "--port", "99999"], "argument --port: 99999 must be at most 65535"),
         (["validate", "x", "--gx-sample-rows", "-5"], "argument --gx-sample-rows: -5 must be at least 0"),
+        (["generate", "out", "--accounts", "50"], "argument --accounts: 50 must be at least 100"),
     ],
 )
 def test_out_of_range_numbers_are_refused_when_read(capsys, argv, says):
@@ -286,6 +287,11 @@ def test_out_of_range_numbers_are_refused_when_read(capsys, argv, says):
         main(argv)
     err = capsys.readouterr().err
     assert e.value.code == 2 and "Traceback" not in err and says in err.strip().splitlines()[-1]
+
+
+def test_a_memory_limit_too_small_is_one_line(tmp_path, capsys):
+    assert main(["ingest", str(SAMPLES / "valid" / "BANK_A"), "--db", str(tmp_path / "s.duckdb"), "--memory-limit", "1KB"]) == 2
+    one_line_error(capsys, "DuckDB ran out of memory under its limit (--memory-limit")
 
 
 def test_hash_password_without_a_terminal_or_a_password_is_one_line(monkeypatch, capsys):
