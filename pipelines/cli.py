@@ -293,12 +293,19 @@ def cmd_evaluate(a) -> int:
 
 def _settings(a):
     """The typed settings of the --config file (defaults without one), flags over the file; one clear line when wrong."""
+    from detectors.rules import rule_set
     from schemas.settings import load_settings
 
-    _yaml(getattr(a, "config", None), "config")
-    return load_settings(getattr(a, "config", None)).with_overrides(
+    config = getattr(a, "config", None)
+    _yaml(config, "config")
+    settings = load_settings(config).with_overrides(
         **{"window.days": getattr(a, "window_days", None), "window.as_of": getattr(a, "as_of", None)}
     )
+    try:  # the rules' own checks now, naming the file, not after a run has loaded its submissions
+        rule_set({**settings.rules.overrides(), "disabled": list(settings.rules.disabled)})
+    except ValueError as e:
+        raise UsageError(f"{config or 'the default settings'}: {e}") from None
+    return settings
 
 
 def cmd_score(a) -> int:
@@ -359,6 +366,7 @@ def cmd_run(a) -> int:
     for path in a.submissions:
         _folder(path, "submission")
     _yaml(a.config, "config")
+    _settings(a)  # fail fast on a bad config, before anything is loaded
     if a.no_prefect:
         rc = cmd_ingest(a)
         if rc:
@@ -366,7 +374,6 @@ def cmd_run(a) -> int:
         return cmd_score(a) or rc
     from pipelines.flows import run_flow
 
-    _settings(a)  # fail fast on a bad config, before the flow starts
     _new_store_ok(a.db)
     res = run_flow(
         [str(p) for p in a.submissions],

@@ -289,6 +289,18 @@ def test_out_of_range_numbers_are_refused_when_read(capsys, argv, says):
     assert e.value.code == 2 and "Traceback" not in err and says in err.strip().splitlines()[-1]
 
 
+def test_a_config_naming_an_unknown_rule_is_refused_before_anything_runs(tmp_path, capsys):
+    """Found by a hostile-input sweep: the rules' own checks ran only when scoring began (after `run` had loaded its
+    submission) and did not name the file."""
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("rules:\n  disabled: [NOPE_RULE]\n")
+    db = tmp_path / "s.duckdb"
+    argv = ["run", str(SAMPLES / "valid" / "BANK_A"), "--db", str(db), "--out", str(tmp_path / "out"), "--config", str(cfg)]
+    assert main(argv + ["--no-prefect"]) == 2
+    one_line_error(capsys, f"{cfg}: config names unknown rules: NOPE_RULE (in disabled)")
+    assert not db.exists()  # nothing was loaded
+
+
 def test_a_memory_limit_too_small_is_one_line(tmp_path, capsys):
     assert main(["ingest", str(SAMPLES / "valid" / "BANK_A"), "--db", str(tmp_path / "s.duckdb"), "--memory-limit", "1KB"]) == 2
     one_line_error(capsys, "DuckDB ran out of memory under its limit (--memory-limit")
