@@ -10,6 +10,7 @@ The log is hash-chained (casework/audit_chain): `audit` is its one writer, `audi
 from __future__ import annotations
 
 import json
+import unicodedata
 
 import duckdb
 import polars as pl
@@ -127,15 +128,26 @@ def alert_state(cw: Casework, alert_id: str) -> dict:
 MAX_NOTE = 4000  # characters: a note says why, the evidence stays in the store
 
 
-def clean_note(note: str | None) -> str | None:
+def _control(ch: str) -> bool:
+    """A control character or a line/paragraph separator (C0, DEL, C1 such as NEL, U+2028/9)."""
+    return unicodedata.category(ch) in ("Cc", "Zl", "Zp")
+
+
+def clean_note(note: str | None, what: str = "a note") -> str | None:
     """A decision's note as the log keeps it: control characters (NUL and the like) dropped, tabs and line breaks
     kept; longer than MAX_NOTE is refused with one line."""
     if note is None:
         return None
-    note = "".join(ch for ch in note if ch in "\t\n" or (ch >= " " and ch != "\x7f"))
+    note = "".join(ch for ch in note if ch in "\t\n" or not _control(ch))
     if len(note) > MAX_NOTE:
-        raise DispositionError(f"a note is at most {MAX_NOTE:,} characters (this one is {len(note):,})")
+        raise DispositionError(f"{what} is at most {MAX_NOTE:,} characters (this one is {len(note):,})")
     return note
+
+
+def _check_user(user: str | None) -> None:
+    """The audit log's "who": never blank, never two lines."""
+    if not (user or "").strip() or any(_control(ch) for ch in user):
+        raise DispositionError("a decision needs a user: a name without control characters")
 
 
 def record_disposition(
@@ -145,15 +157,14 @@ def record_disposition(
     if action not in ACTIONS:
         raise DispositionError(f"unknown action {action!r}; one of {', '.join(ACTIONS)}")
     new, allowed_from = ACTIONS[action]
+    note = clean_note(note)  # first: a note of control characters only is no note
     if action == "dismiss" and reason not in DISMISS_REASONS:
         raise DispositionError(f"dismissing needs a reason: one of {', '.join(DISMISS_REASONS)}")
     if action == "dismiss" and reason == "other" and not (note or "").strip():
         raise DispositionError("dismissing for 'other' needs a note")
-    if not (user or "").strip() or any(ch < " " or ch == "\x7f" for ch in user):
-        raise DispositionError("a decision needs a user: a name without control characters")
+    _check_user(user)
     if action != "dismiss":
         reason = None  # a dismissal reason on another action would sit in the log as if it were one
-    note = clean_note(note)
     with cw.tx() as c:
         state = _state(cw, c, alert_id, for_update=True)
         if state["status"] not in allowed_from:
@@ -211,11 +222,10 @@ def record_fiu_decision(
     `reports`: a connection holding `fiu_reports` (the page's snapshot, or the store) to check the report exists."""
     if decision not in FIU_DECISIONS:
         raise DispositionError(f"unknown decision {decision!r}; one of {', '.join(FIU_DECISIONS)}")
+    note, typology = clean_note(note), clean_note(typology, "a typology")  # first: control characters are nothing
     if decision == "suspicious" and not (typology or "").strip():
         raise DispositionError("declaring a report suspicious needs a typology")
-    note, typology = clean_note(note), clean_note(typology)
-    if not (user or "").strip():
-        raise DispositionError("a decision needs a user")
+    _check_user(user)
     rows = (
         reports.execute("SELECT bank_id, account_id FROM fiu_reports WHERE report_id = ? LIMIT 1", [report_id]).fetchall()
         if reports is not None

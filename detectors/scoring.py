@@ -34,6 +34,7 @@ from detectors.stages import Run, Stage, run_stages
 from detectors.timing import Stopwatch
 from detectors.window import CATEGORIES, define_window, window_end
 from pipelines import store
+from schemas.contract import RE_IDENTIFIER_IN_TEXT
 from schemas.settings import Settings, load_settings, parse_settings
 
 ALERT_COLUMNS = [
@@ -56,9 +57,7 @@ ALERT_COLUMNS = [
 
 
 # an error message may quote a value; identifier-like strings are masked before it is stored or logged
-_RAW_IDENTIFIER = re.compile(
-    r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b|[\w.+-]+@[\w-]+\.[\w.]+|\+?\d[\d -]{8,}\d"
-)
+_RAW_IDENTIFIER = re.compile(RE_IDENTIFIER_IN_TEXT)
 
 
 def mask_identifiers(text: str) -> str:

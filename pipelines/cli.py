@@ -154,8 +154,10 @@ def _user_error(e: BaseException) -> str | None:
             return f"store {m.group(1)} is in use by {kind}, PID {m.group(2)}; {todo} (DuckDB lets one process at a time open a store for writing)"
         return "cannot open the store: " + str(e).split("\n")[0].removeprefix("IO Error: ")
     if isinstance(e, duckdb.OutOfMemoryException):
+        from pipelines.store import DEFAULT_MEMORY_LIMIT
+
         first = str(e).split("\n")[0].removeprefix("Out of Memory Error: ")
-        return f"DuckDB ran out of memory under its limit (--memory-limit, THB_DUCKDB_MEMORY_LIMIT; default 3GB): {first}"
+        return f"DuckDB ran out of memory under its limit (--memory-limit, THB_DUCKDB_MEMORY_LIMIT; default {DEFAULT_MEMORY_LIMIT}): {first}"
     if isinstance(e, FileNotFoundError):
         return f"{e.filename}: no such file or folder" if e.filename else str(e)
     if isinstance(e, OSError):
@@ -168,9 +170,12 @@ def _user_error(e: BaseException) -> str | None:
         return f"a YAML file is malformed: {e}".split("\n")[0]
     if isinstance(e, ValueError):  # bad values in a config, a key file, a size or a date
         return str(e).split("\n")[0]
-    from sqlalchemy.exc import SQLAlchemyError
+    from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError, ProgrammingError
 
-    if isinstance(e, SQLAlchemyError):  # the casework database: a damaged file, a server that refuses
+    if isinstance(e, RecursionError):  # a YAML or JSON file nested thousands deep (a config, users, identities)
+        return "a file given is nested too deeply to read"
+    if isinstance(e, (OperationalError, DatabaseError)) and not isinstance(e, (IntegrityError, ProgrammingError)):
+        # the casework database: a damaged file, a server that refuses (a constraint or SQL fault is a bug: traceback)
         first = str(getattr(e, "orig", None) or e).split("\n")[0]
         return f"the casework database cannot be used: {first} (DB.casework.sqlite beside the store, or THB_CASEWORK_URL)"
     return None
@@ -1083,7 +1088,7 @@ def build_parser() -> _Parser:
     s = command("loadtest", "investigators on the review page while the batch ingests and scores (loopback)", cmd_loadtest)
     s.add_argument("--work", default="loadtest-work", help="a scratch folder (emptied first)")
     s.add_argument("--investigators", type=_positive, default=20, help="simulated investigators (threads)")
-    s.add_argument("--accounts", type=_positive, default=4000, help="accounts in the generated extract")
+    s.add_argument("--accounts", type=_generated_accounts, default=4000, help="accounts in the generated extract (at least 100)")
     s.add_argument("--days", type=_positive, default=60, help="days in the generated extract")
     s.add_argument("--max-requests", type=_positive, default=400, help="requests per investigator at most")
     s.add_argument("--json", action="store_true", help="print the figures as JSON")

@@ -38,7 +38,9 @@ def cmd_purge(a) -> int:
 
     db = _store(a.db)
     as_of = _as_of(a.as_of)
-    if as_of is not None and as_of > datetime.now(timezone.utc) and not a.dry_run:
+    today = datetime.now(timezone.utc)
+    ahead = as_of is not None and (as_of.date() > today.date() if len(a.as_of) <= 10 else as_of > today)  # a day: any hour of it
+    if ahead and not a.dry_run:
         # a purge dated ahead deletes now what the law keeps until then (escalated alerts, the decision log)
         raise UsageError(f"--as-of {a.as_of[:40]} is in the future; purge as of today or earlier, or add --dry-run")
     res = purge(db, _settings(a), as_of, a.dry_run, a.user, log_purgers(), getattr(a, "casework_url", None))

@@ -22,7 +22,7 @@ from pipelines.submission import Submission, SubmissionRejected, manifest_rows, 
 from schemas import contract
 from schemas.checks import check_type, quote
 from schemas.codes import IBAN_LENGTHS
-from schemas.contract import Check
+from schemas.contract import RE_IDENTIFIER_IN_TEXT, Check
 
 EXAMPLES = 5
 MAX_LINE_BYTES = 65_536  # a CSV line longer than this is refused: a booking is well under 1 kB, a hostile file is not
@@ -257,7 +257,9 @@ def masked_sql(value: str) -> str:
     """SQL for `value` (a VARCHAR expression) as a failure or a quarantined record may show it: '[masked]' when the
     whole value is a raw IBAN, e-mail or phone number (a bank can put one in any column by mistake, not only in the
     id columns that refuse the submission), else the value. Needs the macros stage() creates."""
-    return f"CASE WHEN coalesce({_raw_identifier_sql(value, f'id_compact({value})')}, false) THEN '[masked]' ELSE {value} END"
+    whole = _raw_identifier_sql(value, f"id_compact({value})")
+    part = f"regexp_replace({value}, '{RE_IDENTIFIER_IN_TEXT}', '[masked]', 'g')"  # one inside text, as the page masks
+    return f"CASE WHEN coalesce({whole}, false) THEN '[masked]' ELSE {part} END"
 
 
 def _refuse_raw_identifiers(con: duckdb.DuckDBPyConnection, sub: Submission) -> None:

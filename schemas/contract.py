@@ -36,6 +36,9 @@ CUSTOMER_TYPES = ("person", "business")
 GENDERS = ("f", "m", "x")
 
 # Textual formats a value must have (applied to the value as text, CSV or Parquet alike).
+# an IBAN-, e-mail- or phone-like string anywhere in free text (Python re and DuckDB's RE2 alike): what is masked in
+# error messages, on the review page and in intake failures (detectors/scoring.py mask_identifiers, pipelines/validation.py)
+RE_IDENTIFIER_IN_TEXT = r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b|[\w.+-]+@[\w-]+\.[\w.]+|\+?\d[\d -]{8,}\d"
 # the offset is a real one: -14:00 to +14:00 (an offset such as +99:00 was accepted and moved the booking by days)
 RE_TIMESTAMP = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-](0\d|1[0-4])(:?[0-5]\d)?)?$"
 RE_DATE = r"^\d{4}-\d{2}-\d{2}$"

@@ -317,3 +317,12 @@ def test_hash_password_without_a_terminal_or_a_password_is_one_line(monkeypatch,
     monkeypatch.setattr(getpass, "getpass", no_terminal)
     assert main(["hash-password"]) == 2
     one_line_error(capsys, "the password is empty")
+
+
+def test_a_config_nested_too_deeply_is_one_line(tmp_path, capsys):
+    cfg = tmp_path / "deep.yaml"
+    cfg.write_text("rules: " + "[" * 50_000 + "]" * 50_000 + "\n")
+    db = tmp_path / "s.duckdb"
+    store_with(tmp_path, "CREATE TABLE t (x INTEGER)")
+    assert main(["purge", "--db", str(db), "--config", str(cfg), "--dry-run"]) == 2
+    one_line_error(capsys, "nested too deeply")

@@ -59,12 +59,14 @@ def test_a_decision_keeps_no_stray_reason_control_characters_or_endless_note(rin
     tmp, db, res = ring
     alert = _alert_of(res, "v1")
     con = open_casework(db)
-    for user in ("", "   ", "bob\nALERT: forged"):  # the audit log's "who" is never blank or forged over two lines
+    with pytest.raises(DispositionError, match="needs a note"):  # a note of control characters only is no note
+        record_disposition(con, alert, "dismiss", "ann", reason="other", note="\x00\x85")
+    for user in ("", "   ", "bob\nALERT: forged", "bob\x85ALERT", "bob\u2028ALERT"):  # never blank, never two lines
         with pytest.raises(DispositionError, match="needs a user"):
             record_disposition(con, alert, "request_info", user)
     with pytest.raises(DispositionError, match=f"a note is at most {MAX_NOTE:,} characters"):
         record_disposition(con, alert, "request_info", "ann", note="x" * (MAX_NOTE + 1))
-    record_disposition(con, alert, "request_info", "ann", reason="explained", note="line\x00one\nline\ttwo\x07")
+    record_disposition(con, alert, "request_info", "ann", reason="explained", note="line\x00one\nline\ttwo\x07\x85")
     record_disposition(con, alert, "reopen", "ann", note="y" * MAX_NOTE)  # the longest note is kept whole
     log = con.audit_rows().select("action", "reason", "note").rows()
     assert log == [("request_info", None, "lineone\nline\ttwo"), ("reopen", None, "y" * MAX_NOTE)]

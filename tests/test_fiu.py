@@ -251,8 +251,12 @@ def test_theme_file_problems_are_one_line_each(tmp_path):
     )
     (tmp_path / "e.yaml").write_text(GOOD.replace(sql, sql + "; DROP TABLE fiu_reports"))
     (tmp_path / "f.yaml").write_text(GOOD.replace(sql, "sql: SELEKT 1"))
+    cte = "sql: WITH d AS (DELETE FROM fiu_reports RETURNING account_id AS subject_id, report_id) SELECT * FROM d"
+    (tmp_path / "e2.yaml").write_text(GOOD.replace(sql, cte))  # a SELECT to DuckDB's statement type
     themes, problems = load_themes([tmp_path])
-    assert len(themes) == 7 and len(problems) == 6
+    assert len(themes) == 7 and len(problems) == 7
+    assert "sql must be one SELECT statement" in problems[5]  # e2.yaml, sorted after e.yaml
+    problems = problems[:5] + problems[6:]
     assert "missing field(s)" in problems[0] and "FOO" in problems[1] and "min_eur" in problems[2]
     assert all("sql must be one SELECT statement" in p for p in problems[3:5]) and "sql does not parse" in problems[5]
 

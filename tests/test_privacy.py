@@ -243,8 +243,9 @@ def test_purge_dry_run_counts_and_changes_nothing(tmp_path, capsys):
     finally:
         con.close()
     # a purge dated ahead would delete now what the law keeps until then: only its dry run is allowed
-    assert main(["purge", "--db", str(db), "--as-of", "2031-06-30"]) == 2
-    assert "--as-of 2031-06-30 is in the future; purge as of today or earlier, or add --dry-run" in capsys.readouterr().err
+    ahead = (datetime.now(timezone.utc) + timedelta(days=400)).date().isoformat()
+    assert main(["purge", "--db", str(db), "--as-of", ahead]) == 2
+    assert f"--as-of {ahead} is in the future; purge as of today or earlier, or add --dry-run" in capsys.readouterr().err
     con = store.connect(db)
     try:
         assert {r.table: con.execute(f"SELECT count(*) FROM {r.table}").fetchall()[0][0] for r in RULES} == before
@@ -578,6 +579,7 @@ def test_a_raw_identifier_in_any_column_is_masked_in_reports_and_quarantine(tmp_
     rows[5][head.index("booked_at")] = "NL91ABNA0417164300"
     rows[6][head.index("currency")] = "jan@example.com"
     rows[7][head.index("booked_at")] = "not-a-date"  # the near miss
+    rows[8][head.index("currency")] = "via DE89370400440532013000"  # one inside text, masked as the page masks it
     with path.open("w", newline="") as f:
         csv.writer(f).writerows(rows)
     manifest = json.loads((sub / "manifest.json").read_text())
@@ -586,7 +588,7 @@ def test_a_raw_identifier_in_any_column_is_masked_in_reports_and_quarantine(tmp_
     assert main(["validate", str(sub), "--report", str(tmp_path / "r.html")]) == 1
     shown = capsys.readouterr().out + (tmp_path / "r.html").read_text()
     assert "NL91ABNA0417164300" not in shown and "jan@example.com" not in shown
-    assert "'[masked]'" in shown and "not-a-date" in shown
+    assert "'[masked]'" in shown and "not-a-date" in shown and "DE8937040044" not in shown and "via [masked]" in shown
     db = tmp_path / "s.duckdb"
     assert ingest(sub, db).outcome == "loaded_with_quarantine"
     con = store.connect(db)
@@ -594,5 +596,11 @@ def test_a_raw_identifier_in_any_column_is_masked_in_reports_and_quarantine(tmp_
         kept = con.execute('SELECT "column", value, CAST(record AS VARCHAR) FROM quarantine ORDER BY "row"').fetchall()
     finally:
         con.close()
-    assert [(c, v) for c, v, _ in kept] == [("booked_at", "[masked]"), ("currency", "[masked]"), ("booked_at", "not-a-date")]
-    assert not any("NL91ABNA" in r or "example.com" in r for _, _, r in kept) and '"not-a-date"' in kept[2][2]
+    assert [(c, v) for c, v, _ in kept] == [
+        ("booked_at", "[masked]"),
+        ("currency", "[masked]"),
+        ("booked_at", "not-a-date"),
+        ("currency", "via [masked]"),
+    ]
+    assert not any(raw in r for _, _, r in kept for raw in ("NL91ABNA", "example.com", "DE8937"))
+    assert '"not-a-date"' in kept[2][2]

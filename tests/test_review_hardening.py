@@ -285,3 +285,19 @@ def test_identifiers_typed_into_notes_and_links_are_masked_on_every_page(site):
     for path in ("/alerts/NL91ABNA0417164300", "/cases/jan@example.com"):
         r = c.get(path)
         assert r.status_code == 404 and "NL91ABNA0417164300" not in r.text and "jan@example.com" not in r.text
+
+
+def test_a_note_too_long_is_named_on_the_alert_and_the_case_page(site):
+    from casework.dispositions import MAX_NOTE
+
+    root, db, res, users, ids = site
+    c = TestClient(app_of(site))
+    login(c, "ann")
+    aid = res.alerts.filter((pl.col("bank_id") == "BANK_A") & (pl.col("account_id") != "z"))["alert_id"][0]
+    page = c.get(f"/alerts/{aid}").text
+    r = c.post(f"/alerts/{aid}/disposition", data={"csrf": csrf_of(page), "action": "request_info", "note": "x" * (MAX_NOTE + 1)})
+    assert "Not recorded: a note is at most 4,000 characters." in r.text
+    ref = re.search(r'href="/cases/(C-[0-9a-f]+)"', c.get("/cases").text).group(1)
+    page = c.get(f"/cases/{ref}").text
+    r = c.post(f"/cases/{ref}/decision", data={"csrf": csrf_of(page), "action": "escalate", "note": "x" * MAX_NOTE})
+    assert "Not recorded: a note is at most 4,000 characters (the case reference included)." in r.text

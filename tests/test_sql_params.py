@@ -104,6 +104,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "w": ("casework/fiu/screen.py",),
     "kinds": ("casework/fiu/themes.py", "detectors/window.py"),
     "has_accounts": ("casework/fiu/themes.py",),
+    "theme": ("casework/fiu/themes.py",),  # a theme is a query by design: one SELECT (checked), its parameters bound
     "by": ("casework/fiu/themes.py",),
     # laundering patterns: SQL is code; settings and PT_ parameters are numbers (schemas/settings.py checks them)
     "SQL": ("detectors/patterns.py",),

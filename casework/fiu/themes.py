@@ -8,6 +8,7 @@ and `$period_end`. A theme whose SQL fails is reported in one line and the other
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import date
@@ -69,6 +70,22 @@ def _check_param(theme_id: str, name: str, value) -> None:
         raise ThemeError(f"parameter {name!r} must be a number, a string or a list of them")
 
 
+def _writes(sql: str) -> bool:
+    """True when a SELECT holds a data-changing part (`WITH d AS (DELETE ... RETURNING ...) SELECT ...` is a SELECT to
+    DuckDB's statement type): any DELETE, INSERT, UPDATE or MERGE node in its parse tree."""
+    tree = json.loads(duckdb.connect().execute("SELECT json_serialize_sql(?)", [sql]).fetchone()[0])
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, dict):
+            if any(w in str(node.get("type", "")) for w in ("DELETE", "INSERT", "UPDATE", "MERGE")):
+                return True
+            todo.extend(node.values())
+        elif isinstance(node, list):
+            todo.extend(node)
+    return False
+
+
 def load_theme(path: Path) -> Theme:
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -89,7 +106,7 @@ def load_theme(path: Path) -> Theme:
         kinds = [st.type for st in duckdb.extract_statements(str(doc["sql"]))]
     except duckdb.Error as e:
         raise ThemeError(f"sql does not parse: {str(e).splitlines()[0]}") from None
-    if kinds != [duckdb.StatementType.SELECT]:
+    if kinds != [duckdb.StatementType.SELECT] or _writes(str(doc["sql"])):
         raise ThemeError("sql must be one SELECT statement: a theme reads the reports, it never changes the store")
     params = doc.get("parameters") or {}
     if not isinstance(params, dict):
@@ -151,7 +168,8 @@ def create_period_view(con: duckdb.DuckDBPyConnection, period_start: date, perio
 def run_theme(con: duckdb.DuckDBPyConnection, theme: Theme, period_start: date, period_end: date) -> pl.DataFrame:
     """One theme over `fiu_period`: distinct (subject_id, report_id). Raises ThemeError with DuckDB's first line."""
     try:
-        df = con.sql(theme.sql, params=theme.bound(period_start, period_end)).pl()
+        # wrapped: DuckDB refuses a data-changing WITH below the top level, whatever load_theme missed
+        df = con.sql(f"SELECT * FROM ({theme.sql}) AS theme", params=theme.bound(period_start, period_end)).pl()
     except duckdb.Error as e:
         raise ThemeError(str(e).splitlines()[0]) from None
     missing = [c for c in ("subject_id", "report_id") if c not in df.columns]

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse
 from starlette.routing import Route
 
-from casework.dispositions import ACTIONS, DISMISS_REASONS, DispositionError, record_disposition
+from casework.dispositions import ACTIONS, DISMISS_REASONS, MAX_NOTE, DispositionError, record_disposition
 from casework.review import case_queries as cq
 from casework.review import queries as q
 from casework.review.case_pictures import case_network_svg, weekly_bars_svg
@@ -31,6 +31,7 @@ CASE_MESSAGES = {
     "case-needs-reason": f"Not recorded: dismissing needs a reason: one of {', '.join(DISMISS_REASONS)}",
     "case-needs-note": "Not recorded: dismissing for 'other' needs a note",
     "case-unknown-action": "Not recorded: unknown action.",
+    "case-note-too-long": "Not recorded: a note is at most 4,000 characters (the case reference included).",
     "goaml-written": "goAML report written for the case's escalated accounts.",
     "goaml-refused": "goAML report not written: the export refused this case.",
 }
@@ -39,7 +40,7 @@ CASE_MESSAGES = {
 def case_message(params) -> str | None:
     """A fixed message, with the counts given as numbers (never text from the query string)."""
     text = CASE_MESSAGES.get(params.get("msg") or "")
-    if not text or not params.get("msg", "").startswith("case-") or params.get("msg") == "case-nothing":
+    if not text or not params.get("msg", "").startswith("case-") or params.get("msg") in ("case-nothing", "case-note-too-long"):
         return text
     try:
         done, skipped = int(params.get("n") or 0), int(params.get("skipped") or 0)
@@ -197,6 +198,8 @@ def case_routes(review) -> list[Route]:
             return _back(ref, "case-needs-reason")
         if action == "dismiss" and reason == "other" and not note:
             return _back(ref, "case-needs-note")
+        if len(f"case {ref}: {note}") > MAX_NOTE:  # checked once here, not refused alert by alert as "skipped"
+            return _back(ref, "case-note-too-long")
         with self.db() as con:
             case_id, m = load(con, user, ref)
             if case_id is None:

@@ -80,7 +80,7 @@ def fiu_routes(review) -> list[Route]:
             if subj is not None:
                 self.accessed(request, user, "view", "subject", sid)
         if subj is None:
-            return self.page("error.html", user, csrf, status=404, message=f"No subject {sid[:40]}.")
+            return self.page("error.html", user, csrf, status=404, message="No such subject.")
         by_entity = [
             (e, g.to_dicts()) for (e,), g in reps.group_by("reporting_entity", maintain_order=True)
         ]  # what each entity saw

@@ -23,6 +23,7 @@ MESSAGES = {
     "needs-note": "Not recorded: dismissing for 'other' needs a note",
     "needs-typology": "Not recorded: declaring a report suspicious needs a typology",
     "not-recorded": "Not recorded: the decision was refused.",
+    "note-too-long": "Not recorded: a note is at most 4,000 characters.",
     "goaml-written": "goAML report written.",
     "goaml-refused": "goAML report not written: the export refused this alert.",
     "revealed": "Shown for the next hour; your reason is in the access log.",
@@ -34,6 +35,7 @@ REFUSALS = (
     ("dismissing needs a reason", "needs-reason"),
     ("dismissing for 'other'", "needs-note"),
     ("declaring a report suspicious", "needs-typology"),
+    ("a note is at most", "note-too-long"),
     ("alert ", "wrong-state"),
 )
 
