@@ -153,6 +153,7 @@ class PatternDetector:
         disabled = set(overrides.get("disabled", []))
         known = {p.id for p in PATTERNS}
         unknown = [k for k in overrides if k.startswith("PT_") and k not in known]
+        unknown += sorted(f"{d} (in disabled)" for d in disabled if str(d).startswith("PT_") and d not in known)
         if unknown:
             raise ValueError(f"config names unknown patterns: {', '.join(unknown)}; there are {', '.join(sorted(known))}")
         bad_settings = [k for k in overrides.get("patterns", {}) if k not in DEFAULTS]

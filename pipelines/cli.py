@@ -298,6 +298,7 @@ def cmd_evaluate(a) -> int:
 
 def _settings(a):
     """The typed settings of the --config file (defaults without one), flags over the file; one clear line when wrong."""
+    from detectors.patterns import PatternDetector
     from detectors.rules import rule_set
     from schemas.settings import load_settings
 
@@ -306,8 +307,10 @@ def _settings(a):
     settings = load_settings(config).with_overrides(
         **{"window.days": getattr(a, "window_days", None), "window.as_of": getattr(a, "as_of", None)}
     )
-    try:  # the rules' own checks now, naming the file, not after a run has loaded its submissions
-        rule_set({**settings.rules.overrides(), "disabled": list(settings.rules.disabled)})
+    try:  # the rules' and patterns' own checks now, naming the file, not after a run has loaded its submissions
+        overrides = {**settings.rules.overrides(), "disabled": list(settings.rules.disabled)}
+        rule_set(overrides)
+        PatternDetector({**overrides, "patterns": dict(settings.patterns)})
     except ValueError as e:
         raise UsageError(f"{config or 'the default settings'}: {e}") from None
     return settings

@@ -299,6 +299,15 @@ def test_a_config_naming_an_unknown_rule_is_refused_before_anything_runs(tmp_pat
     assert main(argv + ["--no-prefect"]) == 2
     one_line_error(capsys, f"{cfg}: config names unknown rules: NOPE_RULE (in disabled)")
     assert not db.exists()  # nothing was loaded
+    for text, says in (
+        ("rules:\n  disabled: [PT_FAN_INN]\n", "config names unknown patterns: PT_FAN_INN (in disabled)"),
+        ("rules:\n  PT_CYCEL: {max_days: 5}\n", "config names unknown patterns: PT_CYCEL"),
+        ("patterns:\n  min_amout: 5\n", "config 'patterns' has no setting(s) min_amout"),
+    ):
+        cfg.write_text(text)
+        assert main(argv + ["--no-prefect"]) == 2
+        one_line_error(capsys, f"{cfg}: {says}")
+        assert not db.exists()
 
 
 def test_a_memory_limit_too_small_is_one_line(tmp_path, capsys):
