@@ -22,7 +22,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from synthetic.bench import REPO, ensure_extract, machine, parse_size
+from synthetic.bench import REPO, ensure_extract, machine, parse_size, peak_rss_gib
 
 DUCKDB_SHARE = 0.75  # of a process's memory limit, for its DuckDB: Arrow and polars frames and Python sit beside it
 
@@ -83,7 +83,8 @@ def _worker(kind: str, db: str, out: str, models: str, shards: int, workers: int
         "stages": {k: round(v, 3) for k, v in stages.items()},
         "total_s": round(total, 2),
         "cpu_s": round(own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime, 1),
-        "peak_rss_gib": round(max(own.ru_maxrss, children.ru_maxrss) * 1024 / 2**30, 3),
+        # the Dask workers' peak (ru_maxrss of the largest child: what they inherit at fork is at most this process's)
+        "peak_rss_gib": max(peak_rss_gib(), round(children.ru_maxrss * 1024 / 2**30, 3)),
     }
 
 

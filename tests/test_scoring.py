@@ -1,6 +1,7 @@
 """Fusion, the anomaly model, alert persistence and the score/run commands, on a small generated store."""
 
 import json
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -284,3 +285,15 @@ def test_distinct_features_count_exactly(tmp_path):
         con.close()
     assert (f["senders"], f["p2p_senders"], f["receivers"]) == (4, 3, 1)  # receivers: p1 (the hotel card payment has no id)
     assert (f["cash_cities"], f["card_cities"], f["lodging_cities"], f["devices_used"]) == (2, 2, 1, 2)
+
+
+def test_a_bench_worker_reports_its_own_peak_memory_not_its_parents():
+    """Linux keeps ru_maxrss across exec: a worker started by a bench that had just generated a large extract
+    reported the parent's peak. The worker's figure is its own address space's high-water mark."""
+    import subprocess
+    import sys
+
+    held = b"\x01" * (1536 * 2**20)  # 1.5 GiB the parent has touched when it starts the worker
+    code = "from synthetic.bench import peak_rss_gib; print(peak_rss_gib())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parent.parent)
+    assert len(held) and 0 < float(out.stdout) < 1.0
