@@ -29,7 +29,9 @@ simulated months and each runs LIFE days (60 without a value), as many running o
 laundering patterns start in every month alike (each its bursts within a week of its onset), so every month brings as
 many fresh planted accounts as any other. Without it the planted behaviour runs the whole span, decisions use the
 findable positives up and the figures measure the pool running dry, not learning. `fresh` says how many planted
-accounts' scenarios started in the month's window.
+accounts' scenarios started in the month's window. Each arm's `monthM/top{k}.parquet` keeps the month's measured list
+(the top k of the undecided) with every account's score, rules, reasons, held-out flag and what the generator made of
+it (typology, role, look-alike kind), so a fall can be read account by account.
 """
 
 from __future__ import annotations
@@ -121,6 +123,17 @@ def precision_at(ranked: pl.DataFrame, decided: pl.DataFrame, labels: pl.DataFra
     return float(top["positive"].sum()) / k, top
 
 
+def _keep_list(path: Path, listed: pl.DataFrame, ranked: pl.DataFrame, labels_file: Path) -> None:
+    """The month's measured list (top k of the undecided) with each account's score, reasons and what the generator
+    made of it (typology, role, look-alike kind), so a fall can be read account by account."""
+    cols = [c for c in ("rank", "score", "reasons", "rules") if c in ranked.columns]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    detail = pl.read_parquet(labels_file).select(KEYS + ["typology", "role", "lookalike", "pattern"])
+    listed.join(ranked.select(KEYS + cols), on=KEYS, how="left", maintain_order="left").join(
+        detail, on=KEYS, how="left", maintain_order="left"
+    ).write_parquet(path)
+
+
 def play(
     base: Path,
     labels: pl.DataFrame,
@@ -153,7 +166,8 @@ def play(
             db, arm / f"month{m}", settings_for(as_of, window_days, learn, overrides), models_dir=models, casework_today=True
         )
         ranked, unblended = res.alerts.sort("rank"), before_learning(db, res.run_id)
-        precision, _ = precision_at(ranked, decided, labels, k)
+        precision, listed = precision_at(ranked, decided, labels, k)
+        _keep_list(arm / f"month{m}" / f"top{k}.parquet", listed, ranked, base.parent / "gen" / "labels.parquet")
         paired, _ = precision_at(unblended, decided, labels, k)
         held, _ = precision_at(ranked.join(fresh, on=KEYS, how="semi", maintain_order="left"), decided, labels, k)
         held_paired, _ = precision_at(unblended.join(fresh, on=KEYS, how="semi", maintain_order="left"), decided, labels, k)
