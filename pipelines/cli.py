@@ -760,7 +760,7 @@ def add_fiu_commands(command) -> None:
     s.add_argument("--db", required=True, help="an existing store holding FIU reports")
     s.add_argument("--period", required=True, help="YYYY-MM-DD..YYYY-MM-DD (both days included)")
     s.add_argument("--themes", action="append", help="a folder of the analyst's own theme YAML files (repeatable)")
-    s.add_argument("--out", help="folder for fiu_subjects.parquet and fiu_theme_hits.parquet")
+    s.add_argument("--out", type=_out_folder, help="folder for fiu_subjects.parquet and fiu_theme_hits.parquet")
     s.add_argument("--top", type=int, default=20, help="subjects to print")
 
     s = command("themes", "FIU: list the themes (shipped and from --themes folders) and any that cannot be read", cmd_themes)
@@ -778,7 +778,7 @@ def add_fiu_commands(command) -> None:
 
     s = command("disseminate", "FIU: package the reports declared suspicious since the last run, per network", cmd_disseminate)
     s.add_argument("--db", required=True, help="an existing, screened store")
-    s.add_argument("--out", required=True, help="folder for one package per subject network")
+    s.add_argument("--out", type=_out_folder, required=True, help="folder for one package per subject network")
     s.add_argument("--identities", help="file mapping pseudonymous ids to names (else parties stay pseudonymous)")
     s.add_argument("--user", default=os.environ.get("USER", "unknown"), help="who disseminates (audit log)")
 
@@ -805,7 +805,7 @@ def add_tuning_commands(command) -> None:
     s.add_argument("--window-days", type=_positive, help="the scoring window in days (overrides window.days of the config)")
     s.add_argument("--against", help="compare with the alerts this run raised (default: the current config, scored alike)")
     s.add_argument("--models", help="folder of saved models (default: DB.models); read, never written")
-    s.add_argument("--out", help="folder for backtest.json, backtest.txt and backtest.html")
+    s.add_argument("--out", type=_out_folder, help="folder for backtest.json, backtest.txt and backtest.html")
     s.add_argument("--json", action="store_true", help="print the figures as JSON")
     s.add_argument("--quiet", action="store_true", help="no progress on stderr (also when CI=true)")
 
@@ -846,6 +846,8 @@ def cmd_rule_stats(a) -> int:
 
     if not a.db:
         raise UsageError("rules --stats needs --db STORE")
+    if a.since and a.until and a.since > a.until:
+        raise UsageError(f"--since {a.since} is after --until {a.until}: the period would be empty")
     con = store.connect(_store(a.db, "alerts"), read_only=True)
     try:
         stats = rule_stats(con, open_casework(a.db), a.since, a.until, a.bank)
@@ -941,11 +943,11 @@ def build_parser() -> _Parser:
 
     s = command("pseudonymise", "HMAC-SHA256 the identifier columns before submitting", cmd_pseudonymise)
     s.add_argument("raw_dir", help="folder with the raw transactions and accounts files")
-    s.add_argument("out_dir", help="folder for the pseudonymised files and their manifest.json")
+    s.add_argument("out_dir", type=_out_folder, help="folder for the pseudonymised files and their manifest.json")
     s.add_argument("--key-file", required=True, help="file holding the key the partners share (at least 16 bytes)")
 
     s = command("generate", "write synthetic submissions with planted typologies", cmd_generate)
-    s.add_argument("out_dir", help="folder for one submission per bank and labels.parquet")
+    s.add_argument("out_dir", type=_out_folder, help="folder for one submission per bank and labels.parquet")
     s.add_argument(
         "--accounts",
         type=_generated_accounts,
@@ -985,7 +987,7 @@ def build_parser() -> _Parser:
     s.add_argument("--json", action="store_true", help="print the figures as JSON")
 
     def scoring_args(s):
-        s.add_argument("--out", required=True, help="folder for alerts.parquet and alerts.csv")
+        s.add_argument("--out", type=_out_folder, required=True, help="folder for alerts.parquet and alerts.csv")
         s.add_argument(
             "--config", help="YAML settings: window, rules, network, fusion, cases, budget, review (docs/configuration.md)"
         )
@@ -1023,7 +1025,7 @@ def build_parser() -> _Parser:
     s = command("batch", "the scheduled batch run, in-process: ingest the inbox, file, score, publish", cmd_batch)
     s.add_argument("inbox", help="an existing folder of submission folders; they are moved to processed/ or rejected/")
     s.add_argument("--db", required=True, help="the store (a DuckDB file; created if it does not exist)")
-    s.add_argument("--out", required=True, help="folder for alerts.parquet and alerts.csv")
+    s.add_argument("--out", type=_out_folder, required=True, help="folder for alerts.parquet and alerts.csv")
     s.add_argument("--config", help="YAML with rule thresholds, categories and fusion settings")
     s.add_argument("--top", type=int, default=15, help="alerts to print")
     no_manifest(s)
@@ -1045,7 +1047,7 @@ def build_parser() -> _Parser:
     pick.add_argument("--case", help="the escalated alerts of one case, as one report")
     pick.add_argument("--escalated", action="store_true", help="every escalated alert, one report each")
     s.add_argument("--identities", required=True, help="the bank's file mapping pseudonymous ids to identities (CSV or Parquet)")
-    s.add_argument("--out", required=True, help="folder for the XML reports")
+    s.add_argument("--out", type=_out_folder, required=True, help="folder for the XML reports")
     s.add_argument(
         "--config",
         default=str(Path(__file__).resolve().parent.parent / "detectors" / "config.example.yaml"),
@@ -1082,7 +1084,7 @@ def build_parser() -> _Parser:
 
     s = command("bench", "time every stage and peak memory against DuckDB's single-pass floor", cmd_bench)
     s.add_argument("--sizes", default="1M,10M", help="comma-separated transaction counts, e.g. 1M,10M")
-    s.add_argument("--out", default="bench/results", help="folder for the JSON figures")
+    s.add_argument("--out", type=_out_folder, default="bench/results", help="folder for the JSON figures")
     s.add_argument("--reps", type=_positive, default=3, help="repetitions per size (the median is reported)")
     s.add_argument("--memory-limit", default=None, help="DuckDB memory_limit for the runs, e.g. 4GB")
     s.add_argument("--nightly", action="store_true", help="also time the nightly run: one day added to a loaded store")
@@ -1122,6 +1124,14 @@ def _day(text: str):
         return date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a day as YYYY-MM-DD") from None
+
+
+def _out_folder(text: str) -> str:
+    """A folder a command writes into: new, or an existing folder. A file there is refused before anything runs (a
+    score used to finish, store its alerts, then fail writing alerts.parquet under a file)."""
+    if Path(text).exists() and not Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a file, not a folder")
+    return text
 
 
 def _positive(text: str, low: int = 1, high: int | None = None) -> int:

@@ -289,6 +289,33 @@ def test_out_of_range_numbers_are_refused_when_read(capsys, argv, says):
     assert e.value.code == 2 and "Traceback" not in err and says in err.strip().splitlines()[-1]
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["score", "--db", "s.duckdb", "--out", "{file}"],
+        ["run", "x", "--db", "s.duckdb", "--out", "{file}"],
+        ["batch", "--inbox", "x", "--db", "s.duckdb", "--out", "{file}"],
+        ["backtest", "--db", "s.duckdb", "--config", "c.yaml", "--out", "{file}"],
+        ["export-goaml", "--db", "s.duckdb", "--out", "{file}", "--user", "u"],
+        ["screen", "--db", "s.duckdb", "--period", "2026-01-01..2026-01-31", "--out", "{file}"],
+        ["disseminate", "--db", "s.duckdb", "--out", "{file}"],
+        ["bench", "--out", "{file}"],
+        ["generate", "{file}"],
+        ["pseudonymise", "raw", "{file}", "--key-file", "k"],
+    ],
+)
+def test_a_file_where_a_command_writes_a_folder_is_refused_before_anything_runs(tmp_path, capsys, argv):
+    """Found by a hostile-input sweep: `score --out FILE` scored, stored its alerts, then failed writing alerts.parquet."""
+    out = tmp_path / "afile"
+    out.write_text("kept")
+    with pytest.raises(SystemExit) as e:
+        main([a.replace("{file}", str(out)) for a in argv])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "Traceback" not in err
+    assert err.strip().splitlines()[-1].endswith(f"{out} is a file, not a folder")
+    assert out.read_text() == "kept"
+
+
 def test_a_config_naming_an_unknown_rule_is_refused_before_anything_runs(tmp_path, capsys):
     """Found by a hostile-input sweep: the rules' own checks ran only when scoring began (after `run` had loaded its
     submission) and did not name the file."""

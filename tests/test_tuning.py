@@ -247,6 +247,16 @@ def test_rules_stats_command(tmp_path, capsys):
     assert main(["rules", "--stats"]) == 2
 
 
+def test_rules_stats_refuses_a_period_that_ends_before_it_starts(tmp_path, capsys):
+    """It printed an empty table, as if no rule had fired."""
+    _tiny_store(tmp_path / "tiny.duckdb").close()
+    db = str(tmp_path / "tiny.duckdb")
+    assert main(["rules", "--stats", "--db", db, "--since", "2026-10-31", "--until", "2026-10-01"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].endswith("--since 2026-10-31 is after --until 2026-10-01: the period would be empty")
+    assert main(["rules", "--stats", "--db", db, "--since", "2026-10-01", "--until", "2026-10-01"]) == 0
+
+
 def test_rules_page_scopes_figures_to_the_users_bank(tmp_path):
     from starlette.testclient import TestClient
 
