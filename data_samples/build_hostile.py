@@ -2,7 +2,8 @@
 
 hostile/<case>/: one small submission per way a submitter (careless or hostile) can try to get something
 past the loader: raw identifiers in light disguise, manifests that are not what they claim, symbolic links,
-amounts below the contract's precision, impossible records, a line longer than the reader's limit.
+amounts below the contract's precision, impossible records, a line longer than the reader's limit, records
+that are not CSV rows.
 Each is derived from the first 100 bookings of valid/BANK_A and carries a correct manifest unless the
 manifest is the point. expected.json says what each must produce when a manifest is required (the command
 line's default): the outcome, and the fault or the check id with its number of rows.
@@ -120,6 +121,21 @@ def build() -> None:
     # A line longer than the reader's limit: refused naming the file, the data row and the limit.
     _write("line_too_long", _set(tx, "description", [4], "x" * (MAX_LINE_BYTES + 10)), acc)
     rejected("line_too_long", "line too long")
+
+    # Records that are not CSV rows. DuckDB's reader says only that it could not read the file; the refusal names
+    # the data row (and line) where the record starts, without quoting it.
+    def malformed(case: str, change) -> None:
+        folder = _write(case, tx, acc, manifest=False)
+        path = folder / "transactions.csv"
+        lines = path.read_text(encoding="utf-8").split("\n")
+        lines[10] = change(lines[10])  # data row 10, line 11
+        path.write_text("\n".join(lines), encoding="utf-8")
+        write_manifest(folder, "BANK_A", "2026-09-01", "2026-09-30", {"transactions.csv": tx.height, "accounts.csv": acc.height})
+        rejected(case, "malformed row")
+
+    malformed("csv_extra_field", lambda line: line + ",extra")
+    malformed("csv_unclosed_quote", lambda line: ",".join(line.split(",", 2)[:2]) + ',"' + line.split(",", 2)[2])
+    malformed("csv_text_after_quote", lambda line: ",".join(line.split(",", 2)[:2]) + ',"' + line.split(",", 2)[2].replace(",", '"x,', 1))
 
     (OUT / "expected.json").write_text(json.dumps(expected, indent=2, sort_keys=True) + "\n")
 

@@ -98,6 +98,37 @@ def _first_long_line(path: Path, limit: int) -> int | None:
     return None
 
 
+def _first_malformed_row(path: Path) -> tuple[int, int, str] | None:
+    """(data row, line, what is wrong) of the first record that is not a CSV row of the header's width, read with
+    Python's csv module; only run after DuckDB refused the file, whose sniffer says only that it could not read it.
+    Never quotes a value (it could hold a raw identifier)."""
+    import csv
+
+    csv.field_size_limit(max(csv.field_size_limit(), MAX_LINE_BYTES + 1))
+    with open(path, newline="", encoding="utf-8", errors="replace") as f:
+        reader = csv.reader(f, strict=True)
+        try:
+            width = len(next(reader))
+        except (csv.Error, StopIteration):
+            return None
+        row = 0
+        while True:
+            start = reader.line_num + 1
+            try:
+                record = next(reader)
+            except StopIteration:
+                return None
+            except csv.Error as e:
+                after_quote = "expected after" in str(e)
+                return row + 1, start, "has a character after a closing quote" if after_quote else "opens a quote that is not closed"
+            if not record:  # a blank line is no row
+                continue
+            row += 1
+            if len(record) != width:
+                spans = f", running to line {reader.line_num} (a quote not closed?)" if reader.line_num > start else ""
+                return row, start, f"has {len(record)} fields, the header {width}{spans}"
+
+
 def _check_csv_header(path: Path) -> None:
     with open(path, "rb") as f:
         head = f.readline()
@@ -195,6 +226,10 @@ def stage(con: duckdb.DuckDBPyConnection, sub: Submission) -> Validation:
                         "line too long",
                         f"data row {long - 1} (line {long}) is longer than the reader's limit of {MAX_LINE_BYTES:,} bytes",
                     ) from e
+                malformed = _first_malformed_row(path) if path.suffix == ".csv" else None
+                if malformed:
+                    row, line, what = malformed
+                    raise SubmissionRejected(path.name, "malformed row", f"data row {row} (line {line}) {what}") from e
                 first = str(e).split("\n")[0].strip()  # never the rest: DuckDB quotes the offending line
                 raise SubmissionRejected(path.name, "unreadable file", first) from e
 

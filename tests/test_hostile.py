@@ -74,6 +74,21 @@ def test_long_line_names_file_row_and_limit():
     assert "data row 5" in v.fault.detail and f"{MAX_LINE_BYTES:,} bytes" in v.fault.detail
 
 
+@pytest.mark.parametrize(
+    "case, what",
+    [
+        ("csv_extra_field", "has 19 fields, the header 18"),
+        ("csv_unclosed_quote", "opens a quote that is not closed"),
+        ("csv_text_after_quote", "has a character after a closing quote"),
+    ],
+)
+def test_a_record_that_is_not_a_csv_row_is_named_by_its_data_row(case, what):
+    """DuckDB's reader says only "Error when sniffing file": the refusal names the data row where the record starts."""
+    v = validate(HOSTILE / case, require_manifest=True)
+    assert v.fault.file == "transactions.csv" and v.fault.fault == "malformed row"
+    assert v.fault.detail == f"data row 10 (line 11) {what}"
+
+
 def test_manifest_faults_name_the_field():
     details = {
         c: validate(HOSTILE / c, require_manifest=True).fault.detail
