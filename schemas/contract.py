@@ -38,7 +38,14 @@ GENDERS = ("f", "m", "x")
 # Textual formats a value must have (applied to the value as text, CSV or Parquet alike).
 # an IBAN-, e-mail- or phone-like string anywhere in free text (Python re and DuckDB's RE2 alike): what is masked in
 # error messages, on the review page and in intake failures (detectors/scoring.py mask_identifiers, pipelines/validation.py)
-RE_IDENTIFIER_IN_TEXT = r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b|[\w.+-]+@[\w-]+\.[\w.]+|\+?\d[\d -]{8,}\d"
+# A phone number is 9 or more digits, each after at most one space or dash, standing alone (not inside a pseudonym such
+# as 06d0f68771e5d..., or after the T of a submission id): a day (8 digits) is not one, and a day's dashes are set aside
+# while masking (DATE_IN_TEXT), so a day and a time (2026-09-01 10:00) are not read as one either.
+RE_IDENTIFIER_IN_TEXT = (
+    r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b|[\w.+-]+@[\w-]+\.[\w.]+|\+?\b\d(?:[ -]?\d){8,}\b"
+)
+RE_DATE_IN_TEXT = r"\b(\d{4})-([01]\d)-([0-3]\d)\b"
+DATE_DASH = "\ue000"  # a day's dashes while masking: a private-use character no separator pattern accepts
 # the offset is a real one: -14:00 to +14:00 (an offset such as +99:00 was accepted and moved the booking by days)
 RE_TIMESTAMP = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-](0\d|1[0-4])(:?[0-5]\d)?)?$"
 RE_DATE = r"^\d{4}-\d{2}-\d{2}$"

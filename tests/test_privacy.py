@@ -7,6 +7,7 @@ import shutil
 from datetime import datetime, timedelta, timezone
 
 import polars as pl
+import duckdb
 import pytest
 
 from casework import audit_chain, dispositions
@@ -604,3 +605,28 @@ def test_a_raw_identifier_in_any_column_is_masked_in_reports_and_quarantine(tmp_
     ]
     assert not any(raw in r for _, _, r in kept for raw in ("NL91ABNA", "example.com", "DE8937"))
     assert '"not-a-date"' in kept[2][2]
+
+
+@pytest.mark.parametrize(
+    "text, shown",
+    [
+        ("row 2 '2025-01-01T10:00:00+01:00'", "row 2 '2025-01-01T10:00:00+01:00'"),
+        ("booked 2026-09-01 10:00 and 2026-09-02", "booked 2026-09-01 10:00 and 2026-09-02"),
+        ('"account_id":"06d0f68771e5d1234567890df"', '"account_id":"06d0f68771e5d1234567890df"'),
+        ("already loaded as BANK_A-20261202T043828163151", "already loaded as BANK_A-20261202T043828163151"),
+        ("call 06-12345678 or 0031 6 1234 5678", "call [masked] or [masked]"),
+        ("+31612345678 on 2026-01-02", "[masked] on 2026-01-02"),
+        ("via NL91 ABNA 0417 1643 00, jan@example.com", "via [masked], [masked]"),
+    ],
+)
+def test_masking_keeps_days_and_pseudonyms_and_masks_identifiers(tmp_path, text, shown):
+    """Found by a walk through the README: the phone pattern took any ten digits and dashes, so a day in a failure
+    ('[masked]T10:00:00+01:00'), a run of digits inside a pseudonym and a submission id were masked in validation
+    output, the quarantine record and status. Python and the SQL of intake failures mask alike."""
+    from detectors.scoring import mask_identifiers
+    from pipelines.validation import _MACROS, masked_sql
+
+    assert mask_identifiers(text) == shown
+    con = duckdb.connect()
+    con.execute(_MACROS)
+    assert con.execute(f"SELECT {masked_sql('v')} FROM (SELECT ? AS v)", [text]).fetchone()[0] == shown
