@@ -9,6 +9,7 @@ plus `decided_at`. Decisions come only through casework.dispositions.decisions_f
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import polars as pl
@@ -47,10 +48,15 @@ def labels_frame(con, cw, banks: list[str] | None = None) -> tuple[pl.DataFrame,
 def write_labels(con, cw, out: str | Path, banks: list[str] | None = None) -> dict:
     """Write the labels (CSV, or Parquet for a .parquet name) as a private file; returns the counts."""
     lab, skipped = labels_frame(con, cw, banks)
-    path = store.private_file(out)
-    if str(out).endswith(".parquet"):
-        lab.write_parquet(path)
-    else:
-        lab.write_csv(path)
+    out = Path(out)
+    part = store.private_file(out.with_name(f".{out.name}.part"))  # written whole, then renamed: never half a file
+    try:
+        if out.suffix.lower() == ".parquet":
+            lab.write_parquet(part)
+        else:
+            lab.write_csv(part)
+        os.replace(part, out)
+    finally:
+        part.unlink(missing_ok=True)
     positives = int((lab["typology"] != "none").sum())
     return {"positives": positives, "negatives": lab.height - positives, "skipped": skipped}

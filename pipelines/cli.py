@@ -811,7 +811,7 @@ def add_tuning_commands(command) -> None:
 
     s = command("labels", "write investigators' decisions as a labels file that `evaluate` reads", cmd_labels)
     s.add_argument("--db", required=True, help="an existing, scored store")
-    s.add_argument("--out", required=True, help="labels.csv or labels.parquet")
+    s.add_argument("--out", type=_table_file, required=True, help="labels.csv or labels.parquet")
     s.add_argument("--bank", action="append", help="only this bank's decisions (repeatable)")
 
     s = command("rerank", "fit the re-ranker on investigators' decisions and save it beside the anomaly model", cmd_rerank)
@@ -1057,7 +1057,7 @@ def build_parser() -> _Parser:
 
     s = command("identities", "invent a complete identities file for a synthetic store (tests, demo)", cmd_identities)
     s.add_argument("--db", required=True, help="an existing store with accounts")
-    s.add_argument("--out", required=True, help="the identities file to write (CSV or Parquet)")
+    s.add_argument("--out", type=_table_file, required=True, help="the identities file to write (CSV or Parquet)")
 
     s = command("serve", "the investigators' review page: queue, alerts, decisions, audit, exports", cmd_serve)
     s.add_argument("--db", required=True, help="an existing, scored store")
@@ -1131,6 +1131,16 @@ def _out_folder(text: str) -> str:
     score used to finish, store its alerts, then fail writing alerts.parquet under a file)."""
     if Path(text).exists() and not Path(text).is_dir():
         raise argparse.ArgumentTypeError(f"{text} is a file, not a folder")
+    return text
+
+
+def _table_file(text: str) -> str:
+    """A table file a command writes: a .csv or .parquet name and not a folder. Anything else could be the store or the
+    casework database (`labels --out s.duckdb` replaced the store with a CSV), or a format the writer does not make."""
+    if Path(text).suffix.lower() not in (".csv", ".parquet"):
+        raise argparse.ArgumentTypeError(f"{text} is not a .csv or .parquet file name")
+    if Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder, not a file")
     return text
 
 

@@ -99,7 +99,7 @@ def write_identities(db_path: str | Path, out: str | Path) -> Path:
             SELECT pseudonymous_id, account, account_name, '0.00', '2026-09-30', '-', 'B', NULL, 'XTRNXX2A',
                    NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
             FROM ext
-        ) TO '{out}' (FORMAT {"parquet" if out.suffix == ".parquet" else "csv"})""")
+        ) TO '{str(out).replace("'", "''")}' (FORMAT {"parquet" if out.suffix.lower() == ".parquet" else "csv"})""")  # COPY binds no path
     finally:
         con.close()
     return out

@@ -3,6 +3,7 @@
 import hashlib
 import json
 import re
+from pathlib import Path
 from datetime import date, datetime, timezone
 
 import numpy as np
@@ -174,6 +175,22 @@ def test_labels_round_trip_through_evaluate(decided, tmp_path):
     assert m["alerts_not_in_labels"] == res.alerts.height - 5
     assert main(["labels", "--db", str(db), "--out", str(tmp_path / "l.parquet")]) == 0
     assert pl.read_parquet(tmp_path / "l.parquet").height == 5
+
+
+def test_labels_never_write_over_the_store_or_the_casework_database(decided, tmp_path, capsys):
+    """Found by a hostile-input sweep: `labels --out s.duckdb` replaced the store with an 828-byte CSV (exit 0), and
+    any name but .parquet got CSV. Only a .csv or .parquet name is taken; the file appears whole or not at all."""
+    root, db, res, ids = decided
+    before = {p: p.read_bytes() for p in (db, Path(f"{db}.casework.sqlite"))}
+    for out in (db, Path(f"{db}.casework.sqlite"), tmp_path / "labels.xlsx", tmp_path):
+        with pytest.raises(SystemExit) as e:
+            main(["labels", "--db", str(db), "--out", str(out)])
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert e.value.code == 2 and str(out) in err and ("not a .csv or .parquet" in err or "is a folder" in err)
+    assert {p: p.read_bytes() for p in before} == before
+    assert main(["labels", "--db", str(db), "--out", str(tmp_path / "L.PARQUET")]) == 0
+    assert pl.read_parquet(tmp_path / "L.PARQUET").height == 5
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no part file left
 
 
 def _tiny_store(path):
