@@ -135,16 +135,19 @@ def _control(ch: str) -> bool:
 
 def clean_note(note: str | None, what: str = "a note") -> str | None:
     """A decision's note as the log keeps it: control characters (NUL and the like) dropped, tabs and line breaks
-    kept; longer than MAX_NOTE is refused with one line."""
+    kept, an IBAN, e-mail address or phone number typed into it masked (the log, exports and FIU packages keep no raw
+    identifier; the page masked them only when showing them); longer than MAX_NOTE is refused with one line."""
+    from detectors.scoring import mask_identifiers
+
     if note is None:
         return None
     note = "".join(ch for ch in note if ch in "\t\n" or not _control(ch))
     if len(note) > MAX_NOTE:
         raise DispositionError(f"{what} is at most {MAX_NOTE:,} characters (this one is {len(note):,})")
-    return note
+    return mask_identifiers(note)
 
 
-def _check_user(user: str | None) -> None:
+def check_user(user: str | None) -> None:
     """The audit log's "who": never blank, never two lines."""
     if not (user or "").strip() or any(_control(ch) for ch in user):
         raise DispositionError("a decision needs a user: a name without control characters")
@@ -162,7 +165,7 @@ def record_disposition(
         raise DispositionError(f"dismissing needs a reason: one of {', '.join(DISMISS_REASONS)}")
     if action == "dismiss" and reason == "other" and not (note or "").strip():
         raise DispositionError("dismissing for 'other' needs a note")
-    _check_user(user)
+    check_user(user)
     if action != "dismiss":
         reason = None  # a dismissal reason on another action would sit in the log as if it were one
     with cw.tx() as c:
@@ -209,6 +212,20 @@ def mark_reported(cw: Casework, alert_id: str, user: str, report_file: str, deta
 FIU_DECISIONS = ("suspicious", "not_suspicious")
 
 
+def known_fiu_typologies(reports: duckdb.DuckDBPyConnection | None = None) -> set[str]:
+    """What a report may be declared suspicious of: the product's typologies, the shipped themes' and those any
+    screening in `reports` has named (an analyst's own themes). A misspelling would otherwise reach the packages."""
+    from casework.fiu.themes import load_themes
+    from schemas.typologies import ANOMALY, TYPOLOGIES
+
+    known = set(TYPOLOGIES) | {ANOMALY} | {t.typology for t in load_themes()[0]}
+    if reports is not None and reports.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'fiu_theme_hits'"
+    ).fetchall()[0][0]:
+        known |= {r[0] for r in reports.execute("SELECT DISTINCT typology FROM fiu_theme_hits WHERE typology IS NOT NULL").fetchall()}
+    return known
+
+
 def record_fiu_decision(
     cw: Casework,
     report_id: str,
@@ -225,7 +242,9 @@ def record_fiu_decision(
     note, typology = clean_note(note), clean_note(typology, "a typology")  # first: control characters are nothing
     if decision == "suspicious" and not (typology or "").strip():
         raise DispositionError("declaring a report suspicious needs a typology")
-    _check_user(user)
+    if (typology or "").strip() and typology not in known_fiu_typologies(reports):
+        raise DispositionError(f"unknown typology {typology!r}; one of {', '.join(sorted(known_fiu_typologies(reports)))}")
+    check_user(user)
     rows = (
         reports.execute("SELECT bank_id, account_id FROM fiu_reports WHERE report_id = ? LIMIT 1", [report_id]).fetchall()
         if reports is not None

@@ -716,12 +716,14 @@ def cmd_fiu_decide(a) -> int:
 
 
 def cmd_disseminate(a) -> int:
+    from casework.dispositions import DispositionError, check_user
     from casework.fiu.disseminate import DisseminationError, disseminate
 
     _store(a.db)
     try:
+        check_user(a.user)  # the audit log's "who", as for decisions
         written = disseminate(a.db, a.out, a.user, a.identities)
-    except DisseminationError as e:
+    except (DisseminationError, DispositionError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if not written:

@@ -1,0 +1,41 @@
+"""What an FIU analyst types into a decision (a note, a typology) and who disseminates: no raw identifier reaches the
+audit log or a package, no unknown typology, no blank or escape-code user."""
+
+import polars as pl
+
+from casework.fiu.disseminate import disseminate
+from casework.fiu.screen import screen
+from pipelines import store
+from pipelines.casework_db import open_casework
+from pipelines.cli import main
+from tests.test_fiu import END, START, planted_and_background
+
+
+
+def test_identifiers_typed_into_fiu_decisions_never_reach_the_log_or_the_package(tmp_path, capsys):
+    """Found by a README walk-through and a hostile-input sweep: a note with a phone number, e-mail address and IBAN
+    went word for word into the audit log, package.json and summary.html; any --typology was taken (a misspelling, or
+    an IBAN, reached the package); disseminate took an empty or escape-code user."""
+    db = tmp_path / "s.duckdb"
+    con = store.connect(db)
+    planted_and_background().store(con)
+    screen(None, START, END, con=con)
+    con.close()
+    decide = ["fiu-decide", "--db", str(db), "--report", "R0000", "--decision", "suspicious", "--user", "fiona"]
+    raw = "paid to NL91ABNA0417164300, mail jan.jansen@example.com tel +31612345678"
+    assert main([*decide, "--typology", "cross_borrder"]) == 2
+    assert "unknown typology 'cross_borrder'; one of" in capsys.readouterr().err
+    assert main([*decide, "--typology", "NL91ABNA0417164300"]) == 2
+    assert "NL91ABNA0417164300" not in capsys.readouterr().err
+    assert main([*decide, "--typology", "cross_border", "--note", raw]) == 0
+    cw = open_casework(db)
+    notes = cw.audit_rows().filter(pl.col("action") == "fiu_suspicious")["note"].to_list()
+    assert notes == ["paid to [masked], mail [masked] tel [masked]"]
+    for user in ("", "\x1b[2J"):
+        assert main(["disseminate", "--db", str(db), "--out", str(tmp_path / "x"), "--user", user]) == 2
+        assert "a decision needs a user" in capsys.readouterr().err
+    out = tmp_path / "out"
+    assert len(disseminate(db, out, "fiona")) == 1
+    text = "".join(p.read_text() for p in out.rglob("*") if p.is_file())
+    assert "paid to [masked]" in text
+    assert not any(v in text for v in ("NL91ABNA", "jan.jansen", "31612345678"))
