@@ -82,9 +82,14 @@ def backtest(
     try:
         as_of = settings.window.as_of
         if against:
-            run = con.execute("SELECT window_end FROM runs WHERE run_id = ? AND outcome = 'ok'", [against]).fetchall()
-            if not run:
-                raise BacktestError(f"no successful run {against} in store {db} (thb-signals status lists the runs)")
+            run = con.execute(
+                "SELECT window_end FROM runs WHERE run_id = ? AND outcome = 'ok' AND kind = 'score'", [against]
+            ).fetchall()
+            if not run:  # a batch run's id names no alerts (they carry its scoring run's id): it compared against nothing
+                raise BacktestError(
+                    f"no successful scoring run {against} in store {db} (thb-signals status lists the runs; "
+                    "for a batch, give the id of the scoring run it started)"
+                )
             as_of = as_of or run[0][0].date()
             before = con.sql(
                 "SELECT bank_id, account_id, score, typology, rules FROM alerts WHERE run_id = ?", params=[against]

@@ -71,6 +71,28 @@ def test_backtest_leaves_every_live_table_identical(decided, tmp_path):
     assert sum(v["after"] for v in r["by_bank"].values()) == r["alerts_after"]
 
 
+def test_backtest_against_a_batch_run_is_refused_not_compared_with_nothing(decided, tmp_path, capsys):
+    """Found by a hostile-input sweep: a batch run's id (its alerts carry its scoring run's id) was taken, and the
+    report said every alert was gained."""
+    import shutil
+
+    root, db, res, ids = decided
+    copy = tmp_path / "s.duckdb"
+    shutil.copy(db, copy)
+    shutil.copy(f"{db}.casework.sqlite", f"{copy}.casework.sqlite")
+    con = store.connect(copy)
+    con.execute(
+        "INSERT INTO runs (run_id, kind, outcome, window_end) SELECT 'batch-1', 'batch', 'ok', window_end FROM runs "
+        "WHERE run_id = ?",
+        [res.run_id],
+    )
+    con.close()
+    cfg = tmp_path / "new.yaml"
+    cfg.write_text("budget:\n  share: 0.03\n")
+    assert main(["backtest", "--db", str(copy), "--config", str(cfg), "--against", "batch-1"]) == 2
+    assert "no successful scoring run batch-1" in capsys.readouterr().err
+
+
 def test_backtest_counts_lost_escalations_and_dropped_dismissals(decided):
     """A config that raises nothing loses every decided account, counted by what was decided."""
     root, db, res, ids = decided
