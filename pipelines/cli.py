@@ -242,6 +242,8 @@ def _new_store_ok(db: str) -> None:
 
 
 def cmd_pseudonymise(a) -> int:
+    import json
+
     from pipelines.pseudonymise import pseudonymise
 
     _folder(a.raw_dir, "raw extract folder")
@@ -251,6 +253,16 @@ def cmd_pseudonymise(a) -> int:
     rows = pseudonymise(a.raw_dir, a.out_dir, a.key_file)
     for name, n in rows.items():
         print(f"{name}: {n} rows pseudonymised -> {Path(a.out_dir) / name}")
+    manifest = Path(a.out_dir) / "manifest.json"
+    if manifest.exists():
+        m = json.loads(manifest.read_text(encoding="utf-8"))
+        came = "as in the raw folder's" if (Path(a.raw_dir) / "manifest.json").exists() else "from the data"
+        print(f"manifest.json: bank {m['bank_id']}, period {m['period_start']}..{m['period_end']} ({came}) -> {manifest}")
+    else:
+        print(
+            "no manifest.json written: the raw folder has none and the files do not hold exactly one bank with booking "
+            "times; write one (docs/contract.md) or submit with --no-manifest"
+        )
     return 0
 
 

@@ -139,4 +139,34 @@ def pseudonymise(raw_dir: str | Path, out_dir: str | Path, key_file: str | Path)
     if manifest.exists():
         m = json.loads(manifest.read_text(encoding="utf-8"))
         write_manifest(out_dir, m.get("bank_id"), m.get("period_start"), m.get("period_end"), rows, key_id(key))
+    else:
+        found = manifest_from_data(out_dir, rows)
+        if found:
+            write_manifest(out_dir, *found, rows, key_id(key))
     return rows
+
+
+def manifest_from_data(out_dir: Path, rows: dict[str, int]) -> tuple[str, str, str] | None:
+    """(bank_id, first day, last day) of a pseudonymised extract whose raw folder had no manifest: its one bank and the
+    Dutch calendar days of its first and last booking, as a bank would write them. None when the files hold several
+    banks or no readable booking time: the bank then writes the manifest itself (docs/contract.md)."""
+    tx = [out_dir / n for n in rows if n.startswith("transactions.")]
+    if not tx:
+        return None
+    reader = "read_parquet($f)" if tx[0].suffix == ".parquet" else "read_csv($f, header=true, all_varchar=true)"
+    con = duckdb.connect()
+    try:
+        banks, first, last = con.execute(
+            f"""SELECT list(DISTINCT CAST(bank_id AS VARCHAR)),
+                       min(CAST(timezone('Europe/Amsterdam', TRY_CAST(booked_at AS TIMESTAMPTZ)) AS DATE)),
+                       max(CAST(timezone('Europe/Amsterdam', TRY_CAST(booked_at AS TIMESTAMPTZ)) AS DATE))
+                FROM {reader}""",
+            {"f": str(tx[0])},
+        ).fetchall()[0]
+    except duckdb.Error:
+        return None
+    finally:
+        con.close()
+    if len(banks or []) != 1 or banks[0] is None or first is None:
+        return None
+    return banks[0], first.isoformat(), last.isoformat()

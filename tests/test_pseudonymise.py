@@ -66,3 +66,25 @@ def test_an_unreadable_raw_file_is_one_line_without_its_raw_content(tmp_path, ca
     assert "transactions.csv: cannot be read, nothing written for it" in err
     assert "NL91ABNA" not in err and "jan@example.com" not in err
     assert not (tmp_path / "out" / "transactions.csv").exists()
+
+
+def test_a_raw_folder_without_a_manifest_gets_one_from_its_data(tmp_path, capsys):
+    """Found by a README walk-through: the README says pseudonymise writes a valid manifest, but it wrote one only when
+    the raw folder had one, and the default intake then refused the folder. The bank and period now come from the
+    data (one bank, the Dutch days of the first and last booking); with several banks it says why there is none."""
+    key = tmp_path / "k"
+    key.write_text("partners-shared-key-0001")
+    raw = _raw(tmp_path)
+    assert main(["pseudonymise", str(raw), str(tmp_path / "out"), "--key-file", str(key)]) == 0
+    said = capsys.readouterr().out
+    tx = pl.read_csv(raw / "transactions.csv", infer_schema=False)
+    days = tx["booked_at"].str.to_datetime(time_zone="UTC").dt.convert_time_zone("Europe/Amsterdam").dt.date()
+    assert f"manifest.json: bank BANK_A, period {days.min()}..{days.max()} (from the data)" in said
+    assert validate(tmp_path / "out", require_manifest=True).fault is None
+    two = tmp_path / "two"
+    two.mkdir()
+    tx.with_columns(pl.when(pl.int_range(pl.len()) == 3).then(pl.lit("BANK_B")).otherwise("bank_id").alias("bank_id")).write_csv(
+        two / "transactions.csv"
+    )
+    assert main(["pseudonymise", str(two), str(tmp_path / "out2"), "--key-file", str(key)]) == 0
+    assert "no manifest.json written" in capsys.readouterr().out and not (tmp_path / "out2" / "manifest.json").exists()
