@@ -131,3 +131,23 @@ def test_running_phone_plans_are_not_new_credit(tmp_path):
     _, _ = cd01_telecom(b, False)
     hits = run_rules(b.write(tmp_path / "s.duckdb"))
     assert fired(hits, "CD_YOUNG_NEW_CREDIT", "v").height == 0 and fired(hits, "CD01_TELECOM_BURST", "v").height == 0
+
+
+def test_a_banks_first_short_extract_does_not_make_every_running_plan_new(tmp_path):
+    """Found by a README walk-through: with a bank's first 40-day extract under the 90-day window, a contract was
+    judged from the window's start, 50 days before the bank's first booking, so every running plan's first bill was
+    new and CD01_TELECOM_BURST fired on 30% of accounts. Its history now starts at the bank's first booking; two
+    providers first billed 35 days and more after it are still a burst."""
+    from tests.book import Book
+    from tests.rule_cases import fired, run_rules
+
+    b = Book()  # its filler books at BANK_A from day 0; BANK_S's extract starts on day 50
+    b.account("v", age=20, bank="BANK_S")  # near miss: the family's plans, billed from the extract's first days
+    b.account("w", age=20, bank="BANK_S")  # must fire: two providers first billed late in the extract
+    for i, telco in enumerate(["KPN", "Vodafone"]):
+        for day in (50 + 3 * i, 80 + 3 * i):
+            b.tx("v", day, 6, "debit", 60, "direct_debit", cp=f"dd-{telco}", cptype="business", name=telco, mcc="4814")
+        b.tx("w", 86 + 2 * i, 6, "debit", 60, "direct_debit", cp=f"dd-{telco}", cptype="business", name=telco, mcc="4814")
+    hits = run_rules(b.write(tmp_path / "s.duckdb"))
+    assert fired(hits, "CD01_TELECOM_BURST", "v").height == 0
+    assert fired(hits, "CD01_TELECOM_BURST", "w").height == 1

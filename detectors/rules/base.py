@@ -62,13 +62,17 @@ SHARED_TABLES: dict[str, str] = {
     "win_telecom_firsts": """
         WITH d AS (SELECT bank_id, account_id, counterparty_id, min(day) AS first_day, arg_min(txn_id, (day, txn_id)) AS txn_id
                    FROM win_tx WHERE NOT is_in AND channel = 'direct_debit' AND category = 'telecom' GROUP BY ALL),
-             -- since: the account's first booking if it lies before the window, else the window's start. Only bookings
-             -- before the window can be earlier than the start (every account of d books in it), so only those are read.
+             -- since: the account's first booking if it lies before the window, else the window's start, or the bank's
+             -- first booking in the store where that is later (a bank's first 40-day extract under a 90-day window: every
+             -- running contract's first bill looked new, and the rule fired on 30% of accounts). Only bookings before the
+             -- window can be earlier than the start (every account of d books in it), so only those are read per account.
              before AS (SELECT bank_id, account_id, min(booked_at) AS first_at FROM transactions SEMI JOIN d USING (bank_id, account_id)
                         WHERE booked_at <= getvariable('window_end') - INTERVAL {days} DAY GROUP BY ALL),
-             hist AS (SELECT DISTINCT d.bank_id, d.account_id, CAST(timezone('Europe/Amsterdam',
-                                 coalesce(b.first_at, getvariable('window_end') - INTERVAL {days} DAY)) AS DATE) AS since
-                      FROM d LEFT JOIN before b USING (bank_id, account_id)),
+             horizon AS (SELECT bank_id, min(booked_at) AS first_at FROM transactions
+                         WHERE bank_id IN (SELECT DISTINCT bank_id FROM d) GROUP BY ALL),
+             hist AS (SELECT DISTINCT d.bank_id, d.account_id, CAST(timezone('Europe/Amsterdam', coalesce(b.first_at,
+                                 greatest(getvariable('window_end') - INTERVAL {days} DAY, h.first_at))) AS DATE) AS since
+                      FROM d LEFT JOIN before b USING (bank_id, account_id) LEFT JOIN horizon h USING (bank_id)),
              prior AS (SELECT DISTINCT bank_id, account_id, counterparty_id FROM transactions SEMI JOIN d USING (bank_id, account_id, counterparty_id)
                        WHERE booked_at <= getvariable('window_end') - INTERVAL {days} DAY)
         SELECT d.*, hist.since, prior.account_id IS NOT NULL AS paid_before
