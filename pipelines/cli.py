@@ -1192,6 +1192,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"thb-signals {a.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `thb-signals rules | head`: the reader has what it wanted; nothing more to say
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's flush at exit would fail again
+        except OSError:
+            pass
+        return 0
     except Exception as e:
         line = None if a.debug else _user_error(e)
         if line is None:

@@ -362,3 +362,19 @@ def test_a_config_nested_too_deeply_is_one_line(tmp_path, capsys):
     store_with(tmp_path, "CREATE TABLE t (x INTEGER)")
     assert main(["purge", "--db", str(db), "--config", str(cfg), "--dry-run"]) == 2
     one_line_error(capsys, "nested too deeply")
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly(monkeypatch, capsys):
+    """Found by a README walk-through: `thb-signals rules | head` printed "error: [Errno 32] Broken pipe"."""
+    import io
+
+    class Closed(io.StringIO):
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def fileno(self):
+            raise io.UnsupportedOperation("no file")
+
+    monkeypatch.setattr("sys.stdout", Closed())
+    assert main(["rules"]) == 0
+    assert capsys.readouterr().err == ""
