@@ -272,6 +272,157 @@ def test_theme_parameters_are_bound_not_pasted(tmp_path):
         run_theme(con, load_theme(p), START, END)
 
 
+# ---- hostile theme files (a sweep found each of these) ---------------------------------------------------------------------
+
+CASINO_SQL = "SELECT account_id AS subject_id, report_id FROM fiu_period WHERE entity_kind = 'casino' AND amount_eur >= $min_eur"
+
+
+def _theme_file(folder, name: str, sql: str | None = None, extra: str = "", theme_id: str | None = None):
+    text = GOOD if sql is None else GOOD.replace(f"sql: {CASINO_SQL}", f"sql: {sql}")
+    if theme_id:
+        text = text.replace("id: big_casino_cash", f"id: {theme_id}")
+    folder.mkdir(exist_ok=True)
+    (folder / name).write_text(text + extra)
+    return folder / name
+
+
+def _screen_store(tmp_path):
+    r = Reports()
+    r.add("CASINO_HC", "gambler", "credit", 9000, "other")
+    case_collector(r, True)
+    db = tmp_path / "s.duckdb"
+    con = store.connect(db)
+    r.store(con)
+    con.close()
+    return db
+
+
+@pytest.mark.parametrize(
+    "sql, named",
+    [
+        ("SELECT column0 AS subject_id, column0 AS report_id FROM read_csv('/etc/passwd', header=false)", "read_csv"),
+        ("SELECT * FROM read_csv_auto('/etc/passwd')", "read_csv_auto"),
+        ("SELECT * FROM '/etc/passwd.csv'", "/etc/passwd.csv"),
+        ("SELECT * FROM 'https://example.org/x.parquet'", "https://example.org/x.parquet"),
+        ("SELECT * FROM fiu_period WHERE report_id IN (SELECT content FROM read_text('/etc/passwd'))", "read_text"),
+        ("SELECT * FROM glob('/etc/*')", "glob"),
+        ("SELECT * FROM sniff_csv('/etc/passwd')", "sniff_csv"),
+        ("SELECT * FROM query('SELECT 1')", "query"),
+        ("SELECT * FROM fiu_reports", "fiu_reports"),
+        ("SELECT * FROM (WITH x AS (SELECT 1) SELECT * FROM x), x", "'x'"),  # a WITH name used outside its scope
+        ("SUMMARIZE '/etc/passwd.csv'", "SUMMARIZE"),
+        ("SELECT read_text('/etc/passwd') AS subject_id, report_id FROM fiu_period", "read_text"),
+    ],
+)
+def test_theme_reaching_files_urls_or_other_tables_is_refused_at_load(tmp_path, sql, named):
+    _theme_file(tmp_path, "t.yaml", sql.replace("'", "''").join("''"))
+    themes, problems = load_themes([tmp_path])
+    assert len(themes) == 7 and len(problems) == 1
+    assert str(tmp_path / "t.yaml") in problems[0] and named in problems[0] and "\n" not in problems[0]
+
+
+def test_theme_sql_reaches_no_file_even_past_the_load_check(tmp_path):
+    secret = tmp_path / "secret.csv"
+    secret.write_text("subject_id,report_id\nleak,leak\n")
+    r = Reports()
+    r.add("CASINO_HC", "gambler", "credit", 9000, "other")
+    con = r.store(_memory_store())
+    create_period_view(con, START, END)
+    for sql in (f"SELECT * FROM read_csv('{secret}')", f"SELECT * FROM '{secret}'", "SELECT * FROM fiu_reports"):
+        theme = load_theme(_theme_file(tmp_path, "ok.yaml"))
+        theme.sql = sql  # as if the load check had missed it: it runs where no file or store table is reachable
+        with pytest.raises(ThemeError):
+            run_theme(con, theme, START, END)
+    assert con.execute("SELECT current_setting('enable_external_access')").fetchall()[0][0] is True  # the store's is untouched
+
+
+def test_screen_reports_a_file_reading_theme_and_stores_nothing_of_the_file(tmp_path, capsys):
+    folder = tmp_path / "my_themes"
+    _theme_file(folder, "casino.yaml")
+    sql = "SELECT column0 AS subject_id, column0 AS report_id FROM read_csv('/etc/passwd', header=false, sep='\t')"
+    _theme_file(folder, "passwd.yaml", '"' + sql + '"', theme_id="passwd_read")
+    db = _screen_store(tmp_path)
+    rc = main(["screen", "--db", str(db), "--period", "2026-09-01..2026-09-30", "--themes", str(folder)])
+    err = capsys.readouterr().err
+    assert rc == 1 and [x for x in err.splitlines() if "passwd.yaml" in x and "read_csv" in x]
+    con = store.connect(db, read_only=True)
+    assert con.execute("SELECT count(*) FROM fiu_theme_hits WHERE theme_id = 'passwd_read'").fetchall()[0][0] == 0
+    assert con.execute("SELECT count(*) FROM fiu_theme_hits WHERE theme_id = 'big_casino_cash'").fetchall()[0][0] == 1
+
+
+@pytest.mark.parametrize("value", ['"false"', "'no'", "0", "null", "[false]"])
+def test_enabled_must_be_a_yaml_boolean(tmp_path, value):
+    _theme_file(tmp_path, "t.yaml", extra=f"enabled: {value}\n")
+    themes, problems = load_themes([tmp_path])
+    assert "big_casino_cash" not in {t.id for t in themes}
+    assert len(problems) == 1 and str(tmp_path / "t.yaml") in problems[0] and "enabled" in problems[0]
+
+
+def test_enabled_false_switches_a_theme_off(tmp_path):
+    _theme_file(tmp_path, "t.yaml", extra="enabled: false\n")
+    themes, problems = load_themes([tmp_path])
+    assert problems == [] and {t.id: t.enabled for t in themes}["big_casino_cash"] is False
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        CASINO_SQL + ";",
+        CASINO_SQL + " ;  ;",
+        CASINO_SQL + " -- the big ones",
+        CASINO_SQL + "; -- the big ones",
+        CASINO_SQL + " -- at least $min_eur, no $max_eur",  # a $name in a comment is no parameter
+        "|\n  " + CASINO_SQL + " -- the big ones\n  -- and a last line\n",
+        "|\n  " + CASINO_SQL + ";\n",
+    ],
+)
+def test_theme_sql_may_end_in_a_semicolon_or_a_line_comment(tmp_path, sql):
+    r = Reports()
+    r.add("CASINO_HC", "gambler", "credit", 9000, "other")
+    r.add("CASINO_HC", "small", "credit", 900, "other")
+    con = r.store(_memory_store())
+    create_period_view(con, START, END)
+    theme = load_theme(_theme_file(tmp_path, "t.yaml", sql))
+    assert run_theme(con, theme, START, END)["subject_id"].to_list() == ["gambler"]
+
+
+def test_theme_returning_a_list_is_reported_and_the_others_run(tmp_path, capsys):
+    folder = tmp_path / "my_themes"
+    _theme_file(folder, "casino.yaml")
+    _theme_file(folder, "list.yaml", "SELECT [account_id] AS subject_id, report_id FROM fiu_period", theme_id="list_theme")
+    db = _screen_store(tmp_path)
+    rc = main(
+        ["screen", "--db", str(db), "--period", "2026-09-01..2026-09-30", "--themes", str(folder), "--out", str(tmp_path / "o")]
+    )
+    err = capsys.readouterr().err
+    assert rc == 1
+    lines = [x for x in err.splitlines() if "list_theme" in x]
+    assert len(lines) == 1 and "list.yaml" in lines[0] and "subject_id must be text" in lines[0]
+    subj = pl.read_parquet(tmp_path / "o" / "fiu_subjects.parquet")
+    themes = dict(zip(subj["subject_id"], subj["themes"].to_list()))
+    assert themes["gambler"] == ["big_casino_cash"] and themes["recv"] == ["victims_collector_multi_entity"]
+
+
+def test_unreadable_theme_files_are_reported_and_the_others_load(tmp_path, capsys):
+    folder = tmp_path / "my_themes"
+    _theme_file(folder, "casino.yaml")
+    (folder / "t.yaml").mkdir()  # a folder named like a theme file
+    (folder / "deep.yaml").write_text("id: " + "[" * 5000 + "]" * 5000 + "\n")
+    (folder / "date.yaml").write_text(GOOD.replace("id: big_casino_cash", "id: 2026-02-30"))  # a YAML date that is none
+    themes, problems = load_themes([folder])
+    assert "big_casino_cash" in {t.id for t in themes} and len(themes) == 8
+    assert len(problems) == 3 and all(p.startswith("theme file ") and "\n" not in p for p in problems)
+    by_file = {name: [p for p in problems if str(folder / name) in p] for name in ("t.yaml", "deep.yaml", "date.yaml")}
+    assert all(len(v) == 1 for v in by_file.values())
+    assert "nested too deeply" in by_file["deep.yaml"][0]
+    assert main(["themes", "--themes", str(folder)]) == 1  # not a traceback, not exit 2
+    out, err = capsys.readouterr()
+    assert "big_casino_cash" in out and len([x for x in err.splitlines() if x.startswith("not loaded:")]) == 3
+    db = _screen_store(tmp_path)
+    assert main(["screen", "--db", str(db), "--period", "2026-09-01..2026-09-30", "--themes", str(folder)]) == 1
+    assert "8 themes run" in capsys.readouterr().out
+
+
 def test_period_must_be_two_dates():
     assert parse_period("2026-09-01..2026-09-30") == (START, END)
     for bad in ("2026-09", "2026-09-30..2026-09-01", "x..y"):

@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from casework.fiu.themes import Theme, ThemeError, create_period_view, load_themes, run_theme
+from casework.fiu.themes import Theme, ThemeError, create_period_view, load_themes, run_theme, sandbox
 from pipelines import store
 from pipelines.casework_db import open_casework
 
@@ -177,14 +177,18 @@ def screen(
         n_reports = create_period_view(con, period_start, period_end)
         screen_id = f"screen-{datetime.now(timezone.utc):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:6]}"
         frames, ran = [], []
-        for t in themes:
-            try:
-                df = run_theme(con, t, period_start, period_end)
-            except ThemeError as e:
-                problems.append(f"theme {t.id} ({Path(t.path).name}): {e}")
-                continue
-            ran.append(t.id)
-            frames.append(df.with_columns(pl.lit(t.id).alias("theme_id"), pl.lit(t.typology).alias("typology")))
+        box = sandbox(con)  # themes run apart from the store, on a copy of fiu_period: no files, URLs or other tables
+        try:
+            for t in themes:
+                try:
+                    df = run_theme(box, t, period_start, period_end)
+                except ThemeError as e:
+                    problems.append(f"theme {t.id} ({Path(t.path).name}): {e}")
+                    continue
+                ran.append(t.id)
+                frames.append(df.with_columns(pl.lit(t.id).alias("theme_id"), pl.lit(t.typology).alias("typology")))
+        finally:
+            box.close()
         hits = (
             pl.concat(frames)
             if frames

@@ -4,6 +4,10 @@ A theme is data, not code: analysts add one by dropping a YAML file in a folder 
 view `fiu_period` (the reports of the period, with `entity_kind` and the subject's `birth_year`) and returns at least
 `subject_id` and `report_id`. Parameters are bound as `$name` (never pasted into the SQL), and so are `$period_start`
 and `$period_end`. A theme whose SQL fails is reported in one line and the others still run.
+
+A theme reaches nothing but `fiu_period`: load_theme refuses SQL that names another table, a file or URL (`FROM 'x.csv'`)
+or a table function (read_csv, glob, query, ...), and run_theme runs it in a separate in-memory DuckDB holding only a
+copy of `fiu_period`, with external access off, so whatever the check misses still reaches no file, URL or store table.
 """
 
 from __future__ import annotations
@@ -21,8 +25,13 @@ import yaml
 SHIPPED = Path(__file__).resolve().parent / "themes"
 REQUIRED = ("id", "name", "typology", "indicators", "sql")
 RE_ID = re.compile(r"^[a-z][a-z0-9_]{2,60}$")
-RE_PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 RE_INDICATOR = re.compile(r"^(SE|LE|CE|CD|XB|ML|KYC)-\d{2}$")
+# Table functions that only make rows (no file, URL, catalog or SQL string behind them); every other one is refused.
+PURE_TABLE_FUNCTIONS = {"range", "generate_series", "unnest"}
+# Names of functions that read files or run SQL text, refused wherever they are called (an extension may add scalar ones).
+RE_READER = re.compile(r"^(read_|glob$|sniff_|parquet_|.*_scan$|query(_table)?$|json_execute_serialized_sql$)", re.IGNORECASE)
+# Id types of a subject_id or report_id column that read as an id once cast to text; a list or struct does not.
+ID_TYPES = set("varchar null tinyint smallint integer bigint hugeint utinyint usmallint uinteger ubigint uhugeint".split())
 
 # Kind of obliged entity from the reporting-entity id's prefix (the FIU's register of reporting entities, in short).
 ENTITY_KINDS = {
@@ -54,9 +63,10 @@ class Theme:
     path: str = ""
 
     def bound(self, period_start: date, period_end: date) -> dict:
-        """The parameters the SQL names (DuckDB refuses unused ones), with the period."""
+        """The parameters the SQL names (DuckDB refuses unused ones), with the period. Read from the parse tree: a `$x`
+        in a comment or a string is no parameter."""
         values = {**self.parameters, "period_start": period_start, "period_end": period_end}
-        names = set(RE_PARAM.findall(self.sql))
+        names = _param_names(_parse_tree(self.sql))
         missing = sorted(names - set(values))
         if missing:
             raise ThemeError(f"SQL names ${', $'.join(missing)} but parameters has no such value")
@@ -70,10 +80,15 @@ def _check_param(theme_id: str, name: str, value) -> None:
         raise ThemeError(f"parameter {name!r} must be a number, a string or a list of them")
 
 
-def _writes(sql: str) -> bool:
+def _parse_tree(sql: str) -> dict:
+    """DuckDB's own parse tree of the SQL (json_serialize_sql), for the checks below: no regex guesses at SQL."""
+    with duckdb.connect() as con:
+        return json.loads(con.execute("SELECT json_serialize_sql(?)", [sql]).fetchall()[0][0])
+
+
+def _writes(tree: dict) -> bool:
     """True when a SELECT holds a data-changing part (`WITH d AS (DELETE ... RETURNING ...) SELECT ...` is a SELECT to
     DuckDB's statement type): any DELETE, INSERT, UPDATE or MERGE node in its parse tree."""
-    tree = json.loads(duckdb.connect().execute("SELECT json_serialize_sql(?)", [sql]).fetchone()[0])
     todo = [tree]
     while todo:
         node = todo.pop()
@@ -86,10 +101,88 @@ def _writes(sql: str) -> bool:
     return False
 
 
-def load_theme(path: Path) -> Theme:
+def _param_names(tree: dict) -> set[str]:
+    names, todo = set(), [tree]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, dict):
+            if node.get("class") == "PARAMETER":
+                names.add(str(node.get("identifier")))
+            todo.extend(node.values())
+        elif isinstance(node, list):
+            todo.extend(node)
+    return names
+
+
+def _reaches(tree: dict) -> str | None:
+    """What the SQL reads besides `fiu_period` and its own WITH tables, or None. A table name may be a file or URL to
+    DuckDB (`FROM '/etc/passwd.csv'`), so every table is checked against the WITH names in scope where it is used."""
+    todo = [(tree, frozenset({"fiu_period"}))]
+    while todo:
+        node, names = todo.pop()
+        if isinstance(node, list):
+            todo.extend((n, names) for n in node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        ctes = node.get("cte_map")
+        if isinstance(ctes, dict):  # a WITH name is visible in its own query, the later ones and below, not beside it
+            seen = names
+            for cte in [c for c in ctes.get("map") or [] if isinstance(c, dict)]:
+                seen = seen | {str(cte.get("key", "")).lower()}
+                todo.append((cte.get("value"), seen))
+            node, names = {k: v for k, v in node.items() if k != "cte_map"}, seen
+        kind = node.get("type")
+        if kind == "BASE_TABLE":
+            path = ".".join(str(p) for p in (node.get("qualified_name") or {}).get("path") or [node.get("table_name")])
+            if node.get("catalog_name") or node.get("schema_name") or str(node.get("table_name", "")).lower() not in names:
+                return f"reads {path!r}"
+        elif kind == "TABLE_FUNCTION":
+            fn = node.get("function") or {}
+            name = str(fn.get("function_name", ""))
+            if fn.get("catalog") or fn.get("schema") or name.lower() not in PURE_TABLE_FUNCTIONS:
+                return f"calls the table function {name}()"
+        elif kind == "SHOW_REF":
+            return "uses SHOW, DESCRIBE or SUMMARIZE"
+        elif node.get("class") == "FUNCTION" and RE_READER.match(str(node.get("function_name", ""))):
+            return f"calls {node['function_name']}()"
+        todo.extend((v, names) for v in node.values())
+    return None
+
+
+def _check_sql(sql: str) -> None:
+    """One SELECT that changes nothing and reads only `fiu_period` (it runs where screen writes its results)."""
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        kinds = [st.type for st in duckdb.extract_statements(sql)]
+    except duckdb.Error as e:
+        raise ThemeError(f"sql does not parse: {str(e).splitlines()[0]}") from None
+    tree = _parse_tree(sql) if kinds == [duckdb.StatementType.SELECT] else {}
+    if not tree or tree.get("error") or _writes(tree):
+        raise ThemeError("sql must be one SELECT statement: a theme reads the reports, it never changes the store")
+    reach = _reaches(tree)
+    if reach:
+        raise ThemeError(f"sql {reach}: a theme reads only fiu_period and its own WITH tables, never files, URLs or other tables")
+
+
+def load_theme(path: Path) -> Theme:
+    """The theme in one YAML file; anything wrong with it (including a folder or an unreadable file by that name) is a
+    ThemeError of one line, so load_themes can report it and load the others."""
+    try:
+        return _load_theme(path)
+    except RecursionError:
+        raise ThemeError("nested too deeply to read") from None
+
+
+def _load_theme(path: Path) -> Theme:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ThemeError(f"not readable YAML: {str(e).splitlines()[0]}") from None
+    except OSError as e:
+        raise ThemeError(f"cannot be read: {e.strerror or e}") from None
+    try:
+        doc = yaml.safe_load(text)
+    except (yaml.YAMLError, ValueError) as e:  # ValueError: a YAML date that is no date (2026-02-30)
         raise ThemeError(f"not readable YAML: {str(e).splitlines()[0]}") from None
     if not isinstance(doc, dict):
         raise ThemeError("not a mapping of theme fields")
@@ -102,12 +195,10 @@ def load_theme(path: Path) -> Theme:
     bad = [i for i in inds if not RE_INDICATOR.match(str(i))]
     if bad:
         raise ThemeError(f"indicator(s) {', '.join(map(str, bad))} are not ids from the indicator catalogue (e.g. SE-08)")
-    try:  # a theme reads the reports; it must never change the store (it runs where screen writes its results)
-        kinds = [st.type for st in duckdb.extract_statements(str(doc["sql"]))]
-    except duckdb.Error as e:
-        raise ThemeError(f"sql does not parse: {str(e).splitlines()[0]}") from None
-    if kinds != [duckdb.StatementType.SELECT] or _writes(str(doc["sql"])):
-        raise ThemeError("sql must be one SELECT statement: a theme reads the reports, it never changes the store")
+    _check_sql(str(doc["sql"]))
+    enabled = doc.get("enabled", True)
+    if not isinstance(enabled, bool):  # bool("false") is True: a quoted false would still run
+        raise ThemeError(f"enabled must be true or false (unquoted), not {enabled!r}")
     params = doc.get("parameters") or {}
     if not isinstance(params, dict):
         raise ThemeError("parameters must be a mapping of name: value")
@@ -121,7 +212,7 @@ def load_theme(path: Path) -> Theme:
         sql=str(doc["sql"]),
         parameters=params,
         description=str(doc.get("description") or "").strip(),
-        enabled=bool(doc.get("enabled", True)),
+        enabled=enabled,
         path=str(path),
     )
 
@@ -165,14 +256,67 @@ def create_period_view(con: duckdb.DuckDBPyConnection, period_start: date, perio
     return con.execute("SELECT count(*) FROM fiu_period").fetchall()[0][0]
 
 
-def run_theme(con: duckdb.DuckDBPyConnection, theme: Theme, period_start: date, period_end: date) -> pl.DataFrame:
-    """One theme over `fiu_period`: distinct (subject_id, report_id). Raises ThemeError with DuckDB's first line."""
+def sandbox(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """A new in-memory DuckDB holding only a copy of `con`'s `fiu_period`, with external access off: theme SQL run there
+    reaches no file, URL, extension or store table. Its own database, because DuckDB cannot switch external access back
+    on, and the store's connection goes on to write results and publish."""
+    settings = dict(
+        con.execute("SELECT name, value FROM duckdb_settings() WHERE name IN ('TimeZone', 'memory_limit')").fetchall()
+    )
+    box = duckdb.connect(
+        ":memory:",
+        config={"enable_external_access": False, "autoinstall_known_extensions": False, "autoload_known_extensions": False},
+    )
     try:
-        # wrapped: DuckDB refuses a data-changing WITH below the top level, whatever load_theme missed
-        df = con.sql(f"SELECT * FROM ({theme.sql}) AS theme", params=theme.bound(period_start, period_end)).pl()
+        for name, value in settings.items():  # same day boundaries and memory cap as the store's connection
+            box.execute(f"SET {name} = ?", [value])
+        box.register("fiu_period", con.sql("SELECT * FROM fiu_period").to_arrow_table())
+    except BaseException:
+        box.close()
+        raise
+    return box
+
+
+def _closed_off(con: duckdb.DuckDBPyConnection) -> bool:
+    return con.execute("SELECT current_setting('enable_external_access')").fetchall()[0][0] is False
+
+
+def _one_statement(sql: str) -> str:
+    """The SQL without trailing semicolons (and the comments after them), so that it can be wrapped in a subquery."""
+    end = len(sql)
+    for pos, kind in reversed(duckdb.tokenize(sql)):
+        if kind == duckdb.token_type.comment:
+            continue
+        if kind == duckdb.token_type.operator and sql[pos] == ";":
+            end = pos
+            continue
+        break
+    return sql[:end]
+
+
+def run_theme(con: duckdb.DuckDBPyConnection, theme: Theme, period_start: date, period_end: date) -> pl.DataFrame:
+    """One theme over `fiu_period`: distinct (subject_id, report_id). Raises ThemeError with DuckDB's first line.
+    Runs in `con` when it is a sandbox (screen makes one for all themes), else in a sandbox of its own."""
+    box = con if _closed_off(con) else sandbox(con)
+    try:
+        # wrapped on lines of its own (a trailing `-- comment` must not swallow the wrapper); DuckDB also refuses a
+        # data-changing WITH below the top level, whatever load_theme missed
+        rel = box.sql(f"SELECT * FROM (\n{_one_statement(theme.sql)}\n) AS theme", params=theme.bound(period_start, period_end))
+        types = {c: t.id for c, t in zip(rel.columns, rel.types)}
+        missing = [c for c in ("subject_id", "report_id") if c not in types]
+        if missing:
+            raise ThemeError(f"the query returns no {', '.join(missing)} column (it must return subject_id and report_id)")
+        for c in ("subject_id", "report_id"):
+            if types[c] not in ID_TYPES:  # a list would cast to '[...]' text, or abort screening when stored
+                raise ThemeError(f"{c} must be text, not {rel.types[rel.columns.index(c)]}")
+        return (
+            rel.project("CAST(subject_id AS VARCHAR) AS subject_id, CAST(report_id AS VARCHAR) AS report_id")
+            .filter("subject_id IS NOT NULL AND report_id IS NOT NULL")
+            .distinct()
+            .pl()
+        )
     except duckdb.Error as e:
         raise ThemeError(str(e).splitlines()[0]) from None
-    missing = [c for c in ("subject_id", "report_id") if c not in df.columns]
-    if missing:
-        raise ThemeError(f"the query returns no {', '.join(missing)} column (it must return subject_id and report_id)")
-    return df.select(pl.col("subject_id").cast(pl.Utf8), pl.col("report_id").cast(pl.Utf8)).drop_nulls().unique()
+    finally:
+        if box is not con:
+            box.close()
