@@ -6,6 +6,7 @@ may hand the casework logs' purge functions to pipelines/purge.py.
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 
@@ -43,7 +44,9 @@ def cmd_purge(a) -> int:
     if ahead and not a.dry_run:
         # a purge dated ahead deletes now what the law keeps until then (escalated alerts, the decision log)
         raise UsageError(f"--as-of {a.as_of[:40]} is in the future; purge as of today or earlier, or add --dry-run")
-    res = purge(db, _settings(a), as_of, a.dry_run, a.user, log_purgers(), getattr(a, "casework_url", None))
+    # purge's --as-of is the purge's "now", not the scoring window's last day (window.as_of takes a day, not a time)
+    settings = _settings(argparse.Namespace(**{**vars(a), "as_of": None}))
+    res = purge(db, settings, as_of, a.dry_run, a.user, log_purgers(), getattr(a, "casework_url", None))
     print(res.line())
     for name, t in res.cutoffs.items():
         print(f"  {name.removesuffix('_cut')}: before {t:%Y-%m-%d %H:%M} UTC")

@@ -236,6 +236,9 @@ def test_purge_dry_run_counts_and_changes_nothing(tmp_path, capsys):
     assert main(["purge", "--db", str(db), "--dry-run", "--as-of", "2031-06-30"]) == 0
     out = capsys.readouterr().out
     assert "would delete" in out and "transactions 3" in out and "alerts 2" in out
+    # a time, as the help says (ISO, UTC): it was handed to window.as_of, which takes a day, and refused
+    assert main(["purge", "--db", str(db), "--dry-run", "--as-of", "2031-06-30T12:00"]) == 0
+    assert "transactions 3" in capsys.readouterr().out
     con = store.connect(db)
     try:
         after = {r.table: con.execute(f"SELECT count(*) FROM {r.table}").fetchall()[0][0] for r in RULES}
