@@ -842,6 +842,10 @@ def cmd_backtest(a) -> int:
     from casework.backtest import backtest, format_text, write_outputs
 
     _store(a.db, "alerts")
+    if a.models:  # read, never written: a folder that is not there would silently mean a model fitted afresh
+        _folder(a.models, "--models")
+    if a.against is not None and not a.against.strip():
+        raise UsageError("--against needs a run id (thb-signals status lists the runs)")
     settings = _settings(a)
     report = backtest(a.db, settings, against=a.against, models_dir=a.models)
     if a.out:

@@ -93,6 +93,19 @@ def test_backtest_against_a_batch_run_is_refused_not_compared_with_nothing(decid
     assert "no successful scoring run batch-1" in capsys.readouterr().err
 
 
+def test_backtest_refuses_a_models_folder_that_is_not_there_and_an_empty_run_id(decided, tmp_path, capsys):
+    """Found by a hostile-input sweep: --models nope refitted the anomaly model silently (other figures), and
+    --against '' was ignored (compared with the current config)."""
+    root, db, res, ids = decided
+    cfg = tmp_path / "new.yaml"
+    cfg.write_text("budget:\n  share: 0.03\n")
+    base = ["backtest", "--db", str(db), "--config", str(cfg)]
+    assert main([*base, "--models", str(tmp_path / "nope")]) == 2
+    assert f"--models {tmp_path / 'nope'} does not exist" in capsys.readouterr().err
+    assert main([*base, "--against", ""]) == 2
+    assert "--against needs a run id" in capsys.readouterr().err
+
+
 def test_backtest_counts_lost_escalations_and_dropped_dismissals(decided):
     """A config that raises nothing loses every decided account, counted by what was decided."""
     root, db, res, ids = decided
