@@ -640,6 +640,9 @@ def cmd_demo(a) -> int:
 def cmd_generate_fiu(a) -> int:
     from synthetic.fiu import generate_fiu
 
+    if a.days < 41:  # the planted networks run over the last 40 days ("high <= 0" from numpy)
+        raise UsageError(f"--days {a.days}: an FIU extract needs at least 41 days")
+
     info = generate_fiu(a.out_dir, reports=a.reports, networks=a.networks, seed=a.seed, end=a.end, days=a.days, fmt=a.format)
     print(
         f"FIU extract: {info['reports']} reports from {info['entities']} reporting entities, {info['accounts']} accounts -> {info['folder']}"
@@ -972,16 +975,18 @@ def build_parser() -> _Parser:
         default=20_000,
         help="accounts over all banks (at least 100: the planted scenarios need them)",
     )
-    s.add_argument("--days", type=_positive, default=90, help="days of bookings")
+    s.add_argument("--days", type=_generated_days, default=90, help="days of bookings (at most 3650; with --fiu at least 41)")
     s.add_argument("--banks", type=_positive, default=2, help="banks (one submission each)")
-    s.add_argument("--seed", type=int, default=1, help="random seed (the same seed gives the same files)")
+    s.add_argument("--seed", type=_count, default=1, help="random seed, 0 or more (the same seed gives the same files)")
     s.add_argument("--format", choices=("parquet", "csv"), default="parquet", help="file format of the submissions")
-    s.add_argument("--end", default="2026-09-30", help="last day of the period")
+    s.add_argument("--end", type=_generated_end, default="2026-09-30", help="last day of the period (YYYY-MM-DD, 2000-2999)")
     s.add_argument(
         "--fiu", action="store_true", help="an FIU extract (reports from every kind of obliged entity) and fiu_labels.parquet"
     )
-    s.add_argument("--reports", type=int, default=6000, help="with --fiu: size of the background (about twice as many reports)")
-    s.add_argument("--networks", type=int, default=40, help="with --fiu: planted trafficking networks")
+    s.add_argument(
+        "--reports", type=_generated_reports, default=6000, help="with --fiu: size of the background, 100 to 10,000,000 (about twice as many reports)"
+    )
+    s.add_argument("--networks", type=_generated_networks, default=40, help="with --fiu: planted trafficking networks, 1 to 1,000")
     s.add_argument("--quiet", action="store_true", help="no progress on stderr (also when CI=true)")
     s.add_argument(
         "--family",
@@ -1176,6 +1181,25 @@ def _positive(text: str, low: int = 1, high: int | None = None) -> int:
 
 def _generated_accounts(text: str) -> int:
     return _positive(text, 100)  # fewer left a planted scenario without the accounts it draws (an IndexError)
+
+
+def _generated_days(text: str) -> int:
+    return _positive(text, 1, 3650)  # 800,000 days ran past the calendar (an OverflowError)
+
+
+def _generated_reports(text: str) -> int:
+    return _positive(text, 100, 10_000_000)  # 0 or -5 silently made 869; a 20-digit count overflowed
+
+
+def _generated_networks(text: str) -> int:
+    return _positive(text, 1, 1000)  # 0 failed concatenating no networks; 100,000 ran for minutes
+
+
+def _generated_end(text: str) -> str:
+    day = _day(text)
+    if not 2000 <= day.year <= 2999:  # 0001-01-01 ran past the calendar going back (an OverflowError)
+        raise argparse.ArgumentTypeError(f"{text} is not a day from 2000 to 2999")
+    return day.isoformat()
 
 
 def _count(text: str) -> int:

@@ -278,6 +278,13 @@ def test_a_dask_scheduler_that_does_not_answer_is_one_line_before_anything_start
         (["serve", "--db", "s.duckdb", "--users", "u.yaml", "--port", "99999"], "argument --port: 99999 must be at most 65535"),
         (["validate", "x", "--gx-sample-rows", "-5"], "argument --gx-sample-rows: -5 must be at least 0"),
         (["generate", "out", "--accounts", "50"], "argument --accounts: 50 must be at least 100"),
+        (["generate", "out", "--fiu", "--networks", "0"], "argument --networks: 0 must be at least 1"),
+        (["generate", "out", "--fiu", "--reports", "-5"], "argument --reports: -5 must be at least 100"),
+        (["generate", "out", "--fiu", "--reports", "99999999999999999999"], "must be at most 10000000"),
+        (["generate", "out", "--fiu", "--end", "0001-01-01"], "argument --end: 0001-01-01 is not a day from 2000 to 2999"),
+        (["generate", "out", "--end", "foo"], "argument --end: 'foo' is not a day as YYYY-MM-DD"),
+        (["generate", "out", "--days", "800000"], "argument --days: 800000 must be at most 3650"),
+        (["generate", "out", "--seed", "-1"], "argument --seed: -1 must be at least 0"),
     ],
 )
 def test_out_of_range_numbers_are_refused_when_read(capsys, argv, says):
@@ -378,3 +385,9 @@ def test_a_reader_that_stops_early_ends_the_command_quietly(monkeypatch, capsys)
     monkeypatch.setattr("sys.stdout", Closed())
     assert main(["rules"]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_an_fiu_extract_shorter_than_its_networks_is_refused_in_words(tmp_path, capsys):
+    """Found by a hostile-input sweep: generate --fiu --days 10 said only "high <= 0" (numpy)."""
+    assert main(["generate", str(tmp_path / "f"), "--fiu", "--days", "10"]) == 2
+    assert capsys.readouterr().err.strip().endswith("--days 10: an FIU extract needs at least 41 days")
