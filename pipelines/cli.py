@@ -918,9 +918,10 @@ def build_parser() -> _Parser:
     p = _Parser(prog="thb-signals", description="Financial signals of human trafficking in bank and FIU extracts.")
     p.add_argument("--debug", action="store_true", help="show the full traceback of an error instead of one line")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    p.commands = {}  # name -> its parser (main names a command's own usage in its errors)
 
     def command(name: str, help: str, func) -> _Parser:
-        s = sub.add_parser(name, help=help, description=help)
+        s = p.commands[name] = sub.add_parser(name, help=help, description=help)
         s.add_argument(
             "--debug",
             action="store_true",
@@ -1212,7 +1213,10 @@ def _port(text: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    a = build_parser().parse_args(argv)
+    parser = build_parser()
+    a, extra = parser.parse_known_args(argv)
+    if extra:  # named by the command's own usage, not the whole program's list of commands
+        parser.commands[a.command].error(f"unrecognized arguments: {' '.join(extra)}")
     if getattr(a, "casework_url", None):  # one setting for every part of this process (the batch's tasks too)
         os.environ["THB_CASEWORK_URL"] = a.casework_url
     try:

@@ -391,3 +391,12 @@ def test_an_fiu_extract_shorter_than_its_networks_is_refused_in_words(tmp_path, 
     """Found by a hostile-input sweep: generate --fiu --days 10 said only "high <= 0" (numpy)."""
     assert main(["generate", str(tmp_path / "f"), "--fiu", "--days", "10"]) == 2
     assert capsys.readouterr().err.strip().endswith("--days 10: an FIU extract needs at least 41 days")
+
+
+def test_an_unknown_option_is_named_with_its_commands_usage(capsys):
+    """Found by a README walk-through: `validate X --quiet` printed the whole program's usage and list of commands."""
+    with pytest.raises(SystemExit) as e:
+        main(["validate", "x", "--quiet"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "usage: thb-signals validate" in err
+    assert err.strip().splitlines()[-1] == "thb-signals validate: error: unrecognized arguments: --quiet"
