@@ -224,9 +224,14 @@ class GoamlExporter:
             a = self._alerts(con, "l.case_id = ?", [case])
             if a.height == 0:
                 raise ExportError(f"no case {case}")
-            a = a.filter((pl.col("status") == "escalated") & ((pl.col("bank_id") == bank) if bank else pl.lit(True)))
+            mine = a.filter((pl.col("bank_id") == bank) if bank else pl.lit(True))
+            a = mine.filter(pl.col("status") == "escalated")
             if a.height == 0:
-                raise ExportError(f"case {case} has no escalated alert")
+                done = mine.filter(pl.col("status") == "reported").height
+                raise ExportError(
+                    f"case {case} has no escalated alert"
+                    + (f" left to report: {done} of its alerts are already reported" if done else "")
+                )
             groups = [a]
         elif escalated:
             a = self._alerts(con, "s.status = 'escalated'", [])

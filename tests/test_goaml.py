@@ -8,7 +8,7 @@ import pytest
 from lxml import etree
 
 from casework.dispositions import record_disposition
-from casework.goaml import MAPPING, XSD, GoamlExporter, indicator_codes, load_mapping
+from casework.goaml import MAPPING, XSD, ExportError, GoamlExporter, indicator_codes, load_mapping
 from pipelines import store
 from pipelines.casework_db import open_casework
 from pipelines.cli import main
@@ -254,3 +254,6 @@ def test_a_case_is_one_report_with_its_escalated_accounts_and_a_bank_reports_its
     assert len(written) == 1 and {t.findtext("internal_ref_number") for t in doc.iter("transaction")} == others
     assert doc.findtext("entity_reference") == (case if len(others) > 1 else sorted(others)[0])
     assert "escalated by carol" in doc.findtext("reason")
+    # every escalated alert of the case is reported now: a third export says so, not only "no escalated alert"
+    with pytest.raises(ExportError, match=f"case {case} has no escalated alert left to report: {len(members)} of its alerts are already reported"):
+        _exporter(db, ids).export(tmp_path / "again", "eve", case=case)
