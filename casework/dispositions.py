@@ -219,10 +219,13 @@ def known_fiu_typologies(reports: duckdb.DuckDBPyConnection | None = None) -> se
     from schemas.typologies import ANOMALY, TYPOLOGIES
 
     known = set(TYPOLOGIES) | {ANOMALY} | {t.typology for t in load_themes()[0]}
-    if reports is not None and reports.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'fiu_theme_hits'"
-    ).fetchall()[0][0]:
-        known |= {r[0] for r in reports.execute("SELECT DISTINCT typology FROM fiu_theme_hits WHERE typology IS NOT NULL").fetchall()}
+    if (
+        reports is not None
+        and reports.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'fiu_theme_hits'").fetchall()[0][0]
+    ):
+        known |= {
+            r[0] for r in reports.execute("SELECT DISTINCT typology FROM fiu_theme_hits WHERE typology IS NOT NULL").fetchall()
+        }
     return known
 
 

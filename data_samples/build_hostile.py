@@ -135,7 +135,10 @@ def build() -> None:
 
     malformed("csv_extra_field", lambda line: line + ",extra")
     malformed("csv_unclosed_quote", lambda line: ",".join(line.split(",", 2)[:2]) + ',"' + line.split(",", 2)[2])
-    malformed("csv_text_after_quote", lambda line: ",".join(line.split(",", 2)[:2]) + ',"' + line.split(",", 2)[2].replace(",", '"x,', 1))
+    malformed(
+        "csv_text_after_quote",
+        lambda line: ",".join(line.split(",", 2)[:2]) + ',"' + line.split(",", 2)[2].replace(",", '"x,', 1),
+    )
 
     (OUT / "expected.json").write_text(json.dumps(expected, indent=2, sort_keys=True) + "\n")
 

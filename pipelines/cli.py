@@ -985,9 +985,14 @@ def build_parser() -> _Parser:
         "--fiu", action="store_true", help="an FIU extract (reports from every kind of obliged entity) and fiu_labels.parquet"
     )
     s.add_argument(
-        "--reports", type=_generated_reports, default=6000, help="with --fiu: size of the background, 100 to 10,000,000 (about twice as many reports)"
+        "--reports",
+        type=_generated_reports,
+        default=6000,
+        help="with --fiu: size of the background, 100 to 10,000,000 (about twice as many reports)",
     )
-    s.add_argument("--networks", type=_generated_networks, default=40, help="with --fiu: planted trafficking networks, 1 to 1,000")
+    s.add_argument(
+        "--networks", type=_generated_networks, default=40, help="with --fiu: planted trafficking networks, 1 to 1,000"
+    )
     s.add_argument("--quiet", action="store_true", help="no progress on stderr (also when CI=true)")
     s.add_argument(
         "--family",

@@ -150,7 +150,9 @@ def ingest_goaml(folder: str | Path, db_path: str | Path, key_file: str | Path) 
         con.execute("BEGIN TRANSACTION")
         if rows:
             df = (
-                pl.DataFrame(rows, schema_overrides={"amount_orig": pl.Utf8}, infer_schema_length=None)  # a column empty in the first 100 rows is still text
+                pl.DataFrame(
+                    rows, schema_overrides={"amount_orig": pl.Utf8}, infer_schema_length=None
+                )  # a column empty in the first 100 rows is still text
                 .with_columns(
                     pl.col("booked_at")
                     .str.to_datetime(time_zone="Europe/Amsterdam", time_unit="us", ambiguous="earliest")

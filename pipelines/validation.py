@@ -120,7 +120,11 @@ def _first_malformed_row(path: Path) -> tuple[int, int, str] | None:
                 return None
             except csv.Error as e:
                 after_quote = "expected after" in str(e)
-                return row + 1, start, "has a character after a closing quote" if after_quote else "opens a quote that is not closed"
+                return (
+                    row + 1,
+                    start,
+                    "has a character after a closing quote" if after_quote else "opens a quote that is not closed",
+                )
             if not record:  # a blank line is no row
                 continue
             row += 1

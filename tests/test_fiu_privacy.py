@@ -11,7 +11,6 @@ from pipelines.cli import main
 from tests.test_fiu import END, START, planted_and_background
 
 
-
 def test_identifiers_typed_into_fiu_decisions_never_reach_the_log_or_the_package(tmp_path, capsys):
     """Found by a README walk-through and a hostile-input sweep: a note with a phone number, e-mail address and IBAN
     went word for word into the audit log, package.json and summary.html; any --typology was taken (a misspelling, or

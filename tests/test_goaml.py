@@ -255,5 +255,7 @@ def test_a_case_is_one_report_with_its_escalated_accounts_and_a_bank_reports_its
     assert doc.findtext("entity_reference") == (case if len(others) > 1 else sorted(others)[0])
     assert "escalated by carol" in doc.findtext("reason")
     # every escalated alert of the case is reported now: a third export says so, not only "no escalated alert"
-    with pytest.raises(ExportError, match=f"case {case} has no escalated alert left to report: {len(members)} of its alerts are already reported"):
+    with pytest.raises(
+        ExportError, match=f"case {case} has no escalated alert left to report: {len(members)} of its alerts are already reported"
+    ):
         _exporter(db, ids).export(tmp_path / "again", "eve", case=case)

@@ -6,8 +6,8 @@ import re
 import shutil
 from datetime import datetime, timedelta, timezone
 
-import polars as pl
 import duckdb
+import polars as pl
 import pytest
 
 from casework import audit_chain, dispositions

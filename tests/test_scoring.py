@@ -295,5 +295,7 @@ def test_a_bench_worker_reports_its_own_peak_memory_not_its_parents():
 
     held = b"\x01" * (1536 * 2**20)  # 1.5 GiB the parent has touched when it starts the worker
     code = "from synthetic.bench import peak_rss_gib; print(peak_rss_gib())"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parent.parent)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parent.parent
+    )
     assert len(held) and 0 < float(out.stdout) < 1.0

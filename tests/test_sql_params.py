@@ -24,6 +24,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "sql_pseudonym": ("pipelines/rekey.py",),
     # contract-owned: file and column names, check definitions and the SQL built from them (schemas/checks.py)
     "name": (
+        "casework/fiu/themes.py",  # the theme sandbox copies two settings the code names (TimeZone, memory_limit)
         "detectors/rule_detector.py",
         "detectors/sharding.py",
         "pipelines/ingest.py",
@@ -106,6 +107,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "has_accounts": ("casework/fiu/themes.py",),
     "theme": ("casework/fiu/themes.py",),  # a theme is a query by design: one SELECT (checked), its parameters bound
     "by": ("casework/fiu/themes.py",),
+    "_one_statement": ("casework/fiu/themes.py",),  # the theme's own SELECT (as `theme`), trailing semicolons dropped
     # laundering patterns: SQL is code; settings and PT_ parameters are numbers (schemas/settings.py checks them)
     "SQL": ("detectors/patterns.py",),
     "s": ("detectors/patterns.py",),

@@ -3,8 +3,8 @@
 import hashlib
 import json
 import re
-from pathlib import Path
 from datetime import date, datetime, timezone
+from pathlib import Path
 
 import numpy as np
 import polars as pl
