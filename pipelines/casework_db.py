@@ -38,6 +38,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    type_coerce,
     update,
 )
 from sqlalchemy.engine import Connection, Engine, make_url
@@ -117,6 +118,9 @@ fiu_decisions = Table(
 )
 casework_meta = Table("casework_meta", META, Column("key", String(80), primary_key=True), Column("value", Text))
 KEY_META = "key_id"  # casework_meta: the key (pipelines/pseudonymise.py key_id) the account ids are under, since a rekey
+# casework_meta: {"seq", "entry_hash"} of each chained log's last entry as written, so a log cut off at its end (or
+# emptied, or dropped and re-created empty on the next open) no longer verifies as intact
+HEAD_META = {"audit_log": "audit_log_head", "access_log": "access_log_head"}
 CHAIN_COLUMNS = ("prev_hash", "entry_hash")  # casework/audit_chain's links; every other column is what an entry's hash covers
 AUDIT_COLUMNS = tuple(c.name for c in audit_log.columns if c.name != "row_id")
 AUDIT_FIELDS = tuple(c for c in AUDIT_COLUMNS if c not in CHAIN_COLUMNS)
@@ -157,6 +161,27 @@ def now() -> datetime:
 def _utc(v):
     """SQLite hands timestamps back naive; they were written in UTC."""
     return v.replace(tzinfo=timezone.utc) if isinstance(v, datetime) and v.tzinfo is None else v
+
+
+def _time(v) -> datetime | None:
+    """A stored logged_at as a UTC datetime, read as SQLAlchemy reads it (ISO text in SQLite); None when it is no time
+    (a number, or text that is not ISO), which only a hand edit of the database writes."""
+    if isinstance(v, str):
+        try:
+            v = datetime.fromisoformat(v)
+        except ValueError:
+            return None
+    return _utc(v) if isinstance(v, datetime) else None
+
+
+class ChainBroken(ValueError):
+    """A chained log broken in a way its hashes cannot show or cannot even be computed for: an entry whose time is not
+    a time, a log that ends before the last entry recorded as written. `log`, `seq` (the entry at fault, None when
+    unknown) and `why` let verify-audit print its usual line; the message is that line for any other caller."""
+
+    def __init__(self, where: str, log: str, seq: int | None, why: str):
+        self.log, self.seq, self.why = log, seq, why
+        super().__init__(f"{where}: {log} broken" + (f" at entry {seq}" if seq is not None else "") + f": {why}")
 
 
 class CaseworkUnavailable(ValueError):
@@ -274,7 +299,16 @@ class Casework:
         if link is not None:
             row = {**row, **link(self.head(c, log), row)}
         c.execute(insert(table).values(**row))
+        if row.get("seq") is not None:
+            self._record_head(c, log, row["seq"], row["entry_hash"])
         return row
+
+    def _record_head(self, c: Connection, log: str, seq: int, entry_hash: str) -> None:
+        """Keep (seq, entry_hash) of the log's last entry as written (HEAD_META), in the transaction that wrote it."""
+        value = json.dumps({"seq": int(seq), "entry_hash": entry_hash})
+        key = HEAD_META[log]
+        if not c.execute(update(casework_meta).where(casework_meta.c.key == key).values(value=value)).rowcount:
+            c.execute(insert(casework_meta).values(key=key, value=value))
 
     @staticmethod
     def head(c: Connection, log: str) -> tuple[int, str] | None:
@@ -285,14 +319,50 @@ class Casework:
         return (int(r[0]), r[1]) if r else None
 
     def chain(self, log: str) -> tuple[list[dict], int]:
-        """A chained log's entries in seq order (every column) and how many entries carry no seq (from before the chain)."""
+        """A chained log's entries in seq order (every column) and how many entries carry no seq (from before the chain),
+        for verify-audit. Raises ChainBroken for what the hashes cannot catch: an entry whose logged_at is not a time
+        (read raw, so it is named instead of failing the read), a log that ends before the last entry recorded as
+        written (HEAD_META: cut off at its end, emptied, or dropped), and, in a database without that record, an
+        empty audit log while alerts carry decisions (every decision writes an entry; a purge leaves one behind)."""
         table = CHAINED[log]
+        raw_time = type_coerce(table.c.logged_at, String).label("logged_at")
+        columns = [raw_time if col.name == "logged_at" else col for col in table.columns]
         with self.engine.connect() as c:
-            rows = [dict(r) for r in c.execute(select(table).where(table.c.seq.is_not(None)).order_by(table.c.seq)).mappings()]
-            legacy = c.execute(select(func.count()).select_from(table).where(table.c.seq.is_(None))).scalar()
+            rows = [dict(r) for r in c.execute(select(*columns).where(table.c.seq.is_not(None)).order_by(table.c.seq)).mappings()]
+            legacy = int(c.execute(select(func.count()).select_from(table).where(table.c.seq.is_(None))).scalar() or 0)
+            recorded = self.meta_in(c, HEAD_META[log])
+            decided = 0
+            if log == "audit_log" and not rows and not legacy and recorded is None:
+                decided = c.execute(
+                    select(func.count()).select_from(alert_status).where(alert_status.c.status != "open")
+                ).scalar()
+        where = f"casework database {self.url.split('///', 1)[1] if self.sqlite else _shown(self.url)}"
         for r in rows:
-            r["logged_at"] = _utc(r["logged_at"])
-        return rows, int(legacy or 0)
+            r["logged_at"] = _time(r["logged_at"])
+            if r["logged_at"] is None:
+                raise ChainBroken(where, log, r["seq"], "logged_at is not a time")
+        if recorded is not None:
+            self._check_head(where, log, rows, recorded)
+        elif decided:
+            raise ChainBroken(where, log, 1, f"the log is empty, but {decided} alert(s) carry decisions")
+        return rows, legacy
+
+    @staticmethod
+    def _check_head(where: str, log: str, rows: list[dict], recorded: str) -> None:
+        """The log still reaches the last entry recorded as written, and that entry is the one written."""
+        try:
+            head = json.loads(recorded)
+            last_seq, last_hash = int(head["seq"]), head["entry_hash"]
+        except (ValueError, TypeError, KeyError):
+            raise ChainBroken(where, log, None, f"the record of its last entry ({HEAD_META[log]}) is unreadable") from None
+        by_seq = {r["seq"]: r for r in rows if isinstance(r["seq"], int)}
+        top = max(by_seq, default=None)
+        if top is None:
+            raise ChainBroken(where, log, last_seq, f"the log is empty, but entries up to {last_seq} were written")
+        if top < last_seq:
+            raise ChainBroken(where, log, top + 1, f"the log ends at entry {top}, but entries up to {last_seq} were written")
+        if last_seq in by_seq and by_seq[last_seq]["entry_hash"] != last_hash:
+            raise ChainBroken(where, log, last_seq, "its hash is not the one recorded when it was written")
 
     def delete_before(self, c: Connection, log: str, before: datetime) -> tuple[list[tuple[int, str]], int]:
         """Retention: remove a log's entries logged before `before`; ((seq, entry_hash) of the chained ones, count)."""
@@ -573,6 +643,10 @@ class Casework:
                 if rows:
                     c.execute(insert(fiu_decisions), rows)
                 counts["fiu_decisions"] = len(rows)
+            for log in CHAINED:  # the moved chains' last entries, as append records its own
+                head = self.head(c, log) if counts[log] else None
+                if head is not None:
+                    self._record_head(c, log, *head)
             c.execute(insert(casework_meta).values(key="imported_store", value=json.dumps({"at": now().isoformat(), **counts})))
         return counts
 

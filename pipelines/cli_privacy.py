@@ -74,21 +74,31 @@ def cmd_rekey(a) -> int:
 def cmd_verify_audit(a) -> int:
     """One line: both logs intact, or the first broken entry (exit 1)."""
     from casework.access_log import verify
-    from pipelines.casework_db import default_path, open_casework
+    from pipelines.casework_db import ChainBroken, default_path, open_casework
     from pipelines.cli import UsageError, _store
 
     db = _store(a.db)
     url = getattr(a, "casework_url", None) or os.environ.get("THB_CASEWORK_URL")
     if not url and not default_path(db).exists():  # opening it would make an empty one, which would verify "intact"
         raise UsageError(f"no casework database beside the store ({default_path(db)}): nothing to verify")
-    results = verify(open_casework(db, url))
+    cw = open_casework(db, url)
+    try:
+        results = verify(cw)
+    except ChainBroken as e:  # a time that is no time, a log that ends before its last entry as written
+        print(f"{a.db}: {e.log} broken" + (f" at entry {e.seq}" if e.seq is not None else "") + f": {e.why}")
+        return 1
     broken = [(name, seq, why) for name, seq, _, _, why in results if seq is not None]
     if broken:
         name, seq, why = broken[0]
         print(f"{a.db}: {name} broken at entry {seq}: {why}")
         return 1
+    with cw.engine.connect() as c:  # each log's last entry, to copy elsewhere: a log rewritten whole shows there
+        heads = {name: cw.head(c, name) for name, *_ in results}
     parts = [
-        f"{name} {n} entries" + (f" (+{legacy} from before the chain)" if legacy else "") for name, _, n, legacy, _ in results
+        f"{name} {n} entries"
+        + (f" (+{legacy} from before the chain)" if legacy else "")
+        + (f" (last: entry {heads[name][0]}, hash {heads[name][1]})" if heads.get(name) else "")
+        for name, _, n, legacy, _ in results
     ]
     print(f"{a.db}: intact: {', '.join(parts)}")
     return 0

@@ -1,7 +1,10 @@
 """`thb-signals evaluate`: how good a ranked alert table is against synthetic labels.
 
-Budgets are shares of all labelled accounts (the generator labels every account, background
-ones as typology `none`), because an investigator's capacity is a number of accounts.
+Budgets (recall@1%, recall@2% and everything "@2%") are a number of alerts, because an investigator's capacity is
+a number of accounts: that share of the accounts scored when the caller knows how many (`accounts_scored`), else of
+the labelled accounts. The two agree for the generator's labels, which label every account (background ones as
+typology `none`). Labels from decisions (`thb-signals labels`) cover only the decided accounts, so there the budget is
+a share of those few: the output names its base (`budget_base`) so such a figure is not read as a share of the run.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from sklearn.metrics import average_precision_score
 
 ALERT_COLUMNS = ("bank_id", "account_id", "score", "rank")
 LABEL_COLUMNS = ("bank_id", "account_id", "typology", "role")
+ID_COLUMNS = ("bank_id", "account_id", "case_id", "scenario_id", "subject_id", "network_id")  # text in a CSV, never numbers
 SUBTLETY_BINS = (("low", 0.0, 1 / 3), ("mid", 1 / 3, 2 / 3), ("high", 2 / 3, 1.0001))  # scenario subtlety, 0 blatant .. 1 subtle
 
 
@@ -21,24 +25,93 @@ class EvaluationError(ValueError):
     pass
 
 
+def _source(path: str | Path | pl.DataFrame, what: str) -> str:
+    return what if isinstance(path, pl.DataFrame) else str(path)
+
+
+def _is_parquet(p: Path) -> bool:
+    """By name in any case (`.PARQUET` too) or by Parquet's magic bytes, so a Parquet file is never parsed as CSV."""
+    if p.suffix.lower() == ".parquet":
+        return True
+    with open(p, "rb") as f:
+        return f.read(4) == b"PAR1"
+
+
 def _read(path: str | Path | pl.DataFrame, need: tuple[str, ...], what: str) -> pl.DataFrame:
+    """The table with the `need` columns; a file that cannot be read is refused in one line that names it. A CSV's ids
+    stay text, so account 0001 is not read as the number 1 in one file and matched against "0001" in the other."""
     if isinstance(path, pl.DataFrame):
-        df, name = path, what
+        df = path
     else:
         p = Path(path)
         if not p.exists():
             raise EvaluationError(f"{what} file {p} does not exist")
-        df = pl.read_parquet(p) if p.suffix == ".parquet" else pl.read_csv(p, infer_schema_length=10_000)
-        name = str(p)
+        if p.is_dir():
+            raise EvaluationError(f"{what} file {p} is a folder, not a CSV or Parquet file")
+        parquet = p.suffix.lower() == ".parquet"
+        try:
+            parquet = _is_parquet(p)
+            if parquet:
+                df = pl.read_parquet(p)
+            else:
+                df = pl.read_csv(p, infer_schema_length=10_000, schema_overrides=dict.fromkeys(ID_COLUMNS, pl.Utf8))
+        except pl.exceptions.NoDataError:
+            raise EvaluationError(f"no {what} in {p}: the file is empty") from None
+        except (pl.exceptions.PolarsError, OSError) as e:
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            kind = "Parquet" if parquet else "CSV"
+            raise EvaluationError(f"could not read a data file: {what} file {p}, read as {kind}: {first}") from None
     missing = [c for c in need if c not in df.columns]
     if missing:
-        raise EvaluationError(f"{name}: missing column(s) {', '.join(missing)} (need {', '.join(need)})")
+        raise EvaluationError(f"{_source(path, what)}: missing column(s) {', '.join(missing)} (need {', '.join(need)})")
     return df
 
 
-def evaluate(alerts, labels) -> dict:
-    a = _read(alerts, ALERT_COLUMNS, "alerts")
+def _numeric(df: pl.DataFrame, columns: tuple[str, ...], name: str) -> pl.DataFrame:
+    """The columns as numbers: text that is a number ("10", " 0.9") is cast; anything else, an empty cell or NaN is
+    refused naming the file, row and column, because text sorts "10" before "2" and a score must be a number."""
+    for col in columns:
+        s = df[col]
+        if s.dtype == pl.Boolean or not (s.dtype.is_numeric() or s.dtype in (pl.Utf8, pl.Null)):
+            raise EvaluationError(f"{name}: column {col} is {s.dtype}, not numbers")
+        x = s.str.strip_chars().cast(pl.Float64, strict=False) if s.dtype == pl.Utf8 else s.cast(pl.Float64)
+        bad = x.is_null() | ~x.is_finite()
+        if bad.any():
+            i = int(bad.arg_max())
+            shown = "is empty" if s[i] is None or (isinstance(s[i], str) and not s[i].strip()) else f"{s[i]!r} is not a number"
+            raise EvaluationError(f"{name} row {i + 1}: {col} {shown}")
+        if not s.dtype.is_numeric():
+            df = df.with_columns(x.alias(col))
+    return df
+
+
+def _one_row_per_account(lab: pl.DataFrame, name: str) -> None:
+    """Each labelled account once: a repeated row would count its account twice (precision doubled by a file listed
+    twice), and two rows that disagree have no right answer, so repeats are refused rather than merged."""
+    key = lab.select("bank_id", "account_id").with_row_index("row")
+    repeated = key.filter(pl.struct("bank_id", "account_id").is_duplicated())
+    if repeated.is_empty():
+        return
+    accounts = repeated.select("bank_id", "account_id").unique().height
+    first = repeated.row(0, named=True)
+    rows = repeated.filter((pl.col("bank_id") == first["bank_id"]) & (pl.col("account_id") == first["account_id"]))["row"]
+    raise EvaluationError(
+        f"{name}: {accounts} account(s) labelled more than once, {repeated.height - accounts} extra row(s) "
+        f"(first: {first['bank_id']}/{first['account_id']} in rows {', '.join(str(r + 1) for r in rows.head(3))}); "
+        "need one row per bank_id, account_id"
+    )
+
+
+def evaluate(alerts, labels, accounts_scored: int | None = None) -> dict:
+    """The figures for a ranked alert table against labels; `accounts_scored`: the run's scored population, the base
+    of the budgets (without it, the labelled accounts: see the module's docstring)."""
+    a = _numeric(_read(alerts, ALERT_COLUMNS, "alerts"), ("score", "rank"), _source(alerts, "alerts"))
     raw_labels = _read(labels, LABEL_COLUMNS, "labels")
+    if raw_labels.is_empty():
+        raise EvaluationError(f"no labels in {_source(labels, 'labels')}")
+    _one_row_per_account(raw_labels, _source(labels, "labels"))
+    if accounts_scored is not None and (type(accounts_scored) is not int or accounts_scored < 1):
+        raise EvaluationError(f"accounts scored must be a positive whole number, not {accounts_scored!r}")
     lab = raw_labels.select("bank_id", "account_id", "typology", "role")
     a = a.sort(["rank", "score"], descending=[False, True]).unique(["bank_id", "account_id"], keep="first", maintain_order=True)
     has_typ = "typology" in a.columns
@@ -60,8 +133,11 @@ def evaluate(alerts, labels) -> dict:
     }
     for k in (50, 100, 200):
         out[f"precision@{k}"] = round(float(is_pos.head(k).sum()) / k, 4)
+    base = accounts_scored if accounts_scored is not None else n
+    out["budget_base"] = "accounts scored" if accounts_scored is not None else "labelled accounts"
+    out["budget_base_accounts"] = base
     for pct in (1, 2):
-        b = math.ceil(n * pct / 100)
+        b = math.ceil(base * pct / 100)
         out[f"recall@{pct}%"] = round(float(is_pos.head(b).sum()) / n_pos, 4) if n_pos else None
         out[f"budget@{pct}%"] = b
     b2 = out["budget@2%"]
@@ -160,8 +236,9 @@ def format_table(m: dict) -> str:
     rows = [("accounts / positives / alerts", f"{m['accounts']} / {m['positives']} / {m['alerts']}")]
     for k in ("precision@50", "precision@100", "precision@200"):
         rows.append((k, m[k]))
-    rows.append((f"recall@1% ({m['budget@1%']} alerts)", m["recall@1%"]))
-    rows.append((f"recall@2% ({m['budget@2%']} alerts)", m["recall@2%"]))
+    for pct in (1, 2):
+        base = f": {pct}% of {m['budget_base_accounts']} {m['budget_base']}" if "budget_base" in m else ""
+        rows.append((f"recall@{pct}% ({m[f'budget@{pct}%']} alerts{base})", m[f"recall@{pct}%"]))
     rows += [(f"  recall@2% {t}", v) for t, v in m["recall_by_typology@2%"].items()]
     rows += [(f"  recall@2% {t}", v) for t, v in m["recall_by_role@2%"].items()]
     rows += [(f"  recall@2% any {r}", v) for r, v in m["recall_by_role_any_typology@2%"].items()]
@@ -190,7 +267,8 @@ SUBJECT_LABEL_COLUMNS = ("subject_id", "network_id", "typology")
 def evaluate_subjects(subjects, labels, first: int = 100, budget_share: float = 0.05) -> dict:
     """Of the first `first` subjects, the share that is trafficking-related; and the share of planted networks with at
     least one subject within the review budget (a share of all subjects screened: an analyst opens the network from it)."""
-    s = _read(subjects, SUBJECT_COLUMNS, "subjects").sort("rank").unique("subject_id", keep="first", maintain_order=True)
+    s = _numeric(_read(subjects, SUBJECT_COLUMNS, "subjects"), ("rank",), _source(subjects, "subjects"))
+    s = s.sort("rank").unique("subject_id", keep="first", maintain_order=True)
     lab = (
         _read(labels, SUBJECT_LABEL_COLUMNS, "labels")
         .filter(pl.col("typology") != "none")

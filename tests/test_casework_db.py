@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from casework.dispositions import DispositionError, alert_state, mark_reported, record_disposition, record_fiu_decision
-from pipelines.casework_db import Casework, default_path, open_casework
+from pipelines.casework_db import HEAD_META, Casework, ChainBroken, default_path, open_casework
 from tests.pg import postgres_server
 
 
@@ -174,6 +174,92 @@ def test_concurrent_writers_keep_both_log_chains_whole(cw):
     with cw.engine.begin() as c:
         c.exec_driver_sql("UPDATE access_log SET user_name = 'mallory' WHERE seq = 7")
     assert [(name, broken) for name, broken, *_ in verify(cw)] == [("audit_log", None), ("access_log", 7)]
+
+
+def _decide(cw, n=3):
+    """n decisions, so n audit entries, seq 1..n."""
+    cw.sync_alerts(_alerts(n))
+    for i in range(n):
+        record_disposition(cw, f"A{i}", "escalate", "ann")
+
+
+def test_a_log_emptied_cut_off_or_dropped_is_broken(cw):
+    """The hashes cannot see entries missing after the last one left: the last entry as written is kept in
+    casework_meta, and a log that no longer reaches it is broken, not "intact: 0 entries"."""
+    from casework.access_log import verify
+
+    _decide(cw)
+    assert [(name, broken, n) for name, broken, n, *_ in verify(cw)] == [("audit_log", None, 3), ("access_log", None, 0)]
+    with cw.engine.begin() as c:
+        c.exec_driver_sql("DELETE FROM audit_log WHERE seq >= 2")
+    with pytest.raises(ChainBroken, match="audit_log broken at entry 2: the log ends at entry 1, but entries up to 3") as e:
+        verify(cw)
+    assert (e.value.log, e.value.seq) == ("audit_log", 2)
+    with cw.engine.begin() as c:
+        c.exec_driver_sql("DELETE FROM audit_log")
+    with pytest.raises(ChainBroken, match="audit_log broken at entry 3: the log is empty, but entries up to 3 were written"):
+        cw.chain("audit_log")
+    with cw.engine.begin() as c:
+        c.exec_driver_sql("DROP TABLE audit_log")
+    cw.upgrade()  # what the next open does: the table comes back, empty
+    with pytest.raises(ChainBroken, match="the log is empty"):
+        cw.chain("audit_log")
+    with cw.engine.begin() as c:  # the record gone too (or a database from before it): the decisions still tell
+        c.exec_driver_sql(f"DELETE FROM casework_meta WHERE key = '{HEAD_META['audit_log']}'")
+    with pytest.raises(ChainBroken, match="audit_log broken at entry 1: the log is empty, but 3 alert"):
+        cw.chain("audit_log")
+
+
+def test_a_log_rewritten_from_its_last_entry_is_broken(cw):
+    """Entry 3 replaced by a new one that chains correctly to entry 2: the hashes agree, the recorded last hash does not."""
+    from casework import audit_chain
+    from casework.dispositions import AUDIT_FIELDS
+
+    _decide(cw)
+    rows, _ = cw.chain("audit_log")
+    forged = {**rows[2], "user_name": "mallory"}
+    forged["entry_hash"] = audit_chain.entry_hash(rows[1]["entry_hash"], forged, AUDIT_FIELDS)
+    with cw.engine.begin() as c:
+        c.exec_driver_sql(f"UPDATE audit_log SET user_name = 'mallory', entry_hash = '{forged['entry_hash']}' WHERE seq = 3")
+    with pytest.raises(ChainBroken, match="at entry 3: its hash is not the one recorded when it was written"):
+        cw.chain("audit_log")
+
+
+@pytest.mark.parametrize("written", ["12345", "'garbage'"])
+def test_an_entry_whose_time_is_not_a_time_is_named(tmp_path, capsys, written):
+    """A hand-edited logged_at (a number, or text that is no time) is one line naming the entry, not a traceback."""
+    from pipelines import store
+    from pipelines.cli import main
+
+    db = tmp_path / "s.duckdb"
+    store.connect(db).close()
+    cw = open_casework(db)
+    _decide(cw)
+    with cw.engine.begin() as c:
+        c.exec_driver_sql(f"UPDATE audit_log SET logged_at = {written} WHERE seq = 2")
+    with pytest.raises(ChainBroken, match="audit_log broken at entry 2: logged_at is not a time"):
+        cw.chain("audit_log")
+    assert main(["verify-audit", "--db", str(db)]) == 1  # verify-audit's own broken line, as for a changed entry
+    out = capsys.readouterr()
+    assert "Traceback" not in out.err and out.out == f"{db}: audit_log broken at entry 2: logged_at is not a time\n"
+
+
+def test_a_moved_chain_records_its_last_entry(tmp_path):
+    """Entries moved in from an older store carry their chain; its last entry is recorded as a written one is."""
+    old = open_casework(tmp_path / "old.duckdb")
+    _decide(old)
+    rows = old.audit_rows()
+    con = duckdb.connect(str(tmp_path / "s.duckdb"))
+    con.register("moved", rows.to_arrow())
+    con.execute("CREATE TABLE audit_log AS SELECT * FROM moved")
+    cw = open_casework(tmp_path / "s.duckdb")
+    assert cw.import_store(con)["audit_log"] == 3
+    con.close()
+    assert len(cw.chain("audit_log")[0]) == 3
+    with cw.engine.begin() as c:
+        c.exec_driver_sql("DELETE FROM audit_log WHERE seq = 3")
+    with pytest.raises(ChainBroken, match="at entry 3: the log ends at entry 2"):
+        cw.chain("audit_log")
 
 
 def test_the_sqlite_file_is_private_and_in_wal_mode(tmp_path):

@@ -103,3 +103,94 @@ def test_recall_by_pattern_counts_each_pattern_on_its_own():
     m = evaluate(alerts(["p0", "p6", "p7", "n1", "p1", "n2", "n3", "n4", "p8"]), lab)  # budget@2% = 8 alerts: p8 falls outside
     assert m["recall_by_pattern@2%"] == {"cycle": 1.0, "stack": 0.5}
     assert evaluate(alerts(["p0"]), labels())["recall_by_pattern@2%"] == {}
+
+
+def test_text_scores_and_ranks_are_numbers_or_refused(tmp_path, capsys):
+    """Ranks as text sort "10" before "2": numeric text is read as numbers; other text is refused naming the cell."""
+    ids = ["p0", "p1", "p2", "p3", "n0", "n1", "n2", "n3", "n4", "n5"]
+    text_ranks = alerts(ids).with_columns(pl.col("rank").cast(pl.Utf8), pl.col("score").cast(pl.Utf8))
+    m = evaluate(text_ranks, labels())
+    assert m["budget@1%"] == 4 and m["recall@1%"] == 0.4  # ranks 1-4, not 1, 10, 2, 3
+    bad = tmp_path / "a.csv"
+    alerts(ids).with_columns(
+        pl.when(pl.col("rank") == 3).then(pl.lit("n/a")).otherwise(pl.col("score")).alias("score")
+    ).write_csv(bad)
+    with pytest.raises(EvaluationError, match=r"a\.csv row 3: score 'n/a' is not a number"):
+        evaluate(bad, labels())
+    with pytest.raises(EvaluationError, match="row 2: rank is empty"):
+        evaluate(
+            alerts(ids).with_columns(pl.when(pl.col("rank") == 2).then(None).otherwise(pl.col("rank")).alias("rank")), labels()
+        )
+    lp = tmp_path / "l.parquet"
+    labels().write_parquet(lp)
+    assert main(["evaluate", "--alerts", str(bad), "--labels", str(lp)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(bad) in err and "score" in err
+
+
+def test_an_account_labelled_twice_is_refused():
+    """A labels file listed twice would double precision (every alerted account counted twice)."""
+    twice = pl.concat([labels(), labels().head(3)])
+    with pytest.raises(
+        EvaluationError, match=r"3 account\(s\) labelled more than once, 3 extra row\(s\) \(first: B/p0 in rows 1, 401\)"
+    ):
+        evaluate(alerts(["p0", "p1"]), twice)
+
+
+def test_no_labels_is_refused(tmp_path, capsys):
+    header_only, empty = tmp_path / "header.csv", tmp_path / "empty.csv"
+    header_only.write_text("bank_id,account_id,typology,role\n")
+    empty.write_text("")
+    ap = tmp_path / "a.parquet"
+    alerts(["p0"]).write_parquet(ap)
+    for lp in (header_only, empty):
+        assert main(["evaluate", "--alerts", str(ap), "--labels", str(lp)]) == 2
+        assert capsys.readouterr().err.startswith(f"thb-signals evaluate: no labels in {lp}")
+    with pytest.raises(EvaluationError, match="no labels in labels"):
+        evaluate(alerts(["p0"]), labels().head(0))
+
+
+def test_unreadable_files_are_named(tmp_path):
+    """A folder, broken quoting or an empty file: one line naming the file; Parquet is Parquet whatever its name's case."""
+    folder, quoted, empty = tmp_path / "dir.csv", tmp_path / "q.csv", tmp_path / "e.csv"
+    folder.mkdir()
+    quoted.write_text('bank_id,account_id,score,rank\n"B,p0,1,1\n')
+    empty.write_text("")
+    for path in (folder, quoted, empty):
+        with pytest.raises(EvaluationError, match=f"alerts.*{path.name}"):
+            evaluate(path, labels())
+    upper = tmp_path / "LABELS.PARQUET"
+    labels().write_parquet(upper)
+    assert evaluate(alerts(["p0"]), upper)["accounts"] == 400
+
+
+def test_csv_ids_stay_text(tmp_path):
+    """Account 0001 in a CSV is the text "0001", so it matches the labels' "0001" (as a number it would not)."""
+    ap = tmp_path / "a.csv"
+    ap.write_text("bank_id,account_id,score,rank\nB,0001,0.9,1\n")
+    lab = pl.DataFrame(
+        {
+            "bank_id": ["B", "B"],
+            "account_id": ["0001", "0002"],
+            "typology": ["labour_exploitation", "none"],
+            "role": ["victim", "background"],
+        }
+    )
+    m = evaluate(ap, lab)
+    assert m["alerts_not_in_labels"] == 0 and m["recall@2%"] == 1.0
+
+
+def test_budget_base_is_named_and_can_be_the_accounts_scored():
+    """Labels from decisions cover a few accounts: the budget is a share of those unless the accounts scored are given,
+    and the output says which, so 2% of 4 decided accounts is not read as 2% of the run."""
+    from synthetic.evaluate import format_table
+
+    decided = labels().filter(pl.col("account_id").is_in(["p0", "p1", "n0", "n1"]))
+    ranked = alerts(["n0", "p0", "p1", "n1"] + [f"n{i}" for i in range(2, 12)])
+    m = evaluate(ranked, decided)
+    assert (m["budget_base"], m["budget_base_accounts"], m["budget@2%"], m["recall@2%"]) == ("labelled accounts", 4, 1, 0.0)
+    assert "recall@2% (1 alerts: 2% of 4 labelled accounts)" in format_table(m)
+    m = evaluate(ranked, decided, accounts_scored=400)
+    assert (m["budget_base"], m["budget@2%"], m["recall@2%"]) == ("accounts scored", 8, 1.0)
+    with pytest.raises(EvaluationError, match="accounts scored"):
+        evaluate(ranked, decided, accounts_scored=0)
