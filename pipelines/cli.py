@@ -778,7 +778,7 @@ def add_fiu_commands(command) -> None:
     s.add_argument("--period", required=True, help="YYYY-MM-DD..YYYY-MM-DD (both days included)")
     s.add_argument("--themes", action="append", help="a folder of the analyst's own theme YAML files (repeatable)")
     s.add_argument("--out", type=_out_folder, help="folder for fiu_subjects.parquet and fiu_theme_hits.parquet")
-    s.add_argument("--top", type=int, default=20, help="subjects to print")
+    s.add_argument("--top", type=_count, default=20, help="subjects to print")
 
     s = command("themes", "FIU: list the themes (shipped and from --themes folders) and any that cannot be read", cmd_themes)
     s.add_argument("--themes", action="append", help="a folder of the analyst's own theme YAML files (repeatable)")
@@ -819,7 +819,9 @@ def add_tuning_commands(command) -> None:
     s.add_argument("--db", required=True, help="an existing, scored store (opened read-only)")
     s.add_argument("--config", required=True, help="the new YAML settings to try")
     s.add_argument("--as-of", type=_day, help="the window ends on this day (YYYY-MM-DD)")
-    s.add_argument("--window-days", type=_positive, help="the scoring window in days (overrides window.days of the config)")
+    s.add_argument(
+        "--window-days", type=_window_days, help="the scoring window in days, 7 to 731 (overrides window.days of the config)"
+    )
     s.add_argument("--against", help="compare with the alerts this run raised (default: the current config, scored alike)")
     s.add_argument("--models", help="folder of saved models (default: DB.models); read, never written")
     s.add_argument("--out", type=_out_folder, help="folder for backtest.json, backtest.txt and backtest.html")
@@ -836,7 +838,9 @@ def add_tuning_commands(command) -> None:
     s.add_argument("--config", help="YAML settings (rerank: min_positives, min_negatives, ...)")
     s.add_argument("--as-of", type=_day, help="features from the window ending on this day (default: the last booking)")
     s.add_argument("--models", help="folder of saved models (default: DB.models)")
-    s.add_argument("--seed", type=int, default=0, help="random seed (the same decisions and seed give the same model)")
+    s.add_argument(
+        "--seed", type=_count, default=0, help="random seed, 0 or more (the same decisions and seed give the same model)"
+    )
 
 
 def cmd_backtest(a) -> int:
@@ -1021,7 +1025,9 @@ def build_parser() -> _Parser:
             "--config", help="YAML settings: window, rules, network, fusion, cases, budget, review (docs/configuration.md)"
         )
         s.add_argument(
-            "--window-days", type=_positive, help="the scoring window in days (overrides window.days of the config; default 90)"
+            "--window-days",
+            type=_window_days,
+            help="the scoring window in days, 7 to 731 (overrides window.days of the config; default 90)",
         )
         s.add_argument("--as-of", type=_day, help="the window ends on this day (YYYY-MM-DD), to replay a past month")
         s.add_argument("--models", help="folder of saved anomaly models (default: DB.models)")
@@ -1029,7 +1035,7 @@ def build_parser() -> _Parser:
         s.add_argument(
             "--mode", choices=("fused", "rules", "anomaly"), default="fused", help="ablation: score with one part only"
         )
-        s.add_argument("--top", type=int, default=15, help="alerts to print")
+        s.add_argument("--top", type=_count, default=15, help="alerts to print")
         s.add_argument("--quiet", action="store_true", help="no progress on stderr (also when CI=true)")
         s.add_argument(
             "--shards", type=_positive, default=1, help="split the accounts into N shards scored as Dask tasks (default 1)"
@@ -1056,7 +1062,7 @@ def build_parser() -> _Parser:
     s.add_argument("--db", required=True, help="the store (a DuckDB file; created if it does not exist)")
     s.add_argument("--out", type=_out_folder, required=True, help="folder for alerts.parquet and alerts.csv")
     s.add_argument("--config", help="YAML with rule thresholds, categories and fusion settings")
-    s.add_argument("--top", type=int, default=15, help="alerts to print")
+    s.add_argument("--top", type=_count, default=15, help="alerts to print")
     no_manifest(s)
 
     from casework.dispositions import ACTIONS, DISMISS_REASONS
@@ -1187,6 +1193,10 @@ def _positive(text: str, low: int = 1, high: int | None = None) -> int:
 
 def _generated_accounts(text: str) -> int:
     return _positive(text, 100)  # fewer left a planted scenario without the accounts it draws (an IndexError)
+
+
+def _window_days(text: str) -> int:
+    return _positive(text, 7, 731)  # the settings' window.days range: 1 passed here and was refused later by its key
 
 
 def _generated_days(text: str) -> int:

@@ -285,6 +285,10 @@ def test_a_dask_scheduler_that_does_not_answer_is_one_line_before_anything_start
         (["generate", "out", "--end", "foo"], "argument --end: 'foo' is not a day as YYYY-MM-DD"),
         (["generate", "out", "--days", "800000"], "argument --days: 800000 must be at most 3650"),
         (["generate", "out", "--seed", "-1"], "argument --seed: -1 must be at least 0"),
+        (["score", "--db", "s.duckdb", "--out", "o", "--window-days", "1"], "argument --window-days: 1 must be at least 7"),
+        (["backtest", "--db", "s", "--config", "c", "--window-days", "1000"], "argument --window-days: 1000 must be at most 731"),
+        (["rerank", "--db", "s.duckdb", "--seed", "-1"], "argument --seed: -1 must be at least 0"),
+        (["screen", "--db", "s", "--period", "2026-01-01..2026-01-31", "--top", "-1"], "argument --top: -1 must be at least 0"),
     ],
 )
 def test_out_of_range_numbers_are_refused_when_read(capsys, argv, says):
