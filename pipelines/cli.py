@@ -438,13 +438,15 @@ def cmd_batch(a) -> int:
 
 
 def cmd_rules(a) -> int:
-    """Every rule an analyst can tune: id, typology, indicators, severity, parameters, description."""
+    """Every rule an analyst can tune: id, typology, indicators, severity, parameters, description; the laundering
+    patterns (PT_*) too, which the config tunes and disables like rules."""
+    from detectors.patterns import PATTERNS
     from detectors.rules import RULES
 
     if getattr(a, "stats", False):
         return cmd_rule_stats(a)
 
-    for r in RULES:
+    for r in [*RULES, *PATTERNS]:
         params = ", ".join(f"{k}={v}" for k, v in r.params.items())
         print(
             f"{r.id:<28} {r.typology:<22} sev {r.severity}  [{', '.join(r.indicators)}]\n"

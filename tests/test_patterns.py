@@ -265,3 +265,14 @@ def test_empty_window_gives_empty_frame_with_columns():
     out = Graph()
     con_hits = out.run()
     assert con_hits == {}
+
+
+def test_the_rules_command_lists_the_patterns_too(capsys):
+    """Found by a README walk-through: `thb-signals rules` left out the PT_ patterns, which the config tunes and
+    disables like rules and `rules --stats` counts."""
+    from detectors.patterns import PATTERNS
+    from pipelines.cli import main
+
+    assert main(["rules"]) == 0
+    listed = {line.split()[0] for line in capsys.readouterr().out.splitlines() if line and not line.startswith(" ")}
+    assert {p.id for p in PATTERNS} <= listed
