@@ -671,6 +671,25 @@ def cmd_evaluate_subjects(a) -> int:
     return 0
 
 
+def _reports_in_period(db: str, start, end) -> None:
+    """An empty period is refused, naming what the store holds: screened, it would be recorded as the latest screening
+    (the one the FIU pages show) with no subjects."""
+    from pipelines import store
+
+    con = store.peek(Path(db))
+    try:
+        n, first, last = con.execute(
+            """SELECT count(*) FILTER (WHERE timezone('Europe/Amsterdam', booked_at)::DATE BETWEEN ? AND ?),
+                      min(timezone('Europe/Amsterdam', booked_at)::DATE), max(timezone('Europe/Amsterdam', booked_at)::DATE)
+               FROM fiu_reports""",
+            [start, end],
+        ).fetchall()[0]
+    finally:
+        con.close()
+    if not n:
+        raise UsageError(f"no FIU reports in {start}..{end}: the store holds reports from {first} to {last}")
+
+
 def cmd_screen(a) -> int:
     from casework.fiu.screen import ScreenError, parse_period, screen
 
@@ -682,6 +701,10 @@ def cmd_screen(a) -> int:
     if not Path(a.db).exists():
         print(f"thb-signals screen: no store at {a.db}", file=sys.stderr)
         return 2
+    for folder in a.themes or []:  # refused before a screening is recorded, not reported after it
+        _folder(folder, "--themes folder")
+    _store(a.db, "fiu_reports")  # a bank's store or another DuckDB file would get an empty screening and FIU tables
+    _reports_in_period(a.db, start, end)
     from pipelines.snapshot import refresh
     from pipelines.store_lock import exclusive
 
@@ -1168,6 +1191,9 @@ def _out_folder(text: str) -> str:
     score used to finish, store its alerts, then fail writing alerts.parquet under a file)."""
     if Path(text).exists() and not Path(text).is_dir():
         raise argparse.ArgumentTypeError(f"{text} is a file, not a folder")
+    above = next((p for p in Path(text).parents if p.exists()), None)  # the nearest part of the path that is there
+    if above is not None and not above.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: {above} is a file, not a folder")
     return text
 
 

@@ -10,6 +10,7 @@ would join everyone.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
@@ -53,13 +54,18 @@ class ScreenResult:
 
 def parse_period(text: str) -> tuple[date, date]:
     try:
-        a, b = text.split("..")
-        start, end = date.fromisoformat(a.strip()), date.fromisoformat(b.strip())
+        a, b = (part.strip() for part in text.split(".."))
+        if not (RE_DAY.match(a) and RE_DAY.match(b)):  # fromisoformat also reads 2026-W27 (a week) and 20260701
+            raise ValueError(text)
+        start, end = date.fromisoformat(a), date.fromisoformat(b)
     except ValueError:
         raise ScreenError(f"period {text!r}: expected YYYY-MM-DD..YYYY-MM-DD") from None
     if end < start:
         raise ScreenError(f"period {text!r} ends before it starts")
     return start, end
+
+
+RE_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 def _table_exists(con, name: str) -> bool:
