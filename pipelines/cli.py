@@ -737,14 +737,29 @@ def cmd_themes(a) -> int:
     return 1 if problems else 0
 
 
+def _peek_fiu_store(db: str):
+    """The store read-only, for a report loaded since the last snapshot (fiu-decide said "no FIU report" of it)."""
+    from pipelines import store
+
+    try:
+        return store.peek(Path(db))
+    except Exception as e:  # held by a writer: the snapshot is all there is to read now
+        raise UsageError(
+            f"report not in the published snapshot, and the store cannot be read now ({str(e).splitlines()[0]})"
+        ) from None
+
+
 def cmd_fiu_decide(a) -> int:
     from casework.dispositions import DispositionError, record_fiu_decision
     from pipelines import snapshot
     from pipelines.casework_db import open_casework
 
     snapshot.ensure(_store(a.db))
-    con = snapshot.open_current(a.db)  # only to find the report (never the store): the decision goes to the casework database
+    con = snapshot.open_current(a.db)  # only to find the report: the decision goes to the casework database
     try:
+        if not con.execute("SELECT count(*) FROM fiu_reports WHERE report_id = ?", [a.report]).fetchall()[0][0]:
+            con.close()  # loaded since the snapshot was published: the store itself, read-only, has it
+            con = _peek_fiu_store(a.db)
         out = record_fiu_decision(open_casework(a.db), a.report, a.decision, a.user, a.typology, a.note, reports=con)
     except DispositionError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -56,3 +56,17 @@ def test_an_out_folder_under_a_file_is_refused_when_read(fiu_db, tmp_path, capsy
         main(["screen", "--db", str(fiu_db), "--period", "2026-09-01..2026-09-30", "--out", str(tmp_path / "afile" / "x")])
     assert "is a file, not a folder" in capsys.readouterr().err
     assert _screenings(fiu_db) == 0
+
+
+def test_a_report_loaded_after_the_last_screening_can_be_decided(fiu_db, capsys):
+    """Found by a hostile-input sweep: fiu-decide read only the published snapshot and said "no FIU report" of a report
+    ingested since; the store itself, read-only, has it."""
+    assert main(["screen", "--db", str(fiu_db), "--period", "2026-09-01..2026-09-30"]) in (0, 1)
+    con = store.connect(fiu_db)
+    con.execute("INSERT INTO fiu_reports SELECT * REPLACE ('NEW-0001' AS report_id) FROM fiu_reports LIMIT 1")
+    con.close()
+    argv = ["fiu-decide", "--db", str(fiu_db), "--decision", "not_suspicious", "--user", "fiona", "--report"]
+    assert main([*argv, "NEW-0001"]) == 0
+    assert "NEW-0001: undecided -> not_suspicious" in capsys.readouterr().out
+    assert main([*argv, "NOPE-1"]) == 2
+    assert "no FIU report NOPE-1" in capsys.readouterr().err
