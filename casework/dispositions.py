@@ -10,6 +10,7 @@ The log is hash-chained (casework/audit_chain): `audit` is its one writer, `audi
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
 
 import duckdb
@@ -212,21 +213,7 @@ def mark_reported(cw: Casework, alert_id: str, user: str, report_file: str, deta
 FIU_DECISIONS = ("suspicious", "not_suspicious")
 
 
-def known_fiu_typologies(reports: duckdb.DuckDBPyConnection | None = None) -> set[str]:
-    """What a report may be declared suspicious of: the product's typologies, the shipped themes' and those any
-    screening in `reports` has named (an analyst's own themes). A misspelling would otherwise reach the packages."""
-    from casework.fiu.themes import load_themes
-    from schemas.typologies import ANOMALY, TYPOLOGIES
-
-    known = set(TYPOLOGIES) | {ANOMALY} | {t.typology for t in load_themes()[0]}
-    if (
-        reports is not None
-        and reports.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'fiu_theme_hits'").fetchall()[0][0]
-    ):
-        known |= {
-            r[0] for r in reports.execute("SELECT DISTINCT typology FROM fiu_theme_hits WHERE typology IS NOT NULL").fetchall()
-        }
-    return known
+RE_TYPOLOGY = re.compile(r"^[a-z][a-z0-9_]{1,60}$")  # a word, as themes name theirs (cross_border, coerced_debt)
 
 
 def record_fiu_decision(
@@ -245,8 +232,8 @@ def record_fiu_decision(
     note, typology = clean_note(note), clean_note(typology, "a typology")  # first: control characters are nothing
     if decision == "suspicious" and not (typology or "").strip():
         raise DispositionError("declaring a report suspicious needs a typology")
-    if (typology or "").strip() and typology not in known_fiu_typologies(reports):
-        raise DispositionError(f"unknown typology {typology!r}; one of {', '.join(sorted(known_fiu_typologies(reports)))}")
+    if (typology or "").strip() and not RE_TYPOLOGY.match(typology):  # the packages group reports by it
+        raise DispositionError(f"a typology is one lower-case word such as sexual_exploitation or cross_border, not {typology!r}")
     check_user(user)
     rows = (
         reports.execute("SELECT bank_id, account_id FROM fiu_reports WHERE report_id = ? LIMIT 1", [report_id]).fetchall()
