@@ -34,7 +34,7 @@ from detectors.stages import Run, Stage, run_stages
 from detectors.timing import Stopwatch
 from detectors.window import CATEGORIES, define_window, window_end
 from pipelines import store
-from schemas.contract import DATE_DASH, RE_DATE_IN_TEXT, RE_IDENTIFIER_IN_TEXT
+from schemas.contract import KEEP_MARK, MASK_STEPS
 from schemas.settings import Settings, load_settings, parse_settings
 
 ALERT_COLUMNS = [
@@ -57,14 +57,15 @@ ALERT_COLUMNS = [
 
 
 # an error message may quote a value; identifier-like strings are masked before it is stored or logged
-_RAW_IDENTIFIER, _DATE = re.compile(RE_IDENTIFIER_IN_TEXT), re.compile(RE_DATE_IN_TEXT)
+_MASK_STEPS = [(re.compile(pattern, re.ASCII), replacement) for pattern, replacement in MASK_STEPS]
 
 
 def mask_identifiers(text: str) -> str:
-    """IBAN-, e-mail- and phone-like strings in `text` as [masked]; days (2026-09-01) are kept (pipelines/validation.py
-    masked_sql does the same in SQL)."""
-    kept = _DATE.sub(lambda m: DATE_DASH.join(m.groups()), text)
-    return _RAW_IDENTIFIER.sub("[masked]", kept).replace(DATE_DASH, "-")
+    """IBAN-, e-mail- and phone-like strings in `text` as [masked]; the product's days and ids are kept (schemas/contract.py
+    MASK_STEPS; pipelines/validation.py masked_sql does the same in SQL)."""
+    for pattern, replacement in _MASK_STEPS:
+        text = pattern.sub(replacement, text)
+    return text.replace(KEEP_MARK, "")
 
 
 def error_text(exc: BaseException, limit: int = 1000) -> str:

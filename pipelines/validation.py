@@ -22,7 +22,7 @@ from pipelines.submission import Submission, SubmissionRejected, manifest_rows, 
 from schemas import contract
 from schemas.checks import check_type, quote
 from schemas.codes import IBAN_LENGTHS
-from schemas.contract import DATE_DASH, RE_DATE_IN_TEXT, RE_IDENTIFIER_IN_TEXT, Check
+from schemas.contract import KEEP_MARK, MASK_STEPS, Check
 
 EXAMPLES = 5
 MAX_LINE_BYTES = 65_536  # a CSV line longer than this is refused: a booking is well under 1 kB, a hostile file is not
@@ -297,8 +297,10 @@ def masked_sql(value: str) -> str:
     whole value is a raw IBAN, e-mail or phone number (a bank can put one in any column by mistake, not only in the
     id columns that refuse the submission), else the value. Needs the macros stage() creates."""
     whole = _raw_identifier_sql(value, f"id_compact({value})")
-    days_kept = f"regexp_replace({value}, '{RE_DATE_IN_TEXT}', '\\1{DATE_DASH}\\2{DATE_DASH}\\3', 'g')"  # as mask_identifiers
-    part = f"replace(regexp_replace({days_kept}, '{RE_IDENTIFIER_IN_TEXT}', '[masked]', 'g'), '{DATE_DASH}', '-')"
+    part = value
+    for pattern, replacement in MASK_STEPS:  # one inside text, as the page masks (detectors/scoring.py mask_identifiers)
+        part = f"regexp_replace({part}, '{pattern}', '{replacement}', 'g')"
+    part = f"replace({part}, '{KEEP_MARK}', '')"
     return f"CASE WHEN coalesce({whole}, false) THEN '[masked]' ELSE {part} END"
 
 

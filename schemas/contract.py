@@ -36,16 +36,27 @@ CUSTOMER_TYPES = ("person", "business")
 GENDERS = ("f", "m", "x")
 
 # Textual formats a value must have (applied to the value as text, CSV or Parquet alike).
-# an IBAN-, e-mail- or phone-like string anywhere in free text (Python re and DuckDB's RE2 alike): what is masked in
-# error messages, on the review page and in intake failures (detectors/scoring.py mask_identifiers, pipelines/validation.py)
-# A phone number is 9 or more digits, each after at most one space or dash, standing alone (not inside a pseudonym such
-# as 06d0f68771e5d..., or after the T of a submission id): a day (8 digits) is not one, and a day's dashes are set aside
-# while masking (DATE_IN_TEXT), so a day and a time (2026-09-01 10:00) are not read as one either.
-RE_IDENTIFIER_IN_TEXT = (
-    r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b|[\w.+-]+@[\w-]+\.[\w.]+|\+?\b\d(?:[ -]?\d){8,}\b"
+# Masking an IBAN-, e-mail- or phone-like string anywhere in free text (error messages, the review page, intake
+# failures, decisions' notes), in Python re (ASCII) and DuckDB's RE2 alike: MASK_STEPS in order, then KEEP_MARK removed
+# (detectors/scoring.py mask_identifiers, pipelines/validation.py masked_sql). IBANs and e-mail addresses go first; then
+# the product's own formats are kept by breaking their digit runs with KEEP_MARK (days, 32-hex pseudonyms, the
+# timestamps and suffixes of run, alert and submission ids), which no pattern reads as a separator; then any run of 10
+# or more digits, spaces and dashes, which is what a phone number written any way looks like, is masked, wherever it
+# stands (tel0612345678, inside a lower-case IBAN). Masking a little too much is safe; too little is not.
+KEEP_MARK = "\ue000"
+_HEX4 = "([0-9a-f]{4})"
+MASK_STEPS: tuple[tuple[str, str], ...] = (
+    (
+        r"\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b|[A-Za-z0-9_.+-]+@[A-Za-z0-9_-]+\.[A-Za-z0-9_.]+",
+        "[masked]",
+    ),
+    # a day: 2026-09-01, also as the start of a time (2026-09-01T10:00), never followed by more digits
+    (r"\b([0-9]{4})-([01][0-9])-([0-3][0-9])([^0-9]|$)", f"\\1-{KEEP_MARK}\\2-{KEEP_MARK}\\3\\4"),
+    (r"\b" + _HEX4 * 8 + r"\b", KEEP_MARK.join(f"\\{i}" for i in range(1, 9))),  # a pseudonym: 32 hex digits
+    (r"T([0-9]{6})-([0-9a-f]{6})-([0-9]{5})", f"T\\1-{KEEP_MARK}\\2-{KEEP_MARK}\\3"),  # run-20261202T043828-fd62b1-00001
+    (r"T([0-9]{6})([0-9]+)", f"T\\1{KEEP_MARK}\\2{KEEP_MARK}"),  # BANK_A-20261202T043828163151, T000000009
+    (r"\+?[0-9][0-9 -]{8,}[0-9]", "[masked]"),  # a phone number, or any long number
 )
-RE_DATE_IN_TEXT = r"\b(\d{4})-([01]\d)-([0-3]\d)\b"
-DATE_DASH = "\ue000"  # a day's dashes while masking: a private-use character no separator pattern accepts
 # the offset is a real one: -14:00 to +14:00 (an offset such as +99:00 was accepted and moved the booking by days)
 RE_TIMESTAMP = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-](0\d|1[0-4])(:?[0-5]\d)?)?$"
 RE_DATE = r"^\d{4}-\d{2}-\d{2}$"
