@@ -128,7 +128,7 @@ def load_identities(path: str | Path) -> dict[str, dict]:
     p = Path(path)
     if not p.exists():
         raise ExportError(f"identities file {p} does not exist")
-    df = pl.read_parquet(p) if p.suffix == ".parquet" else pl.read_csv(p, infer_schema_length=0)
+    df = pl.read_parquet(p) if p.suffix.lower() == ".parquet" else pl.read_csv(p, infer_schema_length=0)
     if "pseudonymous_id" not in df.columns:
         raise ExportError(f"{p}: needs a pseudonymous_id column (one row per pseudonymous account or customer id)")
     return {r["pseudonymous_id"]: r for r in df.cast(pl.Utf8).iter_rows(named=True)}

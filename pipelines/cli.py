@@ -879,7 +879,7 @@ def add_tuning_commands(command) -> None:
     s.add_argument("--as-of", type=_day, help="features from the window ending on this day (default: the last booking)")
     s.add_argument("--models", help="folder of saved models (default: DB.models)")
     s.add_argument(
-        "--seed", type=_count, default=0, help="random seed, 0 or more (the same decisions and seed give the same model)"
+        "--seed", type=_seed, default=0, help="random seed, 0 to 2**32-1 (the same decisions and seed give the same model)"
     )
 
 
@@ -1238,6 +1238,10 @@ def _generated_accounts(text: str) -> int:
     return _positive(text, 100)  # fewer left a planted scenario without the accounts it draws (an IndexError)
 
 
+def _seed(text: str) -> int:
+    return _positive(text, 0, 2**32 - 1)  # what scikit-learn's random_state takes
+
+
 def _window_days(text: str) -> int:
     return _positive(text, 7, 731)  # the settings' window.days range: 1 passed here and was refused later by its key
 
@@ -1282,12 +1286,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"thb-signals {a.command}: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # `thb-signals rules | head`: the reader has what it wanted; nothing more to say
+    except BrokenPipeError:  # `thb-signals rules | head`: the reader stopped; say nothing more, exit as SIGPIPE would
         try:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's flush at exit would fail again
         except OSError:
             pass
-        return 0
+        return 141  # not 0: a command cut short (a batch piped to head) did not finish
     except Exception as e:
         line = None if a.debug else _user_error(e)
         if line is None:

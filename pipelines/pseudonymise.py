@@ -135,6 +135,7 @@ def pseudonymise(raw_dir: str | Path, out_dir: str | Path, key_file: str | Path)
                     raise unreadable(src, e) from None
     finally:
         con.close()
+    (out_dir / "manifest.json").unlink(missing_ok=True)  # an earlier run's would describe other files
     manifest = raw_dir / "manifest.json"
     if manifest.exists():
         m = json.loads(manifest.read_text(encoding="utf-8"))
@@ -155,6 +156,7 @@ def manifest_from_data(out_dir: Path, rows: dict[str, int]) -> tuple[str, str, s
         return None
     reader = "read_parquet($f)" if tx[0].suffix == ".parquet" else "read_csv($f, header=true, all_varchar=true)"
     con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")  # a time without an offset is UTC, as the contract and the validator read it
     try:
         banks, first, last = con.execute(
             f"""SELECT list(DISTINCT CAST(bank_id AS VARCHAR)),

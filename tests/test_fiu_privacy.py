@@ -38,3 +38,39 @@ def test_identifiers_typed_into_fiu_decisions_never_reach_the_log_or_the_package
     text = "".join(p.read_text() for p in out.rglob("*") if p.is_file())
     assert "paid to [masked]" in text
     assert not any(v in text for v in ("NL91ABNA", "jan.jansen", "31612345678"))
+
+
+def test_a_note_stored_raw_before_notes_were_masked_is_masked_in_the_package(tmp_path):
+    """From a review: notes are masked when decided now, but a note an earlier version stored raw went out as it was."""
+    db = tmp_path / "s.duckdb"
+    con = store.connect(db)
+    planted_and_background().store(con)
+    screen(None, START, END, con=con)
+    con.close()
+    assert (
+        main(
+            [
+                "fiu-decide",
+                "--db",
+                str(db),
+                "--report",
+                "R0000",
+                "--decision",
+                "suspicious",
+                "--typology",
+                "cross_border",
+                "--user",
+                "fiona",
+                "--note",
+                "placeholder",
+            ]
+        )
+        == 0
+    )
+    cw = open_casework(db)
+    with cw.engine.begin() as c:  # as an earlier version stored it
+        c.exec_driver_sql("UPDATE fiu_decisions SET note = 'tel +31612345678, NL91ABNA0417164300'")
+    out = tmp_path / "out"
+    assert len(disseminate(db, out, "fiona")) == 1
+    text = "".join(p.read_text() for p in out.rglob("*") if p.is_file())
+    assert "tel [masked], [masked]" in text and "31612345678" not in text and "NL91ABNA" not in text

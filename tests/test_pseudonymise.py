@@ -88,3 +88,35 @@ def test_a_raw_folder_without_a_manifest_gets_one_from_its_data(tmp_path, capsys
     )
     assert main(["pseudonymise", str(two), str(tmp_path / "out2"), "--key-file", str(key)]) == 0
     assert "no manifest.json written" in capsys.readouterr().out and not (tmp_path / "out2" / "manifest.json").exists()
+
+
+def test_the_manifest_from_the_data_reads_times_without_an_offset_as_utc(tmp_path, monkeypatch):
+    """From a review: the period came from the machine's time zone, so under TZ=Europe/Amsterdam a booking at 22:30
+    without an offset (UTC by the contract: 00:30 the next Dutch day) fell outside the manifest's period. A stale
+    manifest from an earlier run is not left to describe other files either."""
+    import time
+
+    from pipelines.pseudonymise import manifest_from_data
+
+    monkeypatch.setenv("TZ", "Europe/Amsterdam")
+    time.tzset()
+    try:
+        out = tmp_path / "out"
+        out.mkdir()
+        pl.DataFrame({"bank_id": ["BANK_A"] * 2, "booked_at": ["2026-09-01T10:00:00", "2026-09-03T22:30:00"]}).write_csv(
+            out / "transactions.csv"
+        )
+        assert manifest_from_data(out, {"transactions.csv": 2}) == ("BANK_A", "2026-09-01", "2026-09-04")
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    key = tmp_path / "k"
+    key.write_text("partners-shared-key-0001")
+    stale = tmp_path / "o2"
+    stale.mkdir()
+    (stale / "manifest.json").write_text('{"bank_id": "OLD"}')
+    two = tmp_path / "two"
+    two.mkdir()
+    pl.DataFrame({"bank_id": ["BANK_A", "BANK_B"], "booked_at": ["2026-09-01T10:00:00"] * 2}).write_csv(two / "transactions.csv")
+    pseudonymise(two, stale, key)  # two banks: no manifest from the data, and the old one is gone
+    assert not (stale / "manifest.json").exists()

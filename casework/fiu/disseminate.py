@@ -18,6 +18,7 @@ import duckdb
 import polars as pl
 
 from casework.fiu.screen import link_subjects
+from detectors.scoring import mask_identifiers
 from pipelines import store
 from pipelines.casework_db import open_casework
 
@@ -66,7 +67,7 @@ def _read_identities(path: str | Path) -> pl.DataFrame:
     p = Path(path)
     if not p.exists():
         raise DisseminationError(f"identities file {p} does not exist")
-    df = pl.read_parquet(p) if p.suffix == ".parquet" else pl.read_csv(p, infer_schema_length=0)
+    df = pl.read_parquet(p) if p.suffix.lower() == ".parquet" else pl.read_csv(p, infer_schema_length=0)
     if "pseudonymous_id" not in df.columns:
         raise DisseminationError(f"{p}: no pseudonymous_id column")
     keep = [c for c in IDENTITY_FIELDS if c in df.columns]
@@ -175,6 +176,8 @@ def disseminate(
                           ORDER BY n.network_id, r.booked_at, r.report_id""").pl()
         decisions = con.sql("""SELECT report_id, decision, typology, user_name, strftime(decided_at, '%Y-%m-%dT%H:%M:%SZ') AS decided_at, note
                                FROM fiu_decisions WHERE report_id IN (SELECT report_id FROM todo_df) ORDER BY decided_at""").pl()
+        # notes are stored masked since decisions mask them; one written before that is masked on its way out
+        decisions = decisions.with_columns(pl.col("note").map_elements(mask_identifiers, return_dtype=pl.Utf8))
         themes = con.sql("""SELECT DISTINCT report_id, theme_id FROM fiu_theme_hits
                             WHERE report_id IN (SELECT report_id FROM todo_df)""").pl()
         con.unregister("todo_df")
