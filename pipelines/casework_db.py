@@ -121,6 +121,8 @@ KEY_META = "key_id"  # casework_meta: the key (pipelines/pseudonymise.py key_id)
 # casework_meta: {"seq", "entry_hash"} of each chained log's last entry as written, so a log cut off at its end (or
 # emptied, or dropped and re-created empty on the next open) no longer verifies as intact
 HEAD_META = {"audit_log": "audit_log_head", "access_log": "access_log_head"}
+# casework_meta: a log found cut back when an entry was written (its number at or below the recorded last one)
+CUT_META = {"audit_log": "audit_log_cut", "access_log": "access_log_cut"}
 CHAIN_COLUMNS = ("prev_hash", "entry_hash")  # casework/audit_chain's links; every other column is what an entry's hash covers
 AUDIT_COLUMNS = tuple(c.name for c in audit_log.columns if c.name != "row_id")
 AUDIT_FIELDS = tuple(c for c in AUDIT_COLUMNS if c not in CHAIN_COLUMNS)
@@ -300,11 +302,21 @@ class Casework:
             row = {**row, **link(self.head(c, log), row)}
         c.execute(insert(table).values(**row))
         if row.get("seq") is not None:
-            self._record_head(c, log, row["seq"], row["entry_hash"])
+            self._record_head(c, log, row["seq"], row["entry_hash"], purge=row.get("action") == "purge_log")
         return row
 
-    def _record_head(self, c: Connection, log: str, seq: int, entry_hash: str) -> None:
-        """Keep (seq, entry_hash) of the log's last entry as written (HEAD_META), in the transaction that wrote it."""
+    def _record_head(self, c: Connection, log: str, seq: int, entry_hash: str, purge: bool = False) -> None:
+        """Keep (seq, entry_hash) of the log's last entry as written (HEAD_META), in the transaction that wrote it. An
+        entry numbered at or below the one recorded means the log was cut back since (only a purge that removed every
+        entry starts again at 1): that is kept for good (CUT_META), or the next page view would hide the cut."""
+        before = self.meta_in(c, HEAD_META[log])
+        if before is not None and not purge and not self.meta_in(c, CUT_META[log]):
+            try:
+                cut = int(json.loads(before)["seq"]) >= int(seq)
+            except (ValueError, TypeError, KeyError):
+                cut = True
+            if cut:
+                c.execute(insert(casework_meta).values(key=CUT_META[log], value=json.dumps({"recorded": before, "next": seq})))
         value = json.dumps({"seq": int(seq), "entry_hash": entry_hash})
         key = HEAD_META[log]
         if not c.execute(update(casework_meta).where(casework_meta.c.key == key).values(value=value)).rowcount:
@@ -331,6 +343,7 @@ class Casework:
             rows = [dict(r) for r in c.execute(select(*columns).where(table.c.seq.is_not(None)).order_by(table.c.seq)).mappings()]
             legacy = int(c.execute(select(func.count()).select_from(table).where(table.c.seq.is_(None))).scalar() or 0)
             recorded = self.meta_in(c, HEAD_META[log])
+            cut = self.meta_in(c, CUT_META[log])
             decided = 0
             if log == "audit_log" and not rows and not legacy and recorded is None:
                 decided = c.execute(
@@ -341,6 +354,13 @@ class Casework:
             r["logged_at"] = _time(r["logged_at"])
             if r["logged_at"] is None:
                 raise ChainBroken(where, log, r["seq"], "logged_at is not a time")
+        if cut is not None:
+            try:
+                was = json.loads(json.loads(cut)["recorded"])["seq"]
+                nxt = json.loads(cut)["next"]
+            except (ValueError, TypeError, KeyError):
+                was, nxt = "?", None
+            raise ChainBroken(where, log, nxt, f"it was cut back: entries up to {was} had been written before this one")
         if recorded is not None:
             self._check_head(where, log, rows, recorded)
         elif decided:

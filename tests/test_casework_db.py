@@ -4,6 +4,7 @@ behave the same on the embedded SQLite default and on a real PostgreSQL server."
 import os
 import stat
 import threading
+from datetime import datetime, timezone
 
 import duckdb
 import polars as pl
@@ -208,6 +209,30 @@ def test_a_log_emptied_cut_off_or_dropped_is_broken(cw):
         c.exec_driver_sql(f"DELETE FROM casework_meta WHERE key = '{HEAD_META['audit_log']}'")
     with pytest.raises(ChainBroken, match="audit_log broken at entry 1: the log is empty, but 3 alert"):
         cw.chain("audit_log")
+
+
+def test_a_cut_stays_caught_after_the_next_entry(cw):
+    """From a review: the next entry after a cut (a page view, a decision) chained from the cut end and overwrote the
+    record, so the log verified "intact" again. A cut seen when writing is kept for good."""
+    from casework.access_log import log_access, verify
+
+    for i in range(5):
+        log_access(cw, "ann", "investigator", "view", "alert", f"a{i}", "B", "127.0.0.1")
+    with cw.engine.begin() as c:
+        c.exec_driver_sql("DELETE FROM access_log WHERE seq >= 4")
+    log_access(cw, "ann", "investigator", "view", "alert", "a9", "B", "127.0.0.1")  # chains on from entry 3
+    with pytest.raises(ChainBroken, match="access_log broken at entry 4: it was cut back: entries up to 5 had been written"):
+        verify(cw)
+
+
+def test_a_purge_that_removes_every_entry_is_no_cut(cw):
+    """A purge of every entry starts the log again at 1 with its purge entry: that is not a cut."""
+    from casework.access_log import verify
+    from casework.dispositions import purge_audit
+
+    _decide(cw)
+    purge_audit(cw, datetime(2999, 1, 1, tzinfo=timezone.utc), "dpo")
+    assert all(broken is None for _, broken, *_ in verify(cw))
 
 
 def test_a_log_rewritten_from_its_last_entry_is_broken(cw):
