@@ -70,3 +70,24 @@ def test_a_report_loaded_after_the_last_screening_can_be_decided(fiu_db, capsys)
     assert "NEW-0001: undecided -> not_suspicious" in capsys.readouterr().out
     assert main([*argv, "NOPE-1"]) == 2
     assert "no FIU report NOPE-1" in capsys.readouterr().err
+
+
+def test_the_theme_sandbox_spills_into_a_private_folder_of_the_store(fiu_db):
+    """From a review: the sandbox's spill files went to DuckDB's default, .tmp in the working folder: neither the
+    store's folder nor private, and FIU reports would be in them."""
+    import stat
+    from datetime import date
+    from pathlib import Path
+
+    from casework.fiu.themes import create_period_view, sandbox
+
+    con = store.connect(fiu_db)
+    try:
+        create_period_view(con, date(2026, 9, 1), date(2026, 9, 30))
+        box = sandbox(con)
+        folder = Path(box.execute("SELECT current_setting('temp_directory')").fetchall()[0][0])
+        box.close()
+    finally:
+        con.close()
+    assert folder == Path(f"{fiu_db}.tmp") / "themes"
+    assert folder.is_dir() and stat.S_IMODE(folder.stat().st_mode) == 0o700

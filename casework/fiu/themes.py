@@ -13,6 +13,7 @@ copy of `fiu_period`, with external access off, so whatever the check misses sti
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from datetime import date
@@ -265,7 +266,12 @@ def sandbox(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     )
     box = duckdb.connect(
         ":memory:",
-        config={"enable_external_access": False, "autoinstall_known_extensions": False, "autoload_known_extensions": False},
+        config={
+            "enable_external_access": False,
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+            "temp_directory": str(_spill_folder(con)),
+        },
     )
     try:
         for name, value in settings.items():  # same day boundaries and memory cap as the store's connection
@@ -275,6 +281,20 @@ def sandbox(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
         box.close()
         raise
     return box
+
+
+def _spill_folder(con: duckdb.DuckDBPyConnection) -> Path:
+    """Where the sandbox spills when a theme needs more than its memory: a private folder in the store's own temp
+    folder (DuckDB's default, .tmp in the working folder, is neither the store's nor private)."""
+    from pipelines import store
+
+    base = Path(con.execute("SELECT current_setting('temp_directory')").fetchall()[0][0] or "")
+    if not base.is_absolute():  # an in-memory store's: a private folder of this process under the system's temp
+        import tempfile
+
+        base = Path(tempfile.gettempdir()) / f"thb-signals-{os.getuid()}"
+    store.private_dir(base)
+    return store.private_dir(base / "themes")
 
 
 def _closed_off(con: duckdb.DuckDBPyConnection) -> bool:
