@@ -464,12 +464,18 @@ def test_screen_ranks_planted_network_above_background(tmp_path):
     assert con.execute("SELECT count(DISTINCT screen_id) FROM fiu_subjects").fetchall()[0][0] == 2
 
 
-def test_decide_and_disseminate_twice(tmp_path):
+def screened_store(tmp_path):
+    """A store of planted_and_background() reports, screened over September."""
     db = tmp_path / "s.duckdb"
     con = store.connect(db)
     planted_and_background().store(con)
     screen(None, START, END, con=con)
     con.close()
+    return db
+
+
+def test_decide_and_disseminate_twice(tmp_path):
+    db = screened_store(tmp_path)
     reports = ["R0000", "R0001", "R0002"]
     for rid in reports:
         assert (

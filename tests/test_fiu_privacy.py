@@ -4,22 +4,16 @@ audit log or a package, a typology is one word, no blank or escape-code user."""
 import polars as pl
 
 from casework.fiu.disseminate import disseminate
-from casework.fiu.screen import screen
-from pipelines import store
 from pipelines.casework_db import open_casework
 from pipelines.cli import main
-from tests.test_fiu import END, START, planted_and_background
+from tests.test_fiu import screened_store
 
 
 def test_identifiers_typed_into_fiu_decisions_never_reach_the_log_or_the_package(tmp_path, capsys):
     """Found by a README walk-through and a hostile-input sweep: a note with a phone number, e-mail address and IBAN
     went word for word into the audit log, package.json and summary.html; any --typology was taken (free text, or an
     IBAN, reached the package); disseminate took an empty or escape-code user."""
-    db = tmp_path / "s.duckdb"
-    con = store.connect(db)
-    planted_and_background().store(con)
-    screen(None, START, END, con=con)
-    con.close()
+    db = screened_store(tmp_path)
     decide = ["fiu-decide", "--db", str(db), "--report", "R0000", "--decision", "suspicious", "--user", "fiona"]
     raw = "paid to NL91ABNA0417164300, mail jan.jansen@example.com tel +31612345678"
     assert main([*decide, "--typology", "Cross Border!"]) == 2
@@ -42,31 +36,9 @@ def test_identifiers_typed_into_fiu_decisions_never_reach_the_log_or_the_package
 
 def test_a_note_stored_raw_before_notes_were_masked_is_masked_in_the_package(tmp_path):
     """From a review: notes are masked when decided now, but a note an earlier version stored raw went out as it was."""
-    db = tmp_path / "s.duckdb"
-    con = store.connect(db)
-    planted_and_background().store(con)
-    screen(None, START, END, con=con)
-    con.close()
-    assert (
-        main(
-            [
-                "fiu-decide",
-                "--db",
-                str(db),
-                "--report",
-                "R0000",
-                "--decision",
-                "suspicious",
-                "--typology",
-                "cross_border",
-                "--user",
-                "fiona",
-                "--note",
-                "placeholder",
-            ]
-        )
-        == 0
-    )
+    db = screened_store(tmp_path)
+    decide = ["fiu-decide", "--db", str(db), "--report", "R0000", "--decision", "suspicious", "--user", "fiona"]
+    assert main([*decide, "--typology", "cross_border", "--note", "placeholder"]) == 0
     cw = open_casework(db)
     with cw.engine.begin() as c:  # as an earlier version stored it
         c.exec_driver_sql("UPDATE fiu_decisions SET note = 'tel +31612345678, NL91ABNA0417164300'")
