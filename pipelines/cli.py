@@ -269,6 +269,8 @@ def cmd_pseudonymise(a) -> int:
 def cmd_generate(a) -> int:
     if a.fiu and a.stream_life:
         raise UsageError("--stream-life is for bank extracts; an FIU extract (--fiu) has no stream mode")
+    if Path(a.out_dir).is_dir() and any(Path(a.out_dir).iterdir()):  # an earlier run's banks would stay beside the new ones
+        raise UsageError(f"{a.out_dir} is not empty: generate writes into a new or empty folder")
     if a.fiu:
         return cmd_generate_fiu(a)
     from detectors.timing import Progress

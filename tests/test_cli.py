@@ -405,3 +405,12 @@ def test_an_unknown_option_is_named_with_its_commands_usage(capsys):
     err = capsys.readouterr().err
     assert e.value.code == 2 and "usage: thb-signals validate" in err
     assert err.strip().splitlines()[-1] == "thb-signals validate: error: unrecognized arguments: --quiet"
+
+
+def test_generate_refuses_a_folder_that_is_not_empty(tmp_path, capsys):
+    """Found by a README walk-through: generating 1 bank into a folder an earlier run had filled with 2 left the old
+    BANK_B beside the new labels, which then described other accounts."""
+    (tmp_path / "g" / "BANK_B").mkdir(parents=True)
+    assert main(["generate", str(tmp_path / "g"), "--accounts", "100", "--days", "10", "--banks", "1"]) == 2
+    assert capsys.readouterr().err.strip().endswith(f"{tmp_path / 'g'} is not empty: generate writes into a new or empty folder")
+    assert [p.name for p in (tmp_path / "g").iterdir()] == ["BANK_B"]
