@@ -302,7 +302,7 @@ def cmd_evaluate(a) -> int:
     if a.subjects:
         return cmd_evaluate_subjects(a)
     try:
-        m = evaluate(a.alerts, a.labels)
+        m = evaluate(a.alerts, a.labels, accounts_scored=a.accounts_scored)
     except EvaluationError as e:
         print(f"thb-signals evaluate: {e}", file=sys.stderr)
         return 2
@@ -1060,6 +1060,12 @@ def build_parser() -> _Parser:
     what.add_argument("--subjects", help="an FIU screening's fiu_subjects.parquet (with --labels fiu_labels.parquet)")
     s.add_argument("--labels", required=True, help="labels.parquet (or fiu_labels.parquet) written by generate")
     s.add_argument("--json", action="store_true", help="print the figures as JSON")
+    s.add_argument(
+        "--accounts-scored",
+        type=_positive,
+        help="the run's scored accounts, the base of the @1%%/@2%% budgets (default: the labelled accounts, which is the "
+        "same for generated labels but not for labels written from decisions)",
+    )
 
     def scoring_args(s):
         s.add_argument("--out", type=_out_folder, required=True, help="folder for alerts.parquet and alerts.csv")

@@ -1,5 +1,7 @@
 """`evaluate` on small hand-made tables with known answers."""
 
+import json
+
 import polars as pl
 import pytest
 
@@ -194,3 +196,15 @@ def test_budget_base_is_named_and_can_be_the_accounts_scored():
     assert (m["budget_base"], m["budget@2%"], m["recall@2%"]) == ("accounts scored", 8, 1.0)
     with pytest.raises(EvaluationError, match="accounts scored"):
         evaluate(ranked, decided, accounts_scored=0)
+
+
+def test_the_command_takes_the_accounts_scored(tmp_path, capsys):
+    """The budgets' base from the command line: `--accounts-scored N` for labels written from decisions."""
+    from pipelines.cli import main
+
+    labels().filter(pl.col("account_id").is_in(["p0", "p1", "n0", "n1"])).write_parquet(tmp_path / "l.parquet")
+    alerts(["n0", "p0", "p1", "n1"] + [f"n{i}" for i in range(2, 12)]).write_parquet(tmp_path / "a.parquet")
+    argv = ["evaluate", "--alerts", str(tmp_path / "a.parquet"), "--labels", str(tmp_path / "l.parquet"), "--json"]
+    assert main([*argv, "--accounts-scored", "400"]) == 0
+    m = json.loads(capsys.readouterr().out)
+    assert (m["budget_base"], m["budget@2%"], m["recall@2%"]) == ("accounts scored", 8, 1.0)
