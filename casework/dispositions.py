@@ -88,7 +88,8 @@ def audit_rows(cw: Casework) -> tuple[list[dict], int, dict[int, str]]:
     for r in rows:
         if r["action"] == "purge_log":
             d = json.loads(r["details"] or "{}")
-            anchors[int(d["purged_through"])] = d["anchor_hash"]
+            if "purged_through" in d:  # not one that removed only entries from before the chain
+                anchors[int(d["purged_through"])] = d["anchor_hash"]
     return rows, legacy, anchors
 
 
@@ -103,6 +104,8 @@ def purge_audit(cw: Casework, before, user: str, c: Connection | None = None) ->
     if anchor:
         details = {"purged_through": anchor[0], "anchor_hash": anchor[1], "deleted": n, "before": before}
         audit(cw, user, "purge_log", details=details, c=c)
+    elif n:  # only entries from before the chain went: the log keeps a record of it, so it is not left empty
+        audit(cw, user, "purge_log", details={"deleted": n, "before": before, "unchained": True}, c=c)
     return "audit_log", n
 
 

@@ -293,3 +293,20 @@ def test_the_sqlite_file_is_private_and_in_wal_mode(tmp_path):
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     with cw.engine.connect() as c:
         assert c.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+
+
+def test_a_purge_of_only_entries_from_before_the_chain_leaves_a_record(cw):
+    """From a review: a database whose log held only unchained entries (from before the chain) was purged with no
+    entry left, and verify-audit then called the emptied log broken because alerts carry decisions."""
+    from casework.access_log import verify
+    from casework.dispositions import purge_audit
+
+    cw.sync_alerts(_alerts(2))
+    with cw.engine.begin() as c:  # decided before the chain: statuses and unchained log entries
+        c.exec_driver_sql("UPDATE alert_status SET status = 'escalated'")
+        c.exec_driver_sql(
+            "INSERT INTO audit_log (event_id, logged_at, user_name, action) VALUES ('e0', '2020-01-01 00:00:00', 'ann', 'escalate')"
+        )
+    assert purge_audit(cw, datetime(2021, 1, 1, tzinfo=timezone.utc), "dpo") == ("audit_log", 1)
+    assert all(broken is None for _, broken, *_ in verify(cw))
+    assert cw.audit_rows()["action"].to_list() == ["purge_log"]
