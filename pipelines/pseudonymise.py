@@ -103,6 +103,22 @@ def unreadable(src: Path, e: Exception) -> ValueError:
     return ValueError(f"{src.name}: cannot be read, nothing written for it: {first}")
 
 
+def _only_contract_columns(src: Path, stem: str, cols: list[str]) -> None:
+    """Only the contract's columns, by their exact names, pass: `Account_ID` or an extra `iban` column would be copied
+    as it is, raw identifiers and all, into a folder that looks ready to send."""
+    from detectors.scoring import mask_identifiers
+    from schemas import contract
+
+    known = {c.name for c in contract.columns(stem, fiu=True)}
+    extra = [c for c in cols if c not in known]
+    if extra:
+        raise ValueError(
+            f"{src.name}: column(s) {mask_identifiers(', '.join(extra))} are not in the contract (names as in "
+            "docs/contract.md, lower case); nothing written for it: a column the contract does not name could hold raw "
+            "identifiers"
+        )
+
+
 def pseudonymise(raw_dir: str | Path, out_dir: str | Path, key_file: str | Path) -> dict[str, int]:
     """Hash the identifier columns of every contract file in raw_dir into out_dir (same format)."""
     raw_dir, out_dir = Path(raw_dir), Path(out_dir)
@@ -123,6 +139,7 @@ def pseudonymise(raw_dir: str | Path, out_dir: str | Path, key_file: str | Path)
                     cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {reader}", {"src": str(src)}).fetchall()]
                 except duckdb.Error as e:
                     raise unreadable(src, e) from None
+                _only_contract_columns(src, stem, cols)
                 select = ", ".join(f"{sql_pseudonym(c, len(key))} AS {quote(c)}" if c in id_cols else quote(c) for c in cols)
                 dst = out_dir / src.name
                 fmt = "(FORMAT parquet, COMPRESSION zstd)" if suffix == ".parquet" else "(FORMAT csv, HEADER true)"
@@ -138,7 +155,12 @@ def pseudonymise(raw_dir: str | Path, out_dir: str | Path, key_file: str | Path)
     (out_dir / "manifest.json").unlink(missing_ok=True)  # an earlier run's would describe other files
     manifest = raw_dir / "manifest.json"
     if manifest.exists():
-        m = json.loads(manifest.read_text(encoding="utf-8"))
+        try:
+            m = json.loads(manifest.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as e:
+            m = e
+        if not isinstance(m, dict):
+            raise ValueError(f"{manifest}: not a manifest (a JSON object with bank_id and period_start/end); none written")
         write_manifest(out_dir, m.get("bank_id"), m.get("period_start"), m.get("period_end"), rows, key_id(key))
     else:
         found = manifest_from_data(out_dir, rows)

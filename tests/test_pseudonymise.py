@@ -9,6 +9,7 @@ from tests.conftest import SAMPLES
 
 
 def _raw(tmp_path):
+    tmp_path.mkdir(parents=True, exist_ok=True)
     raw = tmp_path / "raw"
     raw.mkdir()
     tx = pl.read_csv(SAMPLES / "valid" / "BANK_A" / "transactions.csv", infer_schema=False).head(50)
@@ -120,3 +121,32 @@ def test_the_manifest_from_the_data_reads_times_without_an_offset_as_utc(tmp_pat
     pl.DataFrame({"bank_id": ["BANK_A", "BANK_B"], "booked_at": ["2026-09-01T10:00:00"] * 2}).write_csv(two / "transactions.csv")
     pseudonymise(two, stale, key)  # two banks: no manifest from the data, and the old one is gone
     assert not (stale / "manifest.json").exists()
+
+
+def test_a_column_the_contract_does_not_name_is_refused_not_copied_raw(tmp_path, capsys):
+    """Found by a hostile-input sweep: a header Account_ID (not account_id) or an extra iban column was copied as it
+    was, raw IBANs and all, with exit 0 and a manifest ready to send."""
+    key = tmp_path / "k"
+    key.write_text("partners-shared-key-0001")
+    for case, rename in (("case", {"account_id": "Account_ID"}), ("extra", {})):
+        raw = _raw(tmp_path / case)
+        tx = pl.read_csv(raw / "transactions.csv", infer_schema=False).rename(rename)
+        if not rename:
+            tx = tx.with_columns(pl.col("account_id").alias("iban"))
+        tx.write_csv(raw / "transactions.csv")
+        out = tmp_path / case / "out"
+        assert main(["pseudonymise", str(raw), str(out), "--key-file", str(key)]) == 2
+        err = capsys.readouterr().err
+        assert "are not in the contract" in err and "NL91" not in err
+        assert not (out / "transactions.csv").exists()
+
+
+def test_a_raw_manifest_that_is_not_one_is_one_line(tmp_path, capsys):
+    """Found by a hostile-input sweep: a raw manifest.json of [1, 2] gave an AttributeError traceback."""
+    key = tmp_path / "k"
+    key.write_text("partners-shared-key-0001")
+    raw = _raw(tmp_path)
+    (raw / "manifest.json").write_text("[1, 2]")
+    assert main(["pseudonymise", str(raw), str(tmp_path / "out"), "--key-file", str(key)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "manifest.json: not a manifest" in err
