@@ -149,6 +149,11 @@ def rekey(db: str | Path, old_key_file: str | Path, new_key_file: str | Path, us
     from pipelines.store_lock import exclusive
 
     old_key, new_key = read_key(old_key_file), read_key(new_key_file)
+    if len(new_key) > 1 and new_key[:-1] != old_key:  # banks would pseudonymise with a chain the store is not under
+        raise ValueError(
+            f"{new_key_file}: the keys before the new one are not the chain of {old_key_file} ({len(old_key)} key(s)); "
+            "give the old chain with the new key as its last line, or the new key alone"
+        )
     with exclusive(db, "rekey"):
         con = store.connect(db)
         try:

@@ -651,3 +651,15 @@ def test_masking_keeps_days_and_pseudonyms_and_masks_identifiers(tmp_path, text,
     con.execute(_MACROS)
     whole = con.execute(f"SELECT {masked_sql('v')} FROM (SELECT ? AS v)", [text]).fetchone()[0]
     assert whole in (shown, "[masked]") and (whole == shown or "[masked]" in shown)
+
+
+def test_rekey_refuses_a_new_key_file_that_does_not_continue_the_old_chain(tmp_path, capsys):
+    """Found by a hostile-input sweep: a new key file of another key and the new key was taken; its key id is the new
+    key's, so banks' submissions under it were accepted and matched no stored account (half the accounts ghosts)."""
+    db = tmp_path / "s.duckdb"
+    store.connect(db).close()
+    old, bad = tmp_path / "k1", tmp_path / "bad"
+    old.write_text("partners-shared-key-0001\n")
+    bad.write_text("some-other-partners-key-0009\nthe-rotated-partners-key-0002\n")
+    assert main(["rekey", "--db", str(db), "--old-key-file", str(old), "--new-key-file", str(bad)]) == 2
+    assert "the keys before the new one are not the chain of" in capsys.readouterr().err
