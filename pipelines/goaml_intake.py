@@ -21,6 +21,7 @@ import polars as pl
 import yaml
 from lxml import etree
 
+from detectors.scoring import mask_identifiers
 from pipelines import store
 from pipelines.pseudonymise import key_id, pseudonym, read_key
 from schemas import contract
@@ -116,6 +117,10 @@ def _rows(doc, key: bytes, report_file: str, channels: dict) -> list[dict]:
     return out
 
 
+# No entity is expanded, no DTD or network read: a report is data, and an entity could rewrite its values.
+SAFE_PARSER = etree.XMLParser(resolve_entities=False, load_dtd=False, no_network=True, huge_tree=False)
+
+
 def ingest_goaml(folder: str | Path, db_path: str | Path, key_file: str | Path) -> GoamlIntake:
     """Validate every *.xml in `folder`, quarantine the invalid ones, load the rest (same txn replaces)."""
     folder = Path(folder)
@@ -128,13 +133,16 @@ def ingest_goaml(folder: str | Path, db_path: str | Path, key_file: str | Path) 
     rows, quarantine = [], []
     for p in files:
         try:
-            doc = etree.parse(str(p))
+            doc = etree.parse(str(p), SAFE_PARSER)
         except etree.XMLSyntaxError as e:
-            quarantine.append((p.name, f"not well-formed XML: {e}"))
+            quarantine.append((p.name, f"not well-formed XML: {mask_identifiers(str(e))}"))
+            continue
+        if doc.docinfo.internalDTD is not None or doc.docinfo.doctype:
+            quarantine.append((p.name, "a DOCTYPE: goAML reports declare none (entities in one could rewrite values)"))
             continue
         if not schema.validate(doc):
             err = schema.error_log.last_error
-            quarantine.append((p.name, f"line {err.line}: {err.message}"))
+            quarantine.append((p.name, f"line {err.line}: {mask_identifiers(err.message)}"))  # it quotes the value
             continue
         rows += _rows(doc, key, p.name, channels)
         res.reports += 1

@@ -718,3 +718,29 @@ def test_fiu_queue_on_the_review_site(tmp_path):
     assert open_casework(db).fiu_decisions().select("report_id", "decision", "user_name").rows() == [
         ("R0000", "suspicious", "fiona")
     ]
+
+
+def test_goaml_intake_expands_no_entity_and_masks_the_schemas_message(exported, tmp_path, capsys):
+    """Found by a hostile-input sweep: an internal entity in a report was expanded into a stored value, and a raw
+    e-mail address typed into a date field was printed and stored in the schema's message."""
+    import re
+
+    root, _, written, key = exported
+    folder = tmp_path / "in"
+    folder.mkdir()
+    text = written[0].read_text()
+    with_entity = re.sub(r"(<\?xml[^>]*\?>)", r'\1\n<!DOCTYPE report [<!ENTITY e "ENTITYEXPANDED">]>', text, count=1)
+    (folder / "entity.xml").write_text(with_entity.replace("<transaction_description>", "<transaction_description>&e;", 1))
+    (folder / "leak.xml").write_text(re.sub(r"<date_transaction>[^<]*<", "<date_transaction>jan@example.com<", text, count=1))
+    fiu_db = tmp_path / "fiu.duckdb"
+    assert main(["ingest", str(folder), "--db", str(fiu_db), "--key-file", str(key)]) == 1
+    out = capsys.readouterr().out
+    assert "quarantined entity.xml: a DOCTYPE" in out and "quarantined leak.xml: line" in out
+    assert "jan@example.com" not in out
+    con = duckdb.connect(str(fiu_db), read_only=True)
+    stored = " ".join(str(v) for row in con.execute("SELECT * FROM quarantine").fetchall() for v in row)
+    assert "jan@example.com" not in stored and "[masked]" in stored
+    assert not con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'fiu_reports'").fetchall()[0][
+        0
+    ] or (con.execute("SELECT count(*) FROM fiu_reports WHERE description LIKE '%ENTITYEXPANDED%'").fetchall()[0][0] == 0)
+    con.close()
