@@ -131,6 +131,13 @@ def load_identities(path: str | Path) -> dict[str, dict]:
     df = pl.read_parquet(p) if p.suffix.lower() == ".parquet" else pl.read_csv(p, infer_schema_length=0)
     if "pseudonymous_id" not in df.columns:
         raise ExportError(f"{p}: needs a pseudonymous_id column (one row per pseudonymous account or customer id)")
+    twice = df.with_row_index("row").filter(pl.col("pseudonymous_id").is_duplicated())
+    if twice.height:  # the last row would win silently: a report naming the wrong person or account
+        first = twice.filter(pl.col("pseudonymous_id") == twice["pseudonymous_id"][0])["row"].to_list()
+        raise ExportError(
+            f"{p}: {twice['pseudonymous_id'].n_unique()} pseudonymous id(s) on more than one row (first: data rows "
+            f"{', '.join(str(r + 1) for r in first[:3])}); one row per id"
+        )
     return {r["pseudonymous_id"]: r for r in df.cast(pl.Utf8).iter_rows(named=True)}
 
 

@@ -301,3 +301,37 @@ def test_a_note_too_long_is_named_on_the_alert_and_the_case_page(site):
     page = c.get(f"/cases/{ref}").text
     r = c.post(f"/cases/{ref}/decision", data={"csrf": csrf_of(page), "action": "escalate", "note": "x" * MAX_NOTE})
     assert "Not recorded: a note is at most 4,000 characters (the case reference included)." in r.text
+
+
+@pytest.mark.parametrize(
+    "text, says",
+    [
+        (
+            "users:\n  ann: {password: 'scrypt$x', role: investigator, bank: BANK_A}\n"
+            "  ann: {password: 'scrypt$x', role: analyst}\n",
+            "'ann' is given twice (line 3)",
+        ),
+        ("users: [1, 2]\n", "users: must be a mapping of name"),
+        ("users:\n  ann: x\n", "users: must be a mapping of name"),
+    ],
+)
+def test_a_users_file_with_a_name_twice_or_the_wrong_shape_is_refused(tmp_path, text, says):
+    """Found by a hostile-input sweep: a second `ann:` silently replaced the first (an investigator of one bank became
+    an analyst of all), and a list or a string where a mapping belongs was an AttributeError traceback."""
+    from casework.review.auth import UsersError, load_users
+
+    f = tmp_path / "users.yaml"
+    f.write_text(text)
+    with pytest.raises(UsersError, match=re.escape(says)):
+        load_users(f)
+
+
+def test_identities_with_an_id_on_two_rows_are_refused(tmp_path):
+    """Found by a hostile-input sweep: the last of two rows for one id won silently, and the goAML report named the
+    wrong person and account."""
+    from casework.goaml import ExportError, load_identities
+
+    f = tmp_path / "ids.csv"
+    f.write_text("pseudonymous_id,first_name\nabc,Jan\ndef,Piet\nabc,Other\n")
+    with pytest.raises(ExportError, match=re.escape("1 pseudonymous id(s) on more than one row (first: data rows 1, 3)")):
+        load_identities(f)
