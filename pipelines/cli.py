@@ -136,6 +136,16 @@ def _lock_holder(pid: int) -> tuple[str, str]:
     return "another process", f"stop process {pid} or wait until it has finished, then run this again"
 
 
+def _one_line(e: BaseException | str, limit: int = 300) -> str:
+    """An error as one line on a terminal: what the user typed comes back without control characters (a newline or
+    an escape code in an --alert id), identifier-like strings masked (an IBAN given as an id), and bounded."""
+    from detectors.scoring import mask_identifiers
+
+    text = "".join(ch if ch.isprintable() else " " for ch in str(e))
+    text = mask_identifiers(" ".join(text.split()))
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _user_error(e: BaseException) -> str | None:
     """The one line for a known kind of user error; None for anything else (a bug: the traceback is shown)."""
     import duckdb
@@ -467,7 +477,7 @@ def cmd_dispose(a) -> int:
     try:
         out = record_disposition(open_casework(a.db), a.alert, a.action, a.user, a.reason, a.note)
     except DispositionError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {_one_line(e)}", file=sys.stderr)
         return 2
     print(f"{a.alert}: {out['previous_status']} -> {out['status']} (by {a.user})")
     return 0
@@ -484,7 +494,7 @@ def cmd_export_goaml(a) -> int:
         exporter = GoamlExporter(a.db, a.identities, entity)
         written, refused = exporter.export(a.out, a.user, alert=a.alert, case=a.case, escalated=a.escalated)
     except ExportError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {_one_line(e)}", file=sys.stderr)
         return 2
     for p in written:
         print(f"wrote {p} (validated against goAML 5.0.2)")
@@ -532,7 +542,7 @@ def cmd_serve(a) -> int:
     try:
         users = load_users(a.users)
     except (UsersError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {_one_line(e)}", file=sys.stderr)
         return 2
     exporter = None
     if a.identities:
@@ -541,7 +551,7 @@ def cmd_serve(a) -> int:
         try:
             exporter = GoamlExporter(a.db, a.identities, entity)
         except ExportError as e:
-            print(f"error: {e}", file=sys.stderr)
+            print(f"error: {_one_line(e)}", file=sys.stderr)
             return 2
     secure = serve_secure_cookies(a.host, a.secure_cookies)
     app = Review(a.db, users, exporter, a.goaml_out, secure_cookies=secure).app()
@@ -764,7 +774,7 @@ def cmd_fiu_decide(a) -> int:
             con = _peek_fiu_store(a.db)
         out = record_fiu_decision(open_casework(a.db), a.report, a.decision, a.user, a.typology, a.note, reports=con)
     except DispositionError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {_one_line(e)}", file=sys.stderr)
         return 2
     finally:
         con.close()
@@ -781,7 +791,7 @@ def cmd_disseminate(a) -> int:
         check_user(a.user)  # the audit log's "who", as for decisions
         written = disseminate(a.db, a.out, a.user, a.identities)
     except (DisseminationError, DispositionError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {_one_line(e)}", file=sys.stderr)
         return 2
     if not written:
         print("nothing to disseminate: no report declared suspicious since the last dissemination")
@@ -1309,7 +1319,7 @@ def main(argv: list[str] | None = None) -> int:
             if isinstance(e, UsageError) or "in use by" in line or "being written by" in line
             else " (--debug shows the traceback)"
         )
-        print(f"thb-signals {a.command}: error: {line}{hint}", file=sys.stderr)
+        print(f"thb-signals {a.command}: error: {_one_line(line, 2000)}{hint}", file=sys.stderr)
         return 2
 
 

@@ -414,3 +414,16 @@ def test_generate_refuses_a_folder_that_is_not_empty(tmp_path, capsys):
     assert main(["generate", str(tmp_path / "g"), "--accounts", "100", "--days", "10", "--banks", "1"]) == 2
     assert capsys.readouterr().err.strip().endswith(f"{tmp_path / 'g'} is not empty: generate writes into a new or empty folder")
     assert [p.name for p in (tmp_path / "g").iterdir()] == ["BANK_B"]
+
+
+def test_an_error_repeats_what_was_typed_without_control_characters_or_raw_identifiers(tmp_path, capsys):
+    """Found by a hostile-input sweep: `dispose --alert` echoed a newline and a terminal escape code as typed, and an
+    IBAN given as the alert id in full."""
+    db = str(tmp_path / "s.duckdb")
+    assert main(["ingest", str(SAMPLES / "valid" / "BANK_A"), "--db", db, "--quiet"]) == 0
+    assert main(["score", "--db", db, "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    capsys.readouterr()
+    for alert, shown in (("a\nb\x1b[31m", "error: no alert a b [31m"), ("NL91ABNA0417164300", "error: no alert [masked]")):
+        assert main(["dispose", "--db", db, "--alert", alert, "--action", "escalate", "--user", "ann"]) == 2
+        err = capsys.readouterr().err
+        assert err == shown + "\n"
