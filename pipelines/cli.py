@@ -441,6 +441,11 @@ def _print_flow_result(res: dict, top: int) -> int:
 
 def cmd_batch(a) -> int:
     _folder(a.inbox, "inbox")
+    from pipelines.batch import PROCESSED, REJECTED
+
+    for sub in (PROCESSED, REJECTED):  # where submissions are filed: checked before any is loaded, not after
+        if (Path(a.inbox) / sub).exists() and not (Path(a.inbox) / sub).is_dir():
+            raise UsageError(f"{Path(a.inbox) / sub} is a file: the batch files submissions into a folder of that name")
     _yaml(a.config, "config")
     _new_store_ok(a.db)
     from pipelines.flows import batch_scoring_flow

@@ -306,7 +306,7 @@ def test_out_of_range_numbers_are_refused_when_read(capsys, argv, says):
     [
         ["score", "--db", "s.duckdb", "--out", "{file}"],
         ["run", "x", "--db", "s.duckdb", "--out", "{file}"],
-        ["batch", "--inbox", "x", "--db", "s.duckdb", "--out", "{file}"],
+        ["batch", "x", "--db", "s.duckdb", "--out", "{file}"],
         ["backtest", "--db", "s.duckdb", "--config", "c.yaml", "--out", "{file}"],
         ["export-goaml", "--db", "s.duckdb", "--out", "{file}", "--user", "u"],
         ["screen", "--db", "s.duckdb", "--period", "2026-01-01..2026-01-31", "--out", "{file}"],
@@ -427,3 +427,17 @@ def test_an_error_repeats_what_was_typed_without_control_characters_or_raw_ident
         assert main(["dispose", "--db", db, "--alert", alert, "--action", "escalate", "--user", "ann"]) == 2
         err = capsys.readouterr().err
         assert err == shown + "\n"
+
+
+def test_batch_refuses_an_inbox_whose_processed_is_a_file_before_loading(tmp_path, capsys):
+    """Found by a hostile-input sweep: with inbox/processed a file, the batch loaded the submission, then failed to
+    file it (a Prefect traceback), and the submission stayed in the inbox as if waiting."""
+    import shutil
+
+    inbox = tmp_path / "inbox"
+    shutil.copytree(SAMPLES / "valid" / "BANK_A", inbox / "BANK_A")
+    (inbox / "processed").write_text("x")
+    db = tmp_path / "s.duckdb"
+    assert main(["batch", str(inbox), "--db", str(db), "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.strip().endswith("is a file: the batch files submissions into a folder of that name")
+    assert not db.exists()
