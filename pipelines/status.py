@@ -198,8 +198,9 @@ def format_status(s: dict) -> str:
     if "inbox" in s:
         ib = s["inbox"]
         lines.append("")
-        if not ib["exists"]:
-            lines.append(f"inbox {ib['path']}: does not exist (the batch creates it)")
+        if not ib["exists"]:  # the batch refuses an inbox that is not a folder; it creates none
+            what = "is a file, not a folder" if Path(ib["path"]).exists() else "does not exist"
+            lines.append(f"inbox {ib['path']}: {what} (the batch needs an existing folder)")
         else:
             lines.append(
                 f"inbox {ib['path']}: {len(ib['waiting'])} submissions waiting"

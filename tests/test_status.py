@@ -172,3 +172,12 @@ def test_progress_writes_nothing_when_disabled(monkeypatch):
     Progress(quiet=True, stream=buf)("x")
     Progress(quiet=False, stream=buf).stage("rules", 1.25, {"hits": 1234})
     assert buf.getvalue() == "rules: 1.2 s (hits 1,234)\n"
+
+
+def test_status_says_when_the_inbox_is_a_file(scored, tmp_path, capsys):
+    """Found by a hostile-input sweep: an inbox that is a file was reported as not existing, "the batch creates it";
+    the batch refuses both."""
+    db = scored[1]
+    (tmp_path / "afile").write_text("x")
+    assert main(["status", "--db", str(db), "--inbox", str(tmp_path / "afile")]) == 0
+    assert f"inbox {tmp_path / 'afile'}: is a file, not a folder (the batch needs an existing folder)" in capsys.readouterr().out
