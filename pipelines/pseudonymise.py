@@ -30,8 +30,16 @@ ID_HEX_CHARS = 32  # 128 bits of the HMAC: collision-free at any realistic scale
 
 
 def read_key(key_file: str | Path) -> tuple[bytes, ...]:
-    """The key chain in a key file: one key per line, oldest first (a file of one line: one key)."""
-    keys = tuple(k.strip() for k in Path(key_file).read_bytes().splitlines() if k.strip())
+    """The key chain in a key file: one key per line of text, oldest first (a file of one line: one key). Raw bytes
+    are refused: split at whatever newline bytes they hold, they made a chain of several keys or a short one."""
+    raw = Path(key_file).read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is None or any(not (ch.isprintable() or ch in "\r\n") for ch in text):
+        raise ValueError(f"{key_file}: a key file is text, one key per line (e.g. made with: head -c 32 /dev/urandom | base64)")
+    keys = tuple(k.strip() for k in raw.splitlines() if k.strip())
     if not keys:
         raise ValueError(f"{key_file}: no key in the file")
     for n, key in enumerate(keys, 1):

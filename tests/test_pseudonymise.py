@@ -150,3 +150,12 @@ def test_a_raw_manifest_that_is_not_one_is_one_line(tmp_path, capsys):
     assert main(["pseudonymise", str(raw), str(tmp_path / "out"), "--key-file", str(key)]) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and "manifest.json: not a manifest" in err
+
+
+def test_a_key_file_of_raw_bytes_is_refused(tmp_path, capsys):
+    """Found by a hostile-input sweep: raw bytes were split at any newline byte they held, giving a chain of several
+    keys or "line 2: the key must be at least 16 bytes" depending on the bytes."""
+    key = tmp_path / "k"
+    key.write_bytes(bytes(range(256)) * 2)
+    assert main(["pseudonymise", str(_raw(tmp_path)), str(tmp_path / "out"), "--key-file", str(key)]) == 2
+    assert "a key file is text, one key per line" in capsys.readouterr().err
