@@ -478,6 +478,8 @@ def cmd_dispose(a) -> int:
     from pipelines import snapshot
     from pipelines.casework_db import open_casework
 
+    if a.reason and a.action != "dismiss":  # it would not be kept: said now, not dropped in silence
+        raise UsageError(f"--reason is for --action dismiss, not {a.action}")
     snapshot.ensure(_scored_store(a.db))  # an older store's decisions move to the casework database first
     try:
         out = record_disposition(open_casework(a.db), a.alert, a.action, a.user, a.reason, a.note)

@@ -441,3 +441,10 @@ def test_batch_refuses_an_inbox_whose_processed_is_a_file_before_loading(tmp_pat
     assert main(["batch", str(inbox), "--db", str(db), "--out", str(tmp_path / "out")]) == 2
     assert capsys.readouterr().err.strip().endswith("is a file: the batch files submissions into a folder of that name")
     assert not db.exists()
+
+
+def test_dispose_refuses_a_reason_with_an_action_that_keeps_none(tmp_path, capsys):
+    """Found by a hostile-input sweep: `--action escalate --reason explained` dropped the reason without saying so."""
+    argv = ["dispose", "--db", str(tmp_path / "s.duckdb"), "--alert", "a1", "--action", "escalate", "--user", "ann"]
+    assert main([*argv, "--reason", "explained"]) == 2
+    assert capsys.readouterr().err.strip().endswith("--reason is for --action dismiss, not escalate")
