@@ -128,7 +128,10 @@ def load_identities(path: str | Path) -> dict[str, dict]:
     p = Path(path)
     if not p.exists():
         raise ExportError(f"identities file {p} does not exist")
-    df = pl.read_parquet(p) if p.suffix.lower() == ".parquet" else pl.read_csv(p, infer_schema_length=0)
+    try:
+        df = pl.read_parquet(p) if p.suffix.lower() == ".parquet" else pl.read_csv(p, infer_schema_length=0)
+    except (pl.exceptions.PolarsError, OSError) as e:  # empty, not UTF-8, a folder: named, in one line
+        raise ExportError(f"identities file {p} cannot be read: {(str(e).strip().splitlines() or ['?'])[0]}") from None
     if "pseudonymous_id" not in df.columns:
         raise ExportError(f"{p}: needs a pseudonymous_id column (one row per pseudonymous account or customer id)")
     twice = df.with_row_index("row").filter(pl.col("pseudonymous_id").is_duplicated())
@@ -138,7 +141,12 @@ def load_identities(path: str | Path) -> dict[str, dict]:
             f"{p}: {twice['pseudonymous_id'].n_unique()} pseudonymous id(s) on more than one row (first: data rows "
             f"{', '.join(str(r + 1) for r in first[:3])}); one row per id"
         )
-    return {r["pseudonymous_id"]: r for r in df.cast(pl.Utf8).iter_rows(named=True)}
+    df = df.cast(pl.Utf8)
+    for col in df.columns:  # XML takes no control characters: lxml's refusal named neither the row nor the column
+        bad = df[col].str.contains(r"[\x00-\x08\x0b\x0c\x0e-\x1f]").fill_null(False)
+        if bad.any():
+            raise ExportError(f"{p}: data row {int(bad.arg_max()) + 1}, column {col}: a control character, which XML cannot hold")
+    return {r["pseudonymous_id"]: r for r in df.iter_rows(named=True)}
 
 
 def indicator_codes(rule_ids: list[str], mapping: dict) -> list[str]:

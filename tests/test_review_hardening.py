@@ -335,3 +335,23 @@ def test_identities_with_an_id_on_two_rows_are_refused(tmp_path):
     f.write_text("pseudonymous_id,first_name\nabc,Jan\ndef,Piet\nabc,Other\n")
     with pytest.raises(ExportError, match=re.escape("1 pseudonymous id(s) on more than one row (first: data rows 1, 3)")):
         load_identities(f)
+
+
+@pytest.mark.parametrize(
+    "content, says",
+    [
+        (b"pseudonymous_id,first_name\nabc,Ja\x01n\n", "data row 1, column first_name: a control character"),
+        (b"", "cannot be read"),
+        (b"pseudonymous_id,first_name\nabc,J\xe9\n", "cannot be read"),
+    ],
+)
+def test_an_identities_file_that_cannot_make_xml_is_named(tmp_path, content, says):
+    """Found by a hostile-input sweep: a control character gave lxml's "All strings must be XML compatible", an
+    empty or Latin-1 file "could not read a data file", none naming the file, row or column."""
+    from casework.goaml import ExportError, load_identities
+
+    f = tmp_path / "ids.csv"
+    f.write_bytes(content)
+    with pytest.raises(ExportError, match=re.escape(says)) as e:
+        load_identities(f)
+    assert str(f) in str(e.value)
