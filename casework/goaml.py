@@ -35,6 +35,7 @@ from lxml import etree
 from casework import victims
 from casework.access_log import log_access
 from casework.dispositions import LATEST_ALERTS, audit, mark_reported
+from casework.identities import IdentitiesError, read_identities
 from casework.view import reading
 from detectors.rules import RULES
 from pipelines import snapshot
@@ -125,27 +126,17 @@ def load_mapping(path: str | Path | None = None) -> dict:
 
 
 def load_identities(path: str | Path) -> dict[str, dict]:
-    p = Path(path)
-    if not p.exists():
-        raise ExportError(f"identities file {p} does not exist")
+    """The bank's identities by pseudonymous id (casework/identities.py reads them), with nothing XML cannot hold."""
     try:
-        df = pl.read_parquet(p) if p.suffix.lower() == ".parquet" else pl.read_csv(p, infer_schema_length=0)
-    except (pl.exceptions.PolarsError, OSError) as e:  # empty, not UTF-8, a folder: named, in one line
-        raise ExportError(f"identities file {p} cannot be read: {(str(e).strip().splitlines() or ['?'])[0]}") from None
-    if "pseudonymous_id" not in df.columns:
-        raise ExportError(f"{p}: needs a pseudonymous_id column (one row per pseudonymous account or customer id)")
-    twice = df.with_row_index("row").filter(pl.col("pseudonymous_id").is_duplicated())
-    if twice.height:  # the last row would win silently: a report naming the wrong person or account
-        first = twice.filter(pl.col("pseudonymous_id") == twice["pseudonymous_id"][0])["row"].to_list()
-        raise ExportError(
-            f"{p}: {twice['pseudonymous_id'].n_unique()} pseudonymous id(s) on more than one row (first: data rows "
-            f"{', '.join(str(r + 1) for r in first[:3])}); one row per id"
-        )
-    df = df.cast(pl.Utf8)
+        df = read_identities(path)
+    except IdentitiesError as e:
+        raise ExportError(str(e)) from None
     for col in df.columns:  # XML takes no control characters: lxml's refusal named neither the row nor the column
         bad = df[col].str.contains(r"[\x00-\x08\x0b\x0c\x0e-\x1f]").fill_null(False)
         if bad.any():
-            raise ExportError(f"{p}: data row {int(bad.arg_max()) + 1}, column {col}: a control character, which XML cannot hold")
+            raise ExportError(
+                f"{Path(path)}: data row {int(bad.arg_max()) + 1}, column {col}: a control character, which XML cannot hold"
+            )
     return {r["pseudonymous_id"]: r for r in df.iter_rows(named=True)}
 
 

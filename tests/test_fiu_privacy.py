@@ -46,3 +46,19 @@ def test_a_note_stored_raw_before_notes_were_masked_is_masked_in_the_package(tmp
     assert len(disseminate(db, out, "fiona")) == 1
     text = "".join(p.read_text() for p in out.rglob("*") if p.is_file())
     assert "tel [masked], [masked]" in text and "31612345678" not in text and "NL91ABNA" not in text
+
+
+def test_disseminate_reads_identities_as_goaml_export_does(tmp_path):
+    """One reader for both (casework/identities.py): an id on two rows is refused here too, where a package kept one
+    of them at random."""
+    import pytest
+
+    from casework.fiu.disseminate import DisseminationError
+
+    db = screened_store(tmp_path)
+    decide = ["fiu-decide", "--db", str(db), "--report", "R0000", "--decision", "suspicious", "--user", "fiona"]
+    assert main([*decide, "--typology", "cross_border"]) == 0
+    ids = tmp_path / "ids.csv"
+    ids.write_text("pseudonymous_id,first_name\nrecv,Chidi\nrecv,Other\n")
+    with pytest.raises(DisseminationError, match="1 pseudonymous id"):
+        disseminate(db, tmp_path / "out", "fiona", ids)

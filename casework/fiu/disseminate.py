@@ -18,6 +18,7 @@ import duckdb
 import polars as pl
 
 from casework.fiu.screen import link_subjects
+from casework.identities import IdentitiesError, read_identities
 from detectors.scoring import mask_identifiers
 from pipelines import store
 from pipelines.casework_db import open_casework
@@ -64,14 +65,12 @@ class DisseminationError(ValueError):
 
 
 def _read_identities(path: str | Path) -> pl.DataFrame:
-    p = Path(path)
-    if not p.exists():
-        raise DisseminationError(f"identities file {p} does not exist")
-    df = pl.read_parquet(p) if p.suffix.lower() == ".parquet" else pl.read_csv(p, infer_schema_length=0)
-    if "pseudonymous_id" not in df.columns:
-        raise DisseminationError(f"{p}: no pseudonymous_id column")
-    keep = [c for c in IDENTITY_FIELDS if c in df.columns]
-    return df.select(pl.col("pseudonymous_id").cast(pl.Utf8), *[pl.col(c).cast(pl.Utf8) for c in keep]).unique("pseudonymous_id")
+    """The identity fields a package names, read as goAML export reads them (casework/identities.py)."""
+    try:
+        df = read_identities(path)
+    except IdentitiesError as e:
+        raise DisseminationError(str(e)) from None
+    return df.select("pseudonymous_id", *[c for c in IDENTITY_FIELDS if c in df.columns])
 
 
 def pending(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
