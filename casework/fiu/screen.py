@@ -22,6 +22,7 @@ import polars as pl
 from casework.fiu.themes import Theme, ThemeError, create_period_view, load_themes, run_theme, sandbox
 from pipelines import store
 from pipelines.casework_db import open_casework
+from schemas.contract import RE_DATE
 
 # Points per piece of evidence; the subject list is ranked on their sum (reasons name each part).
 WEIGHTS = {
@@ -55,7 +56,7 @@ class ScreenResult:
 def parse_period(text: str) -> tuple[date, date]:
     try:
         a, b = (part.strip() for part in text.split(".."))
-        if not (RE_DAY.match(a) and RE_DAY.match(b)):  # fromisoformat also reads 2026-W27 (a week) and 20260701
+        if not (re.match(RE_DATE, a) and re.match(RE_DATE, b)):  # fromisoformat also reads 2026-W27 (a week), 20260701
             raise ValueError(text)
         start, end = date.fromisoformat(a), date.fromisoformat(b)
     except ValueError:
@@ -63,9 +64,6 @@ def parse_period(text: str) -> tuple[date, date]:
     if end < start:
         raise ScreenError(f"period {text!r} ends before it starts")
     return start, end
-
-
-RE_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 def _table_exists(con, name: str) -> bool:

@@ -87,32 +87,26 @@ def _parse_tree(sql: str) -> dict:
         return json.loads(con.execute("SELECT json_serialize_sql(?)", [sql]).fetchall()[0][0])
 
 
-def _writes(tree: dict) -> bool:
-    """True when a SELECT holds a data-changing part (`WITH d AS (DELETE ... RETURNING ...) SELECT ...` is a SELECT to
-    DuckDB's statement type): any DELETE, INSERT, UPDATE or MERGE node in its parse tree."""
+def _nodes(tree):
+    """Every mapping in a parse tree, depth first."""
     todo = [tree]
     while todo:
         node = todo.pop()
         if isinstance(node, dict):
-            if any(w in str(node.get("type", "")) for w in ("DELETE", "INSERT", "UPDATE", "MERGE")):
-                return True
+            yield node
             todo.extend(node.values())
         elif isinstance(node, list):
             todo.extend(node)
-    return False
+
+
+def _writes(tree: dict) -> bool:
+    """True when a SELECT holds a data-changing part (`WITH d AS (DELETE ... RETURNING ...) SELECT ...` is a SELECT to
+    DuckDB's statement type): any DELETE, INSERT, UPDATE or MERGE node in its parse tree."""
+    return any(w in str(n.get("type", "")) for n in _nodes(tree) for w in ("DELETE", "INSERT", "UPDATE", "MERGE"))
 
 
 def _param_names(tree: dict) -> set[str]:
-    names, todo = set(), [tree]
-    while todo:
-        node = todo.pop()
-        if isinstance(node, dict):
-            if node.get("class") == "PARAMETER":
-                names.add(str(node.get("identifier")))
-            todo.extend(node.values())
-        elif isinstance(node, list):
-            todo.extend(node)
-    return names
+    return {str(n.get("identifier")) for n in _nodes(tree) if n.get("class") == "PARAMETER"}
 
 
 def _reaches(tree: dict) -> str | None:
