@@ -176,6 +176,15 @@ def _time(v) -> datetime | None:
     return _utc(v) if isinstance(v, datetime) else None
 
 
+def _recorded_head(value: str) -> tuple[int, str] | None:
+    """(seq, entry_hash) of a HEAD_META record; None when it cannot be read."""
+    try:
+        head = json.loads(value)
+        return int(head["seq"]), head["entry_hash"]
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
 class ChainBroken(ValueError):
     """A chained log broken in a way its hashes cannot show or cannot even be computed for: an entry whose time is not
     a time, a log that ends before the last entry recorded as written. `log`, `seq` (the entry at fault, None when
@@ -311,12 +320,10 @@ class Casework:
         entry starts again at 1): that is kept for good (CUT_META), or the next page view would hide the cut."""
         before = self.meta_in(c, HEAD_META[log])
         if before is not None and not purge and not self.meta_in(c, CUT_META[log]):
-            try:
-                cut = int(json.loads(before)["seq"]) >= int(seq)
-            except (ValueError, TypeError, KeyError):
-                cut = True
-            if cut:
-                c.execute(insert(casework_meta).values(key=CUT_META[log], value=json.dumps({"recorded": before, "next": seq})))
+            last = _recorded_head(before)
+            if last is None or last[0] >= int(seq):  # an unreadable record is no proof of the log either
+                cut = {"written_up_to": last[0] if last else None, "next": int(seq)}
+                c.execute(insert(casework_meta).values(key=CUT_META[log], value=json.dumps(cut)))
         value = json.dumps({"seq": int(seq), "entry_hash": entry_hash})
         key = HEAD_META[log]
         if not c.execute(update(casework_meta).where(casework_meta.c.key == key).values(value=value)).rowcount:
@@ -356,9 +363,9 @@ class Casework:
                 raise ChainBroken(where, log, r["seq"], "logged_at is not a time")
         if cut is not None:
             try:
-                was = json.loads(json.loads(cut)["recorded"])["seq"]
-                nxt = json.loads(cut)["next"]
-            except (ValueError, TypeError, KeyError):
+                found = json.loads(cut)
+                was, nxt = found.get("written_up_to") or "?", found.get("next")
+            except (ValueError, AttributeError):
                 was, nxt = "?", None
             raise ChainBroken(where, log, nxt, f"it was cut back: entries up to {was} had been written before this one")
         if recorded is not None:
@@ -370,11 +377,10 @@ class Casework:
     @staticmethod
     def _check_head(where: str, log: str, rows: list[dict], recorded: str) -> None:
         """The log still reaches the last entry recorded as written, and that entry is the one written."""
-        try:
-            head = json.loads(recorded)
-            last_seq, last_hash = int(head["seq"]), head["entry_hash"]
-        except (ValueError, TypeError, KeyError):
-            raise ChainBroken(where, log, None, f"the record of its last entry ({HEAD_META[log]}) is unreadable") from None
+        head = _recorded_head(recorded)
+        if head is None:
+            raise ChainBroken(where, log, None, f"the record of its last entry ({HEAD_META[log]}) is unreadable")
+        last_seq, last_hash = head
         by_seq = {r["seq"]: r for r in rows if isinstance(r["seq"], int)}
         top = max(by_seq, default=None)
         if top is None:

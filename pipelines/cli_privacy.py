@@ -84,13 +84,12 @@ def cmd_verify_audit(a) -> int:
     cw = open_casework(db, url)
     try:
         results = verify(cw)
+        broken = [(name, seq, why) for name, seq, _, _, why in results if seq is not None]
     except ChainBroken as e:  # a time that is no time, a log that ends before its last entry as written
-        print(f"{a.db}: {e.log} broken" + (f" at entry {e.seq}" if e.seq is not None else "") + f": {e.why}")
-        return 1
-    broken = [(name, seq, why) for name, seq, _, _, why in results if seq is not None]
+        broken = [(e.log, e.seq, e.why)]
     if broken:
         name, seq, why = broken[0]
-        print(f"{a.db}: {name} broken at entry {seq}: {why}")
+        print(f"{a.db}: {name} broken" + (f" at entry {seq}" if seq is not None else "") + f": {why}")
         return 1
     with cw.engine.connect() as c:  # each log's last entry, to copy elsewhere: a log rewritten whole shows there
         heads = {name: cw.head(c, name) for name, *_ in results}
