@@ -397,8 +397,7 @@ def cmd_run(a) -> int:
     By default as the Prefect flow `run`, in-process (no server needed); --no-prefect runs the plain functions."""
     for path in a.submissions:
         _folder(path, "submission")
-    _yaml(a.config, "config")
-    _settings(a)  # fail fast on a bad config, before anything is loaded
+    _settings(a)  # fail fast on a bad config (the file read and checked), before anything is loaded
     if a.no_prefect:
         rc = cmd_ingest(a)
         if rc:
@@ -1229,11 +1228,12 @@ def _day(text: str):
 def _out_folder(text: str) -> str:
     """A folder a command writes into: new, or an existing folder. A file there is refused before anything runs (a
     score used to finish, store its alerts, then fail writing alerts.parquet under a file)."""
-    if Path(text).exists() and not Path(text).is_dir():
-        raise argparse.ArgumentTypeError(f"{text} is a file, not a folder")
-    above = next((p for p in Path(text).parents if p.exists()), None)  # the nearest part of the path that is there
-    if above is not None and not above.is_dir():
-        raise argparse.ArgumentTypeError(f"{text}: {above} is a file, not a folder")
+    path = Path(text)
+    there = next((p for p in (path, *path.parents) if p.exists()), None)  # the nearest part of the path that is there
+    if there is not None and not there.is_dir():
+        raise argparse.ArgumentTypeError(
+            f"{text} is a file, not a folder" if there == path else f"{text}: {there} is a file, not a folder"
+        )
     return text
 
 

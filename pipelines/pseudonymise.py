@@ -102,6 +102,11 @@ def pad_params(key: bytes | tuple[bytes, ...]) -> dict[str, str]:
     return params
 
 
+def _reader(suffix: str) -> str:
+    """The DuckDB reader of a contract file, its path bound as $src: every CSV value as text, as submitted."""
+    return "read_parquet($src)" if suffix == ".parquet" else "read_csv($src, header=true, delim=',', all_varchar=true)"
+
+
 def unreadable(src: Path, e: Exception) -> ValueError:
     """One line for a raw file DuckDB cannot read. The raw extract still holds IBANs, e-mails and phone numbers, and
     DuckDB quotes the offending line after the first: only the first line is kept, and masked besides."""
@@ -140,9 +145,7 @@ def pseudonymise(raw_dir: str | Path, out_dir: str | Path, key_file: str | Path)
                 src = raw_dir / f"{stem}{suffix}"
                 if not src.exists():
                     continue
-                reader = (
-                    "read_parquet($src)" if suffix == ".parquet" else "read_csv($src, header=true, delim=',', all_varchar=true)"
-                )
+                reader = _reader(suffix)
                 try:
                     cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {reader}", {"src": str(src)}).fetchall()]
                 except duckdb.Error as e:
@@ -184,7 +187,7 @@ def manifest_from_data(out_dir: Path, rows: dict[str, int]) -> tuple[str, str, s
     tx = [out_dir / n for n in rows if n.startswith("transactions.")]
     if not tx:
         return None
-    reader = "read_parquet($f)" if tx[0].suffix == ".parquet" else "read_csv($f, header=true, all_varchar=true)"
+    reader = _reader(tx[0].suffix)
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")  # a time without an offset is UTC, as the contract and the validator read it
     try:
@@ -193,7 +196,7 @@ def manifest_from_data(out_dir: Path, rows: dict[str, int]) -> tuple[str, str, s
                        min(CAST(timezone('Europe/Amsterdam', TRY_CAST(booked_at AS TIMESTAMPTZ)) AS DATE)),
                        max(CAST(timezone('Europe/Amsterdam', TRY_CAST(booked_at AS TIMESTAMPTZ)) AS DATE))
                 FROM {reader}""",
-            {"f": str(tx[0])},
+            {"src": str(tx[0])},
         ).fetchall()[0]
     except duckdb.Error:
         return None

@@ -123,12 +123,11 @@ def precision_at(ranked: pl.DataFrame, decided: pl.DataFrame, labels: pl.DataFra
     return float(top["positive"].sum()) / k, top
 
 
-def _keep_list(path: Path, listed: pl.DataFrame, ranked: pl.DataFrame, labels_file: Path) -> None:
+def _keep_list(path: Path, listed: pl.DataFrame, ranked: pl.DataFrame, detail: pl.DataFrame) -> None:
     """The month's measured list (top k of the undecided) with each account's score, reasons and what the generator
-    made of it (typology, role, look-alike kind), so a fall can be read account by account."""
+    made of it (`detail`: typology, role, look-alike kind), so a fall can be read account by account."""
     cols = [c for c in ("rank", "score", "reasons", "rules") if c in ranked.columns]
     path.parent.mkdir(parents=True, exist_ok=True)
-    detail = pl.read_parquet(labels_file).select(KEYS + ["typology", "role", "lookalike", "pattern"])
     listed.join(ranked.select(KEYS + cols), on=KEYS, how="left", maintain_order="left").join(
         detail, on=KEYS, how="left", maintain_order="left"
     ).write_parquet(path)
@@ -156,6 +155,7 @@ def play(
     rng = np.random.default_rng(seed)
     decided = pl.DataFrame(schema={"bank_id": pl.Utf8, "account_id": pl.Utf8})
     fresh = labels.filter("held_out").select(KEYS)
+    detail = pl.read_parquet(base.parent / "gen" / "labels.parquet").select(KEYS + ["typology", "role", "lookalike", "pattern"])
     positives = labels.filter("positive").select(KEYS)
     out = []
     for m in range(1, months + 1):
@@ -167,7 +167,7 @@ def play(
         )
         ranked, unblended = res.alerts.sort("rank"), before_learning(db, res.run_id)
         precision, listed = precision_at(ranked, decided, labels, k)
-        _keep_list(arm / f"month{m}" / f"top{k}.parquet", listed, ranked, base.parent / "gen" / "labels.parquet")
+        _keep_list(arm / f"month{m}" / f"top{k}.parquet", listed, ranked, detail)
         paired, _ = precision_at(unblended, decided, labels, k)
         held, _ = precision_at(ranked.join(fresh, on=KEYS, how="semi", maintain_order="left"), decided, labels, k)
         held_paired, _ = precision_at(unblended.join(fresh, on=KEYS, how="semi", maintain_order="left"), decided, labels, k)
