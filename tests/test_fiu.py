@@ -4,6 +4,7 @@ time); the synthetic FIU extract is deterministic and its labelled networks come
 
 import json
 from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
 
 import duckdb
 import polars as pl
@@ -211,6 +212,15 @@ sql: SELECT acount_id AS subject_id, report_id FROM fiu_period
 """
 
 
+def _stored(tmp_path, r) -> Path:
+    """A store holding the reports `r`."""
+    db = tmp_path / "s.duckdb"
+    con = store.connect(db)
+    r.store(con)
+    con.close()
+    return db
+
+
 def test_analyst_theme_runs_and_a_broken_one_is_reported_not_fatal(tmp_path, capsys):
     folder = tmp_path / "my_themes"
     folder.mkdir()
@@ -220,10 +230,7 @@ def test_analyst_theme_runs_and_a_broken_one_is_reported_not_fatal(tmp_path, cap
     r.add("CASINO_HC", "gambler", "credit", 9000, "other")
     r.add("CASINO_HC", "small", "credit", 900, "other")
     case_collector(r, True)
-    db = tmp_path / "s.duckdb"
-    con = store.connect(db)
-    r.store(con)
-    con.close()
+    db = _stored(tmp_path, r)
     rc = main(
         ["screen", "--db", str(db), "--period", "2026-09-01..2026-09-30", "--themes", str(folder), "--out", str(tmp_path / "o")]
     )
@@ -290,11 +297,7 @@ def _screen_store(tmp_path):
     r = Reports()
     r.add("CASINO_HC", "gambler", "credit", 9000, "other")
     case_collector(r, True)
-    db = tmp_path / "s.duckdb"
-    con = store.connect(db)
-    r.store(con)
-    con.close()
-    return db
+    return _stored(tmp_path, r)
 
 
 @pytest.mark.parametrize(
