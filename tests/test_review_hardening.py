@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 
 from casework.review.app import COOKIE as COOKIE_NAME
 from casework.review.app import MAX_BODY, Review, csv_cell
-from casework.review.auth import LOCK_AFTER, Sessions
+from casework.review.auth import LOCK_AFTER, Sessions, hash_password
 from pipelines.cli import build_parser, serve_secure_cookies
 from tests import test_review
 from tests.test_review import alert_of, csrf_of, login
@@ -324,6 +324,31 @@ def test_a_users_file_with_a_name_twice_or_the_wrong_shape_is_refused(tmp_path, 
     f.write_text(text)
     with pytest.raises(UsersError, match=re.escape(says)):
         load_users(f)
+
+
+@pytest.mark.parametrize(
+    "users, says",
+    [
+        ("users: {}\n", "users: none are given, so nobody could sign in"),
+        ("# nobody yet\n", "users: none are given, so nobody could sign in"),
+        ("users:\n  ann: {password: 'scrypt$x', role: analyst}\n", "user ann needs a scrypt password hash"),
+        ("users:\n  ann: {password: '%s', role: analyst}\n" % hash_password("a").replace("$16384$", "$1024$"), "N at least 16384"),
+        ("users:\n  ann: {password: '%s', role: analyst}\n" % hash_password("a").replace("$16384$8$", "$16384$64$"), "user ann"),
+        ("users:\n  ann: {password: '%s', role: analyst}\n" % hash_password("a")[:-2], "user ann"),
+    ],
+)
+def test_a_users_file_nobody_could_sign_in_with_is_refused(tmp_path, users, says):
+    """A users file with no users, or a hash no login can match (cut short, too weak, or needing more memory than
+    hashlib allows a login), started a server that nobody, or that user, could ever sign in to."""
+    from casework.review.auth import UsersError, load_users
+
+    f = tmp_path / "users.yaml"
+    f.write_text(users)
+    with pytest.raises(UsersError, match=re.escape(says)):
+        load_users(f)
+    ok = tmp_path / "ok.yaml"
+    ok.write_text("users:\n  ann: {password: '%s', role: analyst}\n" % hash_password("a"))
+    assert list(load_users(ok)) == ["ann"]
 
 
 def test_identities_with_an_id_on_two_rows_are_refused(tmp_path):

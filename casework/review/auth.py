@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -48,6 +49,16 @@ def check_password(password: str, stored: str) -> bool:
     except (ValueError, TypeError):
         return False
     return _same(got.hex(), digest)
+
+
+def usable_hash(stored) -> bool:
+    """A hash a login can match: scrypt at least as costly as ours and within the memory hashlib allows a login (32 MiB),
+    a salt of 16 bytes or more, a 32-byte digest. Anything else would start a server where that user can never sign in."""
+    m = re.fullmatch(r"scrypt\$(\d{1,8})\$(\d{1,3})\$(\d{1,3})\$((?:[0-9a-f]{2}){16,64})\$((?:[0-9a-f]{2}){32})", str(stored or ""))
+    if not m:
+        return False
+    n, r, p = (int(x) for x in m.groups()[:3])
+    return SCRYPT[0] <= n and n & (n - 1) == 0 and r >= 1 and p >= 1 and 128 * r * (n + 2 + p) <= 32 * 2**20
 
 
 @dataclass(frozen=True)
@@ -107,9 +118,14 @@ def load_users(path: str | Path) -> dict[str, dict]:
     if not isinstance(users or {}, dict) or not all(isinstance(u, dict) for u in (users or {}).values()):
         raise UsersError(f"{path}: users: must be a mapping of name: {{password, role, bank}} (see README, Review page)")
     users = users or {}
+    if not users:
+        raise UsersError(f"{path}: users: none are given, so nobody could sign in (see README, Review page)")
     for name, u in users.items():
-        if not str(u.get("password", "")).startswith("scrypt$"):
-            raise UsersError(f"{path}: user {name} needs a scrypt password hash (thb-signals hash-password)")
+        if not usable_hash(u.get("password")):
+            raise UsersError(
+                f"{path}: user {name} needs a scrypt password hash as thb-signals hash-password makes it "
+                f"(scrypt$N$r$p$<salt hex>$<hash hex>, N at least {SCRYPT[0]})"
+            )
         if u.get("role") not in ROLES:
             raise UsersError(f"{path}: user {name} has role {u.get('role')!r}; one of {', '.join(ROLES)}")
         if u["role"] == "investigator" and not u.get("bank"):
