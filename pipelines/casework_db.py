@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import uuid
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -42,7 +43,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError
 
 SCHEMA_VERSION = 1
 META = MetaData()
@@ -117,6 +118,7 @@ fiu_decisions = Table(
     Index("ix_fiu_decisions_report", "report_id"),
 )
 casework_meta = Table("casework_meta", META, Column("key", String(80), primary_key=True), Column("value", Text))
+CASE_REF_META = "case_ref_key"  # casework_meta: the secret behind investigators' case references (Casework.case_ref_key)
 KEY_META = "key_id"  # casework_meta: the key (pipelines/pseudonymise.py key_id) the account ids are under, since a rekey
 # casework_meta: {"seq", "entry_hash"} of each chained log's last entry as written, so a log cut off at its end (or
 # emptied, or dropped and re-created empty on the next open) no longer verifies as intact
@@ -266,6 +268,20 @@ class Casework:
     def meta(self, key: str) -> str | None:
         with self.engine.connect() as c:
             return c.execute(select(casework_meta.c.value).where(casework_meta.c.key == key)).scalar()
+
+    def case_ref_key(self) -> str:
+        """The secret an investigator's case references are made with (made once, kept): with an unkeyed hash anyone
+        could try every run and rank and learn which, possibly another bank's, alert a case is named after."""
+        for _ in range(2):
+            found = self.meta(CASE_REF_META)
+            if found:
+                return found
+            try:
+                with self.tx() as c:
+                    c.execute(insert(casework_meta).values(key=CASE_REF_META, value=secrets.token_hex(32)))
+            except IntegrityError:  # another process made it in the same instant: read theirs
+                pass
+        return self.meta(CASE_REF_META)
 
     # ------------------------------------------------------------------ alerts and their decisions
     def state(self, c: Connection, alert_id: str, for_update: bool = False) -> dict | None:

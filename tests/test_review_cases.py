@@ -18,8 +18,10 @@ def case_of(res, account):
     return res.alerts.filter(pl.col("account_id") == account)["case_id"][0]
 
 
-def hashed(case_id):
-    return "C-" + hashlib.sha256(case_id.encode()).hexdigest()[:12]
+def hashed(case_id, db):
+    """The case's reference as an investigator sees it: keyed with the store's own secret."""
+    key = open_casework(db).case_ref_key()
+    return "C-" + hashlib.sha256((key + case_id).encode()).hexdigest()[:12]
 
 
 def visible_text(html):
@@ -96,7 +98,7 @@ def test_a_case_decision_is_recorded_per_alert_with_its_audit(site):
     c = client(site)
     login(c, "bert")  # bank B: the controller and v2 are theirs, v1 is bank A's
     ring = case_of(res, "v1")
-    ref = hashed(ring)
+    ref = hashed(ring, db)
     page = c.get(f"/cases/{ref}").text
     r = c.post(f"/cases/{ref}/decision", data={"csrf": csrf_of(page), "action": "dismiss", "reason": ""})
     assert "Not recorded: dismissing needs a reason" in r.text
@@ -128,12 +130,12 @@ def test_a_case_decision_is_recorded_per_alert_with_its_audit(site):
 
 
 def test_case_pages_keep_banks_apart(site):
-    res = site[2]
+    db, res = site[1], site[2]
     c = client(site)
     login(c, "ann")  # bank A: v1 and z; the controller and v2 are bank B's
-    ring, ref = case_of(res, "v1"), hashed(case_of(res, "v1"))
+    ring, ref = case_of(res, "v1"), hashed(case_of(res, "v1"), db)
     html = c.get("/cases?status=all").text
-    assert set(re.findall(r'data-case="([^"]+)"', html)) == {hashed(ring), hashed(case_of(res, "z"))}
+    assert set(re.findall(r'data-case="([^"]+)"', html)) == {hashed(ring, db), hashed(case_of(res, "z"), db)}
     assert "ctrl" not in visible_text(html) and ring not in html
     page = c.get(f"/cases/{ref}").text
     assert page.count('class="case-account"') == 3 and "v1" in page
@@ -145,8 +147,26 @@ def test_case_pages_keep_banks_apart(site):
     assert "ctrl" not in c.get(f"/cases/{ref}/proceeds.csv").text
     c2 = client(site)
     login(c2, "bert")
-    lone = hashed(case_of(res, "z"))  # bank A's lone account: nothing of bank B in it
+    lone = hashed(case_of(res, "z"), db)  # bank A's lone account: nothing of bank B in it
     assert c2.get(f"/cases/{lone}").status_code == 404 and c2.get(f"/cases/{lone}/proceeds.csv").status_code == 404
     page = c2.get(f"/cases/{ref}").text
     r = c2.post(f"/cases/{lone}/decision", data={"csrf": csrf_of(page), "action": "escalate"})
     assert r.status_code == 404
+
+
+def test_a_case_reference_is_made_with_the_stores_own_secret(site):
+    """An investigator's case reference hid the real case id (another bank's alert id, a run and a rank) behind an
+    unkeyed hash, which anyone could compute for every run and rank. It is now keyed with a secret kept in the casework
+    database: the same on every start, unknown outside it."""
+    db, res = site[1], site[2]
+    c = client(site)
+    login(c, "ann")
+    ring = case_of(res, "v1")
+    unkeyed = "C-" + hashlib.sha256(ring.encode()).hexdigest()[:12]
+    assert c.get(f"/cases/{unkeyed}").status_code == 404 and unkeyed not in c.get("/cases?status=all").text
+    assert c.get(f"/cases/{hashed(ring, db)}").status_code == 200
+    key = open_casework(db).case_ref_key()
+    assert len(key) == 64 and open_casework(db).case_ref_key() == key  # made once, then kept
+    c2 = client(site)  # another start of the site: the same references
+    login(c2, "ann")
+    assert hashed(ring, db) in c2.get("/cases?status=all").text

@@ -16,14 +16,14 @@ pytestmark = pytest.mark.slow  # a real browser; `make test-fast` leaves these o
 skip_module_without_browser()
 
 
-def test_investigator_works_a_case_from_the_case_queue(web):
-    base, res, profile = web
-    ring = hashed(case_of(res, "v1"))
+def test_investigator_works_a_case_from_the_case_queue(web, site):  # noqa: F811 (the fixture)
+    (base, res, profile), db = web, site[1]
+    ring = hashed(case_of(res, "v1"), db)
     with chromium(profile / "ann") as d:
         log_in(d, base, "ann", PASSWORDS["ann"])
         assert d.current_url.endswith("/cases")  # the case queue is the default view
         rows = d.find_elements("css selector", "tr.case-row")
-        assert {r.get_attribute("data-case") for r in rows} == {ring, hashed(case_of(res, "z"))}
+        assert {r.get_attribute("data-case") for r in rows} == {ring, hashed(case_of(res, "z"), db)}
         click_and_wait(d, d.find_element("css selector", f'tr[data-case="{ring}"] a'))
         graph = d.find_element("css selector", "#case-network svg.case-network")
         assert graph.find_elements("css selector", "path.money-edge") and len(graph.find_elements("css selector", "g.node")) == 3
@@ -45,16 +45,16 @@ def test_investigator_works_a_case_from_the_case_queue(web):
         assert d.current_url.endswith("/queue") and d.find_elements("css selector", "tr.alert-row")
 
 
-def test_a_bank_b_investigator_cannot_open_bank_as_case(web):
-    base, res, profile = web
-    lone = hashed(case_of(res, "z"))  # bank A's lone account
+def test_a_bank_b_investigator_cannot_open_bank_as_case(web, site):  # noqa: F811 (the fixture)
+    (base, res, profile), db = web, site[1]
+    lone = hashed(case_of(res, "z"), db)  # bank A's lone account
     with chromium(profile / "bert") as d:
         log_in(d, base, "bert", PASSWORDS["bert"])
         assert lone not in {r.get_attribute("data-case") for r in d.find_elements("css selector", "tr.case-row")}
         d.get(f"{base}/cases/{lone}")
         assert d.find_element("id", "error").text == "No such case for you."
         assert absent(d, "id", "decide")
-        d.get(f"{base}/cases/{hashed(case_of(res, 'v1'))}")
+        d.get(f"{base}/cases/{hashed(case_of(res, 'v1'), db)}")
         shown = {n.get_attribute("data-account") for n in d.find_elements("css selector", "svg.case-network g.node")}
         assert shown == {"ctrl", "v2", ""} and "v1" not in d.find_element("id", "case-accounts").text
 

@@ -78,6 +78,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "counted": ("detectors/features.py",),
     "scaled": ("detectors/features.py",),
     "LATEST": ("casework/review/case_queries.py", "casework/review/queries.py"),
+    "CASE_REF": ("casework/review/case_queries.py",),
     "LATEST_ALERTS": ("casework/goaml.py", "casework/review/queries.py"),
     # the review snapshot and the casework database's one-time move: a constant, and a fragment chosen by the code
     "KEEP_DAYS": ("pipelines/snapshot.py",),

@@ -68,20 +68,21 @@ def csv_cell(column: str, v):
     return "'" + v if v.startswith(FORMULA_START) else v
 
 
-def case_label(case_id: str | None, user: User) -> str | None:
+def case_label(case_id: str | None, user: User, key: str) -> str | None:
     """A case id as this user may see it: case ids are 'C-' + the oldest member alert id, which may be another bank's,
-    so an investigator sees a stable hash of it instead (analysts see the real id)."""
+    so an investigator sees a stable hash of it made with the store's secret `key` instead (analysts see the real id).
+    case_queries.py makes the same reference in SQL (CASE_REF)."""
     if not case_id or user.sees_all_banks:
         return case_id
-    return "C-" + hashlib.sha256(case_id.encode()).hexdigest()[:12]
+    return "C-" + hashlib.sha256((key + case_id).encode()).hexdigest()[:12]
 
 
-def case_labels(rows: pl.DataFrame, user: User) -> pl.DataFrame:
+def case_labels(rows: pl.DataFrame, user: User, key: str) -> pl.DataFrame:
     """Rows with case ids, and the case ids quoted in reasons ('..., in case C-...'), as this user may see them."""
     if user.sees_all_banks or rows.is_empty():
         return rows
     ids = [c for c in rows["case_id"].unique().to_list() if c]
-    labels = [case_label(c, user) for c in ids]
+    labels = [case_label(c, user, key) for c in ids]
     if not ids:
         return rows
     return rows.with_columns(pl.col("case_id").replace(ids, labels), pl.col("reasons").str.replace_many(ids, labels))
@@ -106,6 +107,7 @@ class Review:
         snapshot.ensure(self.db_path, casework_url)  # a store scored before snapshots existed gets its first one now
         self.secure_cookies = secure_cookies
         self.sessions = Sessions(users, secret)
+        self.case_key = self.cw.case_ref_key()
         self.exporter = exporter
         self.goaml_out = Path(goaml_out) if goaml_out else None
         self.lock = threading.Lock()
@@ -117,11 +119,12 @@ class Review:
         self.env.filters["short"] = lambda v, n=8: "" if v is None else str(v)[:n]
         self.env.globals["quote"] = lambda v: quote(str(v), safe="")
         self.env.filters["masked"] = masked
-        self.env.globals["case_label"] = case_label
+        self.env.globals["case_label"] = lambda case_id, user: case_label(case_id, user, self.case_key)
 
     @contextmanager
     def db(self):
         with reading(self.db_path, self.cw) as con:
+            con.execute("SET VARIABLE case_ref_key = ?", [self.case_key])  # case_queries.py CASE_REF
             yield con
 
     # ------------------------------------------------------------------ plumbing
@@ -239,7 +242,7 @@ class Review:
             return self.bad_request(user, csrf)
         with self.db() as con:
             rows, total = q.queue(con, user, f)
-            rows = case_labels(rows, user)
+            rows = case_labels(rows, user, self.case_key)
             choices = q.filter_choices(con, user)
             self.accessed(request, user, "view", "queue", f.query(), f.bank or user.bank)
         pages = max(1, -(-total // q.PAGE))
@@ -266,7 +269,7 @@ class Review:
             "age_days",
             "reasons",
         ]
-        rows = case_labels(rows, user)
+        rows = case_labels(rows, user, self.case_key)
         return self._csv(rows.select(cols), "queue.csv")
 
     @staticmethod
@@ -302,7 +305,7 @@ class Review:
                 victim=victims.is_victim(a),
                 timeline=tl.to_dicts(),
                 evidence=ev.to_dicts(),
-                case_ref=case_label(a["case_id"], user),
+                case_ref=case_label(a["case_id"], user, self.case_key),
                 timeline_svg=timeline_svg(tl),
                 counterparties=[] if protected else q.counterparties(con, a["bank_id"], a["account_id"]).to_dicts(),
                 network_svg=network_svg(a["account_id"], net),
@@ -313,7 +316,11 @@ class Review:
                 age_band=q.age_band(a["birth_year"], end.year if end else datetime.now().year),
                 account_age=fmt.age(a["opened_on"], end),
                 reasons=[
-                    fmt.tidy_amounts(r.replace(a["case_id"], fmt.short_id(case_label(a["case_id"], user))) if a["case_id"] else r)
+                    fmt.tidy_amounts(
+                        r.replace(a["case_id"], fmt.short_id(case_label(a["case_id"], user, self.case_key)))
+                        if a["case_id"]
+                        else r
+                    )
                     for r in (a["reasons"] or "").split("; ")
                     if r
                 ],

@@ -54,7 +54,9 @@ def check_password(password: str, stored: str) -> bool:
 def usable_hash(stored) -> bool:
     """A hash a login can match: scrypt at least as costly as ours and within the memory hashlib allows a login (32 MiB),
     a salt of 16 bytes or more, a 32-byte digest. Anything else would start a server where that user can never sign in."""
-    m = re.fullmatch(r"scrypt\$(\d{1,8})\$(\d{1,3})\$(\d{1,3})\$((?:[0-9a-f]{2}){16,64})\$((?:[0-9a-f]{2}){32})", str(stored or ""))
+    m = re.fullmatch(
+        r"scrypt\$(\d{1,8})\$(\d{1,3})\$(\d{1,3})\$((?:[0-9a-f]{2}){16,64})\$((?:[0-9a-f]{2}){32})", str(stored or "")
+    )
     if not m:
         return False
     n, r, p = (int(x) for x in m.groups()[:3])

@@ -31,6 +31,11 @@ MONEY_CHANNELS = ("transfer", "instant_transfer", "money_remittance", "direct_de
 PROCEEDS_KINDS = ("cash", "crypto", "luxury", "property and rent", "abroad", "back into the case", "other")
 
 
+# A case as the user may name it (bound: whether they see every bank): as case_label in app.py, with the store's secret
+# the review sets on its connection (Review.db); without it every reference is NULL and names no case.
+CASE_REF = "CASE WHEN ? THEN l.case_id ELSE 'C-' || sha256(getvariable('case_ref_key') || l.case_id)[1:12] END"
+
+
 def members(con: duckdb.DuckDBPyConnection, user: User, case_id: str | None = None) -> pl.DataFrame:
     """The latest row of every alert that belongs to a case the user may see, with `visible` (their bank's) and `ref`
     (the case as this user may name it: analysts the id, investigators its hash, as case_label in app.py)."""
@@ -40,7 +45,7 @@ def members(con: duckdb.DuckDBPyConnection, user: User, case_id: str | None = No
         f"""{LATEST}
         SELECT l.alert_id, l.bank_id, l.account_id, l.score, l.typology, l.reasons, l.rules, l.evidence, l.case_id,
                coalesce(l.case_role, 'linked') AS case_role, s.status, o.opened_at, ({scope}) AS visible,
-               CASE WHEN ? THEN l.case_id ELSE 'C-' || sha256(l.case_id)[1:12] END AS ref
+               {CASE_REF} AS ref
         FROM latest l JOIN alert_status s USING (alert_id) JOIN first_seen o USING (alert_id)
         WHERE {where}""",
         params=params + [user.sees_all_banks] + extra,
@@ -130,7 +135,7 @@ def resolve(con: duckdb.DuckDBPyConnection, user: User, ref: str) -> str | None:
     rows = con.sql(
         f"""{LATEST}
         SELECT DISTINCT l.case_id FROM latest l
-        WHERE l.case_id IS NOT NULL AND {scope} AND (CASE WHEN ? THEN l.case_id ELSE 'C-' || sha256(l.case_id)[1:12] END) = ?""",
+        WHERE l.case_id IS NOT NULL AND {scope} AND ({CASE_REF}) = ?""",
         params=params + [user.sees_all_banks, ref],
     ).fetchall()
     return rows[0][0] if rows else None
