@@ -17,7 +17,7 @@ from typing import Callable
 
 from detectors.timing import Stopwatch
 from pipelines import store
-from pipelines.submission import Submission, SubmissionRejected, open_submission
+from pipelines.submission import Submission, SubmissionRejected, manifest_rows, open_submission
 from pipelines.validation import Validation, assert_unchanged, drop_staging, masked_sql, quote, run_checks, stage
 from schemas import contract
 
@@ -145,6 +145,16 @@ def _load_all(con, sid: str, sub: Submission) -> tuple[dict, dict, int]:
     return loaded, quarantined, replaced
 
 
+def _miscounted(sub: Submission, rows_in: dict) -> SubmissionRejected | None:
+    """The row-count check validation makes (pipelines/validation.py stage), for files already loaded once: their rows
+    were counted then, so a resubmission of the same files with a wrong manifest is refused, not filed as a duplicate."""
+    for name, file in sub.files.items():
+        want, had = manifest_rows(sub, file.name), rows_in.get(name)
+        if want is not None and had is not None and want != had:
+            return SubmissionRejected(file.name, "row count mismatch", f"manifest says {want} rows, file has {had}")
+    return None
+
+
 def _stale_key(con, sub: Submission) -> str | None:
     """A submission pseudonymised with another key than the store's would not link to anything: refuse it by name."""
     from pipelines.rekey import current_key_id
@@ -188,9 +198,14 @@ def _ingest(path, db_path, memory_limit, timer, require_manifest, progress) -> I
             return IngestOutcome(str(path), sid, "rejected", str(e), validation=Validation(Submission(path, {}), fault=e))
         sid = _submission_id(sub, path)
         earlier = con.execute(
-            "SELECT submission_id FROM submissions WHERE fingerprint = ? AND outcome LIKE 'loaded%' ORDER BY loaded_at LIMIT 1",
+            "SELECT submission_id, rows_in FROM submissions WHERE fingerprint = ? AND outcome LIKE 'loaded%' "
+            "ORDER BY loaded_at LIMIT 1",
             [sub.fingerprint],
         ).fetchone()
+        wrong = earlier and _miscounted(sub, json.loads(earlier[1] or "{}"))
+        if wrong:  # the files were loaded before, but this manifest miscounts them: the same refusal as a first load's
+            _record(con, sid, sub, path, "rejected", str(wrong))
+            return IngestOutcome(str(path), sid, "rejected", str(wrong), validation=Validation(sub, fault=wrong))
         if earlier:
             msg = f"identical files were already loaded as {earlier[0]}; nothing loaded again"
             _record(con, sid, sub, path, "duplicate", msg)

@@ -82,6 +82,25 @@ def test_same_files_load_once(samples, tmp_path):
     assert [r[0] for r in con.execute("SELECT outcome FROM submissions ORDER BY loaded_at").fetchall()] == ["loaded", "duplicate"]
 
 
+def test_same_files_with_a_miscounting_manifest_are_refused_not_filed_as_a_duplicate(copy_sample, tmp_path):
+    """A hostile-input sweep found the same files under a manifest with wrong row counts filed as a duplicate: the
+    check a first load makes was skipped because nothing was read. The earlier load's counts stand in for reading."""
+    db = tmp_path / "s.duckdb"
+    folder = copy_sample("valid/BANK_A")
+    assert ingest(folder, db).outcome == "loaded"
+    before = counts(db)
+    m = json.loads((folder / "manifest.json").read_text())
+    right = m["files"]["transactions.csv"]["rows"]
+    m["files"]["transactions.csv"]["rows"] = right + 5
+    (folder / "manifest.json").write_text(json.dumps(m))
+    again = ingest(folder, db)
+    assert again.outcome == "rejected" and counts(db) == before
+    assert again.message == f"transactions.csv: row count mismatch: manifest says {right + 5} rows, file has {right}"
+    m["files"]["transactions.csv"]["rows"] = right
+    (folder / "manifest.json").write_text(json.dumps(m))
+    assert ingest(folder, db).outcome == "duplicate"  # counted right, it is the duplicate it is
+
+
 def test_corrected_resubmission_replaces_rows(copy_sample, tmp_path):
     db = tmp_path / "s.duckdb"
     first = copy_sample("broken/negative_amount")
