@@ -127,10 +127,12 @@ def ingest_goaml(folder: str | Path, db_path: str | Path, key_file: str | Path) 
     key = read_key(key_file)
     schema = etree.XMLSchema(etree.parse(str(XSD)))
     channels = _channels()
-    files = sorted(folder.glob("*.xml"))
+    found = sorted(folder.glob("*.xml"))
+    files = [p for p in found if not p.is_symlink()]  # a link could make the intake read any file on this machine
     digest = hashlib.sha256(b"".join(hashlib.sha256(p.read_bytes()).digest() for p in files)).hexdigest()
     res = GoamlIntake(f"{folder.name}-goaml-{datetime.now(timezone.utc):%Y%m%dT%H%M%S%f}")
-    rows, quarantine = [], []
+    rows = []
+    quarantine = [(p.name, "a symbolic link: copy the report in instead of linking it") for p in found if p.is_symlink()]
     for p in files:
         try:
             doc = etree.parse(str(p), SAFE_PARSER)

@@ -724,8 +724,9 @@ def test_fiu_queue_on_the_review_site(tmp_path):
 
 
 def test_goaml_intake_expands_no_entity_and_masks_the_schemas_message(exported, tmp_path, capsys):
-    """Found by a hostile-input sweep: an internal entity in a report was expanded into a stored value, and a raw
-    e-mail address typed into a date field was printed and stored in the schema's message."""
+    """Found by a hostile-input sweep: an internal entity in a report was expanded into a stored value, a raw
+    e-mail address typed into a date field was printed and stored in the schema's message, and a symbolic link was
+    followed (it could make the intake read any file)."""
     import re
 
     root, _, written, key = exported
@@ -735,15 +736,24 @@ def test_goaml_intake_expands_no_entity_and_masks_the_schemas_message(exported, 
     with_entity = re.sub(r"(<\?xml[^>]*\?>)", r'\1\n<!DOCTYPE report [<!ENTITY e "ENTITYEXPANDED">]>', text, count=1)
     (folder / "entity.xml").write_text(with_entity.replace("<transaction_description>", "<transaction_description>&e;", 1))
     (folder / "leak.xml").write_text(re.sub(r"<date_transaction>[^<]*<", "<date_transaction>jan@example.com<", text, count=1))
+    outside = tmp_path / "elsewhere.xml"  # a valid report, but outside the folder: a link to it is not read
+    outside.write_text(text.replace("<transaction_description>", "<transaction_description>LINKEDIN", 1))
+    (folder / "linked.xml").symlink_to(outside)
     fiu_db = tmp_path / "fiu.duckdb"
     assert main(["ingest", str(folder), "--db", str(fiu_db), "--key-file", str(key)]) == 1
     out = capsys.readouterr().out
     assert "quarantined entity.xml: a DOCTYPE" in out and "quarantined leak.xml: line" in out
+    assert "quarantined linked.xml: a symbolic link" in out
     assert "jan@example.com" not in out
     con = duckdb.connect(str(fiu_db), read_only=True)
     stored = " ".join(str(v) for row in con.execute("SELECT * FROM quarantine").fetchall() for v in row)
     assert "jan@example.com" not in stored and "[masked]" in stored
     assert not con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'fiu_reports'").fetchall()[0][
         0
-    ] or (con.execute("SELECT count(*) FROM fiu_reports WHERE description LIKE '%ENTITYEXPANDED%'").fetchall()[0][0] == 0)
+    ] or (
+        con.execute(
+            "SELECT count(*) FROM fiu_reports WHERE description LIKE '%ENTITYEXPANDED%' OR description LIKE '%LINKEDIN%'"
+        ).fetchall()[0][0]
+        == 0
+    )
     con.close()
