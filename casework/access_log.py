@@ -34,7 +34,11 @@ def log_access(
     reason: str | None = None,
     c=None,
 ) -> int:
-    """Append one access, chained to the one before (inside the transaction `c` when given); returns its seq."""
+    """Append one access, chained to the one before (inside the transaction `c` when given); returns its seq. What a
+    request typed (a filter, a reason) is stored masked: the log keeps no raw IBAN, e-mail address or phone number."""
+    from detectors.scoring import mask_identifiers
+
+    object_id, bank_id, reason = (None if v is None else mask_identifiers(str(v)) for v in (object_id, bank_id, reason))
     entry = dict(
         logged_at=datetime.now(timezone.utc),
         user_name=user,

@@ -138,14 +138,15 @@ def _control(ch: str) -> bool:
 
 
 def clean_note(note: str | None, what: str = "a note") -> str | None:
-    """A decision's note as the log keeps it: control characters (NUL and the like) dropped, tabs and line breaks
-    kept, an IBAN, e-mail address or phone number typed into it masked (the log, exports and FIU packages keep no raw
-    identifier; the page masked them only when showing them); longer than MAX_NOTE is refused with one line."""
+    """A decision's note as the log keeps it: control characters (NUL and the like) and invisible format characters
+    (zero-width spaces, direction overrides that make text read otherwise) dropped, tabs and line breaks kept, an IBAN,
+    e-mail address or phone number typed into it masked (the log, exports and FIU packages keep no raw identifier; the
+    page masked them only when showing them); longer than MAX_NOTE is refused with one line."""
     from detectors.scoring import mask_identifiers
 
     if note is None:
         return None
-    note = "".join(ch for ch in note if ch in "\t\n" or not _control(ch))
+    note = "".join(ch for ch in note if ch in "\t\n" or not (_control(ch) or unicodedata.category(ch) == "Cf"))
     if len(note) > MAX_NOTE:
         raise DispositionError(f"{what} is at most {MAX_NOTE:,} characters (this one is {len(note):,})")
     return mask_identifiers(note)
@@ -216,7 +217,7 @@ def mark_reported(cw: Casework, alert_id: str, user: str, report_file: str, deta
 FIU_DECISIONS = ("suspicious", "not_suspicious")
 
 
-RE_TYPOLOGY = re.compile(r"^[a-z][a-z0-9_]{1,60}$")  # a word, as themes name theirs (cross_border, coerced_debt)
+RE_TYPOLOGY = re.compile(r"[a-z][a-z0-9_]{1,60}")  # one word, as themes name theirs (cross_border); used with fullmatch
 
 
 def record_fiu_decision(
@@ -235,7 +236,7 @@ def record_fiu_decision(
     note, typology = clean_note(note), clean_note(typology, "a typology")  # first: control characters are nothing
     if decision == "suspicious" and not (typology or "").strip():
         raise DispositionError("declaring a report suspicious needs a typology")
-    if (typology or "").strip() and not RE_TYPOLOGY.match(typology):  # the packages group reports by it
+    if (typology or "").strip() and not RE_TYPOLOGY.fullmatch(typology):  # the packages group reports by it
         raise DispositionError(f"a typology is one lower-case word such as sexual_exploitation or cross_border, not {typology!r}")
     check_user(user)
     rows = (

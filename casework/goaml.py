@@ -251,10 +251,19 @@ class GoamlExporter:
         return groups
 
     # ------------------------------------------------------------------ building
-    def build(self, con, group: pl.DataFrame, user: str) -> tuple[etree._Element, Missing]:
+    def case_name(self, case_id: str | None, bank: str | None) -> str | None:
+        """A case as this report names it: its id, or when a bank reports, as the bank's people name it (the id names
+        the case's oldest alert, which may be another bank's)."""
+        return case_id if not case_id or bank is None else self.cw.case_ref(case_id)
+
+    def ref(self, group: pl.DataFrame, bank: str | None) -> str:
+        """What a report is named by: its alert, or its case."""
+        return group["alert_id"][0] if group.height == 1 else self.case_name(group["case_id"][0], bank)
+
+    def build(self, con, group: pl.DataFrame, user: str, bank: str | None = None) -> tuple[etree._Element, Missing]:
+        """The report of one group of alerts; `bank`: the bank reporting (it names the case as its people do)."""
         missing = Missing()
-        first = group.row(0, named=True)
-        ref = first["case_id"] if group.height > 1 else first["alert_id"]
+        ref = self.ref(group, bank)
         missing.need(ref, "reporting entity (config goaml:)", self.entity, ENTITY_FIELDS)
         root = etree.Element("report")
         _sub(root, "rentity_id", self.entity.get("rentity_id"))
@@ -266,7 +275,7 @@ class GoamlExporter:
         _sub(root, "submission_date", _dt(datetime.now(timezone.utc)))
         _sub(root, "currency_code_local", self.mapping.get("currency_code_local", "EUR"))
         _sub(root, "reporting_user_code", self.entity.get("reporting_user_code") or user)
-        _sub(root, "reason", self.reason(group, escalated_by(self.cw, group["alert_id"].to_list())))
+        _sub(root, "reason", self.reason(group, escalated_by(self.cw, group["alert_id"].to_list()), bank))
         _sub(root, "action", "Escalated after review of an automated alert; evidence transactions listed below.")
         subjects = {r["account_id"]: r for r in group.iter_rows(named=True)}
         evidence = [t for r in group.iter_rows(named=True) for t in (r["evidence"] or [])]
@@ -302,7 +311,7 @@ class GoamlExporter:
         rows = con.execute("SELECT DISTINCT account_id FROM alerts WHERE list_contains(?, case_id)", [cases]).fetchall()
         return {r[0] for r in rows} | set(group["account_id"].to_list())
 
-    def reason(self, group: pl.DataFrame, escalators: list[str]) -> str:
+    def reason(self, group: pl.DataFrame, escalators: list[str], bank: str | None = None) -> str:
         """The explanation FIU-Nederland needs for a subjective-indicator report, in plain words."""
         words = (
             self.mapping.get("typology_words") or {}
@@ -310,6 +319,11 @@ class GoamlExporter:
         parts = []
         for r in group.iter_rows(named=True):
             role = f" Its role in the case: likely {r['case_role']}." if r["case_role"] and r["case_role"] != "linked" else ""
+            grounds = (
+                r["reasons"]
+                if not r["case_id"]
+                else (r["reasons"] or "").replace(r["case_id"], self.case_name(r["case_id"], bank))
+            )
             victim = (
                 (
                     " The holder is assessed as a likely victim, not as a perpetrator; the report is made to"
@@ -320,14 +334,17 @@ class GoamlExporter:
             )
             parts.append(
                 f"Account {r['account_id'][:12]} (alert {r['alert_id']}, score {r['score']:.2f}) shows signs of "
-                f"{words.get(r['typology']) or typologies.words(r['typology'])}.{role}{victim} Grounds: {r['reasons']}."
+                f"{words.get(r['typology']) or typologies.words(r['typology'])}.{role}{victim} Grounds: {grounds}."
             )
         head = (
             f"Unusual transactions pointing to human trafficking, found by the bank's transaction monitoring "
             f"(thb-signals), reviewed and escalated by {' and '.join(escalators) or 'an investigator'}."
         )
         if group.height > 1:
-            head += f" The {group.height} accounts below are linked by money or shared details (case {group['case_id'][0]})."
+            head += (
+                f" The {group.height} accounts below are linked by money or shared details"
+                f" (case {self.case_name(group['case_id'][0], bank)})."
+            )
         return (head + " " + " ".join(parts))[:8000]
 
     def _account_my_client(self, parent, tag: str, subject: dict, alert: str, missing: Missing) -> None:
@@ -467,16 +484,15 @@ class GoamlExporter:
         snapshot.ensure(self.db_path)
         with reading(self.db_path, self.cw) as con:
             for group in self.select(con, alert, case, escalated, bank):
-                root, missing = self.build(con, group, user)
+                root, missing = self.build(con, group, user, bank)
                 if missing.by_alert:
                     problems.append(missing.message())
                     continue
                 if not self.schema.validate(root):
                     problems.append(self._invalid(group, self.schema.error_log))
                     continue
-                ref = group["case_id"][0] if group.height > 1 else group["alert_id"][0]
-                out_dir.mkdir(parents=True, exist_ok=True)
-                path = out_dir / f"goaml-{ref}.xml"
+                out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+                path = out_dir / f"goaml-{self.ref(group, bank)}.xml"
                 data = etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
                 with os.fdopen(fd, "wb") as f:

@@ -13,6 +13,7 @@ the decisions as a polars table (`Casework.statuses`) and hands back new alerts 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -118,6 +119,15 @@ fiu_decisions = Table(
     Index("ix_fiu_decisions_report", "report_id"),
 )
 casework_meta = Table("casework_meta", META, Column("key", String(80), primary_key=True), Column("value", Text))
+
+
+def case_ref(case_id: str, key: str) -> str:
+    """A case as investigators name it: case ids name their oldest alert, which may be another bank's, so a bank's
+    people see a hash of it keyed with the casework database's secret (casework/review/case_queries.py CASE_REF makes
+    the same in SQL)."""
+    return "C-" + hashlib.sha256((key + case_id).encode()).hexdigest()[:12]
+
+
 CASE_REF_META = "case_ref_key"  # casework_meta: the secret behind investigators' case references (Casework.case_ref_key)
 KEY_META = "key_id"  # casework_meta: the key (pipelines/pseudonymise.py key_id) the account ids are under, since a rekey
 # casework_meta: {"seq", "entry_hash"} of each chained log's last entry as written, so a log cut off at its end (or
@@ -268,6 +278,10 @@ class Casework:
     def meta(self, key: str) -> str | None:
         with self.engine.connect() as c:
             return c.execute(select(casework_meta.c.value).where(casework_meta.c.key == key)).scalar()
+
+    def case_ref(self, case_id: str) -> str:
+        """The case as an investigator names it (case_ref)."""
+        return case_ref(case_id, self.case_ref_key())
 
     def case_ref_key(self) -> str:
         """The secret an investigator's case references are made with (made once, kept): with an unkeyed hash anyone

@@ -564,7 +564,10 @@ def cmd_serve(a) -> int:
     print(
         f"review page on http://{a.host}:{a.port}/ ({len(users)} users; cookies {'Secure, for a TLS proxy' if secure else 'not Secure'})"
     )
-    uvicorn.run(app, host=a.host, port=a.port, log_level="warning")
+    # a client's address is where the connection comes from, unless --proxy names the TLS proxy in front: any client
+    # could otherwise write X-Forwarded-For, and the access log and the per-address login throttle would believe it
+    proxy = {"proxy_headers": True, "forwarded_allow_ips": a.proxy} if a.proxy else {"proxy_headers": False}
+    uvicorn.run(app, host=a.host, port=a.port, log_level="warning", **proxy)
     return 0
 
 
@@ -1170,6 +1173,11 @@ def build_parser() -> _Parser:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="mark cookies Secure (HTTPS only); on by default when --host is not loopback",
+    )
+    s.add_argument(
+        "--proxy",
+        metavar="ADDRESSES",
+        help="the TLS proxy's address(es), comma-separated: its X-Forwarded-For names the client (no header is trusted without)",
     )
     s.add_argument("--identities", help="the bank's identities file: enables goAML export from escalated alerts")
     s.add_argument("--goaml-out", default="goaml-reports", help="folder for goAML reports written from the page")

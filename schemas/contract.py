@@ -40,14 +40,18 @@ GENDERS = ("f", "m", "x")
 # failures, decisions' notes), in Python re (ASCII) and DuckDB's RE2 alike: MASK_STEPS in order, then KEEP_MARK removed
 # (detectors/scoring.py mask_identifiers, pipelines/validation.py masked_sql). IBANs and e-mail addresses go first; then
 # the product's own formats are kept by breaking their digit runs with KEEP_MARK (days, 32-hex pseudonyms, the
-# timestamps and suffixes of run, alert and submission ids), which no pattern reads as a separator; then any run of 10
-# or more digits, spaces and dashes, which is what a phone number written any way looks like, is masked, wherever it
-# stands (tel0612345678, inside a lower-case IBAN). Masking a little too much is safe; too little is not.
+# timestamps and suffixes of run, alert and submission ids, network addresses), which no pattern reads as a separator;
+# then any run of 10 or more digits, spaces, dots, dashes and brackets, which is what a phone number written any way
+# looks like, is masked, wherever it stands (tel0612345678, inside a lower-case IBAN, +1 (555) 123-4567). Masking a
+# little too much is safe; too little is not.
 KEEP_MARK = "\ue000"
 _HEX4 = "([0-9a-f]{4})"
+# what people write between a number's groups: a space (also a no-break, figure or narrow one), a dot or a dash
+_SEP = "[ \u00a0\u2007\u202f.-]"
 MASK_STEPS: tuple[tuple[str, str], ...] = (
     (
-        r"\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b|[A-Za-z0-9_.+-]+@[A-Za-z0-9_-]+\.[A-Za-z0-9_.]+",
+        rf"\b[A-Z]{{2}}[0-9]{{2}}(?:{_SEP}?[A-Z0-9]{{4}}){{2,7}}(?:{_SEP}?[A-Z0-9]{{1,4}})?\b"
+        r"|[A-Za-z0-9_.+-]+@[A-Za-z0-9_-]+\.[A-Za-z0-9_.]+",
         "[masked]",
     ),
     # a day: 2026-09-01, also as the start of a time (2026-09-01T10:00), never followed by more digits
@@ -55,7 +59,12 @@ MASK_STEPS: tuple[tuple[str, str], ...] = (
     (r"\b" + _HEX4 * 8 + r"\b", KEEP_MARK.join(f"\\{i}" for i in range(1, 9))),  # a pseudonym: 32 hex digits
     (r"T([0-9]{6})-([0-9a-f]{6})-([0-9]{5})", f"T\\1-{KEEP_MARK}\\2-{KEEP_MARK}\\3"),  # run-20261202T043828-fd62b1-00001
     (r"T([0-9]{6})([0-9]+)", f"T\\1{KEEP_MARK}\\2{KEEP_MARK}"),  # BANK_A-20261202T043828163151, T000000009
-    (r"\+?[0-9][0-9 -]{8,}[0-9]", "[masked]"),  # a phone number, or any long number
+    # a network address such as 192.168.100.200 (four groups of at most three digits, nothing dotted beside them)
+    (
+        r"(^|[^0-9.])([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})([^0-9.]|$)",
+        f"\\1\\2.{KEEP_MARK}\\3.{KEEP_MARK}\\4.{KEEP_MARK}\\5\\6",
+    ),
+    (r"\+?\(?[0-9][0-9()" + _SEP[1:-1] + "]{8,}[0-9]", "[masked]"),  # a phone number, or any long number
 )
 # the offset is a real one: -14:00 to +14:00 (an offset such as +99:00 was accepted and moved the booking by days)
 RE_TIMESTAMP = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-](0\d|1[0-4])(:?[0-5]\d)?)?$"

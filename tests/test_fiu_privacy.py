@@ -20,6 +20,8 @@ def test_identifiers_typed_into_fiu_decisions_never_reach_the_log_or_the_package
     assert "a typology is one lower-case word such as sexual_exploitation" in capsys.readouterr().err
     assert main([*decide, "--typology", "NL91ABNA0417164300"]) == 2
     assert "NL91ABNA0417164300" not in capsys.readouterr().err
+    assert main([*decide, "--typology", "cross_border\n"]) == 2  # a sweep: `$` let a final newline by
+    assert "a typology is one lower-case word" in capsys.readouterr().err
     assert main([*decide, "--typology", "cross_border", "--note", raw]) == 0
     cw = open_casework(db)
     notes = cw.audit_rows().filter(pl.col("action") == "fiu_suspicious")["note"].to_list()

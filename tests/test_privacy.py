@@ -632,6 +632,18 @@ def test_a_raw_identifier_in_any_column_is_masked_in_reports_and_quarantine(tmp_
         ("call 06 - 12345678 or 06  1234 5678", "call [masked] or [masked]"),
         ("jan.2001-02-03@example.com", "[masked]"),
         ("0612-11-2345678", "[masked]"),
+        # forms a sweep of the review site found unmasked: no-break spaces, dots and dashes between groups, brackets
+        (
+            "NL91\u00a0ABNA\u00a00417\u00a01643\u00a000, tel 06.12.34.56.78 / 06\u00a012345678",
+            "[masked], tel [masked] / [masked]",
+        ),
+        ("NL91.ABNA.0417.1643.00 or NL91-ABNA-0417-1643-00", "[masked] or [masked]"),
+        ("+1 (555) 123-4567, (020) 123 4567", "[masked], [masked]"),
+        # a network address, an amount and a dotted number below ten digits stay
+        (
+            "no scheduler at tcp://192.168.100.200:8786; EUR 1.000.000 and 1234.56",
+            "no scheduler at tcp://192.168.100.200:8786; EUR 1.000.000 and 1234.56",
+        ),
         # the product's own ids are kept: run, alert and screening ids whose hex part is all digits, booking ids
         ("in case C-run-20261202T043828-123456-00001", "in case C-run-20261202T043828-123456-00001"),
         ("screen-20261202T043828163151-123456, BANK_A-T000000009", "screen-20261202T043828163151-123456, BANK_A-T000000009"),

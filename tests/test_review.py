@@ -1,6 +1,7 @@
 """The review page's handlers: logins, bank isolation, filters, decisions with CSRF and audit, exports."""
 
 import re
+import stat
 
 import polars as pl
 import pytest
@@ -42,7 +43,18 @@ def site(tmp_path_factory):
     root = tmp_path_factory.mktemp("review")
     b = Book()
     _ring(b)
-    b.tx("z", 70, 12, "debit", 20, "transfer", cp="x", cptype="business", desc="ref NL91ABNA0417164300 mail me@example.com")
+    b.tx(
+        "z",
+        70,
+        12,
+        "debit",
+        20,
+        "transfer",
+        cp="x",
+        cptype="business",
+        name="Kamers 06-12345678 kamers@example.com",
+        desc="ref NL91ABNA0417164300 mail me@example.com",
+    )
     db = b.write(root / "s.duckdb")
     res = score_store(db, root / "out", models_dir=root / "m")
     assert {"BANK_A", "BANK_B"} <= set(res.alerts["bank_id"])
@@ -175,6 +187,8 @@ def test_free_text_never_shows_raw_identifiers(site):
     reveal(c, alert_of(site[2], "z"))  # z is a likely victim: its descriptions show only after a reason
     html = c.get(f"/alerts/{alert_of(site[2], 'z')}").text
     assert "NL91ABNA0417164300" not in html and "me@example.com" not in html and "[masked]" in html
+    assert "Kamers [masked] [masked]" in html  # a business counterparty's name too (a sweep found it shown raw)
+    assert "06-12345678" not in html and "kamers@example.com" not in html
 
 
 def test_decisions_need_the_csrf_token_and_land_in_the_audit_log(site, tmp_path):
@@ -208,3 +222,12 @@ def test_an_escalated_alert_offers_the_goaml_export(site):
     page = c.post(f"/alerts/{aid}/goaml", data={"csrf": csrf_of(page)}).text
     assert "goAML report written" in page and 'id="status">reported' in page
     assert (root / "goaml" / f"goaml-{aid}.xml").exists()
+    assert (
+        stat.S_IMODE((root / "goaml").stat().st_mode) == 0o700
+    )  # a folder the page makes is its owner's only, as the README says
+    r = c.post(f"/alerts/{aid}/goaml", data={"csrf": csrf_of(page)}, follow_redirects=False)  # a second click
+    assert r.status_code == 303 and r.headers["location"].endswith("msg=goaml-refused")  # not a 500
+    other = alert_of(res, "ctrl")  # open, never escalated
+    page = c.get(f"/alerts/{other}").text
+    r = c.post(f"/alerts/{other}/goaml", data={"csrf": csrf_of(page)}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].endswith("msg=goaml-refused")

@@ -6,6 +6,7 @@ import re
 
 import polars as pl
 
+from casework import access_log
 from casework.review.formatting import age, clip, eur, short_id, tidy_amounts
 from pipelines.casework_db import open_casework
 from tests import test_review
@@ -170,3 +171,43 @@ def test_a_case_reference_is_made_with_the_stores_own_secret(site):
     c2 = client(site)  # another start of the site: the same references
     login(c2, "ann")
     assert hashed(ring, db) in c2.get("/cases?status=all").text
+
+
+def test_a_case_shows_its_best_score_and_names_itself_in_notes_as_investigators_see_it(site):
+    """Found by a sweep of the review site: the case page's best score was another bank's account's, an analyst's
+    case decision wrote the raw case id (another bank's alert id) into notes every bank's people read, and a note of
+    invisible characters passed as the note dismissing for 'other' needs."""
+    db, res = site[1], site[2]
+    ring = case_of(res, "v1")
+    c = client(site)
+    login(c, "ann")
+    page = c.get(f"/cases/{hashed(ring, db)}").text
+    mine = res.alerts.filter((pl.col("case_id") == ring) & (pl.col("bank_id") == "BANK_A"))["score"].max()
+    assert f'<td class="score">{mine:.2f}</td>' in page
+    lone = case_of(res, "z")
+    r = c.post(
+        f"/cases/{hashed(lone, db)}/decision",
+        data={"csrf": csrf_of(page), "action": "dismiss", "reason": "other", "note": "\x01\u200b\u202e "},
+    )
+    assert "Not recorded: dismissing for &#39;other&#39; needs a note" in r.text or "needs a note" in r.text
+    fiona = client(site)
+    login(fiona, "fiona")
+    page = fiona.get(f"/cases/{lone}").text  # analysts name the case by its id
+    fiona.post(f"/cases/{lone}/decision", data={"csrf": csrf_of(page), "action": "dismiss", "reason": "other", "note": "ask"})
+    notes = open_casework(db).audit_rows().filter(pl.col("user_name") == "fiona")["note"].to_list()
+    assert notes and all(n == f"case {hashed(lone, db)}: ask" for n in notes) and lone not in " ".join(notes)
+
+
+def test_the_access_log_keeps_what_a_request_typed_masked(site):
+    """Found by a sweep: a queue filter or a reveal reason was stored in the access log as typed (an IBAN, an e-mail
+    address), and an investigator's made-up bank filter was logged as the bank they looked at."""
+    db = site[1]
+    c = client(site)
+    login(c, "ann")
+    c.get("/queue?typology=NL91ABNA0417164300&bank=jan.jansen@example.com+%2B31612345678")
+    logged, _, _ = access_log.access_rows(open_casework(db))
+    queue = [r for r in logged if r["object_kind"] == "queue" and r["user_name"] == "ann"]
+    assert queue
+    text = " ".join(str(v) for r in queue for v in r.values())
+    assert "NL91ABNA0417164300" not in text and "jan.jansen@example.com" not in text and "31612345678" not in text
+    assert {r["bank_id"] for r in queue} == {"BANK_A"}

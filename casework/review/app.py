@@ -12,7 +12,6 @@ over it live from the casework database (pipelines/casework_db.py), where decisi
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import threading
 from contextlib import contextmanager
@@ -23,12 +22,14 @@ from urllib.parse import parse_qs, quote
 import polars as pl
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from casework import access_log, victims
 from casework.dispositions import ACTIONS, DISMISS_REASONS, DispositionError, record_disposition
+from casework.goaml import ExportError
 from casework.review import formatting as fmt
 from casework.review import queries as q
 from casework.review.auth import Sessions, Throttled, User
@@ -40,7 +41,7 @@ from casework.review.web import login_required, message, post_checked, refusal_c
 from casework.view import reading
 from detectors.scoring import mask_identifiers
 from pipelines import snapshot
-from pipelines.casework_db import open_casework
+from pipelines.casework_db import case_ref, open_casework
 
 COOKIE, LOGIN_COOKIE = "thb_session", "thb_login"
 # free text (payment descriptions) may carry identifiers the extract contract keeps out of id columns
@@ -69,12 +70,10 @@ def csv_cell(column: str, v):
 
 
 def case_label(case_id: str | None, user: User, key: str) -> str | None:
-    """A case id as this user may see it: case ids are 'C-' + the oldest member alert id, which may be another bank's,
-    so an investigator sees a stable hash of it made with the store's secret `key` instead (analysts see the real id).
-    case_queries.py makes the same reference in SQL (CASE_REF)."""
+    """A case id as this user may see it: analysts the id, a bank's investigators its keyed hash (case_ref)."""
     if not case_id or user.sees_all_banks:
         return case_id
-    return "C-" + hashlib.sha256((key + case_id).encode()).hexdigest()[:12]
+    return case_ref(case_id, key)
 
 
 def case_labels(rows: pl.DataFrame, user: User, key: str) -> pl.DataFrame:
@@ -196,7 +195,8 @@ class Review:
             )
         addr = request.client.host if request.client else ""
         try:
-            cookie = self.sessions.login(form.get("username", ""), form.get("password", ""), addr)
+            # scrypt takes a while by design: in a worker thread, so other people's pages do not wait for it
+            cookie = await run_in_threadpool(self.sessions.login, form.get("username", ""), form.get("password", ""), addr)
             status, error = 401, "Unknown user or wrong password."
         except Throttled as t:
             cookie, status = None, 429
@@ -244,7 +244,7 @@ class Review:
             rows, total = q.queue(con, user, f)
             rows = case_labels(rows, user, self.case_key)
             choices = q.filter_choices(con, user)
-            self.accessed(request, user, "view", "queue", f.query(), f.bank or user.bank)
+            self.accessed(request, user, "view", "queue", f.query(), user.bank or f.bank)
         pages = max(1, -(-total // q.PAGE))
         return self.page("queue.html", user, csrf, rows=rows.to_dicts(), total=total, f=f, pages=pages, choices=choices)
 
@@ -255,7 +255,7 @@ class Review:
             return self.bad_request(user, csrf)
         with self.db() as con:
             rows, _ = q.queue(con, user, f, limit=None)
-            self.accessed(request, user, "export", "queue", f.query(), f.bank or user.bank)
+            self.accessed(request, user, "export", "queue", f.query(), user.bank or f.bank)
         cols = [
             "rank",
             "alert_id",
@@ -381,9 +381,18 @@ class Review:
                 return self.no_alert(user, csrf, alert_id)
         if not self.exporter:
             return self.page("error.html", user, csrf, status=404, message="goAML export is not configured (serve --identities).")
-        with self.lock:
-            addr = request.client.host if request.client else None
-            written, refused = self.exporter.export(self.goaml_out, user.name, alert=alert_id, role=user.role, address=addr)
+        try:
+            with self.lock:
+                written, _ = self.exporter.export(
+                    self.goaml_out,
+                    user.name,
+                    alert=alert_id,
+                    role=user.role,
+                    address=request.client.host if request.client else None,
+                    bank=None if user.sees_all_banks else user.bank,
+                )
+        except ExportError:  # not escalated (or reported a moment ago, by a second click): nothing to write
+            written = []
         msg = "goaml-written" if written else "goaml-refused"
         return RedirectResponse(f"/alerts/{quote(alert_id)}?msg={msg}", status_code=303)
 
@@ -392,7 +401,9 @@ class Review:
     async def audit(self, request: Request, user: User, csrf: str):
         rows = q.audit_entries(self.cw, user)
         self.accessed(request, user, "view", "audit_log")
-        locked = self.sessions.throttle.locked() if user.sees_all_banks else []
+        # locked user names that are users: a name typed wrong (an e-mail address, say) locks nobody and is not shown
+        locked = [k for k in self.sessions.throttle.locked() if k.removeprefix("user:") in self.sessions.users]
+        locked = locked if user.sees_all_banks else []
         return self.page("audit.html", user, csrf, rows=rows.to_dicts(), locked=locked)
 
     @login_required

@@ -141,7 +141,8 @@ DUMMY_HASH = hash_password(secrets.token_hex(8))
 
 class Throttle:
     """Failed logins per key (a user name or a client address): after FREE_FAILURES a growing wait
-    (2, 4, 8 ... up to MAX_DELAY seconds) before the next try, after LOCK_AFTER a lock until an analyst lifts it.
+    (2, 4, 8 ... up to MAX_DELAY seconds) before the next try; a user name is locked after LOCK_AFTER until an analyst
+    lifts it.
     In memory: a restart forgets counts and locks (and, with a made-up secret, all sessions)."""
 
     def __init__(self, clock=time.monotonic):
@@ -150,8 +151,9 @@ class Throttle:
         self.next_try: dict[str, float] = {}
 
     def refused(self, key: str) -> str | None:
-        """'locked', 'wait' or None (may try)."""
-        if self.failures.get(key, 0) >= LOCK_AFTER:
+        """'locked', 'wait' or None (may try). Only a user name locks: an address (a shared proxy, an office behind one
+        NAT) waits, or one person's typing would lock everyone there out, the analysts who could lift it too."""
+        if self.failures.get(key, 0) >= LOCK_AFTER and not key.startswith("addr:"):
             return "locked"
         return "wait" if self.clock() < self.next_try.get(key, 0.0) else None
 
@@ -167,7 +169,7 @@ class Throttle:
         return had
 
     def locked(self) -> list[str]:
-        return sorted(k for k, n in self.failures.items() if n >= LOCK_AFTER)
+        return sorted(k for k, n in self.failures.items() if n >= LOCK_AFTER and not k.startswith("addr:"))
 
 
 class Sessions:
@@ -193,7 +195,8 @@ class Sessions:
             for key in keys:
                 self.throttle.failed(key)
             return None
-        self.throttle.clear(keys[0])
+        for key in keys:  # a right password ends the user's run of failures and its address's
+            self.throttle.clear(key)
         sid, exp = secrets.token_urlsafe(18), int(time.time()) + SESSION_SECONDS
         self.live = {k: e for k, e in self.live.items() if e >= time.time()}
         self.live[sid] = exp

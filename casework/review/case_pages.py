@@ -17,7 +17,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse
 from starlette.routing import Route
 
-from casework.dispositions import ACTIONS, DISMISS_REASONS, MAX_NOTE, DispositionError, record_disposition
+from casework.dispositions import ACTIONS, DISMISS_REASONS, MAX_NOTE, DispositionError, clean_note, record_disposition
+from casework.goaml import ExportError
 from casework.review import case_queries as cq
 from casework.review import queries as q
 from casework.review.case_pictures import case_network_svg, weekly_bars_svg
@@ -156,7 +157,7 @@ def case_routes(review) -> list[Route]:
             typology=m["typology"].mode().first(),
             accounts=accounts,
             banks=sorted(set(m["bank_id"])),
-            score=m["score"].max(),
+            score=visible_alerts["score"].max(),  # other banks' accounts are shown without their score
             network_svg=case_network_svg(nodes, edges, shared),
             edges=edge_rows,
             shared=[{**s, "members": [names[a] for a in s["accounts"]]} for s in shared.to_dicts()],
@@ -191,26 +192,31 @@ def case_routes(review) -> list[Route]:
     @post_checked
     async def decide(self, request, user, csrf, form):
         ref = request.path_params["ref"]
-        action, reason, note = form.get("action", ""), form.get("reason") or None, (form.get("note") or "").strip()
+        action, reason = form.get("action", ""), form.get("reason") or None
+        try:  # as each alert's decision will: control and invisible characters are nothing, identifiers masked
+            note = (clean_note(form.get("note")) or "").strip()
+        except DispositionError:
+            return _back(ref, "case-note-too-long")
         if action not in CASE_ACTIONS:
             return _back(ref, "case-unknown-action")
         if action == "dismiss" and reason not in DISMISS_REASONS:
             return _back(ref, "case-needs-reason")
         if action == "dismiss" and reason == "other" and not note:
             return _back(ref, "case-needs-note")
-        if len(f"case {ref}: {note}") > MAX_NOTE:  # checked once here, not refused alert by alert as "skipped"
-            return _back(ref, "case-note-too-long")
         with self.db() as con:
             case_id, m = load(con, user, ref)
             if case_id is None:
                 return not_found(user, csrf, ref)
+            named = self.cw.case_ref(case_id)  # the log names the case as every bank's people may see it, not by its id
+            if len(f"case {named}: {note}") > MAX_NOTE:  # checked once here, not refused alert by alert as "skipped"
+                return _back(ref, "case-note-too-long")
             todo = m.filter(pl.col("visible") & pl.col("status").is_in(list(ACTIONS[action][1])))["alert_id"].to_list()
             skipped = m.filter(pl.col("visible")).height - len(todo)
             done = 0
             for alert_id in todo:  # one decision and one audit entry per alert, as on the alert page
                 try:
                     record_disposition(
-                        self.cw, alert_id, action, user.name, reason, f"case {ref}" + (f": {note}" if note else "")
+                        self.cw, alert_id, action, user.name, reason, f"case {named}" + (f": {note}" if note else "")
                     )
                     done += 1
                 except DispositionError:
@@ -228,10 +234,18 @@ def case_routes(review) -> list[Route]:
             return not_found(user, csrf, ref)
         if not self.exporter:
             return self.page("error.html", user, csrf, status=404, message="goAML export is not configured (serve --identities).")
-        with self.lock:
-            written, _ = self.exporter.export(
-                self.goaml_out, user.name, case=case_id, bank=None if user.sees_all_banks else user.bank
-            )
+        try:
+            with self.lock:
+                written, _ = self.exporter.export(
+                    self.goaml_out,
+                    user.name,
+                    case=case_id,
+                    role=user.role,
+                    address=request.client.host if request.client else None,
+                    bank=None if user.sees_all_banks else user.bank,
+                )
+        except ExportError:  # no escalated alert of theirs in it (or reported a moment ago, by a second click)
+            written = []
         return _back(ref, "goaml-written" if written else "goaml-refused")
 
     def bind(handler):
