@@ -128,6 +128,34 @@ PATTERNS: list[Pattern] = [
 # max_busy: an account with more qualifying transfers than this in the window (a payroll or payment hub) is not taken as an
 # intermediary, collector or payer: it keeps the pair-wise joins bounded, and mules move a few large sums, not hundreds.
 DEFAULTS = {"min_amount": 200.0, "hop_hours": 120, "keep_min": 0.7, "keep_max": 1.02, "max_cycles": 5000, "max_busy": 300}
+# what each may be: (kind, least, most). The values go into the patterns' SQL, so anything else is refused at load.
+RANGES = {
+    "min_amount": (float, 0.01, 1e9),
+    "hop_hours": (int, 1, 8760),
+    "keep_min": (float, 0.01, 1.0),
+    "keep_max": (float, 1.0, 10.0),
+    "max_cycles": (int, 1, 10_000_000),
+    "max_busy": (int, 1, 10_000_000),
+}
+
+
+def checked_settings(given: dict) -> dict:
+    """DEFAULTS with `given` over them, each a number of its kind within its range (ValueError naming the key)."""
+    bad = [k for k in given if k not in DEFAULTS]
+    if bad:
+        raise ValueError(f"config 'patterns' has no setting(s) {', '.join(map(str, bad))}; it has {', '.join(DEFAULTS)}")
+    for key, v in given.items():
+        kind, least, most = RANGES[key]
+        whole = isinstance(v, int) or (isinstance(v, float) and v.is_integer())
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or (kind is int and not whole):
+            raise ValueError(f"patterns.{key}: expected {'a whole number' if kind is int else 'a number'}")
+        if not least <= v <= most:  # NaN fails this too
+            raise ValueError(f"patterns.{key}: expected {least:g} to {most:g}")
+    out = {**DEFAULTS, **{k: (int(v) if RANGES[k][0] is int else float(v)) for k, v in given.items()}}
+    if out["keep_min"] > out["keep_max"]:
+        raise ValueError(f"patterns.keep_min ({out['keep_min']:g}) is above patterns.keep_max ({out['keep_max']:g})")
+    return out
+
 
 FOUND_DDL = """CREATE OR REPLACE TEMP TABLE pt_found (rule_id VARCHAR, bank_id VARCHAR, account_id VARCHAR, ids VARCHAR[],
                first_at TIMESTAMPTZ, detail VARCHAR)"""
@@ -156,10 +184,7 @@ class PatternDetector:
         unknown += sorted(f"{d} (in disabled)" for d in disabled if str(d).startswith("PT_") and d not in known)
         if unknown:
             raise ValueError(f"config names unknown patterns: {', '.join(unknown)}; there are {', '.join(sorted(known))}")
-        bad_settings = [k for k in overrides.get("patterns", {}) if k not in DEFAULTS]
-        if bad_settings:
-            raise ValueError(f"config 'patterns' has no setting(s) {', '.join(bad_settings)}; it has {', '.join(DEFAULTS)}")
-        self.settings = {**DEFAULTS, **overrides.get("patterns", {})}
+        self.settings = checked_settings(overrides.get("patterns") or {})
         self.patterns = []
         for p in PATTERNS:
             if p.id in disabled:

@@ -54,13 +54,17 @@ def _yaml(path: str | None, what: str) -> Path | None:
     """A YAML file that exists and is a mapping; names the line of a syntax error."""
     import yaml
 
+    from schemas import strict_yaml
+
     p = _file(path, what)
     if p is None:
         return None
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        data = strict_yaml.load(p.read_text(encoding="utf-8"))
     except UnicodeDecodeError as e:
         raise UsageError(f"{what} {path} is not UTF-8 text") from e
+    except ValueError as e:  # a YAML date that is no day (2026-02-30)
+        raise UsageError(f"{what} {path}: {str(e).splitlines()[0]}") from e
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -322,22 +326,12 @@ def cmd_evaluate(a) -> int:
 
 def _settings(a):
     """The typed settings of the --config file (defaults without one), flags over the file; one clear line when wrong."""
-    from detectors.patterns import PatternDetector
-    from detectors.rules import rule_set
-    from schemas.settings import load_settings
+    from detectors.settings_check import checked_settings
 
     config = getattr(a, "config", None)
     _yaml(config, "config")
-    settings = load_settings(config).with_overrides(
-        **{"window.days": getattr(a, "window_days", None), "window.as_of": getattr(a, "as_of", None)}
-    )
-    try:  # the rules' and patterns' own checks now, naming the file, not after a run has loaded its submissions
-        overrides = {**settings.rules.overrides(), "disabled": list(settings.rules.disabled)}
-        rule_set(overrides)
-        PatternDetector({**overrides, "patterns": dict(settings.patterns)})
-    except ValueError as e:
-        raise UsageError(f"{config or 'the default settings'}: {e}") from None
-    return settings
+    # every check now, naming the file, not after a run has loaded its submissions
+    return checked_settings(config, **{"window.days": getattr(a, "window_days", None), "window.as_of": getattr(a, "as_of", None)})
 
 
 def cmd_score(a) -> int:
@@ -445,7 +439,7 @@ def cmd_batch(a) -> int:
     for sub in (PROCESSED, REJECTED):  # where submissions are filed: checked before any is loaded, not after
         if (Path(a.inbox) / sub).exists() and not (Path(a.inbox) / sub).is_dir():
             raise UsageError(f"{Path(a.inbox) / sub} is a file: the batch files submissions into a folder of that name")
-    _yaml(a.config, "config")
+    _settings(a)  # every check of the config before any submission is loaded
     _new_store_ok(a.db)
     from pipelines.flows import batch_scoring_flow
 

@@ -197,6 +197,15 @@ def _score_and_publish(
     return {"submissions": subs, "score": score}
 
 
+def _check_first(config: str | None, window_days: int | None, as_of: str | None, mode: str, shards: int) -> None:
+    """The config and the run's own parameters, checked before anything is loaded or recorded: a typo fails the flow
+    run naming the key (which is what Prefect notifications act on), not after a batch filed its submissions."""
+    from detectors.settings_check import check_run, checked_settings
+
+    checked_settings(config, **{"window.days": window_days, "window.as_of": as_of})
+    check_run(mode, shards)
+
+
 @flow(name="ingest")
 def ingest_flow(paths: list[str], db: str) -> list[dict]:
     """Validate and load submissions, one task each."""
@@ -216,6 +225,7 @@ def score_flow(
 ) -> dict:
     """Features, rules, isolation forest, fusion, alerts; publishes the top alerts and a summary. `as_of` (YYYY-MM-DD):
     the window ends on that day, to replay a past month; `shards` > 1 or a `dask_address`: scored in shards on Dask."""
+    _check_first(config, window_days, as_of, mode, shards)
     score = _score(db, out, config, window_days, mode, shards, dask_address, as_of)
     _publish(db, [], score)
     return score
@@ -235,6 +245,7 @@ def run_flow(
     dask_address: str | None = None,
 ) -> dict:
     """`thb-signals run`: ingest the given submissions, then score."""
+    _check_first(config, window_days, as_of, mode, shards)
     started = datetime.now(timezone.utc)
     subs = _ingest_all(paths, db, file_them=False, require_manifest=require_manifest)
     return _score_and_publish(
@@ -267,6 +278,7 @@ def batch_scoring_flow(
 ) -> dict:
     """The scheduled run: every new submission in the inbox is ingested and filed under processed/ or
     rejected/ (with its validation report), then the store is scored and the result published."""
+    _check_first(config, window_days, as_of, "fused", shards)
     log = get_run_logger()
     started = datetime.now(timezone.utc)
     paths = [str(p) for p in new_submissions(inbox)]

@@ -17,6 +17,8 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from schemas import strict_yaml
+
 RuleParams = dict[str, float | int]
 
 
@@ -59,7 +61,9 @@ class RuleSettings(_Section):
                 raise ValueError(f"{rule_id}: expected a mapping of parameter: number")
             for name, v in params.items():
                 if isinstance(v, bool) or not isinstance(v, (int, float)):
-                    raise ValueError(f"{rule_id}.{name}: expected a number, got {v!r}")
+                    raise ValueError(f"{rule_id}.{name}: expected a number, got a {type(v).__name__}")
+                if isinstance(v, int) and abs(v) > 10**15:  # beyond what a float holds exactly (or at all)
+                    raise ValueError(f"{rule_id}.{name}: expected a number of at most 15 digits")
                 if not math.isfinite(v):
                     raise ValueError(f"{rule_id}.{name}: expected a finite number, got {v!r}")
                 if name == "severity" and v not in (1, 2, 3):
@@ -283,11 +287,15 @@ def load_settings(path: str | Path | None) -> Settings:
         return Settings()
     p = Path(path)
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        data = strict_yaml.load(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise SettingsError(f"{p}: no such config file") from None
+    except UnicodeDecodeError:
+        raise SettingsError(f"{p}: not UTF-8 text") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
         raise SettingsError(f"{p}:{where} not valid YAML ({getattr(e, 'problem', None) or e})") from None
+    except ValueError as e:  # a YAML date that is no day (2026-02-30)
+        raise SettingsError(f"{p}: {str(e).splitlines()[0]}") from None
     return parse_settings(data, str(p))

@@ -443,6 +443,25 @@ def test_batch_refuses_an_inbox_whose_processed_is_a_file_before_loading(tmp_pat
     assert not db.exists()
 
 
+def test_batch_and_its_flow_check_the_config_before_loading(tmp_path, capsys):
+    """Found by a hostile-input sweep: `batch --config` with `fusion: {min_scor: 0.3}` loaded and filed the
+    submission, then failed with a traceback and two failed run rows; the flows never checked the config first."""
+    import shutil
+
+    from pipelines.flows import batch_scoring_flow
+
+    inbox = tmp_path / "inbox"
+    shutil.copytree(SAMPLES / "valid" / "BANK_A", inbox / "BANK_A")
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("fusion: {min_scor: 0.3}\n")
+    db = tmp_path / "s.duckdb"
+    assert main(["batch", str(inbox), "--db", str(db), "--out", str(tmp_path / "out"), "--config", str(typo)]) == 2
+    assert "fusion.min_scor: unknown key" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="fusion.min_scor: unknown key"):
+        batch_scoring_flow(str(inbox), str(db), str(tmp_path / "out"), config=str(typo))
+    assert (inbox / "BANK_A").is_dir() and not (inbox / "processed").exists() and not db.exists()
+
+
 def test_dispose_refuses_a_reason_with_an_action_that_keeps_none(tmp_path, capsys):
     """Found by a hostile-input sweep: `--action escalate --reason explained` dropped the reason without saying so."""
     argv = ["dispose", "--db", str(tmp_path / "s.duckdb"), "--alert", "a1", "--action", "escalate", "--user", "ann"]

@@ -319,7 +319,7 @@ def test_a_note_too_long_is_named_on_the_alert_and_the_case_page(site):
         (
             "users:\n  ann: {password: 'scrypt$x', role: investigator, bank: BANK_A}\n"
             "  ann: {password: 'scrypt$x', role: analyst}\n",
-            "'ann' is given twice (line 3)",
+            "line 3: 'ann' is given twice",
         ),
         ("users: [1, 2]\n", "users: must be a mapping of name"),
         ("users:\n  ann: x\n", "users: must be a mapping of name"),

@@ -53,3 +53,83 @@ def test_flags_override_the_file_and_are_checked(tmp_path):
     assert (s.window.days, s.fusion.min_score) == (30, 0.4)
     with pytest.raises(SettingsError, match="window.days"):
         s.with_overrides(**{"window.days": 0})
+
+
+BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{n}: &{n} [{', '.join([f'*{p}'] * 9)}]\n" for p, n in zip("abcdefgh", "bcdefghi")
+)
+
+
+@pytest.mark.parametrize(
+    "text, says",
+    [
+        (
+            "rules:\n  disabled: [SE10_TAXI]\nfusion: {}\nrules:\n  SE10_TAXI: {min_per_30d: 1}\n",
+            "line 4: 'rules' is given twice",
+        ),
+        ("fusion: {min_score: 0.3, min_score: 0.2}\n", "line 1: 'min_score' is given twice"),
+        ("rules:\n  SE10_TAXI: {min_per_30d: &n 3}\n  SE02_HOTELS: {min_nights: *n}\n", "line 2: an anchor (&n)"),
+        (BOMB, "line 1: an anchor (&a)"),
+        ("window: {as_of: 2026-02-30}\n", "c.yaml: day is out of range for month"),
+        (
+            "rules:\n  SE10_TAXI: {min_per_30d: 1" + "0" * 400 + "}\n",
+            "SE10_TAXI.min_per_30d: expected a number of at most 15 digits",
+        ),
+    ],
+)
+def test_a_key_given_twice_an_alias_or_an_impossible_day_is_one_line_naming_the_file(tmp_path, text, says):
+    """Found by a hostile-input sweep: a second `rules:` replaced the first silently (the rules it disabled ran again),
+    a 439-byte file of nested aliases ran the machine out of memory, and an impossible day or a 400-digit number
+    ended in a line that named no file, or a traceback."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(text)
+    with pytest.raises(SettingsError) as e:
+        load_settings(cfg)
+    assert says in str(e.value) and str(cfg) in str(e.value) and len(str(e.value)) < 300
+    cfg.write_bytes(b"fusion: {min_score: 0.3}\n# caf\xe9\n")
+    with pytest.raises(SettingsError, match="c.yaml: not UTF-8 text"):
+        load_settings(cfg)
+
+
+@pytest.mark.parametrize(
+    "patterns, says",
+    [
+        ({"min_amount": float("nan")}, "patterns.min_amount: expected 0.01 to 1e+09"),
+        ({"keep_min": float("inf")}, "patterns.keep_min: expected 0.01 to 1"),
+        ({"hop_hours": 100000000000}, "patterns.hop_hours: expected 1 to 8760"),
+        ({"hop_hours": 1.5}, "patterns.hop_hours: expected a whole number"),
+        ({"max_cycles": -5}, "patterns.max_cycles: expected 1 to 1e+07"),
+        ({"keep_min": 0.9, "keep_max": 1.0, "min_amount": 1}, None),
+        ({"keep_min": 1.0, "keep_max": 1.0}, None),
+        ({"keep_min": 0.95, "keep_max": 1.0, "hop_hours": 48.0}, None),
+        ({"hop_hour": 12}, "config 'patterns' has no setting(s) hop_hour"),
+    ],
+)
+def test_pattern_settings_are_numbers_of_their_kind_within_a_range(patterns, says):
+    """Found by a sweep: `patterns:` values went into the patterns' SQL unchecked: NaN and infinity were a DuckDB
+    binder traceback and a failed run, 10^11 hours an interval out of range, 1.5 hours and -5 cycles ran silently."""
+    from detectors.settings_check import check
+
+    s = parse_settings({"patterns": patterns}, "p.yaml")
+    if says is None:
+        check(s, "p.yaml")
+        return
+    with pytest.raises(SettingsError) as e:
+        check(s, "p.yaml")
+    assert str(e.value).startswith("p.yaml: ") and says in str(e.value)
+
+
+def test_a_ceiling_for_a_rule_that_is_not_one_and_bad_flow_parameters_are_refused():
+    """Found by a sweep: a per-rule ceiling for SE10_TAXII (a typo) was taken silently; a flow's `mode: bogus` ran as
+    fused and recorded 'bogus', and `shards: -3` ran as one shard."""
+    from detectors.settings_check import check, check_run
+
+    with pytest.raises(SettingsError, match="fusion.rule_rate_ceilings: no rule SE10_TAXII"):
+        check(parse_settings({"fusion": {"rule_rate_ceilings": {"SE10_TAXII": 0.01}}}, "c.yaml"), "c.yaml")
+    check(parse_settings({"fusion": {"rule_rate_ceilings": {"SE10_TAXI": 0.01, "PT_CYCLE": 0.02}}}, "c.yaml"), "c.yaml")
+    with pytest.raises(SettingsError, match="mode: 'bogus' is not one of fused, rules, anomaly"):
+        check_run("bogus", 1)
+    for shards in (-3, 0, True, 2.5):
+        with pytest.raises(SettingsError, match="shards: "):
+            check_run("fused", shards)
+    check_run("rules", 8)

@@ -23,6 +23,8 @@ import duckdb
 import polars as pl
 import yaml
 
+from schemas import strict_yaml
+
 SHIPPED = Path(__file__).resolve().parent / "themes"
 REQUIRED = ("id", "name", "typology", "indicators", "sql")
 RE_ID = re.compile(r"^[a-z][a-z0-9_]{2,60}$")
@@ -176,7 +178,7 @@ def _load_theme(path: Path) -> Theme:
     except OSError as e:
         raise ThemeError(f"cannot be read: {e.strerror or e}") from None
     try:
-        doc = yaml.safe_load(text)
+        doc = strict_yaml.load(text)
     except (yaml.YAMLError, ValueError) as e:  # ValueError: a YAML date that is no date (2026-02-30)
         raise ThemeError(f"not readable YAML: {str(e).splitlines()[0]}") from None
     if not isinstance(doc, dict):

@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
+from schemas import strict_yaml
 
 ROLES = ("investigator", "analyst", "auditor")
 AUDITOR_PATHS = ("/audit", "/access", "/logout")  # all an auditor may open
@@ -93,28 +93,10 @@ class Throttled(Exception):
     """Too many failed logins for this user or address: 'wait' or 'locked'."""
 
 
-class _NoRepeats(yaml.SafeLoader):
-    """YAML where a key given twice is an error: a second `ann:` would silently replace the first (an investigator
-    of one bank becoming an analyst of all)."""
-
-
-def _mapping_without_repeats(loader, node, deep=False):
-    seen = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise UsersError(f"{key!r} is given twice (line {key_node.start_mark.line + 1})")
-        seen.add(key)
-    return loader.construct_mapping(node, deep)
-
-
-_NoRepeats.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_repeats)
-
-
 def load_users(path: str | Path) -> dict[str, dict]:
     try:
-        data = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=_NoRepeats) or {}
-    except UsersError as e:
+        data = strict_yaml.load(Path(path).read_text(encoding="utf-8")) or {}
+    except strict_yaml.StrictYamlError as e:  # a second `ann:` would replace the first: an investigator an analyst
         raise UsersError(f"{path}: {e}") from None
     users = data.get("users") if isinstance(data, dict) else None
     if not isinstance(users or {}, dict) or not all(isinstance(u, dict) for u in (users or {}).values()):
