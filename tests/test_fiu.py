@@ -268,6 +268,25 @@ def test_theme_file_problems_are_one_line_each(tmp_path):
     assert all("sql must be one SELECT statement" in p for p in problems[3:5]) and "sql does not parse" in problems[5]
 
 
+def test_theme_metadata_is_checked_like_a_decisions(tmp_path):
+    """Found by a hostile-input sweep: `paramters:` (a typo) was ignored and the theme ran without its parameters, a
+    NaN parameter made `amount_eur <= $max_eur` hit every report, any text (markup, SQL) was stored as a typology,
+    and of two files with one id in a folder the first was dropped without a word."""
+    (tmp_path / "a.yaml").write_text(GOOD.replace("parameters:", "paramters:"))
+    (tmp_path / "b.yaml").write_text(GOOD.replace("{min_eur: 5000}", "{min_eur: .nan}").replace("big_casino", "nan_casino"))
+    (tmp_path / "c.yaml").write_text(GOOD.replace("typology: laundering", "typology: \"<img src=x> '); DROP TABLE x;--\""))
+    (tmp_path / "d.yaml").write_text(GOOD.replace("big_casino_cash", "twice"))
+    (tmp_path / "e.yaml").write_text(GOOD.replace("big_casino_cash", "twice").replace("Large", "Larger"))
+    themes, problems = load_themes([tmp_path])
+    assert [t.id for t in themes if t.path.startswith(str(tmp_path))] == ["twice"]
+    assert next(t for t in themes if t.id == "twice").name == "Large casino cash"  # the first of the two
+    assert len(problems) == 4
+    assert "unknown field(s) paramters" in problems[0]
+    assert "parameter 'min_eur' must be a finite number" in problems[1]
+    assert "typology must be one lower-case word" in problems[2] and "DROP" not in problems[2]
+    assert "e.yaml: id twice is also the id of d.yaml; not loaded" in problems[3]
+
+
 def test_theme_parameters_are_bound_not_pasted(tmp_path):
     p = tmp_path / "t.yaml"
     p.write_text(GOOD.replace("{min_eur: 5000}", '{min_eur: "0 OR true"}'))

@@ -13,6 +13,7 @@ copy of `fiu_period`, with external access off, so whatever the check misses sti
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -23,10 +24,12 @@ import duckdb
 import polars as pl
 import yaml
 
+from casework.dispositions import RE_TYPOLOGY
 from schemas import strict_yaml
 
 SHIPPED = Path(__file__).resolve().parent / "themes"
 REQUIRED = ("id", "name", "typology", "indicators", "sql")
+OPTIONAL = ("parameters", "description", "enabled")
 RE_ID = re.compile(r"^[a-z][a-z0-9_]{2,60}$")
 RE_INDICATOR = re.compile(r"^(SE|LE|CE|CD|XB|ML|KYC)-\d{2}$")
 # Table functions that only make rows (no file, URL, catalog or SQL string behind them); every other one is refused.
@@ -81,6 +84,9 @@ def _check_param(theme_id: str, name: str, value) -> None:
     ok = isinstance(value, scalar) or (isinstance(value, list) and all(isinstance(v, scalar) for v in value))
     if not ok:
         raise ThemeError(f"parameter {name!r} must be a number, a string or a list of them")
+    values = value if isinstance(value, list) else [value]
+    if any(isinstance(v, float) and not math.isfinite(v) for v in values):  # `amount <= NaN` is never false in DuckDB
+        raise ThemeError(f"parameter {name!r} must be a finite number, not {value!r}")
 
 
 def _parse_tree(sql: str) -> dict:
@@ -186,6 +192,11 @@ def _load_theme(path: Path) -> Theme:
     missing = [k for k in REQUIRED if not doc.get(k)]
     if missing:
         raise ThemeError(f"missing field(s) {', '.join(missing)}")
+    unknown = [str(k)[:40] for k in doc if k not in REQUIRED + OPTIONAL]
+    if unknown:  # `paramters:` was ignored, and the theme ran without its parameters
+        raise ThemeError(f"unknown field(s) {', '.join(unknown)}; a theme has {', '.join(REQUIRED + OPTIONAL)}")
+    if not isinstance(doc["typology"], str) or not RE_TYPOLOGY.fullmatch(doc["typology"]):  # decisions' typologies alike
+        raise ThemeError("typology must be one lower-case word such as sexual_exploitation or cross_border")
     if not RE_ID.match(str(doc["id"])):
         raise ThemeError(f"id {doc['id']!r} must be lower case letters, digits and _")
     inds = doc["indicators"] if isinstance(doc["indicators"], list) else [doc["indicators"]]
@@ -223,12 +234,17 @@ def load_themes(extra_dirs: list[str | Path] | None = None) -> tuple[list[Theme]
         if not Path(d).is_dir():
             problems.append(f"{d}: not a folder of theme files")
             continue
+        here: dict[str, Path] = {}
         for p in sorted(Path(d).glob("*.y*ml")):
             try:
                 t = load_theme(p)
             except ThemeError as e:
                 problems.append(f"theme file {p}: {e}")
                 continue
+            if t.id in here:  # within one folder two files with one id is a mistake; a later folder's replaces on purpose
+                problems.append(f"theme file {p}: id {t.id} is also the id of {here[t.id].name}; not loaded")
+                continue
+            here[t.id] = p
             themes[t.id] = t
     return list(themes.values()), problems
 
