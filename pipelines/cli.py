@@ -686,27 +686,8 @@ def cmd_evaluate_subjects(a) -> int:
     return 0
 
 
-def _reports_in_period(db: str, start, end) -> None:
-    """An empty period is refused, naming what the store holds: screened, it would be recorded as the latest screening
-    (the one the FIU pages show) with no subjects."""
-    from pipelines import store
-
-    con = store.peek(Path(db))
-    try:
-        n, first, last = con.execute(
-            """SELECT count(*) FILTER (WHERE timezone('Europe/Amsterdam', booked_at)::DATE BETWEEN ? AND ?),
-                      min(timezone('Europe/Amsterdam', booked_at)::DATE), max(timezone('Europe/Amsterdam', booked_at)::DATE)
-               FROM fiu_reports""",
-            [start, end],
-        ).fetchall()[0]
-    finally:
-        con.close()
-    if not n:
-        raise UsageError(f"no FIU reports in {start}..{end}: the store holds reports from {first} to {last}")
-
-
 def cmd_screen(a) -> int:
-    from casework.fiu.screen import ScreenError, parse_period, screen
+    from casework.fiu.screen import ScreenError, check_screening, parse_period, screen
 
     try:
         start, end = parse_period(a.period)
@@ -719,7 +700,10 @@ def cmd_screen(a) -> int:
     for folder in a.themes or []:  # refused before a screening is recorded, not reported after it
         _folder(folder, "--themes folder")
     _store(a.db, "fiu_reports")  # a bank's store or another DuckDB file would get an empty screening and FIU tables
-    _reports_in_period(a.db, start, end)
+    try:
+        check_screening(a.db, start, end, a.themes)  # the flow refuses the same
+    except ScreenError as e:
+        raise UsageError(str(e)) from None
     from pipelines.snapshot import refresh
     from pipelines.store_lock import exclusive
 

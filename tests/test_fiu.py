@@ -274,7 +274,7 @@ def test_theme_metadata_is_checked_like_a_decisions(tmp_path):
     and of two files with one id in a folder the first was dropped without a word."""
     (tmp_path / "a.yaml").write_text(GOOD.replace("parameters:", "paramters:"))
     (tmp_path / "b.yaml").write_text(GOOD.replace("{min_eur: 5000}", "{min_eur: .nan}").replace("big_casino", "nan_casino"))
-    (tmp_path / "c.yaml").write_text(GOOD.replace("typology: laundering", "typology: \"<img src=x> '); DROP TABLE x;--\""))
+    (tmp_path / "c.yaml").write_text(GOOD.replace("typology: laundering", 'typology: "<img src=x> \'); DROP TABLE x;--"'))
     (tmp_path / "d.yaml").write_text(GOOD.replace("big_casino_cash", "twice"))
     (tmp_path / "e.yaml").write_text(GOOD.replace("big_casino_cash", "twice").replace("Large", "Larger"))
     themes, problems = load_themes([tmp_path])
@@ -602,6 +602,20 @@ def test_screen_flow_runs_and_publishes(prefect_harness, tmp_path):
     res = fiu_screen_flow(str(db), str(tmp_path / "o"), "2026-09-01..2026-09-30")
     assert res["top"][0]["subject_id"] == "recv" and res["theme_errors"] == []
     assert (tmp_path / "o" / "fiu_subjects.parquet").exists()
+    # found by a hostile-input sweep: the flow recorded screenings the command line refuses, and finished Completed
+    # with themes not run (so Prefect notified nobody)
+    screens = lambda: store.peek(db).execute("SELECT count(*) FROM fiu_screens").fetchone()[0]  # noqa: E731
+    before = screens()
+    with pytest.raises(ScreenError, match="not a folder of theme files"):
+        fiu_screen_flow(str(db), None, "2026-09-01..2026-09-30", [str(tmp_path / "nowhere")])
+    with pytest.raises(ScreenError, match="no FIU reports in 2030-01-01..2030-01-31: the store holds reports from"):
+        fiu_screen_flow(str(db), None, "2030-01-01..2030-01-31")
+    assert screens() == before
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "broken.yaml").write_text(BROKEN)
+    with pytest.raises(RuntimeError, match="1 theme\\(s\\) not run: theme broken_theme"):
+        fiu_screen_flow(str(db), None, "2026-09-01..2026-09-30", [str(tmp_path / "t")])
+    assert screens() == before + 1  # the themes that ran are recorded
 
 
 # ---- goAML intake ------------------------------------------------------------------------------------------------------

@@ -40,10 +40,11 @@ def screen_task(db: str, start: str, end: str, themes: list[str] | None, out: st
 @flow(name="fiu-screen")
 def fiu_screen_flow(db: str, out: str | None = None, period: str | None = None, themes: list[str] | None = None) -> dict:
     """Screen one period's FIU reports with every enabled theme (default: the previous calendar month)."""
-    from casework.fiu.screen import parse_period
+    from casework.fiu.screen import check_screening, parse_period
 
     log = get_run_logger()
     start, end = parse_period(period) if period else previous_month(datetime.now(timezone.utc).date())
+    check_screening(db, start, end, themes)  # as `screen` refuses: nothing recorded for an empty period or no themes
     res = screen_task(db, start.isoformat(), end.isoformat(), themes, out)
     for line in res["theme_errors"]:
         log.warning("theme not run: %s", line)
@@ -58,4 +59,6 @@ def fiu_screen_flow(db: str, out: str | None = None, period: str | None = None, 
             + ("\n\nNot run:\n" + "\n".join(f"- {x}" for x in res["theme_errors"]) if res["theme_errors"] else "")
         ),
     )
+    if res["theme_errors"]:  # recorded with the themes that ran; the run fails so that Prefect's notifications say so
+        raise RuntimeError(f"{len(res['theme_errors'])} theme(s) not run: {'; '.join(res['theme_errors'])}"[:2000])
     return res

@@ -53,6 +53,33 @@ class ScreenResult:
     files: dict
 
 
+def check_screening(db: str | Path, start: date, end: date, theme_dirs: list[str] | None) -> None:
+    """What would make a screening worth nothing, refused before one is recorded (it would become the latest screening,
+    the one the FIU pages show): a themes folder that is not one, a store without FIU reports, a period without any."""
+    from pipelines import store
+
+    for folder in theme_dirs or []:
+        if not Path(folder).is_dir():
+            raise ScreenError(f"--themes folder {folder}: not a folder of theme files")
+    if not Path(db).is_file():
+        raise ScreenError(f"no store at {db}")
+    con = store.peek(Path(db))
+    try:
+        if not con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'fiu_reports'").fetchone()[0]:
+            raise ScreenError(f"{db} holds no FIU reports (load an FIU extract or goAML reports with ingest first)")
+        n, first, last = con.execute(
+            """SELECT count(*) FILTER (WHERE timezone('Europe/Amsterdam', booked_at)::DATE BETWEEN ? AND ?),
+                      min(timezone('Europe/Amsterdam', booked_at)::DATE), max(timezone('Europe/Amsterdam', booked_at)::DATE)
+               FROM fiu_reports""",
+            [start, end],
+        ).fetchall()[0]
+    finally:
+        con.close()
+    if not n:
+        held = f"the store holds reports from {first} to {last}" if first else "the store holds none"
+        raise ScreenError(f"no FIU reports in {start}..{end}: {held}")
+
+
 def parse_period(text: str) -> tuple[date, date]:
     try:
         a, b = (part.strip() for part in text.split(".."))
