@@ -97,7 +97,7 @@ def backtest(
             baseline_name, base_settings = f"the alerts of run {against}", None
         else:
             base_settings, baseline_name = _baseline_settings(con, as_of)
-        cw = open_casework(db, casework_url)
+        cw = open_casework(db, casework_url, create=False)
         decisions = account_decisions(cw, as_of=settings.window.as_of)  # as they stood then
         # --as-of: both runs see the casework of that day (the network rules' seeds, the re-ranker)
         then = {"casework_as_of": settings.window.as_of}

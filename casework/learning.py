@@ -102,7 +102,9 @@ def fit_reranker(db: str | Path, settings: Settings, models_dir: str | Path | No
     from detectors.whatif import scratch_run
 
     models_dir = Path(models_dir) if models_dir else Path(str(db) + ".models")
-    decided = labelled_alerts(open_casework(db), settings.window.as_of)  # the casework database (or THB_CASEWORK_URL)
+    decided = labelled_alerts(
+        open_casework(db, create=False), settings.window.as_of
+    )  # the casework database (or THB_CASEWORK_URL)
     labels = per_account(decided)
     s = settings.rerank
     pos = int(labels["label"].sum()) if labels.height else 0

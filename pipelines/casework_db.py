@@ -45,6 +45,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError
+from sqlalchemy.pool import StaticPool
 
 SCHEMA_VERSION = 1
 META = MetaData()
@@ -218,7 +219,10 @@ class Casework:
     def __init__(self, url: str):
         self.url = url
         self.sqlite = url.startswith("sqlite")
-        if self.sqlite:
+        path = None
+        if url == "sqlite://":  # an empty one in memory (open_casework(create=False)): one connection holds it
+            self.engine = create_engine(url, connect_args={"check_same_thread": False}, poolclass=StaticPool)
+        elif self.sqlite:
             path = Path(url.split("///", 1)[1])
             path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)  # decisions are personal data: owner only, from the start
@@ -235,7 +239,7 @@ class Casework:
             self.upgrade()
         except OperationalError as e:
             raise CaseworkUnavailable(f"cannot open the casework database {_shown(url)}: {str(e.orig).splitlines()[0]}") from None
-        if self.sqlite:
+        if path is not None:
             for extra in ("-wal", "-shm"):
                 if Path(f"{path}{extra}").exists():
                     os.chmod(f"{path}{extra}", 0o600)
@@ -740,9 +744,13 @@ def _shown(url: str) -> str:
         return repr(url[:80])
 
 
-def open_casework(store_path: str | Path | None = None, url: str | None = None) -> Casework:
-    """The casework database of a store (or at `url`); one engine per URL and process, shared by its threads."""
+def open_casework(store_path: str | Path | None = None, url: str | None = None, create: bool = True) -> Casework:
+    """The casework database of a store (or at `url`); one engine per URL and process, shared by its threads.
+    `create=False` (commands that only read decisions): when the SQLite file beside the store is not there, an empty
+    one in memory, so nothing is made on disk (a file made empty after the real one was lost would verify "intact")."""
     u = casework_url(store_path, url)
+    if not create and not (url or os.environ.get("THB_CASEWORK_URL")) and not default_path(store_path).exists():
+        return Casework("sqlite://")
     cw = _OPEN.get(u)
     if cw is None:
         cw = _OPEN[u] = Casework(u)

@@ -914,7 +914,7 @@ def cmd_rule_stats(a) -> int:
         raise UsageError(f"--since {a.since} is after --until {a.until}: the period would be empty")
     con = store.connect(_store(a.db, "alerts"), read_only=True)
     try:
-        stats = rule_stats(con, open_casework(a.db), a.since, a.until, a.bank)
+        stats = rule_stats(con, open_casework(a.db, create=False), a.since, a.until, a.bank)
     finally:
         con.close()
     print(json.dumps(stats, indent=2, default=str) if a.json else format_stats(stats))
@@ -928,7 +928,7 @@ def cmd_labels(a) -> int:
 
     con = store.connect(_store(a.db, "alerts"), read_only=True)
     try:
-        n = write_labels(con, open_casework(a.db), a.out, a.bank)
+        n = write_labels(con, open_casework(a.db, create=False), a.out, a.bank)
     finally:
         con.close()
     print(

@@ -147,7 +147,7 @@ def store_status(db: str | Path, inbox: str | Path | None = None, last_runs: int
         if "alert_status" in tables:
             cw_path = casework_db.default_path(db)
             if os.environ.get("THB_CASEWORK_URL") or cw_path.exists():  # decisions live there: the store's copy lags a run
-                con.register("alert_status", casework_db.open_casework(db).statuses().to_arrow())
+                con.register("alert_status", casework_db.open_casework(db, create=False).statuses().to_arrow())
             out["alerts_open"] = con.execute(
                 """
                 SELECT bank_id, count(*) FILTER (status = 'open'), count(*) FILTER (status = 'info_requested'),

@@ -407,3 +407,25 @@ def test_fitted_reranker_blends_in_and_is_recorded(decided, tmp_path):
     run = scratch_run(db, few, tmp_path / "m")
     assert run["reranker"] == out["version"]
     assert run["alerts"]["reasons"].str.contains("Learned from 5 decisions: probability").all()
+
+
+def test_commands_that_only_read_decisions_never_make_a_casework_database(decided, tmp_path, capsys):
+    """Found by a hostile-input sweep: with the casework database gone, backtest, labels, rules --stats and rerank
+    each made an empty one beside the store, and verify-audit then called the lost audit log "intact"."""
+    import shutil
+
+    from pipelines.casework_db import default_path
+
+    root, db, res, ids = decided
+    copy = tmp_path / "s.duckdb"
+    shutil.copy(db, copy)  # the store without its casework database
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("fusion: {min_score: 0.3}\n")
+    assert main(["backtest", "--db", str(copy), "--config", str(cfg), "--quiet"]) == 0
+    assert main(["labels", "--db", str(copy), "--out", str(tmp_path / "labels.csv")]) == 0
+    assert main(["rules", "--stats", "--db", str(copy)]) == 0
+    main(["status", "--db", str(copy)])
+    main(["rerank", "--db", str(copy)])
+    assert not default_path(copy).exists()
+    assert main(["verify-audit", "--db", str(copy)]) == 2
+    assert "no casework database beside the store" in capsys.readouterr().err

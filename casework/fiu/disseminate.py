@@ -161,7 +161,7 @@ def disseminate(
     con = con or store.connect(db_path)
     try:
         if db_path:  # FIU decisions live in the casework database
-            con.register("fiu_decisions", open_casework(db_path).fiu_decisions().to_arrow())
+            con.register("fiu_decisions", open_casework(db_path, create=False).fiu_decisions().to_arrow())
         todo = pending(con)
         if todo.is_empty():
             return []

@@ -202,7 +202,7 @@ def screen(
     con = con or store.connect(db_path)
     try:
         if db_path:  # decisions live in the casework database: which alerts were escalated is read there
-            con.register("alert_status", open_casework(db_path).statuses().to_arrow())
+            con.register("alert_status", open_casework(db_path, create=False).statuses().to_arrow())
         themes, problems = load_themes(theme_dirs)
         themes = [t for t in themes if t.enabled]
         n_reports = create_period_view(con, period_start, period_end)
