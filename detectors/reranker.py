@@ -172,7 +172,10 @@ class Reranker:
 
     def _label_frequency(self, x: pl.DataFrame, y: np.ndarray, shrink: FunctionTransformer) -> float:
         """c = mean g over the positives, each predicted by a model that did not see it (Elkan & Noto's e1); in
-        (0, 1]: a c near 0 would blow every p up to 1."""
+        (0, 1]: a c near 0 would blow every p up to 1. With fewer than two rows of a class no model can be fitted
+        without seeing them: c = 1, no lift (what the settings allow: min_positives 1 and unlabelled rows)."""
+        if min(int(y.sum()), int(len(y) - y.sum())) < 2:
+            return 1.0
         folds = StratifiedKFold(max(2, min(5, int(y.sum()), int(len(y) - y.sum()))), shuffle=True, random_state=self.random_state)
         lr = LogisticRegression(C=self.chosen_C, max_iter=2000, random_state=self.random_state)
         g = cross_val_predict(make_pipeline(StandardScaler(), shrink, lr), self._matrix(x), y, cv=folds, method="predict_proba")

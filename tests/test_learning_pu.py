@@ -32,6 +32,18 @@ def test_unlabelled_rows_are_not_decisions_and_the_label_frequency_rescales():
         Reranker().fit(x, y, y == 1)
 
 
+def test_one_escalation_and_its_unlabelled_rows_fit_without_a_label_frequency():
+    """Found by a hostile-input sweep: settings allow min_positives 1 with unlabelled rows, and the fit then failed
+    ("n_splits=2 cannot be greater than the number of members in each class"). With one positive no held-out
+    estimate of c exists: c = 1, no lift."""
+    x, y = _toy_design(5)
+    first = int(np.flatnonzero(y == 1)[0])
+    keep = (y == 0) | (np.arange(len(y)) == first)
+    x, y = x.filter(pl.Series(keep)), y[keep]
+    r = Reranker(random_state=3).fit(x, y, y == 0)
+    assert (r.positives, r.negatives, r.label_frequency) == (1, 0, 1.0) and r.predict(x).shape == (len(y),)
+
+
 def _inputs(db, run_id: str) -> pl.DataFrame:
     """The run's alerts: rank, score after the blend, reasons and the design row before it."""
     con = store.connect(db, read_only=True)
