@@ -23,6 +23,11 @@ def check(settings: Settings, source: str) -> None:
         PatternDetector({**overrides, "patterns": dict(settings.patterns)})
     except ValueError as e:
         raise SettingsError(f"{source}: {e}") from None
+    from detectors.window import CATEGORIES
+
+    unknown = sorted(set(settings.window.categories) - set(CATEGORIES))
+    if unknown:  # the rules read the categories they know; another name is a typo no rule would ever read
+        raise SettingsError(f"{source}: window.categories: no category {', '.join(unknown)}; there are {', '.join(CATEGORIES)}")
     known = {r.id for r in rule_set()} | {p for p in _pattern_ids()}
     unknown = sorted(set(settings.fusion.rule_rate_ceilings or {}) - known)
     if unknown:

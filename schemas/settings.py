@@ -27,13 +27,18 @@ class _Section(BaseModel):
 
 
 class Category(_Section):
-    mccs: tuple[str, ...] = ()
-    names: tuple[str, ...] = ()  # lower-case name keywords
+    """A category's MCCs and name keywords; given in a config, they replace the built-in ones of that category."""
+
+    mccs: tuple[Annotated[str, Field(pattern=r"^[0-9]{4}$")], ...] = ()
+    # matched inside the lower-cased name: an empty keyword is in every name, an upper-case one in none
+    names: tuple[Annotated[str, Field(min_length=2, pattern=r"^[^A-Z]*$")], ...] = ()
 
 
 class WindowSettings(_Section):
     days: int = Field(90, ge=7, le=731, description="the scoring window: the last N days in the store")
-    categories: dict[str, Category] = Field(default_factory=dict, description="extra merchant/counterparty dictionaries")
+    categories: dict[str, Category] = Field(
+        default_factory=dict, description="merchant/counterparty dictionaries; each replaces its category's built-in lists"
+    )
     as_of: date | None = Field(
         None,
         ge=date(1900, 1, 1),  # bounded: the window's arithmetic on 0001-01-01 or 9999-12-31 overflowed mid-run

@@ -29,6 +29,10 @@ def test_defaults_and_the_shipped_example_load():
         ({"SE07_CLIENT_PAYMENTS": {"min_senders": 8}}, "SE07_CLIENT_PAYMENTS: unknown key (rule overrides go under rules:)"),
         ({"window_days": 30}, "window_days: unknown key (now window.days)"),
         (["window"], "must be a mapping of sections"),
+        # a sweep: an empty keyword is in every name (a rule fired on every account), an upper-case one in none
+        ({"window": {"categories": {"adult_ads": {"names": [""]}}}}, "adult_ads.names.0: String should have at least 2"),
+        ({"window": {"categories": {"adult_ads": {"names": ["Escort"]}}}}, "adult_ads.names.0: String should match"),
+        ({"window": {"categories": {"adult_ads": {"mccs": ["72a3"]}}}}, "adult_ads.mccs.0: String should match"),
     ],
 )
 def test_bad_values_are_refused_with_the_path(data, says):
@@ -127,6 +131,8 @@ def test_a_ceiling_for_a_rule_that_is_not_one_and_bad_flow_parameters_are_refuse
     with pytest.raises(SettingsError, match="fusion.rule_rate_ceilings: no rule SE10_TAXII"):
         check(parse_settings({"fusion": {"rule_rate_ceilings": {"SE10_TAXII": 0.01}}}, "c.yaml"), "c.yaml")
     check(parse_settings({"fusion": {"rule_rate_ceilings": {"SE10_TAXI": 0.01, "PT_CYCLE": 0.02}}}, "c.yaml"), "c.yaml")
+    with pytest.raises(SettingsError, match="window.categories: no category adult_adz; there are adult_ads"):
+        check(parse_settings({"window": {"categories": {"adult_adz": {"names": ["escort"]}}}}, "c.yaml"), "c.yaml")
     with pytest.raises(SettingsError, match="mode: 'bogus' is not one of fused, rules, anomaly"):
         check_run("bogus", 1)
     for shards in (-3, 0, True, 2.5):
