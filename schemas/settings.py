@@ -147,12 +147,18 @@ class RerankSettings(_Section):
     )
 
 
+# goAML's text fields: printable text that XML can hold (a control character made the export fail at the end)
+_GoamlText = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[^\x00-\x1f\x7f]+$")]
+
+
 class GoamlSettings(_Section):
-    rentity_id: int | None = None
-    institution_name: str | None = None
-    swift: str | None = None
-    branch: str | None = None
-    reporting_user_code: str | None = None
+    """The reporting entity, as registered with FIU-Nederland (checked when read, not when a report is written)."""
+
+    rentity_id: int | None = Field(None, ge=1, le=2_147_483_647)
+    institution_name: _GoamlText | None = None
+    swift: str | None = Field(None, pattern=r"^[A-Z]{6}[A-Z0-9]{2}([A-Z0-9]{3})?$")
+    branch: _GoamlText | None = None
+    reporting_user_code: _GoamlText | None = None
 
     def entity(self) -> dict:
         return {k: v for k, v in self.model_dump().items() if v is not None}

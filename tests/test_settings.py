@@ -33,6 +33,10 @@ def test_defaults_and_the_shipped_example_load():
         ({"window": {"categories": {"adult_ads": {"names": [""]}}}}, "adult_ads.names.0: String should have at least 2"),
         ({"window": {"categories": {"adult_ads": {"names": ["Escort"]}}}}, "adult_ads.names.0: String should match"),
         ({"window": {"categories": {"adult_ads": {"mccs": ["72a3"]}}}}, "adult_ads.mccs.0: String should match"),
+        # a sweep: a negative id, or a control character, failed only when a report was written
+        ({"goaml": {"rentity_id": -1}}, "goaml.rentity_id: Input should be greater than or equal to 1"),
+        ({"goaml": {"institution_name": "Bank\u0000"}}, "goaml.institution_name: String should match"),
+        ({"goaml": {"swift": "not a bic"}}, "goaml.swift: String should match"),
     ],
 )
 def test_bad_values_are_refused_with_the_path(data, says):
