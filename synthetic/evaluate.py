@@ -102,6 +102,24 @@ def _one_row_per_account(lab: pl.DataFrame, name: str) -> None:
     )
 
 
+def _label_types(labels: pl.DataFrame, name: str) -> pl.DataFrame:
+    """Ids, typology and role as text (a CSV column of digits reads as numbers), and a subtlety, where given, a number
+    from 0 to 1: 'high' there failed as "cannot compare string with numeric type", naming no file or row."""
+    labels = labels.with_columns(pl.col(c).cast(pl.Utf8) for c in LABEL_COLUMNS if c in labels.columns)
+    if "subtlety" not in labels.columns:
+        return labels
+    s = labels["subtlety"]
+    if s.dtype == pl.Boolean or not (s.dtype.is_numeric() or s.dtype in (pl.Utf8, pl.Null)):
+        raise EvaluationError(f"{name}: column subtlety is {s.dtype}, not numbers from 0 to 1")
+    x = s.str.strip_chars().cast(pl.Float64, strict=False) if s.dtype == pl.Utf8 else s.cast(pl.Float64)
+    given = s.is_not_null() & (s.cast(pl.Utf8).str.strip_chars() != "")
+    bad = given & (x.is_null() | ~x.is_between(0, 1)).fill_null(True)
+    if bad.any():
+        i = int(bad.arg_max())
+        raise EvaluationError(f"{name} row {i + 1}: subtlety {s[i]!r} is not a number from 0 to 1")
+    return labels.with_columns(x.alias("subtlety"))
+
+
 def evaluate(alerts, labels, accounts_scored: int | None = None) -> dict:
     """The figures for a ranked alert table against labels; `accounts_scored`: the run's scored population, the base
     of the budgets (without it, the labelled accounts: see the module's docstring)."""
@@ -110,6 +128,7 @@ def evaluate(alerts, labels, accounts_scored: int | None = None) -> dict:
     if raw_labels.is_empty():
         raise EvaluationError(f"no labels in {_source(labels, 'labels')}")
     _one_row_per_account(raw_labels, _source(labels, "labels"))
+    raw_labels = _label_types(raw_labels, _source(labels, "labels"))
     if accounts_scored is not None and (type(accounts_scored) is not int or accounts_scored < 1):
         raise EvaluationError(f"accounts scored must be a positive whole number, not {accounts_scored!r}")
     lab = raw_labels.select("bank_id", "account_id", "typology", "role")

@@ -208,3 +208,20 @@ def test_the_command_takes_the_accounts_scored(tmp_path, capsys):
     assert main([*argv, "--accounts-scored", "400"]) == 0
     m = json.loads(capsys.readouterr().out)
     assert (m["budget_base"], m["budget@2%"], m["recall@2%"]) == ("accounts scored", 8, 1.0)
+
+
+def test_a_subtlety_that_is_not_a_number_from_0_to_1_is_refused_naming_the_row(tmp_path):
+    """Found by a hostile-input sweep: 'high' as a subtlety ended in "cannot compare string with numeric type",
+    naming no file or row. Blank subtlety (unplanted accounts) stays allowed."""
+    lab = labels().with_columns(pl.lit("0.5").alias("subtlety"))
+    lab = lab.with_columns(pl.when(pl.col("typology") == "none").then(pl.lit("")).otherwise(pl.col("subtlety")).alias("subtlety"))
+    ok = tmp_path / "ok.csv"
+    lab.write_csv(ok)
+    assert evaluate(alerts(["p0"]), ok)["recall_by_subtlety@2%"]
+    bad = tmp_path / "bad.csv"
+    lab.with_columns(
+        pl.when(pl.col("account_id") == "p1").then(pl.lit("high")).otherwise(pl.col("subtlety")).alias("subtlety")
+    ).write_csv(bad)
+    row = lab["account_id"].to_list().index("p1") + 1
+    with pytest.raises(EvaluationError, match=rf"bad\.csv row {row}: subtlety 'high' is not a number from 0 to 1"):
+        evaluate(alerts(["p0"]), bad)
