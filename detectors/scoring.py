@@ -13,6 +13,7 @@ tables and results it reads and writes, so the graph is visible and a missing in
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import uuid
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from detectors.anomaly import AnomalyDetector, saved_model
@@ -511,9 +513,18 @@ def _assign_alert_ids(con, alerts: pl.DataFrame, run_id: str, rise: float | None
     a = a.filter(~suppressed.fill_null(False)).drop("dismissed_score", "dismissed_rules")
     return a.join(tracked, on=["bank_id", "account_id"], how="left").with_columns(
         pl.when(pl.col("alert_id").is_null()).then(pl.lit("new")).otherwise(pl.lit("updated")).alias("status"),
-        pl.col("alert_id").fill_null(pl.lit(run_id + "-") + pl.col("rank").cast(pl.Utf8).str.zfill(5)),
+        pl.col("alert_id").fill_null(pl.lit(run_id + "-") + pl.Series(_alert_numbers(run_id, a.height))),
         pl.lit(run_id).alias("run_id"),
     )
+
+
+def _alert_numbers(run_id: str, n: int) -> list[str]:
+    """A new alert's number within its run: drawn at random (seeded by the run), not its rank, which an investigator
+    would read as other banks' alerts between theirs (how many, and where their scores lie)."""
+    top = max(100_000, 10 * n)
+    rng = np.random.default_rng(int(hashlib.sha256(run_id.encode()).hexdigest()[:16], 16))
+    width = len(str(top - 1))
+    return [str(x).zfill(width) for x in rng.choice(np.arange(1, top), size=n, replace=False)]
 
 
 def _persist(con, a: pl.DataFrame, cases: pl.DataFrame, run_id: str) -> pl.DataFrame:

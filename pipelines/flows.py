@@ -197,13 +197,35 @@ def _score_and_publish(
     return {"submissions": subs, "score": score}
 
 
-def _check_first(config: str | None, window_days: int | None, as_of: str | None, mode: str, shards: int) -> None:
-    """The config and the run's own parameters, checked before anything is loaded or recorded: a typo fails the flow
-    run naming the key (which is what Prefect notifications act on), not after a batch filed its submissions."""
+def _check_first(
+    db: str, config: str | None, window_days: int | None, as_of: str | None, mode: str, shards: int, kind: str
+) -> None:
+    """The config and the run's own parameters, checked before any submission is loaded: a typo fails the flow run
+    naming the key (which is what Prefect notifications act on) and is recorded as a failed run of `kind` in a store
+    that exists, not found after the batch filed its submissions."""
     from detectors.settings_check import check_run, checked_settings
 
-    checked_settings(config, **{"window.days": window_days, "window.as_of": as_of})
-    check_run(mode, shards)
+    try:
+        checked_settings(config, **{"window.days": window_days, "window.as_of": as_of})
+        check_run(mode, shards)
+    except ValueError as exc:
+        if Path(db).is_file():
+            from detectors.scoring import error_text
+
+            started = datetime.now(timezone.utc)
+            params = {"db": db, "config": config, "window_days": window_days, "as_of": as_of, "mode": mode, "shards": shards}
+            record_batch_run(
+                db,
+                f"{kind}-{started:%Y%m%dT%H%M%S%f}",
+                _flow_run_id(),
+                started,
+                params,
+                [],
+                None,
+                "failed",
+                error=error_text(exc),
+            )
+        raise
 
 
 @flow(name="ingest")
@@ -225,7 +247,9 @@ def score_flow(
 ) -> dict:
     """Features, rules, isolation forest, fusion, alerts; publishes the top alerts and a summary. `as_of` (YYYY-MM-DD):
     the window ends on that day, to replay a past month; `shards` > 1 or a `dask_address`: scored in shards on Dask."""
-    _check_first(config, window_days, as_of, mode, shards)
+    from detectors.settings_check import check_run
+
+    check_run(mode, shards)  # the config is the scoring's own first check (a refused one is recorded as a failed run)
     score = _score(db, out, config, window_days, mode, shards, dask_address, as_of)
     _publish(db, [], score)
     return score
@@ -245,7 +269,7 @@ def run_flow(
     dask_address: str | None = None,
 ) -> dict:
     """`thb-signals run`: ingest the given submissions, then score."""
-    _check_first(config, window_days, as_of, mode, shards)
+    _check_first(db, config, window_days, as_of, mode, shards, "run")
     started = datetime.now(timezone.utc)
     subs = _ingest_all(paths, db, file_them=False, require_manifest=require_manifest)
     return _score_and_publish(
@@ -278,7 +302,7 @@ def batch_scoring_flow(
 ) -> dict:
     """The scheduled run: every new submission in the inbox is ingested and filed under processed/ or
     rejected/ (with its validation report), then the store is scored and the result published."""
-    _check_first(config, window_days, as_of, "fused", shards)
+    _check_first(db, config, window_days, as_of, "fused", shards, "batch")
     log = get_run_logger()
     started = datetime.now(timezone.utc)
     paths = [str(p) for p in new_submissions(inbox)]
