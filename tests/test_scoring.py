@@ -299,3 +299,16 @@ def test_a_bench_worker_reports_its_own_peak_memory_not_its_parents():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parent.parent
     )
     assert len(held) and 0 < float(out.stdout) < 1.0
+
+
+def test_a_new_alerts_number_is_not_its_rank():
+    """Found by a sweep of the review site: alert ids ended in the run's rank, so an investigator's own ids (00001,
+    00004, 00009 ...) showed how many of other banks' alerts lay between theirs and where their scores fell."""
+    from detectors.scoring import _alert_numbers
+
+    n = _alert_numbers("run-20261202T071820-76e2f4", 300)
+    assert len(set(n)) == 300 and all(len(x) == 5 and x.isdigit() and x != "00000" for x in n)
+    assert n == _alert_numbers("run-20261202T071820-76e2f4", 300)  # the same run numbers its alerts the same way
+    assert n != _alert_numbers("run-20261202T071821-0a1b2c", 300)
+    assert sorted(int(x) for x in n) != list(range(1, 301))  # not ranks
+    assert len(set(_alert_numbers("r", 20_000))) == 20_000
