@@ -3,6 +3,7 @@ others run; screening ranks a planted network above background; decide and disse
 time); the synthetic FIU extract is deterministic and its labelled networks come out on top."""
 
 import json
+import time
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -285,6 +286,23 @@ def test_theme_metadata_is_checked_like_a_decisions(tmp_path):
     assert "parameter 'min_eur' must be a finite number" in problems[1]
     assert "typology must be one lower-case word" in problems[2] and "DROP" not in problems[2]
     assert "e.yaml: id twice is also the id of d.yaml; not loaded" in problems[3]
+
+
+def test_a_runaway_theme_is_stopped_and_reported(tmp_path):
+    """Found by a hostile-input sweep: a theme over `range(9000000000000000)` was still running after 120 s, holding
+    the store's write lock; a theme now has a time limit and is reported like any theme that fails."""
+    from casework.fiu.themes import THEME_SECONDS
+
+    sql = "SELECT account_id AS subject_id, report_id FROM fiu_period, range(9000000000000000) t(r) WHERE r < 0"
+    theme = load_theme(_theme_file(tmp_path, "slow.yaml", sql))
+    r = Reports()
+    r.add("CASINO_HC", "gambler", "credit", 9000, "other")
+    con = r.store(_memory_store())
+    create_period_view(con, START, END)
+    started = time.monotonic()
+    with pytest.raises(ThemeError, match="ran longer than 0.5 s and was stopped"):
+        run_theme(con, theme, START, END, seconds=0.5)
+    assert time.monotonic() - started < 30 and THEME_SECONDS >= 300
 
 
 def test_theme_parameters_are_bound_not_pasted(tmp_path):

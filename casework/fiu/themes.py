@@ -16,6 +16,7 @@ import json
 import math
 import os
 import re
+import threading
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -28,6 +29,7 @@ from casework.dispositions import RE_TYPOLOGY
 from schemas import strict_yaml
 
 SHIPPED = Path(__file__).resolve().parent / "themes"
+THEME_SECONDS = 900  # a theme still running after this is stopped and reported, the others run
 REQUIRED = ("id", "name", "typology", "indicators", "sql")
 OPTIONAL = ("parameters", "description", "enabled")
 RE_ID = re.compile(r"^[a-z][a-z0-9_]{2,60}$")
@@ -326,10 +328,15 @@ def _one_statement(sql: str) -> str:
     return sql[:end]
 
 
-def run_theme(con: duckdb.DuckDBPyConnection, theme: Theme, period_start: date, period_end: date) -> pl.DataFrame:
+def run_theme(
+    con: duckdb.DuckDBPyConnection, theme: Theme, period_start: date, period_end: date, seconds: float = THEME_SECONDS
+) -> pl.DataFrame:
     """One theme over `fiu_period`: distinct (subject_id, report_id). Raises ThemeError with DuckDB's first line.
-    Runs in `con` when it is a sandbox (screen makes one for all themes), else in a sandbox of its own."""
+    Runs in `con` when it is a sandbox (screen makes one for all themes), else in a sandbox of its own; stopped after
+    `seconds` (a runaway query would otherwise hold the store's write lock for as long as it ran)."""
     box = con if _closed_off(con) else sandbox(con)
+    timer = threading.Timer(seconds, box.interrupt)
+    timer.start()
     try:
         # wrapped on lines of its own (a trailing `-- comment` must not swallow the wrapper); DuckDB also refuses a
         # data-changing WITH below the top level, whatever load_theme missed
@@ -347,8 +354,11 @@ def run_theme(con: duckdb.DuckDBPyConnection, theme: Theme, period_start: date, 
             .distinct()
             .pl()
         )
+    except duckdb.InterruptException:
+        raise ThemeError(f"ran longer than {seconds:g} s and was stopped") from None
     except duckdb.Error as e:
         raise ThemeError(str(e).splitlines()[0]) from None
     finally:
+        timer.cancel()
         if box is not con:
             box.close()
