@@ -46,8 +46,9 @@ GENDERS = ("f", "m", "x")
 # little too much is safe; too little is not.
 KEEP_MARK = "\ue000"
 _HEX4 = "([0-9a-f]{4})"
-# what people write between a number's groups: a space (also a no-break, figure or narrow one), a dot or a dash
-_SEP = "[ \u00a0\u2007\u202f.-]"
+# what people write between a number's groups: a space (also a no-break, figure, thin, zero-width or narrow one), a dot
+# or a dash
+_SEP = "[ \u00a0\u2007\u2009\u200b\u202f.-]"
 MASK_STEPS: tuple[tuple[str, str], ...] = (
     (
         rf"\b[A-Z]{{2}}[0-9]{{2}}(?:{_SEP}?[A-Z0-9]{{4}}){{2,7}}(?:{_SEP}?[A-Z0-9]{{1,4}})?\b"
@@ -59,10 +60,16 @@ MASK_STEPS: tuple[tuple[str, str], ...] = (
     (r"\b" + _HEX4 * 8 + r"\b", KEEP_MARK.join(f"\\{i}" for i in range(1, 9))),  # a pseudonym: 32 hex digits
     (r"T([0-9]{6})-([0-9a-f]{6})-([0-9]{5})", f"T\\1-{KEEP_MARK}\\2-{KEEP_MARK}\\3"),  # run-20261202T043828-fd62b1-00001
     (r"T([0-9]{6})([0-9]+)", f"T\\1{KEEP_MARK}\\2{KEEP_MARK}"),  # BANK_A-20261202T043828163151, T000000009
-    # a network address such as 192.168.100.200 (four groups of at most three digits, nothing dotted beside them)
+    # a case as investigators name it: C- and 12 hex digits (casework_db.case_ref), which may all but two be digits
+    (r"\bC-([0-9a-f]{6})([0-9a-f]{6})\b", f"C-\\1{KEEP_MARK}\\2"),
+    # a network address in a URL or with a port (tcp://192.168.100.200:8786); a dotted phone number has neither
     (
-        r"(^|[^0-9.])([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})([^0-9.]|$)",
-        f"\\1\\2.{KEEP_MARK}\\3.{KEEP_MARK}\\4.{KEEP_MARK}\\5\\6",
+        r"(://)([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})",
+        f"\\1\\2.{KEEP_MARK}\\3.{KEEP_MARK}\\4.{KEEP_MARK}\\5",
+    ),
+    (
+        r"\b([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3}):([0-9])",
+        f"\\1.{KEEP_MARK}\\2.{KEEP_MARK}\\3.{KEEP_MARK}\\4:\\5",
     ),
     (r"\+?\(?[0-9][0-9()" + _SEP[1:-1] + "]{8,}[0-9]", "[masked]"),  # a phone number, or any long number
 )

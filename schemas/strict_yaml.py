@@ -28,6 +28,8 @@ class _Strict(yaml.SafeLoader):
         seen = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, (str, int, float, bool, type(None))) and not hasattr(key, "isoformat"):
+                raise StrictYamlError(f"line {key_node.start_mark.line + 1}: a key must be a plain value, not a list or mapping")
             if key in seen:
                 raise StrictYamlError(f"line {key_node.start_mark.line + 1}: {str(key)[:80]!r} is given twice")
             seen.add(key)

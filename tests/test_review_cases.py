@@ -211,3 +211,23 @@ def test_the_access_log_keeps_what_a_request_typed_masked(site):
     text = " ".join(str(v) for r in queue for v in r.values())
     assert "NL91ABNA0417164300" not in text and "jan.jansen@example.com" not in text and "31612345678" not in text
     assert {r["bank_id"] for r in queue} == {"BANK_A"}
+
+
+def test_notes_written_before_keyed_references_name_the_case_as_investigators_see_it(site):
+    """Found by a review: entries written before case references were keyed name a case by its unkeyed hash (which
+    the key was to stop anyone reversing) or by its id (an analyst's decision); they are shown keyed to investigators."""
+    from casework.dispositions import audit
+
+    db, res = site[1], site[2]
+    ring = case_of(res, "v1")
+    unkeyed = "C-" + hashlib.sha256(ring.encode()).hexdigest()[:12]
+    aid = alert_of(res, "v1")  # bank A's
+    for user, named, then in (("old-inv", unkeyed, "then"), ("old-fiona", ring, "then too")):
+        audit(
+            open_casework(db), user, "request_info", aid, "BANK_A", "v1", "open", "info_requested", note=f"case {named}: {then}"
+        )
+    c = client(site)
+    login(c, "ann")
+    for page in (c.get("/audit").text, c.get(f"/cases/{hashed(ring, db)}").text, c.get(f"/alerts/{aid}").text):
+        assert f"case {hashed(ring, db)}: then" in page and f"case {hashed(ring, db)}: then too" in page
+        assert unkeyed not in page and ring not in page

@@ -393,3 +393,29 @@ def test_an_identities_file_that_cannot_make_xml_is_named(tmp_path, content, say
     with pytest.raises(ExportError, match=re.escape(says)) as e:
         load_identities(f)
     assert str(f) in str(e.value)
+
+
+def test_a_burst_of_parallel_logins_is_throttled_like_one_at_a_time():
+    """Found by a review: with scrypt moved to worker threads, 20 simultaneous wrong passwords were all checked (the
+    throttle counted failures only after each check). An attempt now counts before its password is checked."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from casework.review.auth import FREE_FAILURES, Throttled
+
+    s = Sessions({"ann": {"password": hash_password("right"), "role": "analyst"}}, secret=b"k" * 32)
+
+    def one(_):
+        try:
+            return s.login("ann", "wrong", "10.0.0.1")
+        except Throttled as e:
+            return str(e)
+
+    with ThreadPoolExecutor(20) as pool:
+        got = list(pool.map(one, range(20)))
+    assert got.count(None) <= FREE_FAILURES and got.count("wait") >= 20 - FREE_FAILURES
+    other = Sessions({"bo": {"password": hash_password("right"), "role": "analyst"}}, secret=b"k" * 32)
+    for _ in range(3):  # a right password is no failure: its address may go on, its earlier failures stand
+        assert other.login("bo", "right", "10.0.0.2")
+    assert other.throttle.failures.get("addr:10.0.0.2") is None
+    assert other.login("bo", "wrong", "10.0.0.2") is None and other.login("bo", "right", "10.0.0.2")
+    assert other.throttle.failures["addr:10.0.0.2"] == 1

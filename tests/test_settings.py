@@ -79,6 +79,7 @@ BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
         ("rules:\n  SE10_TAXI: {min_per_30d: &n 3}\n  SE02_HOTELS: {min_nights: *n}\n", "line 2: an anchor (&n)"),
         (BOMB, "line 1: an anchor (&a)"),
         ("window: {as_of: 2026-02-30}\n", "c.yaml: day is out of range for month"),
+        ("rules:\n  ? [a]\n  : 1\n", "line 2: a key must be a plain value, not a list or mapping"),
         (
             "rules:\n  SE10_TAXI: {min_per_30d: 1" + "0" * 400 + "}\n",
             "SE10_TAXI.min_per_30d: expected a number of at most 15 digits",

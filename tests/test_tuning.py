@@ -424,8 +424,9 @@ def test_commands_that_only_read_decisions_never_make_a_casework_database(decide
     assert main(["backtest", "--db", str(copy), "--config", str(cfg), "--quiet"]) == 0
     assert main(["labels", "--db", str(copy), "--out", str(tmp_path / "labels.csv")]) == 0
     assert main(["rules", "--stats", "--db", str(copy)]) == 0
-    main(["status", "--db", str(copy)])
-    main(["rerank", "--db", str(copy)])
+    assert main(["status", "--db", str(copy)]) == 0
+    assert main(["rerank", "--db", str(copy)]) == 1  # no decisions to learn from, said in one line
+    assert "decisions" in capsys.readouterr().err
     assert not default_path(copy).exists()
     assert main(["verify-audit", "--db", str(copy)]) == 2
     assert "no casework database beside the store" in capsys.readouterr().err

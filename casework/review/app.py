@@ -12,6 +12,7 @@ over it live from the casework database (pipelines/casework_db.py), where decisi
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import threading
 from contextlib import contextmanager
@@ -172,6 +173,19 @@ class Review:
         addr = request.client.host if request.client else None
         access_log.log_access(self.cw, user.name, user.role, action, kind, object_id, bank_id, addr, reason)
 
+    def audit_rows(self, con, user: User, alert_id: str | list[str] | None = None) -> pl.DataFrame:
+        """The audit entries the user may see, cases named in notes as the user may name them: an entry written before
+        case references were keyed named a case by its id (an analyst's decision) or by its unkeyed hash."""
+        rows = q.audit_entries(self.cw, user, alert_id)
+        if user.sees_all_banks or rows.is_empty():
+            return rows
+        ids = [r[0] for r in con.execute("SELECT DISTINCT case_id FROM alerts WHERE case_id IS NOT NULL").fetchall()]
+        if not ids:
+            return rows
+        unkeyed = ["C-" + hashlib.sha256(c.encode()).hexdigest()[:12] for c in ids]
+        keyed = [case_ref(c, self.case_key) for c in ids]
+        return rows.with_columns(pl.col("note").str.replace_many(ids + unkeyed, keyed + keyed))
+
     def bad_request(self, user: User, csrf: str) -> HTMLResponse:
         return self.page("error.html", user, csrf, status=400, message="Bad request: a filter or page number is not valid.")
 
@@ -312,7 +326,7 @@ class Review:
                 network=net.to_dicts(),
                 history=q.history(con, alert_id).to_dicts(),
                 case=q.case_members(con, user, a["case_id"], alert_id).to_dicts(),
-                audit=q.audit_entries(self.cw, user, alert_id).to_dicts(),
+                audit=self.audit_rows(con, user, alert_id).to_dicts(),
                 age_band=q.age_band(a["birth_year"], end.year if end else datetime.now().year),
                 account_age=fmt.age(a["opened_on"], end),
                 reasons=[
@@ -399,7 +413,8 @@ class Review:
     # ------------------------------------------------------------------ audit log
     @login_required
     async def audit(self, request: Request, user: User, csrf: str):
-        rows = q.audit_entries(self.cw, user)
+        with self.db() as con:
+            rows = self.audit_rows(con, user)
         self.accessed(request, user, "view", "audit_log")
         # locked user names that are users: a name typed wrong (an e-mail address, say) locks nobody and is not shown
         locked = [k for k in self.sessions.throttle.locked() if k.removeprefix("user:") in self.sessions.users]

@@ -20,6 +20,7 @@ import json
 import os
 import re
 import secrets
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ AUDITOR_PATHS = ("/audit", "/access", "/logout")  # all an auditor may open
 SCRYPT = (2**14, 8, 1)
 SESSION_SECONDS = 8 * 3600
 FREE_FAILURES, LOCK_AFTER, MAX_DELAY = 5, 10, 60  # failures before a delay; failures before a lock; longest delay (s)
+ADDRESS_QUIET = 15 * 60  # an address with no failed login for this long starts again
 
 
 def hash_password(password: str, salt: bytes | None = None) -> str:
@@ -124,34 +126,73 @@ DUMMY_HASH = hash_password(secrets.token_hex(8))
 class Throttle:
     """Failed logins per key (a user name or a client address): after FREE_FAILURES a growing wait
     (2, 4, 8 ... up to MAX_DELAY seconds) before the next try; a user name is locked after LOCK_AFTER until an analyst
-    lifts it.
+    lifts it, an address only waits and starts again after ADDRESS_QUIET seconds without a failure.
     In memory: a restart forgets counts and locks (and, with a made-up secret, all sessions)."""
 
     def __init__(self, clock=time.monotonic):
         self.clock = clock
         self.failures: dict[str, int] = {}
         self.next_try: dict[str, float] = {}
+        self.last: dict[str, float] = {}  # when each key last failed
+        self.lock = threading.Lock()  # logins check passwords in worker threads, side by side
 
-    def refused(self, key: str) -> str | None:
+    def attempt(self, keys: list[str]) -> dict[str, float | None]:
+        """Before a password is checked: raises Throttled ('locked' or 'wait') if a key may not try, else counts the
+        attempt as a failure at once, so that a burst of parallel tries cannot all pass before any is counted
+        (`succeeded` takes it back). Returns each key's wait before this attempt, for `succeeded`."""
+        with self.lock:
+            before = {key: self.next_try.get(key) for key in keys}
+            for key in keys:
+                self._forget_quiet_address(key)
+                why = self._refused(key)
+                if why:
+                    raise Throttled(why)
+            for key in keys:
+                n = self.failures[key] = self.failures.get(key, 0) + 1
+                self.last[key] = self.clock()
+                if n >= FREE_FAILURES:
+                    self.next_try[key] = self.clock() + min(MAX_DELAY, 2 ** (n - FREE_FAILURES + 1))
+            return before
+
+    def succeeded(self, user_key: str, addr_key: str, before: dict[str, float | None]) -> None:
+        """A right password: the user's run of failures ends; the address's attempt was no failure (its count and
+        wait go back to what they were), its earlier ones stand: else anyone with an account could wipe an address's
+        count between guesses at others."""
+        with self.lock:
+            self.failures.pop(user_key, None)
+            self.next_try.pop(user_key, None)
+            if self.failures.get(addr_key, 0) > 1:
+                self.failures[addr_key] -= 1
+            else:
+                self.failures.pop(addr_key, None)
+            if before.get(addr_key) is None:
+                self.next_try.pop(addr_key, None)
+            else:
+                self.next_try[addr_key] = before[addr_key]
+
+    def _forget_quiet_address(self, key: str) -> None:
+        """An address that has not failed for ADDRESS_QUIET seconds starts again: it only ever waits, never locks."""
+        if key.startswith("addr:") and self.clock() - self.last.get(key, self.clock()) > ADDRESS_QUIET:
+            self.failures.pop(key, None)
+            self.next_try.pop(key, None)
+
+    def _refused(self, key: str) -> str | None:
         """'locked', 'wait' or None (may try). Only a user name locks: an address (a shared proxy, an office behind one
         NAT) waits, or one person's typing would lock everyone there out, the analysts who could lift it too."""
         if self.failures.get(key, 0) >= LOCK_AFTER and not key.startswith("addr:"):
             return "locked"
         return "wait" if self.clock() < self.next_try.get(key, 0.0) else None
 
-    def failed(self, key: str) -> None:
-        n = self.failures[key] = self.failures.get(key, 0) + 1
-        if n >= FREE_FAILURES:
-            self.next_try[key] = self.clock() + min(MAX_DELAY, 2 ** (n - FREE_FAILURES + 1))
-
     def clear(self, key: str) -> bool:
-        had = key in self.failures
-        self.failures.pop(key, None)
-        self.next_try.pop(key, None)
-        return had
+        with self.lock:
+            had = key in self.failures
+            self.failures.pop(key, None)
+            self.next_try.pop(key, None)
+            return had
 
     def locked(self) -> list[str]:
-        return sorted(k for k, n in self.failures.items() if n >= LOCK_AFTER and not k.startswith("addr:"))
+        with self.lock:
+            return sorted(k for k, n in self.failures.items() if n >= LOCK_AFTER and not k.startswith("addr:"))
 
 
 class Sessions:
@@ -162,32 +203,29 @@ class Sessions:
         env = os.environ.get("THB_SESSION_SECRET")
         self.secret = secret or (env.encode() if env else secrets.token_bytes(32))
         self.live: dict[str, float] = {}  # session id -> expiry
+        self.lock = threading.Lock()  # logins run in worker threads
         self.throttle = Throttle()
 
     def login(self, name: str, password: str, addr: str = "") -> str | None:
         """A session cookie, or None; raises Throttled when the user or the address must wait or is locked."""
         keys = [f"user:{name}", f"addr:{addr}"]
-        for key in keys:
-            why = self.throttle.refused(key)
-            if why:
-                raise Throttled(why)
+        before = self.throttle.attempt(keys)  # counted as a failure until the password is found right
         u = self.users.get(name)
         ok = check_password(password, u["password"] if u else DUMMY_HASH)
         if not (u and ok):
-            for key in keys:
-                self.throttle.failed(key)
             return None
-        for key in keys:  # a right password ends the user's run of failures and its address's
-            self.throttle.clear(key)
+        self.throttle.succeeded(*keys, before)
         sid, exp = secrets.token_urlsafe(18), int(time.time()) + SESSION_SECONDS
-        self.live = {k: e for k, e in self.live.items() if e >= time.time()}
-        self.live[sid] = exp
+        with self.lock:
+            self.live = {k: e for k, e in self.live.items() if e >= time.time()}
+            self.live[sid] = exp
         return self._sign({"u": name, "exp": exp, "csrf": secrets.token_urlsafe(24), "sid": sid})
 
     def logout(self, cookie: str | None) -> None:
         body = self._body(cookie)
         if body:
-            self.live.pop(body.get("sid"), None)
+            with self.lock:
+                self.live.pop(body.get("sid"), None)
 
     def _sign(self, body: dict) -> str:
         raw = base64.urlsafe_b64encode(json.dumps(body, separators=(",", ":")).encode()).decode()

@@ -130,7 +130,7 @@ def case_routes(review) -> list[Route]:
             weeks = cq.money_over_time(None, con, nodes["account_id"].to_list())
             leads = nodes.filter(pl.col("visible") & pl.col("role").is_in(["controller", "employer", "hub"]))
             proceeds = cq.proceeds(con, leads["account_id"].to_list(), nodes["account_id"].to_list())
-            audit = q.audit_entries(self.cw, user, m["alert_id"].to_list())
+            audit = self.audit_rows(con, user, m["alert_id"].to_list())
             self.accessed(request, user, "view", "case", case_id)
         m = m.with_columns(pl.col("case_role").replace_strict(cq.ROLE_ORDER, default=9).alias("rr")).sort(
             "rr", pl.col("score"), descending=[False, True]
