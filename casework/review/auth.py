@@ -136,39 +136,36 @@ class Throttle:
         self.last: dict[str, float] = {}  # when each key last failed
         self.lock = threading.Lock()  # logins check passwords in worker threads, side by side
 
-    def attempt(self, keys: list[str]) -> dict[str, float | None]:
-        """Before a password is checked: raises Throttled ('locked' or 'wait') if a key may not try, else counts the
-        attempt as a failure at once, so that a burst of parallel tries cannot all pass before any is counted
-        (`succeeded` takes it back). Returns each key's wait before this attempt, for `succeeded`."""
+    def attempt(self, user_key: str, addr_key: str) -> None:
+        """Before a password is checked: raises Throttled ('locked' or 'wait') if the user name or the address may not
+        try, else counts the attempt against the user name at once, so that a burst of parallel guesses at one account
+        cannot all pass before any is counted (`succeeded` takes it back). The address counts a failure only when
+        there was one (`failed`): colleagues behind one address who sign in at the same moment are not held up."""
         with self.lock:
-            before = {key: self.next_try.get(key) for key in keys}
-            for key in keys:
+            for key in (user_key, addr_key):
                 self._forget_quiet_address(key)
                 why = self._refused(key)
                 if why:
                     raise Throttled(why)
-            for key in keys:
-                n = self.failures[key] = self.failures.get(key, 0) + 1
-                self.last[key] = self.clock()
-                if n >= FREE_FAILURES:
-                    self.next_try[key] = self.clock() + min(MAX_DELAY, 2 ** (n - FREE_FAILURES + 1))
-            return before
+            self._count(user_key)
 
-    def succeeded(self, user_key: str, addr_key: str, before: dict[str, float | None]) -> None:
-        """A right password: the user's run of failures ends; the address's attempt was no failure (its count and
-        wait go back to what they were), its earlier ones stand: else anyone with an account could wipe an address's
-        count between guesses at others."""
+    def failed(self, addr_key: str) -> None:
+        """A wrong password (or name), counted against the address too."""
+        with self.lock:
+            self._count(addr_key)
+
+    def succeeded(self, user_key: str) -> None:
+        """A right password: the user's run of failures ends. The address's failures stand (else anyone with an
+        account could wipe an address's count between guesses at others); they are forgotten after ADDRESS_QUIET."""
         with self.lock:
             self.failures.pop(user_key, None)
             self.next_try.pop(user_key, None)
-            if self.failures.get(addr_key, 0) > 1:
-                self.failures[addr_key] -= 1
-            else:
-                self.failures.pop(addr_key, None)
-            if before.get(addr_key) is None:
-                self.next_try.pop(addr_key, None)
-            else:
-                self.next_try[addr_key] = before[addr_key]
+
+    def _count(self, key: str) -> None:
+        n = self.failures[key] = self.failures.get(key, 0) + 1
+        self.last[key] = self.clock()
+        if n >= FREE_FAILURES:
+            self.next_try[key] = self.clock() + min(MAX_DELAY, 2 ** (n - FREE_FAILURES + 1))
 
     def _forget_quiet_address(self, key: str) -> None:
         """An address that has not failed for ADDRESS_QUIET seconds starts again: it only ever waits, never locks."""
@@ -209,12 +206,13 @@ class Sessions:
     def login(self, name: str, password: str, addr: str = "") -> str | None:
         """A session cookie, or None; raises Throttled when the user or the address must wait or is locked."""
         keys = [f"user:{name}", f"addr:{addr}"]
-        before = self.throttle.attempt(keys)  # counted as a failure until the password is found right
+        self.throttle.attempt(*keys)  # counted against the user name until the password is found right
         u = self.users.get(name)
         ok = check_password(password, u["password"] if u else DUMMY_HASH)
         if not (u and ok):
+            self.throttle.failed(keys[1])
             return None
-        self.throttle.succeeded(*keys, before)
+        self.throttle.succeeded(keys[0])
         sid, exp = secrets.token_urlsafe(18), int(time.time()) + SESSION_SECONDS
         with self.lock:
             self.live = {k: e for k, e in self.live.items() if e >= time.time()}
