@@ -160,6 +160,12 @@ def _stale_key(con, sub: Submission) -> str | None:
     from pipelines.rekey import current_key_id
 
     theirs, ours = (sub.manifest or {}).get("key_id"), current_key_id(con)
+    rotated = con.execute("SELECT count(*) FROM key_versions").fetchone()[0]
+    if ours and rotated and not theirs:  # after a rotation, ids made with the old key would load as other accounts
+        return (
+            f"manifest.json: key_id: the store's ids are under key {ours} since a key rotation, and this submission "
+            "does not say which key made its ids (pseudonymise writes it into the manifest)"
+        )
     if theirs and ours and theirs != ours:
         return (
             f"manifest.json: key_id: the ids were made with key {theirs}, the store is under key {ours} "

@@ -370,6 +370,13 @@ def test_rekey_keeps_links_across_the_rotation(tmp_path, capsys):
     stale = _submission(tmp_path, "o_stale", tmp_path / "r2", k1)  # a bank still on the old key: refused by name
     res = ingest(stale, db)
     assert res.outcome == "rejected" and "key_id" in res.message
+    # found by an integrity sweep: the same submission with the key_id taken out of its manifest loaded, and its
+    # bookings replaced the rotated ones under old-key ids that join nothing
+    m = json.loads((stale / "manifest.json").read_text())
+    del m["key_id"]
+    (stale / "manifest.json").write_text(json.dumps(m))
+    res = ingest(stale, db)
+    assert res.outcome == "rejected" and "since a key rotation, and this submission does not say which key" in res.message
     after = _submission(tmp_path, "o2", tmp_path / "r2", chain)  # banks now use the chain (old, new)
     assert ingest(after, db).outcome == "loaded"
 
