@@ -204,7 +204,11 @@ def _ingest(path, db_path, memory_limit, timer, require_manifest, progress) -> I
             return IngestOutcome(str(path), sid, "rejected", str(e), validation=Validation(Submission(path, {}), fault=e))
         sid = _submission_id(sub, path)
         earlier = con.execute(
-            "SELECT submission_id, rows_in FROM submissions WHERE fingerprint = ? AND outcome LIKE 'loaded%' "
+            "SELECT submission_id, rows_in FROM submissions s WHERE fingerprint = ? AND outcome LIKE 'loaded%' "
+            # a later submission of the bank that replaced rows may have replaced these: then the same files are the
+            # bank putting them back (undoing a wrong correction), loaded again like any resubmission
+            "AND NOT EXISTS (SELECT 1 FROM submissions c WHERE c.bank_id IS NOT DISTINCT FROM s.bank_id "
+            "AND c.loaded_at > s.loaded_at AND c.outcome LIKE 'loaded%' AND c.rows_replaced > 0) "
             "ORDER BY loaded_at LIMIT 1",
             [sub.fingerprint],
         ).fetchone()

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -127,6 +128,41 @@ def test_corrected_resubmission_replaces_rows(copy_sample, tmp_path):
         "decimal"
     ).Decimal("999.99")
     assert con.execute("SELECT count(*) FROM submissions").fetchone()[0] == 2  # both entries kept
+    con.close()
+
+
+def test_the_original_sent_again_after_its_correction_puts_its_rows_back(copy_sample, tmp_path):
+    """Found by an integrity sweep: a bank that re-sent its original file to undo a wrong correction was told
+    "identical files were already loaded", and the store kept the corrected amounts. Files whose rows a later
+    submission of the bank replaced load again; files nothing replaced since are still a duplicate."""
+    db = tmp_path / "s.duckdb"
+    original = copy_sample("valid/BANK_A")
+    assert ingest(original, db).outcome == "loaded"
+    assert ingest(original, db).outcome == "duplicate"
+    wrong = tmp_path / "wrong"
+    shutil.copytree(original, wrong)
+    tx = pl.read_csv(wrong / "transactions.csv", infer_schema=False)
+    tx = tx.with_columns(
+        pl.when(pl.col("txn_id") == "BANK_A-T000000010")
+        .then(pl.lit("999.99"))
+        .otherwise(pl.col("amount_eur"))
+        .alias("amount_eur")
+    )
+    tx.write_csv(wrong / "transactions.csv")
+    n_acc = json.loads((wrong / "manifest.json").read_text())["files"]["accounts.csv"]["rows"]
+    write_manifest(wrong, "BANK_A", "2026-09-01", "2026-09-30", {"transactions.csv": tx.height, "accounts.csv": n_acc})
+    assert ingest(wrong, db).rows_replaced == tx.height
+    back = ingest(original, db)
+    assert back.outcome == "loaded" and back.rows_replaced == tx.height
+    con = duckdb.connect(str(db), read_only=True)
+    amount = con.execute("SELECT amount_eur FROM transactions WHERE txn_id = 'BANK_A-T000000010'").fetchone()[0]
+    con.close()
+    assert str(amount) == tx_original_amount(original)
+
+
+def tx_original_amount(folder) -> str:
+    tx = pl.read_csv(folder / "transactions.csv", infer_schema=False)
+    return f"{float(tx.filter(pl.col('txn_id') == 'BANK_A-T000000010')['amount_eur'][0]):.2f}"
 
 
 def test_exception_mid_load_leaves_store_unchanged(samples, tmp_path, monkeypatch):
