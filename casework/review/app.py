@@ -186,6 +186,24 @@ class Review:
         keyed = [case_ref(c, self.case_key) for c in ids]
         return rows.with_columns(pl.col("note").str.replace_many(ids + unkeyed, keyed + keyed))
 
+    def export_goaml(self, request: Request, user: User, **which) -> bool:
+        """Write the goAML report of an alert or a case (`which`: alert= or case=) as this user, logged with their role
+        and address and named as their bank names the case; False when nothing was written (not escalated, or
+        reported a moment ago by a second click)."""
+        try:
+            with self.lock:
+                written, _ = self.exporter.export(
+                    self.goaml_out,
+                    user.name,
+                    role=user.role,
+                    address=request.client.host if request.client else None,
+                    bank=None if user.sees_all_banks else user.bank,
+                    **which,
+                )
+        except ExportError:
+            return False
+        return bool(written)
+
     def bad_request(self, user: User, csrf: str) -> HTMLResponse:
         return self.page("error.html", user, csrf, status=400, message="Bad request: a filter or page number is not valid.")
 
@@ -395,19 +413,7 @@ class Review:
                 return self.no_alert(user, csrf, alert_id)
         if not self.exporter:
             return self.page("error.html", user, csrf, status=404, message="goAML export is not configured (serve --identities).")
-        try:
-            with self.lock:
-                written, _ = self.exporter.export(
-                    self.goaml_out,
-                    user.name,
-                    alert=alert_id,
-                    role=user.role,
-                    address=request.client.host if request.client else None,
-                    bank=None if user.sees_all_banks else user.bank,
-                )
-        except ExportError:  # not escalated (or reported a moment ago, by a second click): nothing to write
-            written = []
-        msg = "goaml-written" if written else "goaml-refused"
+        msg = "goaml-written" if self.export_goaml(request, user, alert=alert_id) else "goaml-refused"
         return RedirectResponse(f"/alerts/{quote(alert_id)}?msg={msg}", status_code=303)
 
     # ------------------------------------------------------------------ audit log
@@ -416,9 +422,9 @@ class Review:
         with self.db() as con:
             rows = self.audit_rows(con, user)
         self.accessed(request, user, "view", "audit_log")
-        # locked user names that are users: a name typed wrong (an e-mail address, say) locks nobody and is not shown
-        locked = [k for k in self.sessions.throttle.locked() if k.removeprefix("user:") in self.sessions.users]
-        locked = locked if user.sees_all_banks else []
+        # analysts see locked user names that are users: a name typed wrong (an e-mail address, say) locks nobody
+        users = self.sessions.users
+        locked = [k for k in self.sessions.throttle.locked() if k.removeprefix("user:") in users] if user.sees_all_banks else []
         return self.page("audit.html", user, csrf, rows=rows.to_dicts(), locked=locked)
 
     @login_required

@@ -18,7 +18,6 @@ from starlette.responses import RedirectResponse
 from starlette.routing import Route
 
 from casework.dispositions import ACTIONS, DISMISS_REASONS, MAX_NOTE, DispositionError, clean_note, record_disposition
-from casework.goaml import ExportError
 from casework.review import case_queries as cq
 from casework.review import queries as q
 from casework.review.case_pictures import case_network_svg, weekly_bars_svg
@@ -234,19 +233,7 @@ def case_routes(review) -> list[Route]:
             return not_found(user, csrf, ref)
         if not self.exporter:
             return self.page("error.html", user, csrf, status=404, message="goAML export is not configured (serve --identities).")
-        try:
-            with self.lock:
-                written, _ = self.exporter.export(
-                    self.goaml_out,
-                    user.name,
-                    case=case_id,
-                    role=user.role,
-                    address=request.client.host if request.client else None,
-                    bank=None if user.sees_all_banks else user.bank,
-                )
-        except ExportError:  # no escalated alert of theirs in it (or reported a moment ago, by a second click)
-            written = []
-        return _back(ref, "goaml-written" if written else "goaml-refused")
+        return _back(ref, "goaml-written" if self.export_goaml(request, user, case=case_id) else "goaml-refused")
 
     def bind(handler):
         async def endpoint(request: Request):
