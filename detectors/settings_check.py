@@ -14,8 +14,9 @@ MODES = ("fused", "rules", "anomaly")  # fused, or one part alone (an ablation)
 
 def check(settings: Settings, source: str) -> None:
     """Raise SettingsError naming `source` when a rule, a rule's parameter or a pattern setting is not one we have."""
-    from detectors.patterns import PatternDetector
-    from detectors.rules import rule_set
+    from detectors.patterns import PATTERNS, PatternDetector
+    from detectors.rules import RULES, rule_set
+    from detectors.window import CATEGORIES
 
     overrides = {**settings.rules.overrides(), "disabled": list(settings.rules.disabled)}
     try:
@@ -23,21 +24,12 @@ def check(settings: Settings, source: str) -> None:
         PatternDetector({**overrides, "patterns": dict(settings.patterns)})
     except ValueError as e:
         raise SettingsError(f"{source}: {e}") from None
-    from detectors.window import CATEGORIES
-
     unknown = sorted(set(settings.window.categories) - set(CATEGORIES))
     if unknown:  # the rules read the categories they know; another name is a typo no rule would ever read
         raise SettingsError(f"{source}: window.categories: no category {', '.join(unknown)}; there are {', '.join(CATEGORIES)}")
-    known = {r.id for r in rule_set()} | {p for p in _pattern_ids()}
-    unknown = sorted(set(settings.fusion.rule_rate_ceilings or {}) - known)
+    unknown = sorted(set(settings.fusion.rule_rate_ceilings or {}) - {r.id for r in [*RULES, *PATTERNS]})
     if unknown:
         raise SettingsError(f"{source}: fusion.rule_rate_ceilings: no rule {', '.join(unknown)} (see `thb-signals rules`)")
-
-
-def _pattern_ids() -> list[str]:
-    from detectors.patterns import PATTERNS
-
-    return [p.id for p in PATTERNS]
 
 
 def checked_settings(config: str | None, **flags) -> Settings:

@@ -749,7 +749,7 @@ def open_casework(store_path: str | Path | None = None, url: str | None = None, 
     `create=False` (commands that only read decisions): when the SQLite file beside the store is not there, an empty
     one in memory, so nothing is made on disk (a file made empty after the real one was lost would verify "intact")."""
     u = casework_url(store_path, url)
-    if not create and not (url or os.environ.get("THB_CASEWORK_URL")) and not default_path(store_path).exists():
+    if not create and u.startswith("sqlite:///") and not Path(u.split("///", 1)[1]).exists():
         return Casework("sqlite://")
     cw = _OPEN.get(u)
     if cw is None:

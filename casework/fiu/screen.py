@@ -56,8 +56,6 @@ class ScreenResult:
 def check_screening(db: str | Path, start: date, end: date, theme_dirs: list[str] | None) -> None:
     """What would make a screening worth nothing, refused before one is recorded (it would become the latest screening,
     the one the FIU pages show): a themes folder that is not one, a store without FIU reports, a period without any."""
-    from pipelines import store
-
     for folder in theme_dirs or []:
         if not Path(folder).is_dir():
             raise ScreenError(f"--themes folder {folder}: not a folder of theme files")
