@@ -107,16 +107,7 @@ def test_corrected_resubmission_replaces_rows(copy_sample, tmp_path):
     first = copy_sample("broken/negative_amount")
     assert ingest(first, db).rows_quarantined["transactions"] == 3
     fixed = copy_sample("valid/BANK_A")
-    tx = pl.read_csv(fixed / "transactions.csv", infer_schema=False)
-    tx = tx.with_columns(
-        pl.when(pl.col("txn_id") == "BANK_A-T000000010")
-        .then(pl.lit("999.99"))
-        .otherwise(pl.col("amount_eur"))
-        .alias("amount_eur")
-    )
-    tx.write_csv(fixed / "transactions.csv")
-    n_acc = json.loads((fixed / "manifest.json").read_text())["files"]["accounts.csv"]["rows"]
-    write_manifest(fixed, "BANK_A", "2026-09-01", "2026-09-30", {"transactions.csv": tx.height, "accounts.csv": n_acc})
+    tx = _correct_one_amount(fixed)
     out = ingest(fixed, db)
     assert out.outcome == "loaded" and out.rows_replaced == tx.height - 3
     con = duckdb.connect(str(db), read_only=True)
@@ -141,16 +132,7 @@ def test_the_original_sent_again_after_its_correction_puts_its_rows_back(copy_sa
     assert ingest(original, db).outcome == "duplicate"
     wrong = tmp_path / "wrong"
     shutil.copytree(original, wrong)
-    tx = pl.read_csv(wrong / "transactions.csv", infer_schema=False)
-    tx = tx.with_columns(
-        pl.when(pl.col("txn_id") == "BANK_A-T000000010")
-        .then(pl.lit("999.99"))
-        .otherwise(pl.col("amount_eur"))
-        .alias("amount_eur")
-    )
-    tx.write_csv(wrong / "transactions.csv")
-    n_acc = json.loads((wrong / "manifest.json").read_text())["files"]["accounts.csv"]["rows"]
-    write_manifest(wrong, "BANK_A", "2026-09-01", "2026-09-30", {"transactions.csv": tx.height, "accounts.csv": n_acc})
+    tx = _correct_one_amount(wrong)
     assert ingest(wrong, db).rows_replaced == tx.height
     back = ingest(original, db)
     assert back.outcome == "loaded" and back.rows_replaced == tx.height
@@ -162,7 +144,23 @@ def test_the_original_sent_again_after_its_correction_puts_its_rows_back(copy_sa
 
 def tx_original_amount(folder) -> str:
     tx = pl.read_csv(folder / "transactions.csv", infer_schema=False)
-    return f"{float(tx.filter(pl.col('txn_id') == 'BANK_A-T000000010')['amount_eur'][0]):.2f}"
+    return f"{float(tx.filter(pl.col('txn_id') == CORRECTED)['amount_eur'][0]):.2f}"
+
+
+CORRECTED = "BANK_A-T000000010"  # the booking a correction changes
+
+
+def _correct_one_amount(folder) -> pl.DataFrame:
+    """A bank's correction of BANK_A's sample: booking CORRECTED's amount becomes 999.99, with a manifest to match;
+    returns the transactions written."""
+    tx = pl.read_csv(folder / "transactions.csv", infer_schema=False)
+    tx = tx.with_columns(
+        pl.when(pl.col("txn_id") == CORRECTED).then(pl.lit("999.99")).otherwise(pl.col("amount_eur")).alias("amount_eur")
+    )
+    tx.write_csv(folder / "transactions.csv")
+    n_acc = json.loads((folder / "manifest.json").read_text())["files"]["accounts.csv"]["rows"]
+    write_manifest(folder, "BANK_A", "2026-09-01", "2026-09-30", {"transactions.csv": tx.height, "accounts.csv": n_acc})
+    return tx
 
 
 def test_exception_mid_load_leaves_store_unchanged(samples, tmp_path, monkeypatch):
