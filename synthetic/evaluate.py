@@ -67,18 +67,25 @@ def _read(path: str | Path | pl.DataFrame, need: tuple[str, ...], what: str) -> 
     return df
 
 
-def _numeric(df: pl.DataFrame, columns: tuple[str, ...], name: str) -> pl.DataFrame:
-    """The columns as numbers: text that is a number ("10", " 0.9") is cast; anything else, an empty cell or NaN is
-    refused naming the file, row and column, because text sorts "10" before "2" and a score must be a number."""
+def _numeric(
+    df: pl.DataFrame, columns: tuple[str, ...], name: str, blank_ok: bool = False, within: tuple[float, float] | None = None
+) -> pl.DataFrame:
+    """The columns as numbers: text that is a number ("10", " 0.9") is cast; anything else, an empty cell (unless
+    `blank_ok`), NaN or a number outside `within` is refused naming the file, row and column, because text sorts "10"
+    before "2" and a score must be a number."""
+    kind = "a number" if within is None else f"a number from {within[0]:g} to {within[1]:g}"
     for col in columns:
         s = df[col]
         if s.dtype == pl.Boolean or not (s.dtype.is_numeric() or s.dtype in (pl.Utf8, pl.Null)):
-            raise EvaluationError(f"{name}: column {col} is {s.dtype}, not numbers")
+            raise EvaluationError(f"{name}: column {col} is {s.dtype}, not numbers" + kind.removeprefix("a number"))
         x = s.str.strip_chars().cast(pl.Float64, strict=False) if s.dtype == pl.Utf8 else s.cast(pl.Float64)
-        bad = x.is_null() | ~x.is_finite()
+        bad = x.is_null() | ~x.is_finite() | (~x.is_between(*within) if within else False)
+        if blank_ok:
+            bad = bad & s.is_not_null() & (s.cast(pl.Utf8).str.strip_chars() != "")
+        bad = bad.fill_null(True)
         if bad.any():
             i = int(bad.arg_max())
-            shown = "is empty" if s[i] is None or (isinstance(s[i], str) and not s[i].strip()) else f"{s[i]!r} is not a number"
+            shown = "is empty" if s[i] is None or (isinstance(s[i], str) and not s[i].strip()) else f"{s[i]!r} is not {kind}"
             raise EvaluationError(f"{name} row {i + 1}: {col} {shown}")
         if not s.dtype.is_numeric():
             df = df.with_columns(x.alias(col))
@@ -108,16 +115,7 @@ def _label_types(labels: pl.DataFrame, name: str) -> pl.DataFrame:
     labels = labels.with_columns(pl.col(c).cast(pl.Utf8) for c in LABEL_COLUMNS if c in labels.columns)
     if "subtlety" not in labels.columns:
         return labels
-    s = labels["subtlety"]
-    if s.dtype == pl.Boolean or not (s.dtype.is_numeric() or s.dtype in (pl.Utf8, pl.Null)):
-        raise EvaluationError(f"{name}: column subtlety is {s.dtype}, not numbers from 0 to 1")
-    x = s.str.strip_chars().cast(pl.Float64, strict=False) if s.dtype == pl.Utf8 else s.cast(pl.Float64)
-    given = s.is_not_null() & (s.cast(pl.Utf8).str.strip_chars() != "")
-    bad = given & (x.is_null() | ~x.is_between(0, 1)).fill_null(True)
-    if bad.any():
-        i = int(bad.arg_max())
-        raise EvaluationError(f"{name} row {i + 1}: subtlety {s[i]!r} is not a number from 0 to 1")
-    return labels.with_columns(x.alias("subtlety"))
+    return _numeric(labels, ("subtlety",), name, blank_ok=True, within=(0, 1))
 
 
 def evaluate(alerts, labels, accounts_scored: int | None = None) -> dict:
