@@ -1154,6 +1154,7 @@ def build_parser() -> _Parser:
     )
     s.add_argument(
         "--proxy",
+        type=_proxy_addresses,
         metavar="ADDRESSES",
         help="the TLS proxy's address(es), comma-separated: its X-Forwarded-For names the client (no header is trusted without)",
     )
@@ -1283,6 +1284,21 @@ def _count(text: str) -> int:
 
 def _port(text: str) -> int:
     return _positive(text, 1, 65535)
+
+
+def _proxy_addresses(text: str) -> str:
+    """serve --proxy: IP addresses or networks, comma-separated. uvicorn takes anything else as a name no client has,
+    so a typo would silently believe no proxy; and `*` would believe every client's X-Forwarded-For."""
+    import ipaddress
+
+    for item in text.split(","):
+        try:
+            ipaddress.ip_network(item.strip(), strict=False)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{item.strip()!r} is not an IP address or network (e.g. 127.0.0.1 or 10.0.0.0/8)"
+            ) from None
+    return ",".join(item.strip() for item in text.split(","))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -276,6 +276,12 @@ def test_a_dask_scheduler_that_does_not_answer_is_one_line_before_anything_start
     [
         (["status", "--db", "s.duckdb", "--runs", "-5"], "argument --runs: -5 must be at least 0"),
         (["serve", "--db", "s.duckdb", "--users", "u.yaml", "--port", "99999"], "argument --port: 99999 must be at most 65535"),
+        # a typo would silently believe no proxy (uvicorn takes it as a name), `*` every client's X-Forwarded-For
+        (
+            ["serve", "--db", "s.duckdb", "--users", "u.yaml", "--proxy", "10.0.0.1,ngnix"],
+            "argument --proxy: 'ngnix' is not an IP",
+        ),
+        (["serve", "--db", "s.duckdb", "--users", "u.yaml", "--proxy", "*"], "argument --proxy: '*' is not an IP address"),
         (["validate", "x", "--gx-sample-rows", "-5"], "argument --gx-sample-rows: -5 must be at least 0"),
         (["generate", "out", "--accounts", "50"], "argument --accounts: 50 must be at least 100"),
         (["generate", "out", "--fiu", "--networks", "0"], "argument --networks: 0 must be at least 1"),
